@@ -1,0 +1,30 @@
+"""Adapters: one per model family; `adapter_for(model)` picks the right one."""
+
+from __future__ import annotations
+
+from ..errors import UnsupportedArchitectureError
+from ..transformer import Transformer
+from .base import Adapter, HookGroup
+from .transformer import TransformerAdapter
+
+
+def adapter_for(model: object) -> Adapter:
+    """Returns the adapter that describes `model`'s writers and readers, or raises UnsupportedArchitectureError."""
+    if isinstance(model, Adapter):
+        return model
+    if isinstance(model, Transformer):
+        return TransformerAdapter(model)
+    from transformer_lens import TransformerBridge
+
+    if isinstance(model, TransformerBridge):
+        from .bridge import BridgeAdapter
+
+        return BridgeAdapter(model)
+    raise UnsupportedArchitectureError(
+        f"edgewise has no adapter for {type(model).__name__}. Supported: edgewise.transformer.Transformer "
+        "(tracr and trained models) and transformer_lens.TransformerBridge (Hugging Face causal LMs, booted with "
+        "TransformerBridge.boot_transformers). Wrap other models in a subclass of edgewise.adapters.Adapter."
+    )
+
+
+__all__ = ["Adapter", "HookGroup", "TransformerAdapter", "adapter_for"]

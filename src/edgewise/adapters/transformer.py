@@ -1,0 +1,23 @@
+"""Adapter for edgewise's own Transformer (tracr-compiled and project-trained models)."""
+
+from __future__ import annotations
+
+from ..transformer import Transformer
+from .base import Adapter, HookGroup, layered_hook_groups
+
+
+class TransformerAdapter(Adapter):
+    """Writers and readers of an `edgewise.transformer.Transformer`."""
+
+    def __init__(self, model: Transformer):
+        self.model = model
+
+    def hook_groups(self, split_embeddings: bool = False) -> list[HookGroup]:
+        cfg = self.model.cfg
+        return layered_hook_groups(
+            n_layers=cfg.n_layers,
+            n_heads=cfg.n_heads,
+            n_kv_heads=cfg.n_kv_heads,
+            final_hook=f"blocks.{cfg.n_layers - 1}.hook_resid_post",
+            split_embeddings=split_embeddings,
+        )

@@ -1,0 +1,32 @@
+"""Exceptions raised by edgewise's public API; each message names the bad value and the fix."""
+
+
+class EdgewiseError(Exception):
+    """Base class of every error edgewise raises on purpose."""
+
+
+class UnknownTaskError(EdgewiseError, KeyError):
+    """A task name that is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+class UnsupportedArchitectureError(EdgewiseError):
+    """A model whose writers and readers the adapter cannot describe."""
+
+
+class GraphMismatchError(EdgewiseError):
+    """A mask, circuit or score list that does not fit the graph it is used with."""
+
+
+class BatchShapeError(EdgewiseError):
+    """Clean and corrupted (or reference) batches that cannot be paired."""
+
+
+class UnknownAblationError(EdgewiseError, ValueError):
+    """An ablation name that edgewise does not implement."""
+
+
+class CompileError(EdgewiseError):
+    """A RASP program that tracr cannot compile, or whose conversion is not exact."""

@@ -1,0 +1,180 @@
+"""Graph: the nodes and edges of one model's computation, built from its adapter's hook groups; serialisable.
+
+Every writer (embeddings, attention head, MLP) feeds every reader (a head's q, k or v input, an MLP input, the
+final residual) that comes later in the residual stream. A per-position graph repeats each edge once per
+sequence position (auto-circuit's token circuits): edge (w, r, p) carries w's output at position p into r's
+input at position p.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .adapters import adapter_for
+from .adapters.base import HookGroup
+from .errors import GraphMismatchError
+
+
+@dataclass(frozen=True, order=True)
+class Edge:
+    """One writer -> reader edge; `position` is set only in per-position graphs."""
+
+    writer: str
+    reader: str
+    position: int | None = None
+
+    @property
+    def name(self) -> str:
+        """Returns `writer->reader`, with `@position` appended in per-position graphs."""
+        suffix = "" if self.position is None else f"@{self.position}"
+        return f"{self.writer}->{self.reader}{suffix}"
+
+    def endpoints(self) -> list[str]:
+        """Returns [writer, reader] node names as JSON stores them (`A0.0@2` style in per-position graphs)."""
+        if self.position is None:
+            return [self.writer, self.reader]
+        return [f"{self.writer}@{self.position}", f"{self.reader}@{self.position}"]
+
+    @classmethod
+    def from_endpoints(cls, writer: str, reader: str) -> "Edge":
+        """Parses the JSON form written by `endpoints`."""
+        if "@" in writer:
+            w, wp = writer.rsplit("@", 1)
+            r, rp = reader.rsplit("@", 1)
+            if wp != rp:
+                raise GraphMismatchError(f"edge {writer} -> {reader} joins two positions; edges stay at one position")
+            return cls(w, r, int(wp))
+        return cls(writer, reader)
+
+
+class Graph:
+    """Nodes and edges of one model, with the hook layout the patching forward needs."""
+
+    def __init__(self, groups: list[HookGroup], n_positions: int | None = None):
+        self.groups = tuple(groups)
+        self.n_positions = n_positions
+        self.writers: list[str] = [n for g in groups if g.kind == "writer" for n in g.names]
+        self.readers: list[str] = [n for g in groups if g.kind == "reader" for n in g.names]
+        if len(set(self.writers)) != len(self.writers) or len(set(self.readers)) != len(self.readers):
+            raise GraphMismatchError("hook groups name a writer or reader twice; every node name must be unique")
+        # For each group: its first index among writers (or readers) and the number of writers before it.
+        self.group_offset: list[int] = []
+        self.writers_before: list[int] = []
+        n_w = n_r = 0
+        for g in groups:
+            self.group_offset.append(n_w if g.kind == "writer" else n_r)
+            self.writers_before.append(n_w)
+            if g.kind == "writer":
+                n_w += len(g.names)
+            else:
+                n_r += len(g.names)
+        positions = [None] if n_positions is None else list(range(n_positions))
+        self.edges: list[Edge] = []
+        for g, before in zip(groups, self.writers_before):
+            if g.kind != "reader":
+                continue
+            for reader in g.names:
+                for writer in self.writers[:before]:
+                    self.edges.extend(Edge(writer, reader, p) for p in positions)
+        self._index = {e: i for i, e in enumerate(self.edges)}
+        w_idx = {n: i for i, n in enumerate(self.writers)}
+        r_idx = {n: i for i, n in enumerate(self.readers)}
+        self.edge_writer = torch.tensor([w_idx[e.writer] for e in self.edges], dtype=torch.long)
+        self.edge_reader = torch.tensor([r_idx[e.reader] for e in self.edges], dtype=torch.long)
+        self.edge_position = torch.tensor([e.position or 0 for e in self.edges], dtype=torch.long)
+
+    @classmethod
+    def from_model(
+        cls, model: object, per_position: bool = False, n_positions: int | None = None, split_embeddings: bool = False
+    ) -> "Graph":
+        """Returns the graph of `model` (or of an Adapter); per-position graphs need the sequence length."""
+        adapter = adapter_for(model)
+        if per_position and not n_positions:
+            raise GraphMismatchError("a per-position graph needs n_positions (the sequence length of the task's data)")
+        return cls(adapter.hook_groups(split_embeddings=split_embeddings), n_positions if per_position else None)
+
+    from_adapter = from_model
+
+    @property
+    def per_position(self) -> bool:
+        return self.n_positions is not None
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edges)
+
+    @property
+    def nodes(self) -> list[str]:
+        """Returns node names in residual-stream order; an MLP is one node that both reads and writes."""
+        names = list(dict.fromkeys(n for g in self.groups for n in g.names))
+        if self.n_positions is None:
+            return names
+        return [f"{n}@{p}" for p in range(self.n_positions) for n in names]
+
+    def edge_index(self, edge: Edge | tuple) -> int:
+        """Returns the position of `edge` in the mask vector, or raises GraphMismatchError."""
+        key = edge if isinstance(edge, Edge) else Edge(*edge)
+        try:
+            return self._index[key]
+        except KeyError:
+            raise GraphMismatchError(
+                f"edge {key.name} is not in this graph ({self.n_edges} edges, "
+                f"{'per-position' if self.per_position else 'plain'}); writers must precede readers and names must "
+                f"match `edgewise graph` output, e.g. {self.edges[0].name}"
+            ) from None
+
+    def __contains__(self, edge: Edge) -> bool:
+        return edge in self._index
+
+    def mask_for(self, edges: "set[Edge] | list[Edge]", keep: float = 1.0) -> torch.Tensor:
+        """Returns a mask [n_edges] that keeps exactly `edges` (value `keep`) and ablates every other edge."""
+        mask = torch.zeros(self.n_edges)
+        for e in edges:
+            mask[self.edge_index(e)] = keep
+        return mask
+
+    def check_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """Returns `mask` as float [n_masks, n_edges], or raises GraphMismatchError naming the expected shape."""
+        if not isinstance(mask, torch.Tensor) or not mask.is_floating_point():
+            raise GraphMismatchError(
+                f"the mask must be a float tensor [n_edges] or [n_masks, n_edges]; got {type(mask).__name__}"
+                f"{'' if not isinstance(mask, torch.Tensor) else ' of dtype ' + str(mask.dtype)}. Use graph.mask_for("
+                "edges) or torch.ones(graph.n_edges)"
+            )
+        if mask.dim() not in (1, 2) or mask.shape[-1] != self.n_edges:
+            raise GraphMismatchError(
+                f"mask has shape {tuple(mask.shape)} but this graph has {self.n_edges} edges: pass [{self.n_edges}] "
+                f"or [n_masks, {self.n_edges}] (was the mask made for the "
+                f"{'plain' if self.per_position else 'per-position'} graph?)"
+            )
+        return mask if mask.dim() == 2 else mask.unsqueeze(0)
+
+    def to_dict(self) -> dict:
+        return {
+            "groups": [g.to_dict() for g in self.groups],
+            "n_positions": self.n_positions,
+            "nodes": self.nodes,
+            "edges": [e.endpoints() for e in self.edges],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Graph":
+        return cls([HookGroup.from_dict(g) for g in d["groups"]], d["n_positions"])
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Graph":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Graph) and self.groups == other.groups and self.n_positions == other.n_positions
+
+    def __repr__(self) -> str:
+        kind = f"per-position x{self.n_positions}" if self.per_position else "plain"
+        return f"Graph({len(self.writers)} writers, {len(self.readers)} readers, {self.n_edges} edges, {kind})"
