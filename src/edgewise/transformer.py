@@ -33,6 +33,7 @@ class TransformerConfig:
     normalization: bool = False  # LayerNorm before attention, MLP and unembedding
     attention_dir: Literal["causal", "bidirectional"] = "causal"
     act_fn: Literal["relu", "gelu"] = "relu"
+    pad_token_id: int | None = None  # keys holding this token are masked out of attention
 
     @property
     def n_kv_heads(self) -> int:
@@ -82,7 +83,9 @@ class Attention(nn.Module):
         self.hook_z = HookPoint()
         self.hook_result = HookPoint()
 
-    def forward(self, q_in: torch.Tensor, k_in: torch.Tensor, v_in: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, q_in: torch.Tensor, k_in: torch.Tensor, v_in: torch.Tensor, key_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         q = self.hook_q(torch.einsum("bphd,hde->bphe", q_in, self.W_Q) + self.b_Q)
         k = self.hook_k(torch.einsum("bphd,hde->bphe", k_in, self.W_K) + self.b_K)
         v = self.hook_v(torch.einsum("bphd,hde->bphe", v_in, self.W_V) + self.b_V)
@@ -95,6 +98,8 @@ class Attention(nn.Module):
             n = scores.shape[-1]
             future = torch.triu(torch.ones(n, n, dtype=torch.bool, device=scores.device), 1)
             scores = scores.masked_fill(future, float("-inf"))
+        if key_mask is not None:  # [batch, key_pos]: False at padding
+            scores = scores.masked_fill(~key_mask[:, None, None, :], -1e30)
         scores = self.hook_attn_scores(scores)
         pattern = self.hook_pattern(scores.softmax(-1))
         z = self.hook_z(torch.einsum("bhqk,bkhe->bqhe", pattern, v))
@@ -137,14 +142,14 @@ class Block(nn.Module):
         self.hook_mlp_out = HookPoint()
         self.hook_resid_post = HookPoint()
 
-    def forward(self, resid: torch.Tensor) -> torch.Tensor:
+    def forward(self, resid: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         resid = self.hook_resid_pre(resid)
         b, p, d = resid.shape
         # Views, not copies: a head's input is materialised only when a hook replaces it.
         q_in = self.hook_q_input(resid.unsqueeze(2).expand(b, p, self.cfg.n_heads, d))
         k_in = self.hook_k_input(resid.unsqueeze(2).expand(b, p, self.cfg.n_kv_heads, d))
         v_in = self.hook_v_input(resid.unsqueeze(2).expand(b, p, self.cfg.n_kv_heads, d))
-        attn_out = self.hook_attn_out(self.attn(self.ln1(q_in), self.ln1(k_in), self.ln1(v_in)))
+        attn_out = self.hook_attn_out(self.attn(self.ln1(q_in), self.ln1(k_in), self.ln1(v_in), key_mask))
         resid = self.hook_resid_mid(resid + attn_out)
         mlp_out = self.hook_mlp_out(self.mlp(self.ln2(self.hook_mlp_in(resid))))
         return self.hook_resid_post(resid + mlp_out)
@@ -181,6 +186,7 @@ class Transformer(HookedRootModule):
         positions = torch.arange(tokens.shape[-1], device=tokens.device)
         pos_embed = self.W_pos[positions].expand(tokens.shape[0], -1, -1)
         resid = self.hook_embed(self.W_E[tokens]) + self.hook_pos_embed(pos_embed)
+        key_mask = None if self.cfg.pad_token_id is None else tokens != self.cfg.pad_token_id
         for block in self.blocks:
-            resid = block(resid)
+            resid = block(resid, key_mask)
         return self.ln_final(resid) @ self.W_U + self.b_U

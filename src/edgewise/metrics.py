@@ -1,0 +1,53 @@
+"""Faithfulness metrics: how far a patched model's outputs are from the full model's, on the scored positions.
+
+Every metric returns a distance (0 = identical to the full model, larger = less faithful), averaged over the
+batch and the scored positions, keeping any leading mask dimension: [n_masks] for logits [n_masks, batch, pos, v].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+def _masked_mean(per_position: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Returns the mean of [..., batch, pos] over batch and the positions where `positions` [batch, pos] is True."""
+    weights = positions.to(per_position.dtype)
+    return (per_position * weights).sum((-1, -2)) / weights.sum()
+
+
+def kl_divergence(logits: torch.Tensor, reference: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Returns KL(softmax(reference) || softmax(logits)): the full model's distribution is the target."""
+    ref_logp = reference.log_softmax(-1)
+    per_position = (ref_logp.exp() * (ref_logp - logits.log_softmax(-1))).sum(-1)
+    return _masked_mean(per_position, positions)
+
+
+def mean_squared_error(logits: torch.Tensor, reference: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Returns the squared difference of the outputs, summed over output dimensions (one for numerical tasks)."""
+    return _masked_mean((logits - reference).pow(2).sum(-1), positions)
+
+
+def l2_distance(logits: torch.Tensor, reference: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Returns the Euclidean distance between output vectors: ACDC's metric for its tracr tasks."""
+    return _masked_mean((logits - reference).pow(2).sum(-1).sqrt(), positions)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named distance between patched and reference logits on the scored positions."""
+
+    name: str
+    fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+    def __call__(self, logits: torch.Tensor, reference: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self.fn(logits, reference, positions)
+
+
+METRICS = {
+    "kl": Metric("kl", kl_divergence),
+    "mse": Metric("mse", mean_squared_error),
+    "l2": Metric("l2", l2_distance),
+}

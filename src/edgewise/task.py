@@ -1,0 +1,82 @@
+"""Task: a model, clean and corrupted inputs, a metric, and (when known) the ground-truth circuit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .ablation import AblatedOutputs, make_ablation
+from .adapters import Adapter, adapter_for
+from .errors import BatchShapeError, GraphMismatchError
+from .graph import Edge, Graph
+from .metrics import Metric
+from .patching import patched_forward
+
+
+@dataclass
+class Task:
+    """One behaviour of one model; clean row i is paired with corrupted row i for resample ablation."""
+
+    name: str
+    model: torch.nn.Module
+    clean: torch.Tensor  # [batch, pos] token ids
+    corrupt: torch.Tensor  # [batch, pos] token ids, paired row by row with `clean`
+    metric: Metric
+    scored_positions: torch.Tensor  # [batch, pos] bool: where the metric looks
+    ground_truth: list[tuple[str, str]] | None = None  # plain-graph (writer, reader) edges
+    ground_truth_positions: list[int] | None = None  # positions a ground-truth edge covers in per-position graphs
+    description: str = ""
+    pairing: str = ""  # how corrupted inputs were made from clean ones
+    extras: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.clean.shape != self.corrupt.shape:
+            raise BatchShapeError(
+                f"task {self.name}: clean batch {tuple(self.clean.shape)} and corrupted batch "
+                f"{tuple(self.corrupt.shape)} differ; resample ablation pairs them row by row, so give both the same "
+                "number of rows and the same (padded) length"
+            )
+        if self.scored_positions.shape != self.clean.shape:
+            raise BatchShapeError(
+                f"task {self.name}: scored_positions {tuple(self.scored_positions.shape)} must match the clean batch "
+                f"{tuple(self.clean.shape)}"
+            )
+
+    @property
+    def adapter(self) -> Adapter:
+        return adapter_for(self.model)
+
+    @property
+    def n_positions(self) -> int:
+        return self.clean.shape[1]
+
+    def graph(self, per_position: bool = False) -> Graph:
+        """Returns the task model's graph, unrolled over the task's sequence positions if `per_position`."""
+        return Graph.from_model(self.adapter, per_position, self.n_positions if per_position else None)
+
+    def ground_truth_edges(self, graph: Graph) -> set[Edge]:
+        """Returns the ground-truth circuit as edges of `graph` (each plain edge at its positions if per-position)."""
+        if self.ground_truth is None:
+            raise GraphMismatchError(f"task {self.name} has no known ground-truth circuit")
+        if not graph.per_position:
+            return {Edge(w, r) for w, r in self.ground_truth}
+        positions = self.ground_truth_positions or range(graph.n_positions)
+        return {Edge(w, r, p) for w, r in self.ground_truth for p in positions}
+
+    def ablation(self, graph: Graph, kind: str = "resample") -> AblatedOutputs:
+        """Returns the named ablation: resample uses the corrupted batch, the others average the clean batch."""
+        return make_ablation(kind, self.adapter, graph, self.corrupt if kind == "resample" else self.clean)
+
+    @torch.no_grad()
+    def full_logits(self) -> torch.Tensor:
+        """Returns the unpatched model's logits on the clean batch."""
+        return self.adapter.forward(self.clean)
+
+    def faithfulness_loss(
+        self, graph: Graph, ablated: AblatedOutputs, mask: torch.Tensor, reference: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Returns the metric between the masked model and the full model: scalar, or [n_masks] for batched masks."""
+        reference = self.full_logits() if reference is None else reference
+        logits = patched_forward(self.adapter, graph, self.clean, ablated, mask)
+        return self.metric(logits, reference, self.scored_positions)

@@ -1,0 +1,330 @@
+"""Compile RASP programs with tracr into edgewise Transformers, and read their true circuits off the compiler.
+
+The compiler's craft model says, for every attention head and MLP, which residual-stream directions (labelled by
+RASP operation and value) it reads through its query, key and value inputs and which it writes. A writer -> reader
+edge is in the ground truth when the writer writes a direction the reader reads. Compiled weights and the derived
+circuit are cached on disk, keyed by a fingerprint of the program, so tracr's compile time is paid once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .adapters.transformer import TransformerAdapter
+from .errors import CompileError
+from .graph import Graph
+from .transformer import Transformer, TransformerConfig
+
+CACHE_FORMAT = 1  # bump when the conversion or the ground-truth rule changes
+COMPILER_BOS = "BOS"
+COMPILER_PAD = "PAD"
+
+
+def default_cache_dir() -> Path:
+    """Returns $EDGEWISE_CACHE/tracr, or ~/.cache/edgewise/tracr."""
+    root = os.environ.get("EDGEWISE_CACHE") or Path.home() / ".cache" / "edgewise"
+    return Path(root) / "tracr"
+
+
+@dataclass
+class CompiledProgram:
+    """A tracr program loaded into an edgewise Transformer, with its input/output coding and true circuit."""
+
+    name: str
+    model: Transformer
+    vocab: list  # input values, without BOS/PAD
+    max_seq_len: int
+    encoding: dict  # input value (and BOS, PAD) -> token id
+    output_values: list | None  # categorical outputs: value of each output logit; numerical: None
+    ground_truth: list[tuple[str, str]]  # plain-graph (writer, reader) edges the program uses
+    reads: dict[str, list[str]] = field(default_factory=dict)  # reader node -> residual directions it reads
+    writes: dict[str, list[str]] = field(default_factory=dict)  # writer node -> residual directions it writes
+
+    @property
+    def categorical(self) -> bool:
+        return self.output_values is not None
+
+    @property
+    def bos_id(self) -> int:
+        return self.encoding[COMPILER_BOS]
+
+    @property
+    def pad_id(self) -> int:
+        return self.encoding[COMPILER_PAD]
+
+    def encode(self, sequences: list[list]) -> torch.Tensor:
+        """Returns token ids [batch, 1 + longest] with BOS prepended and shorter sequences padded with PAD."""
+        width = max(len(s) for s in sequences)
+        if width > self.max_seq_len:
+            raise CompileError(f"{self.name} was compiled for sequences up to {self.max_seq_len}; got one of {width}")
+        try:
+            rows = [[self.bos_id] + [self.encoding[v] for v in s] + [self.pad_id] * (width - len(s)) for s in sequences]
+        except KeyError as err:
+            raise CompileError(f"value {err.args[0]!r} is not in {self.name}'s vocabulary {self.vocab}") from None
+        return torch.tensor(rows, dtype=torch.long)
+
+    def decode(self, logits: torch.Tensor) -> list[list]:
+        """Returns the program's outputs per sequence (BOS position dropped): argmax values or numbers."""
+        if self.output_values is None:
+            return logits[:, 1:, 0].tolist()
+        return [[self.output_values[i] for i in row] for row in logits[:, 1:].argmax(-1).tolist()]
+
+    def graph(self, per_position: bool = False, n_positions: int | None = None) -> Graph:
+        return Graph.from_model(TransformerAdapter(self.model), per_position, n_positions)
+
+
+def _label(direction) -> str:
+    return str(direction.name) if direction.value is None else f"{direction.name}:{direction.value}"
+
+
+def program_fingerprint(program, vocab: set, max_seq_len: int, causal: bool) -> str:
+    """Returns a hash of the program's structure and of every operation's values on fixed sample inputs.
+
+    RASP labels carry global ids that change with creation order, so the structure is hashed without them; the
+    sampled values make two programs with the same shape but different functions hash apart.
+    """
+    from tracr.compiler import rasp_to_graph
+    from tracr.rasp import rasp
+
+    graph = rasp_to_graph.extract_rasp_graph(program).graph
+    order = list(_topological(graph))
+    position = {label: i for i, label in enumerate(order)}
+    rng = random.Random(0)
+    values = sorted(vocab, key=repr)
+    samples = [[rng.choice(values) for _ in range(rng.randint(1, max_seq_len))] for _ in range(24)]
+    parts = [repr(sorted(vocab, key=repr)), max_seq_len, causal, CACHE_FORMAT]
+    for label in order:
+        expr = graph.nodes[label]["EXPR"]
+        children = sorted(position[c.label] for c in expr.children)
+        annotations = sorted((k, repr(v)) for k, v in expr.annotations.items() if k != "name")
+        outputs = [repr(rasp.evaluate(expr, s)) for s in samples] if isinstance(expr, rasp.SOp) else []
+        parts.append([type(expr).__name__, children, annotations, outputs])
+    return hashlib.sha256(json.dumps(parts, default=repr).encode()).hexdigest()[:16]
+
+
+def _topological(graph):
+    import networkx as nx
+
+    return nx.lexicographical_topological_sort(graph, key=lambda label: str(label))
+
+
+def compile_program(
+    program,
+    vocab: set,
+    max_seq_len: int,
+    name: str,
+    causal: bool = False,
+    cache_dir: Path | None = None,
+) -> CompiledProgram:
+    """Returns `program` compiled by tracr and loaded into an edgewise Transformer, from the cache when possible."""
+    cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
+    key = program_fingerprint(program, vocab, max_seq_len, causal)
+    path = cache_dir / f"{name}-{key}.pt"
+    if path.exists():
+        return _load(path)
+    compiled = _compile(program, vocab, max_seq_len, name, causal)[0]
+    _save(compiled, path)
+    return compiled
+
+
+def compile_with_tracr(program, vocab: set, max_seq_len: int, name: str, causal: bool = False):
+    """Returns (CompiledProgram, tracr's AssembledTransformerModel), never from the cache: for exactness checks."""
+    return _compile(program, vocab, max_seq_len, name, causal)
+
+
+def _compile(program, vocab, max_seq_len, name, causal):
+    from tracr.compiler import (
+        assemble,
+        basis_inference,
+        craft_graph_to_model,
+        craft_model_to_transformer,
+        expr_to_craft_graph,
+        rasp_to_graph,
+        validating,
+    )
+    from tracr.craft import bases
+    from tracr.rasp import rasp
+
+    unsupported = validating.static_validate(program)
+    if unsupported:
+        reasons = "; ".join(f"{u.expr.name}: {u.reason}" for u in unsupported)
+        raise CompileError(f"tracr cannot compile {name}: {reasons}")
+    extracted = rasp_to_graph.extract_rasp_graph(program)
+    basis_inference.infer_bases(extracted.graph, extracted.sink, vocab, max_seq_len)
+    expr_to_craft_graph.add_craft_components_to_rasp_graph(
+        extracted.graph, bos_dir=bases.BasisDirection(rasp.tokens.label, COMPILER_BOS), mlp_exactness=100
+    )
+    craft_model = craft_graph_to_model.craft_graph_to_model(extracted.graph, extracted.sources)
+    assembled = craft_model_to_transformer.craft_model_to_transformer(
+        craft_model=craft_model,
+        graph=extracted.graph,
+        sink=extracted.sink,
+        max_seq_len=max_seq_len,
+        causal=causal,
+        compiler_bos=COMPILER_BOS,
+        compiler_pad=COMPILER_PAD,
+    )
+    _, module_names = assemble._get_model_config_and_module_names(craft_model)
+    model = _to_transformer(assembled, causal)
+    encoding = dict(assembled.input_encoder.encoding_map)
+    output_encoder = assembled.output_encoder
+    output_values = None
+    if output_encoder is not None and hasattr(output_encoder, "encoding_map"):
+        decoding = {i: v for v, i in output_encoder.encoding_map.items()}
+        output_values = [decoding[i] for i in range(len(decoding))]
+    reads, writes = _residual_reads_and_writes(craft_model, module_names, model.cfg, extracted.sink)
+    graph = Graph.from_model(TransformerAdapter(model))
+    ground_truth = [
+        (e.writer, e.reader) for e in graph.edges if set(writes.get(e.writer, ())) & set(reads.get(e.reader, ()))
+    ]
+    compiled = CompiledProgram(
+        name=name,
+        model=model,
+        vocab=sorted(vocab, key=repr),
+        max_seq_len=max_seq_len,
+        encoding=encoding,
+        output_values=output_values,
+        ground_truth=ground_truth,
+        reads=reads,
+        writes=writes,
+    )
+    return compiled, assembled
+
+
+def _to_transformer(assembled, causal: bool) -> Transformer:
+    """Returns tracr's weights in an edgewise Transformer: no LayerNorm, ReLU MLPs, tracr's own unembedding."""
+    import einops
+    import haiku as hk
+    import jax.numpy as jnp
+
+    params = {k: {n: np.asarray(v) for n, v in d.items()} for k, d in assembled.params.items()}
+    tc = assembled.model_config
+    n_layers = tc.num_layers
+    d_model = params["token_embed"]["embeddings"].shape[1]
+
+    @hk.without_apply_rng
+    @hk.transform
+    def unembed(x):
+        return assembled.get_compiled_model().unembed(x, use_unembed_argmax=False)
+
+    # tracr's projection onto the output space, applied to the identity: [d_model, d_vocab_out]
+    w_u = np.asarray(unembed.apply(assembled.params, jnp.eye(d_model)))
+    w_u = w_u.reshape(d_model, -1)
+    cfg = TransformerConfig(
+        n_layers=n_layers,
+        d_model=d_model,
+        n_heads=tc.num_heads,
+        d_head=tc.key_size,
+        d_mlp=tc.mlp_hidden_size,
+        d_vocab=params["token_embed"]["embeddings"].shape[0],
+        d_vocab_out=w_u.shape[1],
+        n_ctx=params["pos_embed"]["embeddings"].shape[0],
+        normalization=False,
+        attention_dir="causal" if causal else "bidirectional",
+        act_fn="relu",
+        pad_token_id=assembled.input_encoder.pad_encoding,
+    )
+    h = cfg.n_heads
+    state = {
+        "W_E": params["token_embed"]["embeddings"],
+        "W_pos": params["pos_embed"]["embeddings"],
+        "W_U": w_u,
+        "b_U": np.zeros(w_u.shape[1]),
+    }
+    for layer in range(n_layers):
+        attn, mlp = f"transformer/layer_{layer}/attn", f"transformer/layer_{layer}/mlp"
+        for ours, theirs in (("W_Q", "query"), ("W_K", "key"), ("W_V", "value")):
+            state[f"blocks.{layer}.attn.{ours}"] = einops.rearrange(
+                params[f"{attn}/{theirs}"]["w"], "d (h e) -> h d e", h=h
+            )
+            state[f"blocks.{layer}.attn.b{ours[1:]}"] = einops.rearrange(
+                params[f"{attn}/{theirs}"]["b"], "(h e) -> h e", h=h
+            )
+        state[f"blocks.{layer}.attn.W_O"] = einops.rearrange(params[f"{attn}/linear"]["w"], "(h e) d -> h e d", h=h)
+        state[f"blocks.{layer}.attn.b_O"] = params[f"{attn}/linear"]["b"]
+        state[f"blocks.{layer}.mlp.W_in"] = params[f"{mlp}/linear_1"]["w"]
+        state[f"blocks.{layer}.mlp.b_in"] = params[f"{mlp}/linear_1"]["b"]
+        state[f"blocks.{layer}.mlp.W_out"] = params[f"{mlp}/linear_2"]["w"]
+        state[f"blocks.{layer}.mlp.b_out"] = params[f"{mlp}/linear_2"]["b"]
+    model = Transformer(cfg)
+    missing, unexpected = model.load_state_dict(
+        {k: torch.tensor(np.asarray(v), dtype=torch.float32) for k, v in state.items()}, strict=False
+    )
+    if unexpected or [k for k in missing if not k.endswith((".w", ".b"))]:
+        raise CompileError(f"tracr weights did not fit the Transformer: missing {missing}, unexpected {unexpected}")
+    return model.eval()
+
+
+def _residual_reads_and_writes(craft_model, module_names, cfg: TransformerConfig, sink) -> tuple[dict, dict]:
+    """Returns, per graph node, the residual directions it reads (readers) and writes (writers)."""
+    from tracr.craft import transformers
+    from tracr.rasp import rasp
+
+    reads: dict[str, set] = {}
+    writes: dict[str, set] = {"Resid Start": set()}
+    for module_name, block in zip(module_names, craft_model.blocks):
+        layer = int(module_name.split("_")[1].split("/")[0])
+        if isinstance(block, transformers.MLP):
+            reads[f"MLP {layer}"] = {_label(d) for d in block.fst.input_space.basis}
+            writes[f"MLP {layer}"] = {_label(d) for d in block.snd.output_space.basis}
+            continue
+        for head, craft_head in enumerate(block.as_multi().heads()):
+            reads[f"A{layer}.{head}.Q"] = {_label(d) for d in craft_head.w_qk.left_space.basis}
+            reads[f"A{layer}.{head}.K"] = {_label(d) for d in craft_head.w_qk.right_space.basis}
+            reads[f"A{layer}.{head}.V"] = {_label(d) for d in craft_head.w_ov.input_space.basis}
+            writes[f"A{layer}.{head}"] = {_label(d) for d in craft_head.w_ov.output_space.basis}
+    written_by_blocks = set().union(*writes.values())
+    read_by_blocks = set().union(*reads.values())
+    # The embeddings write tokens, indices and the constant `one` direction: everything no block writes.
+    writes["Resid Start"] = {
+        d for d in read_by_blocks if d.split(":")[0] in (rasp.tokens.label, rasp.indices.label, "one")
+    } - written_by_blocks
+    reads["Resid End"] = {_label(d) for d in sink["OUTPUT_BASIS"]}
+    return (
+        {k: sorted(v) for k, v in reads.items()},
+        {k: sorted(v) for k, v in writes.items()},
+    )
+
+
+def _save(compiled: CompiledProgram, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "name": compiled.name,
+        "config": compiled.model.cfg.to_dict(),
+        "state_dict": compiled.model.state_dict(),
+        "vocab": compiled.vocab,
+        "max_seq_len": compiled.max_seq_len,
+        "encoding": compiled.encoding,
+        "output_values": compiled.output_values,
+        "ground_truth": compiled.ground_truth,
+        "reads": compiled.reads,
+        "writes": compiled.writes,
+    }
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(record, tmp)
+    tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+
+
+def _load(path: Path) -> CompiledProgram:
+    record = torch.load(path, weights_only=False)
+    model = Transformer(TransformerConfig(**record["config"]))
+    model.load_state_dict(record["state_dict"])
+    return CompiledProgram(
+        name=record["name"],
+        model=model.eval(),
+        vocab=record["vocab"],
+        max_seq_len=record["max_seq_len"],
+        encoding=record["encoding"],
+        output_values=record["output_values"],
+        ground_truth=[tuple(e) for e in record["ground_truth"]],
+        reads=record["reads"],
+        writes=record["writes"],
+    )
