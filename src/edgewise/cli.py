@@ -1,0 +1,127 @@
+"""The `edgewise` command line: thin; it parses, calls the library, prints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import EdgewiseError
+
+
+def _tasks(args: argparse.Namespace) -> int:
+    from .tracr_tasks import get_task, task_names
+
+    rows = []
+    for name in task_names():
+        task = get_task(name)
+        cfg = task.model.cfg
+        rows.append(
+            {
+                "name": name,
+                "n_layers": cfg.n_layers,
+                "n_heads": cfg.n_heads,
+                "d_model": cfg.d_model,
+                "n_edges": task.graph().n_edges,
+                "n_edges_per_position": task.graph(per_position=True).n_edges,
+                "n_ground_truth_edges": len(task.ground_truth or []),
+                "n_examples": task.clean.shape[0],
+                "metric": task.metric.name,
+                "description": task.description,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = f"{'task':<22}{'layers':>7}{'heads':>6}{'d_model':>8}{'edges':>7}{'per-pos':>9}{'truth':>7}{'n':>5}  metric"
+    print(header)
+    for r in rows:
+        print(
+            f"{r['name']:<22}{r['n_layers']:>7}{r['n_heads']:>6}{r['d_model']:>8}{r['n_edges']:>7}"
+            f"{r['n_edges_per_position']:>9}{r['n_ground_truth_edges']:>7}{r['n_examples']:>5}  {r['metric']}"
+        )
+    return 0
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from .tracr_tasks import get_task
+
+    task = get_task(args.task)
+    graph = task.graph(per_position=args.per_position)
+    truth = sorted(task.ground_truth_edges(graph), key=graph.edge_index)
+    if args.json:
+        record = {
+            "nodes": graph.nodes,
+            "edges": [e.endpoints() for e in graph.edges],
+            "ground_truth": [e.endpoints() for e in truth],
+        }
+        Path(args.json).write_text(json.dumps(record, indent=1))
+        print(f"wrote {args.json}: {len(graph.nodes)} nodes, {graph.n_edges} edges, {len(truth)} ground-truth edges")
+        return 0
+    print(f"{task.name}: {task.description}")
+    print(graph)
+    print(f"nodes ({len(graph.nodes)}): {', '.join(graph.nodes)}")
+    if args.all_edges:
+        print("edges:")
+        for e in graph.edges:
+            print(f"  {e.name}")
+    print(f"ground-truth circuit ({len(truth)} edges):")
+    for e in truth:
+        print(f"  {e.name}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .checks import run_checks
+    from .tracr_tasks import get_task
+
+    task = get_task(args.task)
+    results = run_checks(task, per_position=args.per_position)
+    for r in results:
+        print(f"{'PASS' if r.passed else 'FAIL'}  {r.max_abs_diff:.2e} <= {r.tolerance:.0e}  {r.name}")
+    failed = [r for r in results if not r.passed]
+    print(f"{len(results) - len(failed)}/{len(results)} patching checks passed on {task.name}")
+    return 1 if failed else 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.task, Path(args.out))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgewise", description="Circuit discovery on edge graphs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("tasks", help="list the built-in tasks with model sizes and edge counts")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.set_defaults(run=_tasks)
+    p = sub.add_parser("graph", help="print a task's nodes, edges and ground-truth circuit")
+    p.add_argument("task")
+    p.add_argument("--per-position", action="store_true", help="unroll the graph over sequence positions")
+    p.add_argument("--json", metavar="FILE", help="write {nodes, edges, ground_truth} to FILE")
+    p.add_argument("--all-edges", action="store_true", help="also print every edge")
+    p.set_defaults(run=_graph)
+    p = sub.add_parser("check", help="run the patching exactness checks on a task's model")
+    p.add_argument("task")
+    p.add_argument("--per-position", action="store_true")
+    p.set_defaults(run=_check)
+    p = sub.add_parser("demo", help="show a task, its graph, its true circuit and a patching check, with plots")
+    p.add_argument("--task", default="tracr-reverse")
+    p.add_argument("--out", default="demo-output", help="folder for the plots and JSON")
+    p.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except EdgewiseError as err:
+        print(f"edgewise: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
