@@ -13,6 +13,16 @@ from .errors import (
 )
 from .graph import Edge, Graph
 from .patching import patched_forward
+from .task import Task
 from .transformer import Transformer, TransformerConfig
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """Imports the tracr suite (and with it jax) only when it is used."""
+    if name in ("get_task", "task_names", "tracr_task"):
+        from . import tracr_tasks
+
+        return getattr(tracr_tasks, name)
+    raise AttributeError(f"module 'edgewise' has no attribute {name!r}")

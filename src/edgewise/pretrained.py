@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from .adapters.bridge import enable_edge_hooks
 from .errors import EdgewiseError
 
 SMOLLM2_NAME = "smollm2-135m-instruct"
@@ -115,26 +116,18 @@ def dequantise_gguf(gguf_path: Path, folder: Path) -> Path:
     return folder
 
 
-def enable_edge_hooks(bridge: "TransformerBridge") -> "TransformerBridge":  # noqa: F821
-    """Returns `bridge` with the hooks an edge graph needs switched on: per-head q/k/v inputs (pre-norm residual
-    copies, `blocks.L.hook_{q,k,v}_input`), per-head attention results (`blocks.L.attn.hook_result`) and
-    `blocks.L.hook_mlp_in`."""
-    bridge.set_use_split_qkv_input(True)
-    bridge.set_use_attn_result(True)
-    bridge.set_use_hook_mlp_in(True)
-    return bridge
-
-
 def boot_bridge(hf_folder: Path) -> "TransformerBridge":  # noqa: F821
-    """Returns a TransformerBridge booted offline from a local fp32 Hugging Face folder, in eval mode, hooks on.
+    """Returns a TransformerBridge booted offline from a local fp32 Hugging Face folder, in eval mode, with the
+    hooks an edge graph needs switched on (`edgewise.adapters.bridge.enable_edge_hooks`).
 
-    The bridge loads the folder's tokenizer itself (as `bridge.tokenizer`).
+    The bridge loads the folder's tokenizer itself (as `bridge.tokenizer`; it prepends BOS).
     """
     from transformer_lens import TransformerBridge
 
     bridge = TransformerBridge.boot_transformers(str(hf_folder), device="cpu", dtype=torch.float32)
     bridge.eval()
-    return enable_edge_hooks(bridge)
+    enable_edge_hooks(bridge)
+    return bridge
 
 
 def load_smollm2(cache_dir: Path | None = None) -> PretrainedModel:

@@ -25,7 +25,7 @@ class Task:
     metric: Metric
     scored_positions: torch.Tensor  # [batch, pos] bool: where the metric looks
     ground_truth: list[tuple[str, str]] | None = None  # plain-graph (writer, reader) edges
-    ground_truth_positions: list[int] | None = None  # positions a ground-truth edge covers in per-position graphs
+    bos_position: int | None = None  # a position that holds the same token in every input (tracr's BOS)
     description: str = ""
     pairing: str = ""  # how corrupted inputs were made from clean ones
     extras: dict = field(default_factory=dict)
@@ -55,13 +55,17 @@ class Task:
         """Returns the task model's graph, unrolled over the task's sequence positions if `per_position`."""
         return Graph.from_model(self.adapter, per_position, self.n_positions if per_position else None)
 
-    def ground_truth_edges(self, graph: Graph) -> set[Edge]:
-        """Returns the ground-truth circuit as edges of `graph` (each plain edge at its positions if per-position)."""
+    def ground_truth_edges(self, graph: Graph, include_bos: bool = True) -> set[Edge]:
+        """Returns the ground-truth circuit as edges of `graph`; per-position graphs get each edge at every position.
+
+        Every position keeps the circuit faithful under every ablation. `include_bos=False` drops the BOS position,
+        auto-circuit's convention: BOS is identical in clean and corrupted inputs, so resampling it is a no-op.
+        """
         if self.ground_truth is None:
             raise GraphMismatchError(f"task {self.name} has no known ground-truth circuit")
         if not graph.per_position:
             return {Edge(w, r) for w, r in self.ground_truth}
-        positions = self.ground_truth_positions or range(graph.n_positions)
+        positions = [p for p in range(graph.n_positions) if include_bos or p != self.bos_position]
         return {Edge(w, r, p) for w, r in self.ground_truth for p in positions}
 
     def ablation(self, graph: Graph, kind: str = "resample") -> AblatedOutputs:

@@ -72,7 +72,7 @@ def tracr_task(
         metric=METRICS[metric_name],
         scored_positions=scored,
         ground_truth=list(compiled.ground_truth),
-        ground_truth_positions=list(range(1, clean.shape[1])),
+        bos_position=0,
         description=description,
         pairing=f"corrupted row i = clean row perm[i], perm a random derangement (seed {seed})",
         extras={"compiled": compiled, "sequences": sequences},
@@ -140,7 +140,7 @@ def _specs() -> list[TracrSpec]:
             lambda: lib.make_frac_prevs(rasp.tokens == "x").named("frac_prevs"),
             frozenset("wxyz"),
             5,
-            lambda: [[random.Random(i).choice("wxyz") for _ in range(4)] for i in range(50)],
+            lambda: all_or_sample(frozenset("wxyz"), 4, 50),
             "fraction of tokens so far that are 'x' (ACDC's data: 50 random sequences of length 4)",
         ),
         TracrSpec(

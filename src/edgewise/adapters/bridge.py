@@ -1,0 +1,191 @@
+"""Adapter for transformer_lens' TransformerBridge: Hugging Face causal LMs run through their own modeling code.
+
+The bridge exposes TransformerLens-style hooks once three flags are on (`enable_edge_hooks`):
+
+    blocks.L.attn.hook_q_input   [batch, pos, n_heads, d_model]     reader: one residual copy per query head
+    blocks.L.attn.hook_k_input   [batch, pos, n_kv_heads, d_model]  reader: one copy per key/value head (GQA as is)
+    blocks.L.attn.hook_v_input   [batch, pos, n_kv_heads, d_model]  reader
+    blocks.L.attn.hook_result    [batch, pos, n_heads, d_model]     writer: per-head output, before the sum and b_O
+    blocks.L.hook_mlp_in         [batch, pos, d_model]              reader: ln2's input
+    blocks.L.mlp.hook_out        [batch, pos, d_model]              writer
+
+The reader copies are taken before the block's norm (the bridge re-applies ln1 per copy, and hook_mlp_in fires on
+ln2's input), so each reader sees the raw residual stream: the sum of all earlier writers plus biases.
+
+The groups use the bridge's canonical hook names, not TransformerLens' aliases (`blocks.L.hook_q_input`,
+`blocks.L.hook_mlp_out`, `blocks.0.hook_resid_pre`, ...): a hook function receives `hook.name` in canonical form,
+so only canonical names key the recorded writer outputs consistently.
+"""
+
+from __future__ import annotations
+
+from ..errors import UnsupportedArchitectureError
+from .base import Adapter, HookGroup, layered_hook_groups
+
+
+def enable_edge_hooks(bridge) -> None:
+    """Switches on the bridge hooks an edge graph reads and patches: split q/k/v inputs per head, per-head
+    attention results, and hook_mlp_in. `use_attn_in` (one shared q/k/v input) excludes split inputs: it is
+    switched off."""
+    if getattr(bridge.cfg, "use_attn_in", False):
+        bridge.set_use_attn_in(False)
+    bridge.set_use_split_qkv_input(True)
+    bridge.set_use_attn_result(True)
+    bridge.set_use_hook_mlp_in(True)
+
+
+class BridgeAdapter(Adapter):
+    """Writers and readers of a TransformerBridge with sequential pre-norm blocks (Llama, Mistral, Qwen, GPT-2...).
+
+    Constructing it checks every block (see `_check_architecture`) and switches on the hooks it needs. Raises
+    UnsupportedArchitectureError for blocks whose attention heads or MLP do not write additively into the
+    residual stream: parallel attention + MLP, post-sublayer norms (Gemma 2/3, OLMo 2), scaled residual adds
+    (Granite), attention with no per-head q/k/v fork (MLA, delegated attention) and joint q/k norms.
+    """
+
+    def __init__(self, bridge):
+        self.model = bridge
+        self._check_architecture()
+        try:
+            enable_edge_hooks(bridge)
+        except NotImplementedError as err:
+            raise UnsupportedArchitectureError(f"{self._model_name()}: {err}") from err
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.model.cfg.n_heads)
+
+    @property
+    def n_kv_heads(self) -> int:
+        return int(getattr(self.model.cfg, "n_key_value_heads", None) or self.model.cfg.n_heads)
+
+    def describe(self) -> dict:
+        """Returns n_layers, n_heads, n_kv_heads and d_model."""
+        cfg = self.model.cfg
+        return {"n_layers": cfg.n_layers, "n_heads": self.n_heads, "n_kv_heads": self.n_kv_heads, "d_model": cfg.d_model}
+
+    def forward(self, tokens):
+        """Returns logits [batch, pos, vocab] for token ids [batch, pos] (no BOS is added; no padding mask)."""
+        return self.model(tokens, return_type="logits")
+
+    def hook_groups(self, split_embeddings: bool = False) -> list[HookGroup]:
+        """Returns `Resid Start`, then per layer q/k/v input readers, head writers, MLP reader and writer, then
+        `Resid End` (the last block's output, before the final norm)."""
+        if split_embeddings:
+            embed_hooks = self._embedding_hooks()
+        else:
+            embed_hooks = ("hook_embed", "hook_pos_embed")  # unused
+        groups = layered_hook_groups(
+            n_layers=self.n_layers,
+            n_heads=self.n_heads,
+            n_kv_heads=self.n_kv_heads,
+            final_hook=f"blocks.{self.n_layers - 1}.hook_out",
+            split_embeddings=split_embeddings,
+            embed_hooks=embed_hooks,
+            merged_embed_hook="blocks.0.hook_in",
+        )
+        return [HookGroup(g.kind, self._canonical_hook(g.hook), g.names, g.per_head) for g in groups]
+
+    def _embedding_hooks(self) -> tuple[str, str]:
+        """Returns the token and learned position embedding hooks, or raises for models without the latter."""
+        cfg = self.model.cfg
+        pos_type = getattr(cfg, "positional_embedding_type", "standard")
+        pos_embed = getattr(self.model, "pos_embed", None)
+        if pos_type != "standard" or pos_embed is None or getattr(pos_embed, "original_component", None) is None:
+            raise UnsupportedArchitectureError(
+                f"{self._model_name()} has no position embedding in the residual stream (positional embedding type "
+                f"{pos_type!r}: rotary and alibi positions act inside attention), so the embeddings cannot be split "
+                "into token and position writers. Use split_embeddings=False: the single writer `Resid Start` is the "
+                "token embedding."
+            )
+        return ("embed.hook_out", "pos_embed.hook_out")
+
+    def _canonical_hook(self, name: str) -> str:
+        hook_dict = self.model.hook_dict
+        if name not in hook_dict:
+            raise UnsupportedArchitectureError(
+                f"{self._model_name()} has no hook {name!r}; edgewise's bridge adapter needs TransformerLens-style "
+                "blocks (blocks.L.attn.hook_q_input, blocks.L.attn.hook_result, blocks.L.hook_mlp_in, ...)"
+            )
+        return hook_dict[name].name
+
+    def _model_name(self) -> str:
+        """Returns e.g. `LlamaForCausalLM (path/or/hub-name)`, for error messages."""
+        cfg = self.model.cfg
+        architecture = getattr(cfg, "architecture", None) or type(self.model).__name__
+        source = getattr(cfg, "model_name", None)
+        return f"{architecture} ({source})" if source else str(architecture)
+
+    def _check_architecture(self) -> None:
+        """Raises UnsupportedArchitectureError unless every block is a sequential pre-norm attention + MLP block
+        whose heads and MLP add their outputs to the residual stream unscaled and unnormalised."""
+        from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
+        from transformer_lens.model_bridge.generalized_components.block import BlockBridge
+        from transformer_lens.model_bridge.generalized_components.joint_qkv_attention import (
+            JointQKVAttentionBridge,
+        )
+        from transformer_lens.model_bridge.generalized_components.position_embeddings_attention import (
+            PositionEmbeddingsAttentionBridge,
+        )
+
+        name, cfg = self._model_name(), self.model.cfg
+
+        def unsupported(reason: str) -> UnsupportedArchitectureError:
+            return UnsupportedArchitectureError(
+                f"{name}: {reason}. edgewise's edge graph needs every attention head and MLP to add its output to "
+                "the residual stream directly (sequential pre-norm blocks, as in Llama, Mistral, Qwen 2 or GPT-2); "
+                "describe other models with your own subclass of edgewise.adapters.Adapter"
+            )
+
+        if getattr(cfg, "parallel_attn_mlp", False):
+            raise unsupported("attention and MLP run in parallel on the same residual (parallel_attn_mlp)")
+        if getattr(cfg, "gated_q_proj", False):
+            raise unsupported("the query projection is gated, which the bridge cannot split per head")
+        blocks = getattr(self.model, "blocks", None)
+        if not blocks:
+            raise unsupported("the bridge has no `blocks`")
+        for layer, block in enumerate(blocks):
+            where = f"block {layer} ({type(block).__name__})"
+            if type(block) is not BlockBridge:
+                kind = {
+                    "ParallelBlockBridge": "attention and MLP read the same residual in parallel",
+                    "ScaledResidualBlockBridge": "sublayer outputs are scaled before the residual add",
+                }.get(type(block).__name__, "the block is not a plain sequential attention + MLP block")
+                raise unsupported(f"{where}: {kind}")
+            submodules = block.submodules or {}
+            post_norms = sorted(n for n in ("ln1_post", "ln2_post") if n in submodules)
+            if post_norms:
+                raise unsupported(
+                    f"{where}: sublayer outputs pass through a norm ({', '.join(post_norms)}) before the residual "
+                    "add, so the heads' results are normalised together and do not add up to what enters the "
+                    "residual stream"
+                )
+            missing = [n for n in ("ln1", "attn", "ln2", "mlp") if n not in submodules]
+            if missing:
+                raise unsupported(f"{where}: no {', '.join(missing)}; expected ln1 -> attn, ln2 -> mlp")
+            attn = submodules["attn"]
+            per_head_fork = isinstance(attn, (JointQKVAttentionBridge, PositionEmbeddingsAttentionBridge)) and (
+                isinstance(attn, AttentionBridge) and attn.supports_split_qkv_fork and attn.supports_attn_result
+            )
+            if not per_head_fork:
+                raise unsupported(
+                    f"{where}: its attention ({type(attn).__name__}) has no per-head q/k/v input fork or no per-head "
+                    "result"
+                )
+            if getattr(attn, "_qk_norm_phase", None) == "pre_reshape":
+                raise unsupported(
+                    f"{where}: the query/key norm spans all heads at once, so one head's query depends on every "
+                    "head's input"
+                )
+            if getattr(attn, "_result_contribution_scale", 1.0) != 1.0:
+                raise unsupported(f"{where}: attention results are rescaled before the residual add")
+            attn_cfg = getattr(attn, "config", None) or cfg
+            heads = (
+                int(getattr(attn_cfg, "n_heads", self.n_heads)),
+                int(getattr(attn_cfg, "n_key_value_heads", None) or getattr(attn_cfg, "n_heads", self.n_heads)),
+            )
+            if heads != (self.n_heads, self.n_kv_heads):
+                raise unsupported(
+                    f"{where}: {heads[0]} query / {heads[1]} key-value heads, but the model declares "
+                    f"{self.n_heads} / {self.n_kv_heads}; layers with different head counts are not supported"
+                )

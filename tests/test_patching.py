@@ -1,0 +1,179 @@
+"""The one-pass patching forward against independent references, on tracr models and a random LayerNorm/GQA model."""
+
+import pytest
+import torch
+
+from conftest import tracr
+from edgewise.ablation import make_ablation
+from edgewise.graph import Edge, Graph
+from edgewise.patching import patched_forward
+from edgewise.reference import per_edge_forward, single_edge_patch
+
+TRACR = ["tracr-reverse", "tracr-proportion", "tracr-pair-balance", "tracr-dyck2"]
+
+
+def _graph_and_data(case, random_model, random_batches, per_position=False):
+    if case == "random":
+        clean, corrupt = random_batches
+        graph = Graph.from_model(random_model, per_position, clean.shape[1])
+        return random_model, graph, clean, corrupt
+    task = tracr(case)
+    return task.model, task.graph(per_position), task.clean, task.corrupt
+
+
+CASES = TRACR + ["random"]
+
+
+@pytest.mark.parametrize("case", CASES)
+@torch.no_grad()
+def test_mask_of_ones_reproduces_plain_forward(case, random_model, random_batches):
+    model, graph, clean, corrupt = _graph_and_data(case, random_model, random_batches)
+    for kind in ("resample", "zero", "mean"):
+        ablated = make_ablation(kind, model, graph, corrupt)
+        logits = patched_forward(model, graph, clean, ablated, torch.ones(graph.n_edges))
+        assert torch.allclose(logits, model(clean), atol=1e-5), kind
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("per_position", [False, True])
+@torch.no_grad()
+def test_mask_of_zeros_under_resample_reproduces_corrupted_forward(case, per_position, random_model, random_batches):
+    model, graph, clean, corrupt = _graph_and_data(case, random_model, random_batches, per_position)
+    ablated = make_ablation("resample", model, graph, corrupt)
+    logits = patched_forward(model, graph, clean, ablated, torch.zeros(graph.n_edges))
+    assert torch.allclose(logits, model(corrupt), atol=1e-5)
+    assert not torch.allclose(model(clean), model(corrupt), atol=1e-3)  # the check has teeth
+
+
+@torch.no_grad()
+def test_zero_ablating_everything_leaves_only_biases(random_model, random_batches):
+    """With every edge zero-ablated each reader sees only biases, so the logits cannot depend on the tokens."""
+    clean, corrupt = random_batches
+    graph = Graph.from_model(random_model)
+    ablated = make_ablation("zero", random_model, graph, clean)
+    a = patched_forward(random_model, graph, clean, ablated, torch.zeros(graph.n_edges))
+    b = patched_forward(random_model, graph, corrupt, ablated, torch.zeros(graph.n_edges))
+    # Looser: readers see resid - sum(outputs), a float32 cancellation that LayerNorm of a bias-only input amplifies.
+    assert torch.allclose(a, b, atol=1e-4)
+    assert not torch.allclose(random_model(clean), random_model(corrupt), atol=1e-2)
+
+
+def _hand_patch_reverse(task, writer_hook, writer_head, reader_hook, reader_head):
+    """Resample-ablates one edge of the tracr-reverse model with plain TransformerLens hooks."""
+    model = task.model
+    _, corrupt_cache = model.run_with_cache(task.corrupt)
+    _, clean_cache = model.run_with_cache(task.clean)
+
+    def writer_out(cache):
+        v = cache[writer_hook]
+        return v if writer_head is None else v[:, :, writer_head]
+
+    def hook(value, hook):
+        value = value.clone()
+        delta = writer_out(corrupt_cache) - writer_out(clean_cache)
+        if reader_head is None:
+            value += delta
+        else:
+            value[:, :, reader_head] += delta
+        return value
+
+    return model.run_with_hooks(task.clean, fwd_hooks=[(reader_hook, hook)])
+
+
+@pytest.mark.parametrize(
+    "edge, hooks",
+    [
+        (Edge("Resid Start", "A3.0.V"), ("blocks.0.hook_resid_pre", None, "blocks.3.hook_v_input", 0)),
+        (Edge("MLP 2", "A3.0.Q"), ("blocks.2.hook_mlp_out", None, "blocks.3.hook_q_input", 0)),
+        (Edge("A0.0", "MLP 0"), ("blocks.0.attn.hook_result", 0, "blocks.0.hook_mlp_in", None)),
+        (Edge("A3.0", "Resid End"), ("blocks.3.attn.hook_result", 0, "blocks.3.hook_resid_post", None)),
+        (Edge("Resid Start", "A3.0.K"), ("blocks.0.hook_resid_pre", None, "blocks.3.hook_k_input", 0)),
+    ],
+)
+@torch.no_grad()
+def test_single_edge_removal_matches_hand_written_hook_patch(reverse, edge, hooks):
+    graph = reverse.graph()
+    mask = torch.ones(graph.n_edges)
+    mask[graph.edge_index(edge)] = 0
+    patched = patched_forward(reverse.model, graph, reverse.clean, reverse.ablation(graph), mask)
+    assert torch.allclose(patched, _hand_patch_reverse(reverse, *hooks), atol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["tracr-dyck2", "random"])
+@torch.no_grad()
+def test_single_edge_removal_matches_hook_patch_on_multi_head_models(case, random_model, random_batches):
+    model, graph, clean, corrupt = _graph_and_data(case, random_model, random_batches)
+    ablated = make_ablation("resample", model, graph, corrupt)
+    rng = torch.Generator().manual_seed(1)
+    picks = torch.randint(0, graph.n_edges, (6,), generator=rng).tolist()
+    for i in picks:
+        mask = torch.ones(graph.n_edges)
+        mask[i] = 0
+        patched = patched_forward(model, graph, clean, ablated, mask)
+        reference = single_edge_patch(model, graph, clean, corrupt, graph.edges[i])
+        assert torch.allclose(patched, reference, atol=1e-5), graph.edges[i].name
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("kind", ["resample", "mean", "per-position-mean", "zero"])
+@torch.no_grad()
+def test_fractional_masks_match_per_edge_reference(case, kind, random_model, random_batches):
+    model, graph, clean, corrupt = _graph_and_data(case, random_model, random_batches)
+    ablated = make_ablation(kind, model, graph, corrupt)
+    mask = torch.rand(graph.n_edges, generator=torch.Generator().manual_seed(7))
+    reference = per_edge_forward(model, graph, clean, ablated, mask)
+    assert torch.allclose(patched_forward(model, graph, clean, ablated, mask), reference, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["tracr-reverse", "random"])
+@torch.no_grad()
+def test_per_position_masks_match_per_edge_reference(case, random_model, random_batches):
+    model, graph, clean, corrupt = _graph_and_data(case, random_model, random_batches, per_position=True)
+    ablated = make_ablation("resample", model, graph, corrupt)
+    mask = torch.rand(graph.n_edges, generator=torch.Generator().manual_seed(3))
+    reference = per_edge_forward(model, graph, clean, ablated, mask)
+    assert torch.allclose(patched_forward(model, graph, clean, ablated, mask), reference, atol=1e-5)
+
+
+@torch.no_grad()
+def test_per_position_edge_removal_matches_hook_patch(random_model, random_batches):
+    model, graph, clean, corrupt = _graph_and_data("random", random_model, random_batches, per_position=True)
+    ablated = make_ablation("resample", model, graph, corrupt)
+    for edge in (Edge("A0.2", "A2.1.K", 3), Edge("MLP 1", "Resid End", 8), Edge("Resid Start", "A1.3.Q", 0)):
+        mask = torch.ones(graph.n_edges)
+        mask[graph.edge_index(edge)] = 0
+        reference = single_edge_patch(model, graph, clean, corrupt, edge)
+        assert torch.allclose(patched_forward(model, graph, clean, ablated, mask), reference, atol=1e-5)
+
+
+@torch.no_grad()
+def test_batched_masks_equal_one_forward_per_mask(random_model, random_batches):
+    clean, corrupt = random_batches
+    graph = Graph.from_model(random_model)
+    ablated = make_ablation("resample", random_model, graph, corrupt)
+    masks = torch.rand(4, graph.n_edges, generator=torch.Generator().manual_seed(0))
+    batched = patched_forward(random_model, graph, clean, ablated, masks)
+    assert batched.shape == (4, *clean.shape, 20)
+    for i in range(4):
+        assert torch.allclose(batched[i], patched_forward(random_model, graph, clean, ablated, masks[i]), atol=1e-5)
+
+
+def test_mask_gradient_matches_finite_differences(random_model, random_batches):
+    """The mask is differentiable: d loss / d mask[e] equals a central finite difference (in float64)."""
+    clean, corrupt = random_batches
+    model = random_model.double()
+    try:
+        graph = Graph.from_model(model)
+        ablated = make_ablation("resample", model, graph, corrupt)
+        mask = torch.rand(graph.n_edges, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        mask.requires_grad_(True)
+        loss = lambda m: patched_forward(model, graph, clean, ablated, m).pow(2).mean()
+        loss(mask).backward()
+        for i in (0, graph.n_edges // 2, graph.n_edges - 1):
+            step = torch.zeros_like(mask)
+            step[i] = 1e-5
+            with torch.no_grad():
+                numeric = (loss(mask + step) - loss(mask - step)) / 2e-5
+            assert torch.isclose(mask.grad[i], numeric, rtol=1e-4, atol=1e-8), graph.edges[i].name
+    finally:
+        random_model.float()
