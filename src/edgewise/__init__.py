@@ -7,6 +7,7 @@ from .errors import (
     CompileError,
     EdgewiseError,
     GraphMismatchError,
+    PretrainedModelMissingError,
     UnknownAblationError,
     UnknownTaskError,
     UnsupportedArchitectureError,

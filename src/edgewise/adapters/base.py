@@ -8,8 +8,9 @@ that comes after it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Iterator, Literal
 
 import torch
 
@@ -47,6 +48,24 @@ class Adapter(ABC):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Returns logits [batch, pos, vocab] for token ids [batch, pos]."""
         return self.model(tokens)
+
+    @contextmanager
+    def hooks(self, fwd_hooks: list[tuple[str, Callable]]) -> Iterator[None]:
+        """Adds forward hooks `fn(value, hook)` for the duration of the block, and removes exactly those.
+
+        Cheaper than `HookedRootModule.hooks()`, which resets every hook point of the model on exit: for small models
+        that reset costs as much as the forward itself.
+        """
+        handles = []
+        try:
+            for name, fn in fwd_hooks:
+                point = self.model.hook_dict[name]
+                handles.append((point, point.add_hook(fn)))
+            yield
+        finally:
+            for point, handle in handles:
+                handle.hook.remove()
+                point.fwd_hooks.remove(handle)
 
     @property
     def n_layers(self) -> int:

@@ -19,11 +19,18 @@ so only canonical names key the recorded writer outputs consistently.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import torch
+
 from ..errors import UnsupportedArchitectureError
 from .base import Adapter, HookGroup, layered_hook_groups
 
+if TYPE_CHECKING:
+    from transformer_lens import TransformerBridge
 
-def enable_edge_hooks(bridge) -> None:
+
+def enable_edge_hooks(bridge: "TransformerBridge") -> None:
     """Switches on the bridge hooks an edge graph reads and patches: split q/k/v inputs per head, per-head
     attention results, and hook_mlp_in. `use_attn_in` (one shared q/k/v input) excludes split inputs: it is
     switched off."""
@@ -43,7 +50,7 @@ class BridgeAdapter(Adapter):
     (Granite), attention with no per-head q/k/v fork (MLA, delegated attention) and joint q/k norms.
     """
 
-    def __init__(self, bridge):
+    def __init__(self, bridge: "TransformerBridge"):
         self.model = bridge
         self._check_architecture()
         try:
@@ -62,27 +69,26 @@ class BridgeAdapter(Adapter):
     def describe(self) -> dict:
         """Returns n_layers, n_heads, n_kv_heads and d_model."""
         cfg = self.model.cfg
-        return {"n_layers": cfg.n_layers, "n_heads": self.n_heads, "n_kv_heads": self.n_kv_heads, "d_model": cfg.d_model}
+        return {
+            "n_layers": cfg.n_layers, "n_heads": self.n_heads, "n_kv_heads": self.n_kv_heads, "d_model": cfg.d_model
+        }
 
-    def forward(self, tokens):
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Returns logits [batch, pos, vocab] for token ids [batch, pos] (no BOS is added; no padding mask)."""
         return self.model(tokens, return_type="logits")
 
     def hook_groups(self, split_embeddings: bool = False) -> list[HookGroup]:
         """Returns `Resid Start`, then per layer q/k/v input readers, head writers, MLP reader and writer, then
         `Resid End` (the last block's output, before the final norm)."""
-        if split_embeddings:
-            embed_hooks = self._embedding_hooks()
-        else:
-            embed_hooks = ("hook_embed", "hook_pos_embed")  # unused
+        split = {"embed_hooks": self._embedding_hooks()} if split_embeddings else {}
         groups = layered_hook_groups(
             n_layers=self.n_layers,
             n_heads=self.n_heads,
             n_kv_heads=self.n_kv_heads,
             final_hook=f"blocks.{self.n_layers - 1}.hook_out",
             split_embeddings=split_embeddings,
-            embed_hooks=embed_hooks,
-            merged_embed_hook="blocks.0.hook_in",
+            merged_embed_hook="blocks.0.hook_in",  # the residual entering block 0, after any embedding scale
+            **split,
         )
         return [HookGroup(g.kind, self._canonical_hook(g.hook), g.names, g.per_head) for g in groups]
 
@@ -119,7 +125,6 @@ class BridgeAdapter(Adapter):
     def _check_architecture(self) -> None:
         """Raises UnsupportedArchitectureError unless every block is a sequential pre-norm attention + MLP block
         whose heads and MLP add their outputs to the residual stream unscaled and unnormalised."""
-        from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
         from transformer_lens.model_bridge.generalized_components.block import BlockBridge
         from transformer_lens.model_bridge.generalized_components.joint_qkv_attention import (
             JointQKVAttentionBridge,
@@ -164,14 +169,20 @@ class BridgeAdapter(Adapter):
             if missing:
                 raise unsupported(f"{where}: no {', '.join(missing)}; expected ln1 -> attn, ln2 -> mlp")
             attn = submodules["attn"]
-            per_head_fork = isinstance(attn, (JointQKVAttentionBridge, PositionEmbeddingsAttentionBridge)) and (
-                isinstance(attn, AttentionBridge) and attn.supports_split_qkv_fork and attn.supports_attn_result
+            per_head_fork = (
+                isinstance(attn, (JointQKVAttentionBridge, PositionEmbeddingsAttentionBridge))
+                and attn.supports_split_qkv_fork
+                and attn.supports_attn_result
             )
             if not per_head_fork:
                 raise unsupported(
                     f"{where}: its attention ({type(attn).__name__}) has no per-head q/k/v input fork or no per-head "
                     "result"
                 )
+            if getattr(submodules["ln1"], "original_component", None) is None:
+                # Without ln1 wired the bridge forks the q/k/v copies after the norm: readers would not see the
+                # residual stream itself.
+                raise unsupported(f"{where}: the attention input norm ln1 is not wired to a module")
             if getattr(attn, "_qk_norm_phase", None) == "pre_reshape":
                 raise unsupported(
                     f"{where}: the query/key norm spans all heads at once, so one head's query depends on every "

@@ -1,0 +1,152 @@
+"""Patching overhead: time of the edge-masked forward over the plain forward, on tracr models, a random LayerNorm
+model and SmolLM2-135M (if installed). Prints a table and writes benchmarks/results/patching_overhead.json.
+
+    .venv/bin/python benchmarks/patching_overhead.py [--repeats 20] [--skip-smollm2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from edgewise.ablation import resample_ablation
+from edgewise.adapters import adapter_for
+from edgewise.graph import Graph
+from edgewise.patching import patched_forward
+from edgewise.transformer import Transformer, TransformerConfig
+from edgewise.tracr_tasks import get_task
+
+OUT = Path(__file__).parent / "results" / "patching_overhead.json"
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(name: str, model, clean: torch.Tensor, corrupt: torch.Tensor, repeats: int, per_position: bool = False):
+    """Returns timings of plain and masked forwards (and forward+backward) on one model and batch."""
+    adapter = adapter_for(model)
+    graph = Graph.from_model(adapter, per_position, clean.shape[1] if per_position else None)
+    ablated = resample_ablation(adapter, graph, corrupt)
+    ones = torch.ones(graph.n_edges)
+    random_mask = torch.rand(graph.n_edges, generator=torch.Generator().manual_seed(0))
+    masks8 = torch.rand(8, graph.n_edges, generator=torch.Generator().manual_seed(1))
+
+    def no_grad(fn):
+        def run():
+            with torch.no_grad():
+                fn()
+
+        return run
+
+    plain = _median_seconds(no_grad(lambda: adapter.forward(clean)), repeats)
+    masked = _median_seconds(no_grad(lambda: patched_forward(adapter, graph, clean, ablated, random_mask)), repeats)
+    masked_ones = _median_seconds(no_grad(lambda: patched_forward(adapter, graph, clean, ablated, ones)), repeats)
+    batched8 = _median_seconds(no_grad(lambda: patched_forward(adapter, graph, clean, ablated, masks8)), max(3, repeats // 4))
+    plain8 = _median_seconds(no_grad(lambda: adapter.forward(clean.repeat(8, 1))), max(3, repeats // 4))
+
+    def plain_backward():
+        adapter.forward(clean).pow(2).mean().backward()
+
+    def masked_backward():
+        mask = random_mask.clone().requires_grad_(True)
+        patched_forward(adapter, graph, clean, ablated, mask).pow(2).mean().backward()
+
+    plain_bw = _median_seconds(plain_backward, max(3, repeats // 2))
+    masked_bw = _median_seconds(masked_backward, max(3, repeats // 2))
+    model.zero_grad(set_to_none=True)
+    return {
+        "case": name,
+        "graph": "per-position" if per_position else "plain",
+        "n_edges": graph.n_edges,
+        "batch": list(clean.shape),
+        "plain_forward_s": plain,
+        "masked_forward_s": masked,
+        "masked_forward_ones_s": masked_ones,
+        "ratio_masked_over_plain": masked / plain,
+        "batched_8_masks_s": batched8,
+        "plain_forward_8x_batch_s": plain8,
+        "ratio_batched_8_over_plain_8x": batched8 / plain8,
+        "plain_forward_backward_s": plain_bw,
+        "masked_forward_backward_s": masked_bw,
+        "ratio_backward": masked_bw / plain_bw,
+    }
+
+
+def _tracr_case(name: str, rows: int):
+    task = get_task(name)
+    reps = -(-rows // task.clean.shape[0])
+    return task.model, task.clean.repeat(reps, 1)[:rows], task.corrupt.repeat(reps, 1)[:rows]
+
+
+def _random_case():
+    cfg = TransformerConfig(n_layers=6, d_model=256, n_heads=8, d_head=32, d_mlp=1024, d_vocab=1000,
+                            d_vocab_out=1000, n_ctx=64, n_key_value_heads=2, normalization=True, act_fn="gelu")
+    model = Transformer(cfg)
+    model.init_weights(std=0.05)
+    g = torch.Generator().manual_seed(0)
+    return model, torch.randint(0, 1000, (16, 32), generator=g), torch.randint(0, 1000, (16, 32), generator=g)
+
+
+def _smollm2_case():
+    from edgewise.pretrained import load_smollm2
+
+    loaded = load_smollm2()
+    names = [("Mary", "John"), ("Alice", "Bob"), ("Sarah", "Tom"), ("Emma", "James"), ("Anna", "Paul")] * 4
+    prompts = [f"When {a} and {b} went to the store, {b} gave a drink to" for a, b in names]
+    corrupt_prompts = [f"When {a} and {b} went to the park, {a} gave a ball to" for a, b in names]
+    tok = loaded.tokenizer
+    clean = tok(prompts, return_tensors="pt")["input_ids"]
+    corrupt = tok(corrupt_prompts, return_tensors="pt")["input_ids"]
+    return loaded.bridge, clean, corrupt
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--skip-smollm2", action="store_true")
+    args = parser.parse_args()
+    cases = [
+        ("tracr-reverse (100 rows)", lambda: _tracr_case("tracr-reverse", 100), False),
+        ("tracr-reverse (100 rows)", lambda: _tracr_case("tracr-reverse", 100), True),
+        ("tracr-dyck2 (100 rows)", lambda: _tracr_case("tracr-dyck2", 100), False),
+        ("random 6L d256 8 heads GQA+LN", _random_case, False),
+    ]
+    if not args.skip_smollm2:
+        cases.append(("SmolLM2-135M (20 IOI prompts)", _smollm2_case, False))
+    results = []
+    header = f"{'case':<32}{'graph':<13}{'edges':>7}{'plain ms':>10}{'masked ms':>11}{'ratio':>7}{'8 masks/8x':>12}{'fwd+bwd':>9}"
+    print(header)
+    for name, build, per_position in cases:
+        try:
+            model, clean, corrupt = build()
+        except Exception as err:  # a missing optional model is reported, not fatal
+            print(f"{name:<32}skipped: {err}")
+            continue
+        repeats = args.repeats if "SmolLM2" not in name else max(3, args.repeats // 5)
+        r = measure(name, model, clean, corrupt, repeats, per_position)
+        results.append(r)
+        print(f"{name:<32}{r['graph']:<13}{r['n_edges']:>7}{1e3 * r['plain_forward_s']:>10.2f}"
+              f"{1e3 * r['masked_forward_s']:>11.2f}{r['ratio_masked_over_plain']:>7.2f}"
+              f"{r['ratio_batched_8_over_plain_8x']:>12.2f}{r['ratio_backward']:>9.2f}", flush=True)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    record = {"machine": {"platform": platform.platform(), "torch": torch.__version__,
+                          "threads": torch.get_num_threads()}, "results": results}
+    OUT.write_text(json.dumps(record, indent=1))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
