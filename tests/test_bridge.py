@@ -373,3 +373,20 @@ def test_smollm2_removing_edges_matches_hand_written_patch(adapter, ioi, patchin
     expected = _hand_patch(adapter, clean, corrupt, edges)
     assert (expected - clean_logits).abs().max() > 1e-2  # the removed edges matter
     assert torch.allclose(logits, expected, atol=1e-4)
+
+
+@pytest.mark.slow
+@torch.no_grad()
+def test_smollm2_fractional_mask_matches_per_edge_reference(adapter, ioi, patching):
+    """A random fractional mask over all 70,651 edges, against the reference that rebuilds each reader's input
+    edge by edge (two prompts keep its Python loops to a few seconds)."""
+    from edgewise.reference import per_edge_forward
+
+    clean, corrupt, _ = ioi
+    graph = patching[0]
+    ablated = resample_ablation(adapter, graph, corrupt[:2])
+    mask = torch.rand(graph.n_edges, generator=torch.Generator().manual_seed(0))
+    ours = patched_forward(adapter, graph, clean[:2], ablated, mask)
+    reference = per_edge_forward(adapter, graph, clean[:2], ablated, mask)
+    assert (ours - adapter.forward(clean[:2])).abs().max() > 1.0  # the mask changes the output
+    assert torch.allclose(ours, reference, atol=1e-3)

@@ -177,3 +177,31 @@ def test_mask_gradient_matches_finite_differences(random_model, random_batches):
             assert torch.isclose(mask.grad[i], numeric, rtol=1e-4, atol=1e-8), graph.edges[i].name
     finally:
         random_model.float()
+
+
+@pytest.mark.parametrize("per_position, n_masks", [(False, None), (True, None), (False, 3)])
+def test_gradients_match_autograd_through_the_per_edge_reference(random_model, random_batches, per_position, n_masks):
+    """Gradients w.r.t. the mask and the model's weights equal plain autograd through the per-edge reference."""
+    clean, corrupt = random_batches
+    graph = Graph.from_model(random_model, per_position, clean.shape[1])
+    ablated = make_ablation("resample", random_model, graph, corrupt)
+    shape = (graph.n_edges,) if n_masks is None else (n_masks, graph.n_edges)
+    start = torch.rand(shape, generator=torch.Generator().manual_seed(5))
+    params = [random_model.W_E, random_model.blocks[0].attn.W_Q, random_model.blocks[1].mlp.W_in]
+    target = torch.randn(20, generator=torch.Generator().manual_seed(6))
+
+    def grads(forward):
+        mask = start.clone().requires_grad_(True)
+        random_model.zero_grad(set_to_none=True)
+        if n_masks is None:
+            logits = forward(mask)
+        else:
+            logits = torch.stack([forward(m) for m in mask]) if forward is not ours else forward(mask)
+        (logits * target).sum().backward()
+        return [mask.grad.clone()] + [p.grad.clone() for p in params]
+
+    ours = lambda mask: patched_forward(random_model, graph, clean, ablated, mask)  # noqa: E731
+    reference = lambda mask: per_edge_forward(random_model, graph, clean, ablated, mask)  # noqa: E731
+    for got, expected in zip(grads(ours), grads(reference)):
+        assert torch.allclose(got, expected, rtol=1e-3, atol=1e-4)
+    random_model.zero_grad(set_to_none=True)

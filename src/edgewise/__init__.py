@@ -12,6 +12,7 @@ from .errors import (
     UnknownTaskError,
     UnsupportedArchitectureError,
 )
+from .circuit import Circuit
 from .graph import Edge, Graph
 from .patching import patched_forward
 from .task import Task

@@ -60,13 +60,14 @@ def single_edge_patch(
         return adapter.forward(clean)
 
 
-@torch.no_grad()
 def per_edge_forward(
     model: object | Adapter, graph: Graph, tokens: torch.Tensor, ablated: AblatedOutputs, mask: torch.Tensor
 ) -> torch.Tensor:
     """Returns logits with each reader's input rebuilt edge by edge from the definition:
 
     input_r = bias_r + sum_w mask[w->r] * out_w + (1 - mask[w->r]) * ablated_w,  bias_r = hook value - sum_w out_w.
+
+    Differentiable (plain autograd through every step), so it also serves as the reference for gradients.
     """
     adapter = adapter_for(model)
     outputs: dict[str, torch.Tensor] = {}  # writer name -> this run's output [batch, pos, d_model]
