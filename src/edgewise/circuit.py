@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .errors import GraphMismatchError
 from .graph import Edge, Graph
+
+if TYPE_CHECKING:
+    from .scores import EdgeScores
 
 
 @dataclass(frozen=True)
@@ -62,3 +66,68 @@ class Circuit:
     @classmethod
     def load(cls, path: str | Path) -> "Circuit":
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _component(reader: str) -> str:
+    """Returns the node a reader feeds: `A1.0.K` -> `A1.0`; `MLP 1` and `Resid End` feed themselves."""
+    return reader[:-2] if reader[-2:] in (".Q", ".K", ".V") else reader
+
+
+def connected_edges(graph: Graph, edges: set[Edge]) -> set[Edge]:
+    """Returns the edges of `edges` that lie on a path from the embeddings to `Resid End` through `edges`.
+
+    In per-position graphs an attention head's key and value inputs at one position reach its output at every
+    position (attention moves information along the sequence); everything else stays at its position.
+    """
+
+    def node(name: str, position: int | None) -> tuple:
+        return (name, position)
+
+    def targets(edge: Edge) -> list[tuple]:
+        comp = _component(edge.reader)
+        if edge.position is not None and edge.reader[-2:] in (".K", ".V"):
+            return [node(comp, p) for p in range(graph.n_positions)]
+        return [node(comp, edge.position)]
+
+    starts = {n for n in graph.writers if "Embed" in n or n == "Resid Start"}
+    forward: dict[tuple, list[tuple[Edge, list[tuple]]]] = {}
+    for e in edges:
+        forward.setdefault(node(e.writer, e.position), []).append((e, targets(e)))
+    reached = {node(s, p) for s in starts for p in ([None] if graph.n_positions is None else range(graph.n_positions))}
+    frontier = list(reached)
+    while frontier:
+        current = frontier.pop()
+        for _, nexts in forward.get(current, []):
+            for n in nexts:
+                if n not in reached:
+                    reached.add(n)
+                    frontier.append(n)
+    # Backward: nodes from which Resid End is reachable.
+    backward: dict[tuple, list[tuple]] = {}
+    for e in edges:
+        for t in targets(e):
+            backward.setdefault(t, []).append(node(e.writer, e.position))
+    alive = {node("Resid End", p) for p in ([None] if graph.n_positions is None else range(graph.n_positions))}
+    frontier = list(alive)
+    while frontier:
+        current = frontier.pop()
+        for n in backward.get(current, []):
+            if n not in alive:
+                alive.add(n)
+                frontier.append(n)
+    return {e for e in edges if node(e.writer, e.position) in reached and any(t in alive for t in targets(e))}
+
+
+def circuit_from_scores(
+    scores: "EdgeScores", top_k: int | None = None, threshold: float | None = None, connected: bool = False
+) -> Circuit:
+    """Returns the circuit of the `top_k` highest-scoring edges, or of those scoring above `threshold`; with
+    `connected`, only those on a path from the embeddings to the output. The one rule every method shares."""
+    if (top_k is None) == (threshold is None):
+        raise GraphMismatchError("give exactly one of top_k or threshold to turn scores into a circuit")
+    ranked = scores.ranked()
+    chosen = {e for e, _ in ranked[:top_k]} if top_k is not None else {e for e, s in ranked if s > threshold}
+    if connected:
+        chosen = connected_edges(scores.graph, chosen)
+    rule = f"top {top_k}" if top_k is not None else f"score > {threshold}"
+    return Circuit(frozenset(chosen), scores.graph.per_position, f"{scores.method}: {rule}" + (", connected" if connected else ""))

@@ -26,6 +26,7 @@ class Task:
     scored_positions: torch.Tensor  # [batch, pos] bool: where the metric looks
     ground_truth: list[tuple[str, str]] | None = None  # plain-graph (writer, reader) edges
     bos_position: int | None = None  # a position that holds the same token in every input (tracr's BOS)
+    categorical: bool = True  # outputs are logits over classes (else: numbers, one per output dimension)
     description: str = ""
     pairing: str = ""  # how corrupted inputs were made from clean ones
     extras: dict = field(default_factory=dict)
@@ -76,6 +77,21 @@ class Task:
     def full_logits(self) -> torch.Tensor:
         """Returns the unpatched model's logits on the clean batch."""
         return self.adapter.forward(self.clean)
+
+    def answer_score(self, logits: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        """Returns how strongly the outputs give the full model's answers: mean log-probability of the full model's
+        top class (categorical) or mean output value (numerical), over scored positions; [n_masks] or scalar.
+
+        Unlike the faithfulness metrics, its gradient is not zero at the full model, so gradient methods use it.
+        """
+        reference = self.full_logits() if reference is None else reference
+        weights = self.scored_positions.to(logits.dtype)
+        if self.categorical:
+            answers = reference.argmax(-1).expand(logits.shape[:-1])
+            per_position = logits.log_softmax(-1).gather(-1, answers.unsqueeze(-1)).squeeze(-1)
+        else:
+            per_position = logits.sum(-1)
+        return (per_position * weights).sum((-1, -2)) / weights.sum()
 
     def faithfulness_loss(
         self, graph: Graph, ablated: AblatedOutputs, mask: torch.Tensor, reference: torch.Tensor | None = None

@@ -73,6 +73,7 @@ def tracr_task(
         scored_positions=scored,
         ground_truth=list(compiled.ground_truth),
         bos_position=0,
+        categorical=compiled.categorical,
         description=description,
         pairing=f"corrupted row i = clean row perm[i], perm a random derangement (seed {seed})",
         extras={"compiled": compiled, "sequences": sequences},

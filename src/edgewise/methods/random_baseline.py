@@ -1,0 +1,20 @@
+"""A random-scores baseline: what any method must beat."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import register
+
+
+@dataclass(frozen=True)
+class RandomConfig:
+    """No hyperparameters: scores are uniform draws from the seed."""
+
+
+@register("random", RandomConfig)
+def random_scores(task, graph, ablated, config: RandomConfig, seed: int, progress: bool) -> torch.Tensor:
+    """Uniform random scores, reproducible from the seed."""
+    return torch.rand(graph.n_edges, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
