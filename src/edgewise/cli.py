@@ -85,6 +85,55 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _parse_value(text: str):
+    """Returns `text` as a bool, int, float or None when it reads as one, else the string."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _discover(args: argparse.Namespace) -> int:
+    from .circuit import circuit_from_scores
+    from .evaluate import faithfulness, roc_auc
+    from .methods import discover
+    from .tracr_tasks import get_task
+
+    hyperparameters = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise EdgewiseError(f"--set takes NAME=VALUE, got {item!r}")
+        hyperparameters[key.replace("-", "_")] = _parse_value(value)
+    task = get_task(args.task)
+    scores = discover(task, args.method, args.ablation, args.per_position, args.seed, progress=True,
+                      **hyperparameters)
+    if args.json:
+        scores.save(args.json)
+    truth = task.ground_truth_edges(scores.graph) if task.ground_truth is not None else None
+    k = args.top_k or (len(truth) if truth else 20)
+    circuit = circuit_from_scores(scores, top_k=k)
+    ablated = task.ablation(scores.graph, args.ablation)
+    print(f"{args.method} on {task.name} ({scores.graph}, {args.ablation} ablation, seed {args.seed}): "
+          f"{scores.seconds:.2f} s")
+    if truth:
+        print(f"ROC AUC against the ground truth: {roc_auc(scores, truth):.3f}")
+    print(f"top {k} edges (faithfulness {faithfulness(task, scores.graph, ablated, set(circuit.edges)):.3f}):")
+    for edge, score in scores.ranked()[:k]:
+        mark = "" if truth is None else ("  true" if edge in truth else "  -")
+        print(f"  {score:+.4g}  {edge.name}{mark}")
+    if args.json:
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -107,6 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task")
     p.add_argument("--per-position", action="store_true")
     p.set_defaults(run=_check)
+    p = sub.add_parser("discover", help="score every edge of a task's graph with one method; print the circuit")
+    p.add_argument("task")
+    p.add_argument("--method", default="edge-sp", help="edge-sp, node-sp, acdc, eap, eap-ig-inputs, ...")
+    p.add_argument("--ablation", default="resample", choices=["resample", "mean", "zero", "per-position-mean"])
+    p.add_argument("--per-position", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top-k", type=int, help="edges to print (default: the ground truth's size, else 20)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="a hyperparameter, e.g. --set steps=500")
+    p.add_argument("--json", metavar="FILE", help="write {method, seconds, scores: [[writer, reader, score]]}")
+    p.set_defaults(run=_discover)
     p = sub.add_parser("demo", help="show a task, its graph, its true circuit and a patching check, with plots")
     p.add_argument("--task", default="tracr-reverse")
     p.add_argument("--out", default="demo-output", help="folder for the plots and JSON")

@@ -1,0 +1,65 @@
+"""Every method on every tracr task: AUROC against the ground truth, faithfulness of the circuit at the ground
+truth's size, and wall time. Prints a table and writes benchmarks/results/methods.json.
+
+    .venv/bin/python benchmarks/methods.py [--tasks tracr-reverse tracr-proportion] [--methods eap acdc]
+                                           [--per-position] [--ablation resample] [--seeds 0 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import torch
+
+from edgewise.circuit import circuit_from_scores
+from edgewise.evaluate import faithfulness, roc_auc
+from edgewise.methods import METHODS, _load_all, discover
+from edgewise.tracr_tasks import get_task, task_names
+
+OUT = Path(__file__).parent / "results" / "methods.json"
+
+
+def main() -> None:
+    _load_all()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="*", default=task_names())
+    parser.add_argument("--methods", nargs="*", default=sorted(METHODS))
+    parser.add_argument("--graphs", nargs="*", default=["plain", "per-position"])
+    parser.add_argument("--ablation", default="resample")
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0])
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    records = []
+    print(f"{'task':<22}{'graph':<13}{'method':<20}{'seed':>5}{'AUROC':>8}{'faithful@|GT|':>15}{'seconds':>9}")
+    for name in args.tasks:
+        task = get_task(name)
+        for graph_kind in args.graphs:
+            per_position = graph_kind == "per-position"
+            for method in args.methods:
+                for seed in args.seeds:
+                    scores = discover(task, method, args.ablation, per_position, seed)
+                    truth = task.ground_truth_edges(scores.graph)
+                    circuit = circuit_from_scores(scores, top_k=len(truth))
+                    ablated = task.ablation(scores.graph, args.ablation)
+                    record = {
+                        "task": name, "graph": graph_kind, "method": method, "seed": seed,
+                        "ablation": args.ablation, "n_edges": scores.graph.n_edges, "n_true": len(truth),
+                        "auroc": roc_auc(scores, truth),
+                        "faithfulness_at_true_size": faithfulness(task, scores.graph, ablated, set(circuit.edges)),
+                        "seconds": scores.seconds, "hyperparameters": scores.hyperparameters,
+                    }
+                    records.append(record)
+                    print(f"{name:<22}{graph_kind:<13}{method:<20}{seed:>5}{record['auroc']:>8.3f}"
+                          f"{record['faithfulness_at_true_size']:>15.3f}{record['seconds']:>9.2f}", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": platform.platform(), "threads": torch.get_num_threads(),
+                                    "results": records}, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
