@@ -32,7 +32,6 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="*", type=int, default=[0])
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     records = []
     print(f"{'task':<22}{'graph':<13}{'method':<20}{'seed':>5}{'AUROC':>8}{'faithful@|GT|':>15}{'seconds':>9}")
     for name in args.tasks:
