@@ -17,6 +17,7 @@ import torch
 
 from edgewise.ablation import resample_ablation
 from edgewise.adapters import adapter_for
+from edgewise.errors import PretrainedModelMissingError
 from edgewise.graph import Graph
 from edgewise.patching import patched_forward
 from edgewise.transformer import Transformer, TransformerConfig
@@ -132,7 +133,7 @@ def main() -> None:
     for name, build, per_position in cases:
         try:
             model, clean, corrupt = build()
-        except Exception as err:  # a missing optional model is reported, not fatal
+        except PretrainedModelMissingError as err:  # a missing optional model is reported, not fatal
             print(f"{name:<32}skipped: {err}")
             continue
         repeats = args.repeats if "SmolLM2" not in name else max(3, args.repeats // 5)

@@ -104,7 +104,7 @@ def test_tiny_gpt2_biases_and_split_embeddings(tmp_path):
         layer = int(g.hook.split(".")[1]) if g.names != ("Resid End",) else 2
         carried = sum(biases[:layer + (1 if g.hook.endswith("hook_mlp_in") else 0)], torch.zeros(32))
         assert torch.allclose(value, writers + carried, atol=1e-5), g.hook
-    graph = Graph.from_adapter(adapter, split_embeddings=True)  # the writers fire in the order the groups list
+    graph = Graph.from_model(adapter, split_embeddings=True)  # the writers fire in the order the groups list
     corrupt = torch.randint(0, 50, (3, 7))
     masks = torch.stack([torch.ones(graph.n_edges), torch.zeros(graph.n_edges)])
     logits = patched_forward(adapter, graph, tokens, resample_ablation(adapter, graph, corrupt), masks)
@@ -147,7 +147,7 @@ def test_missing_weights_package_says_how_to_install(tmp_path, monkeypatch):
 @torch.no_grad()
 def test_tiny_llama_patching_matches_forward(tmp_path):
     adapter = BridgeAdapter(_tiny_llama(tmp_path))
-    graph = Graph.from_adapter(adapter)
+    graph = Graph.from_model(adapter)
     g = torch.Generator().manual_seed(0)
     clean, corrupt = torch.randint(0, 50, (4, 6), generator=g), torch.randint(0, 50, (4, 6), generator=g)
     ablated = resample_ablation(adapter, graph, corrupt)
@@ -300,7 +300,7 @@ def test_smollm2_replacing_hook_values_changes_the_output(adapter, ioi):
 @pytest.fixture(scope="module")
 def patching(adapter, ioi):
     clean, corrupt, _ = ioi
-    graph = Graph.from_adapter(adapter, per_position=False)
+    graph = Graph.from_model(adapter, per_position=False)
     with torch.no_grad():
         ablated = resample_ablation(adapter, graph, corrupt)
         return graph, ablated, adapter.forward(clean), adapter.forward(corrupt)

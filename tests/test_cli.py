@@ -17,7 +17,7 @@ def test_tasks_json_lists_every_task_with_its_sizes():
     rows = {r["name"]: r for r in json.loads(result.stdout)}
     assert len(rows) >= 10
     assert rows["tracr-reverse"]["n_edges"] == 77 and rows["tracr-reverse"]["n_layers"] == 4
-    assert rows["tracr-proportion"]["n_edges"] == 23 and rows["tracr-proportion"]["n_ground_truth_edges"] == 6
+    assert rows["tracr-proportion"]["n_edges"] == 23 and rows["tracr-proportion"]["n_ground_truth_edges"] == 5
     assert all({"name", "n_layers", "n_edges", "n_ground_truth_edges"} <= set(r) for r in rows.values())
 
 

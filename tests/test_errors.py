@@ -5,6 +5,9 @@ import torch
 
 from edgewise import (
     BatchShapeError,
+    CompileError,
+    InvalidMaskError,
+    InvalidTokensError,
     Graph,
     GraphMismatchError,
     Task,
@@ -15,7 +18,7 @@ from edgewise import (
     patched_forward,
 )
 from edgewise.metrics import METRICS
-from edgewise.tracr_tasks import get_task
+from edgewise.tracr_tasks import get_task, tracr_task
 
 
 def test_unknown_task_name_suggests_the_closest():
@@ -64,7 +67,65 @@ def test_edge_not_in_graph(reverse):
 
 
 def test_unknown_token_in_a_tracr_input(reverse):
-    from edgewise import CompileError
-
-    with pytest.raises(CompileError, match="not in tracr-reverse's vocabulary"):
+    with pytest.raises(InvalidTokensError, match="not in tracr-reverse's vocabulary"):
         reverse.extras["compiled"].encode([[1, 2, 7]])
+
+
+@pytest.mark.parametrize(
+    "tokens, message",
+    [
+        (torch.tensor([[3, 0, 99]]), r"in \[0, 5\)"),
+        (torch.tensor([[3, 0, -1]]), r"in \[0, 5\)"),
+        (torch.tensor([3, 0, 1]), r"\[batch, pos\].*tokens\[None\]"),
+        (torch.zeros(1, 9, dtype=torch.long), "exceeds the model's n_ctx=6"),
+    ],
+)
+def test_tokens_the_model_cannot_take(reverse, tokens, message):
+    with pytest.raises(InvalidTokensError, match=message):
+        reverse.model(tokens)
+
+
+def test_mask_with_nan(reverse):
+    graph = reverse.graph()
+    mask = torch.ones(graph.n_edges)
+    mask[3] = float("nan")
+    with pytest.raises(InvalidMaskError, match="NaN"):
+        patched_forward(reverse.model, graph, reverse.clean, reverse.ablation(graph), mask)
+
+
+def test_graph_or_ablation_of_another_model(reverse, proportion):
+    graph = reverse.graph()  # 4 layers; proportion's model has 2
+    with pytest.raises(GraphMismatchError, match="no hook point 'blocks.2.hook_q_input'.*another model"):
+        patched_forward(proportion.model, graph, proportion.clean, proportion.ablation(proportion.graph()),
+                        torch.ones(graph.n_edges))
+    other = make_ablation("zero", proportion.model, proportion.graph(), proportion.clean)
+    with pytest.raises(GraphMismatchError, match="recorded on another model"):
+        patched_forward(reverse.model, graph, reverse.clean, other, torch.ones(graph.n_edges))
+
+
+def test_n_positions_for_a_plain_graph(reverse):
+    with pytest.raises(GraphMismatchError, match="pass per_position=True"):
+        Graph.from_model(reverse.model, n_positions=4)
+
+
+def test_graph_load_of_a_file_without_groups(tmp_path):
+    (tmp_path / "g.json").write_text('{"nodes": [], "edges": []}')
+    with pytest.raises(GraphMismatchError, match="no hook groups"):
+        Graph.load(tmp_path / "g.json")
+
+
+def test_tracr_task_with_something_that_is_not_a_program():
+    from tracr.rasp import rasp
+
+    with pytest.raises(CompileError, match="RASP sequence operations.*got str"):
+        tracr_task("reverse", {1, 2}, 3, "bad")
+    with pytest.raises(CompileError, match="got Select"):
+        tracr_task(rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.EQ), {1, 2}, 3, "bad")
+
+
+def test_tracr_task_with_one_sequence_cannot_be_paired():
+    from tracr.compiler import lib
+    from tracr.rasp import rasp
+
+    with pytest.raises(BatchShapeError, match="at least 2 sequences"):
+        tracr_task(lib.make_frac_prevs(rasp.tokens == "x"), {"x", "y"}, 3, "one", sequences=[["x", "y"]])

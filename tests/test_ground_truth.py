@@ -70,10 +70,11 @@ def test_reverse_circuit_matches_hand_reading_of_the_program(reverse):
 
 def test_proportion_circuit_matches_hand_reading_of_the_program(proportion):
     """frac_prevs = numerical Aggregate(Select(indices, indices, LEQ), numerical(tokens == 'x')): MLP 0 computes
-    the indicator, head A1.0 averages it over the prefix (with BOS as the default key), nothing else is used."""
+    the indicator, head A1.0 averages it over the prefix (with BOS as the default key), nothing else is used. The
+    value input reads only the indicator: BOS is in its space, but its OV weights map BOS to zero."""
     expected = {
         ("Resid Start", "MLP 0"),
-        ("Resid Start", "A1.0.Q"), ("Resid Start", "A1.0.K"), ("Resid Start", "A1.0.V"), ("MLP 0", "A1.0.V"),
+        ("Resid Start", "A1.0.Q"), ("Resid Start", "A1.0.K"), ("MLP 0", "A1.0.V"),
         ("A1.0", "Resid End"),
     }
     assert set(proportion.ground_truth) == expected

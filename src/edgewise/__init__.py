@@ -7,6 +7,8 @@ from .errors import (
     CompileError,
     EdgewiseError,
     GraphMismatchError,
+    InvalidMaskError,
+    InvalidTokensError,
     PretrainedModelMissingError,
     UnknownAblationError,
     UnknownTaskError,

@@ -48,6 +48,7 @@ class Circuit:
         return len(self.edges)
 
     def to_dict(self) -> dict:
+        """Returns the circuit as JSON-ready data: edges as [writer, reader] names, plus where it came from."""
         return {
             "per_position": self.per_position,
             "description": self.description,
@@ -57,14 +58,24 @@ class Circuit:
 
     @classmethod
     def from_dict(cls, record: dict) -> "Circuit":
+        """Returns the circuit in `record`; also reads the `ground_truth` list of `edgewise graph --json`."""
+        if "nodes" in record:  # a graph file: its circuit is the ground truth
+            if "ground_truth" not in record:
+                raise GraphMismatchError("this is a graph file without a ground truth; it holds no circuit")
+            record = {"edges": record["ground_truth"], "description": "ground truth"}
         edges = frozenset(Edge.from_endpoints(w, r) for w, r in record["edges"])
-        return cls(edges, record.get("per_position", False), record.get("description", ""), record.get("metadata", {}))
+        per_position = record.get("per_position", any(e.position is not None for e in edges))
+        if any((e.position is not None) != per_position for e in edges):
+            raise GraphMismatchError("a circuit's edges must all carry a position (per-position) or none (plain)")
+        return cls(edges, per_position, record.get("description", ""), record.get("metadata", {}))
 
     def save(self, path: str | Path) -> None:
+        """Writes the circuit as JSON."""
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def load(cls, path: str | Path) -> "Circuit":
+        """Returns the circuit saved at `path`."""
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 

@@ -51,11 +51,8 @@ def _graph(args: argparse.Namespace) -> int:
     graph = task.graph(per_position=args.per_position)
     truth = sorted(task.ground_truth_edges(graph), key=graph.edge_index)
     if args.json:
-        record = {
-            "nodes": graph.nodes,
-            "edges": [e.endpoints() for e in graph.edges],
-            "ground_truth": [e.endpoints() for e in truth],
-        }
+        record = {**graph.to_dict(), "ground_truth": [e.endpoints() for e in truth]}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(record, indent=1))
         print(f"wrote {args.json}: {len(graph.nodes)} nodes, {graph.n_edges} edges, {len(truth)} ground-truth edges")
         return 0
@@ -79,7 +76,8 @@ def _check(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     results = run_checks(task, per_position=args.per_position)
     for r in results:
-        print(f"{'PASS' if r.passed else 'FAIL'}  {r.max_abs_diff:.2e} <= {r.tolerance:.0e}  {r.name}")
+        print(f"{'PASS' if r.passed else 'FAIL'}  diff {r.max_abs_diff:.1e} <= {r.tolerance:.0e}  "
+              f"(patch moves logits by {r.effect:.2g})  {r.name}")
     failed = [r for r in results if not r.passed]
     print(f"{len(results) - len(failed)}/{len(results)} patching checks passed on {task.name}")
     return 1 if failed else 0
@@ -116,6 +114,7 @@ def _discover(args: argparse.Namespace) -> int:
     scores = discover(task, args.method, args.ablation, args.per_position, args.seed, progress=True,
                       **hyperparameters)
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         scores.save(args.json)
     truth = task.ground_truth_edges(scores.graph) if task.ground_truth is not None else None
     k = args.top_k or (len(truth) if truth else 20)
@@ -141,6 +140,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Returns the parser of every `edgewise` subcommand."""
     parser = argparse.ArgumentParser(prog="edgewise", description="Circuit discovery on edge graphs.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("tasks", help="list the built-in tasks with model sizes and edge counts")
@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs one `edgewise` command; returns its exit status (2 for errors edgewise explains)."""
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

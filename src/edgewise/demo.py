@@ -39,7 +39,7 @@ def run_demo(task_name: str, out: Path) -> int:
     print("\n== patching exactness (independent references)")
     checks = run_checks(task)
     for r in checks:
-        print(f"  {'PASS' if r.passed else 'FAIL'}  {r.max_abs_diff:.1e}  {r.name}")
+        print(f"  {'PASS' if r.passed else 'FAIL'}  diff {r.max_abs_diff:.1e} (patch moves logits {r.effect:.2g})  {r.name}")
 
     print(f"\n== faithfulness ({task.metric.name} to the full model; 0 = identical)")
     ordered = sorted(truth, key=graph.edge_index)

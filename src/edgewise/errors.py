@@ -24,6 +24,14 @@ class BatchShapeError(EdgewiseError):
     """Clean and corrupted (or reference) batches that cannot be paired."""
 
 
+class InvalidTokensError(EdgewiseError, ValueError):
+    """Token ids a model cannot take: not [batch, pos], out of the vocabulary, or longer than its context."""
+
+
+class InvalidMaskError(EdgewiseError, ValueError):
+    """A mask with values that are not finite numbers."""
+
+
 class UnknownAblationError(EdgewiseError, ValueError):
     """An ablation name that edgewise does not implement."""
 

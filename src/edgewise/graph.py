@@ -16,7 +16,7 @@ import torch
 
 from .adapters import adapter_for
 from .adapters.base import HookGroup
-from .errors import GraphMismatchError
+from .errors import GraphMismatchError, InvalidMaskError
 
 
 @dataclass(frozen=True, order=True)
@@ -95,9 +95,9 @@ class Graph:
         adapter = adapter_for(model)
         if per_position and not n_positions:
             raise GraphMismatchError("a per-position graph needs n_positions (the sequence length of the task's data)")
+        if n_positions and not per_position:
+            raise GraphMismatchError(f"n_positions={n_positions} was given for a plain graph; pass per_position=True")
         return cls(adapter.hook_groups(split_embeddings=split_embeddings), n_positions if per_position else None)
-
-    from_adapter = from_model
 
     @property
     def per_position(self) -> bool:
@@ -151,9 +151,12 @@ class Graph:
                 f"or [n_masks, {self.n_edges}] (was the mask made for the "
                 f"{'plain' if self.per_position else 'per-position'} graph?)"
             )
+        if not torch.isfinite(mask).all():
+            raise InvalidMaskError("the mask holds NaN or infinite values; masks are weights in [0, 1] per edge")
         return mask if mask.dim() == 2 else mask.unsqueeze(0)
 
     def to_dict(self) -> dict:
+        """Returns the graph as JSON-ready data: its hook groups (enough to rebuild it) plus nodes and edges."""
         return {
             "groups": [g.to_dict() for g in self.groups],
             "n_positions": self.n_positions,
@@ -163,13 +166,19 @@ class Graph:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Graph":
+        """Returns the graph that `to_dict` described; raises GraphMismatchError for other JSON."""
+        if "groups" not in d:
+            raise GraphMismatchError("this JSON has no hook groups: Graph.load reads files written by Graph.save or "
+                                     "by `edgewise graph --json`")
         return cls([HookGroup.from_dict(g) for g in d["groups"]], d["n_positions"])
 
     def save(self, path: str | Path) -> None:
+        """Writes the graph as JSON."""
         Path(path).write_text(json.dumps(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | Path) -> "Graph":
+        """Returns the graph saved at `path`."""
         return cls.from_dict(json.loads(Path(path).read_text()))
 
     def __eq__(self, other: object) -> bool:

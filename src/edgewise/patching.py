@@ -137,7 +137,13 @@ class _PatchRun:
                     f"{self.graph.writers_before[group_index]}: the adapter's hook order does not match the model"
                 )
             value_by_mask = value.reshape(self.n_masks, self.batch, *value.shape[1:])
-            delta = value_by_mask - self.ablated.values[group.hook]
+            ablated = self.ablated.values.get(group.hook)
+            if ablated is None or ablated.shape[-1] != value.shape[-1] or ablated.dim() != value_by_mask.dim() - 1:
+                raise GraphMismatchError(
+                    f"the {self.ablated.kind} ablation holds no outputs of shape {tuple(value.shape[1:])} for "
+                    f"{group.hook}: it was recorded on another model or graph; record it with this graph"
+                )
+            delta = value_by_mask - ablated
             delta = delta if group.per_head else delta.unsqueeze(-2)  # [mask, batch, pos, head, d_model]
             self.deltas.append(delta.permute(0, 3, 1, 2, 4))  # [mask, head, batch, pos, d_model]
             return value

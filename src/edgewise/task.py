@@ -25,6 +25,7 @@ class Task:
     metric: Metric
     scored_positions: torch.Tensor  # [batch, pos] bool: where the metric looks
     ground_truth: list[tuple[str, str]] | None = None  # plain-graph (writer, reader) edges
+    ground_truth_split: list[tuple[str, str]] | None = None  # the same, token and position embeddings apart
     bos_position: int | None = None  # a position that holds the same token in every input (tracr's BOS)
     categorical: bool = True  # outputs are logits over classes (else: numbers, one per output dimension)
     description: str = ""
@@ -52,9 +53,10 @@ class Task:
     def n_positions(self) -> int:
         return self.clean.shape[1]
 
-    def graph(self, per_position: bool = False) -> Graph:
+    def graph(self, per_position: bool = False, split_embeddings: bool = False) -> Graph:
         """Returns the task model's graph, unrolled over the task's sequence positions if `per_position`."""
-        return Graph.from_model(self.adapter, per_position, self.n_positions if per_position else None)
+        n_positions = self.n_positions if per_position else None
+        return Graph.from_model(self.adapter, per_position, n_positions, split_embeddings)
 
     def ground_truth_edges(self, graph: Graph, include_bos: bool = True) -> set[Edge]:
         """Returns the ground-truth circuit as edges of `graph`; per-position graphs get each edge at every position.
@@ -62,12 +64,15 @@ class Task:
         Every position keeps the circuit faithful under every ablation. `include_bos=False` drops the BOS position,
         auto-circuit's convention: BOS is identical in clean and corrupted inputs, so resampling it is a no-op.
         """
-        if self.ground_truth is None:
-            raise GraphMismatchError(f"task {self.name} has no known ground-truth circuit")
+        split = "Tok Embed" in graph.writers
+        truth = self.ground_truth_split if split else self.ground_truth
+        if truth is None:
+            kind = " for graphs with split embeddings" if split and self.ground_truth is not None else ""
+            raise GraphMismatchError(f"task {self.name} has no known ground-truth circuit{kind}")
         if not graph.per_position:
-            return {Edge(w, r) for w, r in self.ground_truth}
+            return {Edge(w, r) for w, r in truth}
         positions = [p for p in range(graph.n_positions) if include_bos or p != self.bos_position]
-        return {Edge(w, r, p) for w, r in self.ground_truth for p in positions}
+        return {Edge(w, r, p) for w, r in truth for p in positions}
 
     def ablation(self, graph: Graph, kind: str = "resample") -> AblatedOutputs:
         """Returns the named ablation: resample uses the corrupted batch, the others average the clean batch."""

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from .adapters.transformer import TransformerAdapter
-from .errors import CompileError
+from .errors import CompileError, InvalidTokensError
 from .graph import Graph
 from .transformer import Transformer, TransformerConfig
 
-CACHE_FORMAT = 1  # bump when the conversion or the ground-truth rule changes
+CACHE_FORMAT = 2  # bump when the conversion or the ground-truth rule changes
 COMPILER_BOS = "BOS"
 COMPILER_PAD = "PAD"
 
@@ -45,6 +45,7 @@ class CompiledProgram:
     encoding: dict  # input value (and BOS, PAD) -> token id
     output_values: list | None  # categorical outputs: value of each output logit; numerical: None
     ground_truth: list[tuple[str, str]]  # plain-graph (writer, reader) edges the program uses
+    ground_truth_split: list[tuple[str, str]] = field(default_factory=list)  # the same with Tok/Pos Embed apart
     reads: dict[str, list[str]] = field(default_factory=dict)  # reader node -> residual directions it reads
     writes: dict[str, list[str]] = field(default_factory=dict)  # writer node -> residual directions it writes
 
@@ -64,11 +65,13 @@ class CompiledProgram:
         """Returns token ids [batch, 1 + longest] with BOS prepended and shorter sequences padded with PAD."""
         width = max(len(s) for s in sequences)
         if width > self.max_seq_len:
-            raise CompileError(f"{self.name} was compiled for sequences up to {self.max_seq_len}; got one of {width}")
+            raise InvalidTokensError(
+                f"{self.name} was compiled for sequences up to {self.max_seq_len}; got one of {width}"
+            )
         try:
             rows = [[self.bos_id] + [self.encoding[v] for v in s] + [self.pad_id] * (width - len(s)) for s in sequences]
         except KeyError as err:
-            raise CompileError(f"value {err.args[0]!r} is not in {self.name}'s vocabulary {self.vocab}") from None
+            raise InvalidTokensError(f"value {err.args[0]!r} is not in {self.name}'s vocabulary {self.vocab}") from None
         return torch.tensor(rows, dtype=torch.long)
 
     def decode(self, logits: torch.Tensor) -> list[list]:
@@ -76,9 +79,6 @@ class CompiledProgram:
         if self.output_values is None:
             return logits[:, 1:, 0].tolist()
         return [[self.output_values[i] for i in row] for row in logits[:, 1:].argmax(-1).tolist()]
-
-    def graph(self, per_position: bool = False, n_positions: int | None = None) -> Graph:
-        return Graph.from_model(TransformerAdapter(self.model), per_position, n_positions)
 
 
 def _label(direction) -> str:
@@ -88,32 +88,34 @@ def _label(direction) -> str:
 def program_fingerprint(program, vocab: set, max_seq_len: int, causal: bool) -> str:
     """Returns a hash of the program's structure and of every operation's values on fixed sample inputs.
 
-    RASP labels carry global ids that change with creation order, so the structure is hashed without them; the
-    sampled values make two programs with the same shape but different functions hash apart.
+    RASP labels carry global ids that depend on what else was built in the process, so operations are numbered by
+    a depth-first walk from the output instead; the sampled values make two programs with the same shape but
+    different functions hash apart. The tracr and edgewise versions are part of the key.
     """
-    from tracr.compiler import rasp_to_graph
+    from importlib.metadata import version
+
     from tracr.rasp import rasp
 
-    graph = rasp_to_graph.extract_rasp_graph(program).graph
-    order = list(_topological(graph))
-    position = {label: i for i, label in enumerate(order)}
+    order: list = []
+    number: dict[int, int] = {}
+
+    def visit(expr) -> int:
+        if id(expr) not in number:
+            children = [visit(child) for child in expr.children]
+            number[id(expr)] = len(order)
+            order.append((expr, children))
+        return number[id(expr)]
+
+    visit(program)
     rng = random.Random(0)
     values = sorted(vocab, key=repr)
     samples = [[rng.choice(values) for _ in range(rng.randint(1, max_seq_len))] for _ in range(24)]
-    parts = [repr(sorted(vocab, key=repr)), max_seq_len, causal, CACHE_FORMAT]
-    for label in order:
-        expr = graph.nodes[label]["EXPR"]
-        children = sorted(position[c.label] for c in expr.children)
+    parts = [repr(values), max_seq_len, causal, CACHE_FORMAT, version("tracr-pypi"), version("edgewise")]
+    for expr, children in order:
         annotations = sorted((k, repr(v)) for k, v in expr.annotations.items() if k != "name")
         outputs = [repr(rasp.evaluate(expr, s)) for s in samples] if isinstance(expr, rasp.SOp) else []
         parts.append([type(expr).__name__, children, annotations, outputs])
     return hashlib.sha256(json.dumps(parts, default=repr).encode()).hexdigest()[:16]
-
-
-def _topological(graph):
-    import networkx as nx
-
-    return nx.lexicographical_topological_sort(graph, key=lambda label: str(label))
 
 
 def compile_program(
@@ -125,6 +127,7 @@ def compile_program(
     cache_dir: Path | None = None,
 ) -> CompiledProgram:
     """Returns `program` compiled by tracr and loaded into an edgewise Transformer, from the cache when possible."""
+    _check_program(program, name)
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
     key = program_fingerprint(program, vocab, max_seq_len, causal)
     path = cache_dir / f"{name}-{key}.pt"
@@ -135,8 +138,20 @@ def compile_program(
     return compiled
 
 
+def _check_program(program, name: str) -> None:
+    """Raises CompileError unless `program` is a RASP sequence operation (SOp)."""
+    from tracr.rasp import rasp
+
+    if not isinstance(program, rasp.SOp):
+        raise CompileError(
+            f"{name}: tracr compiles RASP sequence operations (tracr.rasp.rasp.SOp, e.g. "
+            f"lib.make_reverse(rasp.tokens)); got {type(program).__name__}"
+        )
+
+
 def compile_with_tracr(program, vocab: set, max_seq_len: int, name: str, causal: bool = False):
     """Returns (CompiledProgram, tracr's AssembledTransformerModel), never from the cache: for exactness checks."""
+    _check_program(program, name)
     return _compile(program, vocab, max_seq_len, name, causal)
 
 
@@ -180,11 +195,14 @@ def _compile(program, vocab, max_seq_len, name, causal):
     if output_encoder is not None and hasattr(output_encoder, "encoding_map"):
         decoding = {i: v for v, i in output_encoder.encoding_map.items()}
         output_values = [decoding[i] for i in range(len(decoding))]
-    reads, writes = _residual_reads_and_writes(craft_model, module_names, model.cfg, extracted.sink)
-    graph = Graph.from_model(TransformerAdapter(model))
-    ground_truth = [
-        (e.writer, e.reader) for e in graph.edges if set(writes.get(e.writer, ())) & set(reads.get(e.reader, ()))
-    ]
+    reads, writes = _residual_reads_and_writes(craft_model, module_names, extracted.sink)
+    directions = {label: i for i, label in enumerate(assembled.residual_labels)}
+    writes.update(_embedding_writes(model, assembled.residual_labels))
+    ground_truth, ground_truth_split = (
+        _ground_truth(model, Graph.from_model(TransformerAdapter(model), split_embeddings=split), reads, writes,
+                      directions)
+        for split in (False, True)
+    )
     compiled = CompiledProgram(
         name=name,
         model=model,
@@ -193,6 +211,7 @@ def _compile(program, vocab, max_seq_len, name, causal):
         encoding=encoding,
         output_values=output_values,
         ground_truth=ground_truth,
+        ground_truth_split=ground_truth_split,
         reads=reads,
         writes=writes,
     )
@@ -263,13 +282,61 @@ def _to_transformer(assembled, causal: bool) -> Transformer:
     return model.eval()
 
 
-def _residual_reads_and_writes(craft_model, module_names, cfg: TransformerConfig, sink) -> tuple[dict, dict]:
-    """Returns, per graph node, the residual directions it reads (readers) and writes (writers)."""
+def _embedding_writes(model: Transformer, labels: list[str]) -> dict[str, list[str]]:
+    """Returns the residual directions the token and position embeddings write (non-zero columns), and both."""
+    tok = [label for label, column in zip(labels, model.W_E.detach().abs().amax(0)) if column > 0]
+    pos = [label for label, column in zip(labels, model.W_pos.detach().abs().amax(0)) if column > 0]
+    return {"Tok Embed": tok, "Pos Embed": pos, "Resid Start": sorted(set(tok) | set(pos))}
+
+
+def _node_weights(model: Transformer, name: str, role: str) -> torch.Tensor:
+    """Returns the weights through which a node reads ([d_model, *] rows) or writes ([*, d_model] columns, as rows).
+
+    A head's value input counts only through W_V W_O: a direction it reads but maps to zero carries nothing.
+    """
+    w = lambda t: t.detach()  # noqa: E731
+    if name == "Resid End":
+        return w(model.W_U)
+    if name.startswith("MLP"):
+        mlp = model.blocks[int(name.split()[1])].mlp
+        return w(mlp.W_in) if role == "reader" else w(mlp.W_out).T
+    if name == "Tok Embed":
+        return w(model.W_E).T
+    if name == "Pos Embed":
+        return w(model.W_pos).T
+    if name == "Resid Start":
+        return torch.cat([w(model.W_E), w(model.W_pos)]).T
+    parts = name.split(".")  # A{layer}.{head}[.Q/.K/.V]
+    layer, head = int(parts[0][1:]), int(parts[1])
+    attn = model.blocks[layer].attn
+    ov = w(attn.W_V[head]) @ w(attn.W_O[head])  # [d_model in, d_model out]
+    if role == "writer":
+        return ov.T
+    return {"Q": w(attn.W_Q[head]), "K": w(attn.W_K[head]), "V": ov}[parts[2]]
+
+
+def _ground_truth(model: Transformer, graph: Graph, reads: dict, writes: dict, directions: dict) -> list:
+    """Returns the graph's edges along which the program moves information: the writer writes a residual direction
+    the reader reads (by the compiler's spaces), and both weights on that direction are non-zero."""
+    truth = []
+    for e in graph.edges:
+        shared = sorted(set(writes.get(e.writer, ())) & set(reads.get(e.reader, ())))
+        if not shared:
+            continue
+        rows = torch.tensor([directions[d] for d in shared])
+        written = _node_weights(model, e.writer, "writer")[rows].abs().amax(-1) > 0
+        read = _node_weights(model, e.reader, "reader")[rows].abs().amax(-1) > 0
+        if (written & read).any():
+            truth.append((e.writer, e.reader))
+    return truth
+
+
+def _residual_reads_and_writes(craft_model, module_names, sink) -> tuple[dict, dict]:
+    """Returns, per head and MLP, the residual directions it reads and writes, by the compiler's vector spaces."""
     from tracr.craft import transformers
-    from tracr.rasp import rasp
 
     reads: dict[str, set] = {}
-    writes: dict[str, set] = {"Resid Start": set()}
+    writes: dict[str, set] = {}
     for module_name, block in zip(module_names, craft_model.blocks):
         layer = int(module_name.split("_")[1].split("/")[0])
         if isinstance(block, transformers.MLP):
@@ -281,12 +348,6 @@ def _residual_reads_and_writes(craft_model, module_names, cfg: TransformerConfig
             reads[f"A{layer}.{head}.K"] = {_label(d) for d in craft_head.w_qk.right_space.basis}
             reads[f"A{layer}.{head}.V"] = {_label(d) for d in craft_head.w_ov.input_space.basis}
             writes[f"A{layer}.{head}"] = {_label(d) for d in craft_head.w_ov.output_space.basis}
-    written_by_blocks = set().union(*writes.values())
-    read_by_blocks = set().union(*reads.values())
-    # The embeddings write tokens, indices and the constant `one` direction: everything no block writes.
-    writes["Resid Start"] = {
-        d for d in read_by_blocks if d.split(":")[0] in (rasp.tokens.label, rasp.indices.label, "one")
-    } - written_by_blocks
     reads["Resid End"] = {_label(d) for d in sink["OUTPUT_BASIS"]}
     return (
         {k: sorted(v) for k, v in reads.items()},
@@ -305,6 +366,7 @@ def _save(compiled: CompiledProgram, path: Path) -> None:
         "encoding": compiled.encoding,
         "output_values": compiled.output_values,
         "ground_truth": compiled.ground_truth,
+        "ground_truth_split": compiled.ground_truth_split,
         "reads": compiled.reads,
         "writes": compiled.writes,
     }
@@ -325,6 +387,7 @@ def _load(path: Path) -> CompiledProgram:
         encoding=record["encoding"],
         output_values=record["output_values"],
         ground_truth=[tuple(e) for e in record["ground_truth"]],
+        ground_truth_split=[tuple(e) for e in record["ground_truth_split"]],
         reads=record["reads"],
         writes=record["writes"],
     )

@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from .errors import UnknownTaskError
+from .errors import BatchShapeError, UnknownTaskError
 from .metrics import METRICS
 from .task import Task
 from .tracr_compile import CompiledProgram, compile_program
@@ -60,6 +60,8 @@ def tracr_task(
     """
     compiled = compile_program(program, vocab, max_seq_len, name, causal=causal, cache_dir=cache_dir)
     sequences = all_or_sample(vocab, max_seq_len, n, seed) if sequences is None else sequences
+    if len(sequences) < 2:
+        raise BatchShapeError(f"{name}: resample ablation pairs each input with another; give at least 2 sequences")
     clean = compiled.encode(sequences)
     corrupt = clean[derangement(len(sequences), seed)]
     scored = (clean != compiled.bos_id) & (clean != compiled.pad_id)
@@ -72,6 +74,7 @@ def tracr_task(
         metric=METRICS[metric_name],
         scored_positions=scored,
         ground_truth=list(compiled.ground_truth),
+        ground_truth_split=list(compiled.ground_truth_split),
         bos_position=0,
         categorical=compiled.categorical,
         description=description,
@@ -231,6 +234,7 @@ TRACR_TASKS: dict[str, TracrSpec] = {spec.name: spec for spec in _specs()}
 
 
 def task_names() -> list[str]:
+    """Returns the names of the built-in tasks."""
     return list(TRACR_TASKS)
 
 

@@ -16,6 +16,8 @@ from torch import nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
+from .errors import InvalidTokensError
+
 
 @dataclass(frozen=True)
 class TransformerConfig:
@@ -155,6 +157,20 @@ class Block(nn.Module):
         return self.hook_resid_post(resid + mlp_out)
 
 
+def check_tokens(tokens: torch.Tensor, d_vocab: int, n_ctx: int) -> None:
+    """Raises InvalidTokensError unless `tokens` are integer ids [batch, pos] in [0, d_vocab) with pos <= n_ctx."""
+    if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2 or tokens.is_floating_point():
+        shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
+        raise InvalidTokensError(f"tokens must be an integer tensor [batch, pos]; got {shape} (add a batch axis with "
+                                 "tokens[None] for one sequence)")
+    if tokens.shape[1] > n_ctx:
+        raise InvalidTokensError(f"sequence length {tokens.shape[1]} exceeds the model's n_ctx={n_ctx}")
+    if tokens.numel() and (tokens.min() < 0 or tokens.max() >= d_vocab):
+        raise InvalidTokensError(
+            f"token ids must lie in [0, {d_vocab}); got {tokens.min().item()}..{tokens.max().item()}"
+        )
+
+
 class Transformer(HookedRootModule):
     """A decoder-only transformer: tokens [batch, pos] -> logits [batch, pos, d_vocab_out]."""
 
@@ -181,8 +197,7 @@ class Transformer(HookedRootModule):
                     param.copy_(torch.randn(param.shape, generator=generator) * std)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        if tokens.shape[-1] > self.cfg.n_ctx:
-            raise ValueError(f"sequence length {tokens.shape[-1]} exceeds the model's n_ctx={self.cfg.n_ctx}")
+        check_tokens(tokens, self.cfg.d_vocab, self.cfg.n_ctx)
         positions = torch.arange(tokens.shape[-1], device=tokens.device)
         pos_embed = self.W_pos[positions].expand(tokens.shape[0], -1, -1)
         resid = self.hook_embed(self.W_E[tokens]) + self.hook_pos_embed(pos_embed)

@@ -14,6 +14,8 @@ from typing import Callable, Iterator, Literal
 
 import torch
 
+from ..errors import GraphMismatchError
+
 
 @dataclass(frozen=True)
 class HookGroup:
@@ -59,6 +61,11 @@ class Adapter(ABC):
         handles = []
         try:
             for name, fn in fwd_hooks:
+                if name not in self.model.hook_dict:
+                    raise GraphMismatchError(
+                        f"the model has no hook point {name!r}: was the graph built for another model? Build it with "
+                        "Graph.from_model(this model)"
+                    )
                 point = self.model.hook_dict[name]
                 handles.append((point, point.add_hook(fn)))
             yield
