@@ -92,3 +92,14 @@ def test_reverse_under_resample_needs_only_two_edges(reverse):
     for edge in two:
         logits = patched_forward(reverse.model, graph, reverse.clean, ablated, graph.mask_for(two - {edge}))
         assert reverse.metric(logits, full, reverse.scored_positions) > 0.1
+
+
+def test_proportion_mirrors_acdc_data():
+    """ACDC's proportion: 50 random length-4 sequences for discovery, 50 others held out, corrupted by shuffling."""
+    from edgewise.tracr_tasks import get_task
+
+    task, held_out = get_task("tracr-proportion"), get_task("tracr-proportion", held_out=True)
+    assert task.clean.shape == held_out.clean.shape == (50, 5)
+    assert not (task.clean[:, None] == held_out.clean[None]).all(-1).any()  # disjoint splits
+    assert sorted(task.corrupt.tolist()) == sorted(task.clean.tolist())  # a permutation of the batch
+    assert "shuffle" in task.pairing and get_task("tracr-proportion", metric="l2").metric.name == "l2"

@@ -73,3 +73,34 @@ def test_fingerprint_tells_programs_apart():
     c = program_fingerprint(lib.make_frac_prevs(rasp.tokens == "x"), set("wxyz"), 5, False)
     assert a != b and a == c
     assert a != program_fingerprint(lib.make_frac_prevs(rasp.tokens == "x"), set("wxyz"), 5, True)
+
+
+def test_user_program_with_causal_attention_becomes_a_task():
+    """A program written here (not from tracr's lib), compiled causally: outputs match tracr's own model on every
+    input, and the derived circuit alone reproduces the model."""
+    from tracr.rasp import rasp
+
+    from edgewise.patching import patched_forward
+    from edgewise.tracr_tasks import tracr_task
+
+    is_a = rasp.numerical(rasp.Map(lambda t: 1 if t == "a" else 0, rasp.tokens))
+    prefix = rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LEQ)
+    program = rasp.numerical(rasp.Aggregate(prefix, is_a, default=0)).named("frac_a")
+    task = tracr_task(program, {"a", "b"}, 4, "user-frac-a", causal=True)
+    compiled = task.extras["compiled"]
+    assert task.model.cfg.attention_dir == "causal" and not task.categorical
+    _, assembled = compile_with_tracr(program, {"a", "b"}, 4, "user-frac-a", causal=True)
+    for length in range(1, 5):
+        tokens = compiled.encode([list(s) for s in itertools.product("ab", repeat=length)])
+        theirs = np.asarray(assembled.forward(assembled.params, jnp.asarray(tokens.numpy())).unembedded_output)
+        with torch.no_grad():
+            ours = compiled.model(tokens)[..., 0].numpy()
+        np.testing.assert_allclose(ours, theirs, atol=1e-4)
+    expected = {("Resid Start", "MLP 0"), ("Resid Start", "A1.0.Q"), ("Resid Start", "A1.0.K"),
+                ("MLP 0", "A1.0.V"), ("A1.0", "Resid End")}
+    assert set(task.ground_truth) == expected
+    graph = task.graph()
+    with torch.no_grad():
+        kept = patched_forward(task.model, graph, task.clean, task.ablation(graph, "zero"),
+                               graph.mask_for(task.ground_truth_edges(graph)))
+    assert torch.allclose(kept, task.full_logits(), atol=1e-5)

@@ -110,7 +110,7 @@ def _discover(args: argparse.Namespace) -> int:
         if not sep:
             raise EdgewiseError(f"--set takes NAME=VALUE, got {item!r}")
         hyperparameters[key.replace("-", "_")] = _parse_value(value)
-    task = get_task(args.task)
+    task = get_task(args.task, metric=args.metric)
     scores = discover(task, args.method, args.ablation, args.per_position, args.seed, progress=True,
                       **hyperparameters)
     if args.json:
@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--top-k", type=int, help="edges to print (default: the ground truth's size, else 20)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="a hyperparameter, e.g. --set steps=500")
+    p.add_argument("--metric", choices=["kl", "mse", "l2"], help="faithfulness metric (default: the task's own)")
     p.add_argument("--json", metavar="FILE", help="write {method, seconds, scores: [[writer, reader, score]]}")
     p.set_defaults(run=_discover)
     p = sub.add_parser("demo", help="show a task, its graph, its true circuit and a patching check, with plots")

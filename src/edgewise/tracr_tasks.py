@@ -51,19 +51,30 @@ def tracr_task(
     causal: bool = False,
     cache_dir: Path | None = None,
     description: str = "",
+    corruption: str = "derangement",
 ) -> Task:
     """Returns a Task for a RASP program: compiled model, data, metric and ground truth derived by the compiler.
 
     Data defaults to every input of length `max_seq_len` (or `n` of them at random); inputs of different lengths are
-    padded. The metric defaults to KL divergence for categorical outputs and MSE for numerical ones, scored on every
+    padded. Corrupted inputs are the clean batch permuted: by a derangement (default, no input paired with itself)
+    or by a plain random shuffle (`corruption="shuffle"`, ACDC's rule for proportion, where a row may keep itself).
+    The metric defaults to KL divergence for categorical outputs and MSE for numerical ones, scored on every
     non-BOS, non-padding position.
     """
     compiled = compile_program(program, vocab, max_seq_len, name, causal=causal, cache_dir=cache_dir)
     sequences = all_or_sample(vocab, max_seq_len, n, seed) if sequences is None else sequences
     if len(sequences) < 2:
         raise BatchShapeError(f"{name}: resample ablation pairs each input with another; give at least 2 sequences")
+    if corruption not in ("derangement", "shuffle"):
+        raise BatchShapeError(f"unknown corruption {corruption!r}; use 'derangement' or 'shuffle'")
+    if metric is not None and metric not in METRICS:
+        raise UnknownTaskError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     clean = compiled.encode(sequences)
-    corrupt = clean[derangement(len(sequences), seed)]
+    if corruption == "derangement":
+        perm = derangement(len(sequences), seed)
+    else:
+        perm = torch.randperm(len(sequences), generator=torch.Generator().manual_seed(seed)).tolist()
+    corrupt = clean[perm]
     scored = (clean != compiled.bos_id) & (clean != compiled.pad_id)
     metric_name = metric or ("kl" if compiled.categorical else "mse")
     return Task(
@@ -78,7 +89,7 @@ def tracr_task(
         bos_position=0,
         categorical=compiled.categorical,
         description=description,
-        pairing=f"corrupted row i = clean row perm[i], perm a random derangement (seed {seed})",
+        pairing=f"corrupted row i = clean row perm[i], perm a random {corruption} (seed {seed})",
         extras={"compiled": compiled, "sequences": sequences},
     )
 
@@ -118,6 +129,8 @@ class TracrSpec:
     sequences: Callable[[], list[list]]
     description: str
     metric: str | None = None
+    corruption: str = "derangement"
+    held_out: Callable[[], list[list]] | None = None  # inputs kept apart for evaluating found circuits
 
 
 def _lib():
@@ -144,8 +157,10 @@ def _specs() -> list[TracrSpec]:
             lambda: lib.make_frac_prevs(rasp.tokens == "x").named("frac_prevs"),
             frozenset("wxyz"),
             5,
-            lambda: all_or_sample(frozenset("wxyz"), 4, 50),
-            "fraction of tokens so far that are 'x' (ACDC's data: 50 random sequences of length 4)",
+            lambda: all_or_sample(frozenset("wxyz"), 4, 100)[:50],
+            "fraction of tokens so far that are 'x' (ACDC's data: 50 random sequences of length 4, shuffled)",
+            corruption="shuffle",
+            held_out=lambda: all_or_sample(frozenset("wxyz"), 4, 100)[50:],
         ),
         TracrSpec(
             "tracr-hist",
@@ -244,18 +259,22 @@ def compile_spec(name: str, cache_dir: Path | None = None) -> CompiledProgram:
     return compile_program(spec.program(), set(spec.vocab), spec.max_seq_len, spec.name, cache_dir=cache_dir)
 
 
-def get_task(name: str, cache_dir: Path | None = None) -> Task:
-    """Returns the built-in task `name`, or raises UnknownTaskError listing the valid names."""
+def get_task(name: str, metric: str | None = None, held_out: bool = False, cache_dir: Path | None = None) -> Task:
+    """Returns the built-in task `name`, optionally with another metric (e.g. ACDC's "l2") or on its held-out
+    inputs (tracr-proportion: ACDC's second 50 sequences); raises UnknownTaskError for unknown names."""
     spec = _spec(name)
+    if held_out and spec.held_out is None:
+        raise UnknownTaskError(f"{name} has no held-out split: its data is every input, or a fixed sample of them")
     return tracr_task(
         spec.program(),
         set(spec.vocab),
         spec.max_seq_len,
         spec.name,
-        sequences=spec.sequences(),
-        metric=spec.metric,
+        sequences=spec.held_out() if held_out else spec.sequences(),
+        metric=metric or spec.metric,
         cache_dir=cache_dir,
-        description=spec.description,
+        description=spec.description + (" (held-out inputs)" if held_out else ""),
+        corruption=spec.corruption,
     )
 
 
