@@ -133,15 +133,10 @@ class TracrSpec:
     held_out: Callable[[], list[list]] | None = None  # inputs kept apart for evaluating found circuits
 
 
-def _lib():
+def _specs() -> list[TracrSpec]:
     from tracr.compiler import lib
     from tracr.rasp import rasp
 
-    return lib, rasp
-
-
-def _specs() -> list[TracrSpec]:
-    lib, rasp = _lib()
     abc = frozenset("abc")
     return [
         TracrSpec(
