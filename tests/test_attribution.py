@@ -9,6 +9,7 @@ from edgewise.ablation import AblatedOutputs, record_writer_outputs
 from edgewise.evaluate import roc_auc
 from edgewise.graph import Edge, Graph
 from edgewise.methods import discover, get_method, make_config
+from edgewise.methods.attribution import InvalidHyperparameterError
 from edgewise.metrics import METRICS
 from edgewise.reference import single_edge_patch
 from edgewise.scores import EdgeScores
@@ -261,3 +262,18 @@ def test_tracr_ground_truth_recovery(name, per_position, method):
     if name == "tracr-reverse" and not per_position:  # the genuinely faithful 2-edge circuit under resampling
         top_two = {e for e, _ in result.ranked()[:2]}
         assert top_two == {Edge("Resid Start", "A3.0.V"), Edge("A3.0", "Resid End")}
+
+
+@pytest.mark.parametrize("method, hyperparameters", [
+    ("eap", {"objective": "logit-diff"}), ("eap-ig-inputs", {"steps": 0}), ("exact", {"chunk_size": 0}),
+])
+def test_bad_hyperparameters_fail_before_any_forward(method, hyperparameters, proportion):
+    with pytest.raises(InvalidHyperparameterError, match=next(iter(hyperparameters))):
+        discover(proportion, method, **hyperparameters)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_progress_bar_leaves_scores_unchanged(method, proportion):
+    quiet = discover(proportion, method, per_position=True)
+    shown = discover(proportion, method, per_position=True, progress=True)
+    assert torch.equal(quiet.scores, shown.scores)

@@ -87,3 +87,32 @@ def test_unknown_method_and_hyperparameter(reverse):
         discover(reverse, "acdcc")
     with pytest.raises(UnknownMethodError, match="random has no hyperparameter steps"):
         discover(reverse, "random", steps=3)
+
+
+def test_effective_ground_truth_matches_auto_circuit_resample_circuits(reverse, proportion):
+    from edgewise.evaluate import effective_ground_truth
+
+    graph = reverse.graph()
+    assert effective_ground_truth(reverse, graph, reverse.ablation(graph, "resample")) == {
+        Edge("Resid Start", "A3.0.V"), Edge("A3.0", "Resid End")
+    }
+    graph = proportion.graph()
+    assert effective_ground_truth(proportion, graph, proportion.ablation(graph, "resample")) == {
+        Edge("Resid Start", "MLP 0"), Edge("MLP 0", "A1.0.V"), Edge("A1.0", "Resid End")
+    }
+    # Zero ablation removes the positions and BOS too, so the query and key edges matter again.
+    assert effective_ground_truth(proportion, graph, proportion.ablation(graph, "zero")) == set(
+        proportion.ground_truth_edges(graph)
+    )
+
+
+def test_roc_auc_treats_float_noise_as_zero(reverse):
+    graph = reverse.graph()
+    truth = {graph.edges[0], graph.edges[1]}
+    values = torch.zeros(graph.n_edges, dtype=torch.float64)
+    values[0] = 1.0
+    values[2:] = torch.linspace(-1e-19, 1e-19, graph.n_edges - 2)  # noise on edges with no effect
+    values[1] = 0.0  # a true edge with no effect ties with the noise, it does not lose to half of it
+    noisy = EdgeScores(graph, values, "t")
+    assert roc_auc(noisy, truth) == pytest.approx(_brute_force_auc([1.0, 0.0] + [0.0] * (graph.n_edges - 2),
+                                                                     [True, True] + [False] * (graph.n_edges - 2)))

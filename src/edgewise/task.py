@@ -84,10 +84,13 @@ class Task:
         return self.adapter.forward(self.clean)
 
     def answer_score(self, logits: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
-        """Returns how strongly the outputs give the full model's answers: mean log-probability of the full model's
-        top class (categorical) or mean output value (numerical), over scored positions; [n_masks] or scalar.
+        """Returns how strongly the outputs give the full model's answers, averaged over scored positions: the
+        log-probability of the full model's top class (categorical), or the outputs' covariance with the full
+        model's outputs (numerical); [n_masks] or scalar.
 
         Unlike the faithfulness metrics, its gradient is not zero at the full model, so gradient methods use it.
+        The numerical form weighs each output by how far the full model's answer is from its mean: with a plain mean
+        of outputs, a corrupted batch that is a permutation of the clean one would cancel out in the sum.
         """
         reference = self.full_logits() if reference is None else reference
         weights = self.scored_positions.to(logits.dtype)
@@ -95,7 +98,8 @@ class Task:
             answers = reference.argmax(-1).expand(logits.shape[:-1])
             per_position = logits.log_softmax(-1).gather(-1, answers.unsqueeze(-1)).squeeze(-1)
         else:
-            per_position = logits.sum(-1)
+            centred = reference - (reference * weights.unsqueeze(-1)).sum((0, 1)) / weights.sum()
+            per_position = (logits * centred).sum(-1)
         return (per_position * weights).sum((-1, -2)) / weights.sum()
 
     def faithfulness_loss(

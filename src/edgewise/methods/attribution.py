@@ -35,8 +35,19 @@ from . import register
 OBJECTIVES = ("answer", "metric")
 
 
-class UnknownObjectiveError(EdgewiseError, ValueError):
-    """An attribution objective other than `answer` or `metric`."""
+class InvalidHyperparameterError(EdgewiseError, ValueError):
+    """An attribution hyperparameter outside its range: an unknown objective, steps or chunk_size below 1."""
+
+
+def _check(method: str, objective: str | None = None, **at_least_one: int) -> None:
+    """Raises InvalidHyperparameterError for an unknown objective or a count below 1."""
+    if objective is not None and objective not in OBJECTIVES:
+        raise InvalidHyperparameterError(
+            f"{method}: unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}"
+        )
+    for name, value in at_least_one.items():
+        if not isinstance(value, int) or value < 1:
+            raise InvalidHyperparameterError(f"{method}: {name} must be an integer >= 1; got {value!r}")
 
 
 def behaviour(task: Task, logits: torch.Tensor, reference: torch.Tensor, objective: str) -> torch.Tensor:
@@ -45,7 +56,7 @@ def behaviour(task: Task, logits: torch.Tensor, reference: torch.Tensor, objecti
         return task.answer_score(logits, reference)
     if objective == "metric":
         return -task.metric(logits, reference, task.scored_positions)
-    raise UnknownObjectiveError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
+    raise InvalidHyperparameterError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
 
 
 def mask_gradient(
@@ -65,8 +76,6 @@ def _finish(signed: torch.Tensor, absolute: bool) -> torch.Tensor:
 
 
 def _steps(steps: int, progress: bool, name: str):
-    if steps < 1:
-        raise ValueError(f"{name} needs steps >= 1; got {steps}")
     alphas = [k / steps for k in range(1, steps + 1)]  # right Riemann sum: the last point is the clean run
     return tqdm(alphas, desc=name, leave=False) if progress else alphas
 
@@ -80,6 +89,9 @@ class EAPConfig:
 
     objective: str = "answer"  # `metric` (KL/MSE) has zero gradient at the full model: EAP would score every edge 0
     absolute: bool = True  # EAP papers rank edges by |attribution|: an edge that hurts the behaviour matters too
+
+    def __post_init__(self):
+        _check("eap", self.objective)
 
 
 @register("eap", EAPConfig)
@@ -98,8 +110,11 @@ class EAPIGInputsConfig:
     """EAP with integrated gradients over the input embeddings (Hanna et al. 2024, "EAP-IG")."""
 
     steps: int = 5  # Hanna et al.'s default m = 5: enough for faithful circuits at five times EAP's cost
-    objective: str = "answer"  # the paper's tasks use logit differences; `metric` (e.g. KL) works too off the full model
+    objective: str = "answer"  # the paper scores logit differences; `metric` (e.g. KL) has gradients off the full model
     absolute: bool = True  # circuits are built from the edges of largest |score|, as in the paper
+
+    def __post_init__(self):
+        _check("eap-ig-inputs", self.objective, steps=self.steps)
 
 
 def _input_writer_groups(graph: Graph) -> list[int]:
@@ -165,6 +180,9 @@ class EAPIGActivationsConfig:
     objective: str = "answer"  # off the full model `metric` has gradients too; `answer` keeps the scale of EAP
     absolute: bool = True  # rank by |attribution|, as for EAP and EAP-IG
 
+    def __post_init__(self):
+        _check("eap-ig-activations", self.objective, steps=self.steps)
+
 
 @register("eap-ig-activations", EAPIGActivationsConfig)
 def eap_ig_activations_scores(
@@ -198,12 +216,13 @@ class ExactConfig:
     absolute: bool = True  # rank by the size of the change; for a distance metric the change is already >= 0
     chunk_size: int = 64  # masks per patched forward: a whole small graph in a few forwards, bounded memory on large
 
+    def __post_init__(self):
+        _check("exact", self.objective, chunk_size=self.chunk_size)
+
 
 @register("exact", ExactConfig)
 def exact_scores(task: Task, graph: Graph, ablated: AblatedOutputs, config: ExactConfig, seed: int, progress: bool):
-    """Exact patching: B(full) - B(edge alone ablated), every other edge kept; the reference the estimates approximate."""
-    if config.chunk_size < 1:
-        raise ValueError(f"exact needs chunk_size >= 1; got {config.chunk_size}")
+    """Exact patching: B(full) - B(edge alone ablated), all other edges kept: what the estimates approximate."""
     reference = task.full_logits()
     adapter = task.adapter
     scores = torch.empty(graph.n_edges, dtype=torch.float64)
