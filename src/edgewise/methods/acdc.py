@@ -24,16 +24,18 @@ Batching, exactly equal to the sequential rule. The edges into one reader are ev
 batch: row j is the circuit with candidate j removed *and* every earlier candidate that is guessed to be removed.
 Decisions are then taken in order; row j is the exact sequential evaluation as long as every guess before j was right.
 At the first wrong guess the decision is still exact (its own row is valid), and the remaining candidates go into a
-new forward, guessed from the stale rows' marginal changes. The first guess is "removed": ACDC's circuits are sparse,
-so a reader typically costs one forward plus one per kept edge.
+new forward, guessed from the stale rows' marginal changes. The first guess is "removed" (ACDC's circuits are
+sparse), so a reader costs one forward plus one per wrong guess. Guesses change only the cost, never the result.
 
-Dead nodes (on by default, as ACDC's redundant-node removal): when every outgoing edge of a reader's node has been
-removed, the node's output reaches nothing, so edges into that reader cannot change the metric. They are removed
-without a forward and scored 0, which is what the rule would measure up to rounding. A head's K and V inputs at one
-position feed its output at every position, so in per-position graphs they are dead only when the head's outgoing
-edges are removed at every position. Skipping is exact only for threshold > 0 (a zero change is then removed), so it
-is off otherwise. ACDC also removes the outgoing edges of nodes left without incoming edges; edgewise does not: that
-is exact only under resample ablation, and `connected_edges` drops such edges when a circuit is made.
+Dead nodes (on by default, as ACDC's `increment_current_node`, which drops the inputs of a node that
+`current_node_connected` finds feeding nothing): when every outgoing edge of a reader's node has been removed, the
+node's output reaches nothing, so edges into that reader cannot change the metric. They are removed without a forward
+and scored 0, which is what the rule would measure up to rounding. A head's K and V inputs at one position feed its
+output at every position, so in per-position graphs they are dead only when the head's outgoing edges are removed at
+every position. Skipping equals the rule only for threshold > 0 (a zero change is then removed), so it is off
+otherwise. ACDC's optional `remove_redundant` also drops the outgoing edges of a node left without incoming edges;
+edgewise does not: that is exact only under resample ablation, and `connected_edges` drops such edges when a circuit
+is made.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class AcdcConfig:
     """ACDC's hyperparameters: the threshold on the metric's increase, and two execution knobs."""
 
     threshold: float = 1e-3  # tau; the middle (log scale) of ACDC's tracr sweep 10^-5..10^-1 (its metric range 0-0.1)
-    skip_dead_nodes: bool = True  # ACDC removes the inputs of nodes that feed nothing without testing them
+    skip_dead_nodes: bool = True  # ACDC drops the inputs of a node that feeds nothing without testing them
     masks_per_forward: int = 64  # memory knob, not ACDC's: rows of one batched forward (results do not depend on it)
 
     def __post_init__(self):
