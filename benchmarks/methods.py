@@ -57,13 +57,20 @@ def main() -> None:
                         "seconds": scores.seconds, "hyperparameters": scores.hyperparameters,
                     }
                     records.append(record)
+                    _write(args.out, records)  # after every run: an interrupted benchmark keeps what it measured
                     print(f"{name:<22}{graph_kind:<13}{method:<20}{seed:>5}{record['auroc']:>7.3f}"
                           f"{record['auroc_effective']:>10.3f}{record['faithfulness_at_effective_size']:>11.3f}"
                           f"{record['seconds']:>9.2f}", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": platform.platform(), "threads": torch.get_num_threads(),
-                                    "results": records}, indent=1))
     print(f"wrote {args.out}")
+
+
+def _write(path: Path, records: list[dict]) -> None:
+    """Writes the records so far, atomically: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"machine": platform.platform(), "threads": torch.get_num_threads(),
+                               "results": records}, indent=1))
+    tmp.replace(path)
 
 
 if __name__ == "__main__":
