@@ -40,12 +40,12 @@ from . import discover, register
 class SubnetworkProbingConfig:
     """Hyperparameters of edge-sp and node-sp; defaults are tuned for tracr-sized graphs on CPU."""
 
-    lambda_: float = 1.0  # weight of the mean expected L0 (fixed-lambda mode); sweep it with `lambda_sweep`
+    lambda_: float = 0.1  # weight of the mean expected L0 (fixed-lambda mode); sweep it with `lambda_sweep`
     target_edges: int | None = None  # kept-edge target: replaces lambda_ by Edge Pruning's Lagrangian
     steps: int = 500  # ACDC trains 3000-10000 epochs at lr 1e-3; a larger lr converges in a few seconds here
-    lr: float = 0.1  # Adam on log_alpha; a no-signal gate falls by about lr per step
+    lr: float = 0.02  # Adam on log_alpha: a no-signal gate falls about lr per step; 0.05+ lost reverse (zero)
     init_gate: float = 0.9  # ACDC's start: every deterministic gate at 0.9 (log_alpha = log 5)
-    n_samples: int = 1  # masks sampled per step (one forward on the repeated batch); ACDC samples one
+    n_samples: int = 4  # masks per step, in one forward; ACDC samples one, which lost reverse's chain (zero)
     warmup: float = 0.5  # fraction of the steps over which the Lagrangian target ramps down to target_edges
     multiplier_lr: float = 0.1  # Adam (gradient ascent) on the Lagrange multipliers l1, l2
 
