@@ -9,7 +9,7 @@ from edgewise.ablation import AblatedOutputs, record_writer_outputs
 from edgewise.evaluate import roc_auc
 from edgewise.graph import Edge, Graph
 from edgewise.methods import discover, get_method, make_config
-from edgewise.methods.attribution import InvalidHyperparameterError
+from edgewise.errors import InvalidHyperparameterError
 from edgewise.metrics import METRICS
 from edgewise.reference import single_edge_patch
 from edgewise.scores import EdgeScores

@@ -42,3 +42,7 @@ class CompileError(EdgewiseError):
 
 class PretrainedModelMissingError(EdgewiseError):
     """A pretrained model whose weights package (or the `gguf` reader) is not installed."""
+
+
+class InvalidHyperparameterError(EdgewiseError, ValueError):
+    """A method hyperparameter outside its valid range (a count below 1, an unknown objective, a bad fraction)."""

@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 
 from ..ablation import AblatedOutputs
 from ..circuit import Circuit
+from ..errors import InvalidHyperparameterError
 from ..graph import Graph
 from ..scores import EdgeScores
 from ..task import Task
@@ -63,7 +64,7 @@ class AcdcConfig:
 
     def __post_init__(self):
         if self.masks_per_forward < 1:
-            raise ValueError(f"masks_per_forward must be at least 1, got {self.masks_per_forward}")
+            raise InvalidHyperparameterError(f"masks_per_forward must be at least 1, got {self.masks_per_forward}")
 
 
 @register("acdc", AcdcConfig)

@@ -26,17 +26,13 @@ import torch
 from tqdm.auto import tqdm
 
 from ..ablation import AblatedOutputs, record_writer_outputs
-from ..errors import EdgewiseError
+from ..errors import InvalidHyperparameterError
 from ..graph import Graph
 from ..patching import patched_forward
 from ..task import Task
 from . import register
 
 OBJECTIVES = ("answer", "metric")
-
-
-class InvalidHyperparameterError(EdgewiseError, ValueError):
-    """An attribution hyperparameter outside its range: an unknown objective, steps or chunk_size below 1."""
 
 
 def _check(method: str, objective: str | None = None, **at_least_one: int) -> None:

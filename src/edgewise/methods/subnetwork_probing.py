@@ -12,12 +12,18 @@ ones). The sparsity term is either
   under Adam a gate with no faithfulness signal moves at the learning rate whatever the penalty's scale; or
 - a Lagrangian (`target_edges`), as Edge Pruning does:  l1 * (s - t) + l2 * (s - t)^2  with s the expected kept
   fraction of edges and t a target that falls linearly from 1 to target_edges / n_edges over a warm-up; l1 and l2
-  are trained by gradient ascent, so the constraint tightens until it holds.
+  are trained by gradient ascent, so the constraint tightens until it holds. It constrains the *expected* count;
+  the deterministic circuit meets the target when at least that many edges carry signal (gates without signal tie,
+  see below, and open or close together).
 
 `node-sp` is the ACDC paper's version: one gate per writer node (per writer and position in per-position graphs),
 shared by all of the node's outgoing edges. Both variants run the same training; they differ only in which gate
 each edge reads. Scores are the learned log_alpha per edge (node-sp: the writer's); `deterministic_circuit` keeps
 the edges whose noise-free gate is above 0.5.
+
+Every gate starts at the same value (ACDC's init) and the seed drives only the gate noise, so gates that never get a
+faithfulness gradient (edges that are exact no-ops under the ablation) follow identical trajectories and end tied:
+the scores say "no evidence" rather than ranking such edges at random.
 """
 
 from __future__ import annotations
@@ -30,10 +36,11 @@ from tqdm.auto import tqdm
 from .. import hard_concrete
 from ..ablation import AblatedOutputs
 from ..circuit import Circuit
+from ..errors import InvalidHyperparameterError
 from ..graph import Graph
 from ..scores import EdgeScores
 from ..task import Task
-from . import discover, register
+from . import UnknownMethodError, discover, register
 
 
 @dataclass(frozen=True)
@@ -43,17 +50,18 @@ class SubnetworkProbingConfig:
     lambda_: float = 0.1  # weight of the mean expected L0 (fixed-lambda mode); sweep it with `lambda_sweep`
     target_edges: int | None = None  # kept-edge target: replaces lambda_ by Edge Pruning's Lagrangian
     steps: int = 500  # ACDC trains 3000-10000 epochs at lr 1e-3; a larger lr converges in a few seconds here
-    lr: float = 0.02  # Adam on log_alpha: a no-signal gate falls about lr per step; 0.05+ lost reverse (zero)
+    lr: float = 0.02  # Adam on log_alpha: a no-signal gate falls ~lr a step; 0.05+ broke reverse's zero chain
     init_gate: float = 0.9  # ACDC's start: every deterministic gate at 0.9 (log_alpha = log 5)
     n_samples: int = 4  # masks per step, in one forward; ACDC samples one, which lost reverse's chain (zero)
     warmup: float = 0.5  # fraction of the steps over which the Lagrangian target ramps down to target_edges
-    multiplier_lr: float = 0.1  # Adam (gradient ascent) on the Lagrange multipliers l1, l2
+    multiplier_lr: float = 0.1  # plain gradient ascent on l1, l2 (Adam on them overshot and lost tracr circuits)
 
     def __post_init__(self):
         if self.steps < 1 or self.n_samples < 1:
-            raise ValueError(f"steps and n_samples must be at least 1, got {self.steps} and {self.n_samples}")
+            raise InvalidHyperparameterError(
+                f"steps and n_samples must be at least 1, got {self.steps} and {self.n_samples}")
         if not 0.0 <= self.warmup <= 1.0:
-            raise ValueError(f"warmup is a fraction of the steps in [0, 1], got {self.warmup}")
+            raise InvalidHyperparameterError(f"warmup is a fraction of the steps in [0, 1], got {self.warmup}")
 
 
 def train_gates(
@@ -62,12 +70,13 @@ def train_gates(
 ) -> torch.Tensor:
     """Returns the trained log_alpha [n_gates]; edge e is gated by gate gate_of_edge[e] ([n_edges] long)."""
     if config.target_edges is not None and not 0 <= config.target_edges <= graph.n_edges:
-        raise ValueError(f"target_edges must lie in [0, {graph.n_edges}] for this graph, got {config.target_edges}")
+        raise InvalidHyperparameterError(
+            f"target_edges must lie in [0, {graph.n_edges}] for this graph, got {config.target_edges}")
     generator = torch.Generator().manual_seed(seed)
     log_alpha = torch.full((n_gates,), hard_concrete.log_alpha_for(config.init_gate), requires_grad=True)
     optimizer = torch.optim.Adam([log_alpha], lr=config.lr)
     multipliers = torch.zeros(2, requires_grad=True)  # l1, l2 of the Lagrangian
-    ascent = torch.optim.Adam([multipliers], lr=config.multiplier_lr, maximize=True)
+    ascent = torch.optim.SGD([multipliers], lr=config.multiplier_lr, maximize=True)
     full = task.full_logits()
     warmup_steps = max(1, round(config.warmup * config.steps))
     bar = tqdm(range(config.steps), disable=not progress, desc="subnetwork probing", leave=False)
@@ -88,8 +97,8 @@ def train_gates(
         if config.target_edges is not None:
             ascent.step()
         if progress:
-            bar.set_postfix(faithfulness=f"{faithfulness.item():.4g}",
-                            kept=int((hard_concrete.deterministic_mask(log_alpha.detach()) > 0.5).sum()))
+            kept_edges = int((log_alpha.detach()[gate_of_edge] > hard_concrete.KEEP_THRESHOLD).sum())
+            bar.set_postfix(faithfulness=f"{faithfulness.item():.4g}", kept_edges=kept_edges)
     return log_alpha.detach()
 
 
@@ -126,9 +135,9 @@ def lambda_sweep(
 ) -> dict[float, EdgeScores]:
     """Returns the scores of one run per lambda (same seed and other hyperparameters), keyed by lambda."""
     if method not in ("edge-sp", "node-sp"):
-        raise ValueError(f"lambda_sweep runs edge-sp or node-sp, not {method!r}")
+        raise UnknownMethodError(f"lambda_sweep runs edge-sp or node-sp, not {method!r}")
     if hyperparameters.get("target_edges") is not None:
-        raise ValueError("lambda_sweep varies lambda_; leave target_edges unset (it replaces lambda_)")
+        raise InvalidHyperparameterError("lambda_sweep varies lambda_; leave target_edges unset (it replaces lambda_)")
     return {
         lam: discover(task, method, ablation, per_position, seed, progress, lambda_=lam, **hyperparameters)
         for lam in lambdas
