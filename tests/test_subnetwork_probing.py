@@ -93,6 +93,7 @@ def test_lagrangian_reaches_the_target_edge_count(proportion):
     with any signal cannot be met by the deterministic circuit: the no-signal gates tie, and open or close together.)"""
     target = 5
     scores = discover(proportion, "edge-sp", "zero", seed=0, target_edges=target)
+    assert scores.hyperparameters["steps"] == 500  # the target mode's longer default schedule
     assert hard_concrete.expected_l0(scores.scores).sum().item() == pytest.approx(target, abs=0.5)
     circuit = deterministic_circuit(scores)
     assert abs(len(circuit) - target) <= 1

@@ -139,6 +139,32 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args.task, Path(args.out))
 
 
+def _comma_list(text: str) -> tuple[str, ...]:
+    """Returns the comma-separated names in `text`."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _comma_ints(text: str) -> tuple[int, ...]:
+    """Returns the comma-separated integers in `text`; argparse turns a ValueError into a usage error."""
+    return tuple(int(value) for value in _comma_list(text))
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import dataclasses
+    import time
+
+    from .bench import full_sweep, quick_sweep, run_bench
+
+    sweep = full_sweep() if args.full else quick_sweep()
+    chosen = {name: getattr(args, name) for name in ("tasks", "methods", "ablations", "graphs", "seeds")}
+    sweep = dataclasses.replace(sweep, **{name: value for name, value in chosen.items() if value is not None})
+    start = time.perf_counter()
+    records = run_bench(sweep, args.out, progress=True, plots=not args.no_plots)
+    print((Path(args.out) / "summary.md").read_text())
+    print(f"wrote {Path(args.out) / 'results.json'}: {len(records)} runs, {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Returns the parser of every `edgewise` subcommand."""
     parser = argparse.ArgumentParser(prog="edgewise", description="Circuit discovery on edge graphs.")
@@ -171,6 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="tracr-reverse")
     p.add_argument("--out", default="demo-output", help="folder for the plots and JSON")
     p.set_defaults(run=_demo)
+    p = sub.add_parser("bench", help="run methods x tasks x ablations x seeds; write results.json, a summary, plots")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="3 small tasks x 5 methods, resample, plain (default)")
+    size.add_argument("--full", action="store_true", help="every task and method, both graphs, 3 ablations, 3 seeds")
+    p.add_argument("--out", required=True, help="results folder; a re-run into it skips finished runs")
+    p.add_argument("--tasks", type=_comma_list, help="comma-separated tasks, replacing the mode's")
+    p.add_argument("--methods", type=_comma_list, help="comma-separated methods, e.g. eap,random")
+    p.add_argument("--ablations", type=_comma_list, help="comma-separated ablations: resample, mean, zero, ...")
+    p.add_argument("--graphs", type=_comma_list, help="comma-separated graph kinds: plain, per-position")
+    p.add_argument("--seeds", type=_comma_ints, help="comma-separated seeds, e.g. 0,1,2")
+    p.add_argument("--no-plots", action="store_true", help="write results and summary only")
+    p.set_defaults(run=_bench)
     return parser
 
 

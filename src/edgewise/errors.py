@@ -46,3 +46,12 @@ class PretrainedModelMissingError(EdgewiseError):
 
 class InvalidHyperparameterError(EdgewiseError, ValueError):
     """A method hyperparameter outside its valid range (a count below 1, an unknown objective, a bad fraction)."""
+
+
+class DegenerateGroundTruthError(EdgewiseError, ValueError):
+    """A ground truth that holds every edge (or node) of a graph, or none, so a ROC curve is undefined."""
+
+
+class InvalidSweepError(EdgewiseError, ValueError):
+    """A benchmark sweep that names an unknown graph kind, lists nothing to run, or sets hyperparameters of a method
+    it does not run."""

@@ -49,7 +49,9 @@ class SubnetworkProbingConfig:
 
     lambda_: float = 0.1  # weight of the mean expected L0 (fixed-lambda mode); sweep it with `lambda_sweep`
     target_edges: int | None = None  # kept-edge target: replaces lambda_ by Edge Pruning's Lagrangian
-    steps: int = 500  # ACDC trains 3000-10000 epochs at lr 1e-3; a larger lr converges in a few seconds here
+    # ACDC trains 3000-10000 epochs at lr 1e-3. At lr 0.02 the tracr circuits settle by step 80; the Lagrangian's
+    # multipliers need longer to bring the expected count to the target. None: 200 with lambda_, 500 with target_edges.
+    steps: int | None = None
     lr: float = 0.02  # Adam on log_alpha: a no-signal gate falls ~lr a step; 0.05+ broke reverse's zero chain
     init_gate: float = 0.9  # ACDC's start: every deterministic gate at 0.9 (log_alpha = log 5)
     n_samples: int = 4  # masks per step, in one forward; ACDC samples one, which lost reverse's chain (zero)
@@ -57,6 +59,8 @@ class SubnetworkProbingConfig:
     multiplier_lr: float = 0.1  # plain gradient ascent on l1, l2 (Adam on them overshot and lost tracr circuits)
 
     def __post_init__(self):
+        if self.steps is None:
+            object.__setattr__(self, "steps", 200 if self.target_edges is None else 500)
         if self.steps < 1 or self.n_samples < 1:
             raise InvalidHyperparameterError(
                 f"steps and n_samples must be at least 1, got {self.steps} and {self.n_samples}")

@@ -1,0 +1,179 @@
+"""Behaviour check: what a circuit's ablated model actually outputs across the task's inputs, beside the full model
+and the empty circuit, with flags for the failure where a sparse circuit "solves" a task by ignoring its input.
+
+A faithfulness number alone can hide a circuit that gives the same answer everywhere (when one answer is common) or
+a numerical circuit that outputs roughly the mean. The flags name those cases:
+
+- `constant output`: one predicted class at every scored position (numerical: every output equal within
+  `tolerance`), while the full model's answers vary;
+- `near-constant output`: the most common prediction takes at least `near_constant_share` of the scored positions
+  while the full model's does not (numerical: a standard deviation below `near_constant_spread` of the full
+  model's);
+- `ignores input`: at every scored position where the full model's answer depends on the input, the circuit gives
+  one answer for every input; `ignores input at some positions` when that holds at some of them only.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+
+from .ablation import AblatedOutputs
+from .graph import Edge, Graph
+from .patching import patched_forward
+from .task import Task
+
+
+@dataclass(frozen=True)
+class BehaviourThresholds:
+    """When outputs count as equal, as agreeing with the full model, and as (near-)constant."""
+
+    tolerance: float = 1e-5  # numbers within tolerance * (1 + largest |output|) are equal: float32 noise is ~1e-7
+    near_constant_share: float = 0.9  # one class answering 90% of positions is the "always answer X" failure
+    near_constant_spread: float = 0.1  # a tenth of the full model's standard deviation is a flat numerical output
+    agreement_spread: float = 0.1  # numerical answers within a tenth of the full model's std agree with it
+
+
+@dataclass(frozen=True)
+class OutputBehaviour:
+    """What one variant of the model (full, a circuit, the empty circuit) answers at the scored positions."""
+
+    label: str
+    n_edges: int
+    loss: float  # the task metric to the full model
+    agreement: float  # share of scored positions answered as the full model does (numerical: within agreement_spread)
+    distribution: dict[str, float]  # categorical: share of each predicted class; numerical: mean, std, min, max
+    fixed_positions: tuple[int, ...]  # scored positions whose answer is the same for every input
+    flags: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        """Returns the summary as JSON-ready data."""
+        return {"label": self.label, "n_edges": self.n_edges, "loss": self.loss, "agreement": self.agreement,
+                "distribution": self.distribution, "fixed_positions": list(self.fixed_positions),
+                "flags": list(self.flags)}
+
+
+@dataclass(frozen=True)
+class BehaviourCheck:
+    """The full model, a circuit and the empty circuit under one ablation, side by side."""
+
+    ablation: str
+    categorical: bool
+    rows: tuple[OutputBehaviour, ...]
+
+    def to_dict(self) -> dict:
+        """Returns the check as JSON-ready data."""
+        return {"ablation": self.ablation, "categorical": self.categorical, "rows": [r.to_dict() for r in self.rows]}
+
+
+def _class_labels(task: Task) -> list[str] | None:
+    """Returns the value each output class stands for when the task's compiler recorded it (tracr), else None."""
+    values = getattr(task.extras.get("compiled"), "output_values", None)
+    return None if values is None else [str(v) for v in values]
+
+
+def _answers(task: Task, logits: torch.Tensor) -> torch.Tensor:
+    """Returns the model's answers: the top class [batch, pos] (categorical) or the outputs [batch, pos, out]."""
+    return logits.argmax(-1) if task.categorical else logits
+
+
+def _fixed_positions(task: Task, answers: torch.Tensor, tolerance: float) -> tuple[int, ...]:
+    """Returns the scored positions at which every input gets the same answer."""
+    fixed = []
+    for p in range(answers.shape[1]):
+        rows = task.scored_positions[:, p]
+        if not rows.any():
+            continue
+        at_p = answers[rows, p]
+        if task.categorical:
+            same = bool((at_p == at_p[0]).all())
+        else:
+            same = (at_p - at_p.mean(0)).abs().max().item() <= tolerance * (1 + at_p.abs().max().item())
+        if same:
+            fixed.append(p)
+    return tuple(fixed)
+
+
+def _distribution(task: Task, answers: torch.Tensor) -> dict[str, float]:
+    """Returns the share of each predicted class (most common first), or the outputs' mean, std, min and max."""
+    scored = answers[task.scored_positions]
+    if not task.categorical:
+        return {"mean": scored.mean().item(), "std": scored.std(unbiased=False).item(),
+                "min": scored.min().item(), "max": scored.max().item()}
+    labels = _class_labels(task)
+    counts = Counter(scored.tolist())
+    return {(labels[c] if labels else str(c)): n / len(scored) for c, n in counts.most_common()}
+
+
+def _flags(task: Task, here: dict[str, float], full: dict[str, float], fixed: tuple[int, ...],
+           full_fixed: tuple[int, ...], thresholds: BehaviourThresholds) -> tuple[str, ...]:
+    """Returns the behaviour flags of one variant against the full model's distribution and fixed positions."""
+    flags = []
+    if task.categorical:
+        constant = len(here) == 1 and len(full) > 1
+        near = max(here.values()) >= thresholds.near_constant_share > max(full.values())
+    else:
+        flat = thresholds.tolerance * (1 + max(abs(here["min"]), abs(here["max"])))
+        constant = here["std"] <= flat < full["std"]
+        near = here["std"] <= thresholds.near_constant_spread * full["std"]
+    if constant:
+        flags.append("constant output")
+    elif near:
+        flags.append("near-constant output")
+    scored_positions = torch.nonzero(task.scored_positions.any(0)).flatten().tolist()
+    varying = {p for p in scored_positions if p not in full_fixed}
+    ignored = varying & set(fixed)
+    if varying and ignored == varying:
+        flags.append("ignores input")
+    elif ignored:
+        flags.append("ignores input at some positions")
+    return tuple(flags)
+
+
+def _agreement(task: Task, answers: torch.Tensor, full_answers: torch.Tensor, full_std: float,
+               thresholds: BehaviourThresholds) -> float:
+    """Returns the share of scored positions answered as the full model answers them."""
+    scored = task.scored_positions
+    if task.categorical:
+        return (answers[scored] == full_answers[scored]).float().mean().item()
+    close = (answers[scored] - full_answers[scored]).abs() <= thresholds.agreement_spread * full_std
+    return close.all(-1).float().mean().item()
+
+
+@torch.no_grad()
+def behaviour_check(
+    task: Task,
+    graph: Graph,
+    ablated: AblatedOutputs,
+    circuit: set[Edge],
+    label: str = "circuit",
+    thresholds: BehaviourThresholds = BehaviourThresholds(),
+) -> BehaviourCheck:
+    """Returns what the full model, `circuit` and the empty circuit answer on the clean inputs under this ablation,
+    with flags where an answer is (near-)constant or ignores the input: a low loss alone does not rule those out."""
+    full = task.full_logits()
+    masks = torch.stack([graph.mask_for(circuit), torch.zeros(graph.n_edges)])
+    variants = [("full model", graph.n_edges, full)]
+    variants += zip([label, "empty circuit"], [len(circuit), 0], patched_forward(task.model, graph, task.clean,
+                                                                                  ablated, masks))
+    full_answers = _answers(task, full)
+    full_distribution = _distribution(task, full_answers)
+    full_fixed = _fixed_positions(task, full_answers, thresholds.tolerance)
+    full_std = 0.0 if task.categorical else full_distribution["std"]
+    rows = []
+    for name, n_edges, logits in variants:
+        answers = _answers(task, logits)
+        distribution = _distribution(task, answers)
+        fixed = _fixed_positions(task, answers, thresholds.tolerance)
+        rows.append(OutputBehaviour(
+            label=name,
+            n_edges=n_edges,
+            loss=task.metric(logits, full, task.scored_positions).item(),
+            agreement=_agreement(task, answers, full_answers, full_std, thresholds),
+            distribution=distribution,
+            fixed_positions=fixed,
+            flags=_flags(task, distribution, full_distribution, fixed, full_fixed, thresholds),
+        ))
+    return BehaviourCheck(ablation=ablated.kind, categorical=task.categorical, rows=tuple(rows))

@@ -1,0 +1,200 @@
+"""Minimal circuit: the smallest part of a circuit (the ground truth) that keeps the outputs unchanged under one
+ablation, each removed edge with the reason it could go.
+
+Why an edge can be removed without changing the outputs (`RemovedEdge.reason`):
+
+- `constant writer` (resample, mean, per-position-mean ablation): the ablated value equals the writer's clean
+  output at every position the edge reads, because the writer outputs the same there on every input (for mean
+  ablation, also at every position). Removing the edge replaces a value by itself.
+- `zero writer` (zero ablation): the same, because the writer outputs zero there.
+- `reader ignores it`: the ablated value differs, but the node the reader feeds (its head, its MLP, or the
+  outputs) computes the same output from it on these inputs: it reads only directions where the two agree.
+- `absorbed downstream`: that node's output changes (often at an unscored position such as BOS), but nothing that
+  reaches the scored outputs does.
+- `redundant path`: removing the edge alone from the ground truth changes the outputs, but once the edges removed
+  before it are gone it does not: another path, or the ablated values of the removed edges, carry what it carried.
+
+A reason explains a removal; every removal is also checked by a patched forward on the task's inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .ablation import AblatedOutputs
+from .constant_writers import WRITER_TOLERANCE, no_op_positions
+from .graph import Edge, Graph
+from .patching import patched_forward
+from .task import Task
+
+# Faithful means every scored output within this of the full model's: tracr's float32 noise is ~1e-7, and the
+# smallest real effect in the suite (reverse's BOS half-score, docs/ground-truth.md) moves outputs by ~1e-6.
+OUTPUT_TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True)
+class RemovedEdge:
+    """An edge the minimisation removed, and why that leaves the outputs unchanged."""
+
+    edge: Edge
+    reason: str  # constant writer, zero writer, reader ignores it, absorbed downstream, redundant path
+    detail: str
+    loss_alone: float  # the task metric with only this edge removed from the start circuit
+    change_alone: float  # the largest |scored output change| with only this edge removed from the start circuit
+
+    def to_dict(self) -> dict:
+        return {"edge": self.edge.endpoints(), "reason": self.reason, "detail": self.detail,
+                "loss_alone": self.loss_alone, "change_alone": self.change_alone}
+
+
+@dataclass(frozen=True)
+class KeptEdge:
+    """An edge of the minimal circuit, with what removing it (alone) from the minimal circuit costs."""
+
+    edge: Edge
+    loss_without: float
+    change_without: float
+
+    def to_dict(self) -> dict:
+        return {"edge": self.edge.endpoints(), "loss_without": self.loss_without,
+                "change_without": self.change_without}
+
+
+@dataclass(frozen=True)
+class MinimalCircuit:
+    """The greedy minimisation of a start circuit under one ablation; `edges` is None when the start is unfaithful."""
+
+    ablation: str
+    start: frozenset[Edge]
+    start_loss: float
+    start_change: float  # the largest |scored output change| of the start circuit
+    faithful: bool  # whether the start circuit keeps every scored output within the tolerance
+    edges: frozenset[Edge] | None
+    loss: float | None
+    removed: tuple[RemovedEdge, ...]
+    kept: tuple[KeptEdge, ...]
+
+
+class _PatchedRuns:
+    """Patched forwards of one task under one ablation, scored against the full model."""
+
+    def __init__(self, task: Task, graph: Graph, ablated: AblatedOutputs):
+        self.task, self.graph, self.ablated = task, graph, ablated
+        self.full = task.full_logits()
+
+    def losses(self, circuits: list[set[Edge]]) -> tuple[list[float], list[float]]:
+        """Returns the metric and the largest |scored output change| of each circuit, in one batched forward."""
+        masks = torch.stack([self.graph.mask_for(c) for c in circuits])
+        logits = patched_forward(self.task.model, self.graph, self.task.clean, self.ablated, masks)
+        return self.task.metric(logits, self.full, self.task.scored_positions).tolist(), self.changes(logits).tolist()
+
+    def changes(self, logits: torch.Tensor) -> torch.Tensor:
+        """Returns the largest |output change| over the scored positions: [n] for logits [n, batch, pos, out]."""
+        return (logits - self.full).abs().amax(-1)[..., self.task.scored_positions].amax(-1)
+
+    def recorded(self, circuit: set[Edge]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Returns the circuit's logits and every writer hook's value in that same patched forward."""
+        values: dict[str, torch.Tensor] = {}
+
+        def saver(name: str):
+            def save(value: torch.Tensor, hook) -> None:
+                values[name] = value.detach().clone()
+
+            return save
+
+        adapter = self.task.adapter
+        with adapter.hooks([(g.hook, saver(g.hook)) for g in self.graph.groups if g.kind == "writer"]):
+            logits = patched_forward(adapter, self.graph, self.task.clean, self.ablated, self.graph.mask_for(circuit))
+        return logits, values
+
+
+def _fed_node(graph: Graph, reader: str) -> tuple[str | None, str]:
+    """Returns the hook of the first writer group after `reader`'s group (None after the final residual: compare
+    the outputs instead) and the name of the node the reader feeds, for messages."""
+    index = next(i for i, g in enumerate(graph.groups) if g.kind == "reader" and reader in g.names)
+    for group in graph.groups[index + 1:]:
+        if group.kind == "writer":
+            node = next((n for n in group.names if reader == n or reader.startswith(n + ".")), ", ".join(group.names))
+            return group.hook, node
+    return None, "the output"
+
+
+def _removal_reason(
+    edge: Edge,
+    graph: Graph,
+    ablated: AblatedOutputs,
+    is_no_op: bool,
+    alone_moves: bool,
+    before: tuple[torch.Tensor, dict[str, torch.Tensor]],
+    after: tuple[torch.Tensor, dict[str, torch.Tensor]],
+    n_removed: int,
+    tolerance: float,
+) -> tuple[str, str]:
+    """Returns (reason, detail) for a removal that left the scored outputs unchanged; see the module docstring."""
+    if is_no_op:
+        if ablated.kind == "zero":
+            return "zero writer", f"{edge.writer} outputs zero wherever this edge reads it, so zeroing it is a no-op"
+        same = "every input and position" if ablated.kind == "mean" else "every input"
+        return ("constant writer", f"{edge.writer} outputs the same on {same} wherever this edge reads it, so the "
+                f"{ablated.kind}-ablated value equals the clean one")
+    if alone_moves:
+        return ("redundant path", "removing it alone from the ground truth changes the outputs, but not once the "
+                f"{n_removed} edges removed before it are gone")
+    hook, node = _fed_node(graph, edge.reader)
+    old = before[0] if hook is None else before[1][hook]
+    new = after[0] if hook is None else after[1][hook]
+    if (new - old).abs().max().item() <= tolerance * (1 + old.abs().max().item()):
+        return "reader ignores it", f"the ablated value differs, but {node} computes the same from it on these inputs"
+    return "absorbed downstream", f"{node}'s output changes, but the scored outputs do not"
+
+
+@torch.no_grad()
+def minimal_circuit(
+    task: Task,
+    graph: Graph,
+    ablated: AblatedOutputs,
+    start: set[Edge] | None = None,
+    output_tolerance: float = OUTPUT_TOLERANCE,
+    writer_tolerance: float = WRITER_TOLERANCE,
+) -> MinimalCircuit:
+    """Returns a 1-minimal faithful sub-circuit of `start` (default: the ground truth) under this ablation, each
+    removed edge with its reason: greedy removal, each checked by a patched forward, until no single kept edge can go.
+
+    Edges whose ablation is a no-op go first, then those whose removal alone changes nothing, then the rest (which
+    may become removable once others are gone). Another order can give another 1-minimal circuit, when the ablated
+    values of some edges stand in for others (tracr-reverse under mean ablation: docs/diagnostics.md).
+    """
+    start = set(task.ground_truth_edges(graph) if start is None else start)
+    runs = _PatchedRuns(task, graph, ablated)
+    order = sorted(start, key=graph.edge_index)
+    losses, changes = runs.losses([start] + [start - {e} for e in order])
+    if changes[0] > output_tolerance:
+        return MinimalCircuit(ablated.kind, frozenset(start), losses[0], changes[0], False, None, None, (), ())
+    alone = {e: (loss, change) for e, loss, change in zip(order, losses[1:], changes[1:])}
+    no_op = no_op_positions(task, graph, ablated, writer_tolerance)
+    is_no_op = {e: bool((no_op[e.writer] if e.position is None else no_op[e.writer][e.position]).all()) for e in order}
+    candidates = sorted(order, key=lambda e: (not is_no_op[e], alone[e][1] > output_tolerance, graph.edge_index(e)))
+
+    current, removed = set(start), []
+    current_run = runs.recorded(current)
+    while True:
+        kept = [e for e in candidates if e in current]
+        kept_losses, kept_changes = runs.losses([current - {e} for e in kept]) if kept else ([], [])
+        trials = [e for e, change in zip(kept, kept_changes) if change <= output_tolerance]
+        if not trials:
+            break
+        for edge in trials:  # each removal changes the circuit, so every trial after the first is checked again
+            trial_run = runs.recorded(current - {edge})
+            if runs.changes(trial_run[0]).item() > output_tolerance:
+                continue
+            reason, detail = _removal_reason(edge, graph, ablated, is_no_op[edge], alone[edge][1] > output_tolerance,
+                                             current_run, trial_run, len(removed), writer_tolerance)
+            removed.append(RemovedEdge(edge, reason, detail, *alone[edge]))
+            current.discard(edge)
+            current_run = trial_run
+    loss = task.metric(current_run[0], runs.full, task.scored_positions).item()
+    kept_edges = sorted(zip(kept, kept_losses, kept_changes), key=lambda k: graph.edge_index(k[0]))
+    return MinimalCircuit(ablated.kind, frozenset(start), losses[0], changes[0], True, frozenset(current), loss,
+                          tuple(removed), tuple(KeptEdge(*k) for k in kept_edges))

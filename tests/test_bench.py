@@ -1,0 +1,187 @@
+"""The benchmark runner: records against independent recomputation, resuming after an interrupted sweep, atomic
+writes, sweep validation, peak memory, circuit diagrams, and the `edgewise bench` command line contract."""
+
+import itertools
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from edgewise import bench, report
+from edgewise.bench import PeakMemory, Sweep, run_bench
+from edgewise.circuit import circuit_from_scores
+from edgewise.errors import InvalidSweepError, UnknownTaskError
+from edgewise.evaluate import faithfulness
+from edgewise.graph import Edge
+from edgewise.methods import UnknownMethodError
+from edgewise.scores import EdgeScores
+from edgewise.tracr_tasks import get_task
+
+SWEEP = Sweep(("tracr-shift",), ("eap", "random", "acdc"), seeds=(0, 1))  # 6 runs of well under a second each
+
+
+def _counting_discover(monkeypatch, fail_at: int | None = None) -> list[tuple]:
+    """Replaces the runner's `discover` by one that records (method, seed) per call and raises on call `fail_at`."""
+    calls: list[tuple] = []
+    real = bench.discover
+
+    def discover(task, method, ablation, per_position, seed, **hyperparameters):
+        calls.append((method, seed))
+        if len(calls) == fail_at:
+            raise RuntimeError("interrupted")
+        return real(task, method, ablation, per_position, seed, **hyperparameters)
+
+    monkeypatch.setattr(bench, "discover", discover)
+    return calls
+
+
+def _leftovers(folder) -> list[str]:
+    return [p.name for p in folder.rglob("*.tmp")]
+
+
+def test_interrupted_sweep_resumes_without_repeating_finished_runs(tmp_path, monkeypatch):
+    calls = _counting_discover(monkeypatch, fail_at=4)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run_bench(SWEEP, tmp_path, progress=False, plots=False)
+    order = [(m, s) for m in SWEEP.methods for s in SWEEP.seeds]  # one task, graph and ablation: methods, then seeds
+    assert calls == order[:4]
+    finished = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert len(finished) == 3 and not _leftovers(tmp_path) and not (tmp_path / "results.json").exists()
+    before = {name: (tmp_path / "runs" / name).read_text() for name in finished}
+
+    calls = _counting_discover(monkeypatch)
+    records = run_bench(SWEEP, tmp_path, progress=False, plots=False)
+    assert calls == order[3:]  # the failed run and those after it, nothing else
+    assert [(r["method"], r["seed"]) for r in records] == order
+    assert json.loads((tmp_path / "results.json").read_text()) == records
+    assert all((tmp_path / "runs" / name).read_text() == text for name, text in before.items())
+
+    calls = _counting_discover(monkeypatch)
+    assert run_bench(SWEEP, tmp_path, progress=False, plots=False) == records and calls == []
+
+
+def test_a_write_interrupted_before_its_rename_leaves_no_file(tmp_path, monkeypatch):
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(bench.os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        run_bench(Sweep(("tracr-shift",), ("random",)), tmp_path, progress=False, plots=False)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    monkeypatch.undo()
+    assert len(run_bench(Sweep(("tracr-shift",), ("random",)), tmp_path, progress=False, plots=False)) == 1
+
+
+def test_stray_temporary_files_of_a_killed_process_are_removed(tmp_path):
+    stray = tmp_path / "runs" / ".x.json.abc.tmp"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("{half")
+    run_bench(Sweep(("tracr-shift",), ("random",)), tmp_path, progress=False, plots=False)
+    assert not stray.exists()
+
+
+def test_hyperparameters_are_part_of_a_run_key(tmp_path):
+    default = Sweep(("tracr-shift",), ("acdc",)).runs()[0]
+    changed = Sweep(("tracr-shift",), ("acdc",), hyperparameters={"acdc": {"threshold": 0.5}}).runs()[0]
+    assert default.hyperparameters["threshold"] == 1e-3 and changed.hyperparameters["threshold"] == 0.5
+    assert default.key != changed.key
+    run_bench(Sweep(("tracr-shift",), ("acdc",)), tmp_path, progress=False, plots=False)
+    records = run_bench(Sweep(("tracr-shift",), ("acdc",), hyperparameters={"acdc": {"threshold": 0.5}}), tmp_path,
+                        progress=False, plots=False)
+    assert len(list((tmp_path / "runs").iterdir())) == 2 and records[0]["hyperparameters"]["threshold"] == 0.5
+
+
+def test_record_matches_an_independent_recomputation(tmp_path):
+    (record,) = run_bench(Sweep(("tracr-shift",), ("random",), ablations=("zero",), seeds=(3,)), tmp_path,
+                          progress=False, plots=False)
+    scores = EdgeScores.load(tmp_path / "scores" / f"{record['key']}.json")
+    task = get_task("tracr-shift")
+    graph = task.graph()
+    truth = task.ground_truth_edges(graph)
+    values = scores.scores.tolist()
+    pairs = [(values[i], values[j]) for i, j in itertools.product(range(8), range(8))
+             if graph.edges[i] in truth and graph.edges[j] not in truth]
+    assert record["auroc"] == pytest.approx(sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs) / len(pairs))
+    ablated = task.ablation(graph, "zero")
+    f = [faithfulness(task, graph, ablated, set(circuit_from_scores(scores, top_k=k).edges)) for k in range(9)]
+    assert record["edges_to_95"] == next(k for k, v in enumerate(f) if v >= 0.95)
+    assert record["cpr"] == pytest.approx(sum((a + b) / 2 for a, b in zip(f, f[1:])) / 8, abs=1e-5)
+    assert record["cmd"] == pytest.approx(sum((abs(1 - a) + abs(1 - b)) / 2 for a, b in zip(f, f[1:])) / 8, abs=1e-5)
+    # Under zero ablation every compiler edge of tracr-shift carries information.
+    assert record["n_true_edges"] == record["n_effective_edges"] == 4 and record["n_edges"] == 8
+    assert record["seed"] == 3 and record["graph"] == "plain" and record["ablation"] == "zero"
+
+
+@pytest.mark.parametrize("sweep, error, message", [
+    (Sweep(("tracr-shift",), ("eap",), graphs=("unrolled",)), InvalidSweepError, "unknown graph kind 'unrolled'"),
+    (Sweep(("tracr-shfit",), ("eap",)), UnknownTaskError, "unknown task 'tracr-shfit'"),
+    (Sweep(("tracr-shift",), ("eapp",)), UnknownMethodError, "unknown method 'eapp'"),
+    (Sweep(("tracr-shift",), ("eap",), hyperparameters={"acdc": {}}), InvalidSweepError, "does not run"),
+    (Sweep(("tracr-shift",), ()), InvalidSweepError, "lists no methods"),
+])
+def test_bad_sweeps_fail_before_anything_runs(sweep, error, message):
+    with pytest.raises(error, match=message):
+        sweep.runs()
+
+
+def test_peak_memory_sees_a_known_allocation():
+    with PeakMemory() as memory:
+        block = torch.ones(64 * 2**20 // 4)  # 64 MiB, every page touched
+        del block
+    assert 50 <= memory.peak_mib < 1000
+
+
+def test_circuit_diagram_falls_back_to_matplotlib_without_dot(tmp_path, monkeypatch):
+    monkeypatch.setattr(report.shutil, "which", lambda name: None)
+    graph = get_task("tracr-shift").graph()
+    written = report.draw_circuit(graph, {Edge("A0.0", "Resid End")}, tmp_path / "c", {Edge("A0.0", "Resid End")})
+    assert sorted(p.name for p in written) == ["c.png", "c.svg"] and all(p.stat().st_size > 0 for p in written)
+
+
+def test_circuit_dot_colours_true_found_and_missed_edges():
+    graph = get_task("tracr-shift").graph()
+    both, found_only, missed = Edge("A0.0", "Resid End"), Edge("MLP 0", "Resid End"), Edge("Resid Start", "A0.0.V")
+    source = report.circuit_dot(graph, {both, found_only}, {both, missed})
+    assert '"A0.0" -> "Resid End" [color=forestgreen, style=solid];' in source
+    assert '"MLP 0" -> "Resid End" [color=darkorange, style=solid];' in source
+    assert '"Resid Start" -> "A0.0" [color=red, style=dashed, label="v"];' in source
+    assert source.count("->") == 3
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_circuit_diagram_with_graphviz(tmp_path):
+    graph = get_task("tracr-shift").graph()
+    written = report.draw_circuit(graph, {Edge("A0.0", "Resid End")}, tmp_path / "c", {Edge("Resid Start", "A0.0.V")})
+    assert all(p.stat().st_size > 0 for p in written) and (tmp_path / "c.dot").exists()
+
+
+def test_cli_bench_contract(tmp_path):
+    command = [sys.executable, "-m", "edgewise.cli", "bench", "--quick", "--out", str(tmp_path),
+               "--tasks", "tracr-shift", "--methods", "eap,random"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    records = json.loads((tmp_path / "results.json").read_text())
+    assert [(r["task"], r["graph"], r["method"], r["ablation"], r["seed"]) for r in records] == [
+        ("tracr-shift", "plain", "eap", "resample", 0), ("tracr-shift", "plain", "random", "resample", 0)]
+    fields = {"hyperparameters", "auroc", "auroc_effective", "node_auroc", "node_auroc_effective", "cpr", "cmd",
+              "edges_to_95", "seconds", "peak_memory_mib"}
+    assert all(fields <= set(r) for r in records)
+    assert records[0]["auroc_effective"] == 1.0  # EAP ranks tracr-shift's two effective edges first
+    assert "| tracr-shift | plain | resample | eap | 1 |" in result.stdout
+    assert "| tracr-shift | plain | resample | eap | 1 |" in (tmp_path / "summary.md").read_text()
+    plots = tmp_path / "plots"
+    for name in ("tracr-shift-plain-resample-roc", "tracr-shift-plain-resample-faithfulness",
+                 "circuits/tracr-shift-plain-resample-eap"):
+        assert (plots / f"{name}.png").stat().st_size > 0 and (plots / f"{name}.svg").stat().st_size > 0
+    run_files = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").iterdir()}
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and {p: p.stat().st_mtime_ns for p in run_files} == run_files
+
+
+def test_cli_bench_rejects_an_unknown_graph_kind(tmp_path):
+    command = [sys.executable, "-m", "edgewise.cli", "bench", "--out", str(tmp_path), "--graphs", "unrolled"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "unknown graph kind 'unrolled'" in result.stderr
