@@ -99,11 +99,11 @@ def test_node_scores_and_node_roc_by_hand(shift):
 
 
 def test_circuit_sizes_every_k_on_small_graphs_and_a_dense_subset_on_large():
-    assert circuit_sizes(8) == list(range(9))
-    sizes = circuit_sizes(9985, max_sizes=1001)
-    assert len(sizes) <= 1001 and sizes[0] == 0 and sizes[-1] == 9985
+    assert circuit_sizes(8) == list(range(9)) and circuit_sizes(1000) == list(range(1001))
+    sizes = circuit_sizes(9985, n_sampled=201)
+    assert len(sizes) <= 201 and sizes[0] == 0 and sizes[-1] == 9985
     assert all(a < b for a, b in zip(sizes, sizes[1:]))
-    assert set(range(21)) <= set(sizes)  # every small circuit, where methods differ
+    assert set(range(11)) <= set(sizes)  # every small circuit, where methods differ
 
 
 def test_cpr_and_cmd_on_a_known_curve():
@@ -155,8 +155,8 @@ def test_faithfulness_curve_on_a_subset_of_sizes():
     graph = task.graph(per_position=True)
     ablated = task.ablation(graph, "zero")
     scores = EdgeScores(graph, torch.rand(graph.n_edges, generator=torch.Generator().manual_seed(1)), "t")
-    curve = faithfulness_curve(task, scores, ablated, max_sizes=40)
-    assert curve.sizes == circuit_sizes(graph.n_edges, 40) and len(curve.sizes) <= 40
+    curve = faithfulness_curve(task, scores, ablated, every_k_up_to=100, n_sampled=40)
+    assert curve.sizes == circuit_sizes(graph.n_edges, 100, 40) and len(curve.sizes) <= 40
     k = curve.sizes[len(curve.sizes) // 2]
     circuit = circuit_from_scores(scores, top_k=k)
     expected = faithfulness(task, graph, ablated, set(circuit.edges))

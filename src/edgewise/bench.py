@@ -16,12 +16,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import psutil
 import torch
@@ -118,8 +120,8 @@ class Sweep:
 
 
 def quick_sweep() -> Sweep:
-    """Returns the quick sweep, about a minute on one CPU thread: three small tracr tasks, a method of each family
-    plus the random baseline, resample ablation, plain graphs, one seed."""
+    """Returns the quick sweep, well under a minute on one CPU thread: three small tracr tasks, a method of each
+    family plus the random baseline, resample ablation, plain graphs, one seed."""
     methods = ("edge-sp", "acdc", "eap", "eap-ig-inputs", "random")
     return Sweep(("tracr-reverse", "tracr-proportion", "tracr-sort"), methods)
 
@@ -176,7 +178,9 @@ class PeakMemory:
         self.peak_mib = (peak - self._start) / 2**20
 
 
-def _roc_or_none(curve_fn, scores: EdgeScores, truth: set[Edge]) -> RocCurve | None:
+def _roc_or_none(
+    curve_fn: Callable[[EdgeScores, set[Edge]], RocCurve], scores: EdgeScores, truth: set[Edge]
+) -> RocCurve | None:
     """Returns the ROC curve, or None where the truth holds every edge (node) or none and no curve exists."""
     try:
         return curve_fn(scores, truth)
@@ -186,7 +190,7 @@ def _roc_or_none(curve_fn, scores: EdgeScores, truth: set[Edge]) -> RocCurve | N
 
 def _finite(value: float | None) -> float | None:
     """Returns the value, or None for NaN: strict JSON has no NaN."""
-    return None if value is None or value != value else value
+    return None if value is None or math.isnan(value) else value
 
 
 def run_one(task: Task, spec: RunSpec) -> tuple[dict, dict, EdgeScores]:
@@ -212,7 +216,7 @@ def run_one(task: Task, spec: RunSpec) -> tuple[dict, dict, EdgeScores]:
         "n_true_edges": len(truths[""]), "n_effective_edges": len(truths["_effective"]),
         "effective_ground_truth": [e.endpoints() for e in sorted(truths["_effective"], key=graph.edge_index)],
     }
-    curves: dict = {"faithfulness": curve.to_dict() if not any(f != f for f in curve.faithfulness) else None}
+    curves: dict = {"faithfulness": None if any(map(math.isnan, curve.faithfulness)) else curve.to_dict()}
     for suffix, truth in truths.items():
         for level, curve_fn in (("", roc_curve), ("node_", node_roc_curve)):
             roc = _roc_or_none(curve_fn, scores, truth)

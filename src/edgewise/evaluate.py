@@ -206,37 +206,43 @@ class FaithfulnessCurve:
         return cls(record["sizes"], record["faithfulness"], record["n_edges"])
 
 
-def circuit_sizes(n_edges: int, max_sizes: int = 1001) -> list[int]:
-    """Returns the circuit sizes a faithfulness curve is evaluated at, ascending: every k from 0 to `n_edges` when
-    that is at most `max_sizes` sizes; else at most `max_sizes`, half evenly spaced and half geometrically (dense at
-    small k, where circuits are), always with 0 and `n_edges`."""
-    if max_sizes < 2:
+def circuit_sizes(n_edges: int, every_k_up_to: int = 1000, n_sampled: int = 201) -> list[int]:
+    """Returns the circuit sizes a faithfulness curve is evaluated at, ascending from 0 to `n_edges`: every k on
+    graphs of at most `every_k_up_to` edges; on larger ones at most `n_sampled` sizes, half evenly spaced and half
+    geometrically (dense at small k, where circuits are)."""
+    if n_sampled < 2:
         raise InvalidHyperparameterError(
-            f"max_sizes must be at least 2 (the empty and the full circuit), got {max_sizes}"
+            f"n_sampled must be at least 2 (the empty and the full circuit), got {n_sampled}"
         )
-    if n_edges + 1 <= max_sizes:
+    if n_edges <= every_k_up_to:
         return list(range(n_edges + 1))
-    half = max_sizes // 2
+    half = n_sampled // 2
     linear = torch.linspace(0, n_edges, half, dtype=torch.float64)
-    geometric = torch.logspace(0, math.log10(n_edges), max_sizes - half - 1, dtype=torch.float64)
+    geometric = torch.logspace(0, math.log10(n_edges), n_sampled - half - 1, dtype=torch.float64)
     return sorted({0, n_edges, *linear.round().long().tolist(), *geometric.round().long().tolist()})
 
 
 @torch.no_grad()
 def faithfulness_curve(
-    task: Task, scores: EdgeScores, ablated: AblatedOutputs, max_sizes: int = 1001, rows_per_forward: int = 2048
+    task: Task,
+    scores: EdgeScores,
+    ablated: AblatedOutputs,
+    every_k_up_to: int = 1000,
+    n_sampled: int = 201,
+    rows_per_forward: int = 2048,
 ) -> FaithfulnessCurve:
     """Returns MIB's faithfulness curve f(k) = (m(C_k) - m(empty)) / (m(full) - m(empty)) over circuit sizes k, with
     C_k the k best-scoring edges (ties in graph order, as `circuit_from_scores`) and m the task's metric against the
     full model; all NaN when the empty circuit is as good as the full model (the ablation changes nothing).
 
     MIB evaluates a handful of sizes (0.1% to 100% of the edges). Our graphs are small, so the curve here takes
-    every k from 0 to n_edges (about `max_sizes` of them on larger graphs, see `circuit_sizes`), the masks batched
-    so one patched forward holds at most `rows_per_forward` input rows. m is a distance to the full model, so
-    m(full) = 0 up to float error and f(k) is `faithfulness` of C_k.
+    every k from 0 to n_edges, except on graphs over `every_k_up_to` edges (dyck2's: 1997, and 9985 per position),
+    which get `n_sampled` sizes (see `circuit_sizes`) so that a curve costs seconds rather than a minute. The masks
+    are batched, at most `rows_per_forward` input rows to one patched forward. m is a distance to the full model,
+    so m(full) = 0 up to float error and f(k) is `faithfulness` of C_k.
     """
     graph = scores.graph
-    sizes = circuit_sizes(graph.n_edges, max_sizes)
+    sizes = circuit_sizes(graph.n_edges, every_k_up_to, n_sampled)
     rank = torch.empty(graph.n_edges, dtype=torch.long)
     rank[torch.argsort(-scores.scores, stable=True)] = torch.arange(graph.n_edges)
     full = task.full_logits()
