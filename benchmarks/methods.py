@@ -17,17 +17,16 @@ import torch
 
 from edgewise.circuit import circuit_from_scores
 from edgewise.evaluate import effective_ground_truth, faithfulness, roc_auc
-from edgewise.methods import METHODS, _load_all, discover
+from edgewise.methods import discover, method_names
 from edgewise.tracr_tasks import get_task, task_names
 
 OUT = Path(__file__).parent / "results" / "methods.json"
 
 
 def main() -> None:
-    _load_all()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="*", default=task_names())
-    parser.add_argument("--methods", nargs="*", default=sorted(METHODS))
+    parser.add_argument("--methods", nargs="*", default=method_names())
     parser.add_argument("--graphs", nargs="*", default=["plain", "per-position"])
     parser.add_argument("--ablation", default="resample")
     parser.add_argument("--seeds", nargs="*", type=int, default=[0])

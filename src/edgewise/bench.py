@@ -44,7 +44,7 @@ from .evaluate import (
     roc_curve,
 )
 from .graph import Edge
-from .methods import METHODS, _load_all, discover, get_method, make_config
+from .methods import discover, get_method, make_config, method_names
 from .report import draw_circuit, markdown_table, plot_faithfulness_curves, plot_roc_curves
 from .scores import EdgeScores
 from .task import Task
@@ -129,8 +129,7 @@ def quick_sweep() -> Sweep:
 def full_sweep() -> Sweep:
     """Returns the full sweep: every task and method, plain and per-position graphs, resample, mean and zero
     ablation, seeds 0, 1 and 2 (deterministic methods repeat their result, at their small cost)."""
-    _load_all()
-    return Sweep(tuple(task_names()), tuple(sorted(METHODS)), ("resample", "mean", "zero"), GRAPH_KINDS, (0, 1, 2))
+    return Sweep(tuple(task_names()), tuple(method_names()), ("resample", "mean", "zero"), GRAPH_KINDS, (0, 1, 2))
 
 
 class PeakMemory:

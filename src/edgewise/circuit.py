@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .errors import GraphMismatchError
-from .graph import Edge, Graph
+from .graph import Edge, Graph, reader_component
 
 if TYPE_CHECKING:
     from .scores import EdgeScores
@@ -79,11 +79,6 @@ class Circuit:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def _component(reader: str) -> str:
-    """Returns the node a reader feeds: `A1.0.K` -> `A1.0`; `MLP 1` and `Resid End` feed themselves."""
-    return reader[:-2] if reader[-2:] in (".Q", ".K", ".V") else reader
-
-
 def connected_edges(graph: Graph, edges: set[Edge]) -> set[Edge]:
     """Returns the edges of `edges` that lie on a path from the embeddings to `Resid End` through `edges`.
 
@@ -95,7 +90,7 @@ def connected_edges(graph: Graph, edges: set[Edge]) -> set[Edge]:
         return (name, position)
 
     def targets(edge: Edge) -> list[tuple]:
-        comp = _component(edge.reader)
+        comp = reader_component(edge.reader)[0]
         if edge.position is not None and edge.reader[-2:] in (".K", ".V"):
             return [node(comp, p) for p in range(graph.n_positions)]
         return [node(comp, edge.position)]

@@ -10,9 +10,8 @@ from typing import Iterable
 import torch
 
 from .ablation import AblatedOutputs
-from .circuit import _component
 from .errors import DegenerateGroundTruthError, InvalidHyperparameterError
-from .graph import Edge, Graph
+from .graph import Edge, Graph, reader_component
 from .patching import patched_forward
 from .scores import EdgeScores
 from .task import Task
@@ -140,7 +139,7 @@ def roc_curve(scores: EdgeScores, truth: set[Edge], zero_tolerance: float = 1e-9
 def edge_nodes(edge: Edge) -> tuple[str, str]:
     """Returns the (writer, reader) nodes an edge joins: an input belongs to its component (`A1.0.Q` -> `A1.0`), and
     a per-position edge joins the two nodes at its position (`A1.0@2`), so nodes mean one thing at every level."""
-    reader = _component(edge.reader)
+    reader = reader_component(edge.reader)[0]
     if edge.position is None:
         return edge.writer, reader
     return f"{edge.writer}@{edge.position}", f"{reader}@{edge.position}"

@@ -51,6 +51,13 @@ class Edge:
         return cls(writer, reader)
 
 
+def reader_component(reader: str) -> tuple[str, str]:
+    """Returns (the node a reader feeds, its input kind): `A1.0.K` -> (`A1.0`, `K`); `MLP 1` -> (`MLP 1`, '')."""
+    if reader[-2:] in (".Q", ".K", ".V"):
+        return reader[:-2], reader[-1]
+    return reader, ""
+
+
 class Graph:
     """Nodes and edges of one model, with the hook layout the patching forward needs."""
 

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .evaluate import FaithfulnessCurve, RocCurve  # noqa: E402
-from .graph import Edge, Graph  # noqa: E402
+from .graph import Edge, Graph, reader_component  # noqa: E402
 
 _INPUT_STYLE = {"Q": ("tab:blue", "q input"), "K": ("tab:green", "k input"), "V": ("tab:red", "v input")}
 # An edge against the ground truth: (matplotlib colour, line style, Graphviz colour, Graphviz style) per status.
@@ -31,13 +31,6 @@ def _edge_status(edge: Edge, found: set[Edge], truth: set[Edge]) -> str:
     if edge in found:
         return "found and true" if edge in truth else "found, not true"
     return "true, missed"
-
-
-def _component(reader: str) -> tuple[str, str]:
-    """Returns (the node a reader belongs to, its input kind: Q, K, V or '')."""
-    if reader.startswith("A") and reader[-2] == ".":
-        return reader[:-2], reader[-1]
-    return reader, ""
 
 
 def _layout(graph: Graph) -> dict[str, tuple[float, float]]:
@@ -72,7 +65,7 @@ def plot_circuit(
     fig, ax = plt.subplots(figsize=(7, 1.0 + 0.8 * height))
     truth = truth or set()
     for edge in sorted(found | truth):
-        target, kind = _component(edge.reader)
+        target, kind = reader_component(edge.reader)
         (x0, y0), (x1, y1) = pos[edge.writer], pos[target]
         if truth:
             color, style = _DIFF_STYLE[_edge_status(edge, found, truth)][:2]
@@ -126,7 +119,7 @@ def circuit_dot(graph: Graph, found: set[Edge], truth: set[Edge], title: str = "
     lines = ["digraph circuit {", "  rankdir=BT;", f'  label="{quoted_title}";',
              "  node [shape=box, style=rounded, fontsize=10];"]
     for edge in sorted(found | truth, key=graph.edge_index):
-        target, kind = _component(edge.reader)
+        target, kind = reader_component(edge.reader)
         color, style = _DIFF_STYLE[_edge_status(edge, found, truth)][2:]
         label = f', label="{kind.lower()}"' if kind else ""
         lines.append(f'  "{edge.writer}" -> "{target}" [color={color}, style={style}{label}];')

@@ -57,6 +57,12 @@ def _load_all() -> None:
         importlib.import_module(f"{__name__}.{module.name}")
 
 
+def method_names() -> list[str]:
+    """Returns the registered methods' names, sorted."""
+    _load_all()
+    return sorted(METHODS)
+
+
 def get_method(name: str) -> Method:
     """Returns the registered method `name`, or raises UnknownMethodError listing the known ones."""
     _load_all()
