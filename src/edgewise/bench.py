@@ -39,6 +39,7 @@ from .evaluate import (
     cpr,
     edges_to_reach,
     effective_ground_truth,
+    faithfulness,
     faithfulness_curve,
     node_roc_curve,
     roc_curve,
@@ -221,6 +222,9 @@ def run_one(task: Task, spec: RunSpec) -> tuple[dict, dict, EdgeScores]:
             roc = _roc_or_none(curve_fn, scores, truth)
             record[f"{level}auroc{suffix}"] = None if roc is None else roc.auc
             curves[f"{level}roc{suffix}"] = None if roc is None else roc.to_dict()
+    for suffix, truth in truths.items():  # the "faithfulness of the circuit at the ground truth's size"
+        top = circuit_from_scores(scores, top_k=len(truth)).edges
+        record[f"faithfulness_at_truth_size{suffix}"] = _finite(faithfulness(task, graph, ablated, set(top)))
     record.update({
         "cpr": _finite(cpr(curve)), "cmd": _finite(cmd(curve)), "edges_to_95": needed,
         "fraction_to_95": None if needed is None else needed / graph.n_edges,
@@ -288,7 +292,8 @@ def _cell(values: list, digits: int = 3) -> str:
 
 _SUMMARY_COLUMNS = (  # (header, record field, digits)
     ("AUROC", "auroc", 3), ("AUROC eff.", "auroc_effective", 3), ("node AUROC", "node_auroc", 3),
-    ("node AUROC eff.", "node_auroc_effective", 3), ("CPR", "cpr", 3), ("CMD", "cmd", 3),
+    ("node AUROC eff.", "node_auroc_effective", 3), ("f at eff. size", "faithfulness_at_truth_size_effective", 3),
+    ("CPR", "cpr", 3), ("CMD", "cmd", 3),
     ("edges to 95%", "edges_to_95", 1), ("seconds", "seconds", 2), ("peak MiB", "peak_memory_mib", 1),
 )
 
@@ -298,12 +303,13 @@ def summary_markdown(records: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         groups.setdefault((r["task"], r["graph"], r["ablation"], r["method"]), []).append(r)
-    rows = [[*key, str(len(rs)), *(_cell([r[name] for r in rs], digits) for _, name, digits in _SUMMARY_COLUMNS)]
+    rows = [[*key, str(len(rs)), *(_cell([r.get(name) for r in rs], digits) for _, name, digits in _SUMMARY_COLUMNS)]
             for key, rs in groups.items()]
     header = ["task", "graph", "ablation", "method", "seeds", *(h for h, _, _ in _SUMMARY_COLUMNS)]
     notes = (
         "AUROC: against the compiler's ground truth; eff.: against its edges that change the outputs under the "
-        "ablation. Node AUROC: a node scores its best edge's score. CPR and CMD: MIB's areas under f and |1 - f| "
+        "ablation. Node AUROC: a node scores its best edge's score. f at eff. size: faithfulness of the top-k circuit, "
+        "k the effective truth's size. CPR and CMD: MIB's areas under f and |1 - f| "
         "over the fraction of edges kept. Edges to 95%: the smallest top-k circuit with faithfulness >= 0.95 (runs "
         "that reach it, of all, in brackets). Seconds and peak MiB: the method alone; peak memory on CPU is the "
         "sampled rise of the process's resident set, approximate. Means ± standard deviation over seeds."
