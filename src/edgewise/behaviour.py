@@ -4,8 +4,9 @@ and the empty circuit, with flags for the failure where a sparse circuit "solves
 A faithfulness number alone can hide a circuit that gives the same answer everywhere (when one answer is common) or
 a numerical circuit that outputs roughly the mean. The flags name those cases:
 
-- `constant output`: one predicted class at every scored position (numerical: every output equal within
-  `tolerance`), while the full model's answers vary;
+- `constant output`: one answer at every scored position (numerical: every output equal within `tolerance`),
+  while the full model's answers vary; a categorical answer is the top class, or `tie` when the two largest logits
+  are equal within `tolerance`;
 - `near-constant output`: the most common prediction takes at least `near_constant_share` of the scored positions
   while the full model's does not (numerical: a standard deviation below `near_constant_spread` of the full
   model's);
@@ -44,7 +45,7 @@ class OutputBehaviour:
     n_edges: int
     loss: float  # the task metric to the full model
     agreement: float  # share of scored positions answered as the full model does (numerical: within agreement_spread)
-    distribution: dict[str, float]  # categorical: share of each predicted class; numerical: mean, std, min, max
+    distribution: dict[str, float]  # categorical: share of each top class (or tie); numerical: mean, std, min, max
     fixed_positions: tuple[int, ...]  # scored positions whose answer is the same for every input
     flags: tuple[str, ...]
 
@@ -74,37 +75,55 @@ def _class_labels(task: Task) -> list[str] | None:
     return None if values is None else [str(v) for v in values]
 
 
-def _answers(task: Task, logits: torch.Tensor) -> torch.Tensor:
-    """Returns the model's answers: the top class [batch, pos] (categorical) or the outputs [batch, pos, out]."""
-    return logits.argmax(-1) if task.categorical else logits
+def _top_class(logits: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """Returns the top class [batch, pos], or -1 where the two largest logits tie within tolerance: the answer is then
+    no class, and an argmax would pick one by index or float noise."""
+    if logits.shape[-1] < 2:
+        return logits.argmax(-1)
+    top2 = logits.topk(2, dim=-1).values
+    tied = top2[..., 0] - top2[..., 1] <= tolerance * (1 + top2[..., 0].abs())
+    return logits.argmax(-1).masked_fill(tied, -1)
 
 
-def _fixed_positions(task: Task, answers: torch.Tensor, tolerance: float) -> tuple[int, ...]:
-    """Returns the scored positions at which every input gets the same answer."""
+def _fixed_positions(task: Task, logits: torch.Tensor, tolerance: float) -> tuple[int, ...]:
+    """Returns the scored positions at which every input gets the same answer: the same outputs within tolerance,
+    or (categorical) the same top class."""
+    top = _top_class(logits, tolerance) if task.categorical else None
     fixed = []
-    for p in range(answers.shape[1]):
+    for p in range(logits.shape[1]):
         rows = task.scored_positions[:, p]
         if not rows.any():
             continue
-        at_p = answers[rows, p]
-        if task.categorical:
-            same = bool((at_p == at_p[0]).all())
-        else:
-            same = (at_p - at_p.mean(0)).abs().max().item() <= tolerance * (1 + at_p.abs().max().item())
-        if same:
+        at_p = logits[rows, p]  # [rows, out]
+        same_values = (at_p - at_p.mean(0)).abs().max().item() <= tolerance * (1 + at_p.abs().max().item())
+        if same_values or (top is not None and bool((top[rows, p] == top[rows, p][0]).all())):
             fixed.append(p)
     return tuple(fixed)
 
 
-def _distribution(task: Task, answers: torch.Tensor) -> dict[str, float]:
-    """Returns the share of each predicted class (most common first), or the outputs' mean, std, min and max."""
-    scored = answers[task.scored_positions]
+def _distribution(task: Task, logits: torch.Tensor, tolerance: float) -> dict[str, float]:
+    """Returns the share of each top class, `tie` for no single top class (most common first), or the outputs'
+    mean, std, min and max."""
     if not task.categorical:
+        scored = logits[task.scored_positions]
         return {"mean": scored.mean().item(), "std": scored.std(unbiased=False).item(),
                 "min": scored.min().item(), "max": scored.max().item()}
-    labels = _class_labels(task)
-    counts = Counter(scored.tolist())
-    return {(labels[c] if labels else str(c)): n / len(scored) for c, n in counts.most_common()}
+    labels = _class_labels(task) or [str(c) for c in range(logits.shape[-1])]
+    top = _top_class(logits, tolerance)[task.scored_positions]
+    counts = Counter(top.tolist())
+    return {("tie" if c < 0 else labels[c]): n / len(top) for c, n in counts.most_common()}
+
+
+def _agreement(task: Task, logits: torch.Tensor, full: torch.Tensor, full_std: float,
+               thresholds: BehaviourThresholds) -> float:
+    """Returns the share of scored positions answered as the full model answers them: the same top class (or both
+    tied), or outputs within agreement_spread of the full model's standard deviation."""
+    scored = task.scored_positions
+    if task.categorical:
+        same = _top_class(logits, thresholds.tolerance) == _top_class(full, thresholds.tolerance)
+        return same[scored].float().mean().item()
+    close = (logits[scored] - full[scored]).abs() <= thresholds.agreement_spread * full_std
+    return close.all(-1).float().mean().item()
 
 
 def _flags(task: Task, here: dict[str, float], full: dict[str, float], fixed: tuple[int, ...],
@@ -117,7 +136,7 @@ def _flags(task: Task, here: dict[str, float], full: dict[str, float], fixed: tu
     else:
         flat = thresholds.tolerance * (1 + max(abs(here["min"]), abs(here["max"])))
         constant = here["std"] <= flat < full["std"]
-        near = here["std"] <= thresholds.near_constant_spread * full["std"]
+        near = here["std"] <= thresholds.near_constant_spread * full["std"] and full["std"] > 0
     if constant:
         flags.append("constant output")
     elif near:
@@ -130,16 +149,6 @@ def _flags(task: Task, here: dict[str, float], full: dict[str, float], fixed: tu
     elif ignored:
         flags.append("ignores input at some positions")
     return tuple(flags)
-
-
-def _agreement(task: Task, answers: torch.Tensor, full_answers: torch.Tensor, full_std: float,
-               thresholds: BehaviourThresholds) -> float:
-    """Returns the share of scored positions answered as the full model answers them."""
-    scored = task.scored_positions
-    if task.categorical:
-        return (answers[scored] == full_answers[scored]).float().mean().item()
-    close = (answers[scored] - full_answers[scored]).abs() <= thresholds.agreement_spread * full_std
-    return close.all(-1).float().mean().item()
 
 
 @torch.no_grad()
@@ -155,23 +164,20 @@ def behaviour_check(
     with flags where an answer is (near-)constant or ignores the input: a low loss alone does not rule those out."""
     full = task.full_logits()
     masks = torch.stack([graph.mask_for(circuit), torch.zeros(graph.n_edges)])
-    variants = [("full model", graph.n_edges, full)]
-    variants += zip([label, "empty circuit"], [len(circuit), 0], patched_forward(task.model, graph, task.clean,
-                                                                                  ablated, masks))
-    full_answers = _answers(task, full)
-    full_distribution = _distribution(task, full_answers)
-    full_fixed = _fixed_positions(task, full_answers, thresholds.tolerance)
+    circuit_logits, empty_logits = patched_forward(task.model, graph, task.clean, ablated, masks)
+    full_distribution = _distribution(task, full, thresholds.tolerance)
+    full_fixed = _fixed_positions(task, full, thresholds.tolerance)
     full_std = 0.0 if task.categorical else full_distribution["std"]
     rows = []
-    for name, n_edges, logits in variants:
-        answers = _answers(task, logits)
-        distribution = _distribution(task, answers)
-        fixed = _fixed_positions(task, answers, thresholds.tolerance)
+    for name, n_edges, logits in [("full model", graph.n_edges, full), (label, len(circuit), circuit_logits),
+                                  ("empty circuit", 0, empty_logits)]:
+        distribution = _distribution(task, logits, thresholds.tolerance)
+        fixed = _fixed_positions(task, logits, thresholds.tolerance)
         rows.append(OutputBehaviour(
             label=name,
             n_edges=n_edges,
             loss=task.metric(logits, full, task.scored_positions).item(),
-            agreement=_agreement(task, answers, full_answers, full_std, thresholds),
+            agreement=_agreement(task, logits, full, full_std, thresholds),
             distribution=distribution,
             fixed_positions=fixed,
             flags=_flags(task, distribution, full_distribution, fixed, full_fixed, thresholds),

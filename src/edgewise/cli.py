@@ -165,6 +165,23 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diagnose(args: argparse.Namespace) -> int:
+    from .circuit import Circuit
+    from .diagnostics import ABLATIONS, diagnose, format_diagnosis
+    from .tracr_tasks import get_task
+
+    task = get_task(args.task, metric=args.metric)
+    circuit = Circuit.load(args.circuit) if args.circuit else None
+    per_position = args.per_position or (circuit is not None and circuit.per_position)
+    diagnosis = diagnose(task, per_position, args.ablations or ABLATIONS, circuit)
+    print(format_diagnosis(diagnosis))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(diagnosis.to_dict(), indent=1))
+        print(f"\nwrote {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Returns the parser of every `edgewise` subcommand."""
     parser = argparse.ArgumentParser(prog="edgewise", description="Circuit discovery on edge graphs.")
@@ -209,6 +226,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_comma_ints, help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--no-plots", action="store_true", help="write results and summary only")
     p.set_defaults(run=_bench)
+    p = sub.add_parser("diagnose", help="constant writers, the ground truth's minimal circuit per ablation, and what "
+                       "a circuit outputs")
+    p.add_argument("task")
+    p.add_argument("--circuit", metavar="FILE", help="a Circuit JSON whose behaviour to check (default: each "
+                   "ablation's minimal circuit)")
+    p.add_argument("--ablations", type=_comma_list, help="comma-separated ablations (default: resample,mean,zero)")
+    p.add_argument("--per-position", action="store_true", help="diagnose the per-position graph")
+    p.add_argument("--metric", choices=["kl", "mse", "l2"], help="faithfulness metric (default: the task's own)")
+    p.add_argument("--json", metavar="FILE", help="write the diagnostics to FILE")
+    p.set_defaults(run=_diagnose)
     return parser
 
 

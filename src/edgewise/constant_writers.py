@@ -42,7 +42,8 @@ class WriterVariation:
 
 
 def live_tokens(task: Task, tokens: torch.Tensor) -> torch.Tensor:
-    """Returns [batch, pos] True where the token is not padding: a padded position's outputs reach no answer."""
+    """Returns [batch, pos] True where the token is not padding (the model's `cfg.pad_token_id`): attention masks
+    padding out as keys and no answer is scored there, so what writers output at padding does not count."""
     pad = getattr(getattr(task.model, "cfg", None), "pad_token_id", None)
     return torch.ones_like(tokens, dtype=torch.bool) if pad is None else tokens != pad
 
@@ -84,15 +85,19 @@ def writer_variation(task: Task, graph: Graph, tolerance: float = WRITER_TOLERAN
     return result
 
 
-def constant_writers(task: Task, graph: Graph, tolerance: float = WRITER_TOLERANCE) -> list[WriterVariation]:
+def constant_beyond_bos(writers: list[WriterVariation], bos_position: int | None) -> list[WriterVariation]:
     """Returns the writers whose output is the same on every input at some position other than the BOS position.
 
     Every writer of a causal tracr model is constant at BOS, which holds the same token in every input: listing them
     all for that would hide the writers that matter. A writer is constant everywhere when `varying_positions` is
     empty, partly constant otherwise.
     """
-    return [w for w in writer_variation(task, graph, tolerance)
-            if any(p != task.bos_position for p in w.constant_positions)]
+    return [w for w in writers if any(p != bos_position for p in w.constant_positions)]
+
+
+def constant_writers(task: Task, graph: Graph, tolerance: float = WRITER_TOLERANCE) -> list[WriterVariation]:
+    """Returns the task's writers that are constant at some position other than BOS (see constant_beyond_bos)."""
+    return constant_beyond_bos(writer_variation(task, graph, tolerance), task.bos_position)
 
 
 @torch.no_grad()

@@ -9,13 +9,13 @@ The case that motivates it: on tracr-reverse every input has length 3, so the ML
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from .behaviour import BehaviourCheck, BehaviourThresholds, OutputBehaviour, behaviour_check
 from .circuit import Circuit
-from .constant_writers import WRITER_TOLERANCE, WriterVariation, writer_variation
+from .constant_writers import WRITER_TOLERANCE, WriterVariation, constant_beyond_bos, writer_variation
 from .errors import GraphMismatchError, InvalidHyperparameterError
-from .graph import Edge, Graph
+from .graph import Graph
 from .minimal_circuit import OUTPUT_TOLERANCE, MinimalCircuit, minimal_circuit
 from .task import Task
 
@@ -45,24 +45,22 @@ class AblationDiagnosis:
     minimal: MinimalCircuit | None
     behaviour: BehaviourCheck
 
-    def to_dict(self, graph: Graph) -> dict:
+    def to_dict(self) -> dict:
         """Returns the diagnosis as JSON-ready data, edges in the graph's order."""
         m = self.minimal
-        if m is None:
-            return {"ground_truth_faithful": None, "minimal_circuit": None, "removable": [],
-                    "empty_loss": self.behaviour.rows[-1].loss, "behaviour": self.behaviour.to_dict()}
-        return {
-            "ground_truth_faithful": m.faithful,
-            "ground_truth_loss": m.start_loss,
-            "ground_truth_max_change": m.start_change,
-            "ground_truth_size": len(m.start),
-            "minimal_circuit": None if m.edges is None else [e.endpoints() for e in sorted(m.edges, key=graph.edge_index)],
-            "minimal_circuit_loss": m.loss,
-            "removable": [r.to_dict() for r in m.removed],
-            "kept": [k.to_dict() for k in m.kept],
-            "empty_loss": self.behaviour.rows[-1].loss,
-            "behaviour": self.behaviour.to_dict(),
-        }
+        record: dict = {"ground_truth_faithful": None, "minimal_circuit": None, "removable": []}
+        if m is not None:
+            record = {
+                "ground_truth_faithful": m.faithful,
+                "ground_truth_loss": m.start_loss,
+                "ground_truth_max_change": m.start_change,
+                "ground_truth_size": len(m.start),
+                "minimal_circuit": None if m.edges is None else [k.edge.endpoints() for k in m.kept],
+                "minimal_circuit_loss": m.loss,
+                "removable": [r.to_dict() for r in m.removed],
+                "kept": [k.to_dict() for k in m.kept],
+            }
+        return {**record, "empty_loss": self.behaviour.rows[-1].loss, "behaviour": self.behaviour.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -79,8 +77,8 @@ class Diagnosis:
 
     @property
     def constant_writers(self) -> list[WriterVariation]:
-        """Returns the writers constant on every input at some position other than BOS (see constant_writers)."""
-        return [w for w in self.writers if any(p != self.bos_position for p in w.constant_positions)]
+        """Returns the writers constant on every input at some position other than BOS (see constant_beyond_bos)."""
+        return constant_beyond_bos(list(self.writers), self.bos_position)
 
     @property
     def constant_only_at_bos(self) -> list[str]:
@@ -93,12 +91,11 @@ class Diagnosis:
             "task": self.task,
             "graph": {"n_edges": self.graph.n_edges, "per_position": self.graph.per_position},
             "metric": self.metric,
-            "settings": {"output_tolerance": self.settings.output_tolerance,
-                         "writer_tolerance": self.settings.writer_tolerance, **vars(self.settings.behaviour)},
+            "settings": asdict(self.settings),
             "bos_position": self.bos_position,
             "constant_writers": [w.to_dict() for w in self.constant_writers],
             "constant_only_at_bos": self.constant_only_at_bos,
-            "ablations": {kind: a.to_dict(self.graph) for kind, a in self.ablations.items()},
+            "ablations": {kind: a.to_dict() for kind, a in self.ablations.items()},
         }
 
 
@@ -138,7 +135,9 @@ def diagnose(
 
 def _positions(positions: tuple[int, ...], all_positions: tuple[int, ...]) -> str:
     """Returns 'every position', or the positions as a list."""
-    return "every position" if positions == all_positions else "positions " + ", ".join(map(str, positions))
+    if positions == all_positions:
+        return "every position"
+    return ("position " if len(positions) == 1 else "positions ") + ", ".join(map(str, positions))
 
 
 def _answers(row: OutputBehaviour, categorical: bool, shown: int = 4) -> str:
@@ -151,17 +150,23 @@ def _answers(row: OutputBehaviour, categorical: bool, shown: int = 4) -> str:
 
 
 def _writer_lines(diagnosis: Diagnosis) -> list[str]:
-    """Returns the constant-writers section."""
+    """Returns the constant-writers section; writers that are zero everywhere share one line."""
     lines = [f"== constant writers: output the same on every input (clean and corrupted), within "
              f"{diagnosis.settings.writer_tolerance:g} x (1 + largest |output|)"]
+    empty = []
     for w in diagnosis.constant_writers:
-        every = w.constant_positions + w.varying_positions
-        text = _positions(w.constant_positions, tuple(sorted(every)))
+        evaluated = tuple(sorted(w.constant_positions + w.varying_positions))
+        if w.zero_positions == evaluated:
+            empty.append(w.writer)
+            continue
+        text = _positions(w.constant_positions, evaluated)
         if w.varying_positions:
             text += f" (varies at {', '.join(map(str, w.varying_positions))})"
         if w.zero_positions:
-            text += "; zero at " + _positions(w.zero_positions, tuple(sorted(every)))
+            text += "; zero at " + _positions(w.zero_positions, evaluated)
         lines.append(f"  {w.writer:<12} {text}")
+    if empty:
+        lines.append(f"  zero at every position (they write nothing on these inputs): {', '.join(empty)}")
     if not diagnosis.constant_writers:
         lines.append("  none")
     if diagnosis.constant_only_at_bos:
@@ -179,15 +184,17 @@ def _ablation_lines(diagnosis: Diagnosis, a: AblationDiagnosis) -> list[str]:
         lines.append(f"  ground truth ({len(m.start)} edges): {verdict}, {metric} {m.start_loss:.3g} "
                      f"(empty circuit: {a.behaviour.rows[-1].loss:.3g})")
     if m is not None and m.edges is not None:
-        lines.append(f"  minimal circuit: {len(m.edges)} edges, {metric} {m.loss:.3g}; removing any one of them costs")
-        lines += [f"    {k.edge.name:<28} {metric} {k.loss_without:.3g}" for k in m.kept]
+        lines.append(f"  minimal circuit: {len(m.edges)} edges, {metric} {m.loss:.3g}; removing one of them gives")
+        lines += [f"    {k.edge.name:<28} {metric} {k.loss_without:.3g}, max output change {k.change_without:.2g}"
+                  + ("  (redundant: removable alone from the ground truth)" if k.redundant else "") for k in m.kept]
         lines.append(f"  removed from the ground truth: {len(m.removed)} edges")
         lines += [f"    {r.edge.name:<28} {r.reason}: {r.detail}" for r in m.removed]
     rows = a.behaviour.rows
+    width = max(len(row.label) for row in rows) + 2
     lines.append(f"  behaviour of the {rows[1].label} on the task's inputs:")
-    lines.append(f"    {'':<18}{'edges':>6}{metric:>10}{'agree':>7}  {'answers':<40} flags")
+    lines.append(f"    {'':<{width}}{'edges':>6}{metric:>10}{'agree':>7}  {'answers':<40} flags")
     for row in rows:
-        lines.append(f"    {row.label[:18]:<18}{row.n_edges:>6}{row.loss:>10.3g}{row.agreement:>7.2f}  "
+        lines.append(f"    {row.label:<{width}}{row.n_edges:>6}{row.loss:>10.3g}{row.agreement:>7.2f}  "
                      f"{_answers(row, a.behaviour.categorical):<40} {', '.join(row.flags) or '-'}")
     return lines
 

@@ -1,5 +1,5 @@
-"""Minimal circuit: the smallest part of a circuit (the ground truth) that keeps the outputs unchanged under one
-ablation, each removed edge with the reason it could go.
+"""Minimal circuit: a part of a circuit (the ground truth) that keeps the outputs unchanged under one ablation and
+cannot lose any single further edge, each removed edge with the reason it could go.
 
 Why an edge can be removed without changing the outputs (`RemovedEdge.reason`):
 
@@ -11,8 +11,13 @@ Why an edge can be removed without changing the outputs (`RemovedEdge.reason`):
   outputs) computes the same output from it on these inputs: it reads only directions where the two agree.
 - `absorbed downstream`: that node's output changes (often at an unscored position such as BOS), but nothing that
   reaches the scored outputs does.
-- `redundant path`: removing the edge alone from the ground truth changes the outputs, but once the edges removed
-  before it are gone it does not: another path, or the ablated values of the removed edges, carry what it carried.
+- `masked by removals`: removing the edge alone from the start circuit changes the outputs, but once the edges
+  removed before it are gone it does not: their ablated values leave nothing for it to change (tracr's length head:
+  with its key input ablated every key scores the same, so its query input no longer matters).
+
+A redundant path shows up on the kept side: `KeptEdge.redundant` marks a kept edge whose removal alone from the start
+circuit changed nothing. Another path carried the same; the greedy removal took that path away, so this one is now
+needed.
 
 A reason explains a removal; every removal is also checked by a patched forward on the task's inputs.
 """
@@ -29,8 +34,8 @@ from .graph import Edge, Graph
 from .patching import patched_forward
 from .task import Task
 
-# Faithful means every scored output within this of the full model's: tracr's float32 noise is ~1e-7, and the
-# smallest real effect in the suite (reverse's BOS half-score, docs/ground-truth.md) moves outputs by ~1e-6.
+# Faithful means every scored output within this of the full model's: tracr's float32 noise is ~1e-7. Effects of
+# ~1e-6, such as reverse's BOS half-score (docs/ground-truth.md), count as none, as in ACDC's canonical circuits.
 OUTPUT_TOLERANCE = 1e-5
 
 
@@ -39,7 +44,7 @@ class RemovedEdge:
     """An edge the minimisation removed, and why that leaves the outputs unchanged."""
 
     edge: Edge
-    reason: str  # constant writer, zero writer, reader ignores it, absorbed downstream, redundant path
+    reason: str  # constant writer, zero writer, reader ignores it, absorbed downstream, masked by removals
     detail: str
     loss_alone: float  # the task metric with only this edge removed from the start circuit
     change_alone: float  # the largest |scored output change| with only this edge removed from the start circuit
@@ -56,10 +61,11 @@ class KeptEdge:
     edge: Edge
     loss_without: float
     change_without: float
+    redundant: bool  # its removal alone from the start circuit changed nothing: a removed path carried the same
 
     def to_dict(self) -> dict:
         return {"edge": self.edge.endpoints(), "loss_without": self.loss_without,
-                "change_without": self.change_without}
+                "change_without": self.change_without, "redundant": self.redundant}
 
 
 @dataclass(frozen=True)
@@ -112,13 +118,13 @@ class _PatchedRuns:
 
 def _fed_node(graph: Graph, reader: str) -> tuple[str | None, str]:
     """Returns the hook of the first writer group after `reader`'s group (None after the final residual: compare
-    the outputs instead) and the name of the node the reader feeds, for messages."""
+    the logits instead) and the name of the node the reader feeds (the reader itself for the final residual)."""
     index = next(i for i, g in enumerate(graph.groups) if g.kind == "reader" and reader in g.names)
     for group in graph.groups[index + 1:]:
         if group.kind == "writer":
             node = next((n for n in group.names if reader == n or reader.startswith(n + ".")), ", ".join(group.names))
             return group.hook, node
-    return None, "the output"
+    return None, reader
 
 
 def _removal_reason(
@@ -129,25 +135,28 @@ def _removal_reason(
     alone_moves: bool,
     before: tuple[torch.Tensor, dict[str, torch.Tensor]],
     after: tuple[torch.Tensor, dict[str, torch.Tensor]],
-    n_removed: int,
+    removed_before: list[RemovedEdge],
     tolerance: float,
 ) -> tuple[str, str]:
     """Returns (reason, detail) for a removal that left the scored outputs unchanged; see the module docstring."""
     if is_no_op:
         if ablated.kind == "zero":
-            return "zero writer", f"{edge.writer} outputs zero wherever this edge reads it, so zeroing it is a no-op"
+            return "zero writer", f"{edge.writer} is zero where this edge reads it: zeroing it changes nothing"
         same = "every input and position" if ablated.kind == "mean" else "every input"
-        return ("constant writer", f"{edge.writer} outputs the same on {same} wherever this edge reads it, so the "
-                f"{ablated.kind}-ablated value equals the clean one")
+        return ("constant writer",
+                f"{edge.writer} is the same on {same} where this edge reads it: the ablated value is the clean one")
     if alone_moves:
-        return ("redundant path", "removing it alone from the ground truth changes the outputs, but not once the "
-                f"{n_removed} edges removed before it are gone")
+        earlier = [r.edge.name for r in removed_before if r.reason not in ("constant writer", "zero writer")]
+        earlier = earlier or [r.edge.name for r in removed_before]
+        named = ", ".join(earlier[:3]) + (f" and {len(earlier) - 3} more" if len(earlier) > 3 else "")
+        return "masked by removals", f"needed alone, but not once {named} are removed"
+
     hook, node = _fed_node(graph, edge.reader)
     old = before[0] if hook is None else before[1][hook]
     new = after[0] if hook is None else after[1][hook]
     if (new - old).abs().max().item() <= tolerance * (1 + old.abs().max().item()):
-        return "reader ignores it", f"the ablated value differs, but {node} computes the same from it on these inputs"
-    return "absorbed downstream", f"{node}'s output changes, but the scored outputs do not"
+        return "reader ignores it", f"{node}'s output stays the same: it ignores what the ablation changes"
+    return "absorbed downstream", f"{node}'s output changes, the scored outputs do not"
 
 
 @torch.no_grad()
@@ -176,25 +185,29 @@ def minimal_circuit(
     no_op = no_op_positions(task, graph, ablated, writer_tolerance)
     is_no_op = {e: bool((no_op[e.writer] if e.position is None else no_op[e.writer][e.position]).all()) for e in order}
     candidates = sorted(order, key=lambda e: (not is_no_op[e], alone[e][1] > output_tolerance, graph.edge_index(e)))
+    rank = {e: i for i, e in enumerate(candidates)}
 
     current, removed = set(start), []
     current_run = runs.recorded(current)
+    kept, kept_losses, kept_changes = order, losses[1:], changes[1:]
     while True:
-        kept = [e for e in candidates if e in current]
-        kept_losses, kept_changes = runs.losses([current - {e} for e in kept]) if kept else ([], [])
-        trials = [e for e, change in zip(kept, kept_changes) if change <= output_tolerance]
-        if not trials:
-            break
+        n_removed = len(removed)
+        trials = sorted((e for e, change in zip(kept, kept_changes) if change <= output_tolerance), key=rank.get)
         for edge in trials:  # each removal changes the circuit, so every trial after the first is checked again
             trial_run = runs.recorded(current - {edge})
             if runs.changes(trial_run[0]).item() > output_tolerance:
                 continue
             reason, detail = _removal_reason(edge, graph, ablated, is_no_op[edge], alone[edge][1] > output_tolerance,
-                                             current_run, trial_run, len(removed), writer_tolerance)
+                                             current_run, trial_run, removed, writer_tolerance)
             removed.append(RemovedEdge(edge, reason, detail, *alone[edge]))
             current.discard(edge)
             current_run = trial_run
+        if len(removed) == n_removed:
+            break
+        kept = sorted(current, key=graph.edge_index)
+        kept_losses, kept_changes = runs.losses([current - {e} for e in kept]) if kept else ([], [])
+    kept_edges = tuple(KeptEdge(e, without, change, alone[e][1] <= output_tolerance)
+                       for e, without, change in zip(kept, kept_losses, kept_changes))
     loss = task.metric(current_run[0], runs.full, task.scored_positions).item()
-    kept_edges = sorted(zip(kept, kept_losses, kept_changes), key=lambda k: graph.edge_index(k[0]))
     return MinimalCircuit(ablated.kind, frozenset(start), losses[0], changes[0], True, frozenset(current), loss,
-                          tuple(removed), tuple(KeptEdge(*k) for k in kept_edges))
+                          tuple(removed), kept_edges)
