@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -53,3 +56,8 @@ def random_model():
 def random_batches():
     g = torch.Generator().manual_seed(0)
     return torch.randint(0, 20, (5, 9), generator=g), torch.randint(0, 20, (5, 9), generator=g)
+
+
+def run_edgewise(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Runs the command line as a user would, in a fresh interpreter."""
+    return subprocess.run([sys.executable, "-m", "edgewise.cli", *args], capture_output=True, text=True, timeout=timeout)

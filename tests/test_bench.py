@@ -5,14 +5,13 @@ import itertools
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 import types
 
 import pytest
 import torch
 
+from conftest import run_edgewise
 from edgewise import bench, report
 from edgewise.bench import PeakMemory, Sweep, run_bench
 from edgewise.circuit import circuit_from_scores
@@ -165,9 +164,8 @@ def test_circuit_diagram_with_graphviz(tmp_path):
 
 
 def test_cli_bench_contract(tmp_path):
-    command = [sys.executable, "-m", "edgewise.cli", "bench", "--quick", "--out", str(tmp_path),
-               "--tasks", "tracr-shift", "--methods", "eap,random"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    command = ["bench", "--quick", "--out", str(tmp_path), "--tasks", "tracr-shift", "--methods", "eap,random"]
+    result = run_edgewise(*command)
     assert result.returncode == 0, result.stderr
     records = json.loads((tmp_path / "results.json").read_text())
     assert [(r["task"], r["graph"], r["method"], r["ablation"], r["seed"]) for r in records] == [
@@ -183,11 +181,10 @@ def test_cli_bench_contract(tmp_path):
                  "circuits/tracr-shift-plain-resample-eap"):
         assert (plots / f"{name}.png").stat().st_size > 0 and (plots / f"{name}.svg").stat().st_size > 0
     run_files = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").iterdir()}
-    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    again = run_edgewise(*command)
     assert again.returncode == 0 and {p: p.stat().st_mtime_ns for p in run_files} == run_files
 
 
 def test_cli_bench_rejects_an_unknown_graph_kind(tmp_path):
-    command = [sys.executable, "-m", "edgewise.cli", "bench", "--out", str(tmp_path), "--graphs", "unrolled"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    result = run_edgewise("bench", "--out", str(tmp_path), "--graphs", "unrolled")
     assert result.returncode == 2 and "unknown graph kind 'unrolled'" in result.stderr

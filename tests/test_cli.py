@@ -1,18 +1,14 @@
 """The command line's machine-readable contract, run as a user would run it."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-
-def edgewise(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgewise.cli", *args], capture_output=True, text=True, timeout=600)
+from conftest import run_edgewise
 
 
 def test_tasks_json_lists_every_task_with_its_sizes():
-    result = edgewise("tasks", "--json")
+    result = run_edgewise("tasks", "--json")
     assert result.returncode == 0, result.stderr
     rows = {r["name"]: r for r in json.loads(result.stdout)}
     assert len(rows) >= 10
@@ -24,7 +20,7 @@ def test_tasks_json_lists_every_task_with_its_sizes():
 @pytest.mark.parametrize("per_position", [False, True])
 def test_graph_json_contract(tmp_path, per_position):
     out = tmp_path / "g.json"
-    result = edgewise("graph", "tracr-reverse", "--json", str(out), *(["--per-position"] if per_position else []))
+    result = run_edgewise("graph", "tracr-reverse", "--json", str(out), *(["--per-position"] if per_position else []))
     assert result.returncode == 0, result.stderr
     record = json.loads(out.read_text())
     assert set(record) >= {"nodes", "edges", "ground_truth"}
@@ -36,19 +32,19 @@ def test_graph_json_contract(tmp_path, per_position):
 
 
 def test_check_passes_on_a_tracr_task():
-    result = edgewise("check", "tracr-proportion")
+    result = run_edgewise("check", "tracr-proportion")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "patching checks passed" in result.stdout and "FAIL" not in result.stdout
 
 
 def test_unknown_task_exits_with_a_clear_error():
-    result = edgewise("graph", "tracr-revers")
+    result = run_edgewise("graph", "tracr-revers")
     assert result.returncode == 2
     assert "unknown task 'tracr-revers'" in result.stderr and "tracr-reverse" in result.stderr
 
 
 def test_demo_prints_and_plots(tmp_path):
-    result = edgewise("demo", "--out", str(tmp_path))
+    result = run_edgewise("demo", "--out", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ground-truth circuit" in result.stdout and "Resid Start->A3.0.V" in result.stdout
     for name in ("tracr-reverse-ground-truth.png", "tracr-reverse-edge-effects.svg", "demo.json"):
@@ -56,3 +52,32 @@ def test_demo_prints_and_plots(tmp_path):
     assert json.loads((tmp_path / "demo.json").read_text())["needed_edges"]["resample"] == [
         "Resid Start->A3.0.V", "A3.0->Resid End"
     ]
+
+
+@pytest.mark.parametrize("method", ["edge-sp", "node-sp", "acdc", "eap", "eap-ig-inputs", "eap-ig-activations", "random"])
+def test_discover_json_contract(tmp_path, method):
+    """The issue's contract: {"method", "seconds", "scores": [[writer, reader, score], ...]} over the edges that
+    `edgewise graph` names, read back independently of EdgeScores."""
+    out, graph_file = tmp_path / "scores.json", tmp_path / "graph.json"
+    steps = ["--set", "steps=20"] if method.endswith("-sp") else []
+    result = run_edgewise("discover", "tracr-proportion", "--method", method, "--ablation", "resample", "--seed", "1",
+                          "--json", str(out), *steps)
+    assert result.returncode == 0, result.stderr
+    assert run_edgewise("graph", "tracr-proportion", "--json", str(graph_file)).returncode == 0
+    record = json.loads(out.read_text())
+    assert record["method"] == method and record["seconds"] >= 0
+    assert [(w, r) for w, r, _ in record["scores"]] == [tuple(e) for e in json.loads(graph_file.read_text())["edges"]]
+    assert all(isinstance(score, float) for _, _, score in record["scores"])
+
+
+def test_discover_circuit_out_feeds_diagnose_and_a_bad_circuit_file_is_a_clear_error(tmp_path):
+    circuit = tmp_path / "circuit.json"
+    result = run_edgewise("discover", "tracr-reverse", "--method", "eap", "--top-k", "2", "--circuit-out", str(circuit))
+    assert result.returncode == 0, result.stderr
+    edges = {tuple(e) for e in json.loads(circuit.read_text())["edges"]}
+    assert edges == {("Resid Start", "A3.0.V"), ("A3.0", "Resid End")}  # the resample circuit (docs/ground-truth.md)
+    report = tmp_path / "diagnosis.json"
+    assert run_edgewise("diagnose", "tracr-reverse", "--circuit", str(circuit), "--json", str(report)).returncode == 0
+    (tmp_path / "bad.json").write_text('{"edge": []}')
+    result = run_edgewise("diagnose", "tracr-reverse", "--circuit", str(tmp_path / "bad.json"))
+    assert result.returncode == 2 and "cannot read a circuit" in result.stderr and "Traceback" not in result.stderr

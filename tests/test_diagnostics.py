@@ -4,14 +4,12 @@ circuits for tracr-reverse), and brute-force counts of the program's answers."""
 
 import itertools
 import json
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
 import torch
 
-from conftest import random_transformer
+from conftest import random_transformer, run_edgewise
 from test_acdc_names import ACDC_REVERSE
 from edgewise.acdc_names import import_acdc_edges
 from edgewise.behaviour import behaviour_check
@@ -205,13 +203,9 @@ def test_resample_circuit_ties_every_class_under_zero_ablation(reverse, kind):
         assert {"constant output", "ignores input"} <= set(circuit.flags)
 
 
-def edgewise(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgewise.cli", *args], capture_output=True, text=True, timeout=300)
-
-
 def test_cli_diagnose_json_contract(tmp_path):
     out = tmp_path / "d.json"
-    result = edgewise("diagnose", "tracr-reverse", "--json", str(out))
+    result = run_edgewise("diagnose", "tracr-reverse", "--json", str(out))
     assert result.returncode == 0, result.stderr
     assert "constant writers" in result.stdout and "minimal circuit: 2 edges" in result.stdout
     record = json.loads(out.read_text())
@@ -231,7 +225,7 @@ def test_cli_diagnose_checks_a_given_circuit(tmp_path):
     path = tmp_path / "c.json"
     Circuit(frozenset(AUTO_CIRCUIT_RESAMPLE), description="resample circuit").save(path)
     out = tmp_path / "d.json"
-    result = edgewise("diagnose", "tracr-reverse", "--circuit", str(path), "--ablations", "resample,zero",
+    result = run_edgewise("diagnose", "tracr-reverse", "--circuit", str(path), "--ablations", "resample,zero",
                       "--json", str(out))
     assert result.returncode == 0, result.stderr
     ablations = json.loads(out.read_text())["ablations"]
@@ -241,7 +235,7 @@ def test_cli_diagnose_checks_a_given_circuit(tmp_path):
 
 
 def test_cli_diagnose_unknown_ablation_exits_with_a_clear_error():
-    result = edgewise("diagnose", "tracr-reverse", "--ablations", "resampel")
+    result = run_edgewise("diagnose", "tracr-reverse", "--ablations", "resampel")
     assert result.returncode == 2
     assert "resampel" in result.stderr and "resample" in result.stderr
 

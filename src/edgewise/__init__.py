@@ -7,6 +7,7 @@ from .errors import (
     CompileError,
     EdgewiseError,
     GraphMismatchError,
+    InvalidHyperparameterError,
     InvalidMaskError,
     InvalidTokensError,
     PretrainedModelMissingError,
@@ -14,9 +15,12 @@ from .errors import (
     UnknownTaskError,
     UnsupportedArchitectureError,
 )
-from .circuit import Circuit
+from .circuit import Circuit, circuit_from_scores
+from .diagnostics import diagnose
 from .graph import Edge, Graph
+from .methods import discover
 from .patching import patched_forward
+from .scores import EdgeScores
 from .task import Task
 from .transformer import Transformer, TransformerConfig
 
@@ -24,9 +28,13 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """Imports the tracr suite (and with it jax) only when it is used."""
+    """Imports the tracr suite (and with it jax) only when it is used; the bench runs it."""
     if name in ("get_task", "task_names", "tracr_task"):
         from . import tracr_tasks
 
         return getattr(tracr_tasks, name)
+    if name in ("Sweep", "run_bench"):
+        from . import bench
+
+        return getattr(bench, name)
     raise AttributeError(f"module 'edgewise' has no attribute {name!r}")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .errors import GraphMismatchError
+from .errors import CircuitFileError, GraphMismatchError
 from .graph import Edge, Graph, reader_component
 
 if TYPE_CHECKING:
@@ -75,8 +75,14 @@ class Circuit:
 
     @classmethod
     def load(cls, path: str | Path) -> "Circuit":
-        """Returns the circuit saved at `path`."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Returns the circuit saved at `path`; raises CircuitFileError for a missing, non-JSON or malformed file."""
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise CircuitFileError(
+                f"cannot read a circuit from {path}: {error!r}; give a file written by Circuit.save or `edgewise "
+                "discover --circuit-out` (JSON with an \"edges\" list of [writer, reader] names, A0.0@2 per position)"
+            ) from error
 
 
 def connected_edges(graph: Graph, edges: set[Edge]) -> set[Edge]:

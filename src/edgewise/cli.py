@@ -100,7 +100,7 @@ def _parse_value(text: str):
 
 def _discover(args: argparse.Namespace) -> int:
     from .circuit import circuit_from_scores
-    from .evaluate import faithfulness, roc_auc
+    from .evaluate import effective_ground_truth, faithfulness, roc_auc
     from .methods import discover
     from .tracr_tasks import get_task
 
@@ -123,11 +123,18 @@ def _discover(args: argparse.Namespace) -> int:
     print(f"{args.method} on {task.name} ({scores.graph}, {args.ablation} ablation, seed {args.seed}): "
           f"{scores.seconds:.2f} s")
     if truth:
-        print(f"ROC AUC against the ground truth: {roc_auc(scores, truth):.3f}")
+        effective = effective_ground_truth(task, scores.graph, ablated)
+        print(f"ROC AUC against the ground truth: {roc_auc(scores, truth):.3f} (compiler's, {len(truth)} edges)"
+              + (f", {roc_auc(scores, effective):.3f} (effective under {args.ablation}, {len(effective)} edges)"
+                 if 0 < len(effective) < scores.graph.n_edges else ""))
     print(f"top {k} edges (faithfulness {faithfulness(task, scores.graph, ablated, set(circuit.edges)):.3f}):")
     for edge, score in scores.ranked()[:k]:
         mark = "" if truth is None else ("  true" if edge in truth else "  -")
         print(f"  {score:+.4g}  {edge.name}{mark}")
+    if args.circuit_out:
+        circuit.save(args.circuit_out)
+        print(f"wrote the top-{k} circuit to {args.circuit_out} (check it with `edgewise diagnose {task.name} "
+              f"--circuit {args.circuit_out}`)")
     if args.json:
         print(f"wrote {args.json}")
     return 0
@@ -209,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="a hyperparameter, e.g. --set steps=500")
     p.add_argument("--metric", choices=["kl", "mse", "l2"], help="faithfulness metric (default: the task's own)")
     p.add_argument("--json", metavar="FILE", help="write {method, seconds, scores: [[writer, reader, score]]}")
+    p.add_argument("--circuit-out", metavar="FILE", help="write the printed top-k circuit (input of diagnose --circuit)")
     p.set_defaults(run=_discover)
     p = sub.add_parser("demo", help="show a task, its graph, its true circuit and a patching check, with plots")
     p.add_argument("--task", default="tracr-reverse")

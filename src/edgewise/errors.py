@@ -55,3 +55,7 @@ class DegenerateGroundTruthError(EdgewiseError, ValueError):
 class InvalidSweepError(EdgewiseError, ValueError):
     """A benchmark sweep that names an unknown graph kind, lists nothing to run, or sets hyperparameters of a method
     it does not run."""
+
+
+class CircuitFileError(EdgewiseError, ValueError):
+    """A circuit file that is missing, not JSON, or not in Circuit.save's format."""
