@@ -43,15 +43,19 @@ def test_unknown_task_exits_with_a_clear_error():
     assert "unknown task 'tracr-revers'" in result.stderr and "tracr-reverse" in result.stderr
 
 
-def test_demo_prints_and_plots(tmp_path):
+def test_demo_discovers_explains_and_plots(tmp_path):
     result = run_edgewise("demo", "--out", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "ground-truth circuit" in result.stdout and "Resid Start->A3.0.V" in result.stdout
-    for name in ("tracr-reverse-ground-truth.png", "tracr-reverse-edge-effects.svg", "demo.json"):
-        assert (tmp_path / name).stat().st_size > 0
-    assert json.loads((tmp_path / "demo.json").read_text())["needed_edges"]["resample"] == [
-        "Resid Start->A3.0.V", "A3.0->Resid End"
-    ]
+    assert "ground-truth circuit" in result.stdout and "constant on every input of the task" in result.stdout
+    for ablation in ("resample", "zero"):
+        for plot in ("edge-sp-circuit", "roc", "faithfulness"):
+            assert (tmp_path / f"tracr-reverse-{ablation}-{plot}.png").stat().st_size > 0
+    record = json.loads((tmp_path / "demo.json").read_text())
+    sp = {r["ablation"]: r for r in record["runs"] if r["method"] == "edge-sp"}
+    # The circuits docs/ground-truth.md derives by hand: 2 edges under resample; ACDC's 10 (+ one 6e-7 edge) under zero.
+    assert sp["resample"]["circuit"] == [["Resid Start", "A3.0.V"], ["A3.0", "Resid End"]]
+    assert len(sp["zero"]["circuit"]) in (10, 11) and sp["zero"]["faithfulness"] > 0.999
+    assert record["diagnosis"]["ablations"]["resample"]["minimal_circuit"] == sp["resample"]["circuit"]
 
 
 @pytest.mark.parametrize("method", ["edge-sp", "node-sp", "acdc", "eap", "eap-ig-inputs", "eap-ig-activations", "random"])

@@ -1,4 +1,6 @@
-"""The demo run by README's first command: a task, its graph, its true circuit, a patching check, and plots."""
+"""The demo run by README's first command: a tracr task and its true circuit, the patching checks, circuit discovery
+with edge-level subnetwork probing (and ACDC and EAP beside it) under two ablations, the diagnosis that explains the
+circuits found, and plots of all of it."""
 
 from __future__ import annotations
 
@@ -8,72 +10,108 @@ from pathlib import Path
 import torch
 
 from .checks import run_checks
-from .patching import patched_forward
-from .report import plot_circuit, plot_edge_effects
+from .circuit import circuit_from_scores
+from .diagnostics import diagnose
+from .evaluate import effective_ground_truth, faithfulness, faithfulness_curve, roc_auc, roc_curve
+from .methods import discover
+from .methods.subnetwork_probing import deterministic_circuit
+from .report import plot_circuit, plot_faithfulness_curves, plot_roc_curves
+from .scores import EdgeScores
+from .task import Task
 from .tracr_tasks import get_task
 
-ABLATIONS = ("resample", "mean", "zero")
+ABLATIONS = ("resample", "zero")  # the two that disagree most about reverse's circuit
+METHODS = ("edge-sp", "acdc", "eap")
 
 
-@torch.no_grad()
-def run_demo(task_name: str, out: Path) -> int:
-    """Prints the demo and writes plots and demo.json under `out`; returns the exit code (1 if a check failed)."""
-    task = get_task(task_name)
+def _describe(task: Task) -> None:
+    """Prints the task: model, data, metric, a few answers, graph and ground truth."""
     compiled = task.extras["compiled"]
-    graph = task.graph()
     cfg = task.model.cfg
+    graph = task.graph()
     print(f"== task {task.name}: {task.description}")
     print(f"model: {cfg.n_layers} layers, {cfg.n_heads} head(s)/layer, d_model {cfg.d_model}, d_mlp {cfg.d_mlp}")
     print(f"data: {task.clean.shape[0]} clean inputs of {task.clean.shape[1]} tokens; {task.pairing}")
     print(f"metric: {task.metric.name} to the full model's outputs on non-BOS positions")
-    full = task.full_logits()
-    decoded = compiled.decode(full)
-    for seq, answer in list(zip(task.extras["sequences"], decoded))[:3]:
+    for seq, answer in list(zip(task.extras["sequences"], compiled.decode(task.full_logits())))[:3]:
         print(f"  {seq} -> {answer}")
+    truth = sorted(task.ground_truth_edges(graph), key=graph.edge_index)
     print(f"\n== graph: {graph}; per-position: {task.graph(per_position=True).n_edges} edges")
+    print(f"ground-truth circuit derived from the compiler ({len(truth)} edges): {', '.join(e.name for e in truth)}")
+
+
+def _circuit(scores: EdgeScores, k: int):
+    """Returns the circuit a method reports: SP's deterministic gates, the top k edges for the others."""
+    return deterministic_circuit(scores) if scores.method.endswith("-sp") else circuit_from_scores(scores, top_k=k)
+
+
+def run_demo(task_name: str, out: Path) -> int:
+    """Prints the demo and writes plots and demo.json under `out`; returns the exit code (1 if a check failed)."""
+    task = get_task(task_name)
+    _describe(task)
+    graph = task.graph()
     truth = task.ground_truth_edges(graph)
-    print(f"\n== ground-truth circuit derived from the compiler ({len(truth)} edges):")
-    for e in sorted(truth, key=graph.edge_index):
-        print(f"  {e.name}")
 
     print("\n== patching exactness (independent references)")
     checks = run_checks(task)
     for r in checks:
         print(f"  {'PASS' if r.passed else 'FAIL'}  diff {r.max_abs_diff:.1e} (patch moves logits {r.effect:.2g})  {r.name}")
 
-    print(f"\n== faithfulness ({task.metric.name} to the full model; 0 = identical)")
-    ordered = sorted(truth, key=graph.edge_index)
-    summary, effects = {}, []
-    for kind in ABLATIONS:
-        ablated = task.ablation(graph, kind)
-        loss = lambda mask: task.metric(patched_forward(task.model, graph, task.clean, ablated, mask), full,
-                                        task.scored_positions).item()
-        summary[kind] = {"ground_truth": loss(graph.mask_for(truth)), "empty": loss(torch.zeros(graph.n_edges))}
-        effects.append([loss(graph.mask_for(truth - {e})) for e in ordered])
-        print(f"  {kind:<9} ground truth {summary[kind]['ground_truth']:.4f}   empty circuit {summary[kind]['empty']:.4f}")
-    needed = {kind: [e.name for e, v in zip(ordered, col) if v > 1e-6] for kind, col in zip(ABLATIONS, effects)}
-    for kind in ABLATIONS:
-        print(f"  edges whose removal from the true circuit changes the output under {kind}: {len(needed[kind])} of "
-              f"{len(ordered)}: {', '.join(needed[kind])}")
-    if len(needed["resample"]) < len(ordered):
-        print("  -> under resample ablation a smaller circuit is as faithful: components whose output is the same on "
-              "every input of the task carry nothing that resampling can remove.")
-
+    print("\n== circuit discovery (edge-sp keeps the edges whose deterministic gate is open; ACDC and EAP: top k, "
+          "k = the effective truth's size)")
+    print(f"  {'ablation':<9}{'method':<9}{'edges':>6}{'AUROC':>7}{'eff.':>7}{'faithful':>9}{'seconds':>9}  circuit")
     out.mkdir(parents=True, exist_ok=True)
-    files = plot_circuit(graph, truth, out / f"{task.name}-ground-truth", title=f"{task.name}: derived ground truth")
-    files += plot_edge_effects(
-        [e.name for e in ordered], list(ABLATIONS), [list(r) for r in zip(*effects)],
-        out / f"{task.name}-edge-effects", title="metric after removing one true edge", label=task.metric.name,
-    )
-    record = {
-        "task": task.name,
-        "n_edges": graph.n_edges,
-        "ground_truth": [e.endpoints() for e in ordered],
-        "checks": [r.to_dict() for r in checks],
-        "faithfulness": summary,
-        "needed_edges": needed,
-    }
+    files, runs = [], []
+    for ablation in ABLATIONS:
+        ablated = task.ablation(graph, ablation)
+        effective = effective_ground_truth(task, graph, ablated)
+        all_scores = {m: discover(task, m, ablation, seed=0, progress=True) for m in METHODS}
+        for method, scores in all_scores.items():
+            circuit = _circuit(scores, len(effective))
+            run = {
+                "ablation": ablation, "method": method, "seconds": scores.seconds,
+                "circuit": [e.endpoints() for e in sorted(circuit.edges, key=graph.edge_index)],
+                "auroc": roc_auc(scores, truth), "auroc_effective": roc_auc(scores, effective),
+                "faithfulness": faithfulness(task, graph, ablated, set(circuit.edges)),
+            }
+            runs.append(run)
+            names = ", ".join(e.name for e in sorted(circuit.edges, key=graph.edge_index))
+            print(f"  {ablation:<9}{method:<9}{len(circuit):>6}{run['auroc']:>7.3f}{run['auroc_effective']:>7.3f}"
+                  f"{run['faithfulness']:>9.3f}{scores.seconds:>9.2f}  {names}")
+        sp_circuit = set(_circuit(all_scores["edge-sp"], len(effective)).edges)
+        setting = f"{task.name}, {ablation} ablation"
+        files += plot_circuit(graph, sp_circuit, out / f"{task.name}-{ablation}-edge-sp-circuit", truth,
+                              title=f"edge-sp circuit vs the compiler's ground truth: {setting}")
+        files += plot_roc_curves({"compiler's ground truth": {m: roc_curve(s, truth) for m, s in all_scores.items()},
+                                  "effective ground truth": {m: roc_curve(s, effective) for m, s in all_scores.items()}},
+                                 out / f"{task.name}-{ablation}-roc", f"edge ROC: {setting}")
+        files += plot_faithfulness_curves({m: faithfulness_curve(task, s, ablated) for m, s in all_scores.items()},
+                                          out / f"{task.name}-{ablation}-faithfulness", f"faithfulness: {setting}")
+
+    print("\n== why the circuits differ from the compiler's (edgewise diagnose " + task.name + " has the full report)")
+    diagnosis = diagnose(task, ablations=ABLATIONS)
+    constant = diagnosis.constant_writers
+    if constant:
+        print(f"  constant on every input of the task: {', '.join(w.writer for w in constant)}")
+    for ablation, d in diagnosis.ablations.items():
+        minimal = d.minimal
+        if minimal is None or minimal.edges is None:
+            print(f"  {ablation}: the ground truth is not faithful under this ablation")
+            continue
+        reasons: dict[str, int] = {}
+        for removed in minimal.removed:
+            reasons[removed.reason] = reasons.get(removed.reason, 0) + 1
+        why = ", ".join(f"{n} {reason}" for reason, n in reasons.items()) or "nothing removable"
+        print(f"  {ablation}: the minimal faithful circuit has {len(minimal.edges)} of {len(minimal.start)} true "
+              f"edges; removed: {why}")
+    if constant:
+        print("  -> resample ablation swaps a constant writer's output for the same value, so no method can find "
+              "those edges by resampling: a small circuit can be genuinely faithful.")
+
+    record = {"task": task.name, "n_edges": graph.n_edges,
+              "ground_truth": [e.endpoints() for e in sorted(truth, key=graph.edge_index)],
+              "checks": [r.to_dict() for r in checks], "runs": runs, "diagnosis": diagnosis.to_dict()}
     (out / "demo.json").write_text(json.dumps(record, indent=1))
     files.append(out / "demo.json")
-    print("\nwrote " + ", ".join(str(f) for f in files))
+    print("\nwrote " + ", ".join(str(f) for f in files if f.suffix != ".svg") + " (and SVGs)")
     return 0 if all(r.passed for r in checks) else 1

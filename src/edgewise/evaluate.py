@@ -58,7 +58,8 @@ def effective_ground_truth(task: Task, graph: Graph, ablated: AblatedOutputs, to
     provided the rest is still exactly faithful; otherwise (the removable edges are redundant copies of one another)
     the derived circuit itself.
 
-    Under resample ablation on tracr-reverse this is auto-circuit's 2-edge circuit; under zero ablation its 10 edges.
+    Under resample ablation on tracr-reverse this is auto-circuit's 2-edge circuit; under zero ablation 11 edges:
+    ACDC's 10 and Resid Start->A3.0.Q, which moves the (unscored) BOS output by 6e-7 (`minimal_circuit` drops it).
     """
     truth = sorted(task.ground_truth_edges(graph), key=graph.edge_index)
     full = task.full_logits()

@@ -95,23 +95,6 @@ def plot_circuit(
     return _save(fig, path)
 
 
-def plot_edge_effects(
-    rows: list[str], columns: list[str], values: list[list[float]], path: str | Path, title: str, label: str
-) -> list[Path]:
-    """Draws a heatmap with one row per edge and one column per setting, numbers printed in the cells."""
-    fig, ax = plt.subplots(figsize=(2.0 + 1.3 * len(columns), 0.8 + 0.32 * len(rows)))
-    image = ax.imshow(values, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(columns)), columns)
-    ax.set_yticks(range(len(rows)), rows, fontsize=8)
-    peak = max((v for row in values for v in row), default=0.0)
-    for i, row in enumerate(values):
-        for j, v in enumerate(row):
-            ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=7, color="white" if v < peak / 2 else "black")
-    fig.colorbar(image, ax=ax, label=label)
-    ax.set_title(title, fontsize=10)
-    return _save(fig, path)
-
-
 def circuit_dot(graph: Graph, found: set[Edge], truth: set[Edge], title: str = "") -> str:
     """Returns a plain graph's circuit as Graphviz DOT source: edges in `found | truth` from writer to component,
     bottom to top, coloured as `plot_circuit` colours them and labelled with the attention input they enter."""
