@@ -45,7 +45,14 @@ def _layout(graph: Graph) -> dict[str, tuple[float, float]]:
         else:
             rows.append(list(group.names))
     rows.append(["Resid End"])
-    return {name: ((i + 1) / (len(row) + 1), float(y)) for y, row in enumerate(rows) for i, name in enumerate(row)}
+    # Heads spread over the left part and MLPs sit to the right, so edges that skip layers do not run through nodes.
+    spans = {"A": (0.0, 0.62), "M": (0.55, 1.0)}
+    pos = {}
+    for y, row in enumerate(rows):
+        left, right = spans.get(row[0][0], (0.0, 1.0))
+        for i, name in enumerate(row):
+            pos[name] = (left + (right - left) * (i + 1) / (len(row) + 1), float(y))
+    return pos
 
 
 def plot_circuit(
