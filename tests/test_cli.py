@@ -58,19 +58,26 @@ def test_demo_discovers_explains_and_plots(tmp_path):
     assert record["diagnosis"]["ablations"]["resample"]["minimal_circuit"] == sp["resample"]["circuit"]
 
 
+@pytest.fixture(scope="module")
+def proportion_edges(tmp_path_factory) -> list[tuple[str, str]]:
+    """The edges `edgewise graph tracr-proportion --json` names, in its order."""
+    graph_file = tmp_path_factory.mktemp("graph") / "graph.json"
+    assert run_edgewise("graph", "tracr-proportion", "--json", str(graph_file)).returncode == 0
+    return [tuple(e) for e in json.loads(graph_file.read_text())["edges"]]
+
+
 @pytest.mark.parametrize("method", ["edge-sp", "node-sp", "acdc", "eap", "eap-ig-inputs", "eap-ig-activations", "random"])
-def test_discover_json_contract(tmp_path, method):
+def test_discover_json_contract(tmp_path, method, proportion_edges):
     """The issue's contract: {"method", "seconds", "scores": [[writer, reader, score], ...]} over the edges that
     `edgewise graph` names, read back independently of EdgeScores."""
-    out, graph_file = tmp_path / "scores.json", tmp_path / "graph.json"
+    out = tmp_path / "scores.json"
     steps = ["--set", "steps=20"] if method.endswith("-sp") else []
     result = run_edgewise("discover", "tracr-proportion", "--method", method, "--ablation", "resample", "--seed", "1",
                           "--json", str(out), *steps)
     assert result.returncode == 0, result.stderr
-    assert run_edgewise("graph", "tracr-proportion", "--json", str(graph_file)).returncode == 0
     record = json.loads(out.read_text())
     assert record["method"] == method and record["seconds"] >= 0
-    assert [(w, r) for w, r, _ in record["scores"]] == [tuple(e) for e in json.loads(graph_file.read_text())["edges"]]
+    assert [(w, r) for w, r, _ in record["scores"]] == proportion_edges
     assert all(isinstance(score, float) for _, _, score in record["scores"])
 
 
