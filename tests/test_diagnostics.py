@@ -14,6 +14,7 @@ from test_acdc_names import ACDC_REVERSE
 from edgewise.acdc_names import import_acdc_edges
 from edgewise.behaviour import behaviour_check
 from edgewise.circuit import Circuit
+from edgewise.errors import GraphMismatchError
 from edgewise.constant_writers import constant_writers
 from edgewise.diagnostics import DiagnosticsSettings, diagnose
 from edgewise.errors import InvalidHyperparameterError
@@ -201,6 +202,22 @@ def test_resample_circuit_ties_every_class_under_zero_ablation(reverse, kind):
     else:
         assert circuit.distribution == {"tie": 1.0} and circuit.agreement == 0.0
         assert {"constant output", "ignores input"} <= set(circuit.flags)
+
+
+def test_behaviour_check_takes_a_mask(reverse):
+    """A gate vector is checked as the circuit it encodes; a fractional one keeps a blend, so under zero ablation a
+    uniform 0.5 mask gives different answers from the full model and from the empty circuit."""
+    graph = reverse.graph()
+    ablated = reverse.ablation(graph, "zero")
+    by_edges = behaviour_check(reverse, graph, ablated, AUTO_CIRCUIT_RESAMPLE)
+    by_mask = behaviour_check(reverse, graph, ablated, graph.mask_for(AUTO_CIRCUIT_RESAMPLE))
+    assert by_mask == by_edges
+    half = behaviour_check(reverse, graph, ablated, torch.full((graph.n_edges,), 0.5)).rows[1]
+    full, empty = by_edges.rows[0], by_edges.rows[2]
+    assert half.n_edges == graph.n_edges and half.loss > 0
+    assert half.distribution not in (full.distribution, empty.distribution)
+    with pytest.raises(GraphMismatchError, match="77 edges"):
+        behaviour_check(reverse, graph, ablated, torch.ones(graph.n_edges + 1))
 
 
 def test_cli_diagnose_json_contract(tmp_path):

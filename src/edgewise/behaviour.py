@@ -156,20 +156,23 @@ def behaviour_check(
     task: Task,
     graph: Graph,
     ablated: AblatedOutputs,
-    circuit: set[Edge],
+    circuit: set[Edge] | torch.Tensor,
     label: str = "circuit",
     thresholds: BehaviourThresholds = BehaviourThresholds(),
 ) -> BehaviourCheck:
-    """Returns what the full model, `circuit` and the empty circuit answer on the clean inputs under this ablation,
-    with flags where an answer is (near-)constant or ignores the input: a low loss alone does not rule those out."""
+    """Returns what the full model, `circuit` (a set of edges, or a mask [n_edges] with values in [0, 1], such as a
+    subnetwork-probing gate vector) and the empty circuit answer on the clean inputs under this ablation, with flags
+    where an answer is (near-)constant or ignores the input: a low loss alone does not rule those out."""
     full = task.full_logits()
-    masks = torch.stack([graph.mask_for(circuit), torch.zeros(graph.n_edges)])
+    mask = graph.check_mask(circuit)[0] if isinstance(circuit, torch.Tensor) else graph.mask_for(circuit)
+    masks = torch.stack([mask, torch.zeros(graph.n_edges)])
     circuit_logits, empty_logits = patched_forward(task.model, graph, task.clean, ablated, masks)
     full_distribution = _distribution(task, full, thresholds.tolerance)
     full_fixed = _fixed_positions(task, full, thresholds.tolerance)
     full_std = 0.0 if task.categorical else full_distribution["std"]
     rows = []
-    for name, n_edges, logits in [("full model", graph.n_edges, full), (label, len(circuit), circuit_logits),
+    kept = int((mask > 0).sum())  # edges that carry any of their clean value
+    for name, n_edges, logits in [("full model", graph.n_edges, full), (label, kept, circuit_logits),
                                   ("empty circuit", 0, empty_logits)]:
         distribution = _distribution(task, logits, thresholds.tolerance)
         fixed = _fixed_positions(task, logits, thresholds.tolerance)
