@@ -29,10 +29,14 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     """Imports the tracr suite (and with it jax) only when it is used; the bench runs it."""
-    if name in ("get_task", "task_names", "tracr_task"):
+    if name in ("get_task", "task_names"):
+        from . import tasks
+
+        return getattr(tasks, name)
+    if name == "tracr_task":
         from . import tracr_tasks
 
-        return getattr(tracr_tasks, name)
+        return tracr_tasks.tracr_task
     if name in ("Sweep", "run_bench"):
         from . import bench
 

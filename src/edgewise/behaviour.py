@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -69,10 +70,16 @@ class BehaviourCheck:
         return {"ablation": self.ablation, "categorical": self.categorical, "rows": [r.to_dict() for r in self.rows]}
 
 
-def _class_labels(task: Task) -> list[str] | None:
-    """Returns the value each output class stands for when the task's compiler recorded it (tracr), else None."""
+def _class_label(task: Task) -> Callable[[int], str]:
+    """Returns what names an output class: the value tracr's compiler recorded for it, the token a language model's
+    tokenizer decodes it to (quoted), or its index."""
     values = getattr(task.extras.get("compiled"), "output_values", None)
-    return None if values is None else [str(v) for v in values]
+    if values is not None:
+        return lambda c: str(values[c])
+    tokenizer = task.extras.get("tokenizer")
+    if tokenizer is not None:
+        return lambda c: repr(tokenizer.decode([c]))
+    return str
 
 
 def _top_class(logits: torch.Tensor, tolerance: float) -> torch.Tensor:
@@ -108,10 +115,10 @@ def _distribution(task: Task, logits: torch.Tensor, tolerance: float) -> dict[st
         scored = logits[task.scored_positions]
         return {"mean": scored.mean().item(), "std": scored.std(unbiased=False).item(),
                 "min": scored.min().item(), "max": scored.max().item()}
-    labels = _class_labels(task) or [str(c) for c in range(logits.shape[-1])]
+    label = _class_label(task)
     top = _top_class(logits, tolerance)[task.scored_positions]
     counts = Counter(top.tolist())
-    return {("tie" if c < 0 else labels[c]): n / len(top) for c, n in counts.most_common()}
+    return {("tie" if c < 0 else label(c)): n / len(top) for c, n in counts.most_common()}
 
 
 def _agreement(task: Task, logits: torch.Tensor, full: torch.Tensor, full_std: float,

@@ -107,7 +107,9 @@ class Sweep:
                 raise InvalidSweepError(f"the sweep lists no {name}; give at least one")
         unknown = [t for t in self.tasks if t not in task_names()]
         if unknown:
-            raise UnknownTaskError(f"unknown task {unknown[0]!r}; known tasks: {', '.join(task_names())}")
+            known = ", ".join(task_names())
+            raise UnknownTaskError(f"unknown task {unknown[0]!r}; the bench scores against a ground truth, so it runs "
+                                   f"the tracr tasks: {known} (others: edgewise discover)")
         unknown = [a for a in self.ablations if a not in ABLATIONS]
         if unknown:
             raise UnknownAblationError(f"unknown ablation {unknown[0]!r}; choose from {', '.join(ABLATIONS)}")

@@ -11,21 +11,27 @@ from .errors import EdgewiseError
 
 
 def _tasks(args: argparse.Namespace) -> int:
-    from .tracr_tasks import get_task, task_names
+    from .errors import PretrainedModelMissingError
+    from .tasks import get_task, task_names
 
     rows = []
     for name in task_names():
-        task = get_task(name)
-        cfg = task.model.cfg
+        try:
+            task = get_task(name)
+        except PretrainedModelMissingError as err:
+            print(f"{name}: not available ({err})", file=sys.stderr)
+            continue
+        describe = task.adapter.describe()
+        graph = task.graph()
         rows.append(
             {
                 "name": name,
-                "n_layers": cfg.n_layers,
-                "n_heads": cfg.n_heads,
-                "d_model": cfg.d_model,
-                "n_edges": task.graph().n_edges,
-                "n_edges_per_position": task.graph(per_position=True).n_edges,
-                "n_ground_truth_edges": len(task.ground_truth or []),
+                "n_layers": describe["n_layers"],
+                "n_heads": describe["n_heads"],
+                "d_model": describe["d_model"],
+                "n_edges": graph.n_edges,
+                "n_edges_per_position": graph.n_edges * task.n_positions,  # each plain edge at every position
+                "n_ground_truth_edges": None if task.ground_truth is None else len(task.ground_truth),
                 "n_examples": task.clean.shape[0],
                 "metric": task.metric.name,
                 "description": task.description,
@@ -39,17 +45,17 @@ def _tasks(args: argparse.Namespace) -> int:
     for r in rows:
         print(
             f"{r['name']:<22}{r['n_layers']:>7}{r['n_heads']:>6}{r['d_model']:>8}{r['n_edges']:>7}"
-            f"{r['n_edges_per_position']:>9}{r['n_ground_truth_edges']:>7}{r['n_examples']:>5}  {r['metric']}"
+            f"{r['n_edges_per_position']:>9}{r['n_ground_truth_edges'] or '-':>7}{r['n_examples']:>5}  {r['metric']}"
         )
     return 0
 
 
 def _graph(args: argparse.Namespace) -> int:
-    from .tracr_tasks import get_task
+    from .tasks import get_task
 
     task = get_task(args.task)
     graph = task.graph(per_position=args.per_position)
-    truth = sorted(task.ground_truth_edges(graph), key=graph.edge_index)
+    truth = sorted(task.ground_truth_edges(graph), key=graph.edge_index) if task.ground_truth is not None else []
     if args.json:
         record = {**graph.to_dict(), "ground_truth": [e.endpoints() for e in truth]}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -63,7 +69,7 @@ def _graph(args: argparse.Namespace) -> int:
         print("edges:")
         for e in graph.edges:
             print(f"  {e.name}")
-    print(f"ground-truth circuit ({len(truth)} edges):")
+    print(f"ground-truth circuit ({len(truth)} edges):" if task.ground_truth is not None else "no known ground truth")
     for e in truth:
         print(f"  {e.name}")
     return 0
@@ -71,7 +77,7 @@ def _graph(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from .checks import run_checks
-    from .tracr_tasks import get_task
+    from .tasks import get_task
 
     task = get_task(args.task)
     results = run_checks(task, per_position=args.per_position)
@@ -102,7 +108,7 @@ def _discover(args: argparse.Namespace) -> int:
     from .circuit import circuit_from_scores
     from .evaluate import effective_ground_truth, faithfulness, roc_auc
     from .methods import discover
-    from .tracr_tasks import get_task
+    from .tasks import get_task
 
     hyperparameters = {}
     for item in args.set or []:
@@ -175,7 +181,7 @@ def _bench(args: argparse.Namespace) -> int:
 def _diagnose(args: argparse.Namespace) -> int:
     from .circuit import Circuit
     from .diagnostics import ABLATIONS, diagnose, format_diagnosis
-    from .tracr_tasks import get_task
+    from .tasks import get_task
 
     task = get_task(args.task, metric=args.metric)
     circuit = Circuit.load(args.circuit) if args.circuit else None
