@@ -1,7 +1,9 @@
-"""Patching overhead: time of the edge-masked forward over the plain forward, on tracr models, a random LayerNorm
-model and SmolLM2-135M (if installed). Prints a table and writes benchmarks/results/patching_overhead.json.
+"""Patching overhead: time of the edge-masked forward over the plain forward, on tracr models, random LayerNorm
+models and SmolLM2-135M (if installed), on the CPU or a GPU. Prints a table and writes
+benchmarks/results/patching_overhead[-DEVICE].json.
 
-    .venv/bin/python benchmarks/patching_overhead.py [--repeats 20] [--skip-smollm2]
+    .venv/bin/python benchmarks/patching_overhead.py [--repeats 20] [--skip-smollm2] [--device cuda]
+                                                     [--cases tracr,random,random-large,smollm2]
 """
 
 from __future__ import annotations
@@ -21,17 +23,20 @@ from edgewise.errors import PretrainedModelMissingError
 from edgewise.graph import Graph
 from edgewise.patching import patched_forward
 from edgewise.transformer import Transformer, TransformerConfig
-from edgewise.tracr_tasks import get_task
 
 OUT = Path(__file__).parent / "results" / "patching_overhead.json"
 
 
 def _median_seconds(fn, repeats: int) -> float:
+    """Returns the median wall time of fn after one warm-up; on a GPU, each run waits for its kernels."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     fn()  # warm-up
+    sync()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -41,9 +46,10 @@ def measure(name: str, model, clean: torch.Tensor, corrupt: torch.Tensor, repeat
     adapter = adapter_for(model)
     graph = Graph.from_model(adapter, per_position, clean.shape[1] if per_position else None)
     ablated = resample_ablation(adapter, graph, corrupt)
-    ones = torch.ones(graph.n_edges)
-    random_mask = torch.rand(graph.n_edges, generator=torch.Generator().manual_seed(0))
-    masks8 = torch.rand(8, graph.n_edges, generator=torch.Generator().manual_seed(1))
+    device = clean.device
+    ones = torch.ones(graph.n_edges, device=device)
+    random_mask = torch.rand(graph.n_edges, generator=torch.Generator().manual_seed(0)).to(device)
+    masks8 = torch.rand(8, graph.n_edges, generator=torch.Generator().manual_seed(1)).to(device)
 
     def no_grad(fn):
         def run():
@@ -87,18 +93,21 @@ def measure(name: str, model, clean: torch.Tensor, corrupt: torch.Tensor, repeat
 
 
 def _tracr_case(name: str, rows: int):
+    from edgewise.tracr_tasks import get_task
+
     task = get_task(name)
     reps = -(-rows // task.clean.shape[0])
     return task.model, task.clean.repeat(reps, 1)[:rows], task.corrupt.repeat(reps, 1)[:rows]
 
 
-def _random_case():
-    cfg = TransformerConfig(n_layers=6, d_model=256, n_heads=8, d_head=32, d_mlp=1024, d_vocab=1000,
-                            d_vocab_out=1000, n_ctx=64, n_key_value_heads=2, normalization=True, act_fn="gelu")
+def _random_case(n_layers: int = 6, d_model: int = 256, n_heads: int = 8, kv_heads: int = 2, rows: int = 16):
+    cfg = TransformerConfig(n_layers=n_layers, d_model=d_model, n_heads=n_heads, d_head=d_model // n_heads,
+                            d_mlp=4 * d_model, d_vocab=1000, d_vocab_out=1000, n_ctx=64, n_key_value_heads=kv_heads,
+                            normalization=True, act_fn="gelu")
     model = Transformer(cfg)
     model.init_weights(std=0.05)
     g = torch.Generator().manual_seed(0)
-    return model, torch.randint(0, 1000, (16, 32), generator=g), torch.randint(0, 1000, (16, 32), generator=g)
+    return model, torch.randint(0, 1000, (rows, 32), generator=g), torch.randint(0, 1000, (rows, 32), generator=g)
 
 
 def _smollm2_case():
@@ -114,39 +123,48 @@ def _smollm2_case():
     return loaded.bridge, clean, corrupt
 
 
+CASES = {
+    "tracr": [("tracr-reverse (100 rows)", lambda: _tracr_case("tracr-reverse", 100), False),
+              ("tracr-reverse (100 rows)", lambda: _tracr_case("tracr-reverse", 100), True),
+              ("tracr-dyck2 (100 rows)", lambda: _tracr_case("tracr-dyck2", 100), False)],
+    "random": [("random 6L d256 8 heads GQA+LN", _random_case, False)],
+    "random-large": [("random 12L d768 12 heads LN (64 rows)", lambda: _random_case(12, 768, 12, 12, 64), False)],
+    "smollm2": [("SmolLM2-135M (20 IOI prompts)", _smollm2_case, False)],
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--skip-smollm2", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda to time on a GPU")
+    parser.add_argument("--cases", default="tracr,random,smollm2", help=f"comma-separated, of {', '.join(CASES)}")
     args = parser.parse_args()
-    cases = [
-        ("tracr-reverse (100 rows)", lambda: _tracr_case("tracr-reverse", 100), False),
-        ("tracr-reverse (100 rows)", lambda: _tracr_case("tracr-reverse", 100), True),
-        ("tracr-dyck2 (100 rows)", lambda: _tracr_case("tracr-dyck2", 100), False),
-        ("random 6L d256 8 heads GQA+LN", _random_case, False),
-    ]
-    if not args.skip_smollm2:
-        cases.append(("SmolLM2-135M (20 IOI prompts)", _smollm2_case, False))
+    chosen = [c for c in args.cases.split(",") if not (c == "smollm2" and args.skip_smollm2)]
+    cases = [case for name in chosen for case in CASES[name]]
     results = []
-    header = f"{'case':<32}{'graph':<13}{'edges':>7}{'plain ms':>10}{'masked ms':>11}{'ratio':>7}{'8 masks/8x':>12}{'fwd+bwd':>9}"
+    header = f"{'case':<38}{'graph':<13}{'edges':>7}{'plain ms':>10}{'masked ms':>11}{'ratio':>7}{'8 masks/8x':>12}{'fwd+bwd':>9}"
     print(header)
     for name, build, per_position in cases:
         try:
             model, clean, corrupt = build()
         except PretrainedModelMissingError as err:  # a missing optional model is reported, not fatal
-            print(f"{name:<32}skipped: {err}")
+            print(f"{name:<38}skipped: {err}")
             continue
+        model, clean, corrupt = model.to(args.device), clean.to(args.device), corrupt.to(args.device)
         repeats = args.repeats if "SmolLM2" not in name else max(3, args.repeats // 5)
         r = measure(name, model, clean, corrupt, repeats, per_position)
         results.append(r)
-        print(f"{name:<32}{r['graph']:<13}{r['n_edges']:>7}{1e3 * r['plain_forward_s']:>10.2f}"
+        print(f"{name:<38}{r['graph']:<13}{r['n_edges']:>7}{1e3 * r['plain_forward_s']:>10.2f}"
               f"{1e3 * r['masked_forward_s']:>11.2f}{r['ratio_masked_over_plain']:>7.2f}"
               f"{r['ratio_batched_8_over_plain_8x']:>12.2f}{r['ratio_backward']:>9.2f}", flush=True)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    record = {"machine": {"platform": platform.platform(), "torch": torch.__version__,
-                          "threads": torch.get_num_threads()}, "results": results}
-    OUT.write_text(json.dumps(record, indent=1))
-    print(f"wrote {OUT}")
+    out = OUT if args.device == "cpu" else OUT.with_name(f"patching_overhead-{args.device}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else None
+    record = {"machine": {"platform": platform.platform(), "torch": torch.__version__, "device": args.device,
+                          "gpu": gpu, "threads": torch.get_num_threads()}, "results": results}
+    out.write_text(json.dumps(record, indent=1))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

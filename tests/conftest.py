@@ -9,13 +9,14 @@ import pytest
 import torch
 
 from edgewise.transformer import Transformer, TransformerConfig
-from edgewise.tracr_tasks import get_task
 
 _TASKS: dict = {}
 
 
 def tracr(name: str):
     """Returns the built-in task `name`, built once per test session."""
+    from edgewise.tracr_tasks import get_task  # imports tracr and jax: only for the tests that use tracr tasks
+
     if name not in _TASKS:
         _TASKS[name] = get_task(name)
     return _TASKS[name]

@@ -252,9 +252,13 @@ def patched_forward(
     model: object | Adapter, graph: Graph, tokens: torch.Tensor, ablated: AblatedOutputs, mask: torch.Tensor
 ) -> torch.Tensor:
     """Returns logits of the edge-masked forward: [batch, pos, vocab], or [n_masks, batch, pos, vocab] for a
-    mask with a leading batch dimension (all masks run in one forward on the repeated batch)."""
+    mask with a leading batch dimension (all masks run in one forward on the repeated batch).
+
+    The mask moves to the tokens' device and the model's dtype (differentiably): methods keep their gate parameters
+    where they like, and a GPU or float64 model runs the forward."""
     adapter = adapter_for(model)
-    masks = graph.check_mask(mask)
+    dtype = next(iter(ablated.values.values())).dtype
+    masks = graph.check_mask(mask).to(device=tokens.device, dtype=dtype)
     ablated.check_batch(tokens)
     if graph.per_position and tokens.shape[1] != graph.n_positions:
         raise GraphMismatchError(

@@ -98,6 +98,6 @@ def discover(
     ablated = task.ablation(graph, ablation)
     torch.manual_seed(seed)
     start = time.perf_counter()
-    scores = spec.run(task, graph, ablated, config, seed, progress)
+    scores = spec.run(task, graph, ablated, config, seed, progress).cpu()  # scores live on the CPU, whatever ran
     seconds = time.perf_counter() - start
     return EdgeScores(graph, scores, method, dataclasses.asdict(config), seed, seconds, ablation, task.name)

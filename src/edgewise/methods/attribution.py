@@ -231,5 +231,5 @@ def exact_scores(task: Task, graph: Graph, ablated: AblatedOutputs, config: Exac
             masks = torch.ones(len(edges), graph.n_edges)
             masks[torch.arange(len(edges)), edges] = 0.0  # [chunk, n_edges]: mask i ablates edge start + i
             logits = patched_forward(adapter, graph, task.clean, ablated, masks)
-            scores[edges] = (full - behaviour(task, logits, reference, config.objective)).to(torch.float64)
+            scores[edges] = (full - behaviour(task, logits, reference, config.objective)).to("cpu", torch.float64)
     return _finish(scores, config.absolute)
