@@ -1,8 +1,12 @@
 """Wall time of each method on tracr-reverse (plain graph, 77 edges, resample ablation), the setting in which
 auto-circuit 1.0.1 was timed on this machine: median of repeated runs after one warm-up, seeds 0.. in turn.
-Prints a table and writes benchmarks/results/method_speed.json. Run it alone on a quiet machine:
+Prints a table and writes benchmarks/results/method_speed[-TASK-DEVICE].json. Run it alone on a quiet machine:
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/method_speed.py [--repeats 5] [--task tracr-reverse] [--per-position]
+                                                                  [--device cuda] [--methods eap edge-sp]
+
+`--task random-6l` is a random 6-layer d256 LayerNorm+GQA model (1936 edges, 32 prompts of 16 tokens, KL on the
+last token): no tracr needed, for GPU timings.
 """
 
 from __future__ import annotations
@@ -16,10 +20,25 @@ from pathlib import Path
 import torch
 
 from edgewise.methods import discover, method_names
-from edgewise.tracr_tasks import get_task
+from edgewise.metrics import METRICS
+from edgewise.task import Task
+from edgewise.transformer import Transformer, TransformerConfig
 
 OUT = Path(__file__).parent / "results" / "method_speed.json"
 AUTO_CIRCUIT_SECONDS = {"acdc": 1.15, "eap": 0.04, "edge-sp": 4.6}  # auto-circuit 1.0.1, tracr-reverse, plain
+
+
+def random_6l_task() -> Task:
+    """Returns the random 6-layer task (see the module docstring)."""
+    cfg = TransformerConfig(n_layers=6, d_model=256, n_heads=8, d_head=32, d_mlp=1024, d_vocab=1000, d_vocab_out=1000,
+                            n_ctx=64, n_key_value_heads=2, normalization=True, act_fn="gelu")
+    model = Transformer(cfg)
+    model.init_weights(seed=0, std=0.05)
+    g = torch.Generator().manual_seed(0)
+    clean, corrupt = torch.randint(0, 1000, (32, 16), generator=g), torch.randint(0, 1000, (32, 16), generator=g)
+    scored = torch.zeros(32, 16, dtype=torch.bool)
+    scored[:, -1] = True
+    return Task("random-6l", model, clean, corrupt, METRICS["kl"], scored)
 
 
 def main() -> None:
@@ -27,12 +46,22 @@ def main() -> None:
     parser.add_argument("--task", default="tracr-reverse")
     parser.add_argument("--per-position", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--methods", nargs="*", default=method_names())
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    task = get_task(args.task)
+    if args.task == "random-6l":
+        task = random_6l_task()
+    else:
+        from edgewise.tasks import get_task
+
+        task = get_task(args.task)
+    task = task.to(args.device)
+    out = args.out or (OUT if (args.task, args.device) == ("tracr-reverse", "cpu")
+                       else OUT.with_name(f"method_speed-{args.task}-{args.device}.json"))
     rows = []
     print(f"{'method':<20}{'median s':>10}{'min s':>8}{'auto-circuit s':>16}{'speed-up':>10}")
-    for method in method_names():
+    for method in args.methods:
         discover(task, method, "resample", args.per_position, seed=0)  # warm-up: caches, allocator
         times = [discover(task, method, "resample", args.per_position, seed=s).seconds for s in range(args.repeats)]
         reference = AUTO_CIRCUIT_SECONDS.get(method) if args.task == "tracr-reverse" and not args.per_position else None
@@ -41,13 +70,14 @@ def main() -> None:
                      "auto_circuit_seconds": reference, "speed_up": reference / median if reference else None})
         print(f"{method:<20}{median:>10.3f}{min(times):>8.3f}{reference or float('nan'):>16.2f}"
               f"{rows[-1]['speed_up'] or float('nan'):>10.1f}", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
+    out.parent.mkdir(parents=True, exist_ok=True)
+    gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else None
+    out.write_text(json.dumps({
         "task": args.task, "graph": "per-position" if args.per_position else "plain", "ablation": "resample",
-        "machine": platform.platform(), "processor": platform.processor(), "threads": torch.get_num_threads(),
-        "results": rows,
+        "device": args.device, "gpu": gpu, "machine": platform.platform(), "processor": platform.processor(),
+        "threads": torch.get_num_threads(), "results": rows,
     }, indent=1))
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -31,9 +31,11 @@ def test_graph_json_contract(tmp_path, per_position):
     assert all(w in record["nodes"] and r in record["nodes"] for w, r in edges)
 
 
-def test_check_passes_on_a_tracr_task():
-    result = run_edgewise("check", "tracr-proportion")
+@pytest.mark.parametrize("precision", [[], ["--float64"]])
+def test_check_passes_on_a_tracr_task(precision):
+    result = run_edgewise("check", "tracr-proportion", *precision)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "16/16 patching checks passed" in result.stdout
     assert "patching checks passed" in result.stdout and "FAIL" not in result.stdout
 
 

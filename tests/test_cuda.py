@@ -22,8 +22,7 @@ def random_task(device: str) -> Task:
     clean, corrupt = torch.randint(0, 20, (6, 8), generator=g), torch.randint(0, 20, (6, 8), generator=g)
     scored = torch.zeros(6, 8, dtype=torch.bool)
     scored[:, -1] = True
-    model = random_transformer().double().to(device)
-    return Task("random", model, clean.to(device), corrupt.to(device), METRICS["kl"], scored.to(device))
+    return Task("random", random_transformer().double(), clean, corrupt, METRICS["kl"], scored).to(device)
 
 
 @pytest.mark.parametrize("per_position", [False, True])

@@ -46,10 +46,15 @@ def _effective_edges(
     """Returns up to n edges whose single removal moves the logits most, one per reader kind (q, k, v, MLP, end)
     first: checking edges that change nothing would pass even for a forward that ignored the mask."""
     rng = random.Random(seed)
-    candidates = graph.edges if graph.n_edges <= 512 else rng.sample(graph.edges, 512)
+    # The patching forward keeps every writer's delta per mask: [writers, batch, pos, d_model] floats. Keep a chunk of
+    # masks under ~1 GB, and on graphs that allow few masks per forward (SmolLM2: 4) sample fewer candidates.
+    per_mask = len(graph.writers) * clean.numel() * adapter.describe()["d_model"] * 4
+    chunk_size = max(1, min(64, 2**30 // per_mask))
+    n_candidates = min(512, 16 * chunk_size)
+    candidates = graph.edges if graph.n_edges <= n_candidates else rng.sample(graph.edges, n_candidates)
     effects = []
-    for start in range(0, len(candidates), 64):
-        chunk = candidates[start : start + 64]
+    for start in range(0, len(candidates), chunk_size):
+        chunk = candidates[start : start + chunk_size]
         masks = torch.ones(len(chunk), graph.n_edges)
         for row, edge in enumerate(chunk):
             masks[row, graph.edge_index(edge)] = 0
@@ -76,7 +81,7 @@ def run_checks(
     full, corrupted = adapter.forward(clean), adapter.forward(corrupt)
     tol = tolerance * max(1.0, full.abs().max().item())
     resample = task.ablation(graph, "resample")
-    ones, zeros = torch.ones(graph.n_edges), torch.zeros(graph.n_edges)
+    ones, zeros = torch.ones(graph.n_edges, dtype=full.dtype), torch.zeros(graph.n_edges, dtype=full.dtype)
     def check(name: str, patched: torch.Tensor, reference: torch.Tensor) -> CheckResult:
         return CheckResult(name, _diff(patched, reference), tol, _diff(patched, full))
 
@@ -92,7 +97,7 @@ def run_checks(
         results.append(check(f"remove {edge.name} = hand-written hook patch", patched,
                              single_edge_patch(adapter, graph, clean, corrupt, edge)))
     generator = torch.Generator().manual_seed(seed)
-    masks = torch.rand(n_masks, graph.n_edges, generator=generator)
+    masks = torch.rand(n_masks, graph.n_edges, generator=generator).to(full.dtype)
     batched = patched_forward(adapter, graph, clean, resample, masks)
     for kind in ("resample", "zero", "mean", "per-position-mean"):
         ablated = resample if kind == "resample" else task.ablation(graph, kind)

@@ -76,10 +76,14 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    import torch
+
     from .checks import run_checks
     from .tasks import get_task
 
     task = get_task(args.task)
+    if args.float64:  # float32 rounding grows with how far a patch moves a deep model; float64 isolates the algorithm
+        task.model.to(torch.float64)
     results = run_checks(task, per_position=args.per_position)
     for r in results:
         print(f"{'PASS' if r.passed else 'FAIL'}  diff {r.max_abs_diff:.1e} <= {r.tolerance:.0e}  "
@@ -211,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="run the patching exactness checks on a task's model")
     p.add_argument("task")
     p.add_argument("--per-position", action="store_true")
+    p.add_argument("--float64", action="store_true", help="run the model in float64: no float32 rounding in the diffs")
     p.set_defaults(run=_check)
     p = sub.add_parser("discover", help="score every edge of a task's graph with one method; print the circuit")
     p.add_argument("task")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -44,6 +45,14 @@ class Task:
                 f"task {self.name}: scored_positions {tuple(self.scored_positions.shape)} must match the clean batch "
                 f"{tuple(self.clean.shape)}"
             )
+
+    def to(self, device: str | torch.device) -> "Task":
+        """Returns this task with its model and token batches on `device` (e.g. "cuda"); every method then runs its
+        forwards there, and scores come back to the CPU. The model moves in place, as torch modules do."""
+        return dataclasses.replace(
+            self, model=self.model.to(device), clean=self.clean.to(device), corrupt=self.corrupt.to(device),
+            scored_positions=self.scored_positions.to(device),
+        )
 
     @property
     def adapter(self) -> Adapter:
