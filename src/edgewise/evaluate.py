@@ -25,30 +25,13 @@ def _snap_to_zero(values: torch.Tensor, zero_tolerance: float) -> torch.Tensor:
 
 
 def roc_auc(scores: EdgeScores, truth: set[Edge], zero_tolerance: float = 1e-9) -> float:
-    """Returns the probability that a random true edge outscores a random other edge (ties count one half).
+    """Returns the probability that a random true edge outscores a random other edge (ties count one half): the area
+    under `roc_curve`.
 
     Scores within `zero_tolerance` (relative to the largest) of zero count as zero: gradient methods give edges
     with no effect float noise of either sign, which would otherwise break ties at random.
     """
-    labels = torch.tensor([e in truth for e in scores.graph.edges])
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError(f"ROC AUC needs true and false edges; got {n_pos} true and {n_neg} false")
-    values = _snap_to_zero(scores.scores, zero_tolerance)
-    # Mann-Whitney U via average ranks, which handles ties exactly.
-    order = torch.argsort(values, stable=True)
-    ranks = torch.empty_like(values)
-    sorted_values = values[order]
-    i = 0
-    n = len(values)
-    while i < n:
-        j = i
-        while j + 1 < n and sorted_values[j + 1] == sorted_values[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    u = ranks[labels].sum().item() - n_pos * (n_pos + 1) / 2
-    return u / (n_pos * n_neg)
+    return roc_curve(scores, truth, zero_tolerance).auc
 
 
 @torch.no_grad()
