@@ -41,8 +41,9 @@ class AblatedOutputs:
                 )
 
 
-def record_writer_outputs(adapter: Adapter, graph: Graph, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Returns each writer hook's value [batch, pos, (head,) d_model] on `tokens`, detached."""
+def writer_savers(graph: Graph) -> tuple[list[tuple[str, Callable]], dict[str, torch.Tensor]]:
+    """Returns hooks that save each writer hook's value (detached) during a forward, and the dict they fill, keyed
+    by the graph's hook name rather than hook.name: a model may report a canonical name for an alias."""
     outputs: dict[str, torch.Tensor] = {}
 
     def saver(name: str):
@@ -51,8 +52,12 @@ def record_writer_outputs(adapter: Adapter, graph: Graph, tokens: torch.Tensor) 
 
         return save
 
-    # Keyed by the graph's hook name, not hook.name: a model may report a canonical name for an alias.
-    hooks = [(g.hook, saver(g.hook)) for g in graph.groups if g.kind == "writer"]
+    return [(g.hook, saver(g.hook)) for g in graph.groups if g.kind == "writer"], outputs
+
+
+def record_writer_outputs(adapter: Adapter, graph: Graph, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Returns each writer hook's value [batch, pos, (head,) d_model] on `tokens`, detached."""
+    hooks, outputs = writer_savers(graph)
     with torch.no_grad(), adapter.hooks(hooks):
         adapter.forward(tokens)
     return outputs

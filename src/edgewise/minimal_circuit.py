@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .ablation import AblatedOutputs
+from .ablation import AblatedOutputs, writer_savers
 from .constant_writers import WRITER_TOLERANCE, no_op_positions
 from .graph import Edge, Graph
 from .patching import patched_forward
@@ -102,16 +102,9 @@ class _PatchedRuns:
 
     def recorded(self, circuit: set[Edge]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Returns the circuit's logits and every writer hook's value in that same patched forward."""
-        values: dict[str, torch.Tensor] = {}
-
-        def saver(name: str):
-            def save(value: torch.Tensor, hook) -> None:
-                values[name] = value.detach().clone()
-
-            return save
-
+        hooks, values = writer_savers(self.graph)
         adapter = self.task.adapter
-        with adapter.hooks([(g.hook, saver(g.hook)) for g in self.graph.groups if g.kind == "writer"]):
+        with adapter.hooks(hooks):
             logits = patched_forward(adapter, self.graph, self.task.clean, self.ablated, self.graph.mask_for(circuit))
         return logits, values
 
