@@ -29,7 +29,7 @@ import psutil
 import torch
 from tqdm.auto import tqdm
 
-from .ablation import ABLATIONS
+from .ablation import ABLATIONS, AblatedOutputs
 from .circuit import circuit_from_scores
 from .errors import DegenerateGroundTruthError, InvalidSweepError, UnknownAblationError, UnknownTaskError
 from .evaluate import (
@@ -195,12 +195,30 @@ def _finite(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else value
 
 
-def run_one(task: Task, spec: RunSpec) -> tuple[dict, dict, EdgeScores]:
+@dataclass(frozen=True)
+class Setting:
+    """What every run on one task, graph and ablation is scored against: the ablation's values and both truths."""
+
+    ablated: AblatedOutputs
+    truths: dict[str, set[Edge]]  # record-field suffix -> truth: "" the compiler's, "_effective" the effective one
+
+    @classmethod
+    def of(cls, task: Task, graph_kind: str, ablation: str) -> "Setting":
+        """Returns the setting; the effective truth costs a patched forward per true edge (dyck2 per-position: 20 s),
+        so the bench builds it once for all the methods and seeds that share it."""
+        graph = task.graph(per_position=graph_kind == "per-position")
+        ablated = task.ablation(graph, ablation)
+        return cls(ablated, {"": task.ground_truth_edges(graph),
+                             "_effective": effective_ground_truth(task, graph, ablated)})
+
+
+def run_one(task: Task, spec: RunSpec, setting: Setting | None = None) -> tuple[dict, dict, EdgeScores]:
     """Returns one run's record, its curves (ROC edge and node level against both truths, faithfulness) and scores.
 
     AUROC is taken against the compiler's ground truth and against the effective one (its edges that change the
     outputs under this ablation): under resample ablation most compiler edges carry nothing, which caps every method
     against the compiler's truth. Seconds and peak memory cover the method alone; evaluation is timed apart.
+    `setting` is `Setting.of(task, spec.graph, spec.ablation)`, built here when not given.
     """
     on_cuda = next(task.model.parameters()).device.type == "cuda"
     with PeakMemory(on_cuda) as memory:
@@ -208,8 +226,8 @@ def run_one(task: Task, spec: RunSpec) -> tuple[dict, dict, EdgeScores]:
                           **spec.hyperparameters)
     start = time.perf_counter()
     graph = scores.graph
-    ablated = task.ablation(graph, spec.ablation)
-    truths = {"": task.ground_truth_edges(graph), "_effective": effective_ground_truth(task, graph, ablated)}
+    setting = setting or Setting.of(task, spec.graph, spec.ablation)
+    ablated, truths = setting.ablated, setting.truths
     curve = faithfulness_curve(task, scores, ablated)
     needed = edges_to_reach(curve, FAITHFUL_LEVEL)
     record = {
@@ -268,15 +286,18 @@ def run_bench(sweep: Sweep, out: str | Path, progress: bool = True, plots: bool 
     for stray in out.glob("**/.*.tmp"):  # left by a process killed mid-write, which no `except` could remove
         stray.unlink()
     pending = [s for s in specs if not (out / "runs" / f"{s.key}.json").exists()]
-    task: Task | None = None  # runs come task by task, so one task at a time is loaded
+    task: Task | None = None  # runs come task by task, so one task (and its settings) at a time is kept
+    settings: dict[tuple[str, str], Setting] = {}
     with tqdm(total=len(specs), initial=len(specs) - len(pending), desc="bench", unit="run",
               disable=not progress) as bar:
         for spec in pending:
             bar.set_postfix_str(f"{spec.task} {spec.graph} {spec.ablation} {spec.method} seed {spec.seed}")
             if task is None or task.name != spec.task:
-                task = get_task(spec.task)
+                task, settings = get_task(spec.task), {}
                 _warm_up(task)
-            record, curves, scores = run_one(task, spec)
+            if (spec.graph, spec.ablation) not in settings:
+                settings[spec.graph, spec.ablation] = Setting.of(task, spec.graph, spec.ablation)
+            record, curves, scores = run_one(task, spec, settings[spec.graph, spec.ablation])
             # Scores first: a run counts as finished once its record exists, and then its scores do too.
             write_atomic(out / "scores" / f"{spec.key}.json", json.dumps(scores.to_dict()))
             write_atomic(out / "runs" / f"{spec.key}.json", json.dumps({**record, "curves": curves}))
