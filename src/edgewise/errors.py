@@ -8,6 +8,15 @@ class EdgewiseError(Exception):
 class UnknownTaskError(EdgewiseError, KeyError):
     """A task name that is not in the registry."""
 
+    @classmethod
+    def for_name(cls, name: str, known: list[str]) -> "UnknownTaskError":
+        """Returns the error for `name`, suggesting the closest known name and listing them all."""
+        import difflib
+
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        return cls(f"unknown task {name!r}.{hint} Known tasks: {', '.join(known)}")
+
     def __str__(self) -> str:  # KeyError would quote the whole message
         return str(self.args[0])
 

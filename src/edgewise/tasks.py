@@ -3,8 +3,6 @@ language models (no ground truth). The command line looks tasks up here."""
 
 from __future__ import annotations
 
-import difflib
-
 from .errors import UnknownTaskError
 from .lm_tasks import LM_TASKS
 from .task import Task
@@ -25,7 +23,4 @@ def get_task(name: str, metric: str | None = None) -> Task:
 
     if name in TRACR_TASKS:
         return tracr_task(name, metric=metric)
-    names = task_names()
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise UnknownTaskError(f"unknown task {name!r}.{hint} Known tasks: {', '.join(names)}")
+    raise UnknownTaskError.for_name(name, task_names())

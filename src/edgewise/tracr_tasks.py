@@ -275,9 +275,5 @@ def get_task(name: str, metric: str | None = None, held_out: bool = False, cache
 
 def _spec(name: str) -> TracrSpec:
     if name not in TRACR_TASKS:
-        import difflib
-
-        close = difflib.get_close_matches(name, TRACR_TASKS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise UnknownTaskError(f"unknown task {name!r}.{hint} Known tasks: {', '.join(TRACR_TASKS)}")
+        raise UnknownTaskError.for_name(name, list(TRACR_TASKS))
     return TRACR_TASKS[name]
