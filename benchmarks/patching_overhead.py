@@ -100,14 +100,16 @@ def _tracr_case(name: str, rows: int):
     return task.model, task.clean.repeat(reps, 1)[:rows], task.corrupt.repeat(reps, 1)[:rows]
 
 
-def _random_case(n_layers: int = 6, d_model: int = 256, n_heads: int = 8, kv_heads: int = 2, rows: int = 16):
+def random_case(n_layers: int = 6, d_model: int = 256, n_heads: int = 8, kv_heads: int = 2, rows: int = 16,
+                length: int = 32):
+    """Returns a random LayerNorm model (GQA when kv_heads < n_heads) and clean and corrupted random token batches."""
     cfg = TransformerConfig(n_layers=n_layers, d_model=d_model, n_heads=n_heads, d_head=d_model // n_heads,
                             d_mlp=4 * d_model, d_vocab=1000, d_vocab_out=1000, n_ctx=64, n_key_value_heads=kv_heads,
                             normalization=True, act_fn="gelu")
     model = Transformer(cfg)
     model.init_weights(std=0.05)
     g = torch.Generator().manual_seed(0)
-    return model, torch.randint(0, 1000, (rows, 32), generator=g), torch.randint(0, 1000, (rows, 32), generator=g)
+    return model, torch.randint(0, 1000, (rows, length), generator=g), torch.randint(0, 1000, (rows, length), generator=g)
 
 
 def _smollm2_case():
@@ -127,8 +129,8 @@ CASES = {
     "tracr": [("tracr-reverse (100 rows)", lambda: _tracr_case("tracr-reverse", 100), False),
               ("tracr-reverse (100 rows)", lambda: _tracr_case("tracr-reverse", 100), True),
               ("tracr-dyck2 (100 rows)", lambda: _tracr_case("tracr-dyck2", 100), False)],
-    "random": [("random 6L d256 8 heads GQA+LN", _random_case, False)],
-    "random-large": [("random 12L d768 12 heads LN (64 rows)", lambda: _random_case(12, 768, 12, 12, 64), False)],
+    "random": [("random 6L d256 8 heads GQA+LN", random_case, False)],
+    "random-large": [("random 12L d768 12 heads LN (64 rows)", lambda: random_case(12, 768, 12, 12, 64), False)],
     "smollm2": [("SmolLM2-135M (20 IOI prompts)", _smollm2_case, False)],
 }
 
