@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from edgewise.methods import discover, method_names
-from edgewise.metrics import METRICS
-from edgewise.task import Task
+from edgewise.tasks import METRICS
+from edgewise.tasks import Task
 from patching_overhead import random_case  # benchmarks/ is the script's folder, so it is on the path
 
 OUT = Path(__file__).parent / "results" / "method_speed.json"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edgewise.bench import GRAPH_KINDS, Sweep, run_bench, summary_markdown
 from edgewise.methods import method_names
-from edgewise.tracr_tasks import task_names
+from edgewise.tasks.tracr import task_names
 
 OUT = Path(__file__).parent / "results" / "methods"
 

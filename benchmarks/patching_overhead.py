@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
-from edgewise.ablation import resample_ablation
+from edgewise.patching.ablation import resample_ablation
 from edgewise.adapters import adapter_for
 from edgewise.errors import PretrainedModelMissingError
 from edgewise.graph import Graph
 from edgewise.patching import patched_forward
-from edgewise.transformer import Transformer, TransformerConfig
+from edgewise.models import Transformer, TransformerConfig
 
 OUT = Path(__file__).parent / "results" / "patching_overhead.json"
 
@@ -93,7 +93,7 @@ def measure(name: str, model, clean: torch.Tensor, corrupt: torch.Tensor, repeat
 
 
 def _tracr_case(name: str, rows: int):
-    from edgewise.tracr_tasks import get_task
+    from edgewise.tasks.tracr import get_task
 
     task = get_task(name)
     reps = -(-rows // task.clean.shape[0])
@@ -113,7 +113,7 @@ def random_case(n_layers: int = 6, d_model: int = 256, n_heads: int = 8, kv_head
 
 
 def _smollm2_case():
-    from edgewise.pretrained import load_smollm2
+    from edgewise.models.pretrained import load_smollm2
 
     loaded = load_smollm2()
     names = [("Mary", "John"), ("Alice", "Bob"), ("Sarah", "Tom"), ("Emma", "James"), ("Anna", "Paul")] * 4

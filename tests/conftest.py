@@ -1,21 +1,28 @@
-"""Shared fixtures: built-in tracr tasks (compiled once, then cached on disk) and a random LayerNorm model."""
+"""Shared fixtures: built-in tracr tasks (compiled once, then cached on disk), SmolLM2 (loaded once per run), a
+random LayerNorm model, and the command line run in-process (and, for smoke tests, as a user runs it)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import pytest
 import torch
 
-from edgewise.transformer import Transformer, TransformerConfig
+from edgewise.models import Transformer, TransformerConfig
+
+# One thread per torch: the suite's tensors are small, and two threads on a shared 2-core machine thrash.
+torch.set_num_threads(1)
 
 _TASKS: dict = {}
 
 
 def tracr(name: str):
     """Returns the built-in task `name`, built once per test session."""
-    from edgewise.tracr_tasks import get_task  # imports tracr and jax: only for the tests that use tracr tasks
+    from edgewise.tasks.tracr import get_task  # imports tracr and jax: only for the tests that use tracr tasks
 
     if name not in _TASKS:
         _TASKS[name] = get_task(name)
@@ -59,6 +66,49 @@ def random_batches():
     return torch.randint(0, 20, (5, 9), generator=g), torch.randint(0, 20, (5, 9), generator=g)
 
 
-def run_edgewise(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Runs the command line as a user would, in a fresh interpreter."""
+@dataclass
+class CliResult:
+    """What one command-line call printed and returned, as `subprocess.CompletedProcess` names them."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_edgewise(*args: str) -> CliResult:
+    """Runs `edgewise ARGS` in this process (`cli.main`), capturing what it prints; argparse's exits count as exit
+    statuses. Start-up is paid once per test run, not once per call."""
+    from edgewise.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def run_edgewise_process(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Runs the command line as a user would, in a fresh interpreter (for the few smoke tests of start-up)."""
     return subprocess.run([sys.executable, "-m", "edgewise.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """SmolLM2-135M-Instruct through TransformerBridge, loaded once per test run (skipped if not installed)."""
+    from edgewise.errors import PretrainedModelMissingError
+    from edgewise.models.pretrained import load_smollm2
+
+    try:
+        return load_smollm2()
+    except PretrainedModelMissingError as err:
+        pytest.skip(str(err))
+
+
+@pytest.fixture(scope="session")
+def ioi_task(smollm2):
+    """IOI on the session's SmolLM2."""
+    from edgewise.tasks.lm.ioi import smollm2_ioi_task
+
+    return smollm2_ioi_task(loaded=smollm2)

@@ -8,7 +8,7 @@ ArthurConmy/Automatic-Circuit-Discovery, acdc/tracr_task/utils.py (`get_tracr_re
 import pytest
 import torch
 
-from edgewise.acdc_names import (
+from edgewise.interop.acdc import (
     acdc_edge_type,
     export_acdc_edges,
     format_acdc_node,
@@ -20,8 +20,9 @@ from edgewise.acdc_names import (
 from edgewise.adapters.base import layered_hook_groups
 from edgewise.errors import GraphMismatchError
 from edgewise.graph import Graph
-from edgewise.metrics import METRICS
+from edgewise.tasks import METRICS
 from edgewise.patching import patched_forward
+from edgewise.patching import full_logits, task_ablation
 
 H0 = (None, None, 0)
 ALL = (None,)
@@ -217,7 +218,7 @@ def test_acdc_canonical_edge_types():
 
 @pytest.fixture(scope="module")
 def tasks():
-    from edgewise.tracr_tasks import get_task
+    from edgewise.tasks.tracr import get_task
 
     return {name: get_task(name) for name in ACDC_CANONICAL}
 
@@ -248,6 +249,6 @@ def test_documented_differences_carry_nothing_under_zero_ablation(tasks, name):
     derived = set(task.ground_truth)
     circuits = [derived, import_acdc_edges(ACDC_CANONICAL[name])] + [derived - {e} for e in EXTRA_IN_DERIVED[name]]
     masks = torch.stack([graph.mask_for(c) for c in circuits])
-    logits = patched_forward(task.adapter, graph, task.clean, task.ablation(graph, "zero"), masks)
-    distance = METRICS["l2"](logits, task.full_logits(), task.scored_positions)
+    logits = patched_forward(task.adapter, graph, task.clean, task_ablation(task, graph, "zero"), masks)
+    distance = METRICS["l2"](logits, full_logits(task), task.scored_positions)
     assert distance.max() < 1e-5

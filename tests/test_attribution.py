@@ -5,15 +5,16 @@ import pytest
 import torch
 
 from conftest import tracr
-from edgewise.ablation import AblatedOutputs, record_writer_outputs
+from edgewise.patching.ablation import AblatedOutputs, record_writer_outputs
 from edgewise.evaluate import roc_auc
 from edgewise.graph import Edge, Graph
 from edgewise.methods import discover, get_method, make_config
 from edgewise.errors import InvalidHyperparameterError
-from edgewise.metrics import METRICS
-from edgewise.reference import single_edge_patch
-from edgewise.scores import EdgeScores
-from edgewise.task import Task
+from edgewise.tasks import METRICS
+from edgewise.patching.reference import single_edge_patch
+from edgewise.graph import EdgeScores
+from edgewise.tasks import Task
+from edgewise.patching import answer_score, task_ablation
 
 METHODS = ["eap", "eap-ig-inputs", "eap-ig-activations", "exact"]
 
@@ -80,7 +81,7 @@ def _reader_gradients(task: Task, reader_hooks: list[str], embedding: torch.Tens
         hooks.insert(0, ("blocks.0.hook_resid_pre", lambda value, hook: embedding))
     logits = task.model.run_with_hooks(task.clean, fwd_hooks=hooks)
     names = list(leaves)
-    grads = torch.autograd.grad(task.answer_score(logits, reference), [leaves[n] for n in names])
+    grads = torch.autograd.grad(answer_score(task, logits, reference), [leaves[n] for n in names])
     return dict(zip(names, grads))
 
 
@@ -124,7 +125,7 @@ def _edges(case, per_position):
 def test_eap_equals_gradient_times_difference_from_plain_hooks(case, kind, per_position, random_task):
     task = _task(case, random_task)
     graph = task.graph(per_position)
-    eap = _run("eap", task, graph, task.ablation(graph, kind), absolute=False)
+    eap = _run("eap", task, graph, task_ablation(task, graph, kind), absolute=False)
     edges = _edges(case, per_position)
     expected = _reference_eap(task, graph, edges, kind).double()
     got = eap[[graph.edge_index(e) for e in edges]]
@@ -134,7 +135,7 @@ def test_eap_equals_gradient_times_difference_from_plain_hooks(case, kind, per_p
 
 def test_eap_on_the_metric_is_zero_because_the_full_model_minimises_it(random_task):
     graph = random_task.graph()
-    ablated = random_task.ablation(graph, "resample")
+    ablated = task_ablation(random_task, graph, "resample")
     on_metric = _run("eap", random_task, graph, ablated, objective="metric")
     on_answer = _run("eap", random_task, graph, ablated)
     assert on_metric.abs().max() < 1e-4 * on_answer.abs().max()
@@ -148,7 +149,7 @@ def test_eap_on_the_metric_is_zero_because_the_full_model_minimises_it(random_ta
 def test_exact_equals_one_hand_patched_forward_per_edge(case, per_position, random_task):
     task = _task(case, random_task)
     graph = task.graph(per_position)
-    exact = _run("exact", task, graph, task.ablation(graph, "resample"), chunk_size=16)
+    exact = _run("exact", task, graph, task_ablation(task, graph, "resample"), chunk_size=16)
     edges = _edges(case, per_position)
     full = task.model(task.clean)
     expected = torch.stack([
@@ -186,7 +187,7 @@ def test_eap_matches_exact_patching_for_small_perturbations(per_position, random
 def test_one_step_of_integrated_gradients_is_eap(method, kind, per_position, random_task):
     """Both variants sum over k = 1..steps: their single point is the clean run, where EAP takes its gradient."""
     graph = random_task.graph(per_position)
-    ablated = random_task.ablation(graph, kind)
+    ablated = task_ablation(random_task, graph, kind)
     eap = _run("eap", random_task, graph, ablated, absolute=False)
     ig = _run(method, random_task, graph, ablated, steps=1, absolute=False)
     assert torch.allclose(ig, eap, rtol=1e-4, atol=1e-5 * eap.abs().max().item())
@@ -195,7 +196,7 @@ def test_one_step_of_integrated_gradients_is_eap(method, kind, per_position, ran
 @pytest.mark.parametrize("kind", ["resample", "zero"])
 def test_eap_ig_inputs_equals_plain_hook_reference(kind, random_task):
     graph = random_task.graph()
-    scores = _run("eap-ig-inputs", random_task, graph, random_task.ablation(graph, kind), steps=3, absolute=False)
+    scores = _run("eap-ig-inputs", random_task, graph, task_ablation(random_task, graph, kind), steps=3, absolute=False)
     edges = _edges("random", False)
     expected = _reference_eap(random_task, graph, edges, kind, steps=3).double()
     got = scores[[graph.edge_index(e) for e in edges]]
@@ -212,11 +213,11 @@ def test_eap_ig_activations_is_complete(objective, per_position, random_task):
     clean run minus the corrupted run: computed here without patching."""
     task = random_task
     graph = task.graph(per_position)
-    scores = _run("eap-ig-activations", task, graph, task.ablation(graph, "resample"), steps=50, objective=objective,
+    scores = _run("eap-ig-activations", task, graph, task_ablation(task, graph, "resample"), steps=50, objective=objective,
                   absolute=False)
     full, corrupted = task.model(task.clean), task.model(task.corrupt)
     if objective == "answer":
-        expected = task.answer_score(full, full) - task.answer_score(corrupted, full)
+        expected = answer_score(task, full, full) - answer_score(task, corrupted, full)
     else:
         expected = task.metric(corrupted, full, task.scored_positions)
     assert abs(scores.sum().item() - expected.item()) < 0.03 * abs(expected.item()), (scores.sum(), expected)

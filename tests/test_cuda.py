@@ -5,13 +5,13 @@ import pytest
 import torch
 
 from conftest import random_transformer
-from edgewise.ablation import resample_ablation
+from edgewise.patching.ablation import resample_ablation
 from edgewise.graph import Graph
 from edgewise.methods import discover
-from edgewise.metrics import METRICS
+from edgewise.tasks import METRICS
 from edgewise.patching import patched_forward
-from edgewise.reference import per_edge_forward
-from edgewise.task import Task
+from edgewise.patching.reference import per_edge_forward
+from edgewise.tasks import Task
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

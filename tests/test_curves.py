@@ -7,14 +7,13 @@ import pytest
 import torch
 
 from conftest import tracr
-from edgewise.circuit import circuit_from_scores
+from edgewise.graph import circuit_from_scores
 from edgewise.errors import DegenerateGroundTruthError
 from edgewise.evaluate import (
     FaithfulnessCurve,
     circuit_sizes,
     cmd,
     cpr,
-    edge_nodes,
     edges_to_reach,
     faithfulness,
     faithfulness_curve,
@@ -23,8 +22,9 @@ from edgewise.evaluate import (
     node_scores,
     roc_curve,
 )
-from edgewise.graph import Edge
-from edgewise.scores import EdgeScores
+from edgewise.graph import Edge, Graph
+from edgewise.graph import EdgeScores
+from edgewise.patching import task_ablation
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +79,12 @@ def test_roc_curve_needs_true_and_false_edges(shift):
         roc_curve(scores, set(graph.edges))
 
 
-def test_edge_nodes_map_inputs_to_their_component_and_keep_positions():
-    assert edge_nodes(Edge("Resid Start", "A0.0.K")) == ("Resid Start", "A0.0")
-    assert edge_nodes(Edge("MLP 0", "Resid End")) == ("MLP 0", "Resid End")
-    assert edge_nodes(Edge("A0.0", "A1.0.V", 2)) == ("A0.0@2", "A1.0@2")
+def test_edge_nodes_map_inputs_to_their_component_and_keep_positions(random_model):
+    graph = Graph.from_model(random_model)
+    assert graph.edge_nodes(Edge("Resid Start", "A0.0.K")) == ("Resid Start", "A0.0")
+    assert graph.edge_nodes(Edge("MLP 0", "Resid End")) == ("MLP 0", "Resid End")
+    positions = Graph.from_model(random_model, per_position=True, n_positions=4)
+    assert positions.edge_nodes(Edge("A0.0", "A1.0.V", 2)) == ("A0.0@2", "A1.0@2")
 
 
 def test_node_scores_and_node_roc_by_hand(shift):
@@ -137,7 +139,7 @@ def test_edges_to_reach_is_the_first_size_at_the_level():
 def test_faithfulness_curve_matches_one_circuit_at_a_time(name, per_position, ablation):
     task = tracr(name)
     graph = task.graph(per_position=per_position)
-    ablated = task.ablation(graph, ablation)
+    ablated = task_ablation(task, graph, ablation)
     values = torch.randint(0, 4, (graph.n_edges,), generator=torch.Generator().manual_seed(0)).double()  # ties
     truth = task.ground_truth_edges(graph)
     values += 10 * torch.tensor([e in truth for e in graph.edges])  # true edges first, so f climbs to 1 early
@@ -153,7 +155,7 @@ def test_faithfulness_curve_matches_one_circuit_at_a_time(name, per_position, ab
 def test_faithfulness_curve_on_a_subset_of_sizes():
     task = tracr("tracr-reverse")
     graph = task.graph(per_position=True)
-    ablated = task.ablation(graph, "zero")
+    ablated = task_ablation(task, graph, "zero")
     scores = EdgeScores(graph, torch.rand(graph.n_edges, generator=torch.Generator().manual_seed(1)), "t")
     curve = faithfulness_curve(task, scores, ablated, every_k_up_to=100, n_sampled=40)
     assert curve.sizes == circuit_sizes(graph.n_edges, 100, 40) and len(curve.sizes) <= 40

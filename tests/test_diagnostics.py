@@ -11,19 +11,20 @@ import torch
 
 from conftest import random_transformer, run_edgewise
 from test_acdc_names import ACDC_REVERSE
-from edgewise.acdc_names import import_acdc_edges
-from edgewise.behaviour import behaviour_check
-from edgewise.circuit import Circuit
+from edgewise.interop.acdc import import_acdc_edges
+from edgewise.diagnostics.behaviour import behaviour_check
+from edgewise.graph import Circuit
 from edgewise.errors import GraphMismatchError
-from edgewise.constant_writers import constant_writers
+from edgewise.diagnostics.constant_writers import constant_writers
 from edgewise.diagnostics import DiagnosticsSettings, diagnose
 from edgewise.errors import InvalidHyperparameterError
 from edgewise.graph import Edge, Graph
-from edgewise.metrics import METRICS
-from edgewise.minimal_circuit import minimal_circuit
+from edgewise.tasks import METRICS
+from edgewise.diagnostics.minimal_circuit import minimal_circuit
 from edgewise.patching import patched_forward
-from edgewise.task import Task
-from edgewise.transformer import Transformer, TransformerConfig
+from edgewise.tasks import Task
+from edgewise.models import Transformer, TransformerConfig
+from edgewise.patching import full_logits, task_ablation
 
 AUTO_CIRCUIT_RESAMPLE = {Edge("Resid Start", "A3.0.V"), Edge("A3.0", "Resid End")}
 
@@ -66,7 +67,7 @@ def test_edges_out_of_built_constant_writers_are_removed_for_that_reason(constan
     """Resampling a constant writer, or zeroing a zero one, replaces its output by itself whatever its inputs: every
     such edge goes, for that reason; a constant but non-zero writer is no no-op under zero ablation."""
     graph = constant_task.graph()
-    result = minimal_circuit(constant_task, graph, constant_task.ablation(graph, kind))
+    result = minimal_circuit(constant_task, graph, task_ablation(constant_task, graph, kind))
     no_ops = {"MLP 1", "A2.1", "A0.3"} if kind == "resample" else {"A0.3"}
     reason = "constant writer" if kind == "resample" else "zero writer"
     assert result.faithful
@@ -97,9 +98,9 @@ def redundant_task():
 
 
 def test_a_redundant_path_is_cut_to_one_path_and_the_kept_copy_marked(redundant_task):
-    assert torch.equal(redundant_task.full_logits()[..., 0], redundant_task.clean.float())  # the model is as built
+    assert torch.equal(full_logits(redundant_task)[..., 0], redundant_task.clean.float())  # the model is as built
     graph = redundant_task.graph()
-    result = minimal_circuit(redundant_task, graph, redundant_task.ablation(graph, "zero"))
+    result = minimal_circuit(redundant_task, graph, task_ablation(redundant_task, graph, "zero"))
     direct = {Edge("Resid Start", "MLP 1"), Edge("MLP 1", "Resid End")}
     through_mlp0 = {Edge("Resid Start", "MLP 0"), Edge("MLP 0", "MLP 1"), Edge("MLP 1", "Resid End")}
     assert result.edges in (direct, through_mlp0)
@@ -154,12 +155,12 @@ def test_reverse_minimal_circuit_under_zero_is_acdcs_canonical_circuit(reverse_d
 def test_reverse_minimal_circuit_under_mean_is_faithful_and_one_minimal(reverse, reverse_diagnosis):
     """Checked with plain patched forwards: the circuit keeps the outputs and no single edge of it can go."""
     graph = reverse_diagnosis.graph
-    ablated = reverse.ablation(graph, "mean")
+    ablated = task_ablation(reverse, graph, "mean")
     edges = reverse_diagnosis.ablations["mean"].minimal.edges
     circuits = [edges] + [edges - {e} for e in sorted(edges)]
     masks = torch.stack([graph.mask_for(c) for c in circuits])
     logits = patched_forward(reverse.model, graph, reverse.clean, ablated, masks)
-    change = (logits - reverse.full_logits()).abs().amax(-1)[:, reverse.scored_positions].amax(-1)
+    change = (logits - full_logits(reverse)).abs().amax(-1)[:, reverse.scored_positions].amax(-1)
     assert change[0] <= 1e-5 and (change[1:] > 1e-5).all()
     assert edges < reverse.ground_truth_edges(graph)
 
@@ -182,7 +183,7 @@ def test_empty_circuit_flagged_constant_under_mean_and_zero(reverse_diagnosis, k
 
 def test_numerical_empty_circuit_flagged_constant_and_minimal_circuit_not(proportion):
     graph = proportion.graph()
-    check = behaviour_check(proportion, graph, proportion.ablation(graph, "zero"), proportion.ground_truth_edges(graph))
+    check = behaviour_check(proportion, graph, task_ablation(proportion, graph, "zero"), proportion.ground_truth_edges(graph))
     full, circuit, empty = check.rows
     assert {"constant output", "ignores input"} <= set(empty.flags)
     assert full.flags == circuit.flags == ()
@@ -195,7 +196,7 @@ def test_resample_circuit_ties_every_class_under_zero_ablation(reverse, kind):
     positions and averages their token values (1, 2 and 3 once each, BOS none): every class gets the same logit, at
     every position of every input. The behaviour check must call that one answer, a tie, and flag it."""
     graph = reverse.graph()
-    check = behaviour_check(reverse, graph, reverse.ablation(graph, kind), AUTO_CIRCUIT_RESAMPLE)
+    check = behaviour_check(reverse, graph, task_ablation(reverse, graph, kind), AUTO_CIRCUIT_RESAMPLE)
     circuit = check.rows[1]
     if kind == "resample":
         assert circuit.flags == () and circuit.agreement == 1.0
@@ -208,7 +209,7 @@ def test_behaviour_check_takes_a_mask(reverse):
     """A gate vector is checked as the circuit it encodes; a fractional one keeps a blend, so under zero ablation a
     uniform 0.5 mask gives different answers from the full model and from the empty circuit."""
     graph = reverse.graph()
-    ablated = reverse.ablation(graph, "zero")
+    ablated = task_ablation(reverse, graph, "zero")
     by_edges = behaviour_check(reverse, graph, ablated, AUTO_CIRCUIT_RESAMPLE)
     by_mask = behaviour_check(reverse, graph, ablated, graph.mask_for(AUTO_CIRCUIT_RESAMPLE))
     assert by_mask == by_edges

@@ -1,5 +1,8 @@
 """Bad input raises specific exceptions whose messages say what was wrong and how to fix it."""
 
+import os
+import re
+
 import pytest
 import torch
 
@@ -17,8 +20,9 @@ from edgewise import (
     make_ablation,
     patched_forward,
 )
-from edgewise.metrics import METRICS
-from edgewise.tracr_tasks import get_task, tracr_task
+from edgewise.tasks import METRICS
+from edgewise.tasks.tracr import get_task, tracr_task
+from edgewise.patching import task_ablation
 
 
 def test_unknown_task_name_suggests_the_closest():
@@ -37,7 +41,7 @@ def test_clean_and_corrupted_batches_of_different_shapes(reverse):
 
 def test_mask_of_the_wrong_length(reverse):
     graph = reverse.graph()
-    ablated = reverse.ablation(graph)
+    ablated = task_ablation(reverse, graph)
     with pytest.raises(GraphMismatchError, match=r"has 77 edges.*per-position"):
         patched_forward(reverse.model, graph, reverse.clean, ablated, torch.ones(308))
     with pytest.raises(GraphMismatchError, match="float tensor"):
@@ -46,7 +50,7 @@ def test_mask_of_the_wrong_length(reverse):
 
 def test_per_position_graph_with_another_sequence_length(reverse):
     graph = Graph.from_model(reverse.model, per_position=True, n_positions=6)
-    ablated = reverse.ablation(graph)
+    ablated = task_ablation(reverse, graph)
     with pytest.raises(GraphMismatchError, match="6 positions but the batch has 4"):
         patched_forward(reverse.model, graph, reverse.clean, ablated, torch.ones(graph.n_edges))
 
@@ -58,7 +62,7 @@ def test_model_the_adapter_cannot_describe():
 
 def test_unknown_ablation(reverse):
     with pytest.raises(UnknownAblationError, match="resample, zero, mean"):
-        reverse.ablation(reverse.graph(), "gaussian")
+        task_ablation(reverse, reverse.graph(), "gaussian")
 
 
 def test_edge_not_in_graph(reverse):
@@ -90,13 +94,13 @@ def test_mask_with_nan(reverse):
     mask = torch.ones(graph.n_edges)
     mask[3] = float("nan")
     with pytest.raises(InvalidMaskError, match="NaN"):
-        patched_forward(reverse.model, graph, reverse.clean, reverse.ablation(graph), mask)
+        patched_forward(reverse.model, graph, reverse.clean, task_ablation(reverse, graph), mask)
 
 
 def test_graph_or_ablation_of_another_model(reverse, proportion):
     graph = reverse.graph()  # 4 layers; proportion's model has 2
     with pytest.raises(GraphMismatchError, match="no hook point 'blocks.2.hook_q_input'.*another model"):
-        patched_forward(proportion.model, graph, proportion.clean, proportion.ablation(proportion.graph()),
+        patched_forward(proportion.model, graph, proportion.clean, task_ablation(proportion, proportion.graph()),
                         torch.ones(graph.n_edges))
     other = make_ablation("zero", proportion.model, proportion.graph(), proportion.clean)
     with pytest.raises(GraphMismatchError, match="recorded on another model"):
@@ -129,3 +133,94 @@ def test_tracr_task_with_one_sequence_cannot_be_paired():
 
     with pytest.raises(BatchShapeError, match="at least 2 sequences"):
         tracr_task(lib.make_frac_prevs(rasp.tokens == "x"), {"x", "y"}, 3, "one", sequences=[["x", "y"]])
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("steps=abc", r"edge-sp: steps='abc' is not an integer"),
+        ("steps=2.5", r"edge-sp: steps='2.5' is not an integer"),
+        ("lr=nan", r"edge-sp: lr='nan' is not a finite number"),
+        ("lr=-1", r"lr=-1.0 must be a number > 0"),
+        ("init_gate=1.0", r"init_gate=1.0 must lie strictly between 0 and 1"),
+        ("lambda_=nan", r"lambda_='nan' is not a finite number"),
+        ("lambda_=inf", r"lambda_='inf' is not a finite number"),
+        ("n_samples=0", r"at least 1"),
+        ("target_edges=many", r"target_edges='many' is not an integer \(or none\)"),
+        ("no_such=1", r"edge-sp has no hyperparameter no_such"),
+        ("steps", r"--set takes NAME=VALUE"),
+    ],
+)
+def test_bad_hyperparameters_exit_2_before_any_work(setting, message, monkeypatch):
+    import edgewise.tasks
+    from conftest import run_edgewise
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the task was loaded before the hyperparameters were checked")
+
+    monkeypatch.setattr(edgewise.tasks, "get_task", no_work)
+    result = run_edgewise("discover", "tracr-reverse", "--method", "edge-sp", "--set", setting)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert re.search(message, result.stderr), result.stderr
+
+
+@pytest.mark.parametrize("setting", ["threshold=nan", "threshold=-0.5"])
+def test_bad_acdc_threshold(setting):
+    from conftest import run_edgewise
+
+    result = run_edgewise("discover", "tracr-reverse", "--method", "acdc", "--set", setting)
+    assert result.returncode == 2 and "threshold" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("top_k", ["0", "-3", "two"])
+def test_top_k_must_be_a_positive_integer(top_k):
+    from conftest import run_edgewise
+
+    result = run_edgewise("discover", "tracr-reverse", "--top-k", top_k)
+    assert result.returncode == 2 and "--top-k" in result.stderr, result.stderr
+
+
+def test_output_paths_that_cannot_be_written_exit_2_before_any_work(tmp_path, monkeypatch):
+    import edgewise.tasks
+    from conftest import run_edgewise
+
+    monkeypatch.setattr(edgewise.tasks, "get_task", lambda *a, **k: pytest.fail("work started before the path check"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    cases = [
+        (["discover", "tracr-reverse", "--json", str(tmp_path)], "is a directory"),
+        (["discover", "tracr-reverse", "--circuit-out", str(blocker / "c.json")], "is a file, not a folder"),
+        (["graph", "tracr-reverse", "--json", str(tmp_path)], "is a directory"),
+        (["diagnose", "tracr-reverse", "--json", str(tmp_path)], "is a directory"),
+        (["bench", "--out", str(blocker)], "is a file"),
+        (["demo", "--out", str(blocker)], "is a file"),
+    ]
+    if os.geteuid() != 0:  # root writes anywhere
+        cases.append((["discover", "tracr-reverse", "--json", str(locked / "s.json")], "not writable"))
+    for args, message in cases:
+        result = run_edgewise(*args)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+
+
+def test_a_circuit_or_scores_file_of_another_task(tmp_path, reverse, proportion):
+    from edgewise import Circuit, EdgeScores, discover
+
+    scores = discover(reverse, "random")
+    scores.save(tmp_path / "s.json")
+    with pytest.raises(GraphMismatchError, match="computed on task 'tracr-reverse', not 'tracr-proportion'"):
+        EdgeScores.load(tmp_path / "s.json", task="tracr-proportion")
+    assert EdgeScores.load(tmp_path / "s.json", task="tracr-reverse").task == "tracr-reverse"
+    from edgewise.graph import circuit_from_scores
+
+    circuit_from_scores(scores, top_k=3).save(tmp_path / "c.json")
+    with pytest.raises(GraphMismatchError, match="found on task 'tracr-reverse', not 'tracr-proportion'"):
+        Circuit.load(tmp_path / "c.json", task="tracr-proportion")
+    with pytest.raises(GraphMismatchError, match="graph of 77 edges, but this graph has 23"):
+        Circuit.load(tmp_path / "c.json").mask(proportion.graph())
+    from conftest import run_edgewise
+
+    result = run_edgewise("diagnose", "tracr-proportion", "--circuit", str(tmp_path / "c.json"))
+    assert result.returncode == 2 and "found on task 'tracr-reverse'" in result.stderr, result.stderr

@@ -5,12 +5,13 @@ import itertools
 import pytest
 import torch
 
-from edgewise.circuit import circuit_from_scores, connected_edges
+from edgewise.graph import circuit_from_scores, connected_edges
 from edgewise.errors import GraphMismatchError
 from edgewise.evaluate import faithfulness, roc_auc
 from edgewise.graph import Edge
 from edgewise.methods import UnknownMethodError, discover
-from edgewise.scores import EdgeScores
+from edgewise.graph import EdgeScores
+from edgewise.patching import task_ablation
 
 
 def _brute_force_auc(values, labels):
@@ -69,7 +70,7 @@ def test_per_position_connectivity_moves_along_the_sequence_only_through_keys_an
 
 def test_faithfulness_of_ground_truth_and_empty_circuit(reverse):
     graph = reverse.graph()
-    ablated = reverse.ablation(graph, "zero")
+    ablated = task_ablation(reverse, graph, "zero")
     assert faithfulness(reverse, graph, ablated, reverse.ground_truth_edges(graph)) == pytest.approx(1.0)
     assert faithfulness(reverse, graph, ablated, set()) == pytest.approx(0.0)
 
@@ -93,15 +94,15 @@ def test_effective_ground_truth_matches_auto_circuit_resample_circuits(reverse, 
     from edgewise.evaluate import effective_ground_truth
 
     graph = reverse.graph()
-    assert effective_ground_truth(reverse, graph, reverse.ablation(graph, "resample")) == {
+    assert effective_ground_truth(reverse, graph, task_ablation(reverse, graph, "resample")) == {
         Edge("Resid Start", "A3.0.V"), Edge("A3.0", "Resid End")
     }
     graph = proportion.graph()
-    assert effective_ground_truth(proportion, graph, proportion.ablation(graph, "resample")) == {
+    assert effective_ground_truth(proportion, graph, task_ablation(proportion, graph, "resample")) == {
         Edge("Resid Start", "MLP 0"), Edge("MLP 0", "A1.0.V"), Edge("A1.0", "Resid End")
     }
     # Zero ablation removes the positions and BOS too, so the query and key edges matter again.
-    assert effective_ground_truth(proportion, graph, proportion.ablation(graph, "zero")) == set(
+    assert effective_ground_truth(proportion, graph, task_ablation(proportion, graph, "zero")) == set(
         proportion.ground_truth_edges(graph)
     )
 

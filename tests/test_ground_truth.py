@@ -6,7 +6,8 @@ import torch
 from conftest import tracr
 from edgewise.graph import Edge
 from edgewise.patching import patched_forward
-from edgewise.tracr_tasks import TRACR_TASKS
+from edgewise.tasks.tracr import TRACR_TASKS
+from edgewise.patching import full_logits, task_ablation
 
 ABLATIONS = ["zero", "mean", "per-position-mean", "resample"]
 
@@ -16,12 +17,12 @@ ABLATIONS = ["zero", "mean", "per-position-mean", "resample"]
 def test_ground_truth_alone_reproduces_the_model_under_every_ablation(name):
     """Ablating every edge outside the derived circuit leaves the outputs exactly as they were."""
     task = tracr(name)
-    full = task.full_logits()
+    full = full_logits(task)
     for per_position in (False, True):
         graph = task.graph(per_position)
         keep = graph.mask_for(task.ground_truth_edges(graph))
         for kind in ABLATIONS:
-            logits = patched_forward(task.model, graph, task.clean, task.ablation(graph, kind), keep)
+            logits = patched_forward(task.model, graph, task.clean, task_ablation(task, graph, kind), keep)
             assert torch.allclose(logits, full, atol=1e-5), (kind, per_position)
 
 
@@ -35,8 +36,8 @@ def test_ground_truth_without_bos_position_under_resample(name, faithful):
     task = tracr(name)
     graph = task.graph(per_position=True)
     keep = graph.mask_for(task.ground_truth_edges(graph, include_bos=False))
-    logits = patched_forward(task.model, graph, task.clean, task.ablation(graph, "resample"), keep)
-    assert torch.allclose(logits, task.full_logits(), atol=1e-5) == faithful
+    logits = patched_forward(task.model, graph, task.clean, task_ablation(task, graph, "resample"), keep)
+    assert torch.allclose(logits, full_logits(task), atol=1e-5) == faithful
 
 
 @pytest.mark.parametrize("name", list(TRACR_TASKS))
@@ -44,12 +45,12 @@ def test_ground_truth_without_bos_position_under_resample(name, faithful):
 def test_task_data_is_not_trivial(name):
     """Outputs vary across inputs, and ablating everything changes them: there is a circuit to find."""
     task = tracr(name)
-    full = task.full_logits()
+    full = full_logits(task)
     scored = full[task.scored_positions]
     assert not torch.allclose(scored, scored[:1].expand_as(scored), atol=1e-3)
     graph = task.graph()
     for kind in ("zero", "resample"):
-        empty = patched_forward(task.model, graph, task.clean, task.ablation(graph, kind), torch.zeros(graph.n_edges))
+        empty = patched_forward(task.model, graph, task.clean, task_ablation(task, graph, kind), torch.zeros(graph.n_edges))
         assert task.metric(empty, full, task.scored_positions) > 1e-3, kind
 
 
@@ -85,8 +86,8 @@ def test_reverse_under_resample_needs_only_two_edges(reverse):
     """All reverse inputs share one length, so length and opp_idx are constant on the data: under resample ablation
     embeddings -> A3.0.V -> output is as faithful as the whole circuit, and dropping either edge is not."""
     graph = reverse.graph()
-    ablated = reverse.ablation(graph, "resample")
-    full = reverse.full_logits()
+    ablated = task_ablation(reverse, graph, "resample")
+    full = full_logits(reverse)
     two = {Edge("Resid Start", "A3.0.V"), Edge("A3.0", "Resid End")}
     assert torch.allclose(patched_forward(reverse.model, graph, reverse.clean, ablated, graph.mask_for(two)), full)
     for edge in two:
@@ -96,7 +97,7 @@ def test_reverse_under_resample_needs_only_two_edges(reverse):
 
 def test_proportion_mirrors_acdc_data():
     """ACDC's proportion: 50 random length-4 sequences for discovery, 50 others held out, corrupted by shuffling."""
-    from edgewise.tracr_tasks import get_task
+    from edgewise.tasks.tracr import get_task
 
     task, held_out = get_task("tracr-proportion"), get_task("tracr-proportion", held_out=True)
     assert task.clean.shape == held_out.clean.shape == (50, 5)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from edgewise import hard_concrete
+from edgewise.methods import hard_concrete
 
 # The published constants, typed in rather than imported, so the module's values are checked too.
 BETA, GAMMA, ZETA = 2 / 3, -0.1, 1.1

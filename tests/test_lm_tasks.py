@@ -3,12 +3,13 @@
 import pytest
 import torch
 
-from edgewise.circuit import circuit_from_scores
+from edgewise.graph import circuit_from_scores
 from edgewise.errors import PretrainedModelMissingError, UnknownTaskError
-from edgewise.lm_tasks import IOI_NAMES, ioi_logit_difference, ioi_prompts
+from edgewise.tasks.lm.ioi import IOI_NAMES, ioi_logit_difference, ioi_prompts
 from edgewise.methods import discover
 from edgewise.patching import patched_forward
 from edgewise.tasks import get_task, task_names
+from edgewise.patching import full_logits, task_ablation
 
 
 def test_ioi_prompts_name_three_people_and_corrupt_only_the_second_subject_mention():
@@ -27,19 +28,16 @@ def test_unknown_task_names_every_family():
 
 
 @pytest.fixture(scope="module")
-def ioi():
-    try:
-        return get_task("smollm2-ioi")
-    except PretrainedModelMissingError as err:
-        pytest.skip(str(err))
+def ioi(ioi_task):
+    return ioi_task
 
 
 @pytest.mark.slow
 def test_smollm2_does_ioi_and_the_abc_corruption_removes_it(ioi):
     graph = ioi.graph()
-    ablated = ioi.ablation(graph, "resample")
+    ablated = task_ablation(ioi, graph, "resample")
     corrupted = patched_forward(ioi.model, graph, ioi.clean, ablated, torch.zeros(graph.n_edges))
-    clean_difference = ioi_logit_difference(ioi, ioi.full_logits())
+    clean_difference = ioi_logit_difference(ioi, full_logits(ioi))
     assert (clean_difference > 0).all()  # the model names the indirect object on every prompt
     assert ioi_logit_difference(ioi, corrupted).mean() < 0.25 * clean_difference.mean()
 
@@ -54,7 +52,7 @@ def test_eap_top_edges_carry_ioi_and_random_edges_do_not(ioi):
     assert graph.n_edges == 70651 and torch.isfinite(eap.scores).all()
     masks = torch.stack([graph.mask_for(circuit_from_scores(s, top_k=5000).edges) for s in (eap, random_scores)]
                         + [torch.zeros(graph.n_edges)])
-    logits = patched_forward(ioi.model, graph, ioi.clean, ioi.ablation(graph, "resample"), masks)
-    loss = ioi.metric(logits, ioi.full_logits(), ioi.scored_positions)  # [eap, random, empty]
+    logits = patched_forward(ioi.model, graph, ioi.clean, task_ablation(ioi, graph, "resample"), masks)
+    loss = ioi.metric(logits, full_logits(ioi), ioi.scored_positions)  # [eap, random, empty]
     faithfulness = 1 - loss[:2] / loss[2]
     assert faithfulness[0] > 0.5 and faithfulness[1] < 0.1

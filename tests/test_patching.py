@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from conftest import tracr
-from edgewise.ablation import make_ablation
+from edgewise.patching.ablation import make_ablation
 from edgewise.graph import Edge, Graph
 from edgewise.patching import patched_forward
-from edgewise.reference import per_edge_forward, single_edge_patch
+from edgewise.patching.reference import per_edge_forward, single_edge_patch
 
 TRACR = ["tracr-reverse", "tracr-proportion", "tracr-pair-balance", "tracr-dyck2"]
 

@@ -12,11 +12,12 @@ import pytest
 import torch
 
 from conftest import tracr
-from edgewise import hard_concrete
+from edgewise.methods import hard_concrete
 from edgewise.evaluate import effective_ground_truth, faithfulness, roc_auc
 from edgewise.graph import Edge
 from edgewise.methods import discover
 from edgewise.methods.subnetwork_probing import deterministic_circuit, lambda_sweep, node_gates
+from edgewise.patching import task_ablation
 
 # Minimal circuits faithful under resample ablation, typed in from docs/ground-truth.md.
 RESAMPLE_CIRCUIT = {
@@ -36,7 +37,7 @@ def test_edge_sp_recovers_the_resample_circuit(name):
     task = tracr(name)
     scores = discover(task, "edge-sp", "resample", seed=0)
     graph, truth = scores.graph, RESAMPLE_CIRCUIT[name]
-    ablated = task.ablation(graph, "resample")
+    ablated = task_ablation(task, graph, "resample")
     assert effective_ground_truth(task, graph, ablated) == truth
     assert roc_auc(scores, truth) == 1.0
     circuit = deterministic_circuit(scores)
@@ -65,7 +66,7 @@ def test_edge_sp_under_zero_ablation_ranks_acdcs_reverse_circuit_first(reverse):
     assert roc_auc(scores, ACDC_REVERSE) > 0.98
     circuit = deterministic_circuit(scores)
     assert ACDC_REVERSE <= circuit.edges <= reverse.ground_truth_edges(graph)
-    assert faithfulness(reverse, graph, reverse.ablation(graph, "zero"), set(circuit.edges)) > 0.999
+    assert faithfulness(reverse, graph, task_ablation(reverse, graph, "zero"), set(circuit.edges)) > 0.999
 
 
 def test_same_seed_same_scores_and_different_seed_different_scores(proportion):
@@ -97,7 +98,7 @@ def test_lagrangian_reaches_the_target_edge_count(proportion):
     assert hard_concrete.expected_l0(scores.scores).sum().item() == pytest.approx(target, abs=0.5)
     circuit = deterministic_circuit(scores)
     assert abs(len(circuit) - target) <= 1
-    assert faithfulness(proportion, scores.graph, proportion.ablation(scores.graph, "zero"), set(circuit.edges)) > 0.99
+    assert faithfulness(proportion, scores.graph, task_ablation(proportion, scores.graph, "zero"), set(circuit.edges)) > 0.99
 
 
 def test_lambda_sweep_keeps_fewer_edges_as_lambda_grows(proportion):

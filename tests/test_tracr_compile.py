@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from edgewise.tracr_compile import compile_program, compile_with_tracr, program_fingerprint
-from edgewise.tracr_tasks import TRACR_TASKS
+from edgewise.tasks.tracr.compile import compile_program, compile_with_tracr, program_fingerprint
+from edgewise.tasks.tracr import TRACR_TASKS
+from edgewise.patching import full_logits, task_ablation
 
 
 def _tracr_unembed(assembled, residual):
@@ -81,7 +82,7 @@ def test_user_program_with_causal_attention_becomes_a_task():
     from tracr.rasp import rasp
 
     from edgewise.patching import patched_forward
-    from edgewise.tracr_tasks import tracr_task
+    from edgewise.tasks.tracr import tracr_task
 
     is_a = rasp.numerical(rasp.Map(lambda t: 1 if t == "a" else 0, rasp.tokens))
     prefix = rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LEQ)
@@ -101,6 +102,6 @@ def test_user_program_with_causal_attention_becomes_a_task():
     assert set(task.ground_truth) == expected
     graph = task.graph()
     with torch.no_grad():
-        kept = patched_forward(task.model, graph, task.clean, task.ablation(graph, "zero"),
+        kept = patched_forward(task.model, graph, task.clean, task_ablation(task, graph, "zero"),
                                graph.mask_for(task.ground_truth_edges(graph)))
-    assert torch.allclose(kept, task.full_logits(), atol=1e-5)
+    assert torch.allclose(kept, full_logits(task), atol=1e-5)

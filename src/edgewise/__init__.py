@@ -1,44 +1,35 @@
-"""edgewise: circuit discovery on edge graphs, with a tracr benchmark whose circuits are known by construction."""
+"""edgewise: circuit discovery on edge graphs, with a tracr benchmark whose circuits are known by construction.
 
-from .ablation import AblatedOutputs, make_ablation, mean_ablation, per_position_mean_ablation, resample_ablation, zero_ablation
-from .adapters import Adapter, adapter_for
-from .errors import (
-    BatchShapeError,
-    CompileError,
-    EdgewiseError,
-    GraphMismatchError,
-    InvalidHyperparameterError,
-    InvalidMaskError,
-    InvalidTokensError,
-    PretrainedModelMissingError,
-    UnknownAblationError,
-    UnknownTaskError,
-    UnsupportedArchitectureError,
-)
-from .circuit import Circuit, circuit_from_scores
-from .diagnostics import diagnose
-from .graph import Edge, Graph
-from .methods import discover
-from .patching import patched_forward
-from .scores import EdgeScores
-from .task import Task
-from .transformer import Transformer, TransformerConfig
+The package follows the data path, one subpackage a stage: graph -> models -> adapters -> tasks -> patching ->
+methods -> evaluate -> diagnostics -> bench -> report -> interop -> cli. The names below load their stage on first
+use, so `edgewise --help` does not pay for torch, transformers or jax.
+"""
+
+from __future__ import annotations
+
+from .lazy import lazy_exports
 
 __version__ = "0.1.0"
 
+# public name -> the module that holds it
+_EXPORTS = {
+    **dict.fromkeys(["AblatedOutputs", "make_ablation", "mean_ablation", "per_position_mean_ablation",
+                     "resample_ablation", "zero_ablation", "task_ablation", "patched_forward", "full_logits",
+                     "faithfulness_loss", "answer_score"], "patching"),
+    **dict.fromkeys(["Adapter", "adapter_for"], "adapters"),
+    **dict.fromkeys(["BatchShapeError", "CompileError", "EdgewiseError", "GraphMismatchError",
+                     "InvalidHyperparameterError", "InvalidMaskError", "InvalidTokensError",
+                     "PretrainedModelMissingError", "UnknownAblationError", "UnknownTaskError",
+                     "UnsupportedArchitectureError"], "errors"),
+    **dict.fromkeys(["Circuit", "circuit_from_scores", "Edge", "Graph", "EdgeScores", "Node", "NodeKind"], "graph"),
+    "diagnose": "diagnostics",
+    "discover": "methods",
+    **dict.fromkeys(["Task", "get_task", "task_names"], "tasks"),
+    "tracr_task": "tasks.tracr",
+    **dict.fromkeys(["Transformer", "TransformerConfig"], "models"),
+    **dict.fromkeys(["Sweep", "run_bench"], "bench"),
+    **dict.fromkeys(["to_mib", "from_mib"], "interop"),
+}
 
-def __getattr__(name: str):
-    """Imports the tracr suite (and with it jax) only when it is used; the bench runs it."""
-    if name in ("get_task", "task_names"):
-        from . import tasks
-
-        return getattr(tasks, name)
-    if name == "tracr_task":
-        from . import tracr_tasks
-
-        return tracr_tasks.tracr_task
-    if name in ("Sweep", "run_bench"):
-        from . import bench
-
-        return getattr(bench, name)
-    raise AttributeError(f"module 'edgewise' has no attribute {name!r}")
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

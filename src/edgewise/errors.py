@@ -68,3 +68,15 @@ class InvalidSweepError(EdgewiseError, ValueError):
 
 class CircuitFileError(EdgewiseError, ValueError):
     """A circuit file that is missing, not JSON, or not in Circuit.save's format."""
+
+
+class ScoresFileError(EdgewiseError, ValueError):
+    """An edge-scores file that is missing, not JSON, or not in EdgeScores.save's format."""
+
+
+class UsageError(EdgewiseError, ValueError):
+    """A command-line argument that is malformed (e.g. `--set` without `=`)."""
+
+
+class OutputPathError(EdgewiseError, ValueError):
+    """An output path that is a directory where a file is wanted (or a file where a folder is), or not writable."""

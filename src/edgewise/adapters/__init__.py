@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ..errors import UnsupportedArchitectureError
-from ..transformer import Transformer
-from .base import Adapter, HookGroup
+from ..graph.nodes import HookGroup
+from ..models.transformer import Transformer
+from .base import Adapter
 from .transformer import TransformerAdapter
 
 

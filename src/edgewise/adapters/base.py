@@ -9,33 +9,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Callable, Iterator, Literal
+from typing import Callable, Iterator
 
 import torch
 
 from ..errors import GraphMismatchError
-
-
-@dataclass(frozen=True)
-class HookGroup:
-    """Nodes that live on one hook point: a writer group (the hook's value is their outputs) or a reader group.
-
-    A per-head hook's value is [batch, pos, len(names), d_model]; any other hook's is [batch, pos, d_model] and
-    the group has exactly one name.
-    """
-
-    kind: Literal["writer", "reader"]
-    hook: str
-    names: tuple[str, ...]
-    per_head: bool
-
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "hook": self.hook, "names": list(self.names), "per_head": self.per_head}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "HookGroup":
-        return cls(kind=d["kind"], hook=d["hook"], names=tuple(d["names"]), per_head=d["per_head"])
+from ..graph.nodes import HookGroup, embedding_node, head_node, mlp_node, output_node
 
 
 class Adapter(ABC):
@@ -101,20 +80,22 @@ def layered_hook_groups(
     """
     if split_embeddings:
         groups = [
-            HookGroup("writer", embed_hooks[0], ("Tok Embed",), False),
-            HookGroup("writer", embed_hooks[1], ("Pos Embed",), False),
+            HookGroup("writer", embed_hooks[0], (embedding_node("Tok Embed"),), False),
+            HookGroup("writer", embed_hooks[1], (embedding_node("Pos Embed"),), False),
         ]
     else:
-        groups = [HookGroup("writer", merged_embed_hook, ("Resid Start",), False)]
+        groups = [HookGroup("writer", merged_embed_hook, (embedding_node("Resid Start"),), False)]
     for layer in range(n_layers):
         block = f"blocks.{layer}"
         groups += [
-            HookGroup("reader", f"{block}.hook_q_input", tuple(f"A{layer}.{h}.Q" for h in range(n_heads)), True),
-            HookGroup("reader", f"{block}.hook_k_input", tuple(f"A{layer}.{h}.K" for h in range(n_kv_heads)), True),
-            HookGroup("reader", f"{block}.hook_v_input", tuple(f"A{layer}.{h}.V" for h in range(n_kv_heads)), True),
-            HookGroup("writer", f"{block}.attn.hook_result", tuple(f"A{layer}.{h}" for h in range(n_heads)), True),
-            HookGroup("reader", f"{block}.hook_mlp_in", (f"MLP {layer}",), False),
-            HookGroup("writer", f"{block}.hook_mlp_out", (f"MLP {layer}",), False),
+            HookGroup("reader", f"{block}.hook_{x}_input",
+                      tuple(head_node(layer, h, x) for h in range(n_heads if x == "q" else n_kv_heads)), True)
+            for x in ("q", "k", "v")
         ]
-    groups.append(HookGroup("reader", final_hook, ("Resid End",), False))
+        groups += [
+            HookGroup("writer", f"{block}.attn.hook_result", tuple(head_node(layer, h) for h in range(n_heads)), True),
+            HookGroup("reader", f"{block}.hook_mlp_in", (mlp_node(layer),), False),
+            HookGroup("writer", f"{block}.hook_mlp_out", (mlp_node(layer),), False),
+        ]
+    groups.append(HookGroup("reader", final_hook, (output_node(),), False))
     return groups

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..errors import UnsupportedArchitectureError
-from .base import Adapter, HookGroup, layered_hook_groups
+from ..graph.nodes import HookGroup
+from .base import Adapter, layered_hook_groups
 
 if TYPE_CHECKING:
     from transformer_lens import TransformerBridge
@@ -90,7 +91,7 @@ class BridgeAdapter(Adapter):
             merged_embed_hook="blocks.0.hook_in",  # the residual entering block 0, after any embedding scale
             **split,
         )
-        return [HookGroup(g.kind, self._canonical_hook(g.hook), g.names, g.per_head) for g in groups]
+        return [HookGroup(g.kind, self._canonical_hook(g.hook), g.nodes, g.per_head) for g in groups]
 
     def _embedding_hooks(self) -> tuple[str, str]:
         """Returns the token and learned position embedding hooks, or raises for models without the latter."""

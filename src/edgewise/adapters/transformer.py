@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ..transformer import Transformer
-from .base import Adapter, HookGroup, layered_hook_groups
+from ..graph.nodes import HookGroup
+from ..models.transformer import Transformer
+from .base import Adapter, layered_hook_groups
 
 
 class TransformerAdapter(Adapter):

@@ -1,52 +1,63 @@
 """Circuit-discovery methods: one module each, all with one signature, all in one registry.
 
 A method is a function  (task, graph, ablated, config, seed, progress) -> scores [n_edges]  (higher = more
-important) registered with `@register(name, ConfigDataclass)`. `discover` builds the graph and the ablation, runs
-the method, and wraps its scores in EdgeScores. Adding a method is adding one file to this folder.
+important) registered with `@register(name, ConfigDataclass, circuit=rule)`. The rule turns the method's scores into
+the circuit it reports (subnetwork probing: its open gates; ACDC: the edges it kept; the others: the top k), so no
+caller tests a method's name. `discover` runs a method on a graph and an ablation (built here unless the caller
+passes its own) and wraps its scores in EdgeScores. Adding a method is adding one file to this folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import pkgutil
 import time
+import typing
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from ..ablation import AblatedOutputs
-from ..errors import EdgewiseError
-from ..graph import Graph
-from ..scores import EdgeScores
-from ..task import Task
+from ..errors import EdgewiseError, InvalidHyperparameterError
+from ..graph import Circuit, EdgeScores, Graph, circuit_from_scores
+from ..patching import AblatedOutputs, task_ablation
+from ..tasks import Task
 
 MethodFn = Callable[[Task, Graph, AblatedOutputs, object, int, bool], torch.Tensor]
+CircuitRule = Callable[[EdgeScores, int], Circuit]  # (scores, k for methods without a circuit of their own)
 
 
 class UnknownMethodError(EdgewiseError, ValueError):
     """A method name, or a hyperparameter, that the registry does not know."""
 
 
+def top_k_circuit(scores: EdgeScores, k: int) -> Circuit:
+    """Returns the k best-scoring edges: the circuit of methods that only rank edges."""
+    return circuit_from_scores(scores, top_k=k)
+
+
 @dataclass(frozen=True)
 class Method:
-    """A registered method: its name, its hyperparameter dataclass (published defaults) and its function."""
+    """A registered method: its name, its hyperparameter dataclass (published defaults), its function and the rule
+    that turns its scores into the circuit it reports."""
 
     name: str
     config: type
     run: MethodFn
     summary: str
+    circuit: CircuitRule = top_k_circuit
 
 
 METHODS: dict[str, Method] = {}
 
 
-def register(name: str, config: type) -> Callable[[MethodFn], MethodFn]:
-    """Registers `fn` under `name` with the hyperparameter dataclass `config`."""
+def register(name: str, config: type, circuit: CircuitRule = top_k_circuit) -> Callable[[MethodFn], MethodFn]:
+    """Registers `fn` under `name` with the hyperparameter dataclass `config` and its circuit rule."""
 
     def add(fn: MethodFn) -> MethodFn:
-        METHODS[name] = Method(name, config, fn, (fn.__doc__ or "").strip().splitlines()[0])
+        METHODS[name] = Method(name, config, fn, (fn.__doc__ or "").strip().splitlines()[0], circuit)
         return fn
 
     return add
@@ -71,15 +82,62 @@ def get_method(name: str) -> Method:
     return METHODS[name]
 
 
+def method_circuit(scores: EdgeScores, k: int) -> Circuit:
+    """Returns the circuit the scores' method reports (its registered rule); `k` sizes the top-k rule."""
+    return get_method(scores.method).circuit(scores, k)
+
+
+def _field_types(config: type) -> dict[str, object]:
+    hints = typing.get_type_hints(config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(config)}
+
+
+def _convert(method: str, name: str, kind: object, value: object) -> object:
+    """Returns `value` as the hyperparameter's declared type (strings from the command line are parsed), or raises
+    InvalidHyperparameterError naming the value and what is allowed. NaN and infinities are never allowed."""
+    allowed = [a for a in typing.get_args(kind) if a is not type(None)] or [kind]
+    optional = type(None) in typing.get_args(kind)
+    if optional and (value is None or (isinstance(value, str) and value.lower() == "none")):
+        return None
+    for target in allowed:
+        try:
+            if target is bool:
+                if isinstance(value, bool):
+                    return value
+                if isinstance(value, str) and value.lower() in ("true", "false"):
+                    return value.lower() == "true"
+            elif target is int:
+                if isinstance(value, int) and not isinstance(value, bool):
+                    return value
+                if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+                    return int(value)
+            elif target is float:
+                number = float(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+                if number is not None and math.isfinite(number):
+                    return number
+                if number is not None:
+                    raise InvalidHyperparameterError(f"{method}: {name}={value!r} is not a finite number")
+            elif target is str and isinstance(value, str):
+                return value
+        except ValueError:
+            continue
+    names = " or ".join("an integer" if t is int else "a finite number" if t is float else "true/false" if t is bool
+                        else "text" if t is str else getattr(t, "__name__", str(t)) for t in allowed)
+    raise InvalidHyperparameterError(
+        f"{method}: {name}={value!r} is not {names}{' (or none)' if optional else ''}"
+    )
+
+
 def make_config(method: Method, hyperparameters: dict) -> object:
-    """Returns the method's config with `hyperparameters` replacing defaults; unknown names raise."""
-    fields = {f.name for f in dataclasses.fields(method.config)}
-    unknown = sorted(set(hyperparameters) - fields)
+    """Returns the method's config with `hyperparameters` (values, or text from the command line) converted to each
+    field's declared type and replacing the defaults; unknown names and unconvertible values raise."""
+    types = _field_types(method.config)
+    unknown = sorted(set(hyperparameters) - set(types))
     if unknown:
         raise UnknownMethodError(
-            f"{method.name} has no hyperparameter {', '.join(unknown)}; it takes {', '.join(sorted(fields)) or 'none'}"
+            f"{method.name} has no hyperparameter {', '.join(unknown)}; it takes {', '.join(sorted(types)) or 'none'}"
         )
-    return method.config(**hyperparameters)
+    return method.config(**{k: _convert(method.name, k, types[k], v) for k, v in hyperparameters.items()})
 
 
 def discover(
@@ -89,15 +147,19 @@ def discover(
     per_position: bool = False,
     seed: int = 0,
     progress: bool = False,
+    graph: Graph | None = None,
+    ablated: AblatedOutputs | None = None,
     **hyperparameters,
 ) -> EdgeScores:
-    """Returns the method's score for every edge of the task's graph (plain or per-position)."""
+    """Returns the method's score for every edge of `graph` (default: the task's plain or per-position graph) under
+    `ablated` (default: the named ablation recorded on that graph). Callers that evaluate the run pass the graph and
+    ablation they built, so nothing is recorded twice."""
     spec = get_method(method)
     config = make_config(spec, hyperparameters)
-    graph = task.graph(per_position=per_position)
-    ablated = task.ablation(graph, ablation)
+    graph = task.graph(per_position=per_position) if graph is None else graph
+    ablated = task_ablation(task, graph, ablation) if ablated is None else ablated
     torch.manual_seed(seed)
     start = time.perf_counter()
     scores = spec.run(task, graph, ablated, config, seed, progress).cpu()  # scores live on the CPU, whatever ran
     seconds = time.perf_counter() - start
-    return EdgeScores(graph, scores, method, dataclasses.asdict(config), seed, seconds, ablation, task.name)
+    return EdgeScores(graph, scores, method, dataclasses.asdict(config), seed, seconds, ablated.kind, task.name)

@@ -45,12 +45,10 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from ..ablation import AblatedOutputs
-from ..circuit import Circuit
 from ..errors import InvalidHyperparameterError
-from ..graph import Graph
-from ..scores import EdgeScores
-from ..task import Task
+from ..graph import Circuit, EdgeScores, Graph
+from ..patching import AblatedOutputs, faithfulness_loss, full_logits
+from ..tasks import Task
 from . import register
 
 
@@ -63,20 +61,33 @@ class AcdcConfig:
     masks_per_forward: int = 64  # memory knob, not ACDC's: rows of one batched forward (results do not depend on it)
 
     def __post_init__(self):
+        if not self.threshold >= 0:
+            raise InvalidHyperparameterError(
+                f"threshold={self.threshold} must be a number >= 0: ACDC removes an edge whose removal raises the "
+                "metric by less than it")
         if self.masks_per_forward < 1:
             raise InvalidHyperparameterError(f"masks_per_forward must be at least 1, got {self.masks_per_forward}")
 
 
-@register("acdc", AcdcConfig)
+def acdc_circuit(scores: EdgeScores, k: int | None = None) -> Circuit:
+    """Returns the circuit ACDC kept: the edges whose measured change reached the run's threshold, whatever size `k`
+    asks for."""
+    threshold = scores.hyperparameters["threshold"]
+    kept = {e for e, s in zip(scores.graph.edges, scores.scores.tolist()) if s >= threshold}
+    return Circuit(frozenset(kept), scores.graph.per_position, f"acdc: change >= {threshold}", task=scores.task,
+                   n_graph_edges=scores.graph.n_edges)
+
+
+@register("acdc", AcdcConfig, circuit=acdc_circuit)
 def acdc_scores(
     task: Task, graph: Graph, ablated: AblatedOutputs, config: AcdcConfig, seed: int, progress: bool
 ) -> torch.Tensor:
     """ACDC's measured metric change per edge; the kept edges (change >= threshold) outrank every removed one."""
     with torch.no_grad():
-        reference = task.full_logits()
+        reference = full_logits(task)
 
         def metric(masks: torch.Tensor) -> list[float]:  # masks [n_masks, n_edges] -> metric per mask
-            return task.faithfulness_loss(graph, ablated, masks, reference).tolist()
+            return faithfulness_loss(task, graph, ablated, masks, reference).tolist()
 
         mask = torch.ones(graph.n_edges)
         scores = torch.zeros(graph.n_edges, dtype=torch.float64)
@@ -137,19 +148,12 @@ def _decide(metric, mask: torch.Tensor, scores: torch.Tensor, candidates: list[i
 def _dead_inputs(graph: Graph, mask: torch.Tensor, reader: int, candidates: list[int]) -> list[int]:
     """Returns the candidate edges into `reader` whose node's output reaches no kept edge (so cannot matter)."""
     name = graph.readers[reader]
-    node = name[:-2] if name[-2:] in (".Q", ".K", ".V") else name  # the head a q/k/v input feeds; MLPs feed themselves
-    if node not in graph.writers:  # Resid End feeds the logits directly
+    node = graph.fed_writer(name)  # the head a q/k/v input feeds; an MLP feeds itself
+    if node is None:  # the output feeds the logits directly
         return []
-    outgoing = graph.edge_writer == graph.writers.index(node)
-    kept_out = outgoing & (mask > 0)
-    if not graph.per_position or name[-2:] in (".K", ".V"):
+    kept_out = (graph.edge_writer == node) & (mask > 0)
+    if not graph.per_position:
         return list(candidates) if not kept_out.any() else []
-    alive_positions = set(graph.edge_position[kept_out].tolist())
-    return [e for e in candidates if graph.edge_position[e].item() not in alive_positions]
-
-
-def acdc_circuit(scores: EdgeScores) -> Circuit:
-    """Returns the circuit ACDC kept: the edges whose measured change reached the run's threshold."""
-    threshold = scores.hyperparameters["threshold"]
-    kept = {e for e, s in zip(scores.graph.edges, scores.scores.tolist()) if s >= threshold}
-    return Circuit(frozenset(kept), scores.graph.per_position, f"acdc: change >= {threshold}")
+    alive = set(graph.edge_position[kept_out].tolist())
+    return [e for e in candidates
+            if not alive.intersection(graph.reached_positions(name, int(graph.edge_position[e])))]

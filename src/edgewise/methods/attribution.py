@@ -25,11 +25,11 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from ..ablation import AblatedOutputs, record_writer_outputs
 from ..errors import InvalidHyperparameterError
 from ..graph import Graph
-from ..patching import patched_forward
-from ..task import Task
+from ..patching import AblatedOutputs, answer_score, full_logits, patched_forward
+from ..patching.ablation import record_writer_outputs
+from ..tasks import Task
 from . import register
 
 OBJECTIVES = ("answer", "metric")
@@ -49,7 +49,7 @@ def _check(method: str, objective: str | None = None, **at_least_one: int) -> No
 def behaviour(task: Task, logits: torch.Tensor, reference: torch.Tensor, objective: str) -> torch.Tensor:
     """Returns B(logits): higher = closer to the full model's behaviour; [n_masks] for batched logits, else scalar."""
     if objective == "answer":
-        return task.answer_score(logits, reference)
+        return answer_score(task, logits, reference)
     if objective == "metric":
         return -task.metric(logits, reference, task.scored_positions)
     raise InvalidHyperparameterError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
@@ -93,7 +93,7 @@ class EAPConfig:
 @register("eap", EAPConfig)
 def eap_scores(task: Task, graph: Graph, ablated: AblatedOutputs, config: EAPConfig, seed: int, progress: bool):
     """Edge attribution patching: (ablated_u - clean_u) . d loss / d input_v on the clean run, one backward pass."""
-    reference = task.full_logits()
+    reference = full_logits(task)
     grad = mask_gradient(task, graph, ablated, torch.ones(graph.n_edges), reference, config.objective)
     return _finish(grad, config.absolute)
 
@@ -148,7 +148,7 @@ def eap_ig_inputs_scores(
     gradients) turns it into (clean_u - ablated_u) . grad_v^k; at mask = ones they do not change the forward.
     """
     adapter = task.adapter
-    reference = task.full_logits()
+    reference = full_logits(task)
     clean = record_writer_outputs(adapter, graph, task.clean)
     # Clean minus ablated output of every writer hook: [batch, pos, (head,) d_model]
     difference = {hook: value - ablated.values[hook] for hook, value in clean.items()}
@@ -194,7 +194,7 @@ def eap_ig_activations_scores(
     error. With steps = 1 this is EAP. (Hanna et al.'s `ig-activations` instead interpolates one layer's outputs at a
     time and keeps the clean-minus-corrupted factor fixed.)
     """
-    reference = task.full_logits()
+    reference = full_logits(task)
     total = torch.zeros(graph.n_edges)
     for alpha in _steps(config.steps, progress, "eap-ig-activations"):
         total += mask_gradient(task, graph, ablated, torch.full((graph.n_edges,), alpha), reference, config.objective)
@@ -219,7 +219,7 @@ class ExactConfig:
 @register("exact", ExactConfig)
 def exact_scores(task: Task, graph: Graph, ablated: AblatedOutputs, config: ExactConfig, seed: int, progress: bool):
     """Exact patching: B(full) - B(edge alone ablated), all other edges kept: what the estimates approximate."""
-    reference = task.full_logits()
+    reference = full_logits(task)
     adapter = task.adapter
     scores = torch.empty(graph.n_edges, dtype=torch.float64)
     starts = range(0, graph.n_edges, config.chunk_size)

@@ -33,14 +33,11 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from .. import hard_concrete
-from ..ablation import AblatedOutputs
-from ..circuit import Circuit
 from ..errors import InvalidHyperparameterError
-from ..graph import Graph
-from ..scores import EdgeScores
-from ..task import Task
-from . import UnknownMethodError, discover, register
+from ..graph import Circuit, EdgeScores, Graph
+from ..patching import AblatedOutputs, faithfulness_loss, full_logits
+from ..tasks import Task
+from . import UnknownMethodError, discover, hard_concrete, register
 
 
 @dataclass(frozen=True)
@@ -66,6 +63,17 @@ class SubnetworkProbingConfig:
                 f"steps and n_samples must be at least 1, got {self.steps} and {self.n_samples}")
         if not 0.0 <= self.warmup <= 1.0:
             raise InvalidHyperparameterError(f"warmup is a fraction of the steps in [0, 1], got {self.warmup}")
+        if not 0.0 < self.init_gate < 1.0:
+            raise InvalidHyperparameterError(
+                f"init_gate={self.init_gate} must lie strictly between 0 and 1 (a gate at 0 or 1 has an infinite "
+                "log_alpha); ACDC starts at 0.9")
+        for name in ("lr", "multiplier_lr"):
+            if not getattr(self, name) > 0:
+                raise InvalidHyperparameterError(f"{name}={getattr(self, name)} must be a number > 0")
+        if not self.lambda_ >= 0:
+            raise InvalidHyperparameterError(f"lambda_={self.lambda_} must be a number >= 0 (0: no sparsity penalty)")
+        if self.target_edges is not None and self.target_edges < 0:
+            raise InvalidHyperparameterError(f"target_edges={self.target_edges} must be >= 0")
 
 
 def train_gates(
@@ -81,12 +89,12 @@ def train_gates(
     optimizer = torch.optim.Adam([log_alpha], lr=config.lr)
     multipliers = torch.zeros(2, requires_grad=True)  # l1, l2 of the Lagrangian
     ascent = torch.optim.SGD([multipliers], lr=config.multiplier_lr, maximize=True)
-    full = task.full_logits()
+    full = full_logits(task)
     warmup_steps = max(1, round(config.warmup * config.steps))
     bar = tqdm(range(config.steps), disable=not progress, desc="subnetwork probing", leave=False)
     for step in bar:
         masks = hard_concrete.sample_mask(log_alpha, config.n_samples, generator)[:, gate_of_edge]  # [samples, edges]
-        faithfulness = task.faithfulness_loss(graph, ablated, masks, reference=full).mean()
+        faithfulness = faithfulness_loss(task, graph, ablated, masks, reference=full).mean()
         if config.target_edges is None:
             sparsity = config.lambda_ * hard_concrete.expected_l0(log_alpha).mean()
         else:
@@ -113,24 +121,25 @@ def node_gates(graph: Graph) -> tuple[torch.Tensor, int]:
     return graph.edge_writer * graph.n_positions + graph.edge_position, len(graph.writers) * graph.n_positions
 
 
-@register("edge-sp", SubnetworkProbingConfig)
+def deterministic_circuit(scores: EdgeScores, k: int | None = None) -> Circuit:
+    """Returns the edges of edge-sp or node-sp scores whose noise-free gate is above 0.5 (log_alpha above 0): the
+    circuit SP reports, whatever size `k` asks for."""
+    return Circuit.from_mask(scores.graph, scores.scores, hard_concrete.KEEP_THRESHOLD,
+                             description=f"{scores.method}: deterministic gate > 0.5", task=scores.task)
+
+
+@register("edge-sp", SubnetworkProbingConfig, circuit=deterministic_circuit)
 def edge_subnetwork_probing(task, graph, ablated, config: SubnetworkProbingConfig, seed: int, progress: bool):
     """Subnetwork probing with one hard-concrete gate per edge; scores are the learned log_alpha."""
     gate_of_edge = torch.arange(graph.n_edges)
     return train_gates(task, graph, ablated, gate_of_edge, graph.n_edges, config, seed, progress)
 
 
-@register("node-sp", SubnetworkProbingConfig)
+@register("node-sp", SubnetworkProbingConfig, circuit=deterministic_circuit)
 def node_subnetwork_probing(task, graph, ablated, config: SubnetworkProbingConfig, seed: int, progress: bool):
     """Subnetwork probing with one gate per writer node (ACDC's SP); each edge scores its writer's log_alpha."""
     gate_of_edge, n_gates = node_gates(graph)
     return train_gates(task, graph, ablated, gate_of_edge, n_gates, config, seed, progress)[gate_of_edge]
-
-
-def deterministic_circuit(scores: EdgeScores) -> Circuit:
-    """Returns the edges of edge-sp or node-sp scores whose noise-free gate is above 0.5 (log_alpha above 0)."""
-    return Circuit.from_mask(scores.graph, scores.scores, hard_concrete.KEEP_THRESHOLD,
-                             description=f"{scores.method}: deterministic gate > 0.5")
 
 
 def lambda_sweep(

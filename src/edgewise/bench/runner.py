@@ -1,0 +1,143 @@
+"""The benchmark: methods x tasks x graphs x ablations x seeds, written to one results folder that a re-run resumes.
+
+    DIR/runs/<key>.json     one finished run: its record plus its curves, written atomically
+    DIR/scores/<key>.json   the run's EdgeScores
+    DIR/results.json        the sweep's records in sweep order (without curves)
+    DIR/summary.md          a Markdown table of means over seeds
+    DIR/plots/              ROC and faithfulness curves per task, graph and ablation; circuit diagrams (plain graphs)
+
+A run's key holds its task, graph, method, ablation and seed, and a hash of its hyperparameters with the method's
+defaults filled in, so changing a default reruns that method. A re-run skips every run whose record exists; every
+file is written through a temporary file and os.replace, so an interrupted run leaves no half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..evaluate import RunEvaluation, ground_truths
+from ..graph import Edge, EdgeScores, Graph
+from ..methods import discover
+from ..patching import AblatedOutputs, faithfulness_loss, task_ablation
+from ..tasks import Task
+from ..tasks.tracr import get_task
+from .memory import PeakMemory
+from .summary import summary_markdown
+from .sweep import RunSpec, Sweep
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What every run on one task, graph and ablation shares: the graph, the ablation's values and the truths."""
+
+    graph: Graph
+    ablated: AblatedOutputs
+    truths: dict[str, set[Edge]]
+
+    @classmethod
+    def of(cls, task: Task, graph_kind: str, ablation: str) -> "Setting":
+        """Returns the setting; the effective truth costs a patched forward per true edge (dyck2 per-position: 20 s),
+        so the bench builds it once for all the methods and seeds that share it."""
+        graph = task.graph(per_position=graph_kind == "per-position")
+        ablated = task_ablation(task, graph, ablation)
+        return cls(graph, ablated, ground_truths(task, graph, ablated))
+
+
+def run_one(task: Task, spec: RunSpec, setting: Setting | None = None) -> tuple[dict, dict, EdgeScores]:
+    """Returns one run's record, its curves (ROC edge and node level against both truths, faithfulness) and scores.
+
+    AUROC is taken against the compiler's ground truth and against the effective one (its edges that change the
+    outputs under this ablation): under resample ablation most compiler edges carry nothing, which caps every method
+    against the compiler's truth. Seconds and peak memory cover the method alone; evaluation is timed apart.
+    `setting` is `Setting.of(task, spec.graph, spec.ablation)`, built here when not given.
+    """
+    setting = setting or Setting.of(task, spec.graph, spec.ablation)
+    on_cuda = next(task.model.parameters()).device.type == "cuda"
+    with PeakMemory(on_cuda) as memory:
+        scores = discover(task, spec.method, seed=spec.seed, graph=setting.graph, ablated=setting.ablated,
+                          **spec.hyperparameters)
+    start = time.perf_counter()
+    evaluation = RunEvaluation(task, scores, setting.ablated, setting.truths)
+    graph, effective = setting.graph, setting.truths["effective"]
+    record = {
+        "key": spec.key, "task": spec.task, "graph": spec.graph, "method": spec.method, "ablation": spec.ablation,
+        "seed": spec.seed, "hyperparameters": spec.hyperparameters, "n_edges": graph.n_edges,
+        "n_true_edges": len(setting.truths["compiler"]), "n_effective_edges": len(effective),
+        "effective_ground_truth": [e.endpoints() for e in sorted(effective, key=graph.edge_index)],
+        **evaluation.record(),
+    }
+    curve = evaluation.faithfulness_curve
+    curves: dict = {"faithfulness": None if any(map(math.isnan, curve.faithfulness)) else curve.to_dict()}
+    for truth in setting.truths:
+        suffix = "" if truth == "compiler" else f"_{truth}"
+        for level, roc in (("", evaluation.roc(truth)), ("node_", evaluation.node_roc(truth))):
+            curves[f"{level}roc{suffix}"] = None if roc is None else roc.to_dict()
+    record.update({
+        "seconds": scores.seconds, "evaluation_seconds": time.perf_counter() - start,
+        "peak_memory_mib": memory.peak_mib, "memory_measure": memory.measure,
+        "device": "cuda" if on_cuda else "cpu", "threads": torch.get_num_threads(),
+    })
+    return record, curves, scores
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Writes `text` to `path` through a temporary file beside it and os.replace: `path` holds its old content or
+    all of the new one, never part of it, and the temporary file is removed if the write fails."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as f:
+            f.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _warm_up(task: Task) -> None:
+    """Runs one masked forward, backward and Adam step, so that no method's time includes torch's one-time costs
+    (the first Adam step of a process imports torch's compiler stack: about 1 s here)."""
+    graph = task.graph()
+    mask = torch.full((graph.n_edges,), 0.5, requires_grad=True)
+    faithfulness_loss(task, graph, task_ablation(task, graph, "zero"), mask).backward()
+    torch.optim.Adam([mask]).step()
+
+
+def run_bench(sweep: Sweep, out: str | Path, progress: bool = True) -> list[dict]:
+    """Returns the sweep's records in sweep order, after running those not finished in `out` and writing
+    results.json and summary.md there (`edgewise.report.plot_bench` draws its plots)."""
+    out = Path(out)
+    specs = sweep.runs()
+    for stray in out.glob("**/.*.tmp"):  # left by a process killed mid-write, which no `except` could remove
+        stray.unlink()
+    pending = [s for s in specs if not (out / "runs" / f"{s.key}.json").exists()]
+    task: Task | None = None  # runs come task by task, so one task (and its settings) at a time is kept
+    settings: dict[tuple[str, str], Setting] = {}
+    with tqdm(total=len(specs), initial=len(specs) - len(pending), desc="bench", unit="run",
+              disable=not progress) as bar:
+        for spec in pending:
+            bar.set_postfix_str(f"{spec.task} {spec.graph} {spec.ablation} {spec.method} seed {spec.seed}")
+            if task is None or task.name != spec.task:
+                task, settings = get_task(spec.task), {}
+                _warm_up(task)
+            if (spec.graph, spec.ablation) not in settings:
+                settings[spec.graph, spec.ablation] = Setting.of(task, spec.graph, spec.ablation)
+            record, curves, scores = run_one(task, spec, settings[spec.graph, spec.ablation])
+            # Scores first: a run counts as finished once its record exists, and then its scores do too.
+            write_atomic(out / "scores" / f"{spec.key}.json", json.dumps(scores.to_dict()))
+            write_atomic(out / "runs" / f"{spec.key}.json", json.dumps({**record, "curves": curves}))
+            bar.update()
+    finished = [json.loads((out / "runs" / f"{s.key}.json").read_text()) for s in specs]
+    records = [{k: v for k, v in r.items() if k != "curves"} for r in finished]
+    write_atomic(out / "results.json", json.dumps(records, indent=1))
+    write_atomic(out / "summary.md", summary_markdown(records))
+    return records

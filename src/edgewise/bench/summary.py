@@ -1,0 +1,49 @@
+"""The bench's Markdown summary: one row per task, graph, ablation and method, means over seeds."""
+
+from __future__ import annotations
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """Returns a Markdown table: the header, the separator, then one line per row of already formatted cells."""
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
+
+
+def _cell(values: list, digits: int = 3) -> str:
+    """Returns the mean of the values (± their spread over seeds), counting how many exist when some are None."""
+    present = [float(v) for v in values if v is not None]
+    if not present:
+        return "n/a"
+    mean = sum(present) / len(present)
+    text = f"{mean:.{digits}f}"
+    if len(present) > 1:
+        std = (sum((v - mean) ** 2 for v in present) / (len(present) - 1)) ** 0.5
+        text += f" ± {std:.{digits}f}"
+    return text if len(present) == len(values) else f"{text} ({len(present)}/{len(values)})"
+
+
+_SUMMARY_COLUMNS = (  # (header, record field, digits)
+    ("AUROC", "auroc", 3), ("AUROC eff.", "auroc_effective", 3), ("node AUROC", "node_auroc", 3),
+    ("node AUROC eff.", "node_auroc_effective", 3), ("f at eff. size", "faithfulness_at_truth_size_effective", 3),
+    ("CPR", "cpr", 3), ("CMD", "cmd", 3),
+    ("edges to 95%", "edges_to_95", 1), ("seconds", "seconds", 2), ("peak MiB", "peak_memory_mib", 1),
+)
+
+
+def summary_markdown(records: list[dict]) -> str:
+    """Returns the Markdown summary: one row per task, graph, ablation and method, with means over seeds."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["task"], r["graph"], r["ablation"], r["method"]), []).append(r)
+    rows = [[*key, str(len(rs)), *(_cell([r.get(name) for r in rs], digits) for _, name, digits in _SUMMARY_COLUMNS)]
+            for key, rs in groups.items()]
+    header = ["task", "graph", "ablation", "method", "seeds", *(h for h, _, _ in _SUMMARY_COLUMNS)]
+    notes = (
+        "AUROC: against the compiler's ground truth; eff.: against its edges that change the outputs under the "
+        "ablation. Node AUROC: a node scores its best edge's score. f at eff. size: faithfulness of the top-k circuit, "
+        "k the effective truth's size. CPR and CMD: MIB's areas under f and |1 - f| "
+        "over the fraction of edges kept. Edges to 95%: the smallest top-k circuit with faithfulness >= 0.95 (runs "
+        "that reach it, of all, in brackets). Seconds and peak MiB: the method alone; peak memory on CPU is the "
+        "sampled rise of the process's resident set, approximate. Means ± standard deviation over seeds."
+    )
+    return f"# edgewise bench\n\n{notes}\n\n{markdown_table(header, rows)}"

@@ -1,0 +1,95 @@
+"""What a benchmark runs: sweeps of tasks x graphs x ablations x methods x seeds, and one run's specification."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from ..errors import InvalidSweepError, UnknownAblationError, UnknownTaskError
+from ..methods import get_method, make_config, method_names
+from ..patching import ABLATIONS
+from ..tasks.tracr import task_names
+
+GRAPH_KINDS = ("plain", "per-position")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep: a method with all its hyperparameters, on a task's graph, under an ablation, with a seed."""
+
+    task: str
+    graph: str  # "plain" or "per-position"
+    method: str
+    ablation: str
+    seed: int
+    hyperparameters: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Returns the run's file stem: its fields, and a hash of its hyperparameters, which do not fit a name."""
+        digest = hashlib.sha1(json.dumps(self.hyperparameters, sort_keys=True).encode()).hexdigest()[:10]
+        return f"{self.task}_{self.graph}_{self.method}_{self.ablation}_seed{self.seed}_{digest}"
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What a benchmark runs: every combination of its tasks, graphs, ablations, methods and seeds."""
+
+    tasks: tuple[str, ...]
+    methods: tuple[str, ...]
+    ablations: tuple[str, ...] = ("resample",)
+    graphs: tuple[str, ...] = ("plain",)
+    seeds: tuple[int, ...] = (0,)
+    hyperparameters: dict[str, dict] = field(default_factory=dict)  # per method: values replacing its defaults
+
+    def runs(self) -> list[RunSpec]:
+        """Returns the runs task by task (then graph, ablation, method, seed); raises for any unknown name before
+        anything runs."""
+        self._check()
+        configs = {
+            m: dataclasses.asdict(make_config(get_method(m), self.hyperparameters.get(m, {}))) for m in self.methods
+        }
+        return [
+            RunSpec(task, graph, method, ablation, seed, configs[method])
+            for task in self.tasks
+            for graph in self.graphs
+            for ablation in self.ablations
+            for method in self.methods
+            for seed in self.seeds
+        ]
+
+    def _check(self) -> None:
+        for name, values in (("tasks", self.tasks), ("methods", self.methods), ("ablations", self.ablations),
+                             ("graphs", self.graphs), ("seeds", self.seeds)):
+            if not values:
+                raise InvalidSweepError(f"the sweep lists no {name}; give at least one")
+        unknown = [t for t in self.tasks if t not in task_names()]
+        if unknown:
+            known = ", ".join(task_names())
+            raise UnknownTaskError(f"unknown task {unknown[0]!r}; the bench scores against a ground truth, so it runs "
+                                   f"the tracr tasks: {known} (others: edgewise discover)")
+        unknown = [a for a in self.ablations if a not in ABLATIONS]
+        if unknown:
+            raise UnknownAblationError(f"unknown ablation {unknown[0]!r}; choose from {', '.join(ABLATIONS)}")
+        unknown = [g for g in self.graphs if g not in GRAPH_KINDS]
+        if unknown:
+            raise InvalidSweepError(f"unknown graph kind {unknown[0]!r}; choose from {', '.join(GRAPH_KINDS)}")
+        unknown = sorted(set(self.hyperparameters) - set(self.methods))
+        if unknown:
+            raise InvalidSweepError(f"hyperparameters are set for {unknown[0]!r}, which the sweep does not run; add it "
+                                    f"to the methods ({', '.join(self.methods)}) or drop its settings")
+
+
+def quick_sweep() -> Sweep:
+    """Returns the quick sweep, well under a minute on one CPU thread: three small tracr tasks, a method of each
+    family plus the random baseline, resample ablation, plain graphs, one seed."""
+    methods = ("edge-sp", "acdc", "eap", "eap-ig-inputs", "random")
+    return Sweep(("tracr-reverse", "tracr-proportion", "tracr-sort"), methods)
+
+
+def full_sweep() -> Sweep:
+    """Returns the full sweep: every task and method, plain and per-position graphs, resample, mean and zero
+    ablation, seeds 0, 1 and 2 (deterministic methods repeat their result, at their small cost)."""
+    return Sweep(tuple(task_names()), tuple(method_names()), ("resample", "mean", "zero"), GRAPH_KINDS, (0, 1, 2))

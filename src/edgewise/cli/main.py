@@ -1,0 +1,286 @@
+"""The `edgewise` command line: thin; it parses, calls the library, prints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .. import __version__
+from ..errors import EdgewiseError, OutputPathError, UsageError
+
+
+def _tasks(args: argparse.Namespace) -> int:
+    from ..tasks import task_cards
+
+    cards, unavailable = task_cards()
+    for name, reason in unavailable.items():
+        print(f"{name}: not available ({reason})", file=sys.stderr)
+    rows = [card.to_dict() for card in cards]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = f"{'task':<22}{'layers':>7}{'heads':>6}{'d_model':>8}{'edges':>7}{'per-pos':>9}{'truth':>7}{'n':>5}  metric"
+    print(header)
+    for r in rows:
+        print(
+            f"{r['name']:<22}{r['n_layers']:>7}{r['n_heads']:>6}{r['d_model']:>8}{r['n_edges']:>7}"
+            f"{r['n_edges_per_position']:>9}{r['n_ground_truth_edges'] or '-':>7}{r['n_examples']:>5}  {r['metric']}"
+        )
+    return 0
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from ..tasks import get_task
+
+    _check_writable(args.json)
+    task = get_task(args.task)
+    graph = task.graph(per_position=args.per_position)
+    truth = sorted(task.ground_truth_edges(graph), key=graph.edge_index) if task.ground_truth is not None else []
+    if args.json:
+        record = {**graph.to_dict(), "ground_truth": [e.endpoints() for e in truth]}
+        Path(args.json).write_text(json.dumps(record, indent=1))
+        print(f"wrote {args.json}: {len(graph.nodes)} nodes, {graph.n_edges} edges, {len(truth)} ground-truth edges")
+        return 0
+    print(f"{task.name}: {task.description}")
+    print(graph)
+    print(f"nodes ({len(graph.nodes)}): {', '.join(graph.nodes)}")
+    if args.all_edges:
+        print("edges:")
+        for e in graph.edges:
+            print(f"  {e.name}")
+    print(f"ground-truth circuit ({len(truth)} edges):" if task.ground_truth is not None else "no known ground truth")
+    for e in truth:
+        print(f"  {e.name}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..patching.checks import run_checks
+    from ..tasks import get_task
+
+    task = get_task(args.task)
+    if args.float64:  # float32 rounding grows with how far a patch moves a deep model; float64 isolates the algorithm
+        task.model.to(torch.float64)
+    results = run_checks(task, per_position=args.per_position)
+    for r in results:
+        print(f"{'PASS' if r.passed else 'FAIL'}  diff {r.max_abs_diff:.1e} <= {r.tolerance:.0e}  "
+              f"(patch moves logits by {r.effect:.2g})  {r.name}")
+    failed = [r for r in results if not r.passed]
+    print(f"{len(results) - len(failed)}/{len(results)} patching checks passed on {task.name}")
+    return 1 if failed else 0
+
+
+def _check_writable(path: str | None, folder: bool = False) -> None:
+    """Raises OutputPathError unless `path` (when given) can be written as a file (or, with `folder`, as a folder);
+    creates its missing parent folders."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir() and not folder:
+        raise OutputPathError(f"{path} is a directory; give the path of a file to write")
+    if target.exists() and folder and not target.is_dir():
+        raise OutputPathError(f"{path} is a file; give a folder (new or existing) for the results")
+    existing = target if folder and target.exists() else target.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputPathError(f"cannot write {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        raise OutputPathError(f"cannot write {path}: {existing} is not writable; choose another location")
+    (target if folder else target.parent).mkdir(parents=True, exist_ok=True)
+
+
+def _positive_int(text: str) -> int:
+    """Returns `text` as an integer >= 1; argparse turns the ValueError into a usage error (exit status 2)."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def _hyperparameters(items: list[str] | None) -> dict[str, str]:
+    """Returns `--set NAME=VALUE` items as {name: text}; the method's config converts each by its declared type."""
+    hyperparameters = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set takes NAME=VALUE, got {item!r}")
+        hyperparameters[key.replace("-", "_")] = value
+    return hyperparameters
+
+
+def _discover(args: argparse.Namespace) -> int:
+    from ..evaluate import RunEvaluation, ground_truths
+    from ..methods import discover, get_method, make_config
+    from ..patching import task_ablation
+    from ..tasks import get_task
+
+    hyperparameters = _hyperparameters(args.set)
+    make_config(get_method(args.method), hyperparameters)  # bad names and values fail before any work
+    for path in (args.json, args.circuit_out):
+        _check_writable(path)
+    task = get_task(args.task, metric=args.metric)
+    graph = task.graph(per_position=args.per_position)
+    ablated = task_ablation(task, graph, args.ablation)
+    scores = discover(task, args.method, seed=args.seed, progress=True, graph=graph, ablated=ablated,
+                      **hyperparameters)
+    if args.json:
+        scores.save(args.json)
+    truths = ground_truths(task, graph, ablated)
+    run = RunEvaluation(task, scores, ablated, truths, circuit_size=args.top_k)
+    print(f"{args.method} on {task.name} ({graph}, {args.ablation} ablation, seed {args.seed}): "
+          f"{scores.seconds:.2f} s")
+    if truths:
+        effective = truths["effective"]
+        line = f"ROC AUC against the ground truth: {run.auroc('compiler'):.3f} (compiler's, {len(truths['compiler'])} edges)"
+        if run.auroc("effective") is not None:
+            line += f", {run.auroc('effective'):.3f} (effective under {args.ablation}, {len(effective)} edges)"
+        print(line)
+    circuit = run.circuit
+    print(f"circuit ({circuit.description}): {len(circuit)} edges, faithfulness {run.circuit_faithfulness:.3f}")
+    shown = args.top_k or max(len(circuit), len(truths.get("compiler", ())), 1)
+    print(f"top {shown} edges by score:")
+    truth = truths.get("compiler")
+    for edge, score in scores.ranked()[:shown]:
+        mark = "" if truth is None else ("  true" if edge in truth else "  -")
+        kept = "  in circuit" if edge in circuit.edges else ""
+        print(f"  {score:+.4g}  {edge.name}{mark}{kept}")
+    if args.circuit_out:
+        circuit.save(args.circuit_out)
+        print(f"wrote the circuit to {args.circuit_out} (check it with `edgewise diagnose {task.name} "
+              f"--circuit {args.circuit_out}`)")
+    if args.json:
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    _check_writable(args.out, folder=True)
+    return run_demo(args.task, Path(args.out))
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    """Returns the comma-separated names in `text`."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _comma_ints(text: str) -> tuple[int, ...]:
+    """Returns the comma-separated integers in `text`; argparse turns a ValueError into a usage error."""
+    return tuple(int(value) for value in _comma_list(text))
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import dataclasses
+    import time
+
+    from ..bench import full_sweep, quick_sweep, run_bench
+
+    sweep = full_sweep() if args.full else quick_sweep()
+    chosen = {name: getattr(args, name) for name in ("tasks", "methods", "ablations", "graphs", "seeds")}
+    sweep = dataclasses.replace(sweep, **{name: value for name, value in chosen.items() if value is not None})
+    sweep.runs()  # unknown names fail before any work
+    _check_writable(args.out, folder=True)
+    start = time.perf_counter()
+    records = run_bench(sweep, args.out, progress=True)
+    if not args.no_plots:
+        from ..report import plot_bench
+
+        plot_bench(args.out)
+    print((Path(args.out) / "summary.md").read_text())
+    print(f"wrote {Path(args.out) / 'results.json'}: {len(records)} runs, {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _diagnose(args: argparse.Namespace) -> int:
+    from ..diagnostics import ABLATIONS, diagnose, format_diagnosis
+    from ..graph import Circuit
+    from ..tasks import get_task
+
+    _check_writable(args.json)
+    circuit = Circuit.load(args.circuit, task=args.task) if args.circuit else None
+    task = get_task(args.task, metric=args.metric)
+    per_position = args.per_position or (circuit is not None and circuit.per_position)
+    diagnosis = diagnose(task, per_position, args.ablations or ABLATIONS, circuit)
+    print(format_diagnosis(diagnosis))
+    if args.json:
+        Path(args.json).write_text(json.dumps(diagnosis.to_dict(), indent=1))
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the parser of every `edgewise` subcommand."""
+    parser = argparse.ArgumentParser(prog="edgewise", description="Circuit discovery on edge graphs.")
+    parser.add_argument("--version", action="version", version=f"edgewise {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("tasks", help="list the built-in tasks with model sizes and edge counts")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.set_defaults(run=_tasks)
+    p = sub.add_parser("graph", help="print a task's nodes, edges and ground-truth circuit")
+    p.add_argument("task")
+    p.add_argument("--per-position", action="store_true", help="unroll the graph over sequence positions")
+    p.add_argument("--json", metavar="FILE", help="write {nodes, edges, ground_truth} to FILE")
+    p.add_argument("--all-edges", action="store_true", help="also print every edge")
+    p.set_defaults(run=_graph)
+    p = sub.add_parser("check", help="run the patching exactness checks on a task's model")
+    p.add_argument("task")
+    p.add_argument("--per-position", action="store_true")
+    p.add_argument("--float64", action="store_true", help="run the model in float64: no float32 rounding in the diffs")
+    p.set_defaults(run=_check)
+    p = sub.add_parser("discover", help="score every edge of a task's graph with one method; print the circuit")
+    p.add_argument("task")
+    p.add_argument("--method", default="edge-sp", help="edge-sp, node-sp, acdc, eap, eap-ig-inputs, ...")
+    p.add_argument("--ablation", default="resample", choices=["resample", "mean", "zero", "per-position-mean"])
+    p.add_argument("--per-position", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top-k", type=_positive_int, metavar="K",
+                   help="size of top-k circuits and edges to print (default: the effective truth's size, else 20)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="a hyperparameter, e.g. --set steps=500")
+    p.add_argument("--metric", choices=["kl", "mse", "l2"], help="faithfulness metric (default: the task's own)")
+    p.add_argument("--json", metavar="FILE", help="write {method, seconds, scores: [[writer, reader, score]]}")
+    p.add_argument("--circuit-out", metavar="FILE", help="write the method's circuit (input of diagnose --circuit)")
+    p.set_defaults(run=_discover)
+    p = sub.add_parser("demo", help="show a task, its graph, its true circuit and a patching check, with plots")
+    p.add_argument("--task", default="tracr-reverse")
+    p.add_argument("--out", default="demo-output", help="folder for the plots and JSON")
+    p.set_defaults(run=_demo)
+    p = sub.add_parser("bench", help="run methods x tasks x ablations x seeds; write results.json, a summary, plots")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="3 small tasks x 5 methods, resample, plain (default)")
+    size.add_argument("--full", action="store_true", help="every task and method, both graphs, 3 ablations, 3 seeds")
+    p.add_argument("--out", required=True, help="results folder; a re-run into it skips finished runs")
+    p.add_argument("--tasks", type=_comma_list, help="comma-separated tasks, replacing the mode's")
+    p.add_argument("--methods", type=_comma_list, help="comma-separated methods, e.g. eap,random")
+    p.add_argument("--ablations", type=_comma_list, help="comma-separated ablations: resample, mean, zero, ...")
+    p.add_argument("--graphs", type=_comma_list, help="comma-separated graph kinds: plain, per-position")
+    p.add_argument("--seeds", type=_comma_ints, help="comma-separated seeds, e.g. 0,1,2")
+    p.add_argument("--no-plots", action="store_true", help="write results and summary only")
+    p.set_defaults(run=_bench)
+    p = sub.add_parser("diagnose", help="constant writers, the ground truth's minimal circuit per ablation, and what "
+                       "a circuit outputs")
+    p.add_argument("task")
+    p.add_argument("--circuit", metavar="FILE", help="a Circuit JSON whose behaviour to check (default: each "
+                   "ablation's minimal circuit)")
+    p.add_argument("--ablations", type=_comma_list, help="comma-separated ablations (default: resample,mean,zero)")
+    p.add_argument("--per-position", action="store_true", help="diagnose the per-position graph")
+    p.add_argument("--metric", choices=["kl", "mse", "l2"], help="faithfulness metric (default: the task's own)")
+    p.add_argument("--json", metavar="FILE", help="write the diagnostics to FILE")
+    p.set_defaults(run=_diagnose)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs one `edgewise` command; returns its exit status (2 for errors edgewise explains)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except EdgewiseError as err:
+        print(f"edgewise: error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,10 @@
+"""The diagnostics stage: why a circuit is what it is. Constant writers, minimal faithful circuits with the reason
+each edge could go, redundancy, and what a circuit actually outputs; `diagnose` gathers them into one report."""
+
+from .behaviour import BehaviourCheck, behaviour_check
+from .constant_writers import constant_writers, writer_variation
+from .diagnose import ABLATIONS, Diagnosis, DiagnosticsSettings, diagnose, format_diagnosis
+from .minimal_circuit import MinimalCircuit, minimal_circuit
+
+__all__ = ["ABLATIONS", "BehaviourCheck", "Diagnosis", "DiagnosticsSettings", "MinimalCircuit", "behaviour_check",
+           "constant_writers", "diagnose", "format_diagnosis", "minimal_circuit", "writer_variation"]

@@ -1,0 +1,211 @@
+"""Validity diagnostics of a task, in one report: constant writers, the ground truth's faithfulness and minimal
+circuit under each ablation, and what a circuit actually outputs; `edgewise diagnose TASK` prints and saves it.
+
+The case that motivates it: on tracr-reverse every input has length 3, so the MLPs that compute `length` and
+`opp_idx` output the same vector on every input. Resampling them changes nothing, and under resample ablation a
+2-edge circuit (`Resid Start->A3.0.V`, `A3.0->Resid End`) is exactly as faithful as the compiler's 13 edges
+(docs/diagnostics.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from ..errors import GraphMismatchError, InvalidHyperparameterError
+from ..graph import Circuit, Graph
+from ..patching import task_ablation
+from ..tasks import Task
+from .behaviour import BehaviourCheck, BehaviourThresholds, OutputBehaviour, behaviour_check
+from .constant_writers import WRITER_TOLERANCE, WriterVariation, constant_beyond_bos, writer_variation
+from .minimal_circuit import OUTPUT_TOLERANCE, MinimalCircuit, minimal_circuit
+
+ABLATIONS = ("resample", "mean", "zero")
+
+
+@dataclass(frozen=True)
+class DiagnosticsSettings:
+    """Tolerances of the diagnostics (reasons beside OUTPUT_TOLERANCE, WRITER_TOLERANCE and BehaviourThresholds)."""
+
+    output_tolerance: float = OUTPUT_TOLERANCE  # faithful: every scored output within this of the full model's
+    writer_tolerance: float = WRITER_TOLERANCE  # constant: deviation <= this * (1 + the writer's largest |output|)
+    behaviour: BehaviourThresholds = field(default_factory=BehaviourThresholds)
+
+    def __post_init__(self):
+        for name in ("output_tolerance", "writer_tolerance"):
+            value = getattr(self, name)
+            if not value >= 0:
+                raise InvalidHyperparameterError(f"{name}={value} must be a number >= 0 (0 demands exact equality)")
+
+
+@dataclass(frozen=True)
+class AblationDiagnosis:
+    """The ground truth's minimisation (None without a ground truth) and the behaviour check under one ablation."""
+
+    ablation: str
+    minimal: MinimalCircuit | None
+    behaviour: BehaviourCheck
+
+    def to_dict(self) -> dict:
+        """Returns the diagnosis as JSON-ready data, edges in the graph's order."""
+        m = self.minimal
+        record: dict = {"ground_truth_faithful": None, "minimal_circuit": None, "removable": []}
+        if m is not None:
+            record = {
+                "ground_truth_faithful": m.faithful,
+                "ground_truth_loss": m.start_loss,
+                "ground_truth_max_change": m.start_change,
+                "ground_truth_size": len(m.start),
+                "minimal_circuit": None if m.edges is None else [k.edge.endpoints() for k in m.kept],
+                "minimal_circuit_loss": m.loss,
+                "removable": [r.to_dict() for r in m.removed],
+                "kept": [k.to_dict() for k in m.kept],
+            }
+        return {**record, "empty_loss": self.behaviour.rows[-1].loss, "behaviour": self.behaviour.to_dict()}
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Every diagnostic of one task on one graph."""
+
+    task: str
+    graph: Graph
+    metric: str
+    settings: DiagnosticsSettings
+    bos_position: int | None
+    writers: tuple[WriterVariation, ...]  # every writer, constant or not
+    ablations: dict[str, AblationDiagnosis]
+
+    @property
+    def constant_writers(self) -> list[WriterVariation]:
+        """Returns the writers constant on every input at some position other than BOS (see constant_beyond_bos)."""
+        return constant_beyond_bos(list(self.writers), self.bos_position)
+
+    @property
+    def constant_only_at_bos(self) -> list[str]:
+        """Returns the writers whose output is the same on every input at the BOS position only."""
+        return [w.writer for w in self.writers if w.constant_positions == (self.bos_position,)]
+
+    def to_dict(self) -> dict:
+        """Returns the diagnosis as JSON-ready data: the `edgewise diagnose --json` contract."""
+        return {
+            "task": self.task,
+            "graph": {"n_edges": self.graph.n_edges, "per_position": self.graph.per_position},
+            "metric": self.metric,
+            "settings": asdict(self.settings),
+            "bos_position": self.bos_position,
+            "constant_writers": [w.to_dict() for w in self.constant_writers],
+            "constant_only_at_bos": self.constant_only_at_bos,
+            "ablations": {kind: a.to_dict() for kind, a in self.ablations.items()},
+        }
+
+
+def diagnose(
+    task: Task,
+    per_position: bool = False,
+    ablations: tuple[str, ...] = ABLATIONS,
+    circuit: Circuit | None = None,
+    settings: DiagnosticsSettings = DiagnosticsSettings(),
+) -> Diagnosis:
+    """Returns the task's diagnostics: its constant writers, and per ablation the ground truth's faithfulness and
+    minimal circuit, plus a behaviour check of `circuit` (default: that ablation's minimal circuit, or the ground
+    truth where it is not faithful)."""
+    if circuit is None and task.ground_truth is None:
+        raise GraphMismatchError(f"task {task.name} has no ground-truth circuit to minimise; pass the circuit whose "
+                                 "behaviour to check (`--circuit FILE`)")
+    graph = task.graph(per_position)
+    if circuit is not None:  # raise GraphMismatchError, naming the fix, for a circuit of another task or graph
+        circuit.check_task(task.name)
+        circuit.mask(graph)
+    results = {}
+    for kind in ablations:
+        ablated = task_ablation(task, graph, kind)
+        minimal = None
+        if task.ground_truth is not None:
+            minimal = minimal_circuit(task, graph, ablated, None, settings.output_tolerance, settings.writer_tolerance)
+        if circuit is not None:
+            edges, label = set(circuit.edges), circuit.description or "given circuit"
+        elif minimal.edges is not None:
+            edges, label = set(minimal.edges), "minimal circuit"
+        else:
+            edges, label = set(minimal.start), "ground truth"
+        check = behaviour_check(task, graph, ablated, edges, label, settings.behaviour)
+        results[kind] = AblationDiagnosis(kind, minimal, check)
+    return Diagnosis(task.name, graph, task.metric.name, settings, task.bos_position,
+                     tuple(writer_variation(task, graph, settings.writer_tolerance)), results)
+
+
+def _positions(positions: tuple[int, ...], all_positions: tuple[int, ...]) -> str:
+    """Returns 'every position', or the positions as a list."""
+    if positions == all_positions:
+        return "every position"
+    return ("position " if len(positions) == 1 else "positions ") + ", ".join(map(str, positions))
+
+
+def _answers(row: OutputBehaviour, categorical: bool, shown: int = 4) -> str:
+    """Returns a row's answer distribution in a few words: the top classes' shares, or mean, std and range."""
+    d = row.distribution
+    if not categorical:
+        return f"mean {d['mean']:.3g}, std {d['std']:.3g}, {d['min']:.3g}..{d['max']:.3g}"
+    top = ", ".join(f"{label} {share:.0%}" for label, share in list(d.items())[:shown])
+    return top + (f", +{len(d) - shown} more" if len(d) > shown else "")
+
+
+def _writer_lines(diagnosis: Diagnosis) -> list[str]:
+    """Returns the constant-writers section; writers that are zero everywhere share one line."""
+    lines = [f"== constant writers: output the same on every input (clean and corrupted), within "
+             f"{diagnosis.settings.writer_tolerance:g} x (1 + largest |output|)"]
+    empty = []
+    for w in diagnosis.constant_writers:
+        evaluated = tuple(sorted(w.constant_positions + w.varying_positions))
+        if w.zero_positions == evaluated:
+            empty.append(w.writer)
+            continue
+        text = _positions(w.constant_positions, evaluated)
+        if w.varying_positions:
+            text += f" (varies at {', '.join(map(str, w.varying_positions))})"
+        if w.zero_positions:
+            text += "; zero at " + _positions(w.zero_positions, evaluated)
+        lines.append(f"  {w.writer:<12} {text}")
+    if empty:
+        lines.append(f"  zero at every position (they write nothing on these inputs): {', '.join(empty)}")
+    if not diagnosis.constant_writers:
+        lines.append("  none")
+    if diagnosis.constant_only_at_bos:
+        lines.append(f"  constant only at the BOS position {diagnosis.bos_position}: "
+                     + ", ".join(diagnosis.constant_only_at_bos))
+    return lines
+
+
+def _ablation_lines(diagnosis: Diagnosis, a: AblationDiagnosis) -> list[str]:
+    """Returns one ablation's section: ground truth, minimal circuit with reasons, behaviour table."""
+    metric, m = diagnosis.metric, a.minimal
+    lines = [f"== {a.ablation} ablation"]
+    if m is not None:
+        verdict = "faithful" if m.faithful else f"NOT faithful (max output change {m.start_change:.3g})"
+        lines.append(f"  ground truth ({len(m.start)} edges): {verdict}, {metric} {m.start_loss:.3g} "
+                     f"(empty circuit: {a.behaviour.rows[-1].loss:.3g})")
+    if m is not None and m.edges is not None:
+        lines.append(f"  minimal circuit: {len(m.edges)} edges, {metric} {m.loss:.3g}; removing one of them gives")
+        lines += [f"    {k.edge.name:<28} {metric} {k.loss_without:.3g}, max output change {k.change_without:.2g}"
+                  + ("  (redundant: removable alone from the ground truth)" if k.redundant else "") for k in m.kept]
+        lines.append(f"  removed from the ground truth: {len(m.removed)} edges")
+        lines += [f"    {r.edge.name:<28} {r.reason}: {r.detail}" for r in m.removed]
+    rows = a.behaviour.rows
+    width = max(len(row.label) for row in rows) + 2
+    lines.append(f"  behaviour of the {rows[1].label} on the task's inputs:")
+    lines.append(f"    {'':<{width}}{'edges':>6}{metric:>10}{'agree':>7}  {'answers':<40} flags")
+    for row in rows:
+        lines.append(f"    {row.label:<{width}}{row.n_edges:>6}{row.loss:>10.3g}{row.agreement:>7.2f}  "
+                     f"{_answers(row, a.behaviour.categorical):<40} {', '.join(row.flags) or '-'}")
+    return lines
+
+
+def format_diagnosis(diagnosis: Diagnosis) -> str:
+    """Returns the diagnosis as the text report `edgewise diagnose` prints."""
+    kind = "per-position" if diagnosis.graph.per_position else "plain"
+    lines = [f"{diagnosis.task}: {diagnosis.graph.n_edges} edges ({kind} graph), metric {diagnosis.metric}; faithful "
+             f"= every scored output within {diagnosis.settings.output_tolerance:g} of the full model's", ""]
+    lines += _writer_lines(diagnosis)
+    for a in diagnosis.ablations.values():
+        lines += [""] + _ablation_lines(diagnosis, a)
+    return "\n".join(lines)

@@ -1,0 +1,21 @@
+"""The evaluation stage: ROC curves and AUROC against a ground truth (edge and node level), ground truths per
+ablation, faithfulness of circuits and MIB's faithfulness curves, and the one scorer of a discovery run."""
+
+from .faithfulness import (
+    FaithfulnessCurve,
+    circuit_loss,
+    circuit_sizes,
+    cmd,
+    cpr,
+    edges_to_reach,
+    faithfulness,
+    faithfulness_curve,
+)
+from .ground_truth import effective_ground_truth
+from .roc import RocCurve, circuit_nodes, node_roc_auc, node_roc_curve, node_scores, roc_auc, roc_curve
+from .run import FAITHFUL_LEVEL, RunEvaluation, ground_truths
+
+__all__ = ["FAITHFUL_LEVEL", "FaithfulnessCurve", "RocCurve", "RunEvaluation", "circuit_loss", "circuit_nodes",
+           "circuit_sizes", "cmd", "cpr", "edges_to_reach", "effective_ground_truth", "faithfulness",
+           "faithfulness_curve", "ground_truths", "node_roc_auc", "node_roc_curve", "node_scores", "roc_auc",
+           "roc_curve"]

@@ -1,0 +1,247 @@
+"""Graph: the nodes and edges of one model's computation, built from its adapter's hook groups; serialisable.
+
+Every writer (embeddings, attention head, MLP) feeds every reader (a head's q, k or v input, an MLP input, the
+final residual) that comes later in the residual stream. A per-position graph repeats each edge once per
+sequence position (auto-circuit's token circuits): edge (w, r, p) carries w's output at position p into r's
+input at position p.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import GraphMismatchError, InvalidMaskError
+from .nodes import HookGroup, Node, NodeKind
+
+
+@dataclass(frozen=True, order=True)
+class Edge:
+    """One writer -> reader edge; `position` is set only in per-position graphs."""
+
+    writer: str
+    reader: str
+    position: int | None = None
+
+    @property
+    def name(self) -> str:
+        """Returns `writer->reader`, with `@position` appended in per-position graphs."""
+        suffix = "" if self.position is None else f"@{self.position}"
+        return f"{self.writer}->{self.reader}{suffix}"
+
+    def endpoints(self) -> list[str]:
+        """Returns [writer, reader] node names as JSON stores them (`A0.0@2` style in per-position graphs)."""
+        if self.position is None:
+            return [self.writer, self.reader]
+        return [f"{self.writer}@{self.position}", f"{self.reader}@{self.position}"]
+
+    @classmethod
+    def from_endpoints(cls, writer: str, reader: str) -> "Edge":
+        """Parses the JSON form written by `endpoints`."""
+        if "@" in writer:
+            w, wp = writer.rsplit("@", 1)
+            r, rp = reader.rsplit("@", 1)
+            if wp != rp:
+                raise GraphMismatchError(f"edge {writer} -> {reader} joins two positions; edges stay at one position")
+            return cls(w, r, int(wp))
+        return cls(writer, reader)
+
+
+class Graph:
+    """Nodes and edges of one model, with the hook layout the patching forward needs."""
+
+    def __init__(self, groups: list[HookGroup], n_positions: int | None = None):
+        self.groups = tuple(groups)
+        self.n_positions = n_positions
+        self.writer_nodes: list[Node] = [n for g in groups if g.kind == "writer" for n in g.nodes]
+        self.reader_nodes: list[Node] = [n for g in groups if g.kind == "reader" for n in g.nodes]
+        self.writers: list[str] = [n.name for n in self.writer_nodes]
+        self.readers: list[str] = [n.name for n in self.reader_nodes]
+        if len(set(self.writers)) != len(self.writers) or len(set(self.readers)) != len(self.readers):
+            raise GraphMismatchError("hook groups name a writer or reader twice; every node name must be unique")
+        self._writer_index = {n: i for i, n in enumerate(self.writers)}
+        self._reader_index = {n: i for i, n in enumerate(self.readers)}
+        # For each group: its first index among writers (or readers) and the number of writers before it.
+        self.group_offset: list[int] = []
+        self.writers_before: list[int] = []
+        n_w = n_r = 0
+        for g in groups:
+            self.group_offset.append(n_w if g.kind == "writer" else n_r)
+            self.writers_before.append(n_w)
+            if g.kind == "writer":
+                n_w += len(g.names)
+            else:
+                n_r += len(g.names)
+        positions = [None] if n_positions is None else list(range(n_positions))
+        self.edges: list[Edge] = []
+        for g, before in zip(groups, self.writers_before):
+            if g.kind != "reader":
+                continue
+            for reader in g.names:
+                for writer in self.writers[:before]:
+                    self.edges.extend(Edge(writer, reader, p) for p in positions)
+        self._index = {e: i for i, e in enumerate(self.edges)}
+        self.edge_writer = torch.tensor([self._writer_index[e.writer] for e in self.edges], dtype=torch.long)
+        self.edge_reader = torch.tensor([self._reader_index[e.reader] for e in self.edges], dtype=torch.long)
+        self.edge_position = torch.tensor([e.position or 0 for e in self.edges], dtype=torch.long)
+
+    @classmethod
+    def from_model(
+        cls, model: object, per_position: bool = False, n_positions: int | None = None, split_embeddings: bool = False
+    ) -> "Graph":
+        """Returns the graph of `model` (or of an Adapter); per-position graphs need the sequence length.
+
+        A convenience for users: it asks `edgewise.adapters` for the model's hook groups. Inside the library a graph
+        is built from the groups an adapter already gave (`Task.graph`), so the data path never turns back here."""
+        from ..adapters import adapter_for
+
+        adapter = adapter_for(model)
+        if per_position and not n_positions:
+            raise GraphMismatchError("a per-position graph needs n_positions (the sequence length of the task's data)")
+        if n_positions and not per_position:
+            raise GraphMismatchError(f"n_positions={n_positions} was given for a plain graph; pass per_position=True")
+        return cls(adapter.hook_groups(split_embeddings=split_embeddings), n_positions if per_position else None)
+
+    @property
+    def per_position(self) -> bool:
+        return self.n_positions is not None
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edges)
+
+    def writer_node(self, name: str) -> Node:
+        """Returns the writer named `name`, or raises GraphMismatchError."""
+        if name not in self._writer_index:
+            raise GraphMismatchError(f"this graph has no writer {name!r}; its writers are {', '.join(self.writers)}")
+        return self.writer_nodes[self._writer_index[name]]
+
+    def reader_node(self, name: str) -> Node:
+        """Returns the reader named `name`, or raises GraphMismatchError."""
+        if name not in self._reader_index:
+            raise GraphMismatchError(f"this graph has no reader {name!r}; its readers are {', '.join(self.readers)}")
+        return self.reader_nodes[self._reader_index[name]]
+
+    def writer_group(self, writer: str) -> HookGroup:
+        """Returns the hook group that holds `writer`."""
+        self.writer_node(writer)
+        return next(g for g in self.groups if g.kind == "writer" and writer in g.names)
+
+    def fed_writer(self, reader: str) -> int | None:
+        """Returns the index of the writer whose computation `reader` feeds (a q/k/v input's head, an MLP's output),
+        or None for a reader no writer follows (the output)."""
+        return self._writer_index.get(self.reader_node(reader).component)
+
+    def reached_positions(self, reader: str, position: int) -> list[int]:
+        """Returns the positions of the fed node's output that the reader's input at `position` can change: every
+        position for a key or value input (attention moves information along the sequence), else `position`."""
+        if self.reader_node(reader).attends:
+            return list(range(self.n_positions))
+        return [position]
+
+    def edge_nodes(self, edge: Edge) -> tuple[str, str]:
+        """Returns the labels of the (writer, component) nodes an edge joins: a reader belongs to its component
+        (`A1.0.Q` -> `A1.0`), and a per-position edge joins the two nodes at its position (`A1.0@2`)."""
+        component = self.reader_node(edge.reader).component
+        if edge.position is None:
+            return edge.writer, component
+        return f"{edge.writer}@{edge.position}", f"{component}@{edge.position}"
+
+    @property
+    def input_writers(self) -> list[str]:
+        """Returns the writers where the residual stream starts: the embeddings."""
+        return [n.name for n in self.writer_nodes if n.kind is NodeKind.EMBEDDING]
+
+    @property
+    def output_readers(self) -> list[str]:
+        """Returns the readers of the final residual stream."""
+        return [n.name for n in self.reader_nodes if n.kind is NodeKind.OUTPUT]
+
+    @property
+    def split_embeddings(self) -> bool:
+        """Returns whether token and position embeddings are separate writers."""
+        return len(self.input_writers) > 1
+
+    @property
+    def nodes(self) -> list[str]:
+        """Returns node names in residual-stream order; an MLP is one node that both reads and writes."""
+        names = list(dict.fromkeys(n for g in self.groups for n in g.names))
+        if self.n_positions is None:
+            return names
+        return [f"{n}@{p}" for p in range(self.n_positions) for n in names]
+
+    def edge_index(self, edge: Edge | tuple) -> int:
+        """Returns the position of `edge` in the mask vector, or raises GraphMismatchError."""
+        key = edge if isinstance(edge, Edge) else Edge(*edge)
+        try:
+            return self._index[key]
+        except KeyError:
+            raise GraphMismatchError(
+                f"edge {key.name} is not in this graph ({self.n_edges} edges, "
+                f"{'per-position' if self.per_position else 'plain'}); writers must precede readers and names must "
+                f"match `edgewise graph` output, e.g. {self.edges[0].name}"
+            ) from None
+
+    def __contains__(self, edge: Edge) -> bool:
+        return edge in self._index
+
+    def mask_for(self, edges: "set[Edge] | list[Edge]", keep: float = 1.0) -> torch.Tensor:
+        """Returns a mask [n_edges] that keeps exactly `edges` (value `keep`) and ablates every other edge."""
+        mask = torch.zeros(self.n_edges)
+        for e in edges:
+            mask[self.edge_index(e)] = keep
+        return mask
+
+    def check_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """Returns `mask` as float [n_masks, n_edges], or raises GraphMismatchError naming the expected shape."""
+        if not isinstance(mask, torch.Tensor) or not mask.is_floating_point():
+            raise GraphMismatchError(
+                f"the mask must be a float tensor [n_edges] or [n_masks, n_edges]; got {type(mask).__name__}"
+                f"{'' if not isinstance(mask, torch.Tensor) else ' of dtype ' + str(mask.dtype)}. Use graph.mask_for("
+                "edges) or torch.ones(graph.n_edges)"
+            )
+        if mask.dim() not in (1, 2) or mask.shape[-1] != self.n_edges:
+            raise GraphMismatchError(
+                f"mask has shape {tuple(mask.shape)} but this graph has {self.n_edges} edges: pass [{self.n_edges}] "
+                f"or [n_masks, {self.n_edges}] (was the mask made for the "
+                f"{'plain' if self.per_position else 'per-position'} graph?)"
+            )
+        if not torch.isfinite(mask).all():
+            raise InvalidMaskError("the mask holds NaN or infinite values; masks are weights in [0, 1] per edge")
+        return mask if mask.dim() == 2 else mask.unsqueeze(0)
+
+    def to_dict(self) -> dict:
+        """Returns the graph as JSON-ready data: its hook groups (enough to rebuild it) plus nodes and edges."""
+        return {
+            "groups": [g.to_dict() for g in self.groups],
+            "n_positions": self.n_positions,
+            "nodes": self.nodes,
+            "edges": [e.endpoints() for e in self.edges],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Graph":
+        """Returns the graph that `to_dict` described; raises GraphMismatchError for other JSON."""
+        if "groups" not in d:
+            raise GraphMismatchError("this JSON has no hook groups: Graph.load reads files written by Graph.save or "
+                                     "by `edgewise graph --json`")
+        return cls([HookGroup.from_dict(g) for g in d["groups"]], d["n_positions"])
+
+    def save(self, path: str | Path) -> None:
+        """Writes the graph as JSON."""
+        Path(path).write_text(json.dumps(self.to_dict()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Graph":
+        """Returns the graph saved at `path`."""
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Graph) and self.groups == other.groups and self.n_positions == other.n_positions
+
+    def __repr__(self) -> str:
+        kind = f"per-position x{self.n_positions}" if self.per_position else "plain"
+        return f"Graph({len(self.writers)} writers, {len(self.readers)} readers, {self.n_edges} edges, {kind})"

@@ -1,0 +1,153 @@
+"""Typed nodes of an edge graph, and the hook groups that place them on a model's hook points.
+
+A `Node` says what a writer or reader is (its kind, layer, head, which attention input, which feature) so that code
+asks a node rather than parsing its name. Names (`A2.0.V`, `MLP 1`, `Resid Start`, `A0.0@2` per position) are for
+files and screens; `parse_node_name` reads the standard ones back for files written without node records.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Literal
+
+from ..errors import GraphMismatchError
+
+
+class NodeKind(str, Enum):
+    """What a node computes. Methods never look at it; evaluation, diagnostics and reports do."""
+
+    EMBEDDING = "embedding"  # token and/or position embeddings: where the residual stream starts
+    HEAD = "head"  # one attention head (as a writer), or one of its q/k/v inputs (as a reader)
+    MLP = "mlp"  # one MLP: both a reader (its input) and a writer (its output)
+    OUTPUT = "output"  # the final residual stream, read by the unembedding
+    FEATURE = "feature"  # one feature of a dictionary (sparse autoencoder) that splits a writer's output
+    ERROR = "error"  # what a dictionary fails to reconstruct of a writer's output
+    MODULE = "module"  # a submodule of an arbitrary model, declared by its adapter
+
+
+AttentionInput = Literal["q", "k", "v"]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One writer or reader of a graph. `component` names the node whose computation a reader feeds (the head of a
+    q/k/v input; an MLP feeds itself); a writer is its own component. `position` is set in per-position graphs."""
+
+    name: str
+    kind: NodeKind
+    layer: int | None = None
+    head: int | None = None
+    input: AttentionInput | None = None  # a head reader: which of the head's inputs
+    index: int | None = None  # a feature node: the feature's index in its dictionary
+    component: str = ""  # defaults to `name`
+    position: int | None = None
+
+    def __post_init__(self):
+        if not self.component:
+            object.__setattr__(self, "component", self.name)
+        object.__setattr__(self, "kind", NodeKind(self.kind))
+
+    @property
+    def label(self) -> str:
+        """Returns the name as files and screens show it: `A0.0@2` at a position, else the plain name."""
+        return self.name if self.position is None else f"{self.name}@{self.position}"
+
+    def at(self, position: int | None) -> "Node":
+        """Returns this node at `position` (None: the node of a plain graph)."""
+        return replace(self, position=position)
+
+    @property
+    def attends(self) -> bool:
+        """Returns whether this reader is a key or value input: what it reads at one position reaches the head's
+        output at other positions (attention moves information along the sequence)."""
+        return self.input in ("k", "v")
+
+    def to_dict(self) -> dict:
+        """Returns the node as JSON-ready data; fields left at their defaults are omitted."""
+        record = {"name": self.name, "kind": self.kind.value}
+        for key in ("layer", "head", "input", "index", "position"):
+            if getattr(self, key) is not None:
+                record[key] = getattr(self, key)
+        if self.component != self.name:
+            record["component"] = self.component
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "Node":
+        return cls(**record)
+
+
+@dataclass(frozen=True)
+class HookGroup:
+    """Nodes that live on one hook point: a writer group (the hook's value is their outputs) or a reader group.
+
+    A per-head hook's value is [batch, pos, len(nodes), d_model]; any other hook's is [batch, pos, d_model] and
+    the group has exactly one node.
+    """
+
+    kind: Literal["writer", "reader"]
+    hook: str
+    nodes: tuple[Node, ...]
+    per_head: bool
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(n.name for n in self.nodes)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "hook": self.hook, "names": list(self.names), "per_head": self.per_head,
+                "nodes": [n.to_dict() for n in self.nodes]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HookGroup":
+        """Returns the group; files written before nodes were typed have names only, which are parsed."""
+        if "nodes" in d:
+            nodes = tuple(Node.from_dict(n) for n in d["nodes"])
+        else:
+            nodes = tuple(parse_node_name(name) for name in d["names"])
+        return cls(kind=d["kind"], hook=d["hook"], nodes=nodes, per_head=d["per_head"])
+
+
+def embedding_node(name: str = "Resid Start") -> Node:
+    return Node(name, NodeKind.EMBEDDING)
+
+
+def head_node(layer: int, head: int, attention_input: AttentionInput | None = None) -> Node:
+    """Returns head `A{layer}.{head}` (a writer) or its q/k/v input `A{layer}.{head}.Q` (a reader)."""
+    name = f"A{layer}.{head}"
+    if attention_input is None:
+        return Node(name, NodeKind.HEAD, layer, head)
+    return Node(f"{name}.{attention_input.upper()}", NodeKind.HEAD, layer, head, attention_input, component=name)
+
+
+def mlp_node(layer: int) -> Node:
+    return Node(f"MLP {layer}", NodeKind.MLP, layer)
+
+
+def output_node(name: str = "Resid End") -> Node:
+    return Node(name, NodeKind.OUTPUT)
+
+
+_STANDARD_NAME = re.compile(r"^A(\d+)\.(\d+)(?:\.([QKV]))?$|^MLP (\d+)$")
+_EMBEDDING_NAMES = ("Resid Start", "Tok Embed", "Pos Embed")
+
+
+def parse_node_name(name: str) -> Node:
+    """Returns the node a standard name denotes (`Resid Start`, `Tok Embed`, `Pos Embed`, `A{l}.{h}`,
+    `A{l}.{h}.Q/K/V`, `MLP {l}`, `Resid End`); raises GraphMismatchError for any other name."""
+    if name in _EMBEDDING_NAMES:
+        return embedding_node(name)
+    if name == "Resid End":
+        return output_node(name)
+    match = _STANDARD_NAME.match(name)
+    if match is None:
+        raise GraphMismatchError(
+            f"{name!r} is not a node name edgewise knows: use Resid Start, Tok Embed, Pos Embed, A{{layer}}.{{head}}, "
+            "A{layer}.{head}.Q/.K/.V, MLP {layer} or Resid End, or load a file that records its nodes"
+        )
+    layer, head, letter, mlp_layer = match.groups()
+    if mlp_layer is not None:
+        return mlp_node(int(mlp_layer))
+    return head_node(int(layer), int(head), letter.lower() if letter else None)

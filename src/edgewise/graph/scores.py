@@ -1,0 +1,89 @@
+"""EdgeScores: one importance score per edge of a graph (higher = more important), with the run that made them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import GraphMismatchError, ScoresFileError
+from .graph import Edge, Graph
+
+
+@dataclass
+class EdgeScores:
+    """Scores [n_edges] in the graph's edge order, and the method, hyperparameters, seed and seconds behind them.
+
+    Sign convention, for every method: a higher score means the edge matters more to the task's behaviour.
+    """
+
+    graph: Graph
+    scores: torch.Tensor  # [n_edges]
+    method: str
+    hyperparameters: dict = field(default_factory=dict)
+    seed: int = 0
+    seconds: float = 0.0
+    ablation: str = "resample"
+    task: str = ""
+
+    def __post_init__(self):
+        self.scores = self.scores.detach().to(torch.float64).flatten()
+        if self.scores.numel() != self.graph.n_edges:
+            raise GraphMismatchError(
+                f"{self.method} returned {self.scores.numel()} scores for a graph of {self.graph.n_edges} edges"
+            )
+
+    def __getitem__(self, edge: Edge | tuple) -> float:
+        return self.scores[self.graph.edge_index(edge)].item()
+
+    def ranked(self) -> list[tuple[Edge, float]]:
+        """Returns (edge, score) pairs, most important first; ties keep graph order."""
+        order = torch.argsort(-self.scores, stable=True).tolist()
+        return [(self.graph.edges[i], self.scores[i].item()) for i in order]
+
+    def to_dict(self) -> dict:
+        return {
+            "method": self.method,
+            "task": self.task,
+            "ablation": self.ablation,
+            "per_position": self.graph.per_position,
+            "seed": self.seed,
+            "seconds": self.seconds,
+            "hyperparameters": self.hyperparameters,
+            "scores": [[*e.endpoints(), s] for e, s in zip(self.graph.edges, self.scores.tolist())],
+            "graph": self.graph.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "EdgeScores":
+        graph = Graph.from_dict(record["graph"])
+        by_edge = {Edge.from_endpoints(w, r): s for w, r, s in record["scores"]}
+        missing = [e.name for e in graph.edges if e not in by_edge]
+        if missing:
+            raise GraphMismatchError(f"scores file lacks {len(missing)} edges of its graph, e.g. {missing[0]}")
+        scores = torch.tensor([by_edge[e] for e in graph.edges], dtype=torch.float64)
+        return cls(graph, scores, record["method"], record.get("hyperparameters", {}), record.get("seed", 0),
+                   record.get("seconds", 0.0), record.get("ablation", "resample"), record.get("task", ""))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict()))
+
+    @classmethod
+    def load(cls, path: str | Path, task: str | None = None) -> "EdgeScores":
+        """Returns the scores saved at `path`; raises ScoresFileError for a missing, non-JSON or malformed file, and
+        GraphMismatchError when `task` is given and the file records another task."""
+        try:
+            scores = cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ScoresFileError(
+                f"cannot read edge scores from {path}: {error!r}; give a file written by EdgeScores.save or `edgewise "
+                "discover --json FILE`"
+            ) from error
+        if task is not None and scores.task and scores.task != task:
+            raise GraphMismatchError(
+                f"these scores were computed on task {scores.task!r}, not {task!r}; give scores of {task} (e.g. from "
+                f"`edgewise discover {task} --json FILE`)"
+            )
+        return scores

@@ -1,0 +1,19 @@
+"""The patching stage: what ablated edges carry, the one-pass edge-masked forward, the objectives computed from it,
+and the slow independent references and exactness checks that it is tested against."""
+
+from .ablation import (
+    ABLATIONS,
+    AblatedOutputs,
+    make_ablation,
+    mean_ablation,
+    per_position_mean_ablation,
+    resample_ablation,
+    task_ablation,
+    zero_ablation,
+)
+from .forward import patched_forward
+from .objectives import answer_score, faithfulness_loss, full_logits
+
+__all__ = ["ABLATIONS", "AblatedOutputs", "answer_score", "faithfulness_loss", "full_logits", "make_ablation",
+           "mean_ablation", "patched_forward", "per_position_mean_ablation", "resample_ablation", "task_ablation",
+           "zero_ablation"]

@@ -1,0 +1,110 @@
+"""Ablations: what an ablated edge carries instead of its writer's clean output.
+
+Each ablation records the writers' ablated outputs once, as one tensor per writer hook broadcastable to the
+hook's value ([batch, pos, (head,) d_model]); the patching forward reuses them for every mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ..adapters import Adapter, adapter_for
+from ..errors import BatchShapeError, UnknownAblationError
+from ..graph import Graph
+from ..tasks import Task
+
+
+@dataclass
+class AblatedOutputs:
+    """Writers' ablated outputs per writer hook; `batch_shape` is the (batch, pos) a resample ablation pairs with."""
+
+    kind: str
+    values: dict[str, torch.Tensor]
+    batch_shape: tuple[int, int] | None = None
+
+    def check_batch(self, tokens: torch.Tensor) -> None:
+        """Raises BatchShapeError when `tokens` cannot be paired with these ablated outputs."""
+        if self.batch_shape is not None and tuple(tokens.shape) != self.batch_shape:
+            raise BatchShapeError(
+                f"{self.kind} ablation was recorded on a corrupted batch of shape {self.batch_shape}, but the clean "
+                f"batch has shape {tuple(tokens.shape)}; resample ablation pairs clean row i with corrupted row i, "
+                "so both must have the same number of rows and the same sequence length"
+            )
+        if self.batch_shape is None:
+            n_pos = next(iter(self.values.values())).shape[1]
+            if n_pos not in (1, tokens.shape[1]):
+                raise BatchShapeError(
+                    f"{self.kind} ablation holds {n_pos} positions but the batch has {tokens.shape[1]}; record it on "
+                    "reference data of the same sequence length"
+                )
+
+
+def writer_savers(graph: Graph) -> tuple[list[tuple[str, Callable]], dict[str, torch.Tensor]]:
+    """Returns hooks that save each writer hook's value (detached) during a forward, and the dict they fill, keyed
+    by the graph's hook name rather than hook.name: a model may report a canonical name for an alias."""
+    outputs: dict[str, torch.Tensor] = {}
+
+    def saver(name: str):
+        def save(value: torch.Tensor, hook) -> None:
+            outputs[name] = value.detach().clone()
+
+        return save
+
+    return [(g.hook, saver(g.hook)) for g in graph.groups if g.kind == "writer"], outputs
+
+
+def record_writer_outputs(adapter: Adapter, graph: Graph, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Returns each writer hook's value [batch, pos, (head,) d_model] on `tokens`, detached."""
+    hooks, outputs = writer_savers(graph)
+    with torch.no_grad(), adapter.hooks(hooks):
+        adapter.forward(tokens)
+    return outputs
+
+
+def resample_ablation(model: object, graph: Graph, corrupt_tokens: torch.Tensor) -> AblatedOutputs:
+    """Returns the writers' outputs on the corrupted batch; clean row i is paired with corrupted row i."""
+    adapter = adapter_for(model)
+    values = record_writer_outputs(adapter, graph, corrupt_tokens)
+    return AblatedOutputs("resample", values, tuple(corrupt_tokens.shape))
+
+
+def zero_ablation(model: object, graph: Graph, tokens: torch.Tensor) -> AblatedOutputs:
+    """Returns zeros for every writer (biases the residual stream carries are kept); `tokens` fix the shapes."""
+    values = record_writer_outputs(adapter_for(model), graph, tokens[:1])
+    return AblatedOutputs("zero", {k: torch.zeros_like(v[:, :1]) for k, v in values.items()})
+
+
+def mean_ablation(model: object, graph: Graph, reference_tokens: torch.Tensor) -> AblatedOutputs:
+    """Returns each writer's output averaged over the reference batch and over positions: [1, 1, (head,) d_model]."""
+    values = record_writer_outputs(adapter_for(model), graph, reference_tokens)
+    return AblatedOutputs("mean", {k: v.mean(dim=(0, 1), keepdim=True) for k, v in values.items()})
+
+
+def per_position_mean_ablation(model: object, graph: Graph, reference_tokens: torch.Tensor) -> AblatedOutputs:
+    """Returns each writer's output averaged over the reference batch at each position: [1, pos, (head,) d_model]."""
+    values = record_writer_outputs(adapter_for(model), graph, reference_tokens)
+    return AblatedOutputs("per-position-mean", {k: v.mean(dim=0, keepdim=True) for k, v in values.items()})
+
+
+ABLATIONS: dict[str, Callable[[object, Graph, torch.Tensor], AblatedOutputs]] = {
+    "resample": resample_ablation,
+    "zero": zero_ablation,
+    "mean": mean_ablation,
+    "per-position-mean": per_position_mean_ablation,
+}
+
+
+def make_ablation(name: str, model: object, graph: Graph, tokens: torch.Tensor) -> AblatedOutputs:
+    """Returns the named ablation; `tokens` are the corrupted batch (resample) or the reference data (others)."""
+    if name not in ABLATIONS:
+        raise UnknownAblationError(f"unknown ablation {name!r}; choose one of {', '.join(ABLATIONS)}")
+    return ABLATIONS[name](model, graph, tokens)
+
+
+def task_ablation(task: Task, graph: Graph, kind: str = "resample") -> AblatedOutputs:
+    """Returns the named ablation of a task's writers: resample uses the corrupted batch, the others average (or
+    shape zeros on) the clean batch."""
+    return make_ablation(kind, task.adapter, graph, task.corrupt if kind == "resample" else task.clean)

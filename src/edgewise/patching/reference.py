@@ -1,0 +1,114 @@
+"""Slow, independent references for the patching forward: used by `edgewise check` and by the tests.
+
+Neither uses the patching forward's coefficient matrices or delta stack: `single_edge_patch` is the hand-written
+TransformerLens hook patch a researcher would write for one edge, and `per_edge_forward` rebuilds every reader's
+input from the definition, one edge at a time, in Python loops.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..adapters import Adapter, adapter_for
+from ..graph import Edge, Graph
+from .ablation import AblatedOutputs
+
+
+def _locate(graph: Graph, name: str, kind: str) -> tuple[str, int | None]:
+    """Returns (hook name, head index or None) of a writer or reader node."""
+    for group in graph.groups:
+        if group.kind == kind and name in group.names:
+            return group.hook, (group.names.index(name) if group.per_head else None)
+    raise KeyError(f"no {kind} named {name}")
+
+
+@torch.no_grad()
+def single_edge_patch(
+    model: object, graph: Graph, clean: torch.Tensor, corrupt: torch.Tensor, edge: Edge
+) -> torch.Tensor:
+    """Returns logits [batch, pos, vocab] with one edge resample-ablated, by two plain hook runs.
+
+    Run 1 caches the writer's output on the corrupted batch. Run 2 runs the clean batch, notes the writer's own
+    output, and adds (corrupted - clean) writer output to the reader's input only (only at `edge.position` if set).
+    """
+    adapter = adapter_for(model)
+    w_hook, w_head = _locate(graph, edge.writer, "writer")
+    r_hook, r_head = _locate(graph, edge.reader, "reader")
+    cache: dict[str, torch.Tensor] = {}
+
+    def take(value, hook, key):
+        cache[key] = (value if w_head is None else value[:, :, w_head]).clone()
+
+    with adapter.model.hooks(fwd_hooks=[(w_hook, lambda v, hook: take(v, hook, "corrupt"))]):
+        adapter.forward(corrupt)
+
+    def patch_reader(value, hook):
+        diff = cache["corrupt"] - cache["clean"]  # [batch, pos, d_model]
+        if edge.position is not None:
+            keep = torch.zeros_like(diff)
+            keep[:, edge.position] = diff[:, edge.position]
+            diff = keep
+        value = value.clone()
+        if r_head is None:
+            value += diff
+        else:
+            value[:, :, r_head] += diff
+        return value
+
+    hooks = [(w_hook, lambda v, hook: take(v, hook, "clean")), (r_hook, patch_reader)]
+    with adapter.model.hooks(fwd_hooks=hooks):
+        return adapter.forward(clean)
+
+
+def per_edge_forward(
+    model: object | Adapter, graph: Graph, tokens: torch.Tensor, ablated: AblatedOutputs, mask: torch.Tensor
+) -> torch.Tensor:
+    """Returns logits with each reader's input rebuilt edge by edge from the definition:
+
+    input_r = bias_r + sum_w mask[w->r] * out_w + (1 - mask[w->r]) * ablated_w,  bias_r = hook value - sum_w out_w.
+
+    Differentiable (plain autograd through every step), so it also serves as the reference for gradients.
+    """
+    adapter = adapter_for(model)
+    outputs: dict[str, torch.Tensor] = {}  # writer name -> this run's output [batch, pos, d_model]
+    ablated_by_writer: dict[str, torch.Tensor] = {}
+    positions = [None] if graph.n_positions is None else list(range(graph.n_positions))
+    hooks = []
+    for group in graph.groups:
+        for i, name in enumerate(group.names):
+            if group.kind == "writer":
+                value = ablated.values[group.hook]
+                ablated_by_writer[name] = value[:, :, i] if group.per_head else value
+
+    def writer_hook(group):
+        def hook(value, hook):
+            for i, name in enumerate(group.names):
+                outputs[name] = value[:, :, i] if group.per_head else value
+            return value
+
+        return hook
+
+    def reader_hook(group):
+        def hook(value, hook):
+            value = value.clone()
+            for i, reader in enumerate(group.names):
+                current = value[:, :, i] if group.per_head else value
+                rebuilt = current - sum(outputs.values())  # the bias: what no writer produced
+                for writer, out in outputs.items():
+                    abl = ablated_by_writer[writer].expand_as(out)
+                    for p in positions:
+                        m = mask[graph.edge_index(Edge(writer, reader, p))]
+                        at = slice(None) if p is None else slice(p, p + 1)
+                        rebuilt[:, at] += m * out[:, at] + (1 - m) * abl[:, at]
+                if group.per_head:
+                    value[:, :, i] = rebuilt
+                else:
+                    value = rebuilt
+            return value
+
+        return hook
+
+    for group in graph.groups:
+        hooks.append((group.hook, writer_hook(group) if group.kind == "writer" else reader_hook(group)))
+    with adapter.model.hooks(fwd_hooks=hooks):
+        return adapter.forward(tokens)

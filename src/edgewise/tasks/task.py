@@ -1,0 +1,85 @@
+"""Task: a model, clean and corrupted inputs, a metric, and (when known) the ground-truth circuit; plain data.
+
+What runs the model with a mask (ablations, the faithfulness loss, the answer score) lives in `edgewise.patching`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+
+from ..adapters import Adapter, adapter_for
+from ..errors import BatchShapeError, GraphMismatchError
+from ..graph import Edge, Graph
+from .metrics import Metric
+
+
+@dataclass
+class Task:
+    """One behaviour of one model; clean row i is paired with corrupted row i for resample ablation."""
+
+    name: str
+    model: torch.nn.Module
+    clean: torch.Tensor  # [batch, pos] token ids
+    corrupt: torch.Tensor  # [batch, pos] token ids, paired row by row with `clean`
+    metric: Metric
+    scored_positions: torch.Tensor  # [batch, pos] bool: where the metric looks
+    ground_truth: list[tuple[str, str]] | None = None  # plain-graph (writer, reader) edges
+    ground_truth_split: list[tuple[str, str]] | None = None  # the same, token and position embeddings apart
+    bos_position: int | None = None  # a position that holds the same token in every input (tracr's BOS)
+    categorical: bool = True  # outputs are logits over classes (else: numbers, one per output dimension)
+    description: str = ""
+    pairing: str = ""  # how corrupted inputs were made from clean ones
+    extras: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.clean.shape != self.corrupt.shape:
+            raise BatchShapeError(
+                f"task {self.name}: clean batch {tuple(self.clean.shape)} and corrupted batch "
+                f"{tuple(self.corrupt.shape)} differ; resample ablation pairs them row by row, so give both the same "
+                "number of rows and the same (padded) length"
+            )
+        if self.scored_positions.shape != self.clean.shape:
+            raise BatchShapeError(
+                f"task {self.name}: scored_positions {tuple(self.scored_positions.shape)} must match the clean batch "
+                f"{tuple(self.clean.shape)}"
+            )
+
+    def to(self, device: str | torch.device) -> "Task":
+        """Returns this task with its model and token batches on `device` (e.g. "cuda"); every method then runs its
+        forwards there, and scores come back to the CPU. The model moves in place, as torch modules do."""
+        return dataclasses.replace(
+            self, model=self.model.to(device), clean=self.clean.to(device), corrupt=self.corrupt.to(device),
+            scored_positions=self.scored_positions.to(device),
+        )
+
+    @property
+    def adapter(self) -> Adapter:
+        return adapter_for(self.model)
+
+    @property
+    def n_positions(self) -> int:
+        return self.clean.shape[1]
+
+    def graph(self, per_position: bool = False, split_embeddings: bool = False) -> Graph:
+        """Returns the task model's graph, unrolled over the task's sequence positions if `per_position`."""
+        return Graph(self.adapter.hook_groups(split_embeddings=split_embeddings),
+                     self.n_positions if per_position else None)
+
+    def ground_truth_edges(self, graph: Graph, include_bos: bool = True) -> set[Edge]:
+        """Returns the ground-truth circuit as edges of `graph`; per-position graphs get each edge at every position.
+
+        Every position keeps the circuit faithful under every ablation. `include_bos=False` drops the BOS position,
+        auto-circuit's convention: BOS is identical in clean and corrupted inputs, so resampling it is a no-op.
+        """
+        split = graph.split_embeddings
+        truth = self.ground_truth_split if split else self.ground_truth
+        if truth is None:
+            kind = " for graphs with split embeddings" if split and self.ground_truth is not None else ""
+            raise GraphMismatchError(f"task {self.name} has no known ground-truth circuit{kind}")
+        if not graph.per_position:
+            return {Edge(w, r) for w, r in truth}
+        positions = [p for p in range(graph.n_positions) if include_bos or p != self.bos_position]
+        return {Edge(w, r, p) for w, r in truth for p in positions}

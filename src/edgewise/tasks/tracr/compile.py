@@ -1,0 +1,389 @@
+"""Compile RASP programs with tracr into edgewise Transformers, and read their true circuits off the compiler.
+
+The compiler's craft model says, for every attention head and MLP, which residual-stream directions (labelled by
+RASP operation and value) it reads through its query, key and value inputs and which it writes. A writer -> reader
+edge is in the ground truth when the writer writes a direction the reader reads. Compiled weights and the derived
+circuit are cached on disk, keyed by a fingerprint of the program, so tracr's compile time is paid once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...adapters.transformer import TransformerAdapter
+from ...cache import cache_root
+from ...errors import CompileError, InvalidTokensError
+from ...graph import Graph, Node, NodeKind
+from ...graph.nodes import head_node, mlp_node, output_node
+from ...models.transformer import Transformer, TransformerConfig
+
+CACHE_FORMAT = 2  # bump when the conversion or the ground-truth rule changes
+COMPILER_BOS = "BOS"
+COMPILER_PAD = "PAD"
+
+
+def default_cache_dir() -> Path:
+    """Returns $EDGEWISE_CACHE/tracr, or ~/.cache/edgewise/tracr."""
+    return cache_root() / "tracr"
+
+
+@dataclass
+class CompiledProgram:
+    """A tracr program loaded into an edgewise Transformer, with its input/output coding and true circuit."""
+
+    name: str
+    model: Transformer
+    vocab: list  # input values, without BOS/PAD
+    max_seq_len: int
+    encoding: dict  # input value (and BOS, PAD) -> token id
+    output_values: list | None  # categorical outputs: value of each output logit; numerical: None
+    ground_truth: list[tuple[str, str]]  # plain-graph (writer, reader) edges the program uses
+    ground_truth_split: list[tuple[str, str]] = field(default_factory=list)  # the same with Tok/Pos Embed apart
+    reads: dict[str, list[str]] = field(default_factory=dict)  # reader node -> residual directions it reads
+    writes: dict[str, list[str]] = field(default_factory=dict)  # writer node -> residual directions it writes
+
+    @property
+    def categorical(self) -> bool:
+        return self.output_values is not None
+
+    @property
+    def bos_id(self) -> int:
+        return self.encoding[COMPILER_BOS]
+
+    @property
+    def pad_id(self) -> int:
+        return self.encoding[COMPILER_PAD]
+
+    def encode(self, sequences: list[list]) -> torch.Tensor:
+        """Returns token ids [batch, 1 + longest] with BOS prepended and shorter sequences padded with PAD."""
+        width = max(len(s) for s in sequences)
+        if width > self.max_seq_len:
+            raise InvalidTokensError(
+                f"{self.name} was compiled for sequences up to {self.max_seq_len}; got one of {width}"
+            )
+        try:
+            rows = [[self.bos_id] + [self.encoding[v] for v in s] + [self.pad_id] * (width - len(s)) for s in sequences]
+        except KeyError as err:
+            raise InvalidTokensError(f"value {err.args[0]!r} is not in {self.name}'s vocabulary {self.vocab}") from None
+        return torch.tensor(rows, dtype=torch.long)
+
+    def decode(self, logits: torch.Tensor) -> list[list]:
+        """Returns the program's outputs per sequence (BOS position dropped): argmax values or numbers."""
+        if self.output_values is None:
+            return logits[:, 1:, 0].tolist()
+        return [[self.output_values[i] for i in row] for row in logits[:, 1:].argmax(-1).tolist()]
+
+
+def _label(direction) -> str:
+    return str(direction.name) if direction.value is None else f"{direction.name}:{direction.value}"
+
+
+def program_fingerprint(program, vocab: set, max_seq_len: int, causal: bool) -> str:
+    """Returns a hash of the program's structure and of every operation's values on fixed sample inputs.
+
+    RASP labels carry global ids that depend on what else was built in the process, so operations are numbered by
+    a depth-first walk from the output instead; the sampled values make two programs with the same shape but
+    different functions hash apart. The tracr and edgewise versions are part of the key.
+    """
+    from importlib.metadata import version
+
+    from tracr.rasp import rasp
+
+    order: list = []
+    number: dict[int, int] = {}
+
+    def visit(expr) -> int:
+        if id(expr) not in number:
+            children = [visit(child) for child in expr.children]
+            number[id(expr)] = len(order)
+            order.append((expr, children))
+        return number[id(expr)]
+
+    visit(program)
+    rng = random.Random(0)
+    values = sorted(vocab, key=repr)
+    samples = [[rng.choice(values) for _ in range(rng.randint(1, max_seq_len))] for _ in range(24)]
+    parts = [repr(values), max_seq_len, causal, CACHE_FORMAT, version("tracr-pypi"), version("edgewise")]
+    for expr, children in order:
+        annotations = sorted((k, repr(v)) for k, v in expr.annotations.items() if k != "name")
+        outputs = [repr(rasp.evaluate(expr, s)) for s in samples] if isinstance(expr, rasp.SOp) else []
+        parts.append([type(expr).__name__, children, annotations, outputs])
+    return hashlib.sha256(json.dumps(parts, default=repr).encode()).hexdigest()[:16]
+
+
+def compile_program(
+    program,
+    vocab: set,
+    max_seq_len: int,
+    name: str,
+    causal: bool = False,
+    cache_dir: Path | None = None,
+) -> CompiledProgram:
+    """Returns `program` compiled by tracr and loaded into an edgewise Transformer, from the cache when possible."""
+    _check_program(program, name)
+    cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
+    key = program_fingerprint(program, vocab, max_seq_len, causal)
+    path = cache_dir / f"{name}-{key}.pt"
+    if path.exists():
+        return _load(path)
+    compiled = _compile(program, vocab, max_seq_len, name, causal)[0]
+    _save(compiled, path)
+    return compiled
+
+
+def _check_program(program, name: str) -> None:
+    """Raises CompileError unless `program` is a RASP sequence operation (SOp)."""
+    from tracr.rasp import rasp
+
+    if not isinstance(program, rasp.SOp):
+        raise CompileError(
+            f"{name}: tracr compiles RASP sequence operations (tracr.rasp.rasp.SOp, e.g. "
+            f"lib.make_reverse(rasp.tokens)); got {type(program).__name__}"
+        )
+
+
+def compile_with_tracr(program, vocab: set, max_seq_len: int, name: str, causal: bool = False):
+    """Returns (CompiledProgram, tracr's AssembledTransformerModel), never from the cache: for exactness checks."""
+    _check_program(program, name)
+    return _compile(program, vocab, max_seq_len, name, causal)
+
+
+def _compile(program, vocab, max_seq_len, name, causal):
+    from tracr.compiler import (
+        assemble,
+        basis_inference,
+        craft_graph_to_model,
+        craft_model_to_transformer,
+        expr_to_craft_graph,
+        rasp_to_graph,
+        validating,
+    )
+    from tracr.craft import bases
+    from tracr.rasp import rasp
+
+    unsupported = validating.static_validate(program)
+    if unsupported:
+        reasons = "; ".join(f"{u.expr.name}: {u.reason}" for u in unsupported)
+        raise CompileError(f"tracr cannot compile {name}: {reasons}")
+    extracted = rasp_to_graph.extract_rasp_graph(program)
+    basis_inference.infer_bases(extracted.graph, extracted.sink, vocab, max_seq_len)
+    expr_to_craft_graph.add_craft_components_to_rasp_graph(
+        extracted.graph, bos_dir=bases.BasisDirection(rasp.tokens.label, COMPILER_BOS), mlp_exactness=100
+    )
+    craft_model = craft_graph_to_model.craft_graph_to_model(extracted.graph, extracted.sources)
+    assembled = craft_model_to_transformer.craft_model_to_transformer(
+        craft_model=craft_model,
+        graph=extracted.graph,
+        sink=extracted.sink,
+        max_seq_len=max_seq_len,
+        causal=causal,
+        compiler_bos=COMPILER_BOS,
+        compiler_pad=COMPILER_PAD,
+    )
+    _, module_names = assemble._get_model_config_and_module_names(craft_model)
+    model = _to_transformer(assembled, causal)
+    encoding = dict(assembled.input_encoder.encoding_map)
+    output_encoder = assembled.output_encoder
+    output_values = None
+    if output_encoder is not None and hasattr(output_encoder, "encoding_map"):
+        decoding = {i: v for v, i in output_encoder.encoding_map.items()}
+        output_values = [decoding[i] for i in range(len(decoding))]
+    reads, writes = _residual_reads_and_writes(craft_model, module_names, extracted.sink)
+    directions = {label: i for i, label in enumerate(assembled.residual_labels)}
+    writes.update(_embedding_writes(model, assembled.residual_labels))
+    ground_truth, ground_truth_split = (
+        _ground_truth(model, Graph(TransformerAdapter(model).hook_groups(split_embeddings=split)), reads, writes,
+                      directions)
+        for split in (False, True)
+    )
+    compiled = CompiledProgram(
+        name=name,
+        model=model,
+        vocab=sorted(vocab, key=repr),
+        max_seq_len=max_seq_len,
+        encoding=encoding,
+        output_values=output_values,
+        ground_truth=ground_truth,
+        ground_truth_split=ground_truth_split,
+        reads=reads,
+        writes=writes,
+    )
+    return compiled, assembled
+
+
+def _to_transformer(assembled, causal: bool) -> Transformer:
+    """Returns tracr's weights in an edgewise Transformer: no LayerNorm, ReLU MLPs, tracr's own unembedding."""
+    import einops
+    import haiku as hk
+    import jax.numpy as jnp
+
+    params = {k: {n: np.asarray(v) for n, v in d.items()} for k, d in assembled.params.items()}
+    tc = assembled.model_config
+    n_layers = tc.num_layers
+    d_model = params["token_embed"]["embeddings"].shape[1]
+
+    @hk.without_apply_rng
+    @hk.transform
+    def unembed(x):
+        return assembled.get_compiled_model().unembed(x, use_unembed_argmax=False)
+
+    # tracr's projection onto the output space, applied to the identity: [d_model, d_vocab_out]
+    w_u = np.asarray(unembed.apply(assembled.params, jnp.eye(d_model)))
+    w_u = w_u.reshape(d_model, -1)
+    cfg = TransformerConfig(
+        n_layers=n_layers,
+        d_model=d_model,
+        n_heads=tc.num_heads,
+        d_head=tc.key_size,
+        d_mlp=tc.mlp_hidden_size,
+        d_vocab=params["token_embed"]["embeddings"].shape[0],
+        d_vocab_out=w_u.shape[1],
+        n_ctx=params["pos_embed"]["embeddings"].shape[0],
+        normalization=False,
+        attention_dir="causal" if causal else "bidirectional",
+        act_fn="relu",
+        pad_token_id=assembled.input_encoder.pad_encoding,
+    )
+    h = cfg.n_heads
+    state = {
+        "W_E": params["token_embed"]["embeddings"],
+        "W_pos": params["pos_embed"]["embeddings"],
+        "W_U": w_u,
+        "b_U": np.zeros(w_u.shape[1]),
+    }
+    for layer in range(n_layers):
+        attn, mlp = f"transformer/layer_{layer}/attn", f"transformer/layer_{layer}/mlp"
+        for ours, theirs in (("W_Q", "query"), ("W_K", "key"), ("W_V", "value")):
+            state[f"blocks.{layer}.attn.{ours}"] = einops.rearrange(
+                params[f"{attn}/{theirs}"]["w"], "d (h e) -> h d e", h=h
+            )
+            state[f"blocks.{layer}.attn.b{ours[1:]}"] = einops.rearrange(
+                params[f"{attn}/{theirs}"]["b"], "(h e) -> h e", h=h
+            )
+        state[f"blocks.{layer}.attn.W_O"] = einops.rearrange(params[f"{attn}/linear"]["w"], "(h e) d -> h e d", h=h)
+        state[f"blocks.{layer}.attn.b_O"] = params[f"{attn}/linear"]["b"]
+        state[f"blocks.{layer}.mlp.W_in"] = params[f"{mlp}/linear_1"]["w"]
+        state[f"blocks.{layer}.mlp.b_in"] = params[f"{mlp}/linear_1"]["b"]
+        state[f"blocks.{layer}.mlp.W_out"] = params[f"{mlp}/linear_2"]["w"]
+        state[f"blocks.{layer}.mlp.b_out"] = params[f"{mlp}/linear_2"]["b"]
+    model = Transformer(cfg)
+    missing, unexpected = model.load_state_dict(
+        {k: torch.tensor(np.asarray(v), dtype=torch.float32) for k, v in state.items()}, strict=False
+    )
+    if unexpected or [k for k in missing if not k.endswith((".w", ".b"))]:
+        raise CompileError(f"tracr weights did not fit the Transformer: missing {missing}, unexpected {unexpected}")
+    return model.eval()
+
+
+def _embedding_writes(model: Transformer, labels: list[str]) -> dict[str, list[str]]:
+    """Returns the residual directions the token and position embeddings write (non-zero columns), and both."""
+    tok = [label for label, column in zip(labels, model.W_E.detach().abs().amax(0)) if column > 0]
+    pos = [label for label, column in zip(labels, model.W_pos.detach().abs().amax(0)) if column > 0]
+    return {"Tok Embed": tok, "Pos Embed": pos, "Resid Start": sorted(set(tok) | set(pos))}
+
+
+def _node_weights(model: Transformer, node: Node, role: str) -> torch.Tensor:
+    """Returns the weights through which a node reads ([d_model, *] rows) or writes ([*, d_model] columns, as rows).
+
+    A head's value input counts only through W_V W_O: a direction it reads but maps to zero carries nothing.
+    """
+    w = lambda t: t.detach()  # noqa: E731
+    if node.kind is NodeKind.OUTPUT:
+        return w(model.W_U)
+    if node.kind is NodeKind.MLP:
+        mlp = model.blocks[node.layer].mlp
+        return w(mlp.W_in) if role == "reader" else w(mlp.W_out).T
+    if node.kind is NodeKind.EMBEDDING:
+        parts = {"Tok Embed": [model.W_E], "Pos Embed": [model.W_pos], "Resid Start": [model.W_E, model.W_pos]}
+        return torch.cat([w(p) for p in parts[node.name]]).T
+    attn = model.blocks[node.layer].attn
+    ov = w(attn.W_V[node.head]) @ w(attn.W_O[node.head])  # [d_model in, d_model out]
+    if role == "writer":
+        return ov.T
+    return {"q": w(attn.W_Q[node.head]), "k": w(attn.W_K[node.head]), "v": ov}[node.input]
+
+
+def _ground_truth(model: Transformer, graph: Graph, reads: dict, writes: dict, directions: dict) -> list:
+    """Returns the graph's edges along which the program moves information: the writer writes a residual direction
+    the reader reads (by the compiler's spaces), and both weights on that direction are non-zero."""
+    truth = []
+    for e in graph.edges:
+        shared = sorted(set(writes.get(e.writer, ())) & set(reads.get(e.reader, ())))
+        if not shared:
+            continue
+        rows = torch.tensor([directions[d] for d in shared])
+        written = _node_weights(model, graph.writer_node(e.writer), "writer")[rows].abs().amax(-1) > 0
+        read = _node_weights(model, graph.reader_node(e.reader), "reader")[rows].abs().amax(-1) > 0
+        if (written & read).any():
+            truth.append((e.writer, e.reader))
+    return truth
+
+
+def _residual_reads_and_writes(craft_model, module_names, sink) -> tuple[dict, dict]:
+    """Returns, per head and MLP, the residual directions it reads and writes, by the compiler's vector spaces."""
+    from tracr.craft import transformers
+
+    reads: dict[str, set] = {}
+    writes: dict[str, set] = {}
+    for module_name, block in zip(module_names, craft_model.blocks):
+        layer = int(module_name.split("_")[1].split("/")[0])
+        if isinstance(block, transformers.MLP):
+            reads[mlp_node(layer).name] = {_label(d) for d in block.fst.input_space.basis}
+            writes[mlp_node(layer).name] = {_label(d) for d in block.snd.output_space.basis}
+            continue
+        for head, craft_head in enumerate(block.as_multi().heads()):
+            spaces = {"q": craft_head.w_qk.left_space, "k": craft_head.w_qk.right_space, "v": craft_head.w_ov.input_space}
+            for attention_input, space in spaces.items():
+                reads[head_node(layer, head, attention_input).name] = {_label(d) for d in space.basis}
+            writes[head_node(layer, head).name] = {_label(d) for d in craft_head.w_ov.output_space.basis}
+    reads[output_node().name] = {_label(d) for d in sink["OUTPUT_BASIS"]}
+    return (
+        {k: sorted(v) for k, v in reads.items()},
+        {k: sorted(v) for k, v in writes.items()},
+    )
+
+
+def _save(compiled: CompiledProgram, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "name": compiled.name,
+        "config": compiled.model.cfg.to_dict(),
+        "state_dict": compiled.model.state_dict(),
+        "vocab": compiled.vocab,
+        "max_seq_len": compiled.max_seq_len,
+        "encoding": compiled.encoding,
+        "output_values": compiled.output_values,
+        "ground_truth": compiled.ground_truth,
+        "ground_truth_split": compiled.ground_truth_split,
+        "reads": compiled.reads,
+        "writes": compiled.writes,
+    }
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(record, tmp)
+    tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+
+
+def _load(path: Path) -> CompiledProgram:
+    record = torch.load(path, weights_only=False)
+    model = Transformer(TransformerConfig(**record["config"]))
+    model.load_state_dict(record["state_dict"])
+    return CompiledProgram(
+        name=record["name"],
+        model=model.eval(),
+        vocab=record["vocab"],
+        max_seq_len=record["max_seq_len"],
+        encoding=record["encoding"],
+        output_values=record["output_values"],
+        ground_truth=[tuple(e) for e in record["ground_truth"]],
+        ground_truth_split=[tuple(e) for e in record["ground_truth_split"]],
+        reads=record["reads"],
+        writes=record["writes"],
+    )
