@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -14,8 +15,22 @@ import torch
 
 from edgewise.models import Transformer, TransformerConfig
 
-# One thread per torch: the suite's tensors are small, and two threads on a shared 2-core machine thrash.
+# One thread per torch: the suite's tensors are small, and two threads on a shared 2-core machine thrash. Tests
+# marked slow (SmolLM2's 30 layers) get the machine's cores back.
 torch.set_num_threads(1)
+# tracr's compiler runs its model op by op while assembling it, and XLA compiles each op: unoptimised code compiles
+# faster, and these models are tiny. Set before jax is imported.
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+
+
+@pytest.fixture(autouse=True)
+def _threads_for_slow_tests(request):
+    if request.node.get_closest_marker("slow") is None:
+        yield
+        return
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    yield
+    torch.set_num_threads(1)
 
 _TASKS: dict = {}
 

@@ -1,10 +1,13 @@
 """The command line's machine-readable contract, run as a user would run it."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from conftest import run_edgewise
+import edgewise
+from conftest import run_edgewise, run_edgewise_process
 
 
 def test_tasks_json_lists_every_task_with_its_sizes():
@@ -94,3 +97,38 @@ def test_discover_circuit_out_feeds_diagnose_and_a_bad_circuit_file_is_a_clear_e
     (tmp_path / "bad.json").write_text('{"edge": []}')
     result = run_edgewise("diagnose", "tracr-reverse", "--circuit", str(tmp_path / "bad.json"))
     assert result.returncode == 2 and "cannot read a circuit" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_mib_export_and_import_round_trip_through_the_command_line(tmp_path):
+    scores_file, circuit_file, mib_file = tmp_path / "s.json", tmp_path / "c.json", tmp_path / "m.json"
+    result = run_edgewise("discover", "tracr-proportion", "--method", "eap", "--json", str(scores_file),
+                          "--circuit-out", str(circuit_file))
+    assert result.returncode == 0, result.stderr
+    result = run_edgewise("export", str(scores_file), "--format", "mib", "--out", str(mib_file),
+                          "--circuit", str(circuit_file))
+    assert result.returncode == 0, result.stderr
+    record = json.loads(mib_file.read_text())
+    assert record["cfg"] == {"n_layers": 2, "n_heads": 1, "parallel_attn_mlp": False, "d_model": 14}
+    assert len(record["edges"]) == 23
+    circuit = json.loads(circuit_file.read_text())["edges"]
+    assert sum(e["in_graph"] for e in record["edges"].values()) == len(circuit)
+    back, back_circuit = tmp_path / "s2.json", tmp_path / "c2.json"
+    result = run_edgewise("import", str(mib_file), "--task", "tracr-proportion", "--out", str(back),
+                          "--circuit-out", str(back_circuit))
+    assert result.returncode == 0, result.stderr
+    original = {(w, r): s for w, r, s in json.loads(scores_file.read_text())["scores"]}
+    imported = {(w, r): s for w, r, s in json.loads(back.read_text())["scores"]}
+    assert imported == original
+    assert sorted(json.loads(back_circuit.read_text())["edges"]) == sorted(circuit)
+    result = run_edgewise("import", str(mib_file), "--task", "tracr-reverse", "--out", str(back))
+    assert result.returncode == 2 and "n_layers=2" in result.stderr
+
+
+def test_start_up_imports_nothing_heavy_and_the_entry_point_runs():
+    """`edgewise --help` must not pay for torch, transformers or jax (timed in benchmarks/startup.py)."""
+    check = ("import sys, edgewise, edgewise.cli; edgewise.cli.build_parser(); "
+             "print(sorted(m for m in ('torch', 'transformers', 'jax', 'transformer_lens') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+    result = run_edgewise_process("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"edgewise {edgewise.__version__}"

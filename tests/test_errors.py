@@ -164,12 +164,12 @@ def test_bad_hyperparameters_exit_2_before_any_work(setting, message, monkeypatc
     assert re.search(message, result.stderr), result.stderr
 
 
-@pytest.mark.parametrize("setting", ["threshold=nan", "threshold=-0.5"])
-def test_bad_acdc_threshold(setting):
+@pytest.mark.parametrize("setting", ["threshold=nan", "threshold=-inf", "masks_per_forward=0"])
+def test_bad_acdc_settings(setting):
     from conftest import run_edgewise
 
     result = run_edgewise("discover", "tracr-reverse", "--method", "acdc", "--set", setting)
-    assert result.returncode == 2 and "threshold" in result.stderr, result.stderr
+    assert result.returncode == 2 and setting.split("=")[0] in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("top_k", ["0", "-3", "two"])

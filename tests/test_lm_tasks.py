@@ -34,9 +34,8 @@ def ioi(ioi_task):
 
 @pytest.mark.slow
 def test_smollm2_does_ioi_and_the_abc_corruption_removes_it(ioi):
-    graph = ioi.graph()
-    ablated = task_ablation(ioi, graph, "resample")
-    corrupted = patched_forward(ioi.model, graph, ioi.clean, ablated, torch.zeros(graph.n_edges))
+    with torch.no_grad():
+        corrupted = ioi.adapter.forward(ioi.corrupt)  # = every edge resample-ablated (tests/test_bridge.py)
     clean_difference = ioi_logit_difference(ioi, full_logits(ioi))
     assert (clean_difference > 0).all()  # the model names the indirect object on every prompt
     assert ioi_logit_difference(ioi, corrupted).mean() < 0.25 * clean_difference.mean()
@@ -46,13 +45,16 @@ def test_smollm2_does_ioi_and_the_abc_corruption_removes_it(ioi):
 def test_eap_top_edges_carry_ioi_and_random_edges_do_not(ioi):
     """EAP ranks 70,651 edges from one backward pass; its top 5000 recover most of the behaviour (faithfulness by
     patching, an independent measurement), 5000 random edges none of it."""
-    eap = discover(ioi, "eap", "resample")
-    random_scores = discover(ioi, "random", "resample")
-    graph = eap.graph
+    graph = ioi.graph()
+    ablated = task_ablation(ioi, graph, "resample")
+    eap = discover(ioi, "eap", graph=graph, ablated=ablated)
+    random_scores = discover(ioi, "random", graph=graph, ablated=ablated)
     assert graph.n_edges == 70651 and torch.isfinite(eap.scores).all()
-    masks = torch.stack([graph.mask_for(circuit_from_scores(s, top_k=5000).edges) for s in (eap, random_scores)]
-                        + [torch.zeros(graph.n_edges)])
-    logits = patched_forward(ioi.model, graph, ioi.clean, task_ablation(ioi, graph, "resample"), masks)
-    loss = ioi.metric(logits, full_logits(ioi), ioi.scored_positions)  # [eap, random, empty]
-    faithfulness = 1 - loss[:2] / loss[2]
+    masks = torch.stack([graph.mask_for(circuit_from_scores(s, top_k=5000).edges) for s in (eap, random_scores)])
+    with torch.no_grad():
+        logits = patched_forward(ioi.model, graph, ioi.clean, ablated, masks)
+        empty = ioi.adapter.forward(ioi.corrupt)  # the empty circuit under resample ablation
+    full = full_logits(ioi)
+    loss = ioi.metric(logits, full, ioi.scored_positions)  # [eap, random]
+    faithfulness = 1 - loss / ioi.metric(empty, full, ioi.scored_positions)
     assert faithfulness[0] > 0.5 and faithfulness[1] < 0.1

@@ -3,6 +3,7 @@
 import itertools
 
 import haiku as hk
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -13,6 +14,17 @@ from edgewise.tasks.tracr import TRACR_TASKS
 from edgewise.patching import full_logits, task_ablation
 
 
+def _tracr_forward(assembled):
+    """Returns tracr's own forward as one jitted function: tokens -> (final residual, decoded outputs). Op by op, jax
+    compiles each operation for each input shape (300 compilations on reverse); jitted, one per shape."""
+    forward = jax.jit(lambda params, tokens: _outputs(assembled.forward(params, tokens)))
+    return lambda tokens: [np.asarray(x) for x in forward(assembled.params, jnp.asarray(tokens.numpy()))]
+
+
+def _outputs(output):
+    return output.transformer_output.output, output.unembedded_output
+
+
 def _tracr_unembed(assembled, residual):
     """tracr's own projection of its final residual stream onto the output space (no argmax)."""
 
@@ -21,23 +33,23 @@ def _tracr_unembed(assembled, residual):
     def unembed(x):
         return assembled.get_compiled_model().unembed(x, use_unembed_argmax=False)
 
-    return np.asarray(unembed.apply(assembled.params, jnp.asarray(residual)))
+    return np.asarray(jax.jit(unembed.apply)(assembled.params, jnp.asarray(residual)))
 
 
 @pytest.mark.parametrize("name", list(TRACR_TASKS))
 def test_conversion_matches_tracr_on_every_input(name):
     spec = TRACR_TASKS[name]
-    compiled, assembled = compile_with_tracr(spec.program(), set(spec.vocab), spec.max_seq_len, name)
+    compiled, assembled = compile_with_tracr(spec.build_program(), set(spec.vocab), spec.max_seq_len, name)
     values = sorted(spec.vocab, key=repr)
+    tracr_forward = _tracr_forward(assembled)
     n_checked = 0
     for length in range(1, spec.max_seq_len + 1):
         sequences = [list(s) for s in itertools.product(values, repeat=length)]
         tokens = compiled.encode(sequences)
-        theirs = assembled.forward(assembled.params, jnp.asarray(tokens.numpy()))
+        residual, decoded = tracr_forward(tokens)
         with torch.no_grad():
             _, cache = compiled.model.run_with_cache(tokens)
             ours = compiled.model(tokens).numpy()
-        residual = np.asarray(theirs.transformer_output.output)
         final = cache[f"blocks.{compiled.model.cfg.n_layers - 1}.hook_resid_post"].numpy()
         np.testing.assert_allclose(final, residual, atol=1e-4)
         expected = _tracr_unembed(assembled, residual).reshape(ours.shape)
@@ -45,7 +57,7 @@ def test_conversion_matches_tracr_on_every_input(name):
         if compiled.categorical:  # decoded answers agree wherever tracr's argmax is not a tie
             top2 = np.sort(expected, -1)[..., -2:]
             clear = (top2[..., 1] - top2[..., 0]) > 0.5
-            ours_idx, theirs_idx = ours.argmax(-1), np.asarray(theirs.unembedded_output)
+            ours_idx, theirs_idx = ours.argmax(-1), decoded
             assert (ours_idx[clear] == theirs_idx[clear]).all()
         n_checked += len(sequences)
     assert n_checked == sum(len(values) ** n for n in range(1, spec.max_seq_len + 1))
@@ -53,7 +65,7 @@ def test_conversion_matches_tracr_on_every_input(name):
 
 def test_cache_returns_the_same_model_and_circuit(tmp_path):
     spec = TRACR_TASKS["tracr-proportion"]
-    args = (spec.program(), set(spec.vocab), spec.max_seq_len, spec.name)
+    args = (spec.build_program(), set(spec.vocab), spec.max_seq_len, spec.name)
     first = compile_program(*args, cache_dir=tmp_path)
     assert len(list(tmp_path.glob("*.pt"))) == 1
     second = compile_program(*args, cache_dir=tmp_path)
@@ -91,9 +103,10 @@ def test_user_program_with_causal_attention_becomes_a_task():
     compiled = task.extras["compiled"]
     assert task.model.cfg.attention_dir == "causal" and not task.categorical
     _, assembled = compile_with_tracr(program, {"a", "b"}, 4, "user-frac-a", causal=True)
+    tracr_forward = _tracr_forward(assembled)
     for length in range(1, 5):
         tokens = compiled.encode([list(s) for s in itertools.product("ab", repeat=length)])
-        theirs = np.asarray(assembled.forward(assembled.params, jnp.asarray(tokens.numpy())).unembedded_output)
+        theirs = tracr_forward(tokens)[1]
         with torch.no_grad():
             ours = compiled.model(tokens)[..., 0].numpy()
         np.testing.assert_allclose(ours, theirs, atol=1e-4)

@@ -159,6 +159,48 @@ def _discover(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from ..evaluate.run import DEFAULT_CIRCUIT_SIZE
+    from ..graph import Circuit, EdgeScores, circuit_from_scores
+    from ..interop import save_mib, to_mib
+    from ..methods import method_circuit, method_names
+    from ..tasks import task_names
+    from ..tasks.cards import card_for
+
+    _check_writable(args.out)
+    scores = EdgeScores.load(args.scores)
+    if args.circuit:
+        circuit = Circuit.load(args.circuit, task=scores.task or None)
+    elif args.top_k:
+        circuit = circuit_from_scores(scores, top_k=args.top_k)
+    elif scores.method in method_names():
+        circuit = method_circuit(scores, DEFAULT_CIRCUIT_SIZE)
+    else:
+        circuit = None
+    d_model = card_for(scores.task).d_model if scores.task in task_names() else None
+    save_mib(to_mib(scores, circuit, d_model=d_model), args.out)
+    kept = "no edges in_graph" if circuit is None else f"{len(circuit)} edges in_graph ({circuit.description})"
+    print(f"wrote {args.out}: MIB circuit file of {scores.method} scores on {scores.task or 'an unnamed task'}, {kept}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from ..interop import from_mib, load_mib
+    from ..tasks import get_task
+
+    for path in (args.out, args.circuit_out):
+        _check_writable(path)
+    record = load_mib(args.file)
+    task = get_task(args.task)
+    scores, circuit = from_mib(record, task.graph(), method=args.method, task=task.name)
+    scores.save(args.out)
+    print(f"wrote {args.out}: {scores.graph.n_edges} edge scores of {task.name} from {args.file}")
+    if args.circuit_out:
+        circuit.save(args.circuit_out)
+        print(f"wrote {args.circuit_out}: its {len(circuit)} in_graph edges")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -247,6 +289,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="write {method, seconds, scores: [[writer, reader, score]]}")
     p.add_argument("--circuit-out", metavar="FILE", help="write the method's circuit (input of diagnose --circuit)")
     p.set_defaults(run=_discover)
+    p = sub.add_parser("export", help="write edge scores (and a circuit) as another tool's file: MIB's circuit JSON")
+    p.add_argument("scores", metavar="SCORES.json", help="edge scores from `edgewise discover --json`")
+    p.add_argument("--format", choices=["mib"], default="mib", help="MIB circuit-localization JSON (EAP-IG's format)")
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--circuit", metavar="FILE", help="the edges to mark in_graph (default: the method's own circuit)")
+    p.add_argument("--top-k", type=_positive_int, metavar="K", help="mark the K best-scoring edges in_graph instead")
+    p.set_defaults(run=_export)
+    p = sub.add_parser("import", help="read another tool's circuit file (MIB's JSON) as edge scores of a task")
+    p.add_argument("file", metavar="FILE", help="a MIB circuit JSON file")
+    p.add_argument("--task", required=True, help="the built-in task whose graph the file describes")
+    p.add_argument("--out", required=True, metavar="SCORES.json", help="where to write the edge scores")
+    p.add_argument("--circuit-out", metavar="FILE", help="also write the file's in_graph edges as a circuit")
+    p.add_argument("--method", default="mib", help="the method name to record (default: mib)")
+    p.set_defaults(run=_import)
     p = sub.add_parser("demo", help="show a task, its graph, its true circuit and a patching check, with plots")
     p.add_argument("--task", default="tracr-reverse")
     p.add_argument("--out", default="demo-output", help="folder for the plots and JSON")

@@ -180,7 +180,8 @@ def from_mib(record: dict, graph: Graph, method: str = "mib", task: str = "") ->
         if any(edges[name]["in_graph"] for name in names):
             chosen.add(edge)
     scores = EdgeScores(graph, torch.tensor(values, dtype=torch.float64), method, task=task)
-    circuit = Circuit(frozenset(chosen), description="in_graph edges of a MIB circuit file", metadata={"source": "mib"})
+    circuit = Circuit(frozenset(chosen), description="in_graph edges of a MIB circuit file", metadata={"source": "mib"},
+                      task=task, n_graph_edges=graph.n_edges)
     return scores, circuit
 
 

@@ -61,10 +61,6 @@ class AcdcConfig:
     masks_per_forward: int = 64  # memory knob, not ACDC's: rows of one batched forward (results do not depend on it)
 
     def __post_init__(self):
-        if not self.threshold >= 0:
-            raise InvalidHyperparameterError(
-                f"threshold={self.threshold} must be a number >= 0: ACDC removes an edge whose removal raises the "
-                "metric by less than it")
         if self.masks_per_forward < 1:
             raise InvalidHyperparameterError(f"masks_per_forward must be at least 1, got {self.masks_per_forward}")
 

@@ -79,19 +79,25 @@ def store_card(task: "Task", cache_dir: Path | None = None) -> TaskCard:
     return card
 
 
+def card_for(name: str, cache_dir: Path | None = None) -> TaskCard:
+    """Returns the card of built-in task `name`: the stored one, or one made by building the task."""
+    from .registry import get_task
+
+    path = card_path(name, cache_dir)
+    if path.exists():
+        return TaskCard(**json.loads(path.read_text()))
+    return store_card(get_task(name), cache_dir)
+
+
 def task_cards(cache_dir: Path | None = None) -> tuple[list[TaskCard], dict[str, str]]:
     """Returns the cards of every built-in task (building, once, each task without a stored card) and, for tasks
     that cannot be built here (a pretrained model not installed), the reason."""
-    from .registry import get_task, task_names
+    from .registry import task_names
 
     cards, unavailable = [], {}
     for name in task_names():
-        path = card_path(name, cache_dir)
-        if path.exists():
-            cards.append(TaskCard(**json.loads(path.read_text())))
-            continue
         try:
-            cards.append(store_card(get_task(name), cache_dir))
+            cards.append(card_for(name, cache_dir))
         except PretrainedModelMissingError as err:
             unavailable[name] = str(err)
     return cards, unavailable
