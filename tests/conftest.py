@@ -81,6 +81,16 @@ def random_batches():
     return torch.randint(0, 20, (5, 9), generator=g), torch.randint(0, 20, (5, 9), generator=g)
 
 
+def pairwise_auroc(values, labels) -> float:
+    """Returns P(a true item outscores a false one), ties one half, by brute force over every pair: the reference
+    for every AUROC edgewise computes."""
+    values = [float(v) for v in values]
+    true = [v for v, label in zip(values, labels) if label]
+    other = [v for v, label in zip(values, labels) if not label]
+    wins = sum(1.0 if t > o else 0.5 if t == o else 0.0 for t in true for o in other)
+    return wins / (len(true) * len(other))
+
+
 @dataclass
 class CliResult:
     """What one command-line call printed and returned, as `subprocess.CompletedProcess` names them."""

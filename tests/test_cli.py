@@ -61,6 +61,8 @@ def test_demo_discovers_explains_and_plots(tmp_path):
     assert sp["resample"]["circuit"] == [["Resid Start", "A3.0.V"], ["A3.0", "Resid End"]]
     assert len(sp["zero"]["circuit"]) in (10, 11) and sp["zero"]["faithfulness"] > 0.999
     assert record["diagnosis"]["ablations"]["resample"]["minimal_circuit"] == sp["resample"]["circuit"]
+    acdc_zero = next(r for r in record["runs"] if r["method"] == "acdc" and r["ablation"] == "zero")
+    assert sorted(acdc_zero["circuit"]) == sorted(record["diagnosis"]["ablations"]["zero"]["minimal_circuit"])
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +98,8 @@ def test_discover_circuit_out_feeds_diagnose_and_a_bad_circuit_file_is_a_clear_e
     assert run_edgewise("diagnose", "tracr-reverse", "--circuit", str(circuit), "--json", str(report)).returncode == 0
     (tmp_path / "bad.json").write_text('{"edge": []}')
     result = run_edgewise("diagnose", "tracr-reverse", "--circuit", str(tmp_path / "bad.json"))
-    assert result.returncode == 2 and "cannot read a circuit" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "cannot read" in result.stderr and "a circuit written by" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_mib_export_and_import_round_trip_through_the_command_line(tmp_path):

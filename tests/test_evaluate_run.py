@@ -1,22 +1,13 @@
 """The one run scorer (evaluate/run.py) against figures computed here by hand: each method's own circuit rule, AUROC
 by counting pairs, faithfulness from two patched forwards."""
 
-import itertools
-
 import pytest
 import torch
+from conftest import pairwise_auroc
 
 from edgewise.evaluate import RunEvaluation, ground_truths
 from edgewise.methods import discover, method_circuit
 from edgewise.patching import full_logits, patched_forward, task_ablation
-
-
-def _pairwise_auroc(scores: torch.Tensor, labels: list[bool]) -> float:
-    """P(true edge outscores other edge), ties one half, by brute force over every pair."""
-    true = [s for s, t in zip(scores.tolist(), labels) if t]
-    other = [s for s, t in zip(scores.tolist(), labels) if not t]
-    wins = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in itertools.product(true, other))
-    return wins / (len(true) * len(other))
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +39,7 @@ def test_auroc_and_faithfulness_match_hand_computations(reverse, runs):
             labels = [e in edges for e in run.graph.edges]
             snapped = run.scores.scores.clone()
             snapped[snapped.abs() <= 1e-9 * snapped.abs().max()] = 0  # the noise rule roc_auc documents
-            assert run.auroc(truth) == pytest.approx(_pairwise_auroc(snapped, labels))
+            assert run.auroc(truth) == pytest.approx(pairwise_auroc(snapped, labels))
         masks = torch.stack([run.graph.mask_for(run.circuit.edges), torch.zeros(run.graph.n_edges)])
         logits = patched_forward(reverse.model, run.graph, reverse.clean, run.ablated, masks)
         loss = reverse.metric(logits, full_logits(reverse), reverse.scored_positions)

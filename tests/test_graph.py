@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
-
 from conftest import random_transformer
+
 from edgewise.graph import Edge, Graph
 
 
@@ -65,3 +65,11 @@ def test_mask_for_keeps_exactly_the_given_edges(reverse):
     edges = {Edge("Resid Start", "A3.0.V"), Edge("A3.0", "Resid End")}
     mask = graph.mask_for(edges)
     assert mask.sum() == 2 and {graph.edges[i] for i in torch.nonzero(mask).flatten().tolist()} == edges
+
+
+def test_edge_nodes_map_inputs_to_their_component_and_keep_positions(random_model):
+    graph = Graph.from_model(random_model)
+    assert graph.edge_nodes(Edge("Resid Start", "A0.0.K")) == ("Resid Start", "A0.0")
+    assert graph.edge_nodes(Edge("MLP 0", "Resid End")) == ("MLP 0", "Resid End")
+    positions = Graph.from_model(random_model, per_position=True, n_positions=4)
+    assert positions.edge_nodes(Edge("A0.0", "A1.0.V", 2)) == ("A0.0@2", "A1.0@2")

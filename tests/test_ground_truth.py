@@ -2,12 +2,11 @@
 
 import pytest
 import torch
-
 from conftest import tracr
+
 from edgewise.graph import Edge
-from edgewise.patching import patched_forward
+from edgewise.patching import full_logits, patched_forward, task_ablation
 from edgewise.tasks.tracr import TRACR_TASKS
-from edgewise.patching import full_logits, task_ablation
 
 ABLATIONS = ["zero", "mean", "per-position-mean", "resample"]
 
@@ -104,3 +103,20 @@ def test_proportion_mirrors_acdc_data():
     assert not (task.clean[:, None] == held_out.clean[None]).all(-1).any()  # disjoint splits
     assert sorted(task.corrupt.tolist()) == sorted(task.clean.tolist())  # a permutation of the batch
     assert "shuffle" in task.pairing and get_task("tracr-proportion", metric="l2").metric.name == "l2"
+
+
+def test_effective_ground_truth_matches_auto_circuit_resample_circuits(reverse, proportion):
+    from edgewise.evaluate import effective_ground_truth
+
+    graph = reverse.graph()
+    assert effective_ground_truth(reverse, graph, task_ablation(reverse, graph, "resample")) == {
+        Edge("Resid Start", "A3.0.V"), Edge("A3.0", "Resid End")
+    }
+    graph = proportion.graph()
+    assert effective_ground_truth(proportion, graph, task_ablation(proportion, graph, "resample")) == {
+        Edge("Resid Start", "MLP 0"), Edge("MLP 0", "A1.0.V"), Edge("A1.0", "Resid End")
+    }
+    # Zero ablation removes the positions and BOS too, so the query and key edges matter again.
+    assert effective_ground_truth(proportion, graph, task_ablation(proportion, graph, "zero")) == set(
+        proportion.ground_truth_edges(graph)
+    )

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 
 from edgewise.adapters.base import layered_hook_groups
 from edgewise.errors import GraphMismatchError

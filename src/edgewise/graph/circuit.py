@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..errors import CircuitFileError, GraphMismatchError
+from .files import load_json
 from .graph import Edge, Graph
 
 if TYPE_CHECKING:
@@ -97,13 +98,9 @@ class Circuit:
     def load(cls, path: str | Path, task: str | None = None) -> "Circuit":
         """Returns the circuit saved at `path`; raises CircuitFileError for a missing, non-JSON or malformed file, and
         GraphMismatchError when `task` is given and the file records another task."""
-        try:
-            circuit = cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise CircuitFileError(
-                f"cannot read a circuit from {path}: {error!r}; give a file written by Circuit.save or `edgewise "
-                "discover --circuit-out` (JSON with an \"edges\" list of [writer, reader] names, A0.0@2 per position)"
-            ) from error
+        circuit = load_json(path, cls.from_dict, CircuitFileError,
+                            "a circuit written by Circuit.save or `edgewise discover --circuit-out` (JSON with an "
+                            "\"edges\" list of [writer, reader] names, A0.0@2 per position)")
         if task is not None:
             circuit.check_task(task)
         return circuit

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ..errors import GraphMismatchError, ScoresFileError
+from .files import load_json
 from .graph import Edge, Graph
 
 
@@ -74,13 +75,8 @@ class EdgeScores:
     def load(cls, path: str | Path, task: str | None = None) -> "EdgeScores":
         """Returns the scores saved at `path`; raises ScoresFileError for a missing, non-JSON or malformed file, and
         GraphMismatchError when `task` is given and the file records another task."""
-        try:
-            scores = cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ScoresFileError(
-                f"cannot read edge scores from {path}: {error!r}; give a file written by EdgeScores.save or `edgewise "
-                "discover --json FILE`"
-            ) from error
+        scores = load_json(path, cls.from_dict, ScoresFileError,
+                           "edge scores written by EdgeScores.save or `edgewise discover --json FILE`")
         if task is not None and scores.task and scores.task != task:
             raise GraphMismatchError(
                 f"these scores were computed on task {scores.task!r}, not {task!r}; give scores of {task} (e.g. from "

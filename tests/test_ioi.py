@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from edgewise.graph import circuit_from_scores
-from edgewise.errors import PretrainedModelMissingError, UnknownTaskError
+from edgewise.errors import UnknownTaskError
 from edgewise.tasks.lm.ioi import IOI_NAMES, ioi_logit_difference, ioi_prompts
 from edgewise.methods import discover
 from edgewise.patching import patched_forward
