@@ -119,14 +119,37 @@ def run_edgewise_process(*args: str, timeout: int = 600) -> subprocess.Completed
     return subprocess.run([sys.executable, "-m", "edgewise.cli", *args], capture_output=True, text=True, timeout=timeout)
 
 
+_SMOLLM2: dict = {}
+
+
+def _load_smollm2_once(cache_dir=None):
+    """load_smollm2, but one booted model per test run: 135M parameters take seconds to boot and 1 GB to hold."""
+    from edgewise.models.pretrained import load_smollm2
+
+    if cache_dir is not None:
+        return load_smollm2(cache_dir)
+    if "model" not in _SMOLLM2:
+        _SMOLLM2["model"] = load_smollm2()
+    return _SMOLLM2["model"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_smollm2_per_run():
+    """Every task built in the run (`get_task("smollm2-ioi")`, `edgewise tasks`) shares the one SmolLM2."""
+    import edgewise.tasks.lm.ioi as ioi
+
+    real, ioi.load_smollm2 = ioi.load_smollm2, _load_smollm2_once
+    yield
+    ioi.load_smollm2 = real
+
+
 @pytest.fixture(scope="session")
 def smollm2():
     """SmolLM2-135M-Instruct through TransformerBridge, loaded once per test run (skipped if not installed)."""
     from edgewise.errors import PretrainedModelMissingError
-    from edgewise.models.pretrained import load_smollm2
 
     try:
-        return load_smollm2()
+        return _load_smollm2_once()
     except PretrainedModelMissingError as err:
         pytest.skip(str(err))
 

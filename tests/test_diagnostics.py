@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import random_transformer, run_edgewise
-from test_acdc_names import ACDC_REVERSE
+from test_interop_acdc import ACDC_REVERSE
 from edgewise.interop.acdc import import_acdc_edges
 from edgewise.diagnostics.behaviour import behaviour_check
 from edgewise.graph import Circuit

@@ -1,5 +1,6 @@
 """Edge scores: JSON round trips."""
 
+import pytest
 import torch
 
 from edgewise.errors import ScoresFileError
