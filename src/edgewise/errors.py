@@ -80,3 +80,23 @@ class UsageError(EdgewiseError, ValueError):
 
 class OutputPathError(EdgewiseError, ValueError):
     """An output path that is a directory where a file is wanted (or a file where a folder is), or not writable."""
+
+
+class EmptyInputsError(BatchShapeError):
+    """A task whose batches hold no rows, or no position the metric scores, so every metric would be 0 / 0."""
+
+
+class NonFiniteMetricError(EdgewiseError, ValueError):
+    """A task metric that returns NaN or infinity on the full or the ablated model."""
+
+
+class NonFiniteScoresError(EdgewiseError, ValueError):
+    """A method that returned NaN or infinite edge scores."""
+
+
+class BenchFolderBusyError(EdgewiseError):
+    """A bench results folder that another running bench holds."""
+
+
+class CacheWarning(UserWarning):
+    """A cache entry that could not be used (damaged, of another program, or not writable); edgewise recomputes."""
