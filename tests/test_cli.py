@@ -125,6 +125,14 @@ def test_mib_export_and_import_round_trip_through_the_command_line(tmp_path):
     assert sorted(json.loads(back_circuit.read_text())["edges"]) == sorted(circuit)
     result = run_edgewise("import", str(mib_file), "--task", "tracr-reverse", "--out", str(back))
     assert result.returncode == 2 and "n_layers=2" in result.stderr
+    assert run_edgewise("export", str(scores_file), "--out", str(mib_file)).returncode == 0
+    assert sum(e["in_graph"] for e in json.loads(mib_file.read_text())["edges"].values()) == 20  # top-k method: 20
+    acdc_scores, acdc_circuit = tmp_path / "acdc.json", tmp_path / "acdc-circuit.json"
+    assert run_edgewise("discover", "tracr-proportion", "--method", "acdc", "--json", str(acdc_scores),
+                        "--circuit-out", str(acdc_circuit)).returncode == 0
+    assert run_edgewise("export", str(acdc_scores), "--out", str(mib_file)).returncode == 0
+    in_graph = sum(e["in_graph"] for e in json.loads(mib_file.read_text())["edges"].values())
+    assert in_graph == len(json.loads(acdc_circuit.read_text())["edges"])  # ACDC: the edges it kept
 
 
 def test_start_up_imports_nothing_heavy_and_the_entry_point_runs():
