@@ -17,7 +17,8 @@ def test_tasks_json_lists_every_task_with_its_sizes():
     assert len(rows) >= 10
     assert rows["tracr-reverse"]["n_edges"] == 77 and rows["tracr-reverse"]["n_layers"] == 4
     assert rows["tracr-proportion"]["n_edges"] == 23 and rows["tracr-proportion"]["n_ground_truth_edges"] == 5
-    assert all({"name", "n_layers", "n_edges", "n_ground_truth_edges"} <= set(r) for r in rows.values())
+    assert all({"name", "n_layers", "n_edges", "n_ground_truth_edges", "n_held_out"} <= set(r) for r in rows.values())
+    assert rows["tracr-reverse"]["n_held_out"] is None and rows["tracr-shift"]["n_held_out"] == 100
 
 
 @pytest.mark.parametrize("per_position", [False, True])

@@ -22,13 +22,17 @@ def _tasks(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    header = f"{'task':<22}{'layers':>7}{'heads':>6}{'d_model':>8}{'edges':>7}{'per-pos':>9}{'truth':>7}{'n':>5}  metric"
+    header = (f"{'task':<22}{'layers':>7}{'heads':>6}{'d_model':>8}{'edges':>7}{'per-pos':>9}{'truth':>7}{'n':>5}"
+              f"{'held-out':>9}  metric")
     print(header)
     for r in rows:
         print(
             f"{r['name']:<22}{r['n_layers']:>7}{r['n_heads']:>6}{r['d_model']:>8}{r['n_edges']:>7}"
-            f"{r['n_edges_per_position']:>9}{r['n_ground_truth_edges'] or '-':>7}{r['n_examples']:>5}  {r['metric']}"
+            f"{r['n_edges_per_position']:>9}{r['n_ground_truth_edges'] or '-':>7}{r['n_examples']:>5}"
+            f"{r['n_held_out'] or 'none':>9}  {r['metric']}"
         )
+    print("held-out: inputs kept apart from discovery for evaluation (`edgewise bench` scores on them); none: every "
+          "input of the task's form is used (tracr-reverse: ACDC's 6 permutations)")
     return 0
 
 

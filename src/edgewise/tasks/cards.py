@@ -37,12 +37,13 @@ class TaskCard:
     n_examples: int
     metric: str
     description: str
+    n_held_out: int | None = None  # evaluation inputs kept apart from discovery; None: the task has no such split
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def card_of(task: "Task") -> TaskCard:
+def card_of(task: "Task", n_held_out: int | None = None) -> TaskCard:
     """Returns the card of a built task (its plain graph counts the edges)."""
     describe = task.adapter.describe()
     n_edges = task.graph().n_edges
@@ -50,7 +51,7 @@ def card_of(task: "Task") -> TaskCard:
         name=task.name, n_layers=describe["n_layers"], n_heads=describe["n_heads"], d_model=describe["d_model"],
         n_edges=n_edges, n_edges_per_position=n_edges * task.n_positions,
         n_ground_truth_edges=None if task.ground_truth is None else len(task.ground_truth),
-        n_examples=task.clean.shape[0], metric=task.metric.name, description=task.description,
+        n_examples=task.clean.shape[0], metric=task.metric.name, description=task.description, n_held_out=n_held_out,
     )
 
 
@@ -72,7 +73,9 @@ def card_path(name: str, cache_dir: Path | None = None) -> Path:
 
 def store_card(task: "Task", cache_dir: Path | None = None) -> TaskCard:
     """Returns the task's card after writing it to the card store."""
-    card = card_of(task)
+    from .registry import held_out_size
+
+    card = card_of(task, held_out_size(task.name))
     path = card_path(task.name, cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(card.to_dict()))

@@ -22,13 +22,23 @@ def task_names() -> list[str]:
     return list(TRACR_TASKS) + list(LM_TASKS)
 
 
-def get_task(name: str, metric: str | None = None) -> "Task":
-    """Returns the built-in task `name` (optionally with another metric); raises UnknownTaskError with a suggestion."""
+def get_task(name: str, metric: str | None = None, held_out: bool = False) -> "Task":
+    """Returns the built-in task `name` (optionally with another metric, or on its held-out evaluation inputs);
+    raises UnknownTaskError with a suggestion, or for a held-out split the task does not have."""
     if name in LM_TASKS:
+        if held_out:
+            raise UnknownTaskError(f"{name} has no held-out split yet: its prompts are one fixed sample")
         module, factory = LM_TASKS[name]
         return getattr(importlib.import_module(f"{__package__}.{module}"), factory)(metric=metric)
     if name in TRACR_TASKS:
         from .tracr.suite import get_task as tracr_task
 
-        return tracr_task(name, metric=metric)
+        return tracr_task(name, metric=metric, held_out=held_out)
     raise UnknownTaskError.for_name(name, task_names())
+
+
+def held_out_size(name: str) -> int | None:
+    """Returns how many held-out (evaluation) inputs task `name` has, or None without a held-out split; needs no
+    model."""
+    spec = TRACR_TASKS.get(name)
+    return None if spec is None or spec.held_out is None else len(spec.held_out())

@@ -9,12 +9,23 @@ from dataclasses import dataclass
 from typing import Callable
 
 
-def all_or_sample(vocab, length: int, n: int, seed: int = 0, distinct: bool = False) -> list[list]:
-    """Returns every sequence of `length` over `vocab` if there are at most n, else n distinct ones at random."""
+def all_or_sample(
+    vocab, length: int, n: int, seed: int = 0, distinct: bool = False, exclude: list[list] | None = None
+) -> list[list]:
+    """Returns every sequence of `length` over `vocab` (but those in `exclude`) if there are at most n, else n
+    distinct ones at random."""
     values = sorted(vocab, key=repr)
     pool = itertools.permutations(values, length) if distinct else itertools.product(values, repeat=length)
-    pool = [list(s) for s in pool]
+    excluded = {tuple(s) for s in exclude or []}
+    pool = [list(s) for s in pool if tuple(s) not in excluded]
     return pool if len(pool) <= n else random.Random(seed).sample(pool, n)
+
+
+def _held_out(discovery: Callable[[], list[list]], vocab, length: int, n: int = 100,
+              distinct: bool = False) -> Callable[[], list[list]]:
+    """Returns the evaluation split of a task whose discovery inputs are `discovery()`: up to n other inputs of the
+    same form, drawn with another seed."""
+    return lambda: all_or_sample(vocab, length, n, seed=1, distinct=distinct, exclude=discovery())
 
 
 def _balanced(pairs: list[str], length: int) -> list[list]:
@@ -33,11 +44,13 @@ def _balanced(pairs: list[str], length: int) -> list[list]:
     return out
 
 
-def _brackets(pairs: list[str], length: int, n: int) -> list[list]:
-    """Returns all balanced strings plus random ones up to n: random strings alone are almost never balanced."""
+def _brackets(pairs: list[str], length: int, n: int, exclude: list[list] | None = None) -> list[list]:
+    """Returns all balanced strings plus random ones (none in `exclude`) up to n: random strings alone are almost
+    never balanced. The balanced strings are too few to split, so a held-out split holds them again."""
     balanced = _balanced(pairs, length)
     tokens = {c for p in pairs for c in p}
-    rest = [s for s in all_or_sample(tokens, length, 10 * n) if s not in balanced]
+    seed = 0 if exclude is None else 1
+    rest = [s for s in all_or_sample(tokens, length, 10 * n, seed=seed, exclude=exclude) if s not in balanced]
     return balanced + rest[: max(0, n - len(balanced))]
 
 
@@ -54,6 +67,7 @@ class TracrSpec:
     metric: str | None = None
     corruption: str = "derangement"
     held_out: Callable[[], list[list]] | None = None  # inputs kept apart for evaluating found circuits
+    no_held_out: str = ""  # why there is no held-out split, when there is none
 
     def build_program(self):
         """Returns the task's RASP program; imports tracr (and with it jax) only now."""
@@ -63,8 +77,24 @@ class TracrSpec:
         return self.program(lib, rasp)
 
 
+def _sampled(name: str, program: Callable, vocab, description: str, distinct: bool = False) -> TracrSpec:
+    """Returns a task on 100 random inputs of length 5 (every input when there are fewer), with 100 others (or all
+    the rest) held out."""
+    discovery = lambda: all_or_sample(vocab, 5, 100, distinct=distinct)  # noqa: E731
+    return TracrSpec(name, program, frozenset(vocab), 5, discovery, description,
+                     held_out=_held_out(discovery, vocab, 5, distinct=distinct))
+
+
+def _lengths_one_to_five(vocab, seed_offset: int = 0, exclude: list[list] | None = None) -> list[list]:
+    """Returns up to 20 inputs of each length 1-5 (every one where there are fewer), none in `exclude`."""
+    return sum((all_or_sample(vocab, n, 20, seed=n + seed_offset, exclude=exclude) for n in range(1, 6)), [])
+
+
 def _specs() -> list[TracrSpec]:
     abc = frozenset("abc")
+    wxyz = frozenset("wxyz")
+    proportion = lambda: all_or_sample(wxyz, 4, 100)  # noqa: E731
+    dyck2 = lambda: _brackets(["()", "{}"], 4, 100)  # noqa: E731
     return [
         TracrSpec(
             "tracr-reverse",
@@ -73,97 +103,55 @@ def _specs() -> list[TracrSpec]:
             5,
             lambda: [list(p) for p in itertools.permutations([1, 2, 3])],
             "reverse the sequence (ACDC's data: the 6 permutations of [1, 2, 3])",
+            no_held_out="ACDC's data is every permutation of [1, 2, 3]; none is left to hold out",
         ),
         TracrSpec(
             "tracr-proportion",
             lambda lib, rasp: lib.make_frac_prevs(rasp.tokens == "x").named("frac_prevs"),
-            frozenset("wxyz"),
+            wxyz,
             5,
-            lambda: all_or_sample(frozenset("wxyz"), 4, 100)[:50],
+            lambda: proportion()[:50],
             "fraction of tokens so far that are 'x' (ACDC's data: 50 random sequences of length 4, shuffled)",
             corruption="shuffle",
-            held_out=lambda: all_or_sample(frozenset("wxyz"), 4, 100)[50:],
+            held_out=lambda: proportion()[50:],  # ACDC's second 50
         ),
-        TracrSpec(
-            "tracr-hist",
-            lambda lib, rasp: lib.make_hist().named("hist"),
-            abc,
-            5,
-            lambda: all_or_sample(abc, 5, 100),
-            "how often each token occurs in the sequence",
-        ),
-        TracrSpec(
-            "tracr-sort",
-            lambda lib, rasp: lib.make_sort_unique(rasp.tokens, rasp.tokens).named("sort"),
-            frozenset(range(1, 9)),
-            5,
-            lambda: all_or_sample(set(range(1, 9)), 5, 100, distinct=True),
-            "sort tokens with unique keys (5 distinct tokens of 8, so the sorted output varies)",
-        ),
-        TracrSpec(
-            "tracr-sort-repeated",
-            lambda lib, rasp: lib.make_sort(rasp.tokens, rasp.tokens, max_seq_len=5, min_key=1).named("sort"),
-            frozenset({1, 2, 3}),
-            5,
-            lambda: all_or_sample({1, 2, 3}, 5, 100),
-            "sort tokens whose keys repeat (ties broken by position)",
-        ),
+        _sampled("tracr-hist", lambda lib, rasp: lib.make_hist().named("hist"), abc,
+                 "how often each token occurs in the sequence"),
+        _sampled("tracr-sort", lambda lib, rasp: lib.make_sort_unique(rasp.tokens, rasp.tokens).named("sort"),
+                 set(range(1, 9)), "sort tokens with unique keys (5 distinct tokens of 8, so the sorted output varies)",
+                 distinct=True),
+        _sampled("tracr-sort-repeated",
+                 lambda lib, rasp: lib.make_sort(rasp.tokens, rasp.tokens, max_seq_len=5, min_key=1).named("sort"),
+                 {1, 2, 3}, "sort tokens whose keys repeat (ties broken by position)"),
         TracrSpec(
             "tracr-length",
             lambda lib, rasp: lib.make_length().named("length"),
             abc,
             5,
-            lambda: sum((all_or_sample(abc, n, 20, seed=n) for n in range(1, 6)), []),
+            lambda: _lengths_one_to_five(abc),
             "sequence length, on inputs of length 1 to 5 (padded)",
+            # lengths 1 and 2 have 3 and 9 inputs, all used for discovery: the held-out inputs have lengths 3-5
+            held_out=lambda: _lengths_one_to_five(abc, seed_offset=100, exclude=_lengths_one_to_five(abc)),
         ),
-        TracrSpec(
-            "tracr-pair-balance",
-            lambda lib, rasp: lib.make_pair_balance(rasp.tokens, "(", ")").named("pair_balance"),
-            frozenset("()a"),
-            5,
-            lambda: all_or_sample(frozenset("()a"), 5, 100),
-            "fraction of open minus close brackets so far",
-        ),
+        _sampled("tracr-pair-balance", lambda lib, rasp: lib.make_pair_balance(rasp.tokens, "(", ")").named(
+            "pair_balance"), frozenset("()a"), "fraction of open minus close brackets so far"),
         TracrSpec(
             "tracr-dyck2",
             lambda lib, rasp: lib.make_shuffle_dyck2(),
             frozenset("(){}"),
             4,
-            lambda: _brackets(["()", "{}"], 4, 100),
+            dyck2,
             "1 if the two bracket types are each balanced (shuffle-Dyck-2), else 0",
+            held_out=lambda: _brackets(["()", "{}"], 4, 100, exclude=dyck2()),  # other unbalanced strings
         ),
-        TracrSpec(
-            "tracr-count",
-            lambda lib, rasp: lib.make_count(rasp.tokens, "a"),
-            abc,
-            5,
-            lambda: all_or_sample(abc, 5, 100),
-            "number of 'a' tokens, at every position",
-        ),
-        TracrSpec(
-            "tracr-detect-pattern",
-            lambda lib, rasp: lib.detect_pattern(rasp.tokens, "abc"),
-            abc,
-            5,
-            lambda: all_or_sample(abc, 5, 100),
-            "1 where the pattern 'abc' ends, else 0",
-        ),
-        TracrSpec(
-            "tracr-sort-freq",
-            lambda lib, rasp: lib.make_sort_freq(5).named("sort_freq"),
-            abc,
-            5,
-            lambda: all_or_sample(abc, 5, 100),
-            "tokens sorted by how often they occur",
-        ),
-        TracrSpec(
-            "tracr-shift",
-            lambda lib, rasp: lib.shift_by(2, rasp.tokens).named("shift"),
-            abc,
-            5,
-            lambda: all_or_sample(abc, 5, 100),
-            "the sequence shifted right by two positions",
-        ),
+        _sampled("tracr-count", lambda lib, rasp: lib.make_count(rasp.tokens, "a"), abc,
+                 "number of 'a' tokens, at every position"),
+        _sampled("tracr-detect-pattern", lambda lib, rasp: lib.detect_pattern(rasp.tokens, "abc"), abc,
+                 "1 where the pattern 'abc' ends, else 0"),
+        _sampled("tracr-sort-freq", lambda lib, rasp: lib.make_sort_freq(5).named("sort_freq"), abc,
+                 "tokens sorted by how often they occur"),
+        _sampled("tracr-shift", lambda lib, rasp: lib.shift_by(2, rasp.tokens).named("shift"), abc,
+                 "the sequence shifted right by two positions"),
     ]
 
 

@@ -92,10 +92,11 @@ def compile_spec(name: str, cache_dir: Path | None = None) -> CompiledProgram:
 
 def get_task(name: str, metric: str | None = None, held_out: bool = False, cache_dir: Path | None = None) -> Task:
     """Returns the built-in task `name`, optionally with another metric (e.g. ACDC's "l2") or on its held-out
-    inputs (tracr-proportion: ACDC's second 50 sequences); raises UnknownTaskError for unknown names."""
+    inputs (the evaluation split: inputs the discovery split does not hold; tracr-proportion: ACDC's second 50
+    sequences); raises UnknownTaskError for unknown names and for a held-out split a task does not have."""
     spec = _spec(name)
     if held_out and spec.held_out is None:
-        raise UnknownTaskError(f"{name} has no held-out split: its data is every input, or a fixed sample of them")
+        raise UnknownTaskError(f"{name} has no held-out split: {spec.no_held_out}")
     return tracr_task(
         spec.build_program(),
         set(spec.vocab),
