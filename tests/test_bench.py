@@ -1,9 +1,12 @@
 """The benchmark runner: records against independent recomputation, resuming after an interrupted sweep, atomic
-writes, sweep validation, peak memory, circuit diagrams, and the `edgewise bench` command line contract."""
+writes, the results folder's lock and results over every run in it, sweep validation, peak memory, circuit diagrams,
+and the `edgewise bench` command line contract."""
 
 import itertools
 import json
+import multiprocessing
 import os
+import re
 import shutil
 import time
 import types
@@ -13,10 +16,11 @@ import torch
 
 from conftest import run_edgewise
 from edgewise.bench import runner
+from edgewise.bench.lock import folder_lock
 from edgewise.report import plots as report
 from edgewise.bench import PeakMemory, Sweep, run_bench
 from edgewise.graph import circuit_from_scores
-from edgewise.errors import InvalidSweepError, UnknownTaskError
+from edgewise.errors import BenchFolderBusyError, InvalidSweepError, UnknownTaskError
 from edgewise.evaluate import faithfulness
 from edgewise.graph import Edge
 from edgewise.methods import UnknownMethodError
@@ -75,7 +79,8 @@ def test_a_write_interrupted_before_its_rename_leaves_no_file(tmp_path, monkeypa
     monkeypatch.setattr(runner, "os", types.SimpleNamespace(fdopen=os.fdopen, replace=fail))
     with pytest.raises(OSError, match="disk full"):
         run_bench(Sweep(("tracr-shift",), ("random",)), tmp_path, progress=False)
-    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [tmp_path / ".lock"]  # the lock's file stays, empty
+    assert (tmp_path / ".lock").read_text() == ""
     monkeypatch.undo()
     assert len(run_bench(Sweep(("tracr-shift",), ("random",)), tmp_path, progress=False)) == 1
 
@@ -86,6 +91,86 @@ def test_stray_temporary_files_of_a_killed_process_are_removed(tmp_path):
     stray.write_text("{half")
     run_bench(Sweep(("tracr-shift",), ("random",)), tmp_path, progress=False)
     assert not stray.exists()
+
+
+def _hold_lock(folder, held, release, marker) -> None:
+    """Holds `folder`'s bench lock until `release` is set, then writes `marker` and lets go."""
+    with folder_lock(folder):
+        held.set()
+        release.wait(30)
+        marker.write_text("released")
+
+
+def _start_holder(folder, marker):
+    """Returns a process holding `folder`'s bench lock, and the event that makes it let go."""
+    context = multiprocessing.get_context("fork")  # the child inherits edgewise's modules: no 7 s of imports
+    held, release = context.Event(), context.Event()
+    process = context.Process(target=_hold_lock, args=(folder, held, release, marker), daemon=True)
+    process.start()
+    assert held.wait(30), "the holding process never took the lock"
+    return process, release
+
+
+def test_a_second_bench_into_a_held_folder_fails_naming_the_holder(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    holder, _ = _start_holder(out, tmp_path / "released")
+    in_flight = out / "runs" / ".x.json.abc.tmp"  # the holder's temporary file: not the second bench's to remove
+    in_flight.parent.mkdir()
+    in_flight.write_text("{half")
+    calls = _counting_discover(monkeypatch)
+    names_holder = rf"{re.escape(str(out))} is in use by another bench: process {holder.pid} on host .+, since 20\d\d-"
+    try:
+        with pytest.raises(BenchFolderBusyError, match=names_holder) as error:
+            run_bench(Sweep(("tracr-shift",), ("random",)), out, progress=False)
+    finally:
+        holder.kill()  # SIGKILL, as when a bench is killed: no clean-up of its own runs, the OS drops its lock
+        holder.join()
+    assert "wait=True" in str(error.value) and "--out" in str(error.value)
+    assert calls == [] and in_flight.exists() and not (out / "results.json").exists()
+    assert len(run_bench(Sweep(("tracr-shift",), ("random",)), out, progress=False)) == 1
+    assert not in_flight.exists() and (out / ".lock").read_text() == ""
+
+
+def test_a_waiting_bench_starts_once_the_holder_lets_go(tmp_path, monkeypatch):
+    out, marker = tmp_path / "out", tmp_path / "released"
+    holder, release = _start_holder(out, marker)
+    told: list[str] = []
+
+    def tell(message):
+        told.append(message)
+        release.set()  # only once the bench has found the folder held, so it must wait
+
+    started: list[bool] = []
+    real = runner.discover
+
+    def discover(*args, **kwargs):
+        started.append(marker.exists())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_tell_waiting", tell)
+    monkeypatch.setattr(runner, "discover", discover)
+    try:
+        records = run_bench(Sweep(("tracr-shift",), ("random",)), out, progress=True, wait=True)
+    finally:
+        release.set()
+        holder.join()
+    assert started == [True] and len(records) == 1  # the run began after the holder was done, not before
+    assert len(told) == 1 and f"in use by process {holder.pid} on host" in told[0]
+
+
+def test_results_hold_every_finished_run_in_the_folder(tmp_path, monkeypatch):
+    first = run_bench(Sweep(("tracr-shift",), ("random", "eap")), tmp_path, progress=False)
+    random, eap = first
+    (acdc,) = run_bench(Sweep(("tracr-shift",), ("acdc",)), tmp_path, progress=False)
+    assert acdc["method"] == "acdc"
+    # This sweep's run first, then the folder's others by key (eap before random), not in their sweep's order.
+    assert json.loads((tmp_path / "results.json").read_text()) == [acdc, eap, random]
+    summary = (tmp_path / "summary.md").read_text()
+    assert all(f"| tracr-shift | plain | resample | {m} | 1 |" in summary for m in ("random", "eap", "acdc"))
+
+    calls = _counting_discover(monkeypatch)
+    assert run_bench(Sweep(("tracr-shift",), ("random", "eap")), tmp_path, progress=False) == first and calls == []
+    assert json.loads((tmp_path / "results.json").read_text()) == [random, eap, acdc]
 
 
 def test_hyperparameters_are_part_of_a_run_key(tmp_path):

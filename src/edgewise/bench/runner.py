@@ -2,13 +2,19 @@
 
     DIR/runs/<key>.json     one finished run: its record plus its curves, written atomically
     DIR/scores/<key>.json   the run's EdgeScores
-    DIR/results.json        the sweep's records in sweep order (without curves)
-    DIR/summary.md          a Markdown table of means over seeds
+    DIR/results.json        every finished run in the folder (records without curves): this sweep's in sweep order,
+                            then those that earlier sweeps into the folder left, by key
+    DIR/summary.md          a Markdown table of means over seeds, of the same runs
     DIR/plots/              ROC and faithfulness curves per task, graph and ablation; circuit diagrams (plain graphs)
+    DIR/.lock               flock'd by the bench writing into the folder, naming it while it runs (lock.py)
 
 A run's key holds its task, graph, method, ablation and seed, and a hash of its hyperparameters with the method's
 defaults filled in, so changing a default reruns that method. A re-run skips every run whose record exists; every
 file is written through a temporary file and os.replace, so an interrupted run leaves no half-written file.
+
+One bench at a time writes into a folder: a second raises BenchFolderBusyError naming the first, or with `wait`
+waits for it, and then skips the runs the first finished. Sweeps into one folder add up: results.json and
+summary.md cover every run there, while run_bench returns only its own sweep's records.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -30,6 +37,7 @@ from ..methods import discover
 from ..patching import AblatedOutputs, faithfulness_loss, task_ablation
 from ..tasks import Task
 from ..tasks.tracr import get_task
+from .lock import folder_lock
 from .memory import PeakMemory
 from .summary import summary_markdown
 from .sweep import RunSpec, Sweep
@@ -112,17 +120,35 @@ def _warm_up(task: Task) -> None:
     torch.optim.Adam([mask]).step()
 
 
-def run_bench(sweep: Sweep, out: str | Path, progress: bool = True) -> list[dict]:
+def run_bench(sweep: Sweep, out: str | Path, progress: bool = True, wait: bool = False) -> list[dict]:
     """Returns the sweep's records in sweep order, after running those not finished in `out` and writing
-    results.json and summary.md there (`edgewise.report.plot_bench` draws its plots)."""
+    results.json and summary.md there over every finished run in `out` (`edgewise.report.plot_bench` draws its
+    plots). Holds `out`'s lock throughout: raises BenchFolderBusyError if another bench holds it, or with `wait`
+    waits for it to finish."""
     out = Path(out)
     specs = sweep.runs()
-    for stray in out.glob("**/.*.tmp"):  # left by a process killed mid-write, which no `except` could remove
-        stray.unlink()
-    pending = [s for s in specs if not (out / "runs" / f"{s.key}.json").exists()]
+    with folder_lock(out, wait, on_wait=_tell_waiting if progress else None):
+        # Only under the lock: before it, these could be the temporary files of a bench still writing.
+        for stray in out.glob("**/.*.tmp"):  # left by a process killed mid-write, which no `except` could remove
+            stray.unlink()
+        pending = [s for s in specs if not (out / "runs" / f"{s.key}.json").exists()]
+        _run_pending(pending, out, progress, n_specs=len(specs))
+        records = _folder_records(out, [s.key for s in specs])
+        write_atomic(out / "results.json", json.dumps(records, indent=1))
+        write_atomic(out / "summary.md", summary_markdown(records))
+    return records[:len(specs)]
+
+
+def _tell_waiting(message: str) -> None:
+    """Prints why the bench has not started, where its progress bar would be."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _run_pending(pending: list[RunSpec], out: Path, progress: bool, n_specs: int) -> None:
+    """Runs the pending specs in order, writing each one's scores and then its record into `out`."""
     task: Task | None = None  # runs come task by task, so one task (and its settings) at a time is kept
     settings: dict[tuple[str, str], Setting] = {}
-    with tqdm(total=len(specs), initial=len(specs) - len(pending), desc="bench", unit="run",
+    with tqdm(total=n_specs, initial=n_specs - len(pending), desc="bench", unit="run",
               disable=not progress) as bar:
         for spec in pending:
             bar.set_postfix_str(f"{spec.task} {spec.graph} {spec.ablation} {spec.method} seed {spec.seed}")
@@ -136,8 +162,11 @@ def run_bench(sweep: Sweep, out: str | Path, progress: bool = True) -> list[dict
             write_atomic(out / "scores" / f"{spec.key}.json", json.dumps(scores.to_dict()))
             write_atomic(out / "runs" / f"{spec.key}.json", json.dumps({**record, "curves": curves}))
             bar.update()
-    finished = [json.loads((out / "runs" / f"{s.key}.json").read_text()) for s in specs]
-    records = [{k: v for k, v in r.items() if k != "curves"} for r in finished]
-    write_atomic(out / "results.json", json.dumps(records, indent=1))
-    write_atomic(out / "summary.md", summary_markdown(records))
-    return records
+
+
+def _folder_records(out: Path, keys: list[str]) -> list[dict]:
+    """Returns the records (without curves) of the runs `keys` names, in that order, then of every other finished
+    run in `out`, sorted by key; each of `keys` must be finished."""
+    others = sorted({p.stem for p in (out / "runs").glob("*.json")} - set(keys))
+    finished = [json.loads((out / "runs" / f"{key}.json").read_text()) for key in [*keys, *others]]
+    return [{k: v for k, v in r.items() if k != "curves"} for r in finished]

@@ -234,13 +234,14 @@ def _bench(args: argparse.Namespace) -> int:
     sweep.runs()  # unknown names fail before any work
     _check_writable(args.out, folder=True)
     start = time.perf_counter()
-    records = run_bench(sweep, args.out, progress=True)
+    records = run_bench(sweep, args.out, progress=True, wait=args.wait)
     if not args.no_plots:
         from ..report import plot_bench
 
         plot_bench(args.out)
     print((Path(args.out) / "summary.md").read_text())
-    print(f"wrote {Path(args.out) / 'results.json'}: {len(records)} runs, {time.perf_counter() - start:.1f} s")
+    print(f"wrote {Path(args.out) / 'results.json'} (every finished run in the folder): this sweep's {len(records)} "
+          f"runs, {time.perf_counter() - start:.1f} s")
     return 0
 
 
@@ -322,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--graphs", type=_comma_list, help="comma-separated graph kinds: plain, per-position")
     p.add_argument("--seeds", type=_comma_ints, help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--no-plots", action="store_true", help="write results and summary only")
+    p.add_argument("--wait", action="store_true", help="wait for another bench writing into --out to finish "
+                   "(default: exit with status 2 naming it)")
     p.set_defaults(run=_bench)
     p = sub.add_parser("diagnose", help="constant writers, the ground truth's minimal circuit per ablation, and what "
                        "a circuit outputs")
