@@ -3,7 +3,9 @@
 The compiler's craft model says, for every attention head and MLP, which residual-stream directions (labelled by
 RASP operation and value) it reads through its query, key and value inputs and which it writes. A writer -> reader
 edge is in the ground truth when the writer writes a direction the reader reads. Compiled weights and the derived
-circuit are cached on disk, keyed by a fingerprint of the program, so tracr's compile time is paid once.
+circuit are cached on disk, keyed by a fingerprint of the program, so tracr's compile time is paid once. Each
+entry records its cache format, fingerprint and task name, and is recompiled (with a CacheWarning) when any of them
+disagrees or the file cannot be read; a cache that cannot be written costs the next run a compile, never this one.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import hashlib
 import json
 import os
 import random
+import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,12 +24,12 @@ import torch
 
 from ...adapters.transformer import TransformerAdapter
 from ...cache import cache_root
-from ...errors import CompileError, InvalidTokensError
+from ...errors import CacheWarning, CompileError, InvalidTokensError
 from ...graph import Graph, Node, NodeKind
 from ...graph.nodes import head_node, mlp_node, output_node
 from ...models.transformer import Transformer, TransformerConfig
 
-CACHE_FORMAT = 2  # bump when the conversion or the ground-truth rule changes
+CACHE_FORMAT = 3  # bump when the conversion, the ground-truth rule or the stored fields change
 COMPILER_BOS = "BOS"
 COMPILER_PAD = "PAD"
 
@@ -92,6 +96,10 @@ def program_fingerprint(program, vocab: set, max_seq_len: int, causal: bool) -> 
     RASP labels carry global ids that depend on what else was built in the process, so operations are numbered by
     a depth-first walk from the output instead; the sampled values make two programs with the same shape but
     different functions hash apart. The tracr and edgewise versions are part of the key.
+
+    Annotations are hashed as tracr reads them, not as they happen to be stored: tracr fills in default annotations
+    (an SOp's categorical encoding) lazily, in place, the first time anything reads them, and the compiler reads them
+    on every expression it compiles, including the `rasp.tokens` and `rasp.indices` every program shares.
     """
     from importlib.metadata import version
 
@@ -113,10 +121,22 @@ def program_fingerprint(program, vocab: set, max_seq_len: int, causal: bool) -> 
     samples = [[rng.choice(values) for _ in range(rng.randint(1, max_seq_len))] for _ in range(24)]
     parts = [repr(values), max_seq_len, causal, CACHE_FORMAT, version("tracr-pypi"), version("edgewise")]
     for expr, children in order:
-        annotations = sorted((k, repr(v)) for k, v in expr.annotations.items() if k != "name")
+        annotations = _compiled_annotations(expr)
         outputs = [repr(rasp.evaluate(expr, s)) for s in samples] if isinstance(expr, rasp.SOp) else []
         parts.append([type(expr).__name__, children, annotations, outputs])
     return hashlib.sha256(json.dumps(parts, default=repr).encode()).hexdigest()[:16]
+
+
+def _compiled_annotations(expr) -> list[tuple[str, str]]:
+    """Returns the expression's annotations other than its name, with the encoding tracr compiles an SOp with even if no
+    one has read (and so stored) it yet."""
+    from tracr.rasp import rasp
+
+    annotations = {k: v for k, v in expr.annotations.items() if k != "name"}
+    if isinstance(expr, rasp.SOp) and "encoding" not in annotations:
+        # what the lazy default would store; computed here without storing it in the caller's program
+        annotations["encoding"] = rasp.DEFAULT_ANNOTATORS["encoding"](expr)
+    return sorted((k, repr(v)) for k, v in annotations.items())
 
 
 def compile_program(
@@ -127,15 +147,24 @@ def compile_program(
     causal: bool = False,
     cache_dir: Path | None = None,
 ) -> CompiledProgram:
-    """Returns `program` compiled by tracr and loaded into an edgewise Transformer, from the cache when possible."""
+    """Returns `program` compiled by tracr and loaded into an edgewise Transformer, from the cache when possible.
+
+    An entry that is damaged, of another cache format, or saved for another program or task is recompiled and
+    replaced, with a CacheWarning naming the file; a cache that cannot be written is warned about, not raised.
+    """
     _check_program(program, name)
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
     key = program_fingerprint(program, vocab, max_seq_len, causal)
     path = cache_dir / f"{name}-{key}.pt"
-    if path.exists():
-        return _load(path)
+    try:
+        return _load(path, key, name)
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # no entry yet: compile one
+    except _UnusableEntry as problem:
+        warnings.warn(f"tracr cache entry {path} {problem}; recompiling {name} and replacing it", CacheWarning,
+                      stacklevel=2)
     compiled = _compile(program, vocab, max_seq_len, name, causal)[0]
-    _save(compiled, path)
+    _save(compiled, path, key)
     return compiled
 
 
@@ -351,9 +380,22 @@ def _residual_reads_and_writes(craft_model, module_names, sink) -> tuple[dict, d
     )
 
 
-def _save(compiled: CompiledProgram, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+class _UnusableEntry(Exception):
+    """A cache entry that is there but cannot be served; the message says why, to complete "tracr cache entry PATH"."""
+
+
+_STORED_FIELDS = (
+    "format", "fingerprint", "name", "config", "state_dict", "vocab", "max_seq_len", "encoding", "output_values",
+    "ground_truth", "ground_truth_split", "reads", "writes",
+)
+
+
+def _save(compiled: CompiledProgram, path: Path, key: str) -> None:
+    """Returns nothing; writes `compiled` to `path` atomically, labelled with the cache format, the fingerprint `key`
+    and the task name, or warns (CacheWarning) when the cache cannot be written: the compile is kept either way."""
     record = {
+        "format": CACHE_FORMAT,
+        "fingerprint": key,
         "name": compiled.name,
         "config": compiled.model.cfg.to_dict(),
         "state_dict": compiled.model.state_dict(),
@@ -366,13 +408,76 @@ def _save(compiled: CompiledProgram, path: Path) -> None:
         "reads": compiled.reads,
         "writes": compiled.writes,
     }
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(record, tmp)
-    tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(record, path)
+    except (OSError, RuntimeError) as err:  # torch reports some failed writes as RuntimeError
+        warnings.warn(
+            f"could not write tracr cache entry {path} ({type(err).__name__}: {err}); {compiled.name} is compiled "
+            f"but will be compiled again next time. Make {path.parent} writable, or pass another cache_dir (or set "
+            f"EDGEWISE_CACHE)",
+            CacheWarning,
+            stacklevel=3,
+        )
 
 
-def _load(path: Path) -> CompiledProgram:
-    record = torch.load(path, weights_only=False)
+def _write_atomically(record: dict, path: Path) -> None:
+    """Returns nothing; saves `record` beside `path` and renames it into place, so a reader (another process, or a
+    later run after a crash) sees the old entry or the whole new one, never part of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as file:
+            torch.save(record, file)
+            file.flush()
+            os.fsync(file.fileno())  # on disk before the rename, or a crash could leave a renamed, empty file
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _load(path: Path, key: str, name: str) -> CompiledProgram:
+    """Returns the compile stored at `path`.
+
+    Raises FileNotFoundError or NotADirectoryError when there is no entry, and _UnusableEntry when the file cannot
+    be read, is not a cache record, or was written in another cache format, for another fingerprint than `key` or
+    for another task than `name`.
+    """
+    try:
+        record = torch.load(path, weights_only=False)
+    except (FileNotFoundError, NotADirectoryError):
+        raise
+    except Exception as err:  # a damaged file fails in many ways: EOFError, UnpicklingError, RuntimeError (zip)...
+        raise _UnusableEntry(f"cannot be read ({type(err).__name__}: {err})") from err
+    _check_record(record, key, name)
+    try:
+        return _from_record(record)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise _UnusableEntry(f"does not hold a model edgewise can load ({type(err).__name__}: {err})") from err
+
+
+def _check_record(record, key: str, name: str) -> None:
+    """Returns nothing; raises _UnusableEntry unless `record` is a whole record of this cache format for fingerprint
+    `key` and task `name`."""
+    if not isinstance(record, dict):
+        raise _UnusableEntry(f"holds a {type(record).__name__}, not a cache record")
+    found = record.get("format", "2 or older")  # the format is stored from format 3 on
+    if found != CACHE_FORMAT:
+        raise _UnusableEntry(f"is in cache format {found}; this edgewise reads format {CACHE_FORMAT}")
+    if record.get("fingerprint") != key:
+        raise _UnusableEntry(
+            f"was saved for the program with fingerprint {record.get('fingerprint')!r}, not {key!r} (a file of another "
+            f"program, copied or renamed?)"
+        )
+    if record.get("name") != name:
+        raise _UnusableEntry(f"was saved for task {record.get('name')!r}, not {name!r}")
+    missing = [f for f in _STORED_FIELDS if f not in record]
+    if missing:
+        raise _UnusableEntry(f"lacks the fields {missing}")
+
+
+def _from_record(record: dict) -> CompiledProgram:
+    """Returns the CompiledProgram a checked record holds."""
     model = Transformer(TransformerConfig(**record["config"]))
     model.load_state_dict(record["state_dict"])
     return CompiledProgram(
