@@ -188,7 +188,8 @@ def test_record_matches_an_independent_recomputation(tmp_path):
     (record,) = run_bench(Sweep(("tracr-shift",), ("random",), ablations=("zero",), seeds=(3,)), tmp_path,
                           progress=False)
     scores = EdgeScores.load(tmp_path / "scores" / f"{record['key']}.json")
-    task = get_task("tracr-shift")
+    task = get_task("tracr-shift", held_out=True)  # methods fit on the discovery inputs, runs are scored on these
+    assert record["evaluated_on"] == "held-out" and record["n_evaluation_inputs"] == 100
     graph = task.graph()
     truth = task.ground_truth_edges(graph)
     values = scores.scores.tolist()

@@ -8,6 +8,9 @@
     DIR/plots/              ROC and faithfulness curves per task, graph and ablation; circuit diagrams (plain graphs)
     DIR/.lock               flock'd by the bench writing into the folder, naming it while it runs (lock.py)
 
+Methods fit on a task's discovery inputs; each run is scored (faithfulness, CPR/CMD, the effective truth and the
+AUROC against it) on the task's held-out inputs where it has them, and says so in `evaluated_on`.
+
 A run's key holds its task, graph, method, ablation and seed, and a hash of its hyperparameters with the method's
 defaults filled in, so changing a default reruns that method. A re-run skips every run whose record exists; every
 file is written through a temporary file and os.replace, so an interrupted run leaves no half-written file.
@@ -36,6 +39,7 @@ from ..graph import Edge, EdgeScores, Graph
 from ..methods import discover
 from ..patching import AblatedOutputs, faithfulness_loss, task_ablation
 from ..tasks import Task
+from ..tasks.registry import held_out_size
 from ..tasks.tracr import get_task
 from .lock import folder_lock
 from .memory import PeakMemory
@@ -45,28 +49,39 @@ from .sweep import RunSpec, Sweep
 
 @dataclass(frozen=True)
 class Setting:
-    """What every run on one task, graph and ablation shares: the graph, the ablation's values and the truths."""
+    """What every run on one task, graph and ablation shares: the graph, the ablation's values on the discovery
+    inputs (what methods fit), and the evaluation task with its ablation and truths (what runs are scored on)."""
 
     graph: Graph
     ablated: AblatedOutputs
-    truths: dict[str, set[Edge]]
+    evaluation_task: Task
+    evaluation_ablated: AblatedOutputs
+    truths: dict[str, set[Edge]]  # on the evaluation inputs
+    evaluated_on: str  # "held-out", or "discovery" for tasks without a held-out split
 
     @classmethod
-    def of(cls, task: Task, graph_kind: str, ablation: str) -> "Setting":
-        """Returns the setting; the effective truth costs a patched forward per true edge (dyck2 per-position: 20 s),
-        so the bench builds it once for all the methods and seeds that share it."""
+    def of(cls, task: Task, graph_kind: str, ablation: str, held_out: Task | None = None) -> "Setting":
+        """Returns the setting, scored on `held_out` (the task on its evaluation inputs) when given; the effective
+        truth costs a patched forward per true edge (dyck2 per-position: 20 s), so the bench builds it once for all
+        the methods and seeds that share it."""
         graph = task.graph(per_position=graph_kind == "per-position")
         ablated = task_ablation(task, graph, ablation)
-        return cls(graph, ablated, ground_truths(task, graph, ablated))
+        if held_out is None:
+            return cls(graph, ablated, task, ablated, ground_truths(task, graph, ablated), "discovery")
+        evaluation_ablated = task_ablation(held_out, graph, ablation)
+        return cls(graph, ablated, held_out, evaluation_ablated, ground_truths(held_out, graph, evaluation_ablated),
+                   "held-out")
 
 
 def run_one(task: Task, spec: RunSpec, setting: Setting | None = None) -> tuple[dict, dict, EdgeScores]:
     """Returns one run's record, its curves (ROC edge and node level against both truths, faithfulness) and scores.
 
-    AUROC is taken against the compiler's ground truth and against the effective one (its edges that change the
-    outputs under this ablation): under resample ablation most compiler edges carry nothing, which caps every method
-    against the compiler's truth. Seconds and peak memory cover the method alone; evaluation is timed apart.
-    `setting` is `Setting.of(task, spec.graph, spec.ablation)`, built here when not given.
+    The method fits on the task's (discovery) inputs; faithfulness, CPR/CMD and the effective truth are measured on
+    the setting's evaluation inputs (held out where the task has them: `evaluated_on`). AUROC is taken against the
+    compiler's ground truth and against the effective one (its edges that change the outputs under this ablation):
+    under resample ablation most compiler edges carry nothing, which caps every method against the compiler's truth.
+    Seconds and peak memory cover the method alone; evaluation is timed apart. `setting` is
+    `Setting.of(task, spec.graph, spec.ablation)` (scored on the discovery inputs), built here when not given.
     """
     setting = setting or Setting.of(task, spec.graph, spec.ablation)
     on_cuda = next(task.model.parameters()).device.type == "cuda"
@@ -74,11 +89,12 @@ def run_one(task: Task, spec: RunSpec, setting: Setting | None = None) -> tuple[
         scores = discover(task, spec.method, seed=spec.seed, graph=setting.graph, ablated=setting.ablated,
                           **spec.hyperparameters)
     start = time.perf_counter()
-    evaluation = RunEvaluation(task, scores, setting.ablated, setting.truths)
+    evaluation = RunEvaluation(setting.evaluation_task, scores, setting.evaluation_ablated, setting.truths)
     graph, effective = setting.graph, setting.truths["effective"]
     record = {
         "key": spec.key, "task": spec.task, "graph": spec.graph, "method": spec.method, "ablation": spec.ablation,
         "seed": spec.seed, "hyperparameters": spec.hyperparameters, "n_edges": graph.n_edges,
+        "evaluated_on": setting.evaluated_on, "n_evaluation_inputs": setting.evaluation_task.clean.shape[0],
         "n_true_edges": len(setting.truths["compiler"]), "n_effective_edges": len(effective),
         "effective_ground_truth": [e.endpoints() for e in sorted(effective, key=graph.edge_index)],
         **evaluation.record(),
@@ -147,6 +163,7 @@ def _tell_waiting(message: str) -> None:
 def _run_pending(pending: list[RunSpec], out: Path, progress: bool, n_specs: int) -> None:
     """Runs the pending specs in order, writing each one's scores and then its record into `out`."""
     task: Task | None = None  # runs come task by task, so one task (and its settings) at a time is kept
+    held_out: Task | None = None
     settings: dict[tuple[str, str], Setting] = {}
     with tqdm(total=n_specs, initial=n_specs - len(pending), desc="bench", unit="run",
               disable=not progress) as bar:
@@ -154,9 +171,10 @@ def _run_pending(pending: list[RunSpec], out: Path, progress: bool, n_specs: int
             bar.set_postfix_str(f"{spec.task} {spec.graph} {spec.ablation} {spec.method} seed {spec.seed}")
             if task is None or task.name != spec.task:
                 task, settings = get_task(spec.task), {}
+                held_out = get_task(spec.task, held_out=True) if held_out_size(spec.task) else None
                 _warm_up(task)
             if (spec.graph, spec.ablation) not in settings:
-                settings[spec.graph, spec.ablation] = Setting.of(task, spec.graph, spec.ablation)
+                settings[spec.graph, spec.ablation] = Setting.of(task, spec.graph, spec.ablation, held_out)
             record, curves, scores = run_one(task, spec, settings[spec.graph, spec.ablation])
             # Scores first: a run counts as finished once its record exists, and then its scores do too.
             write_atomic(out / "scores" / f"{spec.key}.json", json.dumps(scores.to_dict()))

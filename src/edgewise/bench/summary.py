@@ -39,7 +39,8 @@ def summary_markdown(records: list[dict]) -> str:
             for key, rs in groups.items()]
     header = ["task", "graph", "ablation", "method", "seeds", *(h for h, _, _ in _SUMMARY_COLUMNS)]
     notes = (
-        "AUROC: against the compiler's ground truth; eff.: against its edges that change the outputs under the "
+        "Methods fit on each task's discovery inputs and are scored on its held-out inputs (tracr-reverse has none: "
+        "its 6 inputs serve both). AUROC: against the compiler's ground truth; eff.: against its edges that change the outputs under the "
         "ablation. Node AUROC: a node scores its best edge's score. f at eff. size: faithfulness of the top-k circuit, "
         "k the effective truth's size. CPR and CMD: MIB's areas under f and |1 - f| "
         "over the fraction of edges kept. Edges to 95%: the smallest top-k circuit with faithfulness >= 0.95 (runs "

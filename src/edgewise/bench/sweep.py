@@ -13,6 +13,7 @@ from ..patching import ABLATIONS
 from ..tasks.tracr import task_names
 
 GRAPH_KINDS = ("plain", "per-position")
+RECORD_FORMAT = 2  # part of every run key: bump when what a record measures changes (2: scored on held-out inputs)
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,8 @@ class RunSpec:
     @property
     def key(self) -> str:
         """Returns the run's file stem: its fields, and a hash of its hyperparameters, which do not fit a name."""
-        digest = hashlib.sha1(json.dumps(self.hyperparameters, sort_keys=True).encode()).hexdigest()[:10]
+        digest = hashlib.sha1(json.dumps([RECORD_FORMAT, self.hyperparameters], sort_keys=True).encode()).hexdigest()
+        digest = digest[:10]
         return f"{self.task}_{self.graph}_{self.method}_{self.ablation}_seed{self.seed}_{digest}"
 
 
