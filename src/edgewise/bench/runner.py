@@ -150,7 +150,7 @@ def run_bench(sweep: Sweep, out: str | Path, progress: bool = True, wait: bool =
         pending = [s for s in specs if not (out / "runs" / f"{s.key}.json").exists()]
         _run_pending(pending, out, progress, n_specs=len(specs))
         records = _folder_records(out, [s.key for s in specs])
-        write_atomic(out / "results.json", json.dumps(records, indent=1))
+        write_atomic(out / "results.json", json.dumps(records, indent=1, allow_nan=False))
         write_atomic(out / "summary.md", summary_markdown(records))
     return records[:len(specs)]
 
@@ -177,8 +177,8 @@ def _run_pending(pending: list[RunSpec], out: Path, progress: bool, n_specs: int
                 settings[spec.graph, spec.ablation] = Setting.of(task, spec.graph, spec.ablation, held_out)
             record, curves, scores = run_one(task, spec, settings[spec.graph, spec.ablation])
             # Scores first: a run counts as finished once its record exists, and then its scores do too.
-            write_atomic(out / "scores" / f"{spec.key}.json", json.dumps(scores.to_dict()))
-            write_atomic(out / "runs" / f"{spec.key}.json", json.dumps({**record, "curves": curves}))
+            write_atomic(out / "scores" / f"{spec.key}.json", json.dumps(scores.to_dict(), allow_nan=False))
+            write_atomic(out / "runs" / f"{spec.key}.json", json.dumps({**record, "curves": curves}, allow_nan=False))
             bar.update()
 
 

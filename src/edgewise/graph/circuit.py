@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..errors import CircuitFileError, GraphMismatchError
-from .files import load_json
+from .files import load_json, write_json
 from .graph import Edge, Graph
 
 if TYPE_CHECKING:
@@ -91,8 +90,8 @@ class Circuit:
                    record.get("task") or "", record.get("n_graph_edges"))
 
     def save(self, path: str | Path) -> None:
-        """Writes the circuit as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+        """Writes the circuit as strict JSON; a NaN or infinite number in its metadata raises CircuitFileError."""
+        write_json(path, self.to_dict(), CircuitFileError, indent=1)
 
     @classmethod
     def load(cls, path: str | Path, task: str | None = None) -> "Circuit":

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from ..errors import GraphMismatchError, ScoresFileError
-from .files import load_json
+from .files import load_json, write_json
 from .graph import Edge, Graph
 
 
@@ -69,7 +68,8 @@ class EdgeScores:
                    record.get("seconds", 0.0), record.get("ablation", "resample"), record.get("task", ""))
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict()))
+        """Writes the scores as strict JSON; a NaN or infinite number raises ScoresFileError naming where it sits."""
+        write_json(path, self.to_dict(), ScoresFileError)
 
     @classmethod
     def load(cls, path: str | Path, task: str | None = None) -> "EdgeScores":

@@ -4,7 +4,8 @@ A method is a function  (task, graph, ablated, config, seed, progress) -> scores
 important) registered with `@register(name, ConfigDataclass, circuit=rule)`. The rule turns the method's scores into
 the circuit it reports (subnetwork probing: its open gates; ACDC: the edges it kept; the others: the top k), so no
 caller tests a method's name. `discover` runs a method on a graph and an ablation (built here unless the caller
-passes its own) and wraps its scores in EdgeScores. Adding a method is adding one file to this folder.
+passes its own), checks that the task's metric is finite before and the scores after, and wraps the scores in
+EdgeScores. Adding a method is adding one file to this folder.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from typing import Callable
 
 import torch
 
-from ..errors import EdgewiseError, InvalidHyperparameterError
+from ..errors import EdgewiseError, InvalidHyperparameterError, NonFiniteMetricError, NonFiniteScoresError
 from ..graph import Circuit, EdgeScores, Graph, circuit_from_scores
-from ..patching import AblatedOutputs, task_ablation
-from ..tasks import Task
+from ..patching import AblatedOutputs, patched_forward, task_ablation
+from ..tasks import METRICS, Task
 
 MethodFn = Callable[[Task, Graph, AblatedOutputs, object, int, bool], torch.Tensor]
 CircuitRule = Callable[[EdgeScores, int], Circuit]  # (scores, k for methods without a circuit of their own)
@@ -140,6 +141,41 @@ def make_config(method: Method, hyperparameters: dict) -> object:
     return method.config(**{k: _convert(method.name, k, types[k], v) for k, v in hyperparameters.items()})
 
 
+@torch.no_grad()
+def check_metric(task: Task, graph: Graph, ablated: AblatedOutputs) -> None:
+    """Raises NonFiniteMetricError when the task's metric is NaN or infinite on the full model against itself or on
+    the fully ablated model, the two ends of every mask a method tries. It costs one forward with both masks.
+
+    The full model's outputs come from the same masked forward (all ones), which equals the plain forward, so a
+    metric that compares exact outputs sees zero distance there."""
+    ends = torch.stack([torch.ones(graph.n_edges), torch.zeros(graph.n_edges)])  # [2, n_edges]: keep all, ablate all
+    logits = patched_forward(task.adapter, graph, task.clean, ablated, ends)  # [2, batch, pos, vocab]
+    cases = {"on the full model against itself": logits[0],
+             f"on the fully ablated model ({ablated.kind} ablation of every edge)": logits[1]}
+    for case, outputs in cases.items():
+        value = torch.as_tensor(task.metric(outputs, logits[0], task.scored_positions))
+        if not bool(torch.isfinite(value).all()):
+            bad = value[~torch.isfinite(value)].flatten()[0].item()
+            raise NonFiniteMetricError(
+                f"task {task.name}: metric {task.metric.name!r} is {bad} {case}; every method measures masked "
+                "outputs with it, so its scores would be NaN. Make the metric return a finite distance for any "
+                f"outputs (guard divisions by zero and logs of 0) or use one of {', '.join(METRICS)}"
+            )
+
+
+def check_scores(scores: torch.Tensor, method: str, config: object) -> None:
+    """Raises NonFiniteScoresError naming the method, its hyperparameters and how many of the scores [n_edges] are
+    NaN or infinite."""
+    bad = ~torch.isfinite(scores)
+    if bool(bad.any()):
+        raise NonFiniteScoresError(
+            f"{method} with {dataclasses.asdict(config)} returned {int(bad.sum())} NaN or infinite scores of "
+            f"{scores.numel()} edges, although the task's metric is finite on the full and the ablated model; a "
+            "hyperparameter outside its working range (e.g. a too-large lr) or a metric that is NaN on partly "
+            "ablated models does this: move the hyperparameter back towards its default, or fix the metric"
+        )
+
+
 def discover(
     task: Task,
     method: str = "edge-sp",
@@ -153,13 +189,18 @@ def discover(
 ) -> EdgeScores:
     """Returns the method's score for every edge of `graph` (default: the task's plain or per-position graph) under
     `ablated` (default: the named ablation recorded on that graph). Callers that evaluate the run pass the graph and
-    ablation they built, so nothing is recorded twice."""
+    ablation they built, so nothing is recorded twice.
+
+    Before the method runs, `check_metric` makes sure the task's metric is finite at both ends of the mask range
+    (NonFiniteMetricError); after it, `check_scores` rejects NaN or infinite scores (NonFiniteScoresError)."""
     spec = get_method(method)
     config = make_config(spec, hyperparameters)
     graph = task.graph(per_position=per_position) if graph is None else graph
     ablated = task_ablation(task, graph, ablation) if ablated is None else ablated
+    check_metric(task, graph, ablated)
     torch.manual_seed(seed)
     start = time.perf_counter()
     scores = spec.run(task, graph, ablated, config, seed, progress).cpu()  # scores live on the CPU, whatever ran
     seconds = time.perf_counter() - start
+    check_scores(scores, method, config)
     return EdgeScores(graph, scores, method, dataclasses.asdict(config), seed, seconds, ablated.kind, task.name)

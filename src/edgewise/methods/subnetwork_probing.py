@@ -24,6 +24,9 @@ the edges whose noise-free gate is above 0.5.
 Every gate starts at the same value (ACDC's init) and the seed drives only the gate noise, so gates that never get a
 faithfulness gradient (edges that are exact no-ops under the ablation) follow identical trajectories and end tied:
 the scores say "no evidence" rather than ranking such edges at random.
+
+A step that meets a NaN or infinity stops training with an error naming its cause (`check_step`: the metric's value or
+gradient, or the sparsity hyperparameters), before NaN gates would reach the masked forward.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import InvalidHyperparameterError
+from ..errors import InvalidHyperparameterError, NonFiniteMetricError
 from ..graph import Circuit, EdgeScores, Graph
 from ..patching import AblatedOutputs, faithfulness_loss, full_logits
 from ..tasks import Task
 from . import UnknownMethodError, discover, hard_concrete, register
+
+GATE_DTYPE = torch.float32  # of log_alpha and the Lagrangian multipliers
 
 
 @dataclass(frozen=True)
@@ -67,9 +72,15 @@ class SubnetworkProbingConfig:
             raise InvalidHyperparameterError(
                 f"init_gate={self.init_gate} must lie strictly between 0 and 1 (a gate at 0 or 1 has an infinite "
                 "log_alpha); ACDC starts at 0.9")
-        for name in ("lr", "multiplier_lr"):
-            if not getattr(self, name) > 0:
-                raise InvalidHyperparameterError(f"{name}={getattr(self, name)} must be a number > 0")
+        # A first step beyond the float32 range cannot be taken (torch raises an overflow RuntimeError): Adam's is
+        # lr / (1 - beta1) = 10 lr (its bias correction), plain gradient ascent's is multiplier_lr. Below that, Adam's
+        # steps shrink once the gates saturate, so no lr drives them to infinity.
+        for name, first_step in (("lr", 10), ("multiplier_lr", 1)):
+            value, limit = getattr(self, name), torch.finfo(GATE_DTYPE).max / first_step
+            if not 0 < value < limit:
+                raise InvalidHyperparameterError(
+                    f"{name}={value} must be a number > 0 and below {limit:.3g}, where its first step would overflow "
+                    f"the float32 gates; the default is {getattr(type(self), name)}")
         if not self.lambda_ >= 0:
             raise InvalidHyperparameterError(f"lambda_={self.lambda_} must be a number >= 0 (0: no sparsity penalty)")
         if self.target_edges is not None and self.target_edges < 0:
@@ -85,9 +96,10 @@ def train_gates(
         raise InvalidHyperparameterError(
             f"target_edges must lie in [0, {graph.n_edges}] for this graph, got {config.target_edges}")
     generator = torch.Generator().manual_seed(seed)
-    log_alpha = torch.full((n_gates,), hard_concrete.log_alpha_for(config.init_gate), requires_grad=True)
+    log_alpha = torch.full((n_gates,), hard_concrete.log_alpha_for(config.init_gate), dtype=GATE_DTYPE,
+                           requires_grad=True)
     optimizer = torch.optim.Adam([log_alpha], lr=config.lr)
-    multipliers = torch.zeros(2, requires_grad=True)  # l1, l2 of the Lagrangian
+    multipliers = torch.zeros(2, dtype=GATE_DTYPE, requires_grad=True)  # l1, l2 of the Lagrangian
     ascent = torch.optim.SGD([multipliers], lr=config.multiplier_lr, maximize=True)
     full = full_logits(task)
     warmup_steps = max(1, round(config.warmup * config.steps))
@@ -104,7 +116,10 @@ def train_gates(
             sparsity = multipliers[0] * gap + multipliers[1] * gap**2
         optimizer.zero_grad()
         ascent.zero_grad()
+        # The sparsity term's own gradient (cheap: no forward) tells where a non-finite total gradient comes from
+        (sparsity_gradient,) = torch.autograd.grad(sparsity, log_alpha, retain_graph=True)
         (faithfulness + sparsity).backward()
+        check_step(step, task, config, faithfulness, sparsity, sparsity_gradient, log_alpha.grad)
         optimizer.step()
         if config.target_edges is not None:
             ascent.step()
@@ -112,6 +127,29 @@ def train_gates(
             kept_edges = int((log_alpha.detach()[gate_of_edge] > hard_concrete.KEEP_THRESHOLD).sum())
             bar.set_postfix(faithfulness=f"{faithfulness.item():.4g}", kept_edges=kept_edges)
     return log_alpha.detach()
+
+
+def check_step(step: int, task: Task, config: SubnetworkProbingConfig, faithfulness: torch.Tensor,
+               sparsity: torch.Tensor, sparsity_gradient: torch.Tensor, gradient: torch.Tensor) -> None:
+    """Raises the error that names the cause when a training step met a NaN or infinity, before the optimizer would
+    make the gates NaN: the task's metric, its value or its gradient (NonFiniteMetricError), or the sparsity term
+    (InvalidHyperparameterError). Finite gradients keep the gates finite under the config's bound on lr."""
+    at = f"at step {step + 1} of {config.steps} (lr={config.lr})"
+    metric = f"metric {task.metric.name!r} of task {task.name}"
+    if not bool(faithfulness.isfinite()):  # the step's one device sync: the gates and their gradient are on the CPU
+        raise NonFiniteMetricError(
+            f"subnetwork probing: {metric} is {faithfulness.item()} on the sampled, partly ablated masks {at}; make "
+            "the metric return a finite distance for any outputs")
+    if not bool(sparsity.isfinite() & sparsity_gradient.isfinite().all()):
+        raise InvalidHyperparameterError(
+            f"subnetwork probing: the sparsity term or its gradient is NaN or infinite {at}, with lambda_="
+            f"{config.lambda_}, target_edges={config.target_edges}, multiplier_lr={config.multiplier_lr}; lower "
+            "lambda_ or multiplier_lr")
+    if not bool(gradient.isfinite().all()):
+        raise NonFiniteMetricError(
+            f"subnetwork probing: the gradient of {metric} is NaN or infinite {at} though its value is finite: it is "
+            "not differentiable at these outputs (e.g. a square root of a zero distance); train on a smooth metric "
+            "such as kl or mse")
 
 
 def node_gates(graph: Graph) -> tuple[torch.Tensor, int]:

@@ -31,8 +31,12 @@ def mean_squared_error(logits: torch.Tensor, reference: torch.Tensor, positions:
 
 
 def l2_distance(logits: torch.Tensor, reference: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Returns the Euclidean distance between output vectors: ACDC's metric for its tracr tasks."""
-    return _masked_mean((logits - reference).pow(2).sum(-1).sqrt(), positions)
+    """Returns the Euclidean distance between output vectors. (ACDC's tracr "l2" is the mean squared difference,
+    without the root: `mse` here; docs/presets.md.) Its gradient at distance 0 is taken as 0, not sqrt's NaN, so
+    gradient methods and SP can train on it."""
+    squared = (logits - reference).pow(2).sum(-1)
+    positive = squared > 0
+    return _masked_mean(torch.where(positive, squared, torch.ones_like(squared)).sqrt() * positive, positions)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..adapters import Adapter, adapter_for
-from ..errors import BatchShapeError, GraphMismatchError
+from ..errors import BatchShapeError, EmptyInputsError, GraphMismatchError
 from ..graph import Edge, Graph
 from .metrics import Metric
 
@@ -45,6 +45,20 @@ class Task:
             raise BatchShapeError(
                 f"task {self.name}: scored_positions {tuple(self.scored_positions.shape)} must match the clean batch "
                 f"{tuple(self.clean.shape)}"
+            )
+        if self.clean.shape[0] == 0:
+            raise EmptyInputsError(
+                f"task {self.name}: the clean batch {tuple(self.clean.shape)} holds no rows, so every metric would be "
+                "0 / 0; give at least two inputs (resample ablation pairs each with another)"
+            )
+        # Only a batch without any scored position is an error. Every metric, and the answer score, averages over the
+        # scored positions of all rows together, so a row without one (an empty tracr sequence: BOS and padding only)
+        # adds nothing to either side of the mean; a batch without any makes every value 0 / 0.
+        if not bool(self.scored_positions.any()):
+            raise EmptyInputsError(
+                f"task {self.name}: scored_positions is False at every position of its {self.clean.shape[0]} rows, so "
+                "every metric would be 0 / 0 (NaN); mark at least one position for the metric to score (tracr: give "
+                "sequences of at least one value)"
             )
 
     def to(self, device: str | torch.device) -> "Task":
