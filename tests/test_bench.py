@@ -166,7 +166,7 @@ def test_results_hold_every_finished_run_in_the_folder(tmp_path, monkeypatch):
     # This sweep's run first, then the folder's others by key (eap before random), not in their sweep's order.
     assert json.loads((tmp_path / "results.json").read_text()) == [acdc, eap, random]
     summary = (tmp_path / "summary.md").read_text()
-    assert all(f"| tracr-shift | plain | resample | {m} | 1 |" in summary for m in ("random", "eap", "acdc"))
+    assert all(f"| tracr-shift | plain | resample | {m} | tuned | 1 |" in summary for m in ("random", "eap", "acdc"))
 
     calls = _counting_discover(monkeypatch)
     assert run_bench(Sweep(("tracr-shift",), ("random", "eap")), tmp_path, progress=False) == first and calls == []
@@ -262,8 +262,8 @@ def test_cli_bench_contract(tmp_path):
               "edges_to_95", "seconds", "peak_memory_mib"}
     assert all(fields <= set(r) for r in records)
     assert records[0]["auroc_effective"] == 1.0  # EAP ranks tracr-shift's two effective edges first
-    assert "| tracr-shift | plain | resample | eap | 1 |" in result.stdout
-    assert "| tracr-shift | plain | resample | eap | 1 |" in (tmp_path / "summary.md").read_text()
+    assert "| tracr-shift | plain | resample | eap | tuned | 1 |" in result.stdout
+    assert "| tracr-shift | plain | resample | eap | tuned | 1 |" in (tmp_path / "summary.md").read_text()
     plots = tmp_path / "plots"
     for name in ("tracr-shift-plain-resample-roc", "tracr-shift-plain-resample-faithfulness",
                  "circuits/tracr-shift-plain-resample-eap"):
@@ -276,3 +276,16 @@ def test_cli_bench_contract(tmp_path):
 def test_cli_bench_rejects_an_unknown_graph_kind(tmp_path):
     result = run_edgewise("bench", "--out", str(tmp_path), "--graphs", "unrolled")
     assert result.returncode == 2 and "unknown graph kind 'unrolled'" in result.stderr
+
+
+def test_a_sweep_of_both_presets_records_and_summarises_each(tmp_path):
+    sweep = Sweep(("tracr-shift",), ("edge-sp",), presets=("tuned", "published"),
+                  hyperparameters={"edge-sp": {"steps": 3}})
+    tuned, published = run_bench(sweep, tmp_path, progress=False)
+    assert (tuned["preset"], published["preset"]) == ("tuned", "published") and tuned["key"] != published["key"]
+    assert tuned["hyperparameters"]["lr"] == 0.02 and published["hyperparameters"]["lr"] == 0.1
+    assert tuned["hyperparameters"]["steps"] == published["hyperparameters"]["steps"] == 3
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| edge-sp | tuned |" in summary and "| edge-sp | published |" in summary
+    with pytest.raises(InvalidSweepError, match="unknown preset 'paper'"):
+        Sweep(("tracr-shift",), ("eap",), presets=("paper",)).runs()

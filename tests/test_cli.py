@@ -144,3 +144,12 @@ def test_start_up_imports_nothing_heavy_and_the_entry_point_runs():
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
     result = run_edgewise_process("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"edgewise {edgewise.__version__}"
+
+
+def test_discover_with_the_published_preset(tmp_path):
+    out = tmp_path / "s.json"
+    result = run_edgewise("discover", "tracr-proportion", "--method", "edge-sp", "--preset", "published",
+                          "--set", "steps=2", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    hyperparameters = json.loads(out.read_text())["hyperparameters"]
+    assert hyperparameters["lr"] == 0.1 and hyperparameters["steps"] == 2 and hyperparameters["n_samples"] == 1

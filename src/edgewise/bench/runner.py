@@ -92,7 +92,8 @@ def run_one(task: Task, spec: RunSpec, setting: Setting | None = None) -> tuple[
     evaluation = RunEvaluation(setting.evaluation_task, scores, setting.evaluation_ablated, setting.truths)
     graph, effective = setting.graph, setting.truths["effective"]
     record = {
-        "key": spec.key, "task": spec.task, "graph": spec.graph, "method": spec.method, "ablation": spec.ablation,
+        "key": spec.key, "task": spec.task, "graph": spec.graph, "method": spec.method, "preset": spec.preset,
+        "ablation": spec.ablation,
         "seed": spec.seed, "hyperparameters": spec.hyperparameters, "n_edges": graph.n_edges,
         "evaluated_on": setting.evaluated_on, "n_evaluation_inputs": setting.evaluation_task.clean.shape[0],
         "n_true_edges": len(setting.truths["compiler"]), "n_effective_edges": len(effective),
@@ -168,7 +169,7 @@ def _run_pending(pending: list[RunSpec], out: Path, progress: bool, n_specs: int
     with tqdm(total=n_specs, initial=n_specs - len(pending), desc="bench", unit="run",
               disable=not progress) as bar:
         for spec in pending:
-            bar.set_postfix_str(f"{spec.task} {spec.graph} {spec.ablation} {spec.method} seed {spec.seed}")
+            bar.set_postfix_str(f"{spec.task} {spec.graph} {spec.ablation} {spec.method} ({spec.preset}) seed {spec.seed}")
             if task is None or task.name != spec.task:
                 task, settings = get_task(spec.task), {}
                 held_out = get_task(spec.task, held_out=True) if held_out_size(spec.task) else None

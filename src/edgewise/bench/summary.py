@@ -34,13 +34,14 @@ def summary_markdown(records: list[dict]) -> str:
     """Returns the Markdown summary: one row per task, graph, ablation and method, with means over seeds."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        groups.setdefault((r["task"], r["graph"], r["ablation"], r["method"]), []).append(r)
+        groups.setdefault((r["task"], r["graph"], r["ablation"], r["method"], r.get("preset", "tuned")), []).append(r)
     rows = [[*key, str(len(rs)), *(_cell([r.get(name) for r in rs], digits) for _, name, digits in _SUMMARY_COLUMNS)]
             for key, rs in groups.items()]
-    header = ["task", "graph", "ablation", "method", "seeds", *(h for h, _, _ in _SUMMARY_COLUMNS)]
+    header = ["task", "graph", "ablation", "method", "preset", "seeds", *(h for h, _, _ in _SUMMARY_COLUMNS)]
     notes = (
         "Methods fit on each task's discovery inputs and are scored on its held-out inputs (tracr-reverse has none: "
-        "its 6 inputs serve both). AUROC: against the compiler's ground truth; eff.: against its edges that change the outputs under the "
+        "its 6 inputs serve both). Preset: tuned = edgewise's defaults (tuned on these tasks), published = the "
+        "method authors' settings (docs/presets.md). AUROC: against the compiler's ground truth; eff.: against its edges that change the outputs under the "
         "ablation. Node AUROC: a node scores its best edge's score. f at eff. size: faithfulness of the top-k circuit, "
         "k the effective truth's size. CPR and CMD: MIB's areas under f and |1 - f| "
         "over the fraction of edges kept. Edges to 95%: the smallest top-k circuit with faithfulness >= 0.95 (runs "

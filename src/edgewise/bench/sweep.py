@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 
 from ..errors import InvalidSweepError, UnknownAblationError, UnknownTaskError
-from ..methods import get_method, make_config, method_names
+from ..methods import PRESETS, get_method, make_config, method_names, preset_hyperparameters
 from ..patching import ABLATIONS
 from ..tasks.tracr import task_names
 
@@ -26,18 +26,19 @@ class RunSpec:
     ablation: str
     seed: int
     hyperparameters: dict = field(default_factory=dict)
+    preset: str = "tuned"  # where the hyperparameters come from: edgewise's tuned defaults or the authors' settings
 
     @property
     def key(self) -> str:
         """Returns the run's file stem: its fields, and a hash of its hyperparameters, which do not fit a name."""
         digest = hashlib.sha1(json.dumps([RECORD_FORMAT, self.hyperparameters], sort_keys=True).encode()).hexdigest()
         digest = digest[:10]
-        return f"{self.task}_{self.graph}_{self.method}_{self.ablation}_seed{self.seed}_{digest}"
+        return f"{self.task}_{self.graph}_{self.method}_{self.preset}_{self.ablation}_seed{self.seed}_{digest}"
 
 
 @dataclass(frozen=True)
 class Sweep:
-    """What a benchmark runs: every combination of its tasks, graphs, ablations, methods and seeds."""
+    """What a benchmark runs: every combination of its tasks, graphs, ablations, methods, presets and seeds."""
 
     tasks: tuple[str, ...]
     methods: tuple[str, ...]
@@ -45,26 +46,30 @@ class Sweep:
     graphs: tuple[str, ...] = ("plain",)
     seeds: tuple[int, ...] = (0,)
     hyperparameters: dict[str, dict] = field(default_factory=dict)  # per method: values replacing its defaults
+    presets: tuple[str, ...] = ("tuned",)  # tuned (edgewise's defaults) and/or published (the authors' settings)
 
     def runs(self) -> list[RunSpec]:
-        """Returns the runs task by task (then graph, ablation, method, seed); raises for any unknown name before
-        anything runs."""
+        """Returns the runs task by task (then graph, ablation, method, preset, seed); raises for any unknown name
+        before anything runs. `hyperparameters` override both presets."""
         self._check()
         configs = {
-            m: dataclasses.asdict(make_config(get_method(m), self.hyperparameters.get(m, {}))) for m in self.methods
+            (m, p): dataclasses.asdict(make_config(get_method(m), {**preset_hyperparameters(get_method(m), p),
+                                                                  **self.hyperparameters.get(m, {})}))
+            for m in self.methods for p in self.presets
         }
         return [
-            RunSpec(task, graph, method, ablation, seed, configs[method])
+            RunSpec(task, graph, method, ablation, seed, configs[method, preset], preset)
             for task in self.tasks
             for graph in self.graphs
             for ablation in self.ablations
             for method in self.methods
+            for preset in self.presets
             for seed in self.seeds
         ]
 
     def _check(self) -> None:
         for name, values in (("tasks", self.tasks), ("methods", self.methods), ("ablations", self.ablations),
-                             ("graphs", self.graphs), ("seeds", self.seeds)):
+                             ("graphs", self.graphs), ("seeds", self.seeds), ("presets", self.presets)):
             if not values:
                 raise InvalidSweepError(f"the sweep lists no {name}; give at least one")
         unknown = [t for t in self.tasks if t not in task_names()]
@@ -75,6 +80,9 @@ class Sweep:
         unknown = [a for a in self.ablations if a not in ABLATIONS]
         if unknown:
             raise UnknownAblationError(f"unknown ablation {unknown[0]!r}; choose from {', '.join(ABLATIONS)}")
+        unknown = [p for p in self.presets if p not in PRESETS]
+        if unknown:
+            raise InvalidSweepError(f"unknown preset {unknown[0]!r}; choose from {', '.join(PRESETS)}")
         unknown = [g for g in self.graphs if g not in GRAPH_KINDS]
         if unknown:
             raise InvalidSweepError(f"unknown graph kind {unknown[0]!r}; choose from {', '.join(GRAPH_KINDS)}")

@@ -120,19 +120,20 @@ def _hyperparameters(items: list[str] | None) -> dict[str, str]:
 
 def _discover(args: argparse.Namespace) -> int:
     from ..evaluate import RunEvaluation, ground_truths
-    from ..methods import discover, get_method, make_config
+    from ..methods import discover, get_method, make_config, preset_hyperparameters
     from ..patching import task_ablation
     from ..tasks import get_task
 
     hyperparameters = _hyperparameters(args.set)
-    make_config(get_method(args.method), hyperparameters)  # bad names and values fail before any work
+    method = get_method(args.method)
+    make_config(method, {**preset_hyperparameters(method, args.preset), **hyperparameters})  # fail before any work
     for path in (args.json, args.circuit_out):
         _check_writable(path)
     task = get_task(args.task, metric=args.metric)
     graph = task.graph(per_position=args.per_position)
     ablated = task_ablation(task, graph, args.ablation)
     scores = discover(task, args.method, seed=args.seed, progress=True, graph=graph, ablated=ablated,
-                      **hyperparameters)
+                      preset=args.preset, **hyperparameters)
     if args.json:
         scores.save(args.json)
     truths = ground_truths(task, graph, ablated)
@@ -230,6 +231,8 @@ def _bench(args: argparse.Namespace) -> int:
 
     sweep = full_sweep() if args.full else quick_sweep()
     chosen = {name: getattr(args, name) for name in ("tasks", "methods", "ablations", "graphs", "seeds")}
+    if args.preset is not None:
+        chosen["presets"] = ("tuned", "published") if args.preset == "both" else (args.preset,)
     sweep = dataclasses.replace(sweep, **{name: value for name, value in chosen.items() if value is not None})
     sweep.runs()  # unknown names fail before any work
     _check_writable(args.out, folder=True)
@@ -287,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ablation", default="resample", choices=["resample", "mean", "zero", "per-position-mean"])
     p.add_argument("--per-position", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", choices=["tuned", "published"], default="tuned",
+                   help="tuned: edgewise's defaults; published: the method's authors' settings (docs/presets.md)")
     p.add_argument("--top-k", type=_positive_int, metavar="K",
                    help="size of top-k circuits and edges to print (default: the effective truth's size, else 20)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="a hyperparameter, e.g. --set steps=500")
@@ -322,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ablations", type=_comma_list, help="comma-separated ablations: resample, mean, zero, ...")
     p.add_argument("--graphs", type=_comma_list, help="comma-separated graph kinds: plain, per-position")
     p.add_argument("--seeds", type=_comma_ints, help="comma-separated seeds, e.g. 0,1,2")
+    p.add_argument("--preset", choices=["tuned", "published", "both"],
+                   help="hyperparameters: edgewise's tuned defaults (default), the authors' published settings, or both")
     p.add_argument("--no-plots", action="store_true", help="write results and summary only")
     p.add_argument("--wait", action="store_true", help="wait for another bench writing into --out to finish "
                    "(default: exit with status 2 naming it)")

@@ -49,16 +49,22 @@ class Method:
     run: MethodFn
     summary: str
     circuit: CircuitRule = top_k_circuit
+    published: dict = dataclasses.field(default_factory=dict)  # the authors' settings over the defaults (presets)
 
 
 METHODS: dict[str, Method] = {}
+# A preset names a set of hyperparameters: `tuned`, the config's defaults (edgewise's, tuned on the tracr suite);
+# `published`, the method's authors' own settings (docs/presets.md), so tuning is not mistaken for method quality.
+PRESETS = ("tuned", "published")
 
 
-def register(name: str, config: type, circuit: CircuitRule = top_k_circuit) -> Callable[[MethodFn], MethodFn]:
+def register(name: str, config: type, circuit: CircuitRule = top_k_circuit,
+             published: dict | None = None) -> Callable[[MethodFn], MethodFn]:
     """Registers `fn` under `name` with the hyperparameter dataclass `config` and its circuit rule."""
 
     def add(fn: MethodFn) -> MethodFn:
-        METHODS[name] = Method(name, config, fn, (fn.__doc__ or "").strip().splitlines()[0], circuit)
+        METHODS[name] = Method(name, config, fn, (fn.__doc__ or "").strip().splitlines()[0], circuit,
+                               dict(published or {}))
         return fn
 
     return add
@@ -81,6 +87,14 @@ def get_method(name: str) -> Method:
     if name not in METHODS:
         raise UnknownMethodError(f"unknown method {name!r}; choose one of {', '.join(sorted(METHODS))}")
     return METHODS[name]
+
+
+def preset_hyperparameters(method: Method, preset: str) -> dict:
+    """Returns the hyperparameters a preset sets over the method's defaults ({} for `tuned`); raises
+    UnknownMethodError for an unknown preset."""
+    if preset not in PRESETS:
+        raise UnknownMethodError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return dict(method.published) if preset == "published" else {}
 
 
 def method_circuit(scores: EdgeScores, k: int) -> Circuit:
@@ -185,16 +199,18 @@ def discover(
     progress: bool = False,
     graph: Graph | None = None,
     ablated: AblatedOutputs | None = None,
+    preset: str = "tuned",
     **hyperparameters,
 ) -> EdgeScores:
     """Returns the method's score for every edge of `graph` (default: the task's plain or per-position graph) under
     `ablated` (default: the named ablation recorded on that graph). Callers that evaluate the run pass the graph and
-    ablation they built, so nothing is recorded twice.
+    ablation they built, so nothing is recorded twice. `preset` picks edgewise's tuned defaults or the authors'
+    published settings (see PRESETS); `hyperparameters` override either.
 
     Before the method runs, `check_metric` makes sure the task's metric is finite at both ends of the mask range
     (NonFiniteMetricError); after it, `check_scores` rejects NaN or infinite scores (NonFiniteScoresError)."""
     spec = get_method(method)
-    config = make_config(spec, hyperparameters)
+    config = make_config(spec, {**preset_hyperparameters(spec, preset), **hyperparameters})
     graph = task.graph(per_position=per_position) if graph is None else graph
     ablated = task_ablation(task, graph, ablation) if ablated is None else ablated
     check_metric(task, graph, ablated)

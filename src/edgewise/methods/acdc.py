@@ -74,7 +74,9 @@ def acdc_circuit(scores: EdgeScores, k: int | None = None) -> Circuit:
                    n_graph_edges=scores.graph.n_edges)
 
 
-@register("acdc", AcdcConfig, circuit=acdc_circuit)
+# ACDC's tracr runs sweep the threshold over 10**linspace(-5, -1, 21) and have no default (--threshold is required);
+# 1e-3, the sweep's geometric middle, stands for it (docs/presets.md), so the published preset equals the default.
+@register("acdc", AcdcConfig, circuit=acdc_circuit, published={"threshold": 1e-3})
 def acdc_scores(
     task: Task, graph: Graph, ablated: AblatedOutputs, config: AcdcConfig, seed: int, progress: bool
 ) -> torch.Tensor:

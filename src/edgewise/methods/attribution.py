@@ -90,7 +90,7 @@ class EAPConfig:
         _check("eap", self.objective)
 
 
-@register("eap", EAPConfig)
+@register("eap", EAPConfig, published={"absolute": True})
 def eap_scores(task: Task, graph: Graph, ablated: AblatedOutputs, config: EAPConfig, seed: int, progress: bool):
     """Edge attribution patching: (ablated_u - clean_u) . d loss / d input_v on the clean run, one backward pass."""
     reference = full_logits(task)
@@ -130,7 +130,7 @@ def _interpolation(clean: torch.Tensor, difference: torch.Tensor, alpha: float):
     return hook
 
 
-@register("eap-ig-inputs", EAPIGInputsConfig)
+@register("eap-ig-inputs", EAPIGInputsConfig, published={"steps": 5, "absolute": True})
 def eap_ig_inputs_scores(
     task: Task, graph: Graph, ablated: AblatedOutputs, config: EAPIGInputsConfig, seed: int, progress: bool
 ):
@@ -180,7 +180,7 @@ class EAPIGActivationsConfig:
         _check("eap-ig-activations", self.objective, steps=self.steps)
 
 
-@register("eap-ig-activations", EAPIGActivationsConfig)
+@register("eap-ig-activations", EAPIGActivationsConfig, published={"steps": 5, "absolute": True})
 def eap_ig_activations_scores(
     task: Task, graph: Graph, ablated: AblatedOutputs, config: EAPIGActivationsConfig, seed: int, progress: bool
 ):

@@ -166,14 +166,22 @@ def deterministic_circuit(scores: EdgeScores, k: int | None = None) -> Circuit:
                              description=f"{scores.method}: deterministic gate > 0.5", task=scores.task)
 
 
-@register("edge-sp", SubnetworkProbingConfig, circuit=deterministic_circuit)
+# Edge-level SP as auto-circuit's registry runs it ("Subnetwork Edge Probing", prune_algos.py): Adam lr 0.1, 200
+# epochs, lambda 0.5, one sample per step (docs/presets.md).
+AUTO_CIRCUIT_SEP = {"lr": 0.1, "steps": 200, "lambda_": 0.5, "n_samples": 1, "init_gate": 0.9}
+# Node-level SP as the ACDC paper ran it (subnetwork_probing/train.py): Adam lr 1e-3, 10000 epochs, one sample per
+# step, gates at 0.9; lambda swept 1e-3..1 on a log scale, of which 10**-1.5 (0.032) is the middle (docs/presets.md).
+ACDC_SP = {"lr": 1e-3, "steps": 10000, "lambda_": 10**-1.5, "n_samples": 1, "init_gate": 0.9}
+
+
+@register("edge-sp", SubnetworkProbingConfig, circuit=deterministic_circuit, published=AUTO_CIRCUIT_SEP)
 def edge_subnetwork_probing(task, graph, ablated, config: SubnetworkProbingConfig, seed: int, progress: bool):
     """Subnetwork probing with one hard-concrete gate per edge; scores are the learned log_alpha."""
     gate_of_edge = torch.arange(graph.n_edges)
     return train_gates(task, graph, ablated, gate_of_edge, graph.n_edges, config, seed, progress)
 
 
-@register("node-sp", SubnetworkProbingConfig, circuit=deterministic_circuit)
+@register("node-sp", SubnetworkProbingConfig, circuit=deterministic_circuit, published=ACDC_SP)
 def node_subnetwork_probing(task, graph, ablated, config: SubnetworkProbingConfig, seed: int, progress: bool):
     """Subnetwork probing with one gate per writer node (ACDC's SP); each edge scores its writer's log_alpha."""
     gate_of_edge, n_gates = node_gates(graph)

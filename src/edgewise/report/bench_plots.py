@@ -25,12 +25,12 @@ def plot_bench(out: str | Path, level: float = FAITHFUL_LEVEL) -> None:
         stem = f"{task}-{graph}-{ablation}"
         setting = f"{task}, {graph} graph, {ablation} ablation, seed {seed}"
         panels = {
-            title: {r["method"]: RocCurve.from_dict(r["curves"][name]) for r in runs if r["curves"][name]}
+            title: {_label(r): RocCurve.from_dict(r["curves"][name]) for r in runs if r["curves"][name]}
             for title, name in (("compiler's ground truth", "roc"), ("effective ground truth", "roc_effective"))
         }
         plot_roc_curves(panels, out / "plots" / f"{stem}-roc", f"edge ROC: {setting}")
         plot_faithfulness_curves(
-            {r["method"]: FaithfulnessCurve.from_dict(r["curves"]["faithfulness"]) for r in runs
+            {_label(r): FaithfulnessCurve.from_dict(r["curves"]["faithfulness"]) for r in runs
              if r["curves"]["faithfulness"]},
             out / "plots" / f"{stem}-faithfulness", f"faithfulness: {setting}", level,
         )
@@ -42,5 +42,12 @@ def plot_bench(out: str | Path, level: float = FAITHFUL_LEVEL) -> None:
                 continue
             scores = EdgeScores.load(out / "scores" / f"{r['key']}.json")
             found = set(circuit_from_scores(scores, top_k=len(truth)).edges)
-            draw_circuit(scores.graph, found, out / "plots" / "circuits" / f"{stem}-{r['method']}", truth,
-                         f"{r['method']} on {setting}\ntop {len(truth)} edges vs the effective ground truth")
+            label = _label(r)
+            draw_circuit(scores.graph, found, out / "plots" / "circuits" / f"{stem}-{label.replace(' ', '-')}",
+                         truth, f"{label} on {setting}\ntop {len(truth)} edges vs the effective ground truth")
+
+
+def _label(record: dict) -> str:
+    """Returns a run's method, with its preset when that is not edgewise's tuned default: `edge-sp (published)`."""
+    preset = record.get("preset", "tuned")
+    return record["method"] if preset == "tuned" else f"{record['method']} ({preset})"
