@@ -102,3 +102,34 @@ def test_roc_auc_treats_float_noise_as_zero(reverse):
     assert roc_auc(noisy, truth) == pytest.approx(pairwise_auroc([1.0, 0.0] + [0.0] * (graph.n_edges - 2),
                                                                      [True, True] + [False] * (graph.n_edges - 2)))
 
+
+
+def test_one_auroc_in_float32_and_float64():
+    """EAP-IG (inputs) gives three true edges of tracr-sort no effect: float32 rounding leaves 1e-9..1e-7 there,
+    float64 1e-16. Snapped by one rule, both precisions give the same AUROC, and the same top-k circuit."""
+    from edgewise.evaluate import effective_ground_truth
+    from edgewise.graph import circuit_from_scores
+    from edgewise.methods import discover
+    from edgewise.patching import task_ablation
+    from edgewise.tasks import get_task
+
+    results = []
+    for dtype in (torch.float32, torch.float64):
+        task = get_task("tracr-sort")  # a fresh model each time: this one is cast
+        task.model.to(dtype)
+        graph = task.graph()
+        ablated = task_ablation(task, graph, "resample")
+        scores = discover(task, "eap-ig-inputs", graph=graph, ablated=ablated)
+        truth = effective_ground_truth(task, graph, ablated)
+        noise = [abs(scores[e]) for e in truth if abs(scores[e]) < 1e-3]
+        assert noise and max(noise) < 1e-6  # the no-effect true edges are there, at rounding level
+        results.append((roc_auc(scores, truth), circuit_from_scores(scores, top_k=12).edges))
+    assert results[0] == results[1]
+
+
+def test_near_zero_scores_tie_in_circuits_as_in_auroc(shift):
+    graph = shift.graph()
+    # edges 0 and 1 are float noise (1e-9 and -1e-9 of the largest); ranked by graph order like exact zeros
+    scores = EdgeScores(graph, torch.tensor([1e-9, -1e-9, 0.0, 0.0, 1.0, 0.5, 0.0, 0.0]), "t")
+    assert [e for e, _ in scores.ranked()][:4] == [graph.edges[4], graph.edges[5], graph.edges[0], graph.edges[1]]
+    assert scores.snapped().tolist() == [0.0, 0.0, 0.0, 0.0, 1.0, 0.5, 0.0, 0.0]

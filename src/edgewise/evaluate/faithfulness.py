@@ -88,7 +88,7 @@ def faithfulness_curve(
     graph = scores.graph
     sizes = circuit_sizes(graph.n_edges, every_k_up_to, n_sampled)
     rank = torch.empty(graph.n_edges, dtype=torch.long)
-    rank[torch.argsort(-scores.scores, stable=True)] = torch.arange(graph.n_edges)
+    rank[torch.argsort(-scores.snapped(), stable=True)] = torch.arange(graph.n_edges)
     full = full_logits(task)
     per_forward = max(1, rows_per_forward // task.clean.shape[0])
     losses = []

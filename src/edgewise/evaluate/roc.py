@@ -10,6 +10,7 @@ import torch
 
 from ..errors import DegenerateGroundTruthError
 from ..graph import Edge, EdgeScores, Graph
+from ..graph.scores import ZERO_TOLERANCE
 
 
 def trapezoid(x: list[float], y: list[float]) -> float:
@@ -17,19 +18,13 @@ def trapezoid(x: list[float], y: list[float]) -> float:
     return sum((x1 - x0) * (y0 + y1) / 2 for x0, x1, y0, y1 in zip(x, x[1:], y, y[1:]))
 
 
-def _snap_to_zero(values: torch.Tensor, zero_tolerance: float) -> torch.Tensor:
-    """Returns a copy of `values` with those within `zero_tolerance` (relative to the largest) of zero set to zero."""
-    values = values.clone()
-    values[values.abs() <= zero_tolerance * values.abs().max()] = 0.0
-    return values
-
-
-def roc_auc(scores: EdgeScores, truth: set[Edge], zero_tolerance: float = 1e-9) -> float:
+def roc_auc(scores: EdgeScores, truth: set[Edge], zero_tolerance: float = ZERO_TOLERANCE) -> float:
     """Returns the probability that a random true edge outscores a random other edge (ties count one half): the area
     under `roc_curve`.
 
-    Scores within `zero_tolerance` (relative to the largest) of zero count as zero: gradient methods give edges
-    with no effect float noise of either sign, which would otherwise break ties at random.
+    Scores within `zero_tolerance` (relative to the largest) of zero count as zero (`EdgeScores.snapped`, the rule
+    circuits and faithfulness curves use too): gradient methods give edges with no effect float noise of either
+    sign, which would otherwise break ties at random.
     """
     return roc_curve(scores, truth, zero_tolerance).auc
 
@@ -72,11 +67,11 @@ def _roc_points(values: torch.Tensor, labels: torch.Tensor, items: str) -> RocCu
     return RocCurve([0.0, *(false_pos.double() / n_neg).tolist()], [0.0, *(true_pos.double() / n_pos).tolist()])
 
 
-def roc_curve(scores: EdgeScores, truth: set[Edge], zero_tolerance: float = 1e-9) -> RocCurve:
+def roc_curve(scores: EdgeScores, truth: set[Edge], zero_tolerance: float = ZERO_TOLERANCE) -> RocCurve:
     """Returns the edge-level ROC curve of the scores against `truth`; near-zero scores count as zero, as in
     `roc_auc`, so its area equals `roc_auc`."""
     labels = torch.tensor([e in truth for e in scores.graph.edges], dtype=torch.bool)
-    return _roc_points(_snap_to_zero(scores.scores, zero_tolerance), labels, "edges")
+    return _roc_points(scores.snapped(zero_tolerance), labels, "edges")
 
 
 def circuit_nodes(graph: Graph, edges: Iterable[Edge]) -> set[str]:
@@ -85,14 +80,14 @@ def circuit_nodes(graph: Graph, edges: Iterable[Edge]) -> set[str]:
     return {node for edge in edges for node in graph.edge_nodes(edge)}
 
 
-def node_scores(scores: EdgeScores, zero_tolerance: float = 1e-9) -> dict[str, float]:
+def node_scores(scores: EdgeScores, zero_tolerance: float = ZERO_TOLERANCE) -> dict[str, float]:
     """Returns each node's score, in graph order: the largest score among the edges it writes or reads, so a node
     ranks with its most important edge. Near-zero edge scores count as zero first, as in `roc_auc`.
 
     Nodes are the components of `Graph.edge_nodes`: the embeddings (`Resid Start`), heads, MLPs and `Resid End`, one per
     position in per-position graphs.
     """
-    values = _snap_to_zero(scores.scores, zero_tolerance).tolist()
+    values = scores.snapped(zero_tolerance).tolist()
     best: dict[str, float] = {}
     for edge, value in zip(scores.graph.edges, values):
         for node in scores.graph.edge_nodes(edge):
@@ -100,7 +95,7 @@ def node_scores(scores: EdgeScores, zero_tolerance: float = 1e-9) -> dict[str, f
     return best
 
 
-def node_roc_curve(scores: EdgeScores, truth: set[Edge], zero_tolerance: float = 1e-9) -> RocCurve:
+def node_roc_curve(scores: EdgeScores, truth: set[Edge], zero_tolerance: float = ZERO_TOLERANCE) -> RocCurve:
     """Returns the node-level ROC curve: `node_scores` against the true nodes, those the true edges touch.
 
     Every circuit touches the input and output nodes, so for any method those are true and score high; the curve
@@ -113,7 +108,7 @@ def node_roc_curve(scores: EdgeScores, truth: set[Edge], zero_tolerance: float =
     return _roc_points(values, labels, "nodes")
 
 
-def node_roc_auc(scores: EdgeScores, truth: set[Edge], zero_tolerance: float = 1e-9) -> float:
+def node_roc_auc(scores: EdgeScores, truth: set[Edge], zero_tolerance: float = ZERO_TOLERANCE) -> float:
     """Returns the probability that a random true node outscores a random other node (ties one half), as
     `node_roc_curve` defines nodes, scores and truth."""
     return node_roc_curve(scores, truth, zero_tolerance).auc
