@@ -289,3 +289,12 @@ def test_a_sweep_of_both_presets_records_and_summarises_each(tmp_path):
     assert "| edge-sp | tuned |" in summary and "| edge-sp | published |" in summary
     with pytest.raises(InvalidSweepError, match="unknown preset 'paper'"):
         Sweep(("tracr-shift",), ("eap",), presets=("paper",)).runs()
+
+
+def test_cli_bench_into_a_held_folder_exits_2_naming_the_holder(tmp_path):
+    from edgewise.bench.lock import folder_lock
+
+    with folder_lock(tmp_path):  # another open of the lock file conflicts, even in this process
+        result = run_edgewise("bench", "--out", str(tmp_path), "--tasks", "tracr-shift", "--methods", "random",
+                              "--no-plots")
+    assert result.returncode == 2 and "in use by another bench" in result.stderr and "--wait" in result.stderr
