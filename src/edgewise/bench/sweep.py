@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 
 from ..errors import InvalidSweepError, UnknownAblationError, UnknownTaskError
-from ..methods import PRESETS, get_method, make_config, method_names, preset_hyperparameters
+from ..methods import PRESETS, get_method, method_names, resolve_config
 from ..patching import ABLATIONS
 from ..tasks.tracr import task_names
 
@@ -53,8 +53,7 @@ class Sweep:
         before anything runs. `hyperparameters` override both presets."""
         self._check()
         configs = {
-            (m, p): dataclasses.asdict(make_config(get_method(m), {**preset_hyperparameters(get_method(m), p),
-                                                                  **self.hyperparameters.get(m, {})}))
+            (m, p): dataclasses.asdict(resolve_config(get_method(m), p, self.hyperparameters.get(m, {})))
             for m in self.methods for p in self.presets
         }
         return [

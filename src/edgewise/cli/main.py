@@ -120,13 +120,12 @@ def _hyperparameters(items: list[str] | None) -> dict[str, str]:
 
 def _discover(args: argparse.Namespace) -> int:
     from ..evaluate import RunEvaluation, ground_truths
-    from ..methods import discover, get_method, make_config, preset_hyperparameters
+    from ..methods import discover, get_method, resolve_config
     from ..patching import task_ablation
     from ..tasks import get_task
 
     hyperparameters = _hyperparameters(args.set)
-    method = get_method(args.method)
-    make_config(method, {**preset_hyperparameters(method, args.preset), **hyperparameters})  # fail before any work
+    resolve_config(get_method(args.method), args.preset, hyperparameters)  # bad names and values fail before any work
     for path in (args.json, args.circuit_out):
         _check_writable(path)
     task = get_task(args.task, metric=args.metric)
@@ -228,11 +227,12 @@ def _bench(args: argparse.Namespace) -> int:
     import time
 
     from ..bench import full_sweep, quick_sweep, run_bench
+    from ..methods import PRESETS
 
     sweep = full_sweep() if args.full else quick_sweep()
     chosen = {name: getattr(args, name) for name in ("tasks", "methods", "ablations", "graphs", "seeds")}
     if args.preset is not None:
-        chosen["presets"] = ("tuned", "published") if args.preset == "both" else (args.preset,)
+        chosen["presets"] = PRESETS if args.preset == "both" else (args.preset,)
     sweep = dataclasses.replace(sweep, **{name: value for name, value in chosen.items() if value is not None})
     sweep.runs()  # unknown names fail before any work
     _check_writable(args.out, folder=True)

@@ -7,7 +7,7 @@ import math
 from functools import cached_property
 
 from ..errors import DegenerateGroundTruthError
-from ..graph import Circuit, Edge, EdgeScores
+from ..graph import Circuit, Edge, EdgeScores, circuit_from_scores
 from ..methods import method_circuit
 from ..patching import AblatedOutputs
 from ..tasks import Task
@@ -48,6 +48,7 @@ class RunEvaluation:
         self.truths = ground_truths(task, self.graph, ablated) if truths is None else truths
         default = len(self.truths["effective"]) if self.truths.get("effective") else DEFAULT_CIRCUIT_SIZE
         self.circuit_size = min(circuit_size or default, self.graph.n_edges)
+        self._rocs: dict[tuple[str, str], RocCurve | None] = {}
 
     @cached_property
     def circuit(self) -> Circuit:
@@ -71,13 +72,12 @@ class RunEvaluation:
 
     def _roc(self, curve_fn, truth: str) -> RocCurve | None:
         key = (curve_fn.__name__, truth)
-        cache = self.__dict__.setdefault("_rocs", {})
-        if key not in cache:
+        if key not in self._rocs:
             try:
-                cache[key] = curve_fn(self.scores, self.truths[truth])
+                self._rocs[key] = curve_fn(self.scores, self.truths[truth])
             except DegenerateGroundTruthError:
-                cache[key] = None
-        return cache[key]
+                self._rocs[key] = None
+        return self._rocs[key]
 
     @cached_property
     def faithfulness_curve(self) -> FaithfulnessCurve:
@@ -85,8 +85,7 @@ class RunEvaluation:
 
     def faithfulness_at_size(self, k: int) -> float:
         """Returns the faithfulness of the k best-scoring edges."""
-        ranked = self.scores.ranked()[:k]
-        return faithfulness(self.task, self.graph, self.ablated, {e for e, _ in ranked})
+        return faithfulness(self.task, self.graph, self.ablated, set(circuit_from_scores(self.scores, top_k=k).edges))
 
     def record(self) -> dict:
         """Returns every figure as JSON-ready fields: per truth `auroc`, `node_auroc` and `faithfulness_at_truth_size`

@@ -41,8 +41,8 @@ def top_k_circuit(scores: EdgeScores, k: int) -> Circuit:
 
 @dataclass(frozen=True)
 class Method:
-    """A registered method: its name, its hyperparameter dataclass (published defaults), its function and the rule
-    that turns its scores into the circuit it reports."""
+    """A registered method: its name, its hyperparameter dataclass (edgewise's tuned defaults), its function, the
+    rule that turns its scores into the circuit it reports, and its authors' settings (the `published` preset)."""
 
     name: str
     config: type
@@ -126,12 +126,9 @@ def _convert(method: str, name: str, kind: object, value: object) -> object:
                     return value
                 if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
                     return int(value)
-            elif target is float:
-                number = float(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
-                if number is not None and math.isfinite(number):
-                    return number
-                if number is not None:
-                    raise InvalidHyperparameterError(f"{method}: {name}={value!r} is not a finite number")
+            elif target is float and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                if math.isfinite(float(value)):
+                    return float(value)
             elif target is str and isinstance(value, str):
                 return value
         except ValueError:
@@ -141,6 +138,11 @@ def _convert(method: str, name: str, kind: object, value: object) -> object:
     raise InvalidHyperparameterError(
         f"{method}: {name}={value!r} is not {names}{' (or none)' if optional else ''}"
     )
+
+
+def resolve_config(method: Method, preset: str, hyperparameters: dict) -> object:
+    """Returns the method's config under `preset`, with `hyperparameters` overriding it: what `discover` runs."""
+    return make_config(method, {**preset_hyperparameters(method, preset), **hyperparameters})
 
 
 def make_config(method: Method, hyperparameters: dict) -> object:
@@ -210,7 +212,7 @@ def discover(
     Before the method runs, `check_metric` makes sure the task's metric is finite at both ends of the mask range
     (NonFiniteMetricError); after it, `check_scores` rejects NaN or infinite scores (NonFiniteScoresError)."""
     spec = get_method(method)
-    config = make_config(spec, {**preset_hyperparameters(spec, preset), **hyperparameters})
+    config = resolve_config(spec, preset, hyperparameters)
     graph = task.graph(per_position=per_position) if graph is None else graph
     ablated = task_ablation(task, graph, ablation) if ablated is None else ablated
     check_metric(task, graph, ablated)

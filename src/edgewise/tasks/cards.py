@@ -7,6 +7,7 @@ listing stale sizes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -55,8 +56,10 @@ def card_of(task: "Task", n_held_out: int | None = None) -> TaskCard:
     )
 
 
+@functools.cache
 def code_fingerprint() -> str:
-    """Returns a hash of edgewise's version and of the source of the packages a card's numbers depend on."""
+    """Returns a hash of edgewise's version and of the source of the packages a card's numbers depend on; computed once
+    a process (a listing asks it for every task)."""
     digest = hashlib.sha256(version("edgewise").encode())
     root = Path(__file__).resolve().parent.parent
     for package in _DEFINING_PACKAGES:
