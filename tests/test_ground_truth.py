@@ -112,8 +112,10 @@ def test_effective_ground_truth_matches_auto_circuit_resample_circuits(reverse, 
     assert effective_ground_truth(reverse, graph, task_ablation(reverse, graph, "resample")) == {
         Edge("Resid Start", "A3.0.V"), Edge("A3.0", "Resid End")
     }
-    # Under zero ablation: ACDC's 10 edges and Resid Start->A3.0.Q, which moves the unscored BOS output (README).
-    assert len(effective_ground_truth(reverse, graph, task_ablation(reverse, graph, "zero"))) == 11
+    # Under zero ablation: ACDC's 10 edges (tests/test_interop_acdc.py); Resid Start->A3.0.Q moves only the unscored
+    # BOS output, and the truth counts scored positions only.
+    zero = effective_ground_truth(reverse, graph, task_ablation(reverse, graph, "zero"))
+    assert len(zero) == 10 and Edge("Resid Start", "A3.0.Q") not in zero
     graph = proportion.graph()
     assert effective_ground_truth(proportion, graph, task_ablation(proportion, graph, "resample")) == {
         Edge("Resid Start", "MLP 0"), Edge("MLP 0", "A1.0.V"), Edge("A1.0", "Resid End")

@@ -252,3 +252,15 @@ def test_documented_differences_carry_nothing_under_zero_ablation(tasks, name):
     logits = patched_forward(task.adapter, graph, task.clean, task_ablation(task, graph, "zero"), masks)
     distance = METRICS["l2"](logits, full_logits(task), task.scored_positions)
     assert distance.max() < 1e-5
+
+
+@pytest.mark.parametrize("name", list(ACDC_CANONICAL))
+def test_effective_truth_under_zero_ablation_is_acdcs_canonical_circuit(tasks, name):
+    """ACDC's canonical circuits come from zero ablation and score the task's positions: the one truth edgewise
+    scores methods against (scored positions only, docs/ground-truth.md) is the same circuit."""
+    from edgewise.evaluate import effective_ground_truth
+
+    task = tasks[name]
+    graph = task.graph()
+    effective = effective_ground_truth(task, graph, task_ablation(task, graph, "zero"))
+    assert {(e.writer, e.reader) for e in effective} == import_acdc_edges(ACDC_CANONICAL[name], graph=graph)

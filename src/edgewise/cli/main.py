@@ -41,8 +41,9 @@ def _graph(args: argparse.Namespace) -> int:
 
     _check_writable(args.json)
     task = get_task(args.task)
-    graph = task.graph(per_position=args.per_position)
-    truth = sorted(task.ground_truth_edges(graph), key=graph.edge_index) if task.ground_truth is not None else []
+    graph = task.graph(per_position=args.per_position, features=args.features)
+    known = task.knows_truth(graph)
+    truth = sorted(task.ground_truth_edges(graph), key=graph.edge_index) if known else []
     if args.json:
         record = {**graph.to_dict(), "ground_truth": [e.endpoints() for e in truth]}
         Path(args.json).write_text(json.dumps(record, indent=1))
@@ -55,7 +56,7 @@ def _graph(args: argparse.Namespace) -> int:
         print("edges:")
         for e in graph.edges:
             print(f"  {e.name}")
-    print(f"ground-truth circuit ({len(truth)} edges):" if task.ground_truth is not None else "no known ground truth")
+    print(f"ground-truth circuit ({len(truth)} edges):" if known else "no known ground truth")
     for e in truth:
         print(f"  {e.name}")
     return 0
@@ -70,7 +71,7 @@ def _check(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     if args.float64:  # float32 rounding grows with how far a patch moves a deep model; float64 isolates the algorithm
         task.model.to(torch.float64)
-    results = run_checks(task, per_position=args.per_position)
+    results = run_checks(task, per_position=args.per_position, features=args.features)
     for r in results:
         print(f"{'PASS' if r.passed else 'FAIL'}  diff {r.max_abs_diff:.1e} <= {r.tolerance:.0e}  "
               f"(patch moves logits by {r.effect:.2g})  {r.name}")
@@ -97,6 +98,11 @@ def _check_writable(path: str | None, folder: bool = False) -> None:
     if not os.access(existing, os.W_OK):
         raise OutputPathError(f"cannot write {path}: {existing} is not writable; choose another location")
     (target if folder else target.parent).mkdir(parents=True, exist_ok=True)
+
+
+def _features_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--features", metavar="SET", help="split writers into dictionary features: oracle (tracr's "
+                        "labelled residual directions, whose feature-level ground truth is known)")
 
 
 def _positive_int(text: str) -> int:
@@ -129,7 +135,7 @@ def _discover(args: argparse.Namespace) -> int:
     for path in (args.json, args.circuit_out):
         _check_writable(path)
     task = get_task(args.task, metric=args.metric)
-    graph = task.graph(per_position=args.per_position)
+    graph = task.graph(per_position=args.per_position, features=args.features)
     ablated = task_ablation(task, graph, args.ablation)
     scores = discover(task, args.method, seed=args.seed, progress=True, graph=graph, ablated=ablated,
                       preset=args.preset, **hyperparameters)
@@ -277,18 +283,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task")
     p.add_argument("--per-position", action="store_true", help="unroll the graph over sequence positions")
     p.add_argument("--json", metavar="FILE", help="write {nodes, edges, ground_truth} to FILE")
+    _features_argument(p)
     p.add_argument("--all-edges", action="store_true", help="also print every edge")
     p.set_defaults(run=_graph)
     p = sub.add_parser("check", help="run the patching exactness checks on a task's model")
     p.add_argument("task")
     p.add_argument("--per-position", action="store_true")
     p.add_argument("--float64", action="store_true", help="run the model in float64: no float32 rounding in the diffs")
+    _features_argument(p)
     p.set_defaults(run=_check)
     p = sub.add_parser("discover", help="score every edge of a task's graph with one method; print the circuit")
     p.add_argument("task")
     p.add_argument("--method", default="edge-sp", help="edge-sp, node-sp, acdc, eap, eap-ig-inputs, ...")
     p.add_argument("--ablation", default="resample", choices=["resample", "mean", "zero", "per-position-mean"])
     p.add_argument("--per-position", action="store_true")
+    _features_argument(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", choices=["tuned", "published"], default="tuned",
                    help="tuned: edgewise's defaults; published: the method's authors' settings (docs/presets.md)")

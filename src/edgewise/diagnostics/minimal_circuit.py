@@ -28,15 +28,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ..evaluate.ground_truth import OUTPUT_TOLERANCE, scored_change
 from ..graph import Edge, Graph
 from ..patching import AblatedOutputs, full_logits, patched_forward
 from ..patching.ablation import writer_savers
 from ..tasks import Task
 from .constant_writers import WRITER_TOLERANCE, no_op_positions
-
-# Faithful means every scored output within this of the full model's: tracr's float32 noise is ~1e-7. Effects of
-# ~1e-6, such as reverse's BOS half-score (docs/ground-truth.md), count as none, as in ACDC's canonical circuits.
-OUTPUT_TOLERANCE = 1e-5
 
 
 @dataclass(frozen=True)
@@ -98,7 +95,7 @@ class _PatchedRuns:
 
     def changes(self, logits: torch.Tensor) -> torch.Tensor:
         """Returns the largest |output change| over the scored positions: [n] for logits [n, batch, pos, out]."""
-        return (logits - self.full).abs().amax(-1)[..., self.task.scored_positions].amax(-1)
+        return scored_change(self.task, logits, self.full)
 
     def recorded(self, circuit: set[Edge]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Returns the circuit's logits and every writer hook's value in that same patched forward."""

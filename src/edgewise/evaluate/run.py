@@ -23,7 +23,7 @@ def ground_truths(task: Task, graph, ablated: AblatedOutputs) -> dict[str, set[E
     """Returns the truths a run is scored against: `compiler` (the task's derived circuit) and `effective` (its edges
     that change the outputs under this ablation; see `effective_ground_truth`), or {} for a task without one. The
     effective truth costs a patched forward per true edge, so callers that score many runs build this once."""
-    if task.ground_truth is None:
+    if not task.knows_truth(graph):
         return {}
     return {"compiler": task.ground_truth_edges(graph), "effective": effective_ground_truth(task, graph, ablated)}
 

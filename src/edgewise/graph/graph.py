@@ -51,11 +51,20 @@ class Edge:
 
 
 class Graph:
-    """Nodes and edges of one model, with the hook layout the patching forward needs."""
+    """Nodes and edges of one model, with the hook layout the patching forward needs.
 
-    def __init__(self, groups: list[HookGroup], n_positions: int | None = None):
+    A feature graph (`features` names its dictionaries: `oracle`, `sae:DIR`, ...) splits some writers into feature
+    and error nodes; `dictionaries` maps each split writer's name to the object that splits its output (see
+    `edgewise.adapters.dictionary`). Files keep the nodes, not the dictionaries: a loaded feature graph scores and
+    evaluates, but patching needs it rebuilt with its dictionaries (`task.graph(features=...)`).
+    """
+
+    def __init__(self, groups: list[HookGroup], n_positions: int | None = None, features: str | None = None,
+                 dictionaries: dict | None = None):
         self.groups = tuple(groups)
         self.n_positions = n_positions
+        self.features = features
+        self.dictionaries = dict(dictionaries or {})
         self.writer_nodes: list[Node] = [n for g in groups if g.kind == "writer" for n in g.nodes]
         self.reader_nodes: list[Node] = [n for g in groups if g.kind == "reader" for n in g.nodes]
         self.writers: list[str] = [n.name for n in self.writer_nodes]
@@ -218,6 +227,7 @@ class Graph:
         return {
             "groups": [g.to_dict() for g in self.groups],
             "n_positions": self.n_positions,
+            **({"features": self.features} if self.features else {}),
             "nodes": self.nodes,
             "edges": [e.endpoints() for e in self.edges],
         }
@@ -228,7 +238,7 @@ class Graph:
         if "groups" not in d:
             raise GraphMismatchError("this JSON has no hook groups: Graph.load reads files written by Graph.save or "
                                      "by `edgewise graph --json`")
-        return cls([HookGroup.from_dict(g) for g in d["groups"]], d["n_positions"])
+        return cls([HookGroup.from_dict(g) for g in d["groups"]], d["n_positions"], d.get("features"))
 
     def save(self, path: str | Path) -> None:
         """Writes the graph as JSON."""
@@ -240,8 +250,10 @@ class Graph:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Graph) and self.groups == other.groups and self.n_positions == other.n_positions
+        return (isinstance(other, Graph) and self.groups == other.groups and self.n_positions == other.n_positions
+                and self.features == other.features)
 
     def __repr__(self) -> str:
         kind = f"per-position x{self.n_positions}" if self.per_position else "plain"
+        kind += f", {self.features} features" if self.features else ""
         return f"Graph({len(self.writers)} writers, {len(self.readers)} readers, {self.n_edges} edges, {kind})"

@@ -83,8 +83,9 @@ class Node:
 class HookGroup:
     """Nodes that live on one hook point: a writer group (the hook's value is their outputs) or a reader group.
 
-    A per-head hook's value is [batch, pos, len(nodes), d_model]; any other hook's is [batch, pos, d_model] and
-    the group has exactly one node.
+    A per-head hook's value is [batch, pos, head, d_model] with one node per head; any other hook's is
+    [batch, pos, d_model] with one node. In a feature graph a dictionary splits some of those nodes into feature and
+    error nodes (`split`); recorded outputs of such a group then keep a node axis: [batch, pos, len(nodes), d_model].
     """
 
     kind: Literal["writer", "reader"]
@@ -95,6 +96,16 @@ class HookGroup:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(n.name for n in self.nodes)
+
+    @property
+    def split(self) -> bool:
+        """Returns whether a dictionary splits some node of this group into features."""
+        return any(n.kind in (NodeKind.FEATURE, NodeKind.ERROR) for n in self.nodes)
+
+    @property
+    def node_axis(self) -> bool:
+        """Returns whether the group's recorded outputs hold a node axis ([..., node, d_model])."""
+        return self.per_head or self.split
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "hook": self.hook, "names": list(self.names), "per_head": self.per_head,
@@ -128,6 +139,17 @@ def mlp_node(layer: int) -> Node:
 
 def output_node(name: str = "Resid End") -> Node:
     return Node(name, NodeKind.OUTPUT)
+
+
+def feature_node(writer: Node, label: str, index: int) -> Node:
+    """Returns feature `index` of a dictionary that splits `writer`: `MLP 2[opp_idx:2]`, `A3.0[17]`."""
+    return Node(f"{writer.name}[{label}]", NodeKind.FEATURE, writer.layer, writer.head, index=index,
+                component=writer.name)
+
+
+def error_node(writer: Node) -> Node:
+    """Returns the node that carries what a dictionary does not reconstruct of `writer`'s output: `MLP 2[error]`."""
+    return Node(f"{writer.name}[error]", NodeKind.ERROR, writer.layer, writer.head, component=writer.name)
 
 
 _STANDARD_NAME = re.compile(r"^A(\d+)\.(\d+)(?:\.([QKV]))?$|^MLP (\d+)$")

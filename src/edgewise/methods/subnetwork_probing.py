@@ -59,6 +59,7 @@ class SubnetworkProbingConfig:
     n_samples: int = 4  # masks per step, in one forward; ACDC samples one, which lost reverse's chain (zero)
     warmup: float = 0.5  # fraction of the steps over which the Lagrangian target ramps down to target_edges
     multiplier_lr: float = 0.1  # plain gradient ascent on l1, l2 (Adam on them overshot and lost tracr circuits)
+    noise_free_tail: float = 0.0  # fraction of the last steps trained on the noise-free gates
 
     def __post_init__(self):
         if self.steps is None:
@@ -103,9 +104,13 @@ def train_gates(
     ascent = torch.optim.SGD([multipliers], lr=config.multiplier_lr, maximize=True)
     full = full_logits(task)
     warmup_steps = max(1, round(config.warmup * config.steps))
+    tail_start = config.steps - round(config.noise_free_tail * config.steps)
     bar = tqdm(range(config.steps), disable=not progress, desc="subnetwork probing", leave=False)
     for step in bar:
-        masks = hard_concrete.sample_mask(log_alpha, config.n_samples, generator)[:, gate_of_edge]  # [samples, edges]
+        if step >= tail_start:
+            masks = hard_concrete.deterministic_mask(log_alpha)[gate_of_edge].unsqueeze(0)
+        else:
+            masks = hard_concrete.sample_mask(log_alpha, config.n_samples, generator)[:, gate_of_edge]  # [samples, edges]
         faithfulness = faithfulness_loss(task, graph, ablated, masks, reference=full).mean()
         if config.target_edges is None:
             sparsity = config.lambda_ * hard_concrete.expected_l0(log_alpha).mean()

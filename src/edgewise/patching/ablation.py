@@ -1,7 +1,9 @@
 """Ablations: what an ablated edge carries instead of its writer's clean output.
 
 Each ablation records the writers' ablated outputs once, as one tensor per writer hook broadcastable to the
-hook's value ([batch, pos, (head,) d_model]); the patching forward reuses them for every mask.
+hook's value ([batch, pos, (head,) d_model]; a group split into features: [batch, pos, node, d_model]); the
+patching forward reuses them for every mask. A feature is ablated as a node: zero ablation zeroes its contribution,
+resample takes its contribution on the corrupted input, mean averages its contribution.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from typing import Callable
 import torch
 
 from ..adapters import Adapter, adapter_for
+from ..adapters.dictionary import node_outputs
 from ..errors import BatchShapeError, UnknownAblationError
-from ..graph import Graph
+from ..graph import Graph, HookGroup
 from ..tasks import Task
 
 
@@ -44,16 +47,18 @@ class AblatedOutputs:
 
 def writer_savers(graph: Graph) -> tuple[list[tuple[str, Callable]], dict[str, torch.Tensor]]:
     """Returns hooks that save each writer hook's value (detached) during a forward, and the dict they fill, keyed
-    by the graph's hook name rather than hook.name: a model may report a canonical name for an alias."""
+    by the graph's hook name rather than hook.name: a model may report a canonical name for an alias. A group split
+    by a dictionary saves its nodes' outputs [batch, pos, node, d_model] (`adapters.dictionary.node_outputs`)."""
     outputs: dict[str, torch.Tensor] = {}
 
-    def saver(name: str):
+    def saver(group: HookGroup):
         def save(value: torch.Tensor, hook) -> None:
-            outputs[name] = value.detach().clone()
+            value = value.detach()
+            outputs[group.hook] = node_outputs(group, graph.dictionaries, value) if group.split else value.clone()
 
         return save
 
-    return [(g.hook, saver(g.hook)) for g in graph.groups if g.kind == "writer"], outputs
+    return [(g.hook, saver(g)) for g in graph.groups if g.kind == "writer"], outputs
 
 
 def record_writer_outputs(adapter: Adapter, graph: Graph, tokens: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -73,10 +73,12 @@ def _effective_edges(
 
 @torch.no_grad()
 def run_checks(
-    task: Task, per_position: bool = False, n_edges: int = 6, n_masks: int = 2, tolerance: float = 1e-5, seed: int = 0
+    task: Task, per_position: bool = False, n_edges: int = 6, n_masks: int = 2, tolerance: float = 1e-5, seed: int = 0,
+    features: str | None = None,
 ) -> list[CheckResult]:
-    """Returns the exactness checks of the patching forward on `task` (tolerance scaled by the logits' size)."""
-    graph = task.graph(per_position=per_position)
+    """Returns the exactness checks of the patching forward on `task` (tolerance scaled by the logits' size), on its
+    head/MLP graph or, with `features`, on the feature graph of that dictionary set."""
+    graph = task.graph(per_position=per_position, features=features)
     adapter = task.adapter
     clean, corrupt = task.clean, task.corrupt
     full, corrupted = adapter.forward(clean), adapter.forward(corrupt)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ..adapters import Adapter, adapter_for
+from ..adapters.dictionary import node_outputs
 from ..errors import GraphMismatchError
 from ..graph import Graph
 from .ablation import AblatedOutputs
@@ -137,15 +138,16 @@ class _PatchRun:
                     f"{self.graph.writers_before[group_index]}: the adapter's hook order does not match the model"
                 )
             value_by_mask = value.reshape(self.n_masks, self.batch, *value.shape[1:])
+            outputs = node_outputs(group, self.graph.dictionaries, value_by_mask)  # [mask, batch, pos, node, d]
             ablated = self.ablated.values.get(group.hook)
-            if ablated is None or ablated.shape[-1] != value.shape[-1] or ablated.dim() != value_by_mask.dim() - 1:
+            if ablated is None or ablated.shape[-1] != value.shape[-1] or ablated.dim() != (
+                    outputs.dim() - 1 if group.node_axis else outputs.dim() - 2):
                 raise GraphMismatchError(
                     f"the {self.ablated.kind} ablation holds no outputs of shape {tuple(value.shape[1:])} for "
                     f"{group.hook}: it was recorded on another model or graph; record it with this graph"
                 )
-            delta = value_by_mask - ablated
-            delta = delta if group.per_head else delta.unsqueeze(-2)  # [mask, batch, pos, head, d_model]
-            self.deltas.append(delta.permute(0, 3, 1, 2, 4))  # [mask, head, batch, pos, d_model]
+            delta = outputs - (ablated if group.node_axis else ablated.unsqueeze(-2))
+            self.deltas.append(delta.permute(0, 3, 1, 2, 4))  # [mask, node, batch, pos, d_model]
             return value
 
         return hook

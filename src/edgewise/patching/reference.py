@@ -2,7 +2,8 @@
 
 Neither uses the patching forward's coefficient matrices or delta stack: `single_edge_patch` is the hand-written
 TransformerLens hook patch a researcher would write for one edge, and `per_edge_forward` rebuilds every reader's
-input from the definition, one edge at a time, in Python loops.
+input from the definition, one edge at a time, in Python loops. On feature graphs both take a feature's output from
+its dictionary's activations and decoder row, not from the forward's split of a writer into nodes.
 """
 
 from __future__ import annotations
@@ -10,16 +11,33 @@ from __future__ import annotations
 import torch
 
 from ..adapters import Adapter, adapter_for
-from ..graph import Edge, Graph
+from ..graph import Edge, Graph, HookGroup, NodeKind
 from .ablation import AblatedOutputs
 
 
-def _locate(graph: Graph, name: str, kind: str) -> tuple[str, int | None]:
-    """Returns (hook name, head index or None) of a writer or reader node."""
+def _locate_reader(graph: Graph, name: str) -> tuple[str, int | None]:
+    """Returns (hook name, head index or None) of a reader node."""
     for group in graph.groups:
-        if group.kind == kind and name in group.names:
+        if group.kind == "reader" and name in group.names:
             return group.hook, (group.names.index(name) if group.per_head else None)
-    raise KeyError(f"no {kind} named {name}")
+    raise KeyError(f"no reader named {name}")
+
+
+def _writer_output(graph: Graph, group: HookGroup, name: str, value: torch.Tensor) -> torch.Tensor:
+    """Returns one writer node's output [..., pos, d_model] from its group's hook value, by the definition: its head's
+    slice; for a feature, its activation times its decoder direction; for an error node, the output minus every
+    feature's contribution."""
+    node = graph.writer_node(name)
+    components = list(dict.fromkeys(n.component for n in group.nodes))
+    out = value[..., components.index(node.component), :] if group.per_head else value
+    if node.kind not in (NodeKind.FEATURE, NodeKind.ERROR):
+        return out
+    dictionary = graph.dictionaries[node.component]
+    activations = dictionary.encode(out)
+    contribution = lambda k: activations[..., k : k + 1] * dictionary.decoder[k].to(out)  # noqa: E731
+    if node.kind is NodeKind.FEATURE:
+        return contribution(dictionary.indices.index(node.index))
+    return out - sum(contribution(k) for k in range(dictionary.n_features))
 
 
 @torch.no_grad()
@@ -32,12 +50,13 @@ def single_edge_patch(
     output, and adds (corrupted - clean) writer output to the reader's input only (only at `edge.position` if set).
     """
     adapter = adapter_for(model)
-    w_hook, w_head = _locate(graph, edge.writer, "writer")
-    r_hook, r_head = _locate(graph, edge.reader, "reader")
+    w_group = graph.writer_group(edge.writer)
+    r_hook, r_head = _locate_reader(graph, edge.reader)
+    w_hook = w_group.hook
     cache: dict[str, torch.Tensor] = {}
 
     def take(value, hook, key):
-        cache[key] = (value if w_head is None else value[:, :, w_head]).clone()
+        cache[key] = _writer_output(graph, w_group, edge.writer, value).clone()
 
     with adapter.model.hooks(fwd_hooks=[(w_hook, lambda v, hook: take(v, hook, "corrupt"))]):
         adapter.forward(corrupt)
@@ -78,12 +97,12 @@ def per_edge_forward(
         for i, name in enumerate(group.names):
             if group.kind == "writer":
                 value = ablated.values[group.hook]
-                ablated_by_writer[name] = value[:, :, i] if group.per_head else value
+                ablated_by_writer[name] = value[:, :, i] if group.node_axis else value
 
     def writer_hook(group):
         def hook(value, hook):
-            for i, name in enumerate(group.names):
-                outputs[name] = value[:, :, i] if group.per_head else value
+            for name in group.names:
+                outputs[name] = _writer_output(graph, group, name, value)
             return value
 
         return hook

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..adapters import Adapter, adapter_for
+from ..adapters.dictionary import feature_groups
 from ..errors import BatchShapeError, EmptyInputsError, GraphMismatchError
 from ..graph import Edge, Graph
 from .metrics import Metric
@@ -32,6 +33,10 @@ class Task:
     categorical: bool = True  # outputs are logits over classes (else: numbers, one per output dimension)
     description: str = ""
     pairing: str = ""  # how corrupted inputs were made from clean ones
+    # Named sets of dictionaries that split writers into features ({"oracle": {"MLP 1": Dictionary, ...}}), and the
+    # feature-level ground truth of those sets where it is known: (feature, reader) edges of plain feature graphs
+    dictionaries: dict[str, dict] = field(default_factory=dict)
+    feature_ground_truth: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     extras: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -77,10 +82,21 @@ class Task:
     def n_positions(self) -> int:
         return self.clean.shape[1]
 
-    def graph(self, per_position: bool = False, split_embeddings: bool = False) -> Graph:
-        """Returns the task model's graph, unrolled over the task's sequence positions if `per_position`."""
-        return Graph(self.adapter.hook_groups(split_embeddings=split_embeddings),
-                     self.n_positions if per_position else None)
+    def graph(self, per_position: bool = False, split_embeddings: bool = False, features: str | None = None) -> Graph:
+        """Returns the task model's graph, unrolled over the task's sequence positions if `per_position`; with
+        `features`, the writers its named dictionaries cover are split into feature and error nodes."""
+        groups = self.adapter.hook_groups(split_embeddings=split_embeddings)
+        n_positions = self.n_positions if per_position else None
+        if features is None:
+            return Graph(groups, n_positions)
+        if features not in self.dictionaries:
+            known = ", ".join(self.dictionaries) or "none"
+            raise GraphMismatchError(
+                f"task {self.name} has no {features!r} features (it has: {known}); tracr tasks have 'oracle' "
+                "features, and `--features sae:DIR` loads sparse autoencoders saved in SAELens's format")
+        writers = {n.name for g in groups if g.kind == "writer" for n in g.nodes}
+        present = {w: d for w, d in self.dictionaries[features].items() if w in writers}
+        return Graph(feature_groups(groups, present), n_positions, features, present)
 
     def ground_truth_edges(self, graph: Graph, include_bos: bool = True) -> set[Edge]:
         """Returns the ground-truth circuit as edges of `graph`; per-position graphs get each edge at every position.
@@ -88,12 +104,32 @@ class Task:
         Every position keeps the circuit faithful under every ablation. `include_bos=False` drops the BOS position,
         auto-circuit's convention: BOS is identical in clean and corrupted inputs, so resampling it is a no-op.
         """
+        truth = self._truth_pairs(graph)
+        if not graph.per_position:
+            return {Edge(w, r) for w, r in truth}
+        positions = [p for p in range(graph.n_positions) if include_bos or p != self.bos_position]
+        return {Edge(w, r, p) for w, r in truth for p in positions}
+
+    def knows_truth(self, graph: Graph) -> bool:
+        """Returns whether the task has a ground truth for this kind of graph (head/MLP, or its feature set)."""
+        if graph.features is not None:
+            return graph.features in self.feature_ground_truth
+        return (self.ground_truth_split if graph.split_embeddings else self.ground_truth) is not None
+
+    def _truth_pairs(self, graph: Graph) -> list[tuple[str, str]]:
+        """Returns the (writer, reader) pairs of the ground truth that `graph` holds, or raises GraphMismatchError."""
+        if graph.features is not None:
+            truth = self.feature_ground_truth.get(graph.features)
+            if truth is None:
+                known = ", ".join(self.feature_ground_truth) or "no feature set"
+                raise GraphMismatchError(
+                    f"task {self.name} has no ground truth for its {graph.features!r} features (it is known for "
+                    f"{known}); score such a graph by faithfulness, or use tracr's oracle features")
+            writers, readers = set(graph.writers), set(graph.readers)  # truths cover merged and split embeddings
+            return [(w, r) for w, r in truth if w in writers and r in readers]
         split = graph.split_embeddings
         truth = self.ground_truth_split if split else self.ground_truth
         if truth is None:
             kind = " for graphs with split embeddings" if split and self.ground_truth is not None else ""
             raise GraphMismatchError(f"task {self.name} has no known ground-truth circuit{kind}")
-        if not graph.per_position:
-            return {Edge(w, r) for w, r in truth}
-        positions = [p for p in range(graph.n_positions) if include_bos or p != self.bos_position]
-        return {Edge(w, r, p) for w, r in truth for p in positions}
+        return truth

@@ -22,14 +22,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...adapters.dictionary import feature_groups
 from ...adapters.transformer import TransformerAdapter
 from ...cache import cache_root
 from ...errors import CacheWarning, CompileError, InvalidTokensError
 from ...graph import Graph, Node, NodeKind
 from ...graph.nodes import head_node, mlp_node, output_node
 from ...models.transformer import Transformer, TransformerConfig
+from .oracle import oracle_dictionaries
+from .truth import derived_edges, derived_feature_edges
 
-CACHE_FORMAT = 3  # bump when the conversion, the ground-truth rule or the stored fields change
+CACHE_FORMAT = 4  # bump when the conversion, the ground-truth rule or the stored fields change
 COMPILER_BOS = "BOS"
 COMPILER_PAD = "PAD"
 
@@ -53,6 +56,12 @@ class CompiledProgram:
     ground_truth_split: list[tuple[str, str]] = field(default_factory=list)  # the same with Tok/Pos Embed apart
     reads: dict[str, list[str]] = field(default_factory=dict)  # reader node -> residual directions it reads
     writes: dict[str, list[str]] = field(default_factory=dict)  # writer node -> residual directions it writes
+    residual_labels: list[str] = field(default_factory=list)  # the label of each residual dimension, in order
+    feature_ground_truth: list[tuple[str, str]] = field(default_factory=list)  # (feature, reader), oracle features
+
+    def oracle_dictionaries(self) -> dict:
+        """Returns each writer's oracle dictionary: one feature per residual direction it writes (oracle.py)."""
+        return oracle_dictionaries(self.writes, self.residual_labels)
 
     @property
     def categorical(self) -> bool:
@@ -228,11 +237,13 @@ def _compile(program, vocab, max_seq_len, name, causal):
     reads, writes = _residual_reads_and_writes(craft_model, module_names, extracted.sink)
     directions = {label: i for i, label in enumerate(assembled.residual_labels)}
     writes.update(_embedding_writes(model, assembled.residual_labels))
-    ground_truth, ground_truth_split = (
-        _ground_truth(model, Graph(TransformerAdapter(model).hook_groups(split_embeddings=split)), reads, writes,
-                      directions)
-        for split in (False, True)
-    )
+    component_graphs = [Graph(TransformerAdapter(model).hook_groups(split_embeddings=split)) for split in (False, True)]
+    ground_truth, ground_truth_split = (derived_edges(model, g, reads, writes, directions) for g in component_graphs)
+    dictionaries = oracle_dictionaries(writes, list(assembled.residual_labels))
+    feature_ground_truth = [  # over both graphs: merged embeddings (Resid Start) and split (Tok Embed, Pos Embed)
+        edge for g in component_graphs
+        for edge in derived_feature_edges(model, _feature_graph(g, dictionaries), g, reads, writes, directions)
+    ]
     compiled = CompiledProgram(
         name=name,
         model=model,
@@ -244,8 +255,16 @@ def _compile(program, vocab, max_seq_len, name, causal):
         ground_truth_split=ground_truth_split,
         reads=reads,
         writes=writes,
+        residual_labels=list(assembled.residual_labels),
+        feature_ground_truth=feature_ground_truth,
     )
     return compiled, assembled
+
+
+def _feature_graph(components: Graph, dictionaries: dict) -> Graph:
+    """Returns the plain feature graph of a head/MLP graph under the given dictionaries."""
+    present = {w: d for w, d in dictionaries.items() if w in components.writers}
+    return Graph(feature_groups(components.groups, present), None, "oracle", present)
 
 
 def _to_transformer(assembled, causal: bool) -> Transformer:
@@ -319,43 +338,6 @@ def _embedding_writes(model: Transformer, labels: list[str]) -> dict[str, list[s
     return {"Tok Embed": tok, "Pos Embed": pos, "Resid Start": sorted(set(tok) | set(pos))}
 
 
-def _node_weights(model: Transformer, node: Node, role: str) -> torch.Tensor:
-    """Returns the weights through which a node reads ([d_model, *] rows) or writes ([*, d_model] columns, as rows).
-
-    A head's value input counts only through W_V W_O: a direction it reads but maps to zero carries nothing.
-    """
-    w = lambda t: t.detach()  # noqa: E731
-    if node.kind is NodeKind.OUTPUT:
-        return w(model.W_U)
-    if node.kind is NodeKind.MLP:
-        mlp = model.blocks[node.layer].mlp
-        return w(mlp.W_in) if role == "reader" else w(mlp.W_out).T
-    if node.kind is NodeKind.EMBEDDING:
-        parts = {"Tok Embed": [model.W_E], "Pos Embed": [model.W_pos], "Resid Start": [model.W_E, model.W_pos]}
-        return torch.cat([w(p) for p in parts[node.name]]).T
-    attn = model.blocks[node.layer].attn
-    ov = w(attn.W_V[node.head]) @ w(attn.W_O[node.head])  # [d_model in, d_model out]
-    if role == "writer":
-        return ov.T
-    return {"q": w(attn.W_Q[node.head]), "k": w(attn.W_K[node.head]), "v": ov}[node.input]
-
-
-def _ground_truth(model: Transformer, graph: Graph, reads: dict, writes: dict, directions: dict) -> list:
-    """Returns the graph's edges along which the program moves information: the writer writes a residual direction
-    the reader reads (by the compiler's spaces), and both weights on that direction are non-zero."""
-    truth = []
-    for e in graph.edges:
-        shared = sorted(set(writes.get(e.writer, ())) & set(reads.get(e.reader, ())))
-        if not shared:
-            continue
-        rows = torch.tensor([directions[d] for d in shared])
-        written = _node_weights(model, graph.writer_node(e.writer), "writer")[rows].abs().amax(-1) > 0
-        read = _node_weights(model, graph.reader_node(e.reader), "reader")[rows].abs().amax(-1) > 0
-        if (written & read).any():
-            truth.append((e.writer, e.reader))
-    return truth
-
-
 def _residual_reads_and_writes(craft_model, module_names, sink) -> tuple[dict, dict]:
     """Returns, per head and MLP, the residual directions it reads and writes, by the compiler's vector spaces."""
     from tracr.craft import transformers
@@ -386,7 +368,7 @@ class _UnusableEntry(Exception):
 
 _STORED_FIELDS = (
     "format", "fingerprint", "name", "config", "state_dict", "vocab", "max_seq_len", "encoding", "output_values",
-    "ground_truth", "ground_truth_split", "reads", "writes",
+    "ground_truth", "ground_truth_split", "reads", "writes", "residual_labels", "feature_ground_truth",
 )
 
 
@@ -407,6 +389,8 @@ def _save(compiled: CompiledProgram, path: Path, key: str) -> None:
         "ground_truth_split": compiled.ground_truth_split,
         "reads": compiled.reads,
         "writes": compiled.writes,
+        "residual_labels": compiled.residual_labels,
+        "feature_ground_truth": compiled.feature_ground_truth,
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -491,4 +475,6 @@ def _from_record(record: dict) -> CompiledProgram:
         ground_truth_split=[tuple(e) for e in record["ground_truth_split"]],
         reads=record["reads"],
         writes=record["writes"],
+        residual_labels=record["residual_labels"],
+        feature_ground_truth=[tuple(e) for e in record["feature_ground_truth"]],
     )

@@ -80,6 +80,8 @@ def tracr_task(
         categorical=compiled.categorical,
         description=description,
         pairing=f"corrupted row i = clean row perm[i], perm a random {corruption} (seed {seed})",
+        dictionaries={"oracle": compiled.oracle_dictionaries()},
+        feature_ground_truth={"oracle": list(compiled.feature_ground_truth)},
         extras={"compiled": compiled, "sequences": sequences},
     )
 
