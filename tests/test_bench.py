@@ -298,3 +298,21 @@ def test_cli_bench_into_a_held_folder_exits_2_naming_the_holder(tmp_path):
         result = run_edgewise("bench", "--out", str(tmp_path), "--tasks", "tracr-shift", "--methods", "random",
                               "--no-plots")
     assert result.returncode == 2 and "in use by another bench" in result.stderr and "--wait" in result.stderr
+
+
+def test_cli_bench_on_oracle_feature_graphs(tmp_path):
+    """`--features oracle` benches the feature graphs: records, summary rows and plots name the graph kind, and the
+    truths are feature-level (tracr-shift's head/MLP truth projected back is the compiler's)."""
+    result = run_edgewise("bench", "--out", str(tmp_path), "--tasks", "tracr-shift", "--methods", "eap",
+                          "--features", "oracle")
+    assert result.returncode == 0, result.stderr
+    (record,) = json.loads((tmp_path / "results.json").read_text())
+    assert record["graph"] == "plain/oracle" and "+" in record["key"] and "/" not in record["key"]
+    task = get_task("tracr-shift")
+    graph = task.graph(features="oracle")
+    assert record["n_edges"] == graph.n_edges > task.graph().n_edges
+    assert {(graph.writer_node(w).component, r) for w, r in record["effective_ground_truth"]} <= set(task.ground_truth)
+    assert "| tracr-shift | plain/oracle | resample | eap | tuned | 1 |" in result.stdout
+    assert (tmp_path / "plots" / "circuits" / "tracr-shift-plain+oracle-resample-eap.png").stat().st_size > 0
+    with pytest.raises(InvalidSweepError, match="unknown graph kind 'plain/sae'.*plain/oracle"):
+        Sweep(("tracr-shift",), ("eap",), graphs=("plain/sae",)).runs()

@@ -44,7 +44,7 @@ from ..tasks.tracr import get_task
 from .lock import folder_lock
 from .memory import PeakMemory
 from .summary import summary_markdown
-from .sweep import RunSpec, Sweep
+from .sweep import RunSpec, Sweep, graph_options
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,8 @@ class Setting:
         """Returns the setting, scored on `held_out` (the task on its evaluation inputs) when given; the effective
         truth costs a patched forward per true edge (dyck2 per-position: 20 s), so the bench builds it once for all
         the methods and seeds that share it."""
-        graph = task.graph(per_position=graph_kind == "per-position")
+        per_position, features = graph_options(graph_kind)
+        graph = task.graph(per_position=per_position, features=features)
         ablated = task_ablation(task, graph, ablation)
         if held_out is None:
             return cls(graph, ablated, task, ablated, ground_truths(task, graph, ablated), "discovery")

@@ -13,6 +13,17 @@ from ..patching import ABLATIONS
 from ..tasks.tracr import task_names
 
 GRAPH_KINDS = ("plain", "per-position")
+FEATURE_SETS = ("oracle",)  # dictionaries a bench can split writers by: `plain/oracle`, `per-position/oracle`
+
+
+def graph_options(kind: str) -> tuple[bool, str | None]:
+    """Returns (per_position, feature set or None) of a graph kind: `plain`, `per-position`, or either followed by
+    `/` and a feature set (`plain/oracle`: tracr's oracle features)."""
+    base, _, features = kind.partition("/")
+    if base not in GRAPH_KINDS or (features and features not in FEATURE_SETS):
+        kinds = ", ".join([*GRAPH_KINDS, *(f"{g}/{f}" for g in GRAPH_KINDS for f in FEATURE_SETS)])
+        raise InvalidSweepError(f"unknown graph kind {kind!r}; choose from {kinds}")
+    return base == "per-position", features or None
 RECORD_FORMAT = 2  # part of every run key: bump when what a record measures changes (2: scored on held-out inputs)
 
 
@@ -21,7 +32,7 @@ class RunSpec:
     """One run of a sweep: a method with all its hyperparameters, on a task's graph, under an ablation, with a seed."""
 
     task: str
-    graph: str  # "plain" or "per-position"
+    graph: str  # "plain" or "per-position", optionally split by a feature set: "plain/oracle" (graph_options)
     method: str
     ablation: str
     seed: int
@@ -33,7 +44,8 @@ class RunSpec:
         """Returns the run's file stem: its fields, and a hash of its hyperparameters, which do not fit a name."""
         digest = hashlib.sha1(json.dumps([RECORD_FORMAT, self.hyperparameters], sort_keys=True).encode()).hexdigest()
         digest = digest[:10]
-        return f"{self.task}_{self.graph}_{self.method}_{self.preset}_{self.ablation}_seed{self.seed}_{digest}"
+        graph = self.graph.replace("/", "+")  # a file name: `plain/oracle` -> `plain+oracle`
+        return f"{self.task}_{graph}_{self.method}_{self.preset}_{self.ablation}_seed{self.seed}_{digest}"
 
 
 @dataclass(frozen=True)
@@ -82,9 +94,8 @@ class Sweep:
         unknown = [p for p in self.presets if p not in PRESETS]
         if unknown:
             raise InvalidSweepError(f"unknown preset {unknown[0]!r}; choose from {', '.join(PRESETS)}")
-        unknown = [g for g in self.graphs if g not in GRAPH_KINDS]
-        if unknown:
-            raise InvalidSweepError(f"unknown graph kind {unknown[0]!r}; choose from {', '.join(GRAPH_KINDS)}")
+        for kind in self.graphs:
+            graph_options(kind)
         unknown = sorted(set(self.hyperparameters) - set(self.methods))
         if unknown:
             raise InvalidSweepError(f"hyperparameters are set for {unknown[0]!r}, which the sweep does not run; add it "

@@ -240,6 +240,8 @@ def _bench(args: argparse.Namespace) -> int:
     if args.preset is not None:
         chosen["presets"] = PRESETS if args.preset == "both" else (args.preset,)
     sweep = dataclasses.replace(sweep, **{name: value for name, value in chosen.items() if value is not None})
+    if args.features:
+        sweep = dataclasses.replace(sweep, graphs=tuple(f"{g}/{args.features}" for g in sweep.graphs))
     sweep.runs()  # unknown names fail before any work
     _check_writable(args.out, folder=True)
     start = time.perf_counter()
@@ -335,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", type=_comma_list, help="comma-separated methods, e.g. eap,random")
     p.add_argument("--ablations", type=_comma_list, help="comma-separated ablations: resample, mean, zero, ...")
     p.add_argument("--graphs", type=_comma_list, help="comma-separated graph kinds: plain, per-position")
+    _features_argument(p)
     p.add_argument("--seeds", type=_comma_ints, help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--preset", choices=["tuned", "published", "both"],
                    help="hyperparameters: edgewise's tuned defaults (default), the authors' published settings, or both")

@@ -54,6 +54,13 @@ class Node:
         """Returns the name as files and screens show it: `A0.0@2` at a position, else the plain name."""
         return self.name if self.position is None else f"{self.name}@{self.position}"
 
+    @property
+    def part(self) -> str:
+        """Returns what a feature or error node is within its writer (`opp_idx:2`, `17`, `error`); else the name."""
+        if self.kind in (NodeKind.FEATURE, NodeKind.ERROR) and self.name.startswith(f"{self.component}["):
+            return self.name[len(self.component) + 1 : -1]
+        return self.name
+
     def at(self, position: int | None) -> "Node":
         """Returns this node at `position` (None: the node of a plain graph)."""
         return replace(self, position=position)

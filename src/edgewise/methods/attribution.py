@@ -120,9 +120,12 @@ def _input_writer_groups(graph: Graph) -> list[int]:
     return [i for i in range(first_reader) if graph.groups[i].kind == "writer"]
 
 
-def _interpolation(clean: torch.Tensor, difference: torch.Tensor, alpha: float):
-    """Returns a hook that replaces a writer's output by ablated + alpha * (clean - ablated) [batch, pos, d_model]."""
+def _interpolation(clean: torch.Tensor, difference: torch.Tensor, alpha: float, split: bool):
+    """Returns a hook that replaces a writer's output by ablated + alpha * (clean - ablated) [batch, pos, d_model];
+    a writer split into features records its nodes' outputs [batch, pos, node, d_model], whose sum the hook carries."""
     value_at_alpha = clean - (1 - alpha) * difference
+    if split:
+        value_at_alpha = value_at_alpha.sum(-2)
 
     def hook(value: torch.Tensor, hook) -> torch.Tensor:
         return value_at_alpha
@@ -152,11 +155,12 @@ def eap_ig_inputs_scores(
     clean = record_writer_outputs(adapter, graph, task.clean)
     # Clean minus ablated output of every writer hook: [batch, pos, (head,) d_model]
     difference = {hook: value - ablated.values[hook] for hook, value in clean.items()}
-    input_hooks = [graph.groups[i].hook for i in _input_writer_groups(graph)]
+    input_groups = [graph.groups[i] for i in _input_writer_groups(graph)]
     total = torch.zeros(graph.n_edges)
     for alpha in _steps(config.steps, progress, "eap-ig-inputs"):
         # Registered before patching's writer hooks on the same points, so those see the interpolated embeddings.
-        with adapter.hooks([(h, _interpolation(clean[h], difference[h], alpha)) for h in input_hooks]):
+        with adapter.hooks([(g.hook, _interpolation(clean[g.hook], difference[g.hook], alpha, g.split))
+                            for g in input_groups]):
             interpolated = record_writer_outputs(adapter, graph, task.clean)
             stand_in = AblatedOutputs(
                 ablated.kind, {h: interpolated[h] - difference[h] for h in interpolated}, tuple(task.clean.shape)

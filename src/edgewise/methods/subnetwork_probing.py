@@ -1,6 +1,7 @@
 """Subnetwork probing: learn a hard-concrete gate per edge (`edge-sp`) or per writer node (`node-sp`).
 
-Each step samples gates, runs the edge-masked forward (an ablated edge carries the ablation's value) and minimises
+Each step samples gates (the last `noise_free_tail` of the steps use the noise-free gates instead), runs the
+edge-masked forward (an ablated edge carries the ablation's value) and minimises
 
     faithfulness(masked outputs, full outputs) + sparsity term,
 
@@ -59,7 +60,9 @@ class SubnetworkProbingConfig:
     n_samples: int = 4  # masks per step, in one forward; ACDC samples one, which lost reverse's chain (zero)
     warmup: float = 0.5  # fraction of the steps over which the Lagrangian target ramps down to target_edges
     multiplier_lr: float = 0.1  # plain gradient ascent on l1, l2 (Adam on them overshot and lost tracr circuits)
-    noise_free_tail: float = 0.0  # fraction of the last steps trained on the noise-free gates
+    # Fraction of the last steps trained on the noise-free gates, one forward each: an edge that matters only while
+    # other gates are noisy (reverse's A3.0.Q half score on BOS, zero ablation) then loses its gate to the penalty
+    noise_free_tail: float = 0.25
 
     def __post_init__(self):
         if self.steps is None:
@@ -67,8 +70,9 @@ class SubnetworkProbingConfig:
         if self.steps < 1 or self.n_samples < 1:
             raise InvalidHyperparameterError(
                 f"steps and n_samples must be at least 1, got {self.steps} and {self.n_samples}")
-        if not 0.0 <= self.warmup <= 1.0:
-            raise InvalidHyperparameterError(f"warmup is a fraction of the steps in [0, 1], got {self.warmup}")
+        for name in ("warmup", "noise_free_tail"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InvalidHyperparameterError(f"{name} is a fraction of the steps in [0, 1], got {getattr(self, name)}")
         if not 0.0 < self.init_gate < 1.0:
             raise InvalidHyperparameterError(
                 f"init_gate={self.init_gate} must lie strictly between 0 and 1 (a gate at 0 or 1 has an infinite "
@@ -173,10 +177,10 @@ def deterministic_circuit(scores: EdgeScores, k: int | None = None) -> Circuit:
 
 # Edge-level SP as auto-circuit's registry runs it ("Subnetwork Edge Probing", prune_algos.py): Adam lr 0.1, 200
 # epochs, lambda 0.5, one sample per step (docs/presets.md).
-AUTO_CIRCUIT_SEP = {"lr": 0.1, "steps": 200, "lambda_": 0.5, "n_samples": 1, "init_gate": 0.9}
+AUTO_CIRCUIT_SEP = {"lr": 0.1, "steps": 200, "lambda_": 0.5, "n_samples": 1, "init_gate": 0.9, "noise_free_tail": 0.0}
 # Node-level SP as the ACDC paper ran it (subnetwork_probing/train.py): Adam lr 1e-3, 10000 epochs, one sample per
 # step, gates at 0.9; lambda swept 1e-3..1 on a log scale, of which 10**-1.5 (0.032) is the middle (docs/presets.md).
-ACDC_SP = {"lr": 1e-3, "steps": 10000, "lambda_": 10**-1.5, "n_samples": 1, "init_gate": 0.9}
+ACDC_SP = {"lr": 1e-3, "steps": 10000, "lambda_": 10**-1.5, "n_samples": 1, "init_gate": 0.9, "noise_free_tail": 0.0}
 
 
 @register("edge-sp", SubnetworkProbingConfig, circuit=deterministic_circuit, published=AUTO_CIRCUIT_SEP)

@@ -22,7 +22,7 @@ def plot_bench(out: str | Path, level: float = FAITHFUL_LEVEL) -> None:
     for (task, graph, ablation), runs in groups.items():
         seed = min(r["seed"] for r in runs)
         runs = [r for r in runs if r["seed"] == seed]
-        stem = f"{task}-{graph}-{ablation}"
+        stem = f"{task}-{graph.replace('/', '+')}-{ablation}"
         setting = f"{task}, {graph} graph, {ablation} ablation, seed {seed}"
         panels = {
             title: {_label(r): RocCurve.from_dict(r["curves"][name]) for r in runs if r["curves"][name]}
@@ -34,7 +34,7 @@ def plot_bench(out: str | Path, level: float = FAITHFUL_LEVEL) -> None:
              if r["curves"]["faithfulness"]},
             out / "plots" / f"{stem}-faithfulness", f"faithfulness: {setting}", level,
         )
-        if graph != "plain":
+        if graph not in ("plain", "plain/oracle"):
             continue
         for r in runs:
             truth = {Edge.from_endpoints(w, rd) for w, rd in r["effective_ground_truth"]}

@@ -52,6 +52,12 @@ def _layout(graph: Graph) -> dict[str, tuple[float, float]]:
         left, right = spans.get(row[0].kind, (0.0, 1.0))
         for i, node in enumerate(row):
             pos[node.name] = (left + (right - left) * (i + 1) / (len(row) + 1), float(y))
+    parts: dict[str, list] = {}  # a writer split into features: labelled above its parts, where its readers' arrows end
+    for node in graph.writer_nodes:
+        if node.component != node.name:
+            parts.setdefault(node.component, []).append(pos[node.name])
+    for component, points in parts.items():
+        pos.setdefault(component, (sum(x for x, _ in points) / len(points), points[0][1] + 0.4))
     return pos
 
 
@@ -93,6 +99,11 @@ def plot_circuit(
                         "connectionstyle": "arc3,rad=0.15" if abs(y1 - y0) > 1 else "arc3"},
         )
     for name, (x, y) in pos.items():
+        node = graph.writer_node(name) if name in graph.writers else None
+        if node is not None and node.part != name:  # a feature: its label within the writer, upright to fit a row
+            ax.text(x, y, node.part, ha="center", va="center", fontsize=6, rotation=90,
+                    bbox={"boxstyle": "round", "facecolor": "#eef4ff", "edgecolor": "gray"})
+            continue
         ax.text(x, y, name, ha="center", va="center", fontsize=8,
                 bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "gray"})
     if truth:
