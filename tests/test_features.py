@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import edgewise
+from conftest import run_edgewise
 from edgewise.adapters.dictionary import Dictionary, feature_groups, node_outputs
 from edgewise.errors import GraphMismatchError
 from edgewise.evaluate import effective_ground_truth, roc_auc
@@ -188,3 +189,22 @@ def test_unknown_feature_sets_and_writers_raise(reverse):
     assert not reverse.knows_truth(custom)
     with pytest.raises(GraphMismatchError, match="no ground truth for its 'custom' features"):
         reverse.ground_truth_edges(custom)
+
+
+def test_graph_names_the_rasp_operation_of_each_block(reverse, tmp_path):
+    """lib.make_reverse: length = SelectorWidth(...), opp_idx = length - indices (a SequenceMap), opp_idx - 1 (a Map),
+    reverse = Aggregate(Select(indices, opp_idx - 1, EQ), tokens). The compiler places them on MLP 0, MLP 1, MLP 2 and
+    head A3.0, and the true edges carry those variables."""
+    compiled = reverse.extras["compiled"]
+    strip = lambda entries: [e.rsplit("_", 1)[0] if e[-1].isdigit() else e for e in entries]  # noqa: E731
+    operations = {w: [o.split(" ", 1)[1] for o in ops] for w, ops in compiled.writer_operations().items()}
+    assert operations["MLP 1"] == ["(SequenceMap)"] and operations["MLP 2"] == ["(Map)"]
+    assert operations["A3.0"] == ["(Aggregate)"] and "(SelectorWidth)" in operations["MLP 0"]
+    assert strip(compiled.carried("MLP 1", "MLP 2")) == ["opp_idx"]
+    assert strip(compiled.carried("A3.0", "Resid End")) == ["reverse"]
+    result = run_edgewise("graph", "tracr-reverse", "--json", str(tmp_path / "g.json"))
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "g.json").read_text())
+    assert record["operations"]["A3.0"][0].endswith("(Aggregate)")
+    carries = {(w, r): c for w, r, c in record["carries"]}
+    assert strip(carries["MLP 2", "A3.0.Q"]) == ["opp_idx-1"]

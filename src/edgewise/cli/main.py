@@ -44,8 +44,15 @@ def _graph(args: argparse.Namespace) -> int:
     graph = task.graph(per_position=args.per_position, features=args.features)
     known = task.knows_truth(graph)
     truth = sorted(task.ground_truth_edges(graph), key=graph.edge_index) if known else []
+    compiled = task.extras.get("compiled")  # a tracr task: the compiler says which RASP operation lives where
+    operations = compiled.writer_operations() if compiled is not None else {}
+    carried = {e: compiled.carried(graph.writer_node(e.writer).component, e.reader) for e in truth} if compiled else {}
     if args.json:
         record = {**graph.to_dict(), "ground_truth": [e.endpoints() for e in truth]}
+        if compiled is not None:
+            record["operations"] = {w: operations[w] for w in dict.fromkeys(n.component for n in graph.writer_nodes)
+                                    if w in operations}
+            record["carries"] = [[*e.endpoints(), carried[e]] for e in truth]
         Path(args.json).write_text(json.dumps(record, indent=1))
         print(f"wrote {args.json}: {len(graph.nodes)} nodes, {graph.n_edges} edges, {len(truth)} ground-truth edges")
         return 0
@@ -56,9 +63,14 @@ def _graph(args: argparse.Namespace) -> int:
         print("edges:")
         for e in graph.edges:
             print(f"  {e.name}")
+    if operations:
+        print("RASP operations (from the compiler):")
+        for writer in dict.fromkeys(n.component for n in graph.writer_nodes):
+            if writer in operations:
+                print(f"  {writer:<12} {', '.join(operations[writer])}")
     print(f"ground-truth circuit ({len(truth)} edges):" if known else "no known ground truth")
     for e in truth:
-        print(f"  {e.name}")
+        print(f"  {e.name}" + (f"  carries {', '.join(carried[e])}" if carried.get(e) else ""))
     return 0
 
 

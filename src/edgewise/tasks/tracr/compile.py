@@ -32,7 +32,7 @@ from ...models.transformer import Transformer, TransformerConfig
 from .oracle import oracle_dictionaries
 from .truth import derived_edges, derived_feature_edges
 
-CACHE_FORMAT = 4  # bump when the conversion, the ground-truth rule or the stored fields change
+CACHE_FORMAT = 5  # bump when the conversion, the ground-truth rule or the stored fields change
 COMPILER_BOS = "BOS"
 COMPILER_PAD = "PAD"
 
@@ -58,6 +58,28 @@ class CompiledProgram:
     writes: dict[str, list[str]] = field(default_factory=dict)  # writer node -> residual directions it writes
     residual_labels: list[str] = field(default_factory=list)  # the label of each residual dimension, in order
     feature_ground_truth: list[tuple[str, str]] = field(default_factory=list)  # (feature, reader), oracle features
+    variables: dict[str, str] = field(default_factory=dict)  # residual direction label -> the RASP variable it codes
+    operations: dict[str, str] = field(default_factory=dict)  # RASP variable -> its operation (Map, Aggregate, ...)
+
+    def writer_operations(self) -> dict[str, list[str]]:
+        """Returns, per writer, the RASP variables it computes with their operations: `opp_idx_4 (SequenceMap)`."""
+        return {
+            writer: [f"{v} ({self._operation(v)})" for v in dict.fromkeys(self.variables[d] for d in labels)]
+            for writer, labels in self.writes.items() if labels
+        }
+
+    def _operation(self, variable: str) -> str:
+        """Returns a variable's operation; a compiler scratch space (`length_5_selector_width_attn_output`) is named
+        after the operation it belongs to, and the embeddings' tokens, indices and one are inputs."""
+        if variable in self.operations:
+            return self.operations[variable]
+        owner = next((v for v in self.operations if variable.startswith(f"{v}_")), None)
+        return "input" if owner is None else f"inside {owner}'s {self.operations[owner]}"
+
+    def carried(self, writer: str, reader: str) -> list[str]:
+        """Returns the RASP variables a writer -> reader edge can carry: those of the directions both use."""
+        shared = [d for d in self.writes.get(writer, ()) if d in set(self.reads.get(reader, ()))]
+        return list(dict.fromkeys(self.variables[d] for d in shared))
 
     def oracle_dictionaries(self) -> dict:
         """Returns each writer's oracle dictionary: one feature per residual direction it writes (oracle.py)."""
@@ -257,6 +279,9 @@ def _compile(program, vocab, max_seq_len, name, causal):
         writes=writes,
         residual_labels=list(assembled.residual_labels),
         feature_ground_truth=feature_ground_truth,
+        variables={label: label.partition(":")[0] for label in assembled.residual_labels},
+        operations={str(label): type(data["EXPR"]).__name__ for label, data in extracted.graph.nodes(data=True)
+                    if not isinstance(data["EXPR"], (rasp.TokensType, rasp.IndicesType, rasp.Selector))},
     )
     return compiled, assembled
 
@@ -368,7 +393,8 @@ class _UnusableEntry(Exception):
 
 _STORED_FIELDS = (
     "format", "fingerprint", "name", "config", "state_dict", "vocab", "max_seq_len", "encoding", "output_values",
-    "ground_truth", "ground_truth_split", "reads", "writes", "residual_labels", "feature_ground_truth",
+    "ground_truth", "ground_truth_split", "reads", "writes", "residual_labels", "feature_ground_truth", "variables",
+    "operations",
 )
 
 
@@ -391,6 +417,8 @@ def _save(compiled: CompiledProgram, path: Path, key: str) -> None:
         "writes": compiled.writes,
         "residual_labels": compiled.residual_labels,
         "feature_ground_truth": compiled.feature_ground_truth,
+        "variables": compiled.variables,
+        "operations": compiled.operations,
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -477,4 +505,6 @@ def _from_record(record: dict) -> CompiledProgram:
         writes=record["writes"],
         residual_labels=record["residual_labels"],
         feature_ground_truth=[tuple(e) for e in record["feature_ground_truth"]],
+        variables=record["variables"],
+        operations=record["operations"],
     )
