@@ -100,3 +100,18 @@ class BenchFolderBusyError(EdgewiseError):
 
 class CacheWarning(UserWarning):
     """A cache entry that could not be used (damaged, of another program, or not writable); edgewise recomputes."""
+
+
+class InvalidActivationsError(EdgewiseError, ValueError):
+    """Activations an SAE cannot be trained on or measured with: not [n_rows, d_in], empty, NaN or infinite, or of
+    another width than the SAE's."""
+
+
+class InvalidDirectionsError(EdgewiseError, ValueError):
+    """Decoder rows or target directions that cannot be compared: not non-empty [n, d] matrices of one width, or a
+    target direction that is zero or not finite."""
+
+
+class SAEFormatError(EdgewiseError, ValueError):
+    """An SAE folder that is not in SAELens's format, or uses a SAELens setting edgewise does not implement; the message
+    names the folder, the field and what is supported."""

@@ -41,7 +41,7 @@ def _graph(args: argparse.Namespace) -> int:
 
     _check_writable(args.json)
     task = get_task(args.task)
-    graph = task.graph(per_position=args.per_position, features=args.features)
+    graph = task.graph(per_position=args.per_position, features=_task_features(task, args.features))
     known = task.knows_truth(graph)
     truth = sorted(task.ground_truth_edges(graph), key=graph.edge_index) if known else []
     compiled = task.extras.get("compiled")  # a tracr task: the compiler says which RASP operation lives where
@@ -83,7 +83,7 @@ def _check(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     if args.float64:  # float32 rounding grows with how far a patch moves a deep model; float64 isolates the algorithm
         task.model.to(torch.float64)
-    results = run_checks(task, per_position=args.per_position, features=args.features)
+    results = run_checks(task, per_position=args.per_position, features=_task_features(task, args.features))
     for r in results:
         print(f"{'PASS' if r.passed else 'FAIL'}  diff {r.max_abs_diff:.1e} <= {r.tolerance:.0e}  "
               f"(patch moves logits by {r.effect:.2g})  {r.name}")
@@ -112,9 +112,28 @@ def _check_writable(path: str | None, folder: bool = False) -> None:
     (target if folder else target.parent).mkdir(parents=True, exist_ok=True)
 
 
-def _features_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--features", metavar="SET", help="split writers into dictionary features: oracle (tracr's "
-                        "labelled residual directions, whose feature-level ground truth is known)")
+def _features_argument(parser: argparse.ArgumentParser, sets: str = "oracle | train | sae:DIR") -> None:
+    parser.add_argument("--features", metavar="SET", help=f"split writers into dictionary features ({sets}): oracle "
+                        "is tracr's labelled residual directions (feature-level ground truth known); train fits a TopK "
+                        "SAE per writer on the task's inputs; sae:DIR loads SAELens folders")
+
+
+def _task_features(task, features: str | None) -> str | None:
+    """Returns the dictionary set to build the graph with, loading (sae:DIR) or training (train) it first."""
+    if features is None or features == "oracle":
+        return features
+    from ..tasks.features import TRAINED, add_sae_features, add_trained_features
+
+    if features.startswith("sae:"):
+        return add_sae_features(task, features[len("sae:"):])
+    if features == TRAINED:
+        for writer, report in add_trained_features(task, progress=True).items():
+            recovered = report.get("oracle_recovered")
+            print(f"trained SAE on {writer}: {report['n_active']} of {report['n_features']} features active, "
+                  f"L0 {report['l0']:.2f}, FVU {report['fvu'] if report['fvu'] is None else round(report['fvu'], 4)}"
+                  + ("" if recovered is None else f", oracle directions recovered (cosine >= 0.9): {recovered:.0%}"))
+        return TRAINED
+    raise UsageError(f"unknown feature set {features!r}: use oracle, train or sae:DIR")
 
 
 def _positive_int(text: str) -> int:
@@ -147,7 +166,7 @@ def _discover(args: argparse.Namespace) -> int:
     for path in (args.json, args.circuit_out):
         _check_writable(path)
     task = get_task(args.task, metric=args.metric)
-    graph = task.graph(per_position=args.per_position, features=args.features)
+    graph = task.graph(per_position=args.per_position, features=_task_features(task, args.features))
     ablated = task_ablation(task, graph, args.ablation)
     scores = discover(task, args.method, seed=args.seed, progress=True, graph=graph, ablated=ablated,
                       preset=args.preset, **hyperparameters)
@@ -349,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", type=_comma_list, help="comma-separated methods, e.g. eap,random")
     p.add_argument("--ablations", type=_comma_list, help="comma-separated ablations: resample, mean, zero, ...")
     p.add_argument("--graphs", type=_comma_list, help="comma-separated graph kinds: plain, per-position")
-    _features_argument(p)
+    _features_argument(p, "oracle")
     p.add_argument("--seeds", type=_comma_ints, help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--preset", choices=["tuned", "published", "both"],
                    help="hyperparameters: edgewise's tuned defaults (default), the authors' published settings, or both")
