@@ -81,7 +81,8 @@ def plot_circuit(
     """
     pos = _layout(graph)
     height = max(y for _, y in pos.values()) + 1
-    fig, ax = plt.subplots(figsize=(7, 1.0 + 0.8 * height))
+    row_height = 1.4 if graph.features else 0.8  # feature labels stand upright
+    fig, ax = plt.subplots(figsize=(9 if graph.features else 7, 1.0 + row_height * height))
     truth = truth or set()
     for edge in sorted(found | truth):
         target, kind = _target(graph, edge)
