@@ -21,9 +21,11 @@ import argparse
 import dataclasses
 import datetime
 import json
+import os
 import platform
 import statistics
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,12 +41,47 @@ OUT = Path(__file__).parent / "results" / "peers.json"
 METHODS = {"acdc": "acdc", "eap": "eap", "edge-sp": "sep"}  # edgewise method -> the harness's name for auto-circuit's
 
 
+# Runs the harness unchanged, recording the training split it draws: its build_split is wrapped to note each split's
+# sequences (token ids decoded back to values), written to the file named by argv[1] once the harness finishes.
+RECORDER = """
+import json, sys
+sys.path.insert(0, sys.argv[2])
+import autocircuit_tracr as harness
+splits, original = {}, harness.build_split
+
+def recording(task, tracr_model, n, rng, torch):
+    split = original(task, tracr_model, n, rng, torch)
+    decode = {i: value for value, i in tracr_model.input_encoder.encoding_map.items()}
+    values = lambda batch: [[decode[i] for i in row.tolist()[1:]] for row in batch]  # drop BOS
+    splits.setdefault(task, {"clean": values(split[0]), "corrupt": values(split[1])})  # the first: training
+    return split
+
+harness.build_split = recording
+out = sys.argv[1]
+sys.argv = [sys.argv[3], *sys.argv[4:]]
+try:
+    harness.main()
+finally:
+    with open(out, "w") as file:
+        json.dump(splits, file)
+"""
+
+
 def run_auto_circuit(python: str, sp_steps: int) -> dict:
-    """Returns the harness's JSON: auto-circuit's times, AUROCs, forward timings and (--emit-data) its sequences."""
-    command = [python, str(HARNESS), "--task", "all", "--seed", "0", "--methods", ",".join(METHODS.values()),
-               "--sep-epochs", str(sp_steps), "--threads", "1", "--emit-data"]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
+    """Returns the harness's JSON (auto-circuit's times, AUROCs, forward timings), with the training sequences it drew
+    under ["data"]["train"] of each task."""
+    with tempfile.TemporaryDirectory() as folder:
+        splits = Path(folder) / "splits.json"
+        command = [python, "-c", RECORDER, str(splits), str(HARNESS.parent), str(HARNESS), "--task", "all", "--seed",
+                   "0", "--methods", ",".join(METHODS.values()), "--sep-epochs", str(sp_steps), "--threads", "1"]
+        # The harness pins string hashing by re-executing itself unless PYTHONHASHSEED is set; set it here, so the
+        # recorder stays in the process that runs the harness.
+        done = subprocess.run(command, capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": "0"})
+        result = json.loads(done.stdout)
+        for task, split in json.loads(splits.read_text()).items():
+            result[task]["data"]["train"] = split
+    return result
 
 
 def edgewise_task(name: str, data: dict):

@@ -268,10 +268,10 @@ def entry_of(cache_dir):
 
 def test_cache_hit_returns_the_same_sae_without_training(tmp_path, data, trainings):
     x = data[0][:200]
-    first = cached_sparse_autoencoder(x, cache_dir=tmp_path, **CACHED)
+    first = cached_sparse_autoencoder(x, cache_dir=tmp_path, config=SAETrainingConfig(**CACHED))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        second = cached_sparse_autoencoder(x, cache_dir=tmp_path, **CACHED)
+        second = cached_sparse_autoencoder(x, cache_dir=tmp_path, config=SAETrainingConfig(**CACHED))
     assert len(trainings) == 1
     assert_same_weights(first, second)
     assert_same_weights(first, train_sparse_autoencoder(x, **CACHED))  # the cache serves what training gives
@@ -281,38 +281,38 @@ def test_cache_hit_returns_the_same_sae_without_training(tmp_path, data, trainin
 
 def test_other_activations_or_config_train_apart(tmp_path, data, trainings):
     x = data[0][:200]
-    cached_sparse_autoencoder(x, cache_dir=tmp_path, **CACHED)
-    cached_sparse_autoencoder(x[:150], cache_dir=tmp_path, **CACHED)
-    cached_sparse_autoencoder(x.double(), cache_dir=tmp_path, **CACHED)  # same values, another dtype
-    cached_sparse_autoencoder(x, cache_dir=tmp_path, **{**CACHED, "seed": 1})
+    cached_sparse_autoencoder(x, cache_dir=tmp_path, config=SAETrainingConfig(**CACHED))
+    cached_sparse_autoencoder(x[:150], cache_dir=tmp_path, config=SAETrainingConfig(**CACHED))
+    cached_sparse_autoencoder(x.double(), cache_dir=tmp_path, config=SAETrainingConfig(**CACHED))  # same values, another dtype
+    cached_sparse_autoencoder(x, cache_dir=tmp_path, config=SAETrainingConfig(**{**CACHED, "seed": 1}))
     assert len(trainings) == 4
     assert len(list(tmp_path.iterdir())) == 4
 
 
 def test_damaged_entry_is_retrained_with_a_warning(tmp_path, data, trainings):
     x = data[0][:200]
-    first = cached_sparse_autoencoder(x, cache_dir=tmp_path, **CACHED)
+    first = cached_sparse_autoencoder(x, cache_dir=tmp_path, config=SAETrainingConfig(**CACHED))
     folder = entry_of(tmp_path)
     (folder / "sae_weights.safetensors").write_bytes(b"not a safetensors file")
     with pytest.warns(CacheWarning, match=f"SAE cache entry {folder} cannot be used.*retraining"):
-        second = cached_sparse_autoencoder(x, cache_dir=tmp_path, **CACHED)
+        second = cached_sparse_autoencoder(x, cache_dir=tmp_path, config=SAETrainingConfig(**CACHED))
     assert len(trainings) == 2
     assert_same_weights(first, second)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        cached_sparse_autoencoder(x, cache_dir=tmp_path, **CACHED)  # the entry was replaced by a good one
+        cached_sparse_autoencoder(x, cache_dir=tmp_path, config=SAETrainingConfig(**CACHED))  # the entry was replaced by a good one
     assert len(trainings) == 2
 
 
 def test_entry_of_another_key_is_retrained(tmp_path, data, trainings):
     x = data[0][:200]
-    cached_sparse_autoencoder(x[:150], cache_dir=tmp_path / "other", **CACHED)
-    cached_sparse_autoencoder(x, cache_dir=tmp_path / "mine", **CACHED)
+    cached_sparse_autoencoder(x[:150], cache_dir=tmp_path / "other", config=SAETrainingConfig(**CACHED))
+    cached_sparse_autoencoder(x, cache_dir=tmp_path / "mine", config=SAETrainingConfig(**CACHED))
     mine, other = entry_of(tmp_path / "mine"), entry_of(tmp_path / "other")
     shutil.rmtree(mine)
     shutil.copytree(other, mine)  # a folder of another SAE under this key's name
     with pytest.warns(CacheWarning, match="was saved for key"):
-        cached_sparse_autoencoder(x, cache_dir=tmp_path / "mine", **CACHED)
+        cached_sparse_autoencoder(x, cache_dir=tmp_path / "mine", config=SAETrainingConfig(**CACHED))
     assert len(trainings) == 3
 
 
@@ -321,11 +321,11 @@ def test_unwritable_cache_warns_and_returns_the_sae(tmp_path, data, trainings):
     blocker = tmp_path / "a-file"
     blocker.write_text("")  # a file where the cache folder would go
     with pytest.warns(CacheWarning, match="could not write SAE cache entry.*will be trained again"):
-        sae = cached_sparse_autoencoder(x, cache_dir=blocker, **CACHED)
+        sae = cached_sparse_autoencoder(x, cache_dir=blocker, config=SAETrainingConfig(**CACHED))
     assert_same_weights(sae, train_sparse_autoencoder(x, **CACHED))
 
 
 def test_default_cache_is_under_edgewise_cache(tmp_path, data, monkeypatch, trainings):
     monkeypatch.setenv("EDGEWISE_CACHE", os.fspath(tmp_path))
-    cached_sparse_autoencoder(data[0][:100], **CACHED)
+    cached_sparse_autoencoder(data[0][:100], config=SAETrainingConfig(**CACHED))
     assert entry_of(tmp_path / "saes").name.startswith("sae-topk-12-")

@@ -345,19 +345,9 @@ def default_cache_dir() -> Path:
 
 
 def cached_sparse_autoencoder(
-    activations: torch.Tensor,
-    d_sae: int,
-    architecture: Architecture = SAETrainingConfig.architecture,
-    k: int | None = SAETrainingConfig.k,
-    l1: float = SAETrainingConfig.l1,
-    steps: int = SAETrainingConfig.steps,
-    lr: float = SAETrainingConfig.lr,
-    batch_size: int = SAETrainingConfig.batch_size,
-    seed: int = SAETrainingConfig.seed,
-    progress: bool = False,
-    cache_dir: Path | None = None,
+    activations: torch.Tensor, config: SAETrainingConfig, progress: bool = False, cache_dir: Path | None = None,
 ) -> SparseAutoencoder:
-    """Returns the SAE train_sparse_autoencoder would train on these activations, from the cache when it holds one.
+    """Returns the SAE train_with_config would train on these activations, from the cache when it holds one.
 
     Entries are SAELens folders keyed by a hash of the activations (bytes, shape, dtype) and the whole training
     config. One that cannot be read, or was saved for another key, is retrained and replaced with a CacheWarning
@@ -366,10 +356,10 @@ def cached_sparse_autoencoder(
     # imported here: saelens.py imports this module for SparseAutoencoder
     from .saelens import load_saelens
 
-    config = SAETrainingConfig(d_sae, architecture, k, l1, steps, lr, batch_size, seed)
     x = _checked_activations(activations)
     key = cache_key(activations, config)
-    folder = (default_cache_dir() if cache_dir is None else Path(cache_dir)) / f"sae-{architecture}-{d_sae}-{key}"
+    folder = (default_cache_dir() if cache_dir is None else Path(cache_dir)) / (
+        f"sae-{config.architecture}-{config.d_sae}-{key}")
     if folder.exists():
         try:
             sae, cfg = load_saelens(folder)

@@ -11,7 +11,13 @@ import torch
 
 from ..adapters.dictionary import Dictionary
 from ..errors import GraphMismatchError, SAEFormatError
-from ..models.sae import DirectionRecovery, cached_sparse_autoencoder, direction_recovery, sae_statistics
+from ..models.sae import (
+    DirectionRecovery,
+    SAETrainingConfig,
+    cached_sparse_autoencoder,
+    direction_recovery,
+    sae_statistics,
+)
 from ..models.saelens import load_saelens
 from .task import Task
 
@@ -93,8 +99,8 @@ def add_trained_features(task: Task, expansion: int = 2, k: int = 1, seed: int =
         if rows.abs().max() == 0:
             continue  # writes nothing on these inputs: no feature to find
         d_model = rows.shape[-1]
-        sae = cached_sparse_autoencoder(rows, expansion * d_model, "topk", min(k, expansion * d_model), seed=seed,
-                                        progress=progress)
+        config = SAETrainingConfig(expansion * d_model, "topk", min(k, expansion * d_model), seed=seed)
+        sae = cached_sparse_autoencoder(rows, config, progress=progress)
         dictionaries[writer] = _active(Dictionary.from_sae(sae), rows)
         stats = sae_statistics(sae, rows)
         report[writer] = {"fvu": None if math.isnan(stats.fvu) else stats.fvu, "l0": stats.l0, "dead_fraction": stats.dead_fraction,
