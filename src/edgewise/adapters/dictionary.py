@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..errors import GraphMismatchError
+from ..graph.graph import Graph
 from ..graph.nodes import HookGroup, Node, NodeKind, error_node, feature_node
 
 
@@ -95,6 +96,15 @@ def feature_groups(groups: Sequence[HookGroup], dictionaries: dict[str, Dictiona
             nodes.append(error_node(node))
         split.append(HookGroup(group.kind, group.hook, tuple(nodes), group.per_head))
     return split
+
+
+def feature_graph(groups: Sequence[HookGroup], n_positions: int | None, features: str,
+                  dictionaries: dict[str, Dictionary]) -> Graph:
+    """Returns the graph of `groups` with the writers that `dictionaries` cover split into features; dictionaries of
+    writers these groups lack (Tok Embed and Pos Embed in a graph with merged embeddings, say) are left out."""
+    writers = {n.name for g in groups if g.kind == "writer" for n in g.nodes}
+    present = {w: d for w, d in dictionaries.items() if w in writers}
+    return Graph(feature_groups(groups, present), n_positions, features, present)
 
 
 def node_outputs(group: HookGroup, dictionaries: dict[str, Dictionary], value: torch.Tensor) -> torch.Tensor:

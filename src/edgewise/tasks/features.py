@@ -28,20 +28,20 @@ TRAINED = "train"
 def writer_outputs(task: Task) -> dict[str, torch.Tensor]:
     """Returns each writer's output on the task's clean and corrupted inputs, one row per position: [rows, d_model]."""
     groups = [g for g in task.adapter.hook_groups() if g.kind == "writer"]
-    outputs: dict[str, torch.Tensor] = {}
+    parts: dict[str, list[torch.Tensor]] = {}
 
     def saver(group):
         def save(value: torch.Tensor, hook) -> None:
             for slot, node in enumerate(group.nodes):
                 part = value[..., slot, :] if group.per_head else value
-                outputs[node.name] = torch.cat([outputs.get(node.name, part[:0].flatten(0, -2)), part.flatten(0, -2)])
+                parts.setdefault(node.name, []).append(part.flatten(0, -2))
 
         return save
 
     with task.adapter.hooks([(g.hook, saver(g)) for g in groups]):
         for tokens in (task.clean, task.corrupt):
             task.adapter.forward(tokens)
-    return outputs
+    return {name: torch.cat(rows) for name, rows in parts.items()}
 
 
 def _active(dictionary: Dictionary, outputs: torch.Tensor) -> Dictionary:
@@ -103,8 +103,9 @@ def add_trained_features(task: Task, expansion: int = 2, k: int = 1, seed: int =
         sae = cached_sparse_autoencoder(rows, config, progress=progress)
         dictionaries[writer] = _active(Dictionary.from_sae(sae), rows)
         stats = sae_statistics(sae, rows)
-        report[writer] = {"fvu": None if math.isnan(stats.fvu) else stats.fvu, "l0": stats.l0, "dead_fraction": stats.dead_fraction,
-                          "n_features": sae.d_sae, "n_active": dictionaries[writer].n_features}
+        report[writer] = {"fvu": None if math.isnan(stats.fvu) else stats.fvu, "l0": stats.l0,
+                          "dead_fraction": stats.dead_fraction, "n_features": sae.d_sae,
+                          "n_active": dictionaries[writer].n_features}
         if writer in oracle:
             used = oracle[writer].active(rows)  # directions the writer writes on these inputs
             recovery: DirectionRecovery = direction_recovery(sae.decoder, oracle[writer].decoder[used])

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..adapters import Adapter, adapter_for
-from ..adapters.dictionary import feature_groups
+from ..adapters.dictionary import feature_graph
 from ..errors import BatchShapeError, EmptyInputsError, GraphMismatchError
 from ..graph import Edge, Graph
 from .metrics import Metric
@@ -94,9 +94,7 @@ class Task:
             raise GraphMismatchError(
                 f"task {self.name} has no {features!r} features (it has: {known}); tracr tasks have 'oracle' "
                 "features, and `--features sae:DIR` loads sparse autoencoders saved in SAELens's format")
-        writers = {n.name for g in groups if g.kind == "writer" for n in g.nodes}
-        present = {w: d for w, d in self.dictionaries[features].items() if w in writers}
-        return Graph(feature_groups(groups, present), n_positions, features, present)
+        return feature_graph(groups, n_positions, features, self.dictionaries[features])
 
     def ground_truth_edges(self, graph: Graph, include_bos: bool = True) -> set[Edge]:
         """Returns the ground-truth circuit as edges of `graph`; per-position graphs get each edge at every position.

@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...adapters.dictionary import feature_groups
+from ...adapters.dictionary import feature_graph
 from ...adapters.transformer import TransformerAdapter
 from ...cache import cache_root
 from ...errors import CacheWarning, CompileError, InvalidTokensError
-from ...graph import Graph, Node, NodeKind
+from ...graph import Graph
 from ...graph.nodes import head_node, mlp_node, output_node
 from ...models.transformer import Transformer, TransformerConfig
 from .oracle import oracle_dictionaries
@@ -264,7 +264,8 @@ def _compile(program, vocab, max_seq_len, name, causal):
     dictionaries = oracle_dictionaries(writes, list(assembled.residual_labels))
     feature_ground_truth = [  # over both graphs: merged embeddings (Resid Start) and split (Tok Embed, Pos Embed)
         edge for g in component_graphs
-        for edge in derived_feature_edges(model, _feature_graph(g, dictionaries), g, reads, writes, directions)
+        for edge in derived_feature_edges(model, feature_graph(g.groups, None, "oracle", dictionaries), g, reads,
+                                          writes, directions)
     ]
     compiled = CompiledProgram(
         name=name,
@@ -284,12 +285,6 @@ def _compile(program, vocab, max_seq_len, name, causal):
                     if not isinstance(data["EXPR"], (rasp.TokensType, rasp.IndicesType, rasp.Selector))},
     )
     return compiled, assembled
-
-
-def _feature_graph(components: Graph, dictionaries: dict) -> Graph:
-    """Returns the plain feature graph of a head/MLP graph under the given dictionaries."""
-    present = {w: d for w, d in dictionaries.items() if w in components.writers}
-    return Graph(feature_groups(components.groups, present), None, "oracle", present)
 
 
 def _to_transformer(assembled, causal: bool) -> Transformer:
