@@ -39,6 +39,7 @@ from ..graph import Edge, EdgeScores, Graph
 from ..methods import discover
 from ..patching import AblatedOutputs, faithfulness_loss, task_ablation
 from ..tasks import Task
+from ..tasks.features import TRAINED, add_trained_features
 from ..tasks.registry import held_out_size
 from ..tasks.tracr import get_task
 from .lock import folder_lock
@@ -58,6 +59,7 @@ class Setting:
     evaluation_ablated: AblatedOutputs
     truths: dict[str, set[Edge]]  # on the evaluation inputs
     evaluated_on: str  # "held-out", or "discovery" for tasks without a held-out split
+    dictionary_report: dict | None = None  # trained features: each SAE's statistics and oracle recovery
 
     @classmethod
     def of(cls, task: Task, graph_kind: str, ablation: str, held_out: Task | None = None) -> "Setting":
@@ -65,13 +67,26 @@ class Setting:
         truth costs a patched forward per true edge (dyck2 per-position: 20 s), so the bench builds it once for all
         the methods and seeds that share it."""
         per_position, features = graph_options(graph_kind)
+        report = _trained_features(task, held_out) if features == TRAINED else None
         graph = task.graph(per_position=per_position, features=features)
         ablated = task_ablation(task, graph, ablation)
         if held_out is None:
-            return cls(graph, ablated, task, ablated, ground_truths(task, graph, ablated), "discovery")
+            return cls(graph, ablated, task, ablated, ground_truths(task, graph, ablated), "discovery", report)
         evaluation_ablated = task_ablation(held_out, graph, ablation)
         return cls(graph, ablated, held_out, evaluation_ablated, ground_truths(held_out, graph, evaluation_ablated),
-                   "held-out")
+                   "held-out", report)
+
+
+def _trained_features(task: Task, held_out: Task | None) -> dict:
+    """Returns the report of the SAEs trained on the task's discovery inputs (once per task; cached on disk), after
+    giving the held-out task the same dictionaries and matched truth, so runs are scored on the features they fit."""
+    if TRAINED not in task.extras:
+        task.extras[TRAINED] = add_trained_features(task)
+    if held_out is not None:
+        held_out.dictionaries[TRAINED] = task.dictionaries[TRAINED]
+        if TRAINED in task.feature_ground_truth:
+            held_out.feature_ground_truth[TRAINED] = task.feature_ground_truth[TRAINED]
+    return task.extras[TRAINED]
 
 
 def run_one(task: Task, spec: RunSpec, setting: Setting | None = None) -> tuple[dict, dict, EdgeScores]:
@@ -100,6 +115,7 @@ def run_one(task: Task, spec: RunSpec, setting: Setting | None = None) -> tuple[
         "n_true_edges": len(setting.truths["compiler"]), "n_effective_edges": len(effective),
         "effective_ground_truth": [e.endpoints() for e in sorted(effective, key=graph.edge_index)],
         **evaluation.record(),
+        **({} if setting.dictionary_report is None else {"dictionaries": setting.dictionary_report}),
     }
     curve = evaluation.faithfulness_curve
     curves: dict = {"faithfulness": None if any(map(math.isnan, curve.faithfulness)) else curve.to_dict()}

@@ -13,7 +13,9 @@ from ..patching import ABLATIONS
 from ..tasks.tracr import task_names
 
 GRAPH_KINDS = ("plain", "per-position")
-FEATURE_SETS = ("oracle",)  # dictionaries a bench can split writers by: `plain/oracle`, `per-position/oracle`
+# dictionaries a bench can split writers by: tracr's oracle features (`plain/oracle`), or SAEs trained on the task's
+# discovery inputs (`plain/train`), scored against the oracle truth of the features they recover
+FEATURE_SETS = ("oracle", "train")
 
 
 def graph_options(kind: str) -> tuple[bool, str | None]:

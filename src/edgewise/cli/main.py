@@ -22,18 +22,31 @@ def _tasks(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    header = (f"{'task':<22}{'layers':>7}{'heads':>6}{'d_model':>8}{'edges':>7}{'per-pos':>9}{'truth':>7}{'n':>5}"
+    header = (f"{'task':<32}{'layers':>7}{'heads':>6}{'d_model':>8}{'edges':>7}{'per-pos':>9}{'truth':>7}{'n':>5}"
               f"{'held-out':>9}  metric")
     print(header)
     for r in rows:
         print(
-            f"{r['name']:<22}{r['n_layers']:>7}{r['n_heads']:>6}{r['d_model']:>8}{r['n_edges']:>7}"
+            f"{r['name']:<32}{r['n_layers']:>7}{r['n_heads']:>6}{r['d_model']:>8}{r['n_edges']:>7}"
             f"{r['n_edges_per_position']:>9}{r['n_ground_truth_edges'] or '-':>7}{r['n_examples']:>5}"
-            f"{r['n_held_out'] or 'none':>9}  {r['metric']}"
+            f"{r['n_held_out'] or 'none':>9}  {r['metric']}" + _compression_note(r.get("compression"))
         )
     print("held-out: inputs kept apart from discovery for evaluation (`edgewise bench` scores on them); none: every "
           "input of the task's form is used (tracr-reverse: ACDC's 6 permutations)")
+    if any(r.get("compression") for r in rows):
+        print("compressed: residual directions -> dimensions after the learned projection, and how often the "
+              "compressed model gives tracr's output (discovery / held-out inputs)")
     return 0
+
+
+def _compression_note(compression: dict | None) -> str:
+    """Returns a task row's note on its compression: directions -> dimensions, agreement with tracr's outputs."""
+    if not compression:
+        return ""
+    held_out = compression["held_out_accuracy"]
+    agreement = f"{compression['accuracy']:.1%}" + ("" if held_out is None else f" / {held_out:.1%}")
+    return (f"  compressed {compression['n_directions']} -> {compression['d_compressed']}, agrees with tracr on "
+            f"{agreement}")
 
 
 def _graph(args: argparse.Namespace) -> int:

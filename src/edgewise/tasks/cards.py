@@ -39,6 +39,7 @@ class TaskCard:
     metric: str
     description: str
     n_held_out: int | None = None  # evaluation inputs kept apart from discovery; None: the task has no such split
+    compression: dict | None = None  # compressed tracr tasks: dimensions before and after, agreement with tracr
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,6 +54,7 @@ def card_of(task: "Task", n_held_out: int | None = None) -> TaskCard:
         n_edges=n_edges, n_edges_per_position=n_edges * task.n_positions,
         n_ground_truth_edges=None if task.ground_truth is None else len(task.ground_truth),
         n_examples=task.clean.shape[0], metric=task.metric.name, description=task.description, n_held_out=n_held_out,
+        compression=getattr(task.extras.get("compiled"), "compression", None) or None,
     )
 
 

@@ -91,10 +91,12 @@ def add_trained_features(task: Task, expansion: int = 2, k: int = 1, seed: int =
                          progress: bool = False) -> dict[str, dict]:
     """Trains a TopK SAE (expansion x d_model features, k active) on every writer's outputs on the task's inputs
     (cached), stores them as the set `train`, and returns per writer its reconstruction statistics and, where the
-    task has oracle features, how well the SAE recovers them (best cosine per oracle direction)."""
+    task has oracle features, how well the SAE recovers them (best cosine per oracle direction); where the oracle
+    features have a ground truth, the trained ones get the truth of the oracle features they recover
+    (`matched_truth`)."""
     outputs = writer_outputs(task)
     oracle = task.dictionaries.get("oracle", {})
-    dictionaries, report = {}, {}
+    dictionaries, report, matches = {}, {}, {}
     for writer, rows in outputs.items():
         if rows.abs().max() == 0:
             continue  # writes nothing on these inputs: no feature to find
@@ -112,7 +114,22 @@ def add_trained_features(task: Task, expansion: int = 2, k: int = 1, seed: int =
             report[writer]["oracle_recovered"] = recovery.fraction_recovered
             report[writer]["oracle_best_cosine"] = dict(zip([oracle[writer].labels[i] for i in used],
                                                            recovery.best_cosine))
+            kept = {index: label for label, index in zip(dictionaries[writer].labels, dictionaries[writer].indices)}
+            matches.update({  # oracle feature name -> the trained feature that recovers it
+                f"{writer}[{oracle[writer].labels[i]}]": f"{writer}[{kept[feature]}]"
+                for i, feature, cosine in zip(used, recovery.best_feature, recovery.best_cosine)
+                if cosine >= recovery.threshold and feature in kept
+            })
     if not dictionaries:
         raise GraphMismatchError(f"no writer of task {task.name} writes anything on its inputs; nothing to train on")
     task.dictionaries[TRAINED] = dictionaries
+    if "oracle" in task.feature_ground_truth:
+        task.feature_ground_truth[TRAINED] = matched_truth(task.feature_ground_truth["oracle"], matches)
     return report
+
+
+def matched_truth(oracle_truth: list[tuple[str, str]], matches: dict[str, str]) -> list[tuple[str, str]]:
+    """Returns the feature-level truth of trained features: a trained feature that recovers an oracle feature (best
+    cosine >= 0.9) inherits that feature's true edges; the others, and every error node, have none. A method that
+    finds the circuit through unmatched features or the error node is scored down: the SAE missed the feature."""
+    return sorted({(matches[feature], reader) for feature, reader in oracle_truth if feature in matches})

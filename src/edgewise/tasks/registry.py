@@ -8,7 +8,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from ..errors import UnknownTaskError
-from .tracr.specs import TRACR_TASKS
+from .tracr.specs import ALL_TRACR_TASKS
 
 if TYPE_CHECKING:
     from .task import Task
@@ -18,8 +18,9 @@ LM_TASKS = {"smollm2-ioi": ("lm.ioi", "smollm2_ioi_task")}
 
 
 def task_names() -> list[str]:
-    """Returns every built-in task's name: the tracr tasks, then the pretrained-LM tasks."""
-    return list(TRACR_TASKS) + list(LM_TASKS)
+    """Returns every built-in task's name: the tracr tasks (compiled, then compressed), then the pretrained-LM
+    tasks."""
+    return list(ALL_TRACR_TASKS) + list(LM_TASKS)
 
 
 def get_task(name: str, metric: str | None = None, held_out: bool = False) -> "Task":
@@ -30,7 +31,7 @@ def get_task(name: str, metric: str | None = None, held_out: bool = False) -> "T
             raise UnknownTaskError(f"{name} has no held-out split yet: its prompts are one fixed sample")
         module, factory = LM_TASKS[name]
         return getattr(importlib.import_module(f"{__package__}.{module}"), factory)(metric=metric)
-    if name in TRACR_TASKS:
+    if name in ALL_TRACR_TASKS:
         from .tracr.suite import get_task as tracr_task
 
         return tracr_task(name, metric=metric, held_out=held_out)
@@ -40,5 +41,5 @@ def get_task(name: str, metric: str | None = None, held_out: bool = False) -> "T
 def held_out_size(name: str) -> int | None:
     """Returns how many held-out (evaluation) inputs task `name` has, or None without a held-out split; needs no
     model."""
-    spec = TRACR_TASKS.get(name)
+    spec = ALL_TRACR_TASKS.get(name)
     return None if spec is None or spec.held_out is None else len(spec.held_out())

@@ -18,6 +18,7 @@ import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ from ...models.transformer import Transformer, TransformerConfig
 from .oracle import oracle_dictionaries
 from .truth import derived_edges, derived_feature_edges
 
-CACHE_FORMAT = 5  # bump when the conversion, the ground-truth rule or the stored fields change
+CACHE_FORMAT = 6  # bump when the conversion, the ground-truth rule or the stored fields change
 COMPILER_BOS = "BOS"
 COMPILER_PAD = "PAD"
 
@@ -60,6 +61,10 @@ class CompiledProgram:
     feature_ground_truth: list[tuple[str, str]] = field(default_factory=list)  # (feature, reader), oracle features
     variables: dict[str, str] = field(default_factory=dict)  # residual direction label -> the RASP variable it codes
     operations: dict[str, str] = field(default_factory=dict)  # RASP variable -> its operation (Map, Aggregate, ...)
+    fingerprint: str = ""  # the cache key it was stored under: the program's, or its compression's
+    # Compressed programs (compressed.py): residual x -> x @ projection [d_residual, d_model], and how well it went
+    projection: torch.Tensor | None = None
+    compression: dict = field(default_factory=dict)
 
     def writer_operations(self) -> dict[str, list[str]]:
         """Returns, per writer, the RASP variables it computes with their operations: `opp_idx_4 (SequenceMap)`."""
@@ -82,8 +87,9 @@ class CompiledProgram:
         return list(dict.fromkeys(self.variables[d] for d in shared))
 
     def oracle_dictionaries(self) -> dict:
-        """Returns each writer's oracle dictionary: one feature per residual direction it writes (oracle.py)."""
-        return oracle_dictionaries(self.writes, self.residual_labels)
+        """Returns each writer's oracle dictionary: one feature per residual direction it writes (oracle.py), the
+        direction taken through the projection in a compressed program."""
+        return oracle_dictionaries(self.writes, self.residual_labels, self.projection)
 
     @property
     def categorical(self) -> bool:
@@ -184,19 +190,30 @@ def compile_program(
     replaced, with a CacheWarning naming the file; a cache that cannot be written is warned about, not raised.
     """
     _check_program(program, name)
-    cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
     key = program_fingerprint(program, vocab, max_seq_len, causal)
+    return cached_program(name, key, lambda: _compile(program, vocab, max_seq_len, name, causal)[0], cache_dir)
+
+
+def cached_program(name: str, key: str, build: Callable[[], CompiledProgram],
+                   cache_dir: Path | None = None) -> CompiledProgram:
+    """Returns the program stored for task `name` under cache key `key`, or `build()`'s, stored for next time.
+
+    An entry that is damaged, of another cache format, or saved for another key or task is rebuilt and replaced,
+    with a CacheWarning naming the file; a cache that cannot be written is warned about, not raised.
+    """
+    cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
     path = cache_dir / f"{name}-{key}.pt"
     try:
         return _load(path, key, name)
     except (FileNotFoundError, NotADirectoryError):
-        pass  # no entry yet: compile one
+        pass  # no entry yet: build one
     except _UnusableEntry as problem:
-        warnings.warn(f"tracr cache entry {path} {problem}; recompiling {name} and replacing it", CacheWarning,
-                      stacklevel=2)
-    compiled = _compile(program, vocab, max_seq_len, name, causal)[0]
-    _save(compiled, path, key)
-    return compiled
+        warnings.warn(f"tracr cache entry {path} {problem}; rebuilding {name} and replacing it", CacheWarning,
+                      stacklevel=3)
+    program = build()
+    program.fingerprint = key
+    _save(program, path, key)
+    return program
 
 
 def _check_program(program, name: str) -> None:
@@ -389,7 +406,7 @@ class _UnusableEntry(Exception):
 _STORED_FIELDS = (
     "format", "fingerprint", "name", "config", "state_dict", "vocab", "max_seq_len", "encoding", "output_values",
     "ground_truth", "ground_truth_split", "reads", "writes", "residual_labels", "feature_ground_truth", "variables",
-    "operations",
+    "operations", "projection", "compression",
 )
 
 
@@ -414,6 +431,8 @@ def _save(compiled: CompiledProgram, path: Path, key: str) -> None:
         "feature_ground_truth": compiled.feature_ground_truth,
         "variables": compiled.variables,
         "operations": compiled.operations,
+        "projection": compiled.projection,
+        "compression": compiled.compression,
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -502,4 +521,7 @@ def _from_record(record: dict) -> CompiledProgram:
         feature_ground_truth=[tuple(e) for e in record["feature_ground_truth"]],
         variables=record["variables"],
         operations=record["operations"],
+        fingerprint=record["fingerprint"],
+        projection=record["projection"],
+        compression=record["compression"],
     )

@@ -9,11 +9,14 @@ import torch
 from ...adapters.dictionary import Dictionary
 
 
-def oracle_dictionaries(writes: dict[str, list[str]], residual_labels: list[str]) -> dict[str, Dictionary]:
+def oracle_dictionaries(writes: dict[str, list[str]], residual_labels: list[str],
+                        projection: torch.Tensor | None = None) -> dict[str, Dictionary]:
     """Returns, for every writer, the dictionary of the residual directions it writes (the compiler's `writes`);
-    feature i of writer w is the coordinate of w's output along direction `writes[w][i]`."""
+    feature i of writer w is the coordinate of w's output along direction `writes[w][i]`. In a compressed program
+    (residual x -> x @ `projection`) direction i is row i of the projection: no longer orthogonal to the others, but
+    still exact while a writer writes no more directions than the compressed stream has dimensions."""
     dimension = {label: i for i, label in enumerate(residual_labels)}
-    basis = torch.eye(len(residual_labels))
+    basis = torch.eye(len(residual_labels)) if projection is None else projection
     return {
         writer: Dictionary.from_directions(basis[[dimension[label] for label in labels]], labels)
         for writer, labels in writes.items() if labels

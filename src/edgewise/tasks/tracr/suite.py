@@ -16,7 +16,9 @@ from ...errors import BatchShapeError, UnknownTaskError
 from ..metrics import METRICS
 from ..task import Task
 from .compile import CompiledProgram, compile_program
-from .specs import TRACR_TASKS, TracrSpec, all_or_sample
+from ...models.compression import CompressionConfig
+from .compressed import compress_program
+from .specs import ALL_TRACR_TASKS, TRACR_TASKS, TracrSpec, all_or_sample
 
 
 def derangement(n: int, seed: int = 0) -> list[int]:
@@ -53,6 +55,13 @@ def tracr_task(
     """
     compiled = compile_program(program, vocab, max_seq_len, name, causal=causal, cache_dir=cache_dir)
     sequences = all_or_sample(vocab, max_seq_len, n, seed) if sequences is None else sequences
+    return compiled_task(compiled, sequences, seed, metric, description, corruption)
+
+
+def compiled_task(compiled: CompiledProgram, sequences: list[list], seed: int = 0, metric: str | None = None,
+                  description: str = "", corruption: str = "derangement") -> Task:
+    """Returns the Task of a compiled (or compressed) program on `sequences`; see tracr_task."""
+    name = compiled.name
     if len(sequences) < 2:
         raise BatchShapeError(f"{name}: resample ablation pairs each input with another; give at least 2 sequences")
     if corruption not in ("derangement", "shuffle"):
@@ -86,33 +95,36 @@ def tracr_task(
     )
 
 
-def compile_spec(name: str, cache_dir: Path | None = None) -> CompiledProgram:
-    """Returns the compiled program of a built-in task (from the cache when possible)."""
+def compile_spec(name: str, cache_dir: Path | None = None, progress: bool = False) -> CompiledProgram:
+    """Returns the compiled (for a compressed task: compiled, then compressed) program of a built-in task, from the
+    cache when possible."""
     spec = _spec(name)
+    if spec.compression is not None:
+        base = TRACR_TASKS[spec.base]
+        held_out = None if base.held_out is None else base.held_out()
+        return compress_program(compile_spec(spec.base, cache_dir), name, CompressionConfig(**spec.compression),
+                                base.sequences(), held_out, cache_dir, progress)
     return compile_program(spec.build_program(), set(spec.vocab), spec.max_seq_len, spec.name, cache_dir=cache_dir)
 
 
-def get_task(name: str, metric: str | None = None, held_out: bool = False, cache_dir: Path | None = None) -> Task:
+def get_task(name: str, metric: str | None = None, held_out: bool = False, cache_dir: Path | None = None,
+             progress: bool = False) -> Task:
     """Returns the built-in task `name`, optionally with another metric (e.g. ACDC's "l2") or on its held-out
     inputs (the evaluation split: inputs the discovery split does not hold; tracr-proportion: ACDC's second 50
     sequences); raises UnknownTaskError for unknown names and for a held-out split a task does not have."""
     spec = _spec(name)
     if held_out and spec.held_out is None:
         raise UnknownTaskError(f"{name} has no held-out split: {spec.no_held_out}")
-    return tracr_task(
-        spec.build_program(),
-        set(spec.vocab),
-        spec.max_seq_len,
-        spec.name,
-        sequences=spec.held_out() if held_out else spec.sequences(),
+    return compiled_task(
+        compile_spec(name, cache_dir, progress),
+        spec.held_out() if held_out else spec.sequences(),
         metric=metric or spec.metric,
-        cache_dir=cache_dir,
         description=spec.description + (" (held-out inputs)" if held_out else ""),
         corruption=spec.corruption,
     )
 
 
 def _spec(name: str) -> TracrSpec:
-    if name not in TRACR_TASKS:
-        raise UnknownTaskError.for_name(name, list(TRACR_TASKS))
-    return TRACR_TASKS[name]
+    if name not in ALL_TRACR_TASKS:
+        raise UnknownTaskError.for_name(name, list(ALL_TRACR_TASKS))
+    return ALL_TRACR_TASKS[name]

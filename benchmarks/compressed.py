@@ -1,0 +1,89 @@
+"""Compressed tracr tasks: features in superposition on purpose, with their circuits known.
+
+For each compressed task it measures (1) the compression: labelled directions -> dimensions, how often the
+compressed model gives tracr's outputs, how far apart the directions stay; (2) how faithful the carried-over truth
+is: the share of scored outputs that the compiler's circuit alone (every other edge ablated) still gets right, per
+graph and ablation; (3) SAEs trained here on each writer's outputs: the fraction of oracle directions they recover
+(best cosine >= 0.9); and then (4) a bench sweep: each method's AUROC against the truth on head/MLP graphs, oracle
+feature graphs and trained-SAE feature graphs (trained features inherit the truth of the oracle features they
+recover). Prints both tables and writes benchmarks/results/compressed/{compression.json, results.json, summary.md}.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/compressed.py [--tasks tracr-reverse-compressed]
+        [--methods edge-sp eap] [--ablations resample zero] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from edgewise.bench import Sweep, run_bench, summary_markdown
+from edgewise.patching import full_logits, patched_forward, task_ablation
+from edgewise.report import plot_bench
+from edgewise.tasks import Task, get_task
+from edgewise.tasks.features import TRAINED, add_trained_features
+from edgewise.tasks.tracr.specs import COMPRESSED_TASKS
+
+OUT = Path(__file__).parent / "results" / "compressed"
+METHODS = ["edge-sp", "acdc", "eap", "random"]
+GRAPHS = ["plain", "plain/oracle", "plain/train"]
+
+
+@torch.no_grad()
+def circuit_agreement(task: Task, features: str | None, ablation: str) -> float:
+    """Returns the share of scored positions where the truth alone (every other edge ablated) gives the model's own
+    output: the same argmax, or for numbers within 0.02."""
+    graph = task.graph(features=features)
+    keep = graph.mask_for(task.ground_truth_edges(graph))
+    logits = patched_forward(task.model, graph, task.clean, task_ablation(task, graph, ablation), keep[None])[0]
+    full = full_logits(task)
+    same = logits.argmax(-1) == full.argmax(-1) if task.categorical else ((logits - full).abs() <= 0.02).all(-1)
+    return same[task.scored_positions].float().mean().item()
+
+
+def compression_row(name: str, ablations: list[str]) -> dict:
+    """Returns one task's compression, circuit-agreement and SAE-recovery figures."""
+    task = get_task(name, progress=True)
+    row = dict(task.extras["compiled"].compression)
+    report = add_trained_features(task, progress=True)
+    for features in (None, "oracle", TRAINED):
+        for ablation in ablations:
+            row[f"circuit_agreement_{features or 'plain'}_{ablation}"] = circuit_agreement(task, features, ablation)
+    recovered = [c >= 0.9 for r in report.values() for c in r.get("oracle_best_cosine", {}).values()]
+    row["sae_recovered"] = sum(recovered) / len(recovered)
+    row["sae_writers"] = report
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="*", default=list(COMPRESSED_TASKS))
+    parser.add_argument("--methods", nargs="*", default=METHODS)
+    parser.add_argument("--ablations", nargs="*", default=["resample", "zero"])
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    rows = {name: compression_row(name, args.ablations) for name in args.tasks}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "compression.json").write_text(json.dumps(rows, indent=2, allow_nan=False))
+    print("| task | directions -> dims | agrees with tracr (discovery / held-out) | max overlap | truth alone agrees "
+          "(plain, oracle, trained; " + ", ".join(args.ablations) + ") | oracle directions an SAE recovers |")
+    print("|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        held_out = "-" if r["held_out_accuracy"] is None else f"{r['held_out_accuracy']:.3f}"
+        agreement = "; ".join(
+            ", ".join(f"{r[f'circuit_agreement_{g}_{a}']:.2f}" for a in args.ablations)
+            for g in ("plain", "oracle", TRAINED))
+        print(f"| {name} | {r['n_directions']} -> {r['d_compressed']} | {r['accuracy']:.3f} / {held_out} | "
+              f"{r['max_overlap']:.2f} | {agreement} | {r['sae_recovered']:.0%} |")
+    records = run_bench(Sweep(tuple(args.tasks), tuple(args.methods), tuple(args.ablations), tuple(GRAPHS)),
+                        args.out)
+    plot_bench(args.out)
+    print(summary_markdown(records))
+    print(f"wrote {args.out / 'compression.json'}, {args.out / 'results.json'} and {args.out / 'summary.md'}")
+
+
+if __name__ == "__main__":
+    main()
