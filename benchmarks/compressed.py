@@ -2,8 +2,8 @@
 
 For each compressed task it measures (1) the compression: labelled directions -> dimensions, how often the
 compressed model gives tracr's outputs, how far apart the directions stay; (2) how faithful the carried-over truth
-is: the share of scored outputs that the compiler's circuit alone (every other edge ablated) still gets right, per
-graph and ablation; (3) SAEs trained here on each writer's outputs: the fraction of oracle directions they recover
+is: the share of decided outputs (no tie in tracr's) that the compiler's circuit alone (every other edge ablated)
+still gets right, per graph and ablation; (3) SAEs trained here on each writer's outputs: the fraction of oracle directions they recover
 (best cosine >= 0.9); and then (4) a bench sweep: each method's AUROC against the truth on head/MLP graphs, oracle
 feature graphs and trained-SAE feature graphs (trained features inherit the truth of the oracle features they
 recover). Prints both tables and writes benchmarks/results/compressed/{compression.json, results.json, summary.md}.
@@ -21,11 +21,13 @@ from pathlib import Path
 import torch
 
 from edgewise.bench import Sweep, run_bench, summary_markdown
-from edgewise.patching import full_logits, patched_forward, task_ablation
+from edgewise.patching import patched_forward, task_ablation
 from edgewise.report import plot_bench
 from edgewise.tasks import Task, get_task
 from edgewise.tasks.features import TRAINED, add_trained_features
+from edgewise.tasks.tracr.compressed import NUMERICAL_TOLERANCE, decided_positions
 from edgewise.tasks.tracr.specs import COMPRESSED_TASKS
+from edgewise.tasks.tracr.suite import compile_spec
 
 OUT = Path(__file__).parent / "results" / "compressed"
 METHODS = ["edge-sp", "acdc", "eap", "random"]
@@ -34,19 +36,23 @@ GRAPHS = ["plain", "plain/oracle", "plain/train"]
 
 @torch.no_grad()
 def circuit_agreement(task: Task, features: str | None, ablation: str) -> float:
-    """Returns the share of scored positions where the truth alone (every other edge ablated) gives the model's own
-    output: the same argmax, or for numbers within 0.02."""
+    """Returns the share of decided outputs (scored positions where tracr's output is no tie) that the truth alone
+    (every other edge ablated) gets right: tracr's argmax, or for numbers within NUMERICAL_TOLERANCE."""
     graph = task.graph(features=features)
     keep = graph.mask_for(task.ground_truth_edges(graph))
     logits = patched_forward(task.model, graph, task.clean, task_ablation(task, graph, ablation), keep[None])[0]
-    full = full_logits(task)
-    same = logits.argmax(-1) == full.argmax(-1) if task.categorical else ((logits - full).abs() <= 0.02).all(-1)
-    return same[task.scored_positions].float().mean().item()
+    compiled = compile_spec(COMPRESSED_TASKS[task.name].base)  # the uncompressed program: tracr's own outputs
+    reference = compiled.model(task.clean)
+    if task.categorical:
+        same = logits.argmax(-1) == reference.argmax(-1)
+    else:
+        same = ((logits - reference).abs() <= NUMERICAL_TOLERANCE).all(-1)
+    return same[decided_positions(compiled, task.clean, reference)].float().mean().item()
 
 
 def compression_row(name: str, ablations: list[str]) -> dict:
     """Returns one task's compression, circuit-agreement and SAE-recovery figures."""
-    task = get_task(name, progress=True)
+    task = get_task(name)
     row = dict(task.extras["compiled"].compression)
     report = add_trained_features(task, progress=True)
     for features in (None, "oracle", TRAINED):

@@ -19,6 +19,10 @@ def test_tasks_json_lists_every_task_with_its_sizes():
     assert rows["tracr-proportion"]["n_edges"] == 23 and rows["tracr-proportion"]["n_ground_truth_edges"] == 5
     assert all({"name", "n_layers", "n_edges", "n_ground_truth_edges", "n_held_out"} <= set(r) for r in rows.values())
     assert rows["tracr-reverse"]["n_held_out"] is None and rows["tracr-shift"]["n_held_out"] == 100
+    compressed = rows["tracr-reverse-compressed"]  # the same graph, in 16 of 41 dimensions
+    assert compressed["n_edges"] == 77 and compressed["d_model"] == 16
+    assert compressed["compression"]["n_directions"] == 41 and compressed["compression"]["accuracy"] == 1.0
+    assert rows["tracr-reverse"]["compression"] is None
 
 
 @pytest.mark.parametrize("per_position", [False, True])

@@ -114,3 +114,29 @@ def test_lambda_sweep_keeps_fewer_edges_as_lambda_grows(proportion):
 def test_lambda_sweep_refuses_a_target(proportion):
     with pytest.raises(ValueError, match="target_edges"):
         lambda_sweep(proportion, [0.1], target_edges=3)
+
+
+def test_prefilter_trains_gates_on_the_attribution_top_edges_only(reverse):
+    """With an EAP pre-filter, only EAP's top edges get gates; the rest rank below every candidate in EAP's order
+    (equal EAP scores tie), and reverse's minimal resample circuit still comes first."""
+    graph = reverse.graph()
+    ablated = task_ablation(reverse, graph, "resample")
+    prior = discover(reverse, "eap", graph=graph, ablated=ablated).scores.abs()
+    scores = discover(reverse, "edge-sp", graph=graph, ablated=ablated, candidates=20, steps=100).scores
+    top = set(prior.argsort(descending=True, stable=True)[:20].tolist())
+    rest = sorted(set(range(graph.n_edges)) - top, key=lambda e: -prior[e].item())
+    assert max(scores[e] for e in rest) < min(scores[e] for e in top)
+    for a, b in zip(rest, rest[1:]):  # EAP's order, ties kept
+        assert (scores[a] > scores[b]) if prior[a] > prior[b] else (scores[a] == scores[b])
+    circuit = {graph.edges[e] for e in scores.argsort(descending=True)[: len(RESAMPLE_CIRCUIT["tracr-reverse"])]}
+    assert circuit == RESAMPLE_CIRCUIT["tracr-reverse"]
+
+
+def test_prefilter_refuses_sp_and_nonpositive_sizes():
+    from edgewise.errors import InvalidHyperparameterError
+    from edgewise.methods.subnetwork_probing import SubnetworkProbingConfig
+
+    with pytest.raises(InvalidHyperparameterError, match="attribution method"):
+        SubnetworkProbingConfig(candidates=10, prefilter="edge-sp")
+    with pytest.raises(InvalidHyperparameterError, match="candidates=0"):
+        SubnetworkProbingConfig(candidates=0)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from ..graph import Edge, Graph
-from ..patching import AblatedOutputs, full_logits, patched_forward
+from ..patching import AblatedOutputs, patched_forward
 from ..tasks import Task
 
 # An edge carries nothing when removing it moves no scored output by more than this. tracr's float32 noise is ~1e-7;
@@ -25,20 +25,23 @@ def effective_ground_truth(
     task: Task, graph: Graph, ablated: AblatedOutputs, tolerance: float = OUTPUT_TOLERANCE
 ) -> set[Edge]:
     """Returns the ground-truth edges that carry information the metric sees under this ablation on the task's data:
-    the derived circuit minus every edge whose removal alone moves no scored output by more than `tolerance`,
-    provided the rest keeps every scored output within `tolerance`; otherwise (the removable edges are redundant
-    copies of one another) the derived circuit itself.
+    the derived circuit minus every edge whose removal from it moves no scored output of the circuit by more than
+    `tolerance`, provided the rest keeps every scored output within `tolerance` of the circuit's; otherwise (the
+    removable edges are redundant copies of one another) the derived circuit itself.
 
     Only scored positions count: an edge that moves only the BOS output (which no metric reads) carries nothing.
     Under resample ablation on tracr-reverse this is auto-circuit's 2-edge circuit; under zero ablation ACDC's 10.
     """
     truth = sorted(task.ground_truth_edges(graph), key=graph.edge_index)
-    full = full_logits(task)
     keep_all = graph.mask_for(truth)
+    # What the derived circuit alone computes: the full model's outputs on tracr (tested), and what removals are
+    # measured against, so that in a compressed model, where the circuit alone is off by interference, an edge
+    # counts by what it adds to the circuit
+    alone = patched_forward(task.model, graph, task.clean, ablated, keep_all.unsqueeze(0))
     masks = keep_all.repeat(len(truth), 1)
     for row, edge in enumerate(truth):
         masks[row, graph.edge_index(edge)] = 0
-    moved = scored_change(task, patched_forward(task.model, graph, task.clean, ablated, masks), full)
+    moved = scored_change(task, patched_forward(task.model, graph, task.clean, ablated, masks), alone)
     needed = {e for e, m in zip(truth, moved.tolist()) if m > tolerance}
     rest = patched_forward(task.model, graph, task.clean, ablated, graph.mask_for(needed).unsqueeze(0))
-    return needed if scored_change(task, rest, full).item() <= tolerance else set(truth)
+    return needed if scored_change(task, rest, alone).item() <= tolerance else set(truth)

@@ -64,6 +64,11 @@ class SubnetworkProbingConfig:
     # other gates are noisy (reverse's A3.0.Q half score on BOS, zero ablation) then loses its gate to the penalty.
     # Half ranked the tracr truths as well as a quarter did, at less cost.
     noise_free_tail: float = 0.5
+    # Attribution pre-filter, as hybrid methods run on large (feature) graphs: score every edge with `prefilter`
+    # (eap, eap-ig-inputs, exact, ...) first and train gates on its top `candidates` edges only; the others stay
+    # ablated and rank below every candidate, in the pre-filter's order. None: gates on every edge.
+    candidates: int | None = None
+    prefilter: str = "eap"
 
     def __post_init__(self):
         if self.steps is None:
@@ -91,13 +96,19 @@ class SubnetworkProbingConfig:
             raise InvalidHyperparameterError(f"lambda_={self.lambda_} must be a number >= 0 (0: no sparsity penalty)")
         if self.target_edges is not None and self.target_edges < 0:
             raise InvalidHyperparameterError(f"target_edges={self.target_edges} must be >= 0")
+        if self.candidates is not None and self.candidates < 1:
+            raise InvalidHyperparameterError(f"candidates={self.candidates} must be at least 1 (None: every edge)")
+        if self.prefilter in ("edge-sp", "node-sp"):
+            raise InvalidHyperparameterError(f"prefilter={self.prefilter!r} would train SP to pre-filter SP; use an "
+                                             "attribution method (eap, eap-ig-inputs, exact)")
 
 
 def train_gates(
     task: Task, graph: Graph, ablated: AblatedOutputs, gate_of_edge: torch.Tensor, n_gates: int,
     config: SubnetworkProbingConfig, seed: int, progress: bool = False,
 ) -> torch.Tensor:
-    """Returns the trained log_alpha [n_gates]; edge e is gated by gate gate_of_edge[e] ([n_edges] long)."""
+    """Returns the trained log_alpha [n_gates]; edge e is gated by gate gate_of_edge[e] ([n_edges] long), or is
+    always ablated where gate_of_edge[e] == n_gates (an edge the pre-filter left out)."""
     if config.target_edges is not None and not 0 <= config.target_edges <= graph.n_edges:
         raise InvalidHyperparameterError(
             f"target_edges must lie in [0, {graph.n_edges}] for this graph, got {config.target_edges}")
@@ -113,14 +124,16 @@ def train_gates(
     bar = tqdm(range(config.steps), disable=not progress, desc="subnetwork probing", leave=False)
     for step in bar:
         if step >= tail_start:
-            masks = hard_concrete.deterministic_mask(log_alpha)[gate_of_edge].unsqueeze(0)
+            gates = hard_concrete.deterministic_mask(log_alpha).unsqueeze(0)
         else:
-            masks = hard_concrete.sample_mask(log_alpha, config.n_samples, generator)[:, gate_of_edge]  # [samples, edges]
+            gates = hard_concrete.sample_mask(log_alpha, config.n_samples, generator)  # [samples, gates]
+        masks = torch.cat([gates, gates.new_zeros(len(gates), 1)], dim=1)[:, gate_of_edge]  # [samples, edges]
         faithfulness = faithfulness_loss(task, graph, ablated, masks, reference=full).mean()
         if config.target_edges is None:
             sparsity = config.lambda_ * hard_concrete.expected_l0(log_alpha).mean()
         else:
-            kept = hard_concrete.expected_l0(log_alpha)[gate_of_edge].mean()  # expected kept fraction of edges
+            l0 = hard_concrete.expected_l0(log_alpha)
+            kept = torch.cat([l0, l0.new_zeros(1)])[gate_of_edge].mean()  # expected kept fraction of edges
             target = 1 - min(1.0, (step + 1) / warmup_steps) * (1 - config.target_edges / graph.n_edges)
             gap = kept - target
             sparsity = multipliers[0] * gap + multipliers[1] * gap**2
@@ -134,7 +147,8 @@ def train_gates(
         if config.target_edges is not None:
             ascent.step()
         if progress:
-            kept_edges = int((log_alpha.detach()[gate_of_edge] > hard_concrete.KEEP_THRESHOLD).sum())
+            kept_edges = int((log_alpha.detach() > hard_concrete.KEEP_THRESHOLD)[gate_of_edge[gate_of_edge < n_gates]]
+                             .sum())
             bar.set_postfix(faithfulness=f"{faithfulness.item():.4g}", kept_edges=kept_edges)
     return log_alpha.detach()
 
@@ -187,8 +201,21 @@ ACDC_SP = {"lr": 1e-3, "steps": 10000, "lambda_": 10**-1.5, "n_samples": 1, "ini
 @register("edge-sp", SubnetworkProbingConfig, circuit=deterministic_circuit, published=AUTO_CIRCUIT_SEP)
 def edge_subnetwork_probing(task, graph, ablated, config: SubnetworkProbingConfig, seed: int, progress: bool):
     """Subnetwork probing with one hard-concrete gate per edge; scores are the learned log_alpha."""
-    gate_of_edge = torch.arange(graph.n_edges)
-    return train_gates(task, graph, ablated, gate_of_edge, graph.n_edges, config, seed, progress)
+    if config.candidates is None or config.candidates >= graph.n_edges:
+        return train_gates(task, graph, ablated, torch.arange(graph.n_edges), graph.n_edges, config, seed, progress)
+    prior = discover(task, config.prefilter, graph=graph, ablated=ablated, progress=progress).scores.abs()
+    order = prior.argsort(descending=True, stable=True)  # [n_edges]: the pre-filter's ranking
+    candidates = order[: config.candidates]
+    gate_of_edge = torch.full((graph.n_edges,), config.candidates)
+    gate_of_edge[candidates] = torch.arange(config.candidates)
+    log_alpha = train_gates(task, graph, ablated, gate_of_edge, config.candidates, config, seed, progress)
+    # Left-out edges rank below every candidate, one apart in the pre-filter's order; equal priors share a score
+    left_out = order[config.candidates:]
+    descending = -prior[left_out]  # ascending, as searchsorted needs
+    scores = torch.empty(graph.n_edges, dtype=log_alpha.dtype)
+    scores[candidates] = log_alpha
+    scores[left_out] = log_alpha.min() - 1 - torch.searchsorted(descending, descending).to(log_alpha.dtype)
+    return scores
 
 
 @register("node-sp", SubnetworkProbingConfig, circuit=deterministic_circuit, published=ACDC_SP)

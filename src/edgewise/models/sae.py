@@ -146,9 +146,15 @@ class SAETrainingConfig:
     lr: float = 2e-3  # Adam on unit-RMS data: 5e-3 fit as well, 1e-2 and above left a third of topk features dead
     batch_size: int = 256  # rows per step: enough for a stable gradient, small enough for fast CPU steps
     seed: int = 0  # drives the initial weights and the batch order, through its own generator
+    # "mean": b_dec starts at the data mean and trains, the usual choice. "zero": b_dec stays 0, for activations that
+    # are sums of features with nothing written at 0 (tracr's writers): on one-hot data a mean-centred SAE learns
+    # feature - mean instead (none of tracr-reverse's writer directions recovered at cosine 0.9)
+    decoder_bias: Literal["mean", "zero"] = "mean"
 
     def __post_init__(self):
         _check_shape(1, self.d_sae, self.architecture, self.k)
+        if self.decoder_bias not in ("mean", "zero"):
+            raise InvalidHyperparameterError(f"decoder_bias must be 'mean' or 'zero', got {self.decoder_bias!r}")
         for name in ("steps", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -197,8 +203,10 @@ def train_with_config(activations: torch.Tensor, config: SAETrainingConfig, prog
     rms = (x - mean).pow(2).sum(-1).mean().sqrt()
     scale = rms if rms > torch.finfo(x.dtype).tiny else torch.ones_like(rms)  # rows all equal: nothing to rescale
     x = x / scale
-    sae = _initial_sae(x.shape[1], config, mean / scale, generator).to(x.device)
-    optimizer = torch.optim.Adam(sae.parameters(), lr=config.lr)
+    start = mean / scale if config.decoder_bias == "mean" else torch.zeros_like(mean)
+    sae = _initial_sae(x.shape[1], config, start, generator).to(x.device)
+    trained = [p for name, p in sae.named_parameters() if name != "b_dec" or config.decoder_bias == "mean"]
+    optimizer = torch.optim.Adam(trained, lr=config.lr)
     order = torch.empty(0, dtype=torch.long)
     bar = tqdm(range(config.steps), disable=not progress, desc="training SAE", leave=False)
     for _ in bar:
@@ -224,17 +232,18 @@ def train_with_config(activations: torch.Tensor, config: SAETrainingConfig, prog
     return sae
 
 
-def _initial_sae(d_in: int, config: SAETrainingConfig, mean: torch.Tensor, generator: torch.Generator
+def _initial_sae(d_in: int, config: SAETrainingConfig, b_dec: torch.Tensor, generator: torch.Generator
                  ) -> SparseAutoencoder:
     """Returns the SAE training starts from: random unit decoder rows, the encoder their transpose (so each feature
-    first reads the direction it writes), zero b_enc, and b_dec at the data mean (the best constant reconstruction)."""
+    first reads the direction it writes), zero b_enc, and the given b_dec (the data mean: the best constant
+    reconstruction; or zero)."""
     sae = SparseAutoencoder(d_in, config.d_sae, config.architecture, config.k)
     directions = torch.randn(config.d_sae, d_in, generator=generator)
     directions /= directions.norm(dim=-1, keepdim=True)
     with torch.no_grad():
         sae.W_dec.copy_(directions)
         sae.W_enc.copy_(directions.T)
-        sae.b_dec.copy_(mean)
+        sae.b_dec.copy_(b_dec)
     return sae
 
 

@@ -87,13 +87,14 @@ def _writer_at(groups, hook: str | None, head: int | None, path: Path) -> str:
                          f"splits writer outputs: {hooks}")
 
 
-def add_trained_features(task: Task, expansion: int = 2, k: int = 1, seed: int = 0,
+def add_trained_features(task: Task, expansion: int = 2, k: int = 1, seed: int = 0, decoder_bias: str = "zero",
                          progress: bool = False) -> dict[str, dict]:
     """Trains a TopK SAE (expansion x d_model features, k active) on every writer's outputs on the task's inputs
     (cached), stores them as the set `train`, and returns per writer its reconstruction statistics and, where the
     task has oracle features, how well the SAE recovers them (best cosine per oracle direction); where the oracle
     features have a ground truth, the trained ones get the truth of the oracle features they recover
-    (`matched_truth`)."""
+    (`matched_truth`). `decoder_bias` "zero" (default) suits writer outputs that are sums of features (a
+    component writes nothing at 0); "mean" centres them, as for a language model's residual stream."""
     outputs = writer_outputs(task)
     oracle = task.dictionaries.get("oracle", {})
     dictionaries, report, matches = {}, {}, {}
@@ -101,7 +102,8 @@ def add_trained_features(task: Task, expansion: int = 2, k: int = 1, seed: int =
         if rows.abs().max() == 0:
             continue  # writes nothing on these inputs: no feature to find
         d_model = rows.shape[-1]
-        config = SAETrainingConfig(expansion * d_model, "topk", min(k, expansion * d_model), seed=seed)
+        config = SAETrainingConfig(expansion * d_model, "topk", min(k, expansion * d_model), seed=seed,
+                                   decoder_bias=decoder_bias)
         sae = cached_sparse_autoencoder(rows, config, progress=progress)
         dictionaries[writer] = _active(Dictionary.from_sae(sae), rows)
         stats = sae_statistics(sae, rows)
@@ -109,7 +111,10 @@ def add_trained_features(task: Task, expansion: int = 2, k: int = 1, seed: int =
                           "dead_fraction": stats.dead_fraction, "n_features": sae.d_sae,
                           "n_active": dictionaries[writer].n_features}
         if writer in oracle:
-            used = oracle[writer].active(rows)  # directions the writer writes on these inputs
+            # directions the writer writes on these inputs: above a tenth of its largest, so interference in a
+            # compressed model (a direction read through its neighbours, ~1e-2) does not count as writing
+            scale = oracle[writer].encode(rows).abs().max().item()
+            used = oracle[writer].active(rows, tolerance=max(0.1 * scale, 1e-6))
             recovery: DirectionRecovery = direction_recovery(sae.decoder, oracle[writer].decoder[used])
             report[writer]["oracle_recovered"] = recovery.fraction_recovered
             report[writer]["oracle_best_cosine"] = dict(zip([oracle[writer].labels[i] for i in used],
