@@ -381,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", type=_comma_list, help="comma-separated methods, e.g. eap,random")
     p.add_argument("--ablations", type=_comma_list, help="comma-separated ablations: resample, mean, zero, ...")
     p.add_argument("--graphs", type=_comma_list, help="comma-separated graph kinds: plain, per-position")
-    _features_argument(p, "oracle")
+    _features_argument(p, "oracle | train")
     p.add_argument("--seeds", type=_comma_ints, help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--preset", choices=["tuned", "published", "both"],
                    help="hyperparameters: edgewise's tuned defaults (default), the authors' published settings, or both")
