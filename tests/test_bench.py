@@ -316,3 +316,29 @@ def test_cli_bench_on_oracle_feature_graphs(tmp_path):
     assert (tmp_path / "plots" / "circuits" / "tracr-shift-plain+oracle-resample-eap.png").stat().st_size > 0
     with pytest.raises(InvalidSweepError, match="unknown graph kind 'plain/sae'.*plain/oracle"):
         Sweep(("tracr-shift",), ("eap",), graphs=("plain/sae",)).runs()
+
+
+def test_cli_bench_on_trained_sae_graphs(tmp_path):
+    """`--features train` fits SAEs on the discovery inputs and scores on the held-out ones with the same features:
+    each feature in the effective truth has a decoder row within cosine 0.9 of an oracle direction its writer writes
+    that feeds the same reader, and the record carries the SAEs' report."""
+    from edgewise.tasks.features import TRAINED, add_trained_features
+
+    result = run_edgewise("bench", "--out", str(tmp_path), "--tasks", "tracr-shift", "--methods", "eap",
+                          "--ablations", "zero", "--features", "train")
+    assert result.returncode == 0, result.stderr
+    (record,) = json.loads((tmp_path / "results.json").read_text())
+    assert record["graph"] == "plain/train" and record["evaluated_on"] == "held-out"
+    assert set(record["dictionaries"]) >= {"A0.0", "Resid Start"} and record["n_effective_edges"] >= 1
+    task = get_task("tracr-shift")
+    add_trained_features(task)  # cached: the same SAEs the bench trained
+    graph, oracle = task.graph(features=TRAINED), task.graph(features="oracle")
+    for feature, reader in record["effective_ground_truth"]:
+        node = graph.writer_node(feature)
+        trained = task.dictionaries[TRAINED][node.component]  # restricted to active features: find its row
+        row = trained.decoder[trained.indices.index(node.index)]
+        directions = task.dictionaries["oracle"][node.component]
+        cosines = torch.nn.functional.normalize(directions.decoder, dim=-1) @ (row / row.norm())
+        fed = {oracle.writer_node(f).part for f, r in task.feature_ground_truth["oracle"]
+               if r == reader and f in oracle.writers and oracle.writer_node(f).component == node.component}
+        assert any(c >= 0.9 and label in fed for c, label in zip(cosines.tolist(), directions.labels))
