@@ -7,7 +7,7 @@ benchmarks/results/features/{results.json, summary.md}, with per-run files, ROC 
 diagrams (features labelled by their oracle names) beside them.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/features.py [--tasks tracr-reverse] [--methods edge-sp eap]
-        [--ablations resample zero] [--out DIR]
+        [--ablations resample zero] [--graphs plain/oracle plain per-position/oracle] [--out DIR]
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="*", default=task_names())
     parser.add_argument("--methods", nargs="*", default=METHODS)
     parser.add_argument("--ablations", nargs="*", default=["resample", "zero"])
+    parser.add_argument("--graphs", nargs="*", default=["plain/oracle", "plain"])
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    sweep = Sweep(tuple(args.tasks), tuple(args.methods), tuple(args.ablations), ("plain/oracle", "plain"))
+    sweep = Sweep(tuple(args.tasks), tuple(args.methods), tuple(args.ablations), tuple(args.graphs))
     records = run_bench(sweep, args.out)
     plot_bench(args.out)
     print(summary_markdown(records))

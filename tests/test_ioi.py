@@ -43,6 +43,21 @@ def test_smollm2_does_ioi_and_the_abc_corruption_removes_it(ioi):
 
 
 @pytest.mark.slow
+def test_held_out_ioi_prompts_are_new_and_the_model_still_does_ioi(ioi, smollm2):
+    from edgewise.tasks.lm.ioi import smollm2_ioi_task
+    from edgewise.tasks.registry import held_out_size
+
+    evaluation = smollm2_ioi_task(loaded=smollm2, held_out=True)
+    discovery = {p["clean"] for p in ioi.extras["prompts"]}
+    held_out = [p["clean"] for p in evaluation.extras["prompts"]]
+    assert len(set(held_out)) == len(held_out) == held_out_size("smollm2-ioi") and not discovery & set(held_out)
+    assert evaluation.clean.shape[1] == ioi.clean.shape[1] and "held-out" in evaluation.description
+    with torch.no_grad():
+        difference = ioi_logit_difference(evaluation, full_logits(evaluation))
+    assert (difference > 0).float().mean() >= 0.9  # the behaviour holds on prompts discovery never saw
+
+
+@pytest.mark.slow
 def test_eap_top_edges_carry_ioi_and_random_edges_do_not(ioi):
     """EAP ranks 70,651 edges from one backward pass; its top 5000 recover most of the behaviour (faithfulness by
     patching, an independent measurement), 5000 random edges none of it. On 8 of the 24 prompts, for time."""

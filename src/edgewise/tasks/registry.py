@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 # task name -> (module under edgewise.tasks, factory taking metric=...)
 LM_TASKS = {"smollm2-ioi": ("lm.ioi", "smollm2_ioi_task")}
+LM_HELD_OUT = 24  # evaluation prompts of each LM task: as many as its discovery prompts, none of them repeated
 
 
 def task_names() -> list[str]:
@@ -27,10 +28,8 @@ def get_task(name: str, metric: str | None = None, held_out: bool = False) -> "T
     """Returns the built-in task `name` (optionally with another metric, or on its held-out evaluation inputs);
     raises UnknownTaskError with a suggestion, or for a held-out split the task does not have."""
     if name in LM_TASKS:
-        if held_out:
-            raise UnknownTaskError(f"{name} has no held-out split yet: its prompts are one fixed sample")
         module, factory = LM_TASKS[name]
-        return getattr(importlib.import_module(f"{__package__}.{module}"), factory)(metric=metric)
+        return getattr(importlib.import_module(f"{__package__}.{module}"), factory)(metric=metric, held_out=held_out)
     if name in ALL_TRACR_TASKS:
         from .tracr.suite import get_task as tracr_task
 
@@ -41,5 +40,7 @@ def get_task(name: str, metric: str | None = None, held_out: bool = False) -> "T
 def held_out_size(name: str) -> int | None:
     """Returns how many held-out (evaluation) inputs task `name` has, or None without a held-out split; needs no
     model."""
+    if name in LM_TASKS:
+        return LM_HELD_OUT
     spec = ALL_TRACR_TASKS.get(name)
     return None if spec is None or spec.held_out is None else len(spec.held_out())

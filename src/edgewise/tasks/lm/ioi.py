@@ -30,26 +30,37 @@ IOI_TEMPLATES = (
 )
 
 
-def ioi_prompts(n: int = 24, seed: int = 0) -> list[dict]:
+HELD_OUT_SEED = 1  # the evaluation split's prompts: drawn with this seed, none of them a discovery prompt
+
+
+def ioi_prompts(n: int = 24, seed: int = 0, exclude: list[dict] | None = None) -> list[dict]:
     """Returns n IOI prompts: {clean, corrupt, io (the answer), s (the subject), c (the corrupting name)}, with
-    three distinct names each, drawn with a fixed seed."""
+    three distinct names each, drawn with a fixed seed; no clean prompt of `exclude` is drawn again."""
     rng = random.Random(seed)
+    taken = {p["clean"] for p in exclude or []}
     prompts = []
-    for i in range(n):
-        template = IOI_TEMPLATES[i % len(IOI_TEMPLATES)]
+    while len(prompts) < n:
+        template = IOI_TEMPLATES[len(prompts) % len(IOI_TEMPLATES)]
         io, s, c = rng.sample(IOI_NAMES, 3)
-        prompts.append({"clean": template.format(A=io, B=s), "io": io, "s": s, "c": c,
-                        "corrupt": template.format(A=io, B=s).replace(f", {s} gave", f", {c} gave")})
+        clean = template.format(A=io, B=s)
+        if clean in taken:
+            continue
+        taken.add(clean)
+        prompts.append({"clean": clean, "io": io, "s": s, "c": c,
+                        "corrupt": clean.replace(f", {s} gave", f", {c} gave")})
     return prompts
 
 
 def smollm2_ioi_task(metric: str | None = None, n_prompts: int = 24, cache_dir: Path | None = None,
-                     loaded: PretrainedModel | None = None) -> Task:
+                     loaded: PretrainedModel | None = None, held_out: bool = False) -> Task:
     """Returns IOI on SmolLM2-135M-Instruct (`loaded`, or loaded from `cache_dir`): clean and ABC-corrupted prompts,
-    the metric (default KL) on the next token after "gave a ... to"; prompts and answer ids are in `extras`."""
+    the metric (default KL) on the next token after "gave a ... to"; prompts and answer ids are in `extras`.
+    `held_out`: the evaluation split, n_prompts other prompts (another seed, no discovery prompt repeated)."""
     loaded = load_smollm2(cache_dir) if loaded is None else loaded
     tokenizer = loaded.tokenizer
     prompts = ioi_prompts(n_prompts)
+    if held_out:
+        prompts = ioi_prompts(n_prompts, seed=HELD_OUT_SEED, exclude=prompts)
     encode = lambda texts: [tokenizer(t).input_ids for t in texts]  # noqa: E731
     clean_ids, corrupt_ids = encode([p["clean"] for p in prompts]), encode([p["corrupt"] for p in prompts])
     lengths = {len(ids) for ids in clean_ids + corrupt_ids}
@@ -68,8 +79,8 @@ def smollm2_ioi_task(metric: str | None = None, n_prompts: int = 24, cache_dir: 
         metric=METRICS[metric or "kl"],
         scored_positions=scored,
         bos_position=0,
-        description=f"indirect object identification on SmolLM2-135M-Instruct ({len(prompts)} prompts, "
-                    f"{clean.shape[1]} tokens with BOS)",
+        description=f"indirect object identification on SmolLM2-135M-Instruct ({len(prompts)} "
+                    f"{'held-out ' if held_out else ''}prompts, {clean.shape[1]} tokens with BOS)",
         pairing="corrupted prompt = the clean one with the second subject mention replaced by a third name (ABC)",
         extras={"prompts": prompts, "answer_ids": answers, "tokenizer": tokenizer},
     )
