@@ -32,9 +32,9 @@ def test_adapter_nodes_carry_kind_layer_head_and_input():
 
 def test_graph_queries():
     graph = _gqa_graph()
-    assert graph.writers[graph.fed_writer("A1.2.Q")] == "A1.2"
-    assert graph.writers[graph.fed_writer("MLP 1")] == "MLP 1"
-    assert graph.fed_writer("Resid End") is None
+    assert [graph.writers[i] for i in graph.fed_writers("A1.2.Q")] == ["A1.2"]
+    assert [graph.writers[i] for i in graph.fed_writers("MLP 1")] == ["MLP 1"]
+    assert graph.fed_writers("Resid End") == []
     assert graph.input_writers == ["Resid Start"] and graph.output_readers == ["Resid End"]
     assert not graph.split_embeddings
     assert graph.edge_nodes(Edge("A0.1", "A1.0.V")) == ("A0.1", "A1.0")

@@ -108,11 +108,11 @@ class _PatchedRuns:
 
 def _fed_node(graph: Graph, reader: str) -> tuple[str | None, str]:
     """Returns the hook of the writer group holding the node `reader` feeds (None for the output: compare the logits
-    instead) and that node's name (the reader itself for the output)."""
-    index = graph.fed_writer(reader)
-    if index is None:
+    instead) and that node's name (the reader itself for the output; a split writer's, not its features')."""
+    indices = graph.fed_writers(reader)
+    if not indices:
         return None, reader
-    return graph.writer_group(graph.writers[index]).hook, graph.writers[index]
+    return graph.writer_group(graph.writers[indices[0]]).hook, graph.reader_node(reader).component
 
 
 def _removal_reason(

@@ -72,6 +72,9 @@ class Graph:
         if len(set(self.writers)) != len(self.writers) or len(set(self.readers)) != len(self.readers):
             raise GraphMismatchError("hook groups name a writer or reader twice; every node name must be unique")
         self._writer_index = {n: i for i, n in enumerate(self.writers)}
+        self._component_writers: dict[str, list[int]] = {}
+        for i, node in enumerate(self.writer_nodes):
+            self._component_writers.setdefault(node.component, []).append(i)
         self._reader_index = {n: i for i, n in enumerate(self.readers)}
         # For each group: its first index among writers (or readers) and the number of writers before it.
         self.group_offset: list[int] = []
@@ -139,10 +142,11 @@ class Graph:
         self.writer_node(writer)
         return next(g for g in self.groups if g.kind == "writer" and writer in g.names)
 
-    def fed_writer(self, reader: str) -> int | None:
-        """Returns the index of the writer whose computation `reader` feeds (a q/k/v input's head, an MLP's output),
-        or None for a reader no writer follows (the output)."""
-        return self._writer_index.get(self.reader_node(reader).component)
+    def fed_writers(self, reader: str) -> list[int]:
+        """Returns the indices of the writer nodes of the computation `reader` feeds (a q/k/v input's head, an MLP's
+        output): one node, or in a feature graph its split writer's feature and error nodes; none for a reader no
+        writer follows (the output)."""
+        return self._component_writers.get(self.reader_node(reader).component, [])
 
     def reached_positions(self, reader: str, position: int) -> list[int]:
         """Returns the positions of the fed node's output that the reader's input at `position` can change: every

@@ -146,10 +146,10 @@ def _decide(metric, mask: torch.Tensor, scores: torch.Tensor, candidates: list[i
 def _dead_inputs(graph: Graph, mask: torch.Tensor, reader: int, candidates: list[int]) -> list[int]:
     """Returns the candidate edges into `reader` whose node's output reaches no kept edge (so cannot matter)."""
     name = graph.readers[reader]
-    node = graph.fed_writer(name)  # the head a q/k/v input feeds; an MLP feeds itself
-    if node is None:  # the output feeds the logits directly
+    nodes = graph.fed_writers(name)  # the head a q/k/v input feeds (or its features); an MLP feeds itself
+    if not nodes:  # the output feeds the logits directly
         return []
-    kept_out = (graph.edge_writer == node) & (mask > 0)
+    kept_out = torch.isin(graph.edge_writer, torch.tensor(nodes)) & (mask > 0)
     if not graph.per_position:
         return list(candidates) if not kept_out.any() else []
     alive = set(graph.edge_position[kept_out].tolist())
