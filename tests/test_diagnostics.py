@@ -261,3 +261,27 @@ def test_cli_diagnose_unknown_ablation_exits_with_a_clear_error():
 def test_negative_tolerance_is_refused_naming_the_value():
     with pytest.raises(InvalidHyperparameterError, match="output_tolerance=-1"):
         DiagnosticsSettings(output_tolerance=-1)
+
+
+@torch.no_grad()
+def test_diagnose_on_an_oracle_feature_graph():
+    """On tracr-shift's oracle features every input has length 5, so each index feature is constant (checked on the
+    inputs directly, from the token ids), and under resample the minimal circuit is the three token features into
+    A0.0's value and A0.0's three output features, faithful by patching."""
+    from conftest import tracr
+
+    task = tracr("tracr-shift")
+    diagnosis = diagnose(task, ablations=("resample",), features="oracle")
+    graph = diagnosis.graph
+    assert graph.features == "oracle"
+    constant = {w.writer for w in diagnosis.writers if w.constant}
+    assert (torch.cat([task.clean, task.corrupt]) != task.extras["compiled"].pad_id).all()  # no padding: same length
+    assert {f"Resid Start[indices:{i}]" for i in range(5)} <= constant
+    assert not {"Resid Start[tokens:a]", "A0.0[shift_1:a]"} & constant
+    minimal = diagnosis.ablations["resample"].minimal
+    expected = {Edge(f"Resid Start[tokens:{v}]", "A0.0.V") for v in "abc"} | {
+        Edge(f"A0.0[shift_1:{v}]", "Resid End") for v in "abc"}
+    assert set(minimal.edges) == expected
+    logits = patched_forward(task.model, graph, task.clean, task_ablation(task, graph, "resample"),
+                             graph.mask_for(expected)[None])[0]
+    assert (logits - full_logits(task)).abs().max() < 1e-5

@@ -309,7 +309,8 @@ def _diagnose(args: argparse.Namespace) -> int:
     circuit = Circuit.load(args.circuit, task=args.task) if args.circuit else None
     task = get_task(args.task, metric=args.metric)
     per_position = args.per_position or (circuit is not None and circuit.per_position)
-    diagnosis = diagnose(task, per_position, args.ablations or ABLATIONS, circuit)
+    features = _task_features(task, args.features)
+    diagnosis = diagnose(task, per_position, args.ablations or ABLATIONS, circuit, features=features)
     print(format_diagnosis(diagnosis))
     if args.json:
         Path(args.json).write_text(json.dumps(diagnosis.to_dict(), indent=1))
@@ -397,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ablations", type=_comma_list, help="comma-separated ablations (default: resample,mean,zero)")
     p.add_argument("--per-position", action="store_true", help="diagnose the per-position graph")
     p.add_argument("--metric", choices=["kl", "mse", "l2"], help="faithfulness metric (default: the task's own)")
+    _features_argument(p)
     p.add_argument("--json", metavar="FILE", help="write the diagnostics to FILE")
     p.set_defaults(run=_diagnose)
     return parser

@@ -50,13 +50,14 @@ def live_tokens(task: Task, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def writer_outputs(graph: Graph, hook_values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Returns each writer's output [..., pos, d_model] by name, taken from its writer group's hook value."""
+    """Returns each writer's output [..., pos, d_model] by name, taken from its writer group's hook value (one slot
+    per head, or per feature and error node in a group a dictionary splits)."""
     outputs = {}
     for group in graph.groups:
         if group.kind == "writer":
             value = hook_values[group.hook]
             for i, name in enumerate(group.names):
-                outputs[name] = value[..., i, :] if group.per_head else value
+                outputs[name] = value[..., i, :] if group.per_head or group.split else value
     return outputs
 
 

@@ -105,14 +105,16 @@ def diagnose(
     ablations: tuple[str, ...] = ABLATIONS,
     circuit: Circuit | None = None,
     settings: DiagnosticsSettings = DiagnosticsSettings(),
+    features: str | None = None,
 ) -> Diagnosis:
     """Returns the task's diagnostics: its constant writers, and per ablation the ground truth's faithfulness and
     minimal circuit, plus a behaviour check of `circuit` (default: that ablation's minimal circuit, or the ground
-    truth where it is not faithful)."""
-    if circuit is None and task.ground_truth is None:
+    truth where it is not faithful); on the graph split by the dictionary set `features` when given."""
+    graph = task.graph(per_position, features=features)
+    knows_truth = task.knows_truth(graph)
+    if circuit is None and not knows_truth:
         raise GraphMismatchError(f"task {task.name} has no ground-truth circuit to minimise; pass the circuit whose "
                                  "behaviour to check (`--circuit FILE`)")
-    graph = task.graph(per_position)
     if circuit is not None:  # raise GraphMismatchError, naming the fix, for a circuit of another task or graph
         circuit.check_task(task.name)
         circuit.mask(graph)
@@ -120,7 +122,7 @@ def diagnose(
     for kind in ablations:
         ablated = task_ablation(task, graph, kind)
         minimal = None
-        if task.ground_truth is not None:
+        if knows_truth:
             minimal = minimal_circuit(task, graph, ablated, None, settings.output_tolerance, settings.writer_tolerance)
         if circuit is not None:
             edges, label = set(circuit.edges), circuit.description or "given circuit"
