@@ -204,7 +204,8 @@ def _ablation_lines(diagnosis: Diagnosis, a: AblationDiagnosis) -> list[str]:
 
 def format_diagnosis(diagnosis: Diagnosis) -> str:
     """Returns the diagnosis as the text report `edgewise diagnose` prints."""
-    kind = "per-position" if diagnosis.graph.per_position else "plain"
+    kind = ("per-position" if diagnosis.graph.per_position else "plain") + (
+        f", {diagnosis.graph.features} features" if diagnosis.graph.features else "")
     lines = [f"{diagnosis.task}: {diagnosis.graph.n_edges} edges ({kind} graph), metric {diagnosis.metric}; faithful "
              f"= every scored output within {diagnosis.settings.output_tolerance:g} of the full model's", ""]
     lines += _writer_lines(diagnosis)
