@@ -6,7 +6,8 @@ is: the share of decided outputs (no tie in tracr's) that the compiler's circuit
 still gets right, per graph and ablation; (3) SAEs trained here on each writer's outputs: the fraction of oracle directions they recover
 (best cosine >= 0.9); and then (4) a bench sweep: each method's AUROC against the truth on head/MLP graphs, oracle
 feature graphs and trained-SAE feature graphs (trained features inherit the truth of the oracle features they
-recover). Prints both tables and writes benchmarks/results/compressed/{compression.json, results.json, summary.md}.
+recover); and (5) interference: how many edges outside the designed circuit move the outputs alone more than its
+weakest effective edge does. Prints the tables and writes benchmarks/results/compressed/{compression.json, results.json, summary.md}.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/compressed.py [--tasks tracr-reverse-compressed]
         [--methods edge-sp eap] [--ablations resample zero] [--out DIR]
@@ -21,7 +22,9 @@ from pathlib import Path
 import torch
 
 from edgewise.bench import Sweep, run_bench, summary_markdown
-from edgewise.patching import patched_forward, task_ablation
+from edgewise.evaluate import effective_ground_truth
+from edgewise.evaluate.ground_truth import scored_change
+from edgewise.patching import full_logits, patched_forward, task_ablation
 from edgewise.report import plot_bench
 from edgewise.tasks import Task, get_task
 from edgewise.tasks.features import TRAINED, add_trained_features
@@ -50,6 +53,22 @@ def circuit_agreement(task: Task, features: str | None, ablation: str) -> float:
     return same[decided_positions(compiled, task.clean, reference)].float().mean().item()
 
 
+@torch.no_grad()
+def interference(task: Task, ablation: str) -> dict:
+    """Returns, on the head/MLP graph, how much removing one edge alone (all others kept) moves the scored outputs:
+    the largest move of an edge outside the designed circuit, the smallest of an effective-truth edge, and how many
+    outside edges move them more than that smallest one."""
+    graph = task.graph()
+    ablated = task_ablation(task, graph, ablation)
+    masks = torch.ones(graph.n_edges, graph.n_edges) - torch.eye(graph.n_edges)  # row e: every edge but e
+    moved = scored_change(task, patched_forward(task.model, graph, task.clean, ablated, masks), full_logits(task))
+    truth, effective = task.ground_truth_edges(graph), effective_ground_truth(task, graph, ablated)
+    outside = [m for e, m in zip(graph.edges, moved.tolist()) if e not in truth]
+    weakest = min(m for e, m in zip(graph.edges, moved.tolist()) if e in effective)
+    return {"largest_outside_move": max(outside), "smallest_effective_move": weakest,
+            "outside_above_weakest": sum(m > weakest for m in outside), "n_outside": len(outside)}
+
+
 def compression_row(name: str, ablations: list[str]) -> dict:
     """Returns one task's compression, circuit-agreement and SAE-recovery figures."""
     task = get_task(name)
@@ -58,6 +77,8 @@ def compression_row(name: str, ablations: list[str]) -> dict:
     for features in (None, "oracle", TRAINED):
         for ablation in ablations:
             row[f"circuit_agreement_{features or 'plain'}_{ablation}"] = circuit_agreement(task, features, ablation)
+    for ablation in ablations:
+        row[f"interference_{ablation}"] = interference(task, ablation)
     recovered = [c >= 0.9 for r in report.values() for c in r.get("oracle_best_cosine", {}).values()]
     row["sae_recovered"] = sum(recovered) / len(recovered)
     row["sae_writers"] = report
@@ -84,6 +105,14 @@ def main() -> None:
             for g in ("plain", "oracle", TRAINED))
         print(f"| {name} | {r['n_directions']} -> {r['d_compressed']} | {r['accuracy']:.3f} / {held_out} | "
               f"{r['max_overlap']:.2f} | {agreement} | {r['sae_recovered']:.0%} |")
+    print("\n| task | ablation | edges outside the designed circuit | of them moving outputs more than the weakest "
+          "effective-truth edge | largest outside move | weakest effective move |")
+    print("|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        for a in args.ablations:
+            i = r[f"interference_{a}"]
+            print(f"| {name} | {a} | {i['n_outside']} | {i['outside_above_weakest']} | {i['largest_outside_move']:.3g} "
+                  f"| {i['smallest_effective_move']:.3g} |")
     records = run_bench(Sweep(tuple(args.tasks), tuple(args.methods), tuple(args.ablations), tuple(GRAPHS)),
                         args.out)
     plot_bench(args.out)
