@@ -113,3 +113,18 @@ def test_trained_saes_inherit_the_truth_of_the_oracle_features_they_recover(comp
         recovered = {label for label, cosine in r.get("oracle_best_cosine", {}).items() if cosine >= 0.9}
         readers = {reader for node, reader in oracle if node.component == writer and node.part in recovered}
         assert readers == {reader for f, reader in truth if graph.writer_node(f).component == writer}
+
+
+def test_compressed_programs_are_cached_and_too_few_dimensions_are_refused(tmp_path, reverse, monkeypatch):
+    from edgewise.tasks.tracr import compressed as module
+    from edgewise.tasks.tracr.compressed import compress_program
+
+    compiled, sequences = reverse.extras["compiled"], reverse.extras["sequences"]
+    config = CompressionConfig(12, steps=3)
+    first = compress_program(compiled, "reverse-test", config, sequences, cache_dir=tmp_path)
+    monkeypatch.setattr(module, "compress_residual", lambda *a, **k: pytest.fail("trained again"))
+    second = compress_program(compiled, "reverse-test", config, sequences, cache_dir=tmp_path)
+    assert torch.equal(first.projection, second.projection) and second.compression == first.compression
+    assert second.ground_truth == compiled.ground_truth and second.model.cfg.d_model == 12
+    with pytest.raises(InvalidHyperparameterError, match="Resid Start writes 11 residual directions"):
+        compress_program(compiled, "reverse-test", CompressionConfig(8, steps=3), sequences, cache_dir=tmp_path)

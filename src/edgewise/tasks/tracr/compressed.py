@@ -16,6 +16,7 @@ import torch
 
 from ...adapters.dictionary import feature_graph
 from ...adapters.transformer import TransformerAdapter
+from ...errors import InvalidHyperparameterError
 from ...graph import NodeKind
 from ...models.compression import CompressionConfig, compress_residual
 from ...models.transformer import Transformer
@@ -83,6 +84,12 @@ def compress_program(compiled: CompiledProgram, name: str, config: CompressionCo
     """Returns `compiled` with its residual stream compressed as `config` says, trained on `sequences` (from the
     cache when possible), named `name`; its `compression` records the dimensions, the final loss and the agreement
     with tracr's outputs on the training inputs and on `held_out` inputs (None when there are none)."""
+    widest = max(compiled.writes, key=lambda w: len(compiled.writes[w]))
+    if config.d_compressed < len(compiled.writes[widest]):
+        raise InvalidHyperparameterError(
+            f"{name}: {widest} writes {len(compiled.writes[widest])} residual directions, more than d_compressed="
+            f"{config.d_compressed} dimensions hold apart, so its oracle features would no longer be exact; compress "
+            f"to at least {len(compiled.writes[widest])} dimensions")
     key = hashlib.sha256(json.dumps(
         [compiled.fingerprint, dataclasses.asdict(config), repr(sequences), repr(held_out), CACHE_FORMAT]
     ).encode()).hexdigest()[:16]
