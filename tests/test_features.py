@@ -208,3 +208,18 @@ def test_graph_names_the_rasp_operation_of_each_block(reverse, tmp_path):
     assert record["operations"]["A3.0"][0].endswith("(Aggregate)")
     carries = {(w, r): c for w, r, c in record["carries"]}
     assert strip(carries["MLP 2", "A3.0.Q"]) == ["opp_idx-1"]
+
+
+@pytest.mark.parametrize("method", ["acdc", "eap", "eap-ig-activations", "eap-ig-inputs", "edge-sp", "exact",
+                                    "node-sp"])
+def test_every_method_runs_on_feature_graphs_through_discover(proportion, method):
+    """Every method scores proportion's oracle feature graph through the same `discover`, and ranks the three feature
+    edges resample ablation needs (`Resid Start[tokens:x]->MLP 0`, `MLP 0[map_3]->A1.0.V`, A1.0's output) above the
+    rest; node-sp shares a gate per feature, so it ties a needed edge with its writer's other edges."""
+    from edgewise.methods import discover
+
+    graph = proportion.graph(features="oracle")
+    ablated = task_ablation(proportion, graph, "resample")
+    scores = discover(proportion, method, graph=graph, ablated=ablated)
+    assert scores.scores.shape == (graph.n_edges,) and torch.isfinite(scores.scores).all()
+    assert roc_auc(scores, effective_ground_truth(proportion, graph, ablated)) >= (0.95 if method == "node-sp" else 1.0)
