@@ -3,11 +3,12 @@
 For each compressed task it measures (1) the compression: labelled directions -> dimensions, how often the
 compressed model gives tracr's outputs, how far apart the directions stay; (2) how faithful the carried-over truth
 is: the share of decided outputs (no tie in tracr's) that the compiler's circuit alone (every other edge ablated)
-still gets right, per graph and ablation; (3) SAEs trained here on each writer's outputs: the fraction of oracle directions they recover
-(best cosine >= 0.9); and then (4) a bench sweep: each method's AUROC against the truth on head/MLP graphs, oracle
-feature graphs and trained-SAE feature graphs (trained features inherit the truth of the oracle features they
-recover); and (5) interference: how many edges outside the designed circuit move the outputs alone more than its
-weakest effective edge does. Prints the tables and writes benchmarks/results/compressed/{compression.json, results.json, summary.md}.
+still gets right, per graph and ablation; (3) SAEs trained here on each writer's outputs: the fraction of oracle
+directions they recover (best cosine >= 0.9); and then (4) a bench sweep: each method's AUROC against the truth
+on head/MLP graphs, oracle feature graphs and trained-SAE feature graphs (trained features inherit the truth of the
+oracle features they recover); and (5) interference: how many edges outside the designed circuit move the outputs alone more than its
+weakest effective edge does. Prints the tables and writes
+benchmarks/results/compressed/{compression.json, results.json, summary.md}.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/compressed.py [--tasks tracr-reverse-compressed]
         [--methods edge-sp eap] [--ablations resample zero] [--out DIR]
@@ -28,7 +29,8 @@ from edgewise.patching import full_logits, patched_forward, task_ablation
 from edgewise.report import plot_bench
 from edgewise.tasks import Task, get_task
 from edgewise.tasks.features import TRAINED, add_trained_features
-from edgewise.tasks.tracr.compressed import NUMERICAL_TOLERANCE, decided_positions
+from edgewise.tasks.tracr.compile import CompiledProgram
+from edgewise.tasks.tracr.compressed import logits_agreement
 from edgewise.tasks.tracr.specs import COMPRESSED_TASKS
 from edgewise.tasks.tracr.suite import compile_spec
 
@@ -38,19 +40,13 @@ GRAPHS = ["plain", "plain/oracle", "plain/train"]
 
 
 @torch.no_grad()
-def circuit_agreement(task: Task, features: str | None, ablation: str) -> float:
+def circuit_agreement(task: Task, compiled: CompiledProgram, features: str | None, ablation: str) -> float:
     """Returns the share of decided outputs (scored positions where tracr's output is no tie) that the truth alone
-    (every other edge ablated) gets right: tracr's argmax, or for numbers within NUMERICAL_TOLERANCE."""
+    (every other edge ablated) gets right: the `compiled` (uncompressed) program's argmax, or its numbers."""
     graph = task.graph(features=features)
     keep = graph.mask_for(task.ground_truth_edges(graph))
     logits = patched_forward(task.model, graph, task.clean, task_ablation(task, graph, ablation), keep[None])[0]
-    compiled = compile_spec(COMPRESSED_TASKS[task.name].base)  # the uncompressed program: tracr's own outputs
-    reference = compiled.model(task.clean)
-    if task.categorical:
-        same = logits.argmax(-1) == reference.argmax(-1)
-    else:
-        same = ((logits - reference).abs() <= NUMERICAL_TOLERANCE).all(-1)
-    return same[decided_positions(compiled, task.clean, reference)].float().mean().item()
+    return logits_agreement(compiled, task.clean, logits)
 
 
 @torch.no_grad()
@@ -74,9 +70,11 @@ def compression_row(name: str, ablations: list[str]) -> dict:
     task = get_task(name)
     row = dict(task.extras["compiled"].compression)
     report = add_trained_features(task, progress=True)
+    compiled = compile_spec(COMPRESSED_TASKS[name].base)  # the uncompressed program: tracr's own outputs
     for features in (None, "oracle", TRAINED):
         for ablation in ablations:
-            row[f"circuit_agreement_{features or 'plain'}_{ablation}"] = circuit_agreement(task, features, ablation)
+            row[f"circuit_agreement_{features or 'plain'}_{ablation}"] = circuit_agreement(task, compiled, features,
+                                                                                         ablation)
     for ablation in ablations:
         row[f"interference_{ablation}"] = interference(task, ablation)
     recovered = [c >= 0.9 for r in report.values() for c in r.get("oracle_best_cosine", {}).values()]

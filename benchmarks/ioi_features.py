@@ -92,7 +92,7 @@ def main() -> None:
     mlps = [f"MLP {layer}" for layer in args.mlps]
     text = generated_tokens(task, args.new_tokens)
     outputs = mlp_outputs(task, [text, task.clean, task.corrupt], mlps)
-    on_task = mlp_outputs(task, [task.clean, task.corrupt], mlps)
+    on_task = {m: rows[text.numel():] for m, rows in outputs.items()}  # the IOI rows follow the generated text's
     dictionaries, saes = {}, {}
     for mlp in mlps:
         sae = train_with_config(outputs[mlp], SAETrainingConfig(2 * outputs[mlp].shape[1], "topk", 16, seed=0))
@@ -112,7 +112,8 @@ def main() -> None:
     for mlp, s in saes.items():
         print(f"| {mlp} | {s['rows']} | {s['fvu']:.3f} | {s['l0']:.1f} | {s['dead_fraction']:.0%} | "
               f"{s['active_on_ioi']} |")
-    print("\n| graph | edges | writers | EAP s | EAP peak MiB | edges to 80% | edges to 95% |\n|---|---|---|---|---|---|---|")
+    print("\n| graph | edges | writers | EAP s | EAP peak MiB | edges to 80% | edges to 95% |")
+    print("|---|---|---|---|---|---|---|")
     for r in runs:
         print(f"| {r['graph']} | {r['n_edges']} | {r['n_writers']} | {r['eap_seconds']:.1f} | {r['eap_peak_mib']:.0f} |"
               f" {r['edges_to_80']} | {r['edges_to_95']} |")

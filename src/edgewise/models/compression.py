@@ -71,16 +71,17 @@ def compress_residual(
 
     `apart` holds (directions, reader weights) pairs: residual dimensions [n] and a reader's input weights
     [d_model, k] that see nothing of them in the original; the compressed stream lets them see |e_i W W^T R|, and
-    that interference (the change it makes to the reader's pre-activations, per unit of the direction) is penalised, so what never reached a reader does not reach it after
-    compression either (a circuit of the original stays a circuit of the compressed model)."""
+    that interference (the change it makes to the reader's pre-activations, per unit of the direction) is
+    penalised, so what never reached a reader does not reach it after compression either (a circuit of the
+    original stays a circuit of the compressed model)."""
     cfg = model.cfg
     if cfg.normalization:
         raise UnsupportedArchitectureError(
             "residual compression folds W into the weights, which LayerNorm does not commute with; compress models "
             "without normalisation (tracr's)")
     if not 0 < config.d_compressed < cfg.d_model:
-        raise InvalidHyperparameterError(f"d_compressed must lie in [1, {cfg.d_model}) to compress a d_model={cfg.d_model} residual "
-                         f"stream; got {config.d_compressed}")
+        raise InvalidHyperparameterError(f"d_compressed must lie in [1, {cfg.d_model}) to compress a d_model="
+                                         f"{cfg.d_model} residual stream; got {config.d_compressed}")
     compressed = Transformer(dataclasses.replace(cfg, d_model=config.d_compressed)).eval()
     hooks = [f"blocks.{layer}.hook_resid_post" for layer in range(cfg.n_layers)]
     with torch.no_grad():
@@ -91,10 +92,10 @@ def compress_residual(
     optimiser = torch.optim.Adam([projection], lr=config.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.steps)
     losses = []
+    residuals: dict[str, torch.Tensor] = {}  # each step's residual stream after every layer, overwritten per step
+    saves = [(name, lambda value, hook: residuals.__setitem__(hook.name, value)) for name in hooks]
     for _ in tqdm(range(config.steps), disable=not progress, desc=f"compressing {cfg.d_model} -> "
                   f"{config.d_compressed} dimensions", leave=False):
-        residuals: dict[str, torch.Tensor] = {}
-        saves = [(name, lambda value, hook: residuals.__setitem__(hook.name, value)) for name in hooks]
         with compressed.hooks(fwd_hooks=saves):
             logits = functional_call(compressed, folded_state(model, projection), (tokens,))
         output_loss = (logits - target).pow(2)[scored].mean()

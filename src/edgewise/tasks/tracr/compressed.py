@@ -34,13 +34,19 @@ def output_agreement(compiled: CompiledProgram, model: Transformer, sequences: l
     argmax for categorical outputs, within NUMERICAL_TOLERANCE for numbers. Decided: a scored position (neither BOS
     nor padding) where tracr's output is not a tie (shift's first positions, which aggregate nothing, are)."""
     tokens = compiled.encode(sequences)
-    reference, logits = compiled.model(tokens), model(tokens)
-    decided = decided_positions(compiled, tokens, reference)
+    return logits_agreement(compiled, tokens, model(tokens))
+
+
+@torch.no_grad()
+def logits_agreement(compiled: CompiledProgram, tokens: torch.Tensor, logits: torch.Tensor) -> float:
+    """Returns the fraction of decided outputs on `tokens` [batch, pos] where `logits` [batch, pos, out] give the
+    compiled program's output (see output_agreement)."""
+    reference = compiled.model(tokens)
     if compiled.categorical:
         same = reference.argmax(-1) == logits.argmax(-1)
     else:
         same = ((reference - logits).abs() <= NUMERICAL_TOLERANCE).all(-1)
-    return same[decided].float().mean().item()
+    return same[decided_positions(compiled, tokens, reference)].float().mean().item()
 
 
 def decided_positions(compiled: CompiledProgram, tokens: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -59,7 +65,8 @@ def unread_directions(compiled: CompiledProgram) -> list[tuple[torch.Tensor, tor
     must keep apart for the compiled circuit to stay the compressed model's."""
     graph = feature_graph(TransformerAdapter(compiled.model).hook_groups(), None, "oracle",
                           compiled.oracle_dictionaries())
-    truth, dimension = set(compiled.feature_ground_truth), {label: i for i, label in enumerate(compiled.residual_labels)}
+    truth = set(compiled.feature_ground_truth)
+    dimension = {label: i for i, label in enumerate(compiled.residual_labels)}
     unread: dict[str, set[int]] = {}
     for edge in graph.edges:
         writer = graph.writer_node(edge.writer)
