@@ -285,3 +285,30 @@ def test_diagnose_on_an_oracle_feature_graph():
     logits = patched_forward(task.model, graph, task.clean, task_ablation(task, graph, "resample"),
                              graph.mask_for(expected)[None])[0]
     assert (logits - full_logits(task)).abs().max() < 1e-5
+
+
+def _explained_share(order: list[int], answers: list[int], offered: list[set[int]]) -> float:
+    """The share of answers that are the first class of `order` on offer: computed directly, input by input."""
+    hits = sum(next((c for c in order if c in offer), None) == answer for answer, offer in zip(answers, offered))
+    return hits / len(answers)
+
+
+def test_preference_order_recovers_a_fixed_ranking_and_never_beats_the_best_ranking():
+    from edgewise.diagnostics.behaviour import preference_order
+
+    generator = torch.Generator().manual_seed(0)
+    offered = torch.rand(200, 5, generator=generator) < 0.6
+    offered[~offered.any(-1), 0] = True
+    ranking = [3, 1, 4, 0, 2]
+    answers = torch.tensor([next(c for c in ranking if offered[i, c]) for i in range(200)])
+    order, share = preference_order(answers, offered)
+    assert share == 1.0 and _explained_share(order, answers.tolist(), [set(torch.nonzero(o).flatten().tolist())
+                                                                        for o in offered]) == 1.0
+    noisy = torch.where(torch.rand(200, generator=generator) < 0.3,
+                        torch.randint(5, (200,), generator=generator), answers)
+    noisy = torch.where(offered[torch.arange(200), noisy], noisy, answers)  # answers stay on offer
+    order, share = preference_order(noisy, offered)
+    offer_sets = [set(torch.nonzero(o).flatten().tolist()) for o in offered]
+    assert share == pytest.approx(_explained_share(order, noisy.tolist(), offer_sets))
+    best = max(_explained_share(list(p), noisy.tolist(), offer_sets) for p in itertools.permutations(range(5)))
+    assert share <= best + 1e-12 and share < 1.0

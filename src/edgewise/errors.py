@@ -115,3 +115,16 @@ class InvalidDirectionsError(EdgewiseError, ValueError):
 class SAEFormatError(EdgewiseError, ValueError):
     """An SAE folder that is not in SAELens's format, or uses a SAELens setting edgewise does not implement; the message
     names the folder, the field and what is supported."""
+
+
+class DeclarationError(EdgewiseError, ValueError):
+    """A declared model's writers and readers that do not describe it: an unknown or silent hook point, or a reader
+    whose input is not the sum of its declared writers."""
+
+
+class UnknownObjectiveError(EdgewiseError, ValueError):
+    """An objective a task does not have, or one given to a method that only minimises faithfulness."""
+
+
+class TrainedWeightsMissingError(PretrainedModelMissingError):
+    """A project-trained model whose committed weights file is missing; the message names the script that writes it."""

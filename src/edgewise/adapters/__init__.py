@@ -6,6 +6,7 @@ from ..errors import UnsupportedArchitectureError
 from ..graph.nodes import HookGroup
 from ..models.transformer import Transformer
 from .base import Adapter
+from .declared import DeclaredAdapter
 from .transformer import TransformerAdapter
 
 
@@ -24,8 +25,9 @@ def adapter_for(model: object) -> Adapter:
     raise UnsupportedArchitectureError(
         f"edgewise has no adapter for {type(model).__name__}. Supported: edgewise.transformer.Transformer "
         "(tracr and trained models) and transformer_lens.TransformerBridge (Hugging Face causal LMs, booted with "
-        "TransformerBridge.boot_transformers). Wrap other models in a subclass of edgewise.adapters.Adapter."
+        "TransformerBridge.boot_transformers). Any other HookedRootModule: declare its writer and reader hook points "
+        "with edgewise.DeclaredAdapter (docs/any-model.md)."
     )
 
 
-__all__ = ["Adapter", "HookGroup", "TransformerAdapter", "adapter_for"]
+__all__ = ["Adapter", "DeclaredAdapter", "HookGroup", "TransformerAdapter", "adapter_for"]

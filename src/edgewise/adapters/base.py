@@ -53,6 +53,10 @@ class Adapter(ABC):
                 handle.hook.remove()
                 point.fwd_hooks.remove(handle)
 
+    def n_positions(self, inputs: torch.Tensor) -> int:
+        """Returns how many sequence positions the model's stream has on `inputs` [batch, pos] (token ids)."""
+        return inputs.shape[1]
+
     @property
     def n_layers(self) -> int:
         return self.model.cfg.n_layers

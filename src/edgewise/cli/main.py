@@ -182,7 +182,7 @@ def _discover(args: argparse.Namespace) -> int:
     graph = task.graph(per_position=args.per_position, features=_task_features(task, args.features))
     ablated = task_ablation(task, graph, args.ablation)
     scores = discover(task, args.method, seed=args.seed, progress=True, graph=graph, ablated=ablated,
-                      preset=args.preset, **hyperparameters)
+                      preset=args.preset, objective=args.objective, **hyperparameters)
     if args.json:
         scores.save(args.json)
     truths = ground_truths(task, graph, ablated)
@@ -197,6 +197,8 @@ def _discover(args: argparse.Namespace) -> int:
         print(line)
     circuit = run.circuit
     print(f"circuit ({circuit.description}): {len(circuit)} edges, faithfulness {run.circuit_faithfulness:.3f}")
+    if args.objective:
+        _print_objective(task.with_objective(args.objective), graph, ablated, circuit)
     shown = args.top_k or max(len(circuit), len(truths.get("compiler", ())), 1)
     print(f"top {shown} edges by score:")
     truth = truths.get("compiler")
@@ -211,6 +213,21 @@ def _discover(args: argparse.Namespace) -> int:
     if args.json:
         print(f"wrote {args.json}")
     return 0
+
+
+def _print_objective(task, graph, ablated, circuit) -> None:
+    """Prints the objective a method minimised on the full model, the circuit and the empty circuit."""
+    import torch
+
+    from ..patching import patched_forward
+
+    masks = torch.stack([torch.ones(graph.n_edges), circuit.mask(graph), torch.zeros(graph.n_edges)])
+    with torch.no_grad():
+        logits = patched_forward(task.adapter, graph, task.clean, ablated, masks)
+        values = task.metric(logits, logits[0], task.scored_positions).tolist()
+    print(f"objective {task.metric.name}: full model {values[0]:.4g}, circuit {values[1]:.4g}, empty circuit "
+          f"{values[2]:.4g} (lower is what the method sought; `edgewise diagnose {task.name} --circuit FILE` shows "
+          "what the circuit does)")
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -354,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", choices=["kl", "mse", "l2"], help="faithfulness metric (default: the task's own)")
     p.add_argument("--json", metavar="FILE", help="write {method, seconds, scores: [[writer, reader, score]]}")
     p.add_argument("--circuit-out", metavar="FILE", help="write the method's circuit (input of diagnose --circuit)")
+    p.add_argument("--objective", metavar="NAME", help="minimise one of the task's objectives instead of "
+                   "faithfulness (edge-sp, node-sp), e.g. tictactoe's worst-move")
     p.set_defaults(run=_discover)
     p = sub.add_parser("export", help="write edge scores (and a circuit) as another tool's file: MIB's circuit JSON")
     p.add_argument("scores", metavar="SCORES.json", help="edge scores from `edgewise discover --json`")

@@ -11,7 +11,16 @@ a numerical circuit that outputs roughly the mean. The flags name those cases:
   while the full model's does not (numerical: a standard deviation below `near_constant_spread` of the full
   model's);
 - `ignores input`: at every scored position where the full model's answer depends on the input, the circuit gives
-  one answer for every input; `ignores input at some positions` when that holds at some of them only.
+  one answer for every input; `ignores input at some positions` when that holds at some of them only;
+- `fixed preference`: where the answers on offer change with the input (a game's legal moves: the task's
+  `extras["offered"]`, [batch, pos, classes] bool), one fixed ranking of the classes explains at least
+  `preference_share` of the answers (it always plays the first free square of one list: a corner, then another
+  corner...) while it explains fewer of the full model's. Such a circuit looks at the input only to see what is
+  on offer.
+
+With the true value of every answer (`extras["answer_values"]`, [batch, pos, classes]: a game's minimax value of
+each move), each row also reports the mean true value of its answers, so a circuit that "plays the worst move" is
+measured against the game, not against the network's own judgement.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ class BehaviourThresholds:
     near_constant_share: float = 0.9  # one class answering 90% of positions is the "always answer X" failure
     near_constant_spread: float = 0.1  # a tenth of the full model's standard deviation is a flat numerical output
     agreement_spread: float = 0.1  # numerical answers within a tenth of the full model's std agree with it
+    preference_share: float = 0.95  # a fixed ranking explaining 95% of the answers ignores the rest of the input
 
 
 @dataclass(frozen=True)
@@ -48,12 +58,16 @@ class OutputBehaviour:
     distribution: dict[str, float]  # categorical: share of each top class (or tie); numerical: mean, std, min, max
     fixed_positions: tuple[int, ...]  # scored positions whose answer is the same for every input
     flags: tuple[str, ...]
+    preference: tuple[str, ...] = ()  # the fixed ranking that best explains the answers (tasks with offered answers)
+    preference_share: float | None = None  # the share of answers it explains
+    answer_value: float | None = None  # mean true value of the answers (tasks with answer values)
 
     def to_dict(self) -> dict:
         """Returns the summary as JSON-ready data."""
         return {"label": self.label, "n_edges": self.n_edges, "loss": self.loss, "agreement": self.agreement,
                 "distribution": self.distribution, "fixed_positions": list(self.fixed_positions),
-                "flags": list(self.flags)}
+                "flags": list(self.flags), "preference": list(self.preference),
+                "preference_share": self.preference_share, "answer_value": self.answer_value}
 
 
 @dataclass(frozen=True)
@@ -132,6 +146,61 @@ def _agreement(task: Task, logits: torch.Tensor, full: torch.Tensor, full_std: f
     return close.all(-1).float().mean().item()
 
 
+def preference_order(answers: torch.Tensor, offered: torch.Tensor) -> tuple[list[int], float]:
+    """Returns the fixed ranking of classes that best explains `answers` [n] (class indices) given what was on offer
+    [n, classes] (bool), and the share of answers it explains: answer i is explained when it is the highest-ranked
+    class on offer at i. Greedy: each step ranks next the class that the fewest undecided answers contradict (on
+    offer there, not chosen), ties broken by how many it explains."""
+    undecided = torch.ones(len(answers), dtype=torch.bool)
+    chosen = torch.nn.functional.one_hot(answers.clamp(min=0), offered.shape[-1]).bool() & (answers >= 0)[:, None]
+    order, explained = [], 0
+    remaining = list(range(offered.shape[-1]))
+    while remaining and bool(undecided.any()):
+        on_offer = offered[undecided][:, remaining]  # [undecided, remaining]
+        picked = chosen[undecided][:, remaining]
+        contradicted = (on_offer & ~picked).sum(0)
+        explains = picked.sum(0)
+        best = min(range(len(remaining)), key=lambda j: (int(contradicted[j]), -int(explains[j]), remaining[j]))
+        cls = remaining.pop(best)
+        order.append(cls)
+        explained += int(explains[best])
+        undecided &= ~offered[:, cls]
+    return order, explained / max(len(answers), 1)
+
+
+def _on_offer(task: Task, logits: torch.Tensor) -> torch.Tensor:
+    """Returns the logits with each class not on offer lowered to one below the lowest offered logit of its row: the
+    top class is then always on offer, and a game's -1e9 at illegal moves does not swamp the equality tolerance."""
+    offered = task.extras.get("offered")
+    if offered is None or not task.categorical:
+        return logits
+    offered = offered.to(logits.device).expand_as(logits)
+    floor = logits.masked_fill(~offered, float("inf")).amin(-1, keepdim=True) - 1
+    return torch.where(offered, logits, floor)
+
+
+def _offered_answers(task: Task, logits: torch.Tensor, thresholds: BehaviourThresholds) -> tuple:
+    """Returns (the fixed ranking as labels, the share it explains) of the scored answers, or ((), None) for a task
+    whose offered answers do not change with the input."""
+    offered = task.extras.get("offered")
+    if offered is None or not task.categorical:
+        return (), None
+    scored = task.scored_positions
+    order, share = preference_order(_top_class(logits, thresholds.tolerance)[scored], offered.to(scored.device)[scored])
+    label = _class_label(task)
+    return tuple(label(c) for c in order), share
+
+
+def _answer_value(task: Task, logits: torch.Tensor, thresholds: BehaviourThresholds) -> float | None:
+    """Returns the mean true value of the top answers at the scored positions (ties: the mean over the tied
+    answers' values is not defined, so they count as the lowest-index top class), or None without answer values."""
+    values = task.extras.get("answer_values")
+    if values is None or not task.categorical:
+        return None
+    top = logits.argmax(-1)
+    return values.to(logits.device).gather(-1, top.unsqueeze(-1)).squeeze(-1)[task.scored_positions].mean().item()
+
+
 def _flags(task: Task, here: dict[str, float], full: dict[str, float], fixed: tuple[int, ...],
            full_fixed: tuple[int, ...], thresholds: BehaviourThresholds) -> tuple[str, ...]:
     """Returns the behaviour flags of one variant against the full model's distribution and fixed positions."""
@@ -173,22 +242,33 @@ def behaviour_check(
     mask = graph.check_mask(circuit)[0] if isinstance(circuit, torch.Tensor) else graph.mask_for(circuit)
     masks = torch.stack([mask, torch.zeros(graph.n_edges)])
     circuit_logits, empty_logits = patched_forward(task.model, graph, task.clean, ablated, masks)
-    full_distribution = _distribution(task, full, thresholds.tolerance)
-    full_fixed = _fixed_positions(task, full, thresholds.tolerance)
+    full_on_offer = _on_offer(task, full)
+    full_distribution = _distribution(task, full_on_offer, thresholds.tolerance)
+    full_fixed = _fixed_positions(task, full_on_offer, thresholds.tolerance)
     full_std = 0.0 if task.categorical else full_distribution["std"]
     rows = []
     kept = int((mask > 0).sum())  # edges that carry any of their clean value
-    for name, n_edges, logits in [("full model", graph.n_edges, full), (label, kept, circuit_logits),
-                                  ("empty circuit", 0, empty_logits)]:
+    full_share = _offered_answers(task, full_on_offer, thresholds)[1]
+    for name, n_edges, raw in [("full model", graph.n_edges, full), (label, kept, circuit_logits),
+                               ("empty circuit", 0, empty_logits)]:
+        logits = _on_offer(task, raw)
         distribution = _distribution(task, logits, thresholds.tolerance)
         fixed = _fixed_positions(task, logits, thresholds.tolerance)
+        preference, share = _offered_answers(task, logits, thresholds)
+        flags = _flags(task, distribution, full_distribution, fixed, full_fixed, thresholds)
+        if share is not None and share >= thresholds.preference_share > full_share:
+            flags += (f"fixed preference ({' > '.join(preference[:4])}{' ...' if len(preference) > 4 else ''} "
+                      f"explains {share:.0%} of answers)",)
         rows.append(OutputBehaviour(
             label=name,
             n_edges=n_edges,
-            loss=task.metric(logits, full, task.scored_positions).item(),
-            agreement=_agreement(task, logits, full, full_std, thresholds),
+            loss=task.metric(raw, full, task.scored_positions).item(),
+            agreement=_agreement(task, logits, full_on_offer, full_std, thresholds),
             distribution=distribution,
             fixed_positions=fixed,
-            flags=_flags(task, distribution, full_distribution, fixed, full_fixed, thresholds),
+            flags=flags,
+            preference=preference,
+            preference_share=share,
+            answer_value=_answer_value(task, logits, thresholds),
         ))
     return BehaviourCheck(ablation=ablated.kind, categorical=task.categorical, rows=tuple(rows))

@@ -195,10 +195,15 @@ def _ablation_lines(diagnosis: Diagnosis, a: AblationDiagnosis) -> list[str]:
     rows = a.behaviour.rows
     width = max(len(row.label) for row in rows) + 2
     lines.append(f"  behaviour of the {rows[1].label} on the task's inputs:")
-    lines.append(f"    {'':<{width}}{'edges':>6}{metric:>10}{'agree':>7}  {'answers':<40} flags")
+    valued = rows[0].answer_value is not None
+    lines.append(f"    {'':<{width}}{'edges':>6}{metric:>10}{'agree':>7}{'value' if valued else '':>7}  "
+                 f"{'answers':<40} flags")
     for row in rows:
-        lines.append(f"    {row.label:<{width}}{row.n_edges:>6}{row.loss:>10.3g}{row.agreement:>7.2f}  "
+        value = f"{row.answer_value:>7.3f}" if valued else ""
+        lines.append(f"    {row.label:<{width}}{row.n_edges:>6}{row.loss:>10.3g}{row.agreement:>7.2f}{value}  "
                      f"{_answers(row, a.behaviour.categorical):<40} {', '.join(row.flags) or '-'}")
+    if valued:
+        lines.append("    value: the mean true value of the answers (a game's minimax value of the chosen moves)")
     return lines
 
 

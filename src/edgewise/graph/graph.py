@@ -92,8 +92,9 @@ class Graph:
         for g, before in zip(groups, self.writers_before):
             if g.kind != "reader":
                 continue
+            feeding = [n.name for n in self.writer_nodes[:before] if g.fed_by is None or n.component in g.fed_by]
             for reader in g.names:
-                for writer in self.writers[:before]:
+                for writer in feeding:
                     self.edges.extend(Edge(writer, reader, p) for p in positions)
         self._index = {e: i for i, e in enumerate(self.edges)}
         self.edge_writer = torch.tensor([self._writer_index[e.writer] for e in self.edges], dtype=torch.long)

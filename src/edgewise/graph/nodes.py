@@ -99,6 +99,9 @@ class HookGroup:
     hook: str
     nodes: tuple[Node, ...]
     per_head: bool
+    # A reader group of a model whose readers see only some earlier writers (a declared model's downsampling
+    # stage, a head that reads one branch): the components of the writers it reads. None: every earlier writer.
+    fed_by: tuple[str, ...] | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -115,8 +118,9 @@ class HookGroup:
         return self.per_head or self.split
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "hook": self.hook, "names": list(self.names), "per_head": self.per_head,
-                "nodes": [n.to_dict() for n in self.nodes]}
+        record = {"kind": self.kind, "hook": self.hook, "names": list(self.names), "per_head": self.per_head,
+                  "nodes": [n.to_dict() for n in self.nodes]}
+        return record if self.fed_by is None else {**record, "fed_by": list(self.fed_by)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "HookGroup":
@@ -125,7 +129,8 @@ class HookGroup:
             nodes = tuple(Node.from_dict(n) for n in d["nodes"])
         else:
             nodes = tuple(parse_node_name(name) for name in d["names"])
-        return cls(kind=d["kind"], hook=d["hook"], nodes=nodes, per_head=d["per_head"])
+        fed_by = None if d.get("fed_by") is None else tuple(d["fed_by"])
+        return cls(kind=d["kind"], hook=d["hook"], nodes=nodes, per_head=d["per_head"], fed_by=fed_by)
 
 
 def embedding_node(name: str = "Resid Start") -> Node:

@@ -21,10 +21,11 @@ from typing import Callable
 
 import torch
 
-from ..errors import EdgewiseError, InvalidHyperparameterError, NonFiniteMetricError, NonFiniteScoresError
+from ..errors import (EdgewiseError, InvalidHyperparameterError, NonFiniteMetricError, NonFiniteScoresError,
+                      UnknownObjectiveError)
 from ..graph import Circuit, EdgeScores, Graph, circuit_from_scores
 from ..patching import AblatedOutputs, patched_forward, task_ablation
-from ..tasks import METRICS, Task
+from ..tasks import METRICS, Metric, Task
 
 MethodFn = Callable[[Task, Graph, AblatedOutputs, object, int, bool], torch.Tensor]
 CircuitRule = Callable[[EdgeScores, int], Circuit]  # (scores, k for methods without a circuit of their own)
@@ -50,6 +51,7 @@ class Method:
     summary: str
     circuit: CircuitRule = top_k_circuit
     published: dict = dataclasses.field(default_factory=dict)  # the authors' settings over the defaults (presets)
+    objectives: bool = False  # minimises the task's metric, so it can minimise a user objective in its place
 
 
 METHODS: dict[str, Method] = {}
@@ -59,12 +61,13 @@ PRESETS = ("tuned", "published")
 
 
 def register(name: str, config: type, circuit: CircuitRule = top_k_circuit,
-             published: dict | None = None) -> Callable[[MethodFn], MethodFn]:
-    """Registers `fn` under `name` with the hyperparameter dataclass `config` and its circuit rule."""
+             published: dict | None = None, objectives: bool = False) -> Callable[[MethodFn], MethodFn]:
+    """Registers `fn` under `name` with the hyperparameter dataclass `config` and its circuit rule; `objectives`:
+    the method minimises the task's metric, so `discover(objective=...)` may put a user objective there."""
 
     def add(fn: MethodFn) -> MethodFn:
         METHODS[name] = Method(name, config, fn, (fn.__doc__ or "").strip().splitlines()[0], circuit,
-                               dict(published or {}))
+                               dict(published or {}), objectives)
         return fn
 
     return add
@@ -202,6 +205,7 @@ def discover(
     graph: Graph | None = None,
     ablated: AblatedOutputs | None = None,
     preset: str = "tuned",
+    objective: "str | Metric | None" = None,
     **hyperparameters,
 ) -> EdgeScores:
     """Returns the method's score for every edge of `graph` (default: the task's plain or per-position graph) under
@@ -209,10 +213,22 @@ def discover(
     ablation they built, so nothing is recorded twice. `preset` picks edgewise's tuned defaults or the authors'
     published settings (see PRESETS); `hyperparameters` override either.
 
+    `objective` (one of the task's named objectives, or a Metric) replaces the faithfulness metric as what the method
+    minimises, for methods registered with `objectives=True` (edge-sp, node-sp): e.g. a sparse mask that makes a
+    game network play its worst move. The scores record its name under hyperparameters["objective"].
+
     Before the method runs, `check_metric` makes sure the task's metric is finite at both ends of the mask range
     (NonFiniteMetricError); after it, `check_scores` rejects NaN or infinite scores (NonFiniteScoresError)."""
     spec = get_method(method)
     config = resolve_config(spec, preset, hyperparameters)
+    recorded = dataclasses.asdict(config)
+    if objective is not None:
+        if not spec.objectives:
+            takes = ", ".join(m.name for m in METHODS.values() if m.objectives)
+            raise UnknownObjectiveError(f"{method} scores edges by faithfulness only and takes no objective; "
+                                        f"{takes} minimise one")
+        task = task.with_objective(objective)
+        recorded["objective"] = task.metric.name
     graph = task.graph(per_position=per_position) if graph is None else graph
     ablated = task_ablation(task, graph, ablation) if ablated is None else ablated
     check_metric(task, graph, ablated)
@@ -221,4 +237,4 @@ def discover(
     scores = spec.run(task, graph, ablated, config, seed, progress).cpu()  # scores live on the CPU, whatever ran
     seconds = time.perf_counter() - start
     check_scores(scores, method, config)
-    return EdgeScores(graph, scores, method, dataclasses.asdict(config), seed, seconds, ablated.kind, task.name)
+    return EdgeScores(graph, scores, method, recorded, seed, seconds, ablated.kind, task.name)

@@ -198,7 +198,8 @@ AUTO_CIRCUIT_SEP = {"lr": 0.1, "steps": 200, "lambda_": 0.5, "n_samples": 1, "in
 ACDC_SP = {"lr": 1e-3, "steps": 10000, "lambda_": 10**-1.5, "n_samples": 1, "init_gate": 0.9, "noise_free_tail": 0.0}
 
 
-@register("edge-sp", SubnetworkProbingConfig, circuit=deterministic_circuit, published=AUTO_CIRCUIT_SEP)
+@register("edge-sp", SubnetworkProbingConfig, circuit=deterministic_circuit, published=AUTO_CIRCUIT_SEP,
+          objectives=True)
 def edge_subnetwork_probing(task, graph, ablated, config: SubnetworkProbingConfig, seed: int, progress: bool):
     """Subnetwork probing with one hard-concrete gate per edge; scores are the learned log_alpha."""
     if config.candidates is None or config.candidates >= graph.n_edges:
@@ -218,7 +219,7 @@ def edge_subnetwork_probing(task, graph, ablated, config: SubnetworkProbingConfi
     return scores
 
 
-@register("node-sp", SubnetworkProbingConfig, circuit=deterministic_circuit, published=ACDC_SP)
+@register("node-sp", SubnetworkProbingConfig, circuit=deterministic_circuit, published=ACDC_SP, objectives=True)
 def node_subnetwork_probing(task, graph, ablated, config: SubnetworkProbingConfig, seed: int, progress: bool):
     """Subnetwork probing with one gate per writer node (ACDC's SP); each edge scores its writer's log_alpha."""
     gate_of_edge, n_gates = node_gates(graph)

@@ -35,10 +35,14 @@ def edge_coefficients(graph: Graph, mask: torch.Tensor) -> torch.Tensor:
 class _DeltaStack:
     """The writers' deltas (out_w - ablated_w) in writer order, in one preallocated [mask, writers, batch, pos,
     d_model] buffer that each writer fills once. Autograd never sees the buffer: `_StagePatch` reads it, and routes
-    gradients back to the delta tensors themselves (`pending`: those written since the last stage)."""
+    gradients back to the delta tensors themselves (`pending`: those written since the last stage).
 
-    def __init__(self, n_writers: int):
+    A declared model's streams may differ in width (a CNN's stages); narrower deltas are zero-padded to `width`.
+    Edges join writers and readers of one stream only, so the padding never reaches a reader."""
+
+    def __init__(self, n_writers: int, width: int):
         self.n_writers = n_writers
+        self.width = width
         self.count = 0
         self.buffer: torch.Tensor | None = None
         self.grad: torch.Tensor | None = None  # d loss / d buffer, accumulated by the stages during backward
@@ -46,10 +50,11 @@ class _DeltaStack:
         self.tracks_grad = False  # whether any delta so far needs a gradient
 
     def append(self, delta: torch.Tensor) -> None:
-        n = delta.shape[1]
+        n, d = delta.shape[1], delta.shape[-1]
         if self.buffer is None:
-            self.buffer = delta.new_empty(delta.shape[0], self.n_writers, *delta.shape[2:])
-        self.buffer[:, self.count : self.count + n] = delta.detach()
+            self.buffer = delta.new_empty(delta.shape[0], self.n_writers, *delta.shape[2:-1], self.width)
+        self.buffer[:, self.count : self.count + n, ..., :d] = delta.detach()
+        self.buffer[:, self.count : self.count + n, ..., d:] = 0
         if delta.requires_grad:
             self.pending.append((self.count, delta))
             self.tracks_grad = True
@@ -82,7 +87,8 @@ class _StagePatch(torch.autograd.Function):
         grad_coef = _coef_grad(coef, values, grad_out) if ctx.needs_input_grad[0] else None
         grad_stack = ctx.stack.grad_buffer()
         grad_stack[:, ctx.lo : ctx.hi] += _stack_grad(coef, grad_out)
-        grads = [grad_stack[:, slot : slot + shape[1]].clone() for slot, shape in zip(ctx.slots, ctx.shapes)]
+        grads = [grad_stack[:, slot : slot + shape[1], ..., : shape[-1]].clone()
+                 for slot, shape in zip(ctx.slots, ctx.shapes)]
         return (grad_coef, None, None, None, None, *grads)
 
 
@@ -123,7 +129,7 @@ class _PatchRun:
     def __init__(self, graph: Graph, ablated: AblatedOutputs, coef: torch.Tensor, batch: int):
         self.graph, self.ablated, self.coef = graph, ablated, coef
         self.n_masks, self.batch = coef.shape[0], batch
-        self.deltas = _DeltaStack(len(graph.writers))
+        self.deltas = _DeltaStack(len(graph.writers), max(v.shape[-1] for v in ablated.values.values()))
         self.stages = _plan_stages(graph)
         self.stage_patch: dict[int, torch.Tensor | None] = {}
         self.block_patch: dict[int, torch.Tensor | None] = {}
@@ -168,7 +174,8 @@ class _PatchRun:
                 self.stage_patch[stage.r0] = self._stage_patch(stage)
             if self.stage_patch[stage.r0] is None:  # every edge into this stage is kept
                 return value
-            patch = self.stage_patch[stage.r0][:, g0:g1].permute(0, 2, 3, 1, 4)  # [mask, batch, pos, readers, d]
+            patch = self.stage_patch[stage.r0][:, g0:g1, ..., : value.shape[-1]]  # narrower streams: unpad
+            patch = patch.permute(0, 2, 3, 1, 4)  # [mask, batch, pos, readers, d]
             if not group.per_head:
                 patch = patch.squeeze(-2)
             return (value.view(self.n_masks, self.batch, *value.shape[1:]) - patch).reshape(value.shape)
@@ -254,7 +261,8 @@ def patched_forward(
     model: object | Adapter, graph: Graph, tokens: torch.Tensor, ablated: AblatedOutputs, mask: torch.Tensor
 ) -> torch.Tensor:
     """Returns logits of the edge-masked forward: [batch, pos, vocab], or [n_masks, batch, pos, vocab] for a
-    mask with a leading batch dimension (all masks run in one forward on the repeated batch).
+    mask with a leading batch dimension (all masks run in one forward on the repeated batch). `tokens` are the
+    model's inputs: token ids [batch, pos], or any [batch, ...] tensor a declared model takes.
 
     The mask moves to the tokens' device and the model's dtype (differentiably): methods keep their gate parameters
     where they like, and a GPU or float64 model runs the forward."""
@@ -262,9 +270,10 @@ def patched_forward(
     dtype = next(iter(ablated.values.values())).dtype
     masks = graph.check_mask(mask).to(device=tokens.device, dtype=dtype)
     ablated.check_batch(tokens)
-    if graph.per_position and tokens.shape[1] != graph.n_positions:
+    if graph.per_position and adapter.n_positions(tokens) != graph.n_positions:
         raise GraphMismatchError(
-            f"the per-position graph has {graph.n_positions} positions but the batch has {tokens.shape[1]}; build "
+            f"the per-position graph has {graph.n_positions} positions but the batch has "
+            f"{adapter.n_positions(tokens)}; build "
             "the graph with n_positions equal to the data's sequence length"
         )
     run = _PatchRun(graph, ablated, edge_coefficients(graph, masks), tokens.shape[0])
@@ -272,6 +281,6 @@ def patched_forward(
         (g.hook, run.writer_hook(i) if g.kind == "writer" else run.reader_hook(i)) for i, g in enumerate(graph.groups)
     ]
     with adapter.hooks(hooks):
-        logits = adapter.forward(tokens.repeat(masks.shape[0], 1))
-    logits = logits.view(masks.shape[0], *tokens.shape, -1)
+        logits = adapter.forward(tokens.repeat(masks.shape[0], *[1] * (tokens.dim() - 1)))
+    logits = logits.view(masks.shape[0], tokens.shape[0], *logits.shape[1:])
     return logits if mask.dim() == 2 else logits[0]

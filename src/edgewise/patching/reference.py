@@ -28,8 +28,10 @@ def _writer_output(graph: Graph, group: HookGroup, name: str, value: torch.Tenso
     slice; for a feature, its activation times its decoder direction; for an error node, the output minus every
     feature's contribution."""
     node = graph.writer_node(name)
-    components = list(dict.fromkeys(n.component for n in group.nodes))
-    out = value[..., components.index(node.component), :] if group.per_head else value
+    # A head (or a declared model's channel) is one slot of a per-head value; a feature graph's parts of one writer
+    # share their writer's slot
+    slots = list(dict.fromkeys(n.component for n in group.nodes)) if group.split else list(group.names)
+    out = value[..., slots.index(node.component if group.split else name), :] if group.per_head else value
     if node.kind not in (NodeKind.FEATURE, NodeKind.ERROR):
         return out
     dictionary = graph.dictionaries[node.component]
@@ -58,7 +60,7 @@ def single_edge_patch(
     def take(value, hook, key):
         cache[key] = _writer_output(graph, w_group, edge.writer, value).clone()
 
-    with adapter.model.hooks(fwd_hooks=[(w_hook, lambda v, hook: take(v, hook, "corrupt"))]):
+    with adapter.hooks([(w_hook, lambda v, hook: take(v, hook, "corrupt"))]):
         adapter.forward(corrupt)
 
     def patch_reader(value, hook):
@@ -75,7 +77,7 @@ def single_edge_patch(
         return value
 
     hooks = [(w_hook, lambda v, hook: take(v, hook, "clean")), (r_hook, patch_reader)]
-    with adapter.model.hooks(fwd_hooks=hooks):
+    with adapter.hooks(hooks):
         return adapter.forward(clean)
 
 
@@ -112,8 +114,10 @@ def per_edge_forward(
             value = value.clone()
             for i, reader in enumerate(group.names):
                 current = value[:, :, i] if group.per_head else value
-                rebuilt = current - sum(outputs.values())  # the bias: what no writer produced
-                for writer, out in outputs.items():
+                # A declared model's reader may see only some earlier writers: the graph's edges say which.
+                feeding = {w: out for w, out in outputs.items() if Edge(w, reader, positions[0]) in graph}
+                rebuilt = current - sum(feeding.values())  # the bias: what no writer produced
+                for writer, out in feeding.items():
                     abl = ablated_by_writer[writer].expand_as(out)
                     for p in positions:
                         m = mask[graph.edge_index(Edge(writer, reader, p))]
@@ -129,5 +133,5 @@ def per_edge_forward(
 
     for group in graph.groups:
         hooks.append((group.hook, writer_hook(group) if group.kind == "writer" else reader_hook(group)))
-    with adapter.model.hooks(fwd_hooks=hooks):
+    with adapter.hooks(hooks):
         return adapter.forward(tokens)

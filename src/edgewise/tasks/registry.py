@@ -1,10 +1,13 @@
-"""Every built-in task by name: the tracr suite (ground truth known by construction) and tasks on real pretrained
-language models (no ground truth). The command line looks tasks up here; names are known without importing any
+"""Every built-in task by name: the tracr suite (ground truth known by construction), tasks on real pretrained
+language models (no ground truth) and on a project-trained game network. The command line looks tasks up here; names are known without importing any
 model code."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UnknownTaskError
@@ -16,19 +19,46 @@ if TYPE_CHECKING:
 # task name -> (module under edgewise.tasks, factory taking metric=...)
 LM_TASKS = {"smollm2-ioi": ("lm.ioi", "smollm2_ioi_task")}
 LM_HELD_OUT = 24  # evaluation prompts of each LM task: as many as its discovery prompts, none of them repeated
+# tasks on project-trained game networks (declared through their hook points), as (module, factory)
+GAME_TASKS = {"tictactoe": ("game.task", "tictactoe_task"),
+              "tictactoe-no-corners": ("game.task", "tictactoe_no_corners_task")}
+GAME_POSITIONS = 256  # discovery positions of a game task, and as many other positions held out
 
 
 def task_names() -> list[str]:
-    """Returns every built-in task's name: the tracr tasks (compiled, then compressed), then the pretrained-LM
-    tasks."""
-    return list(ALL_TRACR_TASKS) + list(LM_TASKS)
+    """Returns every built-in task's name: the tracr tasks (compiled, then compressed), the pretrained-LM tasks, the
+    game tasks."""
+    return list(ALL_TRACR_TASKS) + list(LM_TASKS) + list(GAME_TASKS)
+
+
+def user_task(spec: str) -> "Task":
+    """Returns the task that `FILE.py:FUNCTION` makes: a user's own model (docs/any-model.md) on the command line.
+    The function takes no arguments and returns a Task."""
+    path, _, function = spec.rpartition(":")
+    if not Path(path).is_file():
+        raise UnknownTaskError(f"{spec!r}: {path} is not a file; give FILE.py:FUNCTION, e.g. "
+                               "examples/residual_cnn.py:make_task")
+    sys.path.insert(0, str(Path(path).resolve().parent))  # the file's own imports of its neighbours
+    module_spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not callable(getattr(module, function, None)):
+        raise UnknownTaskError(f"{path} has no function {function!r}; it defines "
+                               f"{', '.join(n for n, v in vars(module).items() if callable(v) and not n.startswith('_'))}")
+    return getattr(module, function)()
 
 
 def get_task(name: str, metric: str | None = None, held_out: bool = False) -> "Task":
-    """Returns the built-in task `name` (optionally with another metric, or on its held-out evaluation inputs);
-    raises UnknownTaskError with a suggestion, or for a held-out split the task does not have."""
-    if name in LM_TASKS:
-        module, factory = LM_TASKS[name]
+    """Returns the built-in task `name` (optionally with another metric, or on its held-out evaluation inputs), or a
+    user's task from `FILE.py:FUNCTION`; raises UnknownTaskError with a suggestion, or for a held-out split the task
+    does not have."""
+    if name.endswith(".py") or ".py:" in name:
+        if metric is not None or held_out:
+            raise UnknownTaskError(f"{name}: a task from a file has its own metric and inputs; drop --metric and "
+                                   "held-out evaluation, or build them into the function")
+        return user_task(name)
+    if name in LM_TASKS or name in GAME_TASKS:
+        module, factory = {**LM_TASKS, **GAME_TASKS}[name]
         return getattr(importlib.import_module(f"{__package__}.{module}"), factory)(metric=metric, held_out=held_out)
     if name in ALL_TRACR_TASKS:
         from .tracr.suite import get_task as tracr_task
@@ -42,5 +72,7 @@ def held_out_size(name: str) -> int | None:
     model."""
     if name in LM_TASKS:
         return LM_HELD_OUT
+    if name in GAME_TASKS:
+        return GAME_POSITIONS
     spec = ALL_TRACR_TASKS.get(name)
     return None if spec is None or spec.held_out is None else len(spec.held_out())

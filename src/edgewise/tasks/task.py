@@ -12,7 +12,7 @@ import torch
 
 from ..adapters import Adapter, adapter_for
 from ..adapters.dictionary import feature_graph
-from ..errors import BatchShapeError, EmptyInputsError, GraphMismatchError
+from ..errors import BatchShapeError, EmptyInputsError, GraphMismatchError, UnknownObjectiveError
 from ..graph import Edge, Graph
 from .metrics import Metric
 
@@ -23,8 +23,8 @@ class Task:
 
     name: str
     model: torch.nn.Module
-    clean: torch.Tensor  # [batch, pos] token ids
-    corrupt: torch.Tensor  # [batch, pos] token ids, paired row by row with `clean`
+    clean: torch.Tensor  # [batch, pos] token ids (a declared model: any [batch, ...] inputs it takes)
+    corrupt: torch.Tensor  # the same shape, paired row by row with `clean`
     metric: Metric
     scored_positions: torch.Tensor  # [batch, pos] bool: where the metric looks
     ground_truth: list[tuple[str, str]] | None = None  # plain-graph (writer, reader) edges
@@ -37,6 +37,9 @@ class Task:
     # feature-level ground truth of those sets where it is known: (feature, reader) edges of plain feature graphs
     dictionaries: dict[str, dict] = field(default_factory=dict)
     feature_ground_truth: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    # Named objectives beyond faithfulness, each a Metric that a method minimises in place of `metric` when asked
+    # (`discover(..., objective=name)`): e.g. the game task's "worst-move", the value of the move the policy picks
+    objectives: dict[str, Metric] = field(default_factory=dict)
     extras: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -46,10 +49,12 @@ class Task:
                 f"{tuple(self.corrupt.shape)} differ; resample ablation pairs them row by row, so give both the same "
                 "number of rows and the same (padded) length"
             )
-        if self.scored_positions.shape != self.clean.shape:
+        n_positions = self.adapter.n_positions(self.clean)
+        if tuple(self.scored_positions.shape) != (self.clean.shape[0], n_positions):
             raise BatchShapeError(
-                f"task {self.name}: scored_positions {tuple(self.scored_positions.shape)} must match the clean batch "
-                f"{tuple(self.clean.shape)}"
+                f"task {self.name}: scored_positions {tuple(self.scored_positions.shape)} must be [batch, pos] = "
+                f"{(self.clean.shape[0], n_positions)} for the clean batch {tuple(self.clean.shape)} (a model without "
+                "a sequence axis has one position)"
             )
         if self.clean.shape[0] == 0:
             raise EmptyInputsError(
@@ -74,13 +79,24 @@ class Task:
             scored_positions=self.scored_positions.to(device),
         )
 
+    def with_objective(self, objective: "str | Metric") -> "Task":
+        """Returns this task with `objective` (one of its named objectives, or any Metric) as the metric a method
+        minimises; raises UnknownObjectiveError naming the task's objectives."""
+        if isinstance(objective, Metric):
+            return dataclasses.replace(self, metric=objective)
+        if objective not in self.objectives:
+            raise UnknownObjectiveError(
+                f"task {self.name} has no objective {objective!r}; it has {', '.join(self.objectives) or 'none'} "
+                "(pass an edgewise.tasks.Metric to minimise your own)")
+        return dataclasses.replace(self, metric=self.objectives[objective])
+
     @property
     def adapter(self) -> Adapter:
         return adapter_for(self.model)
 
     @property
     def n_positions(self) -> int:
-        return self.clean.shape[1]
+        return self.scored_positions.shape[1]
 
     def graph(self, per_position: bool = False, split_embeddings: bool = False, features: str | None = None) -> Graph:
         """Returns the task model's graph, unrolled over the task's sequence positions if `per_position`; with

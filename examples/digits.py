@@ -1,0 +1,52 @@
+"""The data both examples use: scikit-learn's bundled 8x8 handwritten digits (no download), split in two, and a
+short training loop. Shared by residual_mlp.py and residual_cnn.py."""
+
+from __future__ import annotations
+
+import torch
+from sklearn.datasets import load_digits
+
+
+def digits(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Returns (train images, train labels, test images, test labels); images [n, 1, 8, 8] scaled to [0, 1]."""
+    data = load_digits()
+    images = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16
+    labels = torch.tensor(data.target)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    train, test = order[:1200], order[1200:]
+    return images[train], labels[train], images[test], labels[test]
+
+
+def train(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int = 300,
+          seed: int = 0) -> float:
+    """Trains `model` (logits [n, 10]) with Adam on minibatches of 128; returns the last minibatch's loss."""
+    torch.manual_seed(seed)
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        batch = torch.randint(len(labels), (128,), generator=generator)
+        loss = torch.nn.functional.cross_entropy(model(images[batch]), labels[batch])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    model.eval()
+    return loss.item()
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Returns the fraction of `images` whose top logit is their label."""
+    return (model(images).argmax(-1) == labels).float().mean().item()
+
+
+def other_digit(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Returns, for each image, the index of a random image of another digit: the corrupted input that resample
+    ablation pairs with it (so an ablated edge carries what another digit would have sent)."""
+    generator = torch.Generator().manual_seed(seed)
+    partner = torch.randperm(len(labels), generator=generator)
+    for _ in range(100):
+        same = labels[partner] == labels
+        if not same.any():
+            break
+        partner[same] = torch.randint(len(labels), (int(same.sum()),), generator=generator)
+    return partner
