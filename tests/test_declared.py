@@ -225,8 +225,8 @@ def test_edge_sp_minimises_a_user_objective_and_other_methods_refuse_one():
     objective = Metric("class-3", lambda logits, reference, positions: logits.softmax(-1)[..., 3].mean((-1, -2)))
     graph = task.graph()
     ablated = task_ablation(task, graph, "zero")
-    scores = edgewise.discover(task, "edge-sp", graph=graph, ablated=ablated, objective=objective, lambda_=0.0)
-    assert scores.hyperparameters["objective"] == "class-3"
+    scores = edgewise.discover(task, "edge-sp", graph=graph, ablated=ablated, minimise=objective, lambda_=0.0)
+    assert scores.hyperparameters["minimise"] == "class-3"
     found = method_circuit(scores, k=1).mask(graph)
     every = torch.tensor(list(itertools.product([0.0, 1.0], repeat=graph.n_edges)))  # all 2^6 circuits
     with torch.no_grad():
@@ -235,6 +235,35 @@ def test_edge_sp_minimises_a_user_objective_and_other_methods_refuse_one():
     assert values.max() - values.min() > 0.01  # the circuits differ, so the search can fail
     assert reached <= values.min() + 0.1 * (values.max() - values.min())  # SP found (nearly) the best circuit
     with pytest.raises(UnknownObjectiveError, match="edge-sp, node-sp|node-sp, edge-sp|edge-sp"):
-        edgewise.discover(task, "eap", objective=objective)
+        edgewise.discover(task, "eap", minimise=objective)
     with pytest.raises(UnknownObjectiveError, match="has no objective 'worst-move'"):
-        edgewise.discover(task, "edge-sp", objective="worst-move")
+        edgewise.discover(task, "edge-sp", minimise="worst-move")
+
+
+def test_channel_split_writers_patch_one_channel_as_a_hand_written_patch_does():
+    model, clean, corrupt = _cnn()
+    adapter = DeclaredAdapter(model, residual_cnn.WRITERS, residual_cnn.READERS, clean, feeds=residual_cnn.FEEDS,
+                              split=["stem", "block 1"])
+    task = Task("cnn", adapter, clean, corrupt, METRICS["kl"], torch.ones(len(clean), 1, dtype=torch.bool))
+    graph = task.graph()
+    assert [n for n in graph.writers if n.startswith("stem")] == [f"stem.c{c}" for c in range(8)]
+    assert graph.fed_writers("block 1") == [graph.writers.index(f"block 1.c{c}") for c in range(8)]
+    mask = torch.ones(graph.n_edges)
+    mask[graph.edge_index(Edge("stem.c5", "block 1"))] = 0
+    patched = patched_forward(adapter, graph, clean, task_ablation(task, graph, "resample"), mask)
+    cache = {}
+    with torch.no_grad():
+        with model.hooks(fwd_hooks=[("hook_stem", lambda v, hook: cache.__setitem__("corrupt", v.clone()))]):
+            model(corrupt)
+
+        def add_channel_5(value, hook):
+            diff = torch.zeros_like(value)
+            diff[:, 5] = cache["corrupt"][:, 5] - cache["clean"][:, 5]
+            return value + diff
+
+        hooks = [("hook_stem", lambda v, hook: cache.__setitem__("clean", v.clone())),
+                 ("blocks.1.hook_in", add_channel_5)]
+        with model.hooks(fwd_hooks=hooks):
+            reference = model(clean)
+    assert (patched[:, 0] - reference).abs().max() < 1e-5 and (reference - model(clean)).abs().max() > 1e-4
+    assert all(r.passed for r in run_checks(task))

@@ -182,7 +182,7 @@ def _discover(args: argparse.Namespace) -> int:
     graph = task.graph(per_position=args.per_position, features=_task_features(task, args.features))
     ablated = task_ablation(task, graph, args.ablation)
     scores = discover(task, args.method, seed=args.seed, progress=True, graph=graph, ablated=ablated,
-                      preset=args.preset, objective=args.objective, **hyperparameters)
+                      preset=args.preset, minimise=args.objective, **hyperparameters)
     if args.json:
         scores.save(args.json)
     truths = ground_truths(task, graph, ablated)

@@ -63,7 +63,7 @@ PRESETS = ("tuned", "published")
 def register(name: str, config: type, circuit: CircuitRule = top_k_circuit,
              published: dict | None = None, objectives: bool = False) -> Callable[[MethodFn], MethodFn]:
     """Registers `fn` under `name` with the hyperparameter dataclass `config` and its circuit rule; `objectives`:
-    the method minimises the task's metric, so `discover(objective=...)` may put a user objective there."""
+    the method minimises the task's metric, so `discover(minimise=...)` may put a user objective there."""
 
     def add(fn: MethodFn) -> MethodFn:
         METHODS[name] = Method(name, config, fn, (fn.__doc__ or "").strip().splitlines()[0], circuit,
@@ -205,7 +205,7 @@ def discover(
     graph: Graph | None = None,
     ablated: AblatedOutputs | None = None,
     preset: str = "tuned",
-    objective: "str | Metric | None" = None,
+    minimise: "str | Metric | None" = None,
     **hyperparameters,
 ) -> EdgeScores:
     """Returns the method's score for every edge of `graph` (default: the task's plain or per-position graph) under
@@ -213,22 +213,22 @@ def discover(
     ablation they built, so nothing is recorded twice. `preset` picks edgewise's tuned defaults or the authors'
     published settings (see PRESETS); `hyperparameters` override either.
 
-    `objective` (one of the task's named objectives, or a Metric) replaces the faithfulness metric as what the method
+    `minimise` (one of the task's named objectives, or a Metric) replaces the faithfulness metric as what the method
     minimises, for methods registered with `objectives=True` (edge-sp, node-sp): e.g. a sparse mask that makes a
-    game network play its worst move. The scores record its name under hyperparameters["objective"].
+    game network play its worst move. The scores record its name under hyperparameters["minimise"].
 
     Before the method runs, `check_metric` makes sure the task's metric is finite at both ends of the mask range
     (NonFiniteMetricError); after it, `check_scores` rejects NaN or infinite scores (NonFiniteScoresError)."""
     spec = get_method(method)
     config = resolve_config(spec, preset, hyperparameters)
     recorded = dataclasses.asdict(config)
-    if objective is not None:
+    if minimise is not None:
         if not spec.objectives:
             takes = ", ".join(m.name for m in METHODS.values() if m.objectives)
             raise UnknownObjectiveError(f"{method} scores edges by faithfulness only and takes no objective; "
                                         f"{takes} minimise one")
-        task = task.with_objective(objective)
-        recorded["objective"] = task.metric.name
+        task = task.with_objective(minimise)
+        recorded["minimise"] = task.metric.name
     graph = task.graph(per_position=per_position) if graph is None else graph
     ablated = task_ablation(task, graph, ablation) if ablated is None else ablated
     check_metric(task, graph, ablated)

@@ -38,7 +38,7 @@ class Task:
     dictionaries: dict[str, dict] = field(default_factory=dict)
     feature_ground_truth: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     # Named objectives beyond faithfulness, each a Metric that a method minimises in place of `metric` when asked
-    # (`discover(..., objective=name)`): e.g. the game task's "worst-move", the value of the move the policy picks
+    # (`discover(..., minimise=name)`): e.g. the game task's "worst-move", the value of the move the policy picks
     objectives: dict[str, Metric] = field(default_factory=dict)
     extras: dict = field(default_factory=dict)
 

@@ -60,15 +60,17 @@ def move_value_objective(name: str, judge: torch.Tensor, offered: torch.Tensor, 
     return Metric(name, objective)
 
 
-def tictactoe_no_corners_task(metric: str | None = None, held_out: bool = False) -> Task:
+def tictactoe_no_corners_task(metric: str | None = None, held_out: bool = False, channels: bool = True) -> Task:
     """Returns `tictactoe` with the corners off limits wherever another legal move exists."""
-    return tictactoe_task(metric, held_out, name="tictactoe-no-corners")
+    return tictactoe_task(metric, held_out, channels, name="tictactoe-no-corners")
 
 
-def tictactoe_task(metric: str | None = None, held_out: bool = False, name: str = "tictactoe") -> Task:
+def tictactoe_task(metric: str | None = None, held_out: bool = False, channels: bool = True,
+                   name: str = "tictactoe") -> Task:
     """Returns a tic-tac-toe task: `DISCOVERY_POSITIONS` non-terminal positions (or as many others, `held_out`),
     each paired with another position for resample ablation, the KL of the policy as faithfulness metric, and the
-    objectives `worst-move` (minimise the full value head's value of the move played) and `best-move`."""
+    objectives `worst-move` (minimise the full value head's value of the move played) and `best-move`. `channels`:
+    one writer node per channel (320 edges); else one per block (10 edges)."""
     forbidden = {"tictactoe": (), "tictactoe-no-corners": CORNERS}[name]
     data = tictactoe_dataset()
     order = torch.randperm(len(data.boards), generator=torch.Generator().manual_seed(0))
@@ -77,7 +79,8 @@ def tictactoe_task(metric: str | None = None, held_out: bool = False, name: str 
     clean, corrupt = data.planes[rows], data.planes[rows][partner]
     model = load_tictactoe()
     writers, readers = _declaration(len(model.blocks))
-    adapter = DeclaredAdapter(model, writers, readers, example_inputs=clean, split=list(writers), output=_policy)
+    adapter = DeclaredAdapter(model, writers, readers, example_inputs=clean, split=list(writers) if channels else (),
+                              output=_policy)
     with torch.no_grad():
         judge = model(clean)[:, 1].unsqueeze(1)  # [batch, 1, 9]: the full network's value of each move
     offered = offered_moves(data.legal[rows], forbidden).unsqueeze(1)  # [batch, 1, 9]
