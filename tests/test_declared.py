@@ -267,3 +267,22 @@ def test_channel_split_writers_patch_one_channel_as_a_hand_written_patch_does():
             reference = model(clean)
     assert (patched[:, 0] - reference).abs().max() < 1e-5 and (reference - model(clean)).abs().max() > 1e-4
     assert all(r.passed for r in run_checks(task))
+
+
+def test_a_task_file_runs_on_the_command_line(tmp_path):
+    from conftest import run_edgewise
+
+    source = tmp_path / "my_task.py"
+    source.write_text(
+        "import torch\n"
+        "import residual_mlp\n"
+        "from edgewise.tasks import METRICS, Task\n\n"
+        "def make():\n"
+        "    torch.manual_seed(0)\n"
+        "    model, x = residual_mlp.SkipMLP(width=8, n_blocks=2).eval(), torch.rand(6, 1, 8, 8)\n"
+        "    return Task('mine', residual_mlp.declare(model, x), x, x.flip(0), METRICS['kl'],\n"
+        "                torch.ones(6, 1, dtype=torch.bool))\n")
+    result = run_edgewise("check", f"{source}:make")
+    assert result.returncode == 0 and "16/16 patching checks passed on mine" in result.stdout
+    missing = run_edgewise("check", f"{source}:nothing")
+    assert missing.returncode == 2 and "has no function 'nothing'" in missing.stderr

@@ -49,12 +49,14 @@ class DeclaredAdapter(Adapter):
         split: Sequence[str] = (),
         sequence: bool = False,
         output: Callable[[object], torch.Tensor] | None = None,
+        run: Callable[[torch.Tensor], object] | None = None,
         tolerance: float = 1e-4,
     ):
         """`split` names writers whose output becomes one node per channel (axis 1 of the value, as a transformer's
         attention output is one node per head): `block 0.c3` carries channel 3 of block 0's output. `output` turns
-        the model's return value into one tensor (e.g. picks the logits from a tuple); `tolerance` is the relative
-        mismatch allowed between a reader's input and the sum of its writers."""
+        the model's return value into one tensor (e.g. picks the logits from a tuple); `run` replaces the model's forward
+        (e.g. a method that skips a step outside the stream); `tolerance` is the relative mismatch allowed between a
+        reader's input and the sum of its writers."""
         if not hasattr(model, "hook_dict"):
             raise DeclarationError(
                 f"{type(model).__name__} has no hook points: subclass transformer_lens.hook_points.HookedRootModule, "
@@ -64,6 +66,7 @@ class DeclaredAdapter(Adapter):
         self.sequence = sequence
         self.tolerance = tolerance
         self._output = output
+        self._run = model if run is None else run
         self._writers, self._readers = _named(writers, "writer"), _named(readers, "reader")
         self._feeds = {r: tuple(ws) for r, ws in (feeds or {}).items()}
         self._split = tuple(split)
@@ -130,7 +133,7 @@ class DeclaredAdapter(Adapter):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Returns the model's output on `inputs` [batch, ...] as [batch, pos, n_outputs]."""
-        out = self.model(inputs)
+        out = self._run(inputs)
         return self.canonical(out if self._output is None else self._output(out))
 
     def n_positions(self, inputs: torch.Tensor) -> int:
@@ -186,7 +189,7 @@ class DeclaredAdapter(Adapter):
             return save
 
         with super().hooks([(h, saver(h)) for h in by_hook]):
-            self.model(inputs)
+            self._run(inputs)
         self._n_channels = {w: values[("writer", w)].shape[1] for w in self._split if ("writer", w) in values}
         silent = [f"{role} {node}" for role, named in (("writer", self._writers), ("reader", self._readers))
                   for node in named if (role, node) not in values]

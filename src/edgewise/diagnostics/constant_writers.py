@@ -46,7 +46,9 @@ def live_tokens(task: Task, tokens: torch.Tensor) -> torch.Tensor:
     """Returns [batch, pos] True where the token is not padding (the model's `cfg.pad_token_id`): attention masks
     padding out as keys and no answer is scored there, so what writers output at padding does not count."""
     pad = getattr(getattr(task.model, "cfg", None), "pad_token_id", None)
-    return torch.ones_like(tokens, dtype=torch.bool) if pad is None else tokens != pad
+    if pad is None:  # also a declared model's inputs of any shape: every position of its stream counts
+        return torch.ones(tokens.shape[0], task.adapter.n_positions(tokens), dtype=torch.bool, device=tokens.device)
+    return tokens != pad
 
 
 def writer_outputs(graph: Graph, hook_values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -149,7 +149,7 @@ def train_gates(
         if progress:
             kept_edges = int((log_alpha.detach() > hard_concrete.KEEP_THRESHOLD)[gate_of_edge[gate_of_edge < n_gates]]
                              .sum())
-            bar.set_postfix(faithfulness=f"{faithfulness.item():.4g}", kept_edges=kept_edges)
+            bar.set_postfix({task.metric.name: f"{faithfulness.item():.4g}", "kept_edges": kept_edges})
     return log_alpha.detach()
 
 

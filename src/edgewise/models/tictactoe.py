@@ -79,12 +79,16 @@ class TicTacToeNet(HookedRootModule):
         """Returns [batch, 2, 9] from planes [batch, 3, 3, 3]: row 0 the policy logits (ILLEGAL_LOGIT on occupied
         cells), row 1 each move's value for the mover in (-1, 1) (0 on occupied cells); cells row by row."""
         occupied = (planes[:, 0] + planes[:, 1]).flatten(1) > 0  # [batch, 9]
+        policy, value = self.heads(planes).unbind(1)
+        return torch.stack([policy.masked_fill(occupied, ILLEGAL_LOGIT), value.masked_fill(occupied, 0.0)], 1)
+
+    def heads(self, planes: torch.Tensor) -> torch.Tensor:
+        """Returns the heads' outputs [batch, 2, 9] before occupied cells are masked: what the trunk computes, with
+        no path from the input around it (edgewise's graph sees the trunk only)."""
         x = self.hook_stem(self.stem(planes))  # [batch, channels, 3, 3]
         for block in self.blocks:
             x = block(x)
-        policy = self.policy_head(self.hook_policy_in(x)).masked_fill(occupied, ILLEGAL_LOGIT)  # [batch, 9]
-        value = self.value_head(self.hook_value_in(x)).masked_fill(occupied, 0.0)  # [batch, 9]
-        return torch.stack([policy, value], 1)
+        return torch.stack([self.policy_head(self.hook_policy_in(x)), self.value_head(self.hook_value_in(x))], 1)
 
 
 def save_tictactoe(model: TicTacToeNet, path: Path = WEIGHTS_PATH) -> Path:

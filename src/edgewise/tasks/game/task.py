@@ -34,7 +34,7 @@ def _declaration(n_blocks: int) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def _policy(output: torch.Tensor) -> torch.Tensor:
-    """Returns the policy logits [batch, 9] of the network's output [batch, 2, 9]."""
+    """Returns the policy logits [batch, 9] of the heads' output [batch, 2, 9]."""
     return output[:, 0]
 
 
@@ -60,6 +60,16 @@ def move_value_objective(name: str, judge: torch.Tensor, offered: torch.Tensor, 
     return Metric(name, objective)
 
 
+def offered_metric(metric: Metric, offered: torch.Tensor) -> Metric:
+    """Returns `metric` on the policy restricted to the moves on offer [batch, 1, 9] (others get logit -1e9)."""
+
+    def restricted(logits: torch.Tensor, reference: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        off = ~offered.to(logits.device)
+        return metric(logits.masked_fill(off, -1e9), reference.masked_fill(off, -1e9), positions)
+
+    return Metric(metric.name, restricted)
+
+
 def tictactoe_no_corners_task(metric: str | None = None, held_out: bool = False, channels: bool = True) -> Task:
     """Returns `tictactoe` with the corners off limits wherever another legal move exists."""
     return tictactoe_task(metric, held_out, channels, name="tictactoe-no-corners")
@@ -68,7 +78,8 @@ def tictactoe_no_corners_task(metric: str | None = None, held_out: bool = False,
 def tictactoe_task(metric: str | None = None, held_out: bool = False, channels: bool = True,
                    name: str = "tictactoe") -> Task:
     """Returns a tic-tac-toe task: `DISCOVERY_POSITIONS` non-terminal positions (or as many others, `held_out`),
-    each paired with another position for resample ablation, the KL of the policy as faithfulness metric, and the
+    each paired with another position for resample ablation, the KL of the policy over the moves on offer as
+    faithfulness metric, and the
     objectives `worst-move` (minimise the full value head's value of the move played) and `best-move`. `channels`:
     one writer node per channel (320 edges); else one per block (10 edges)."""
     forbidden = {"tictactoe": (), "tictactoe-no-corners": CORNERS}[name]
@@ -79,14 +90,16 @@ def tictactoe_task(metric: str | None = None, held_out: bool = False, channels: 
     clean, corrupt = data.planes[rows], data.planes[rows][partner]
     model = load_tictactoe()
     writers, readers = _declaration(len(model.blocks))
+    # The graph's outputs are the policy head's logits before occupied cells are masked: the mask reads the board
+    # directly, around the trunk, so the metric, the objectives and the behaviour check apply it instead
     adapter = DeclaredAdapter(model, writers, readers, example_inputs=clean, split=list(writers) if channels else (),
-                              output=_policy)
+                              output=_policy, run=model.heads)
     with torch.no_grad():
         judge = model(clean)[:, 1].unsqueeze(1)  # [batch, 1, 9]: the full network's value of each move
     offered = offered_moves(data.legal[rows], forbidden).unsqueeze(1)  # [batch, 1, 9]
     restriction = "" if not forbidden else ", no corners where another legal move exists"
     return Task(
-        name=name, model=adapter, clean=clean, corrupt=corrupt, metric=METRICS[metric or "kl"],
+        name=name, model=adapter, clean=clean, corrupt=corrupt, metric=offered_metric(METRICS[metric or "kl"], offered),
         scored_positions=torch.ones(len(rows), 1, dtype=torch.bool),
         description=f"tic-tac-toe policy of a residual CNN on {len(rows)} solved positions{restriction}",
         pairing="each position paired with another position of the game",
