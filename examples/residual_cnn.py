@@ -22,9 +22,9 @@ from edgewise.methods import method_circuit
 from edgewise.patching import task_ablation
 from edgewise.patching.checks import run_checks
 from edgewise.report import plot_circuit
-from edgewise.tasks import METRICS, Task
+from edgewise.tasks import Task
 
-from digits import accuracy, digits, other_digit, train
+from digits import digits_task
 
 
 class Block(nn.Module):
@@ -74,18 +74,11 @@ FEEDS = {"block 2": ["down"], "head": ["down", "block 2"]}  # after the strided 
 
 def make_task(steps: int = 300, n_inputs: int = 200, seed: int = 0) -> Task:
     """Returns the digits task on a freshly trained ResidualCNN (a few seconds on one CPU thread)."""
-    train_x, train_y, test_x, test_y = digits(seed)
     torch.manual_seed(seed)
-    model = ResidualCNN()
-    train(model, train_x, train_y, steps, seed)
-    clean, labels = test_x[:n_inputs], test_y[:n_inputs]
-    adapter = edgewise.DeclaredAdapter(model, WRITERS, READERS, example_inputs=clean, feeds=FEEDS)
-    return Task(
-        name="digits-residual-cnn", model=adapter, clean=clean, corrupt=clean[other_digit(labels, seed)],
-        metric=METRICS["kl"], scored_positions=torch.ones(len(clean), 1, dtype=torch.bool),
-        description=f"8x8 digits, residual CNN (test accuracy {accuracy(model, test_x, test_y):.1%})",
-        pairing="each image paired with an image of another digit",
-    )
+    declare = lambda model, images: edgewise.DeclaredAdapter(  # noqa: E731
+        model, WRITERS, READERS, example_inputs=images, feeds=FEEDS)
+    return digits_task("digits-residual-cnn", ResidualCNN(), declare, "8x8 digits, residual CNN", steps, n_inputs,
+                       seed)
 
 
 def main(out: Path) -> dict:

@@ -107,12 +107,17 @@ def test_checks_pass_on_both_example_models():
         assert all(r.passed for r in results), [r for r in results if not r.passed]
 
 
-def test_every_method_runs_on_a_declared_model():
+def _small_mlp_task(n_inputs: int) -> Task:
+    """Returns a task on an untrained 2-block SkipMLP of width 8 (6 edges) and random images."""
     torch.manual_seed(0)
     mlp = residual_mlp.SkipMLP(width=8, n_blocks=2).eval()
-    clean = torch.rand(6, 1, 8, 8)
-    task = Task("mlp", residual_mlp.declare(mlp, clean), clean, clean.flip(0), METRICS["kl"],
+    clean = torch.rand(n_inputs, 1, 8, 8)
+    return Task("mlp", residual_mlp.declare(mlp, clean), clean, clean.flip(0), METRICS["kl"],
                 torch.ones(len(clean), 1, dtype=torch.bool))
+
+
+def test_every_method_runs_on_a_declared_model():
+    task = _small_mlp_task(6)
     for method in method_names():
         scores = edgewise.discover(task, method, steps=20) if method.endswith("-sp") else edgewise.discover(task, method)
         assert scores.scores.shape == (task.graph().n_edges,) and torch.isfinite(scores.scores).all()
@@ -216,11 +221,8 @@ def test_edge_sp_minimises_a_user_objective_and_other_methods_refuse_one():
     from edgewise.methods import method_circuit
     from edgewise.tasks import Metric
 
-    torch.manual_seed(0)
-    mlp = residual_mlp.SkipMLP(width=8, n_blocks=2).eval()
-    clean = torch.rand(8, 1, 8, 8)
-    task = Task("mlp", residual_mlp.declare(mlp, clean), clean, clean.flip(0), METRICS["kl"],
-                torch.ones(len(clean), 1, dtype=torch.bool))
+    task = _small_mlp_task(8)
+    clean = task.clean
     # The probability of class 3, which the objective asks SP to drive down
     objective = Metric("class-3", lambda logits, reference, positions: logits.softmax(-1)[..., 3].mean((-1, -2)))
     graph = task.graph()
