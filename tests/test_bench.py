@@ -342,3 +342,14 @@ def test_cli_bench_on_trained_sae_graphs(tmp_path):
         fed = {oracle.writer_node(f).part for f, r in task.feature_ground_truth["oracle"]
                if r == reader and f in oracle.writers and oracle.writer_node(f).component == node.component}
         assert any(c >= 0.9 and label in fed for c, label in zip(cosines.tolist(), directions.labels))
+
+
+def test_bench_runs_a_declared_model_without_ground_truth(tmp_path):
+    """The game network (a declared CNN, no ground truth): faithfulness on its held-out positions, no AUROC."""
+    result = run_edgewise("bench", "--tasks", "tictactoe", "--methods", "random", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    (record,) = json.loads((tmp_path / "results.json").read_text())
+    assert record.get("auroc") is None and record["n_effective_edges"] is None
+    assert record["evaluated_on"] == "held-out" and record["n_evaluation_inputs"] == 256
+    assert 0 < record["cpr"] < 1 and "| tictactoe | plain | resample | random |" in result.stdout
+    assert (tmp_path / "plots" / "tictactoe-plain-resample-faithfulness.png").exists()

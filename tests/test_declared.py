@@ -150,7 +150,9 @@ def test_sequence_model_per_position_graph_passes_checks():
                               {"mix": "hook_mix_in", "mlp": "hook_mlp_in", "out": "hook_unembed"}, tokens,
                               sequence=True)
     task = Task("seq", adapter, tokens, tokens.flip(0), METRICS["kl"], torch.ones(4, 3, dtype=torch.bool))
-    assert task.graph(per_position=True).n_edges == 6 * 3
+    graph = task.graph(per_position=True)
+    assert graph.n_edges == 6 * 3
+    assert graph.reached_positions("mix", 0) == [0, 1, 2]  # a declared module may mix positions (this one does)
     assert all(r.passed for r in run_checks(task, per_position=True))
 
 

@@ -40,8 +40,7 @@ from ..methods import discover
 from ..patching import AblatedOutputs, faithfulness_loss, task_ablation
 from ..tasks import Task
 from ..tasks.features import TRAINED, add_trained_features
-from ..tasks.registry import held_out_size
-from ..tasks.tracr import get_task
+from ..tasks.registry import get_task, held_out_size
 from .lock import folder_lock
 from .memory import PeakMemory
 from .summary import summary_markdown
@@ -100,20 +99,22 @@ def run_one(task: Task, spec: RunSpec, setting: Setting | None = None) -> tuple[
     `Setting.of(task, spec.graph, spec.ablation)` (scored on the discovery inputs), built here when not given.
     """
     setting = setting or Setting.of(task, spec.graph, spec.ablation)
-    on_cuda = next(task.model.parameters()).device.type == "cuda"
+    on_cuda = next(task.adapter.model.parameters()).device.type == "cuda"
     with PeakMemory(on_cuda) as memory:
         scores = discover(task, spec.method, seed=spec.seed, graph=setting.graph, ablated=setting.ablated,
                           **spec.hyperparameters)
     start = time.perf_counter()
     evaluation = RunEvaluation(setting.evaluation_task, scores, setting.evaluation_ablated, setting.truths)
-    graph, effective = setting.graph, setting.truths["effective"]
+    graph, effective = setting.graph, setting.truths.get("effective")  # None: a task without a ground truth
     record = {
         "key": spec.key, "task": spec.task, "graph": spec.graph, "method": spec.method, "preset": spec.preset,
         "ablation": spec.ablation,
         "seed": spec.seed, "hyperparameters": spec.hyperparameters, "n_edges": graph.n_edges,
         "evaluated_on": setting.evaluated_on, "n_evaluation_inputs": setting.evaluation_task.clean.shape[0],
-        "n_true_edges": len(setting.truths["compiler"]), "n_effective_edges": len(effective),
-        "effective_ground_truth": [e.endpoints() for e in sorted(effective, key=graph.edge_index)],
+        "n_true_edges": None if effective is None else len(setting.truths["compiler"]),
+        "n_effective_edges": None if effective is None else len(effective),
+        "effective_ground_truth": None if effective is None else [
+            e.endpoints() for e in sorted(effective, key=graph.edge_index)],
         **evaluation.record(),
         **({} if setting.dictionary_report is None else {"dictionaries": setting.dictionary_report}),
     }

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from ..errors import InvalidSweepError, UnknownAblationError, UnknownTaskError
 from ..methods import PRESETS, get_method, method_names, resolve_config
 from ..patching import ABLATIONS
+from ..tasks.registry import task_names as every_task
 from ..tasks.tracr import task_names
 
 GRAPH_KINDS = ("plain", "per-position")
@@ -85,11 +86,9 @@ class Sweep:
                              ("graphs", self.graphs), ("seeds", self.seeds), ("presets", self.presets)):
             if not values:
                 raise InvalidSweepError(f"the sweep lists no {name}; give at least one")
-        unknown = [t for t in self.tasks if t not in task_names()]
+        unknown = [t for t in self.tasks if t not in every_task()]
         if unknown:
-            known = ", ".join(task_names())
-            raise UnknownTaskError(f"unknown task {unknown[0]!r}; the bench scores against a ground truth, so it runs "
-                                   f"the tracr tasks: {known} (others: edgewise discover)")
+            raise UnknownTaskError.for_name(unknown[0], every_task())
         unknown = [a for a in self.ablations if a not in ABLATIONS]
         if unknown:
             raise UnknownAblationError(f"unknown ablation {unknown[0]!r}; choose from {', '.join(ABLATIONS)}")

@@ -151,8 +151,10 @@ class Graph:
 
     def reached_positions(self, reader: str, position: int) -> list[int]:
         """Returns the positions of the fed node's output that the reader's input at `position` can change: every
-        position for a key or value input (attention moves information along the sequence), else `position`."""
-        if self.reader_node(reader).attends:
+        position for a key or value input (attention moves information along the sequence) and for a declared model's
+        module (nothing says it does not mix positions), else `position`."""
+        node = self.reader_node(reader)
+        if node.attends or node.kind is NodeKind.MODULE:
             return list(range(self.n_positions))
         return [position]
 

@@ -25,10 +25,11 @@ def plot_bench(out: str | Path, level: float = FAITHFUL_LEVEL) -> None:
         stem = f"{task}-{graph.replace('/', '+')}-{ablation}"
         setting = f"{task}, {graph} graph, {ablation} ablation, seed {seed}"
         panels = {
-            title: {_label(r): RocCurve.from_dict(r["curves"][name]) for r in runs if r["curves"][name]}
+            title: {_label(r): RocCurve.from_dict(r["curves"][name]) for r in runs if r["curves"].get(name)}
             for title, name in (("compiler's ground truth", "roc"), ("effective ground truth", "roc_effective"))
         }
-        plot_roc_curves(panels, out / "plots" / f"{stem}-roc", f"edge ROC: {setting}")
+        if any(panels.values()):  # a task without a ground truth has faithfulness curves only
+            plot_roc_curves(panels, out / "plots" / f"{stem}-roc", f"edge ROC: {setting}")
         plot_faithfulness_curves(
             {_label(r): FaithfulnessCurve.from_dict(r["curves"]["faithfulness"]) for r in runs
              if r["curves"]["faithfulness"]},
@@ -37,7 +38,7 @@ def plot_bench(out: str | Path, level: float = FAITHFUL_LEVEL) -> None:
         if graph not in ("plain", "plain/oracle"):
             continue
         for r in runs:
-            truth = {Edge.from_endpoints(w, rd) for w, rd in r["effective_ground_truth"]}
+            truth = {Edge.from_endpoints(w, rd) for w, rd in r["effective_ground_truth"] or []}
             if not truth:
                 continue
             scores = EdgeScores.load(out / "scores" / f"{r['key']}.json")
