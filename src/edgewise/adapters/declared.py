@@ -73,6 +73,9 @@ class DeclaredAdapter(Adapter):
         self._check_names()
         values, order = self._record(example_inputs)
         self._order = order
+        self._n_channels = {w: values[("writer", w)].shape[1] for w in self._split}  # raw [batch, channels, ...]
+        values = {key: self.canonical(value) for key, value in values.items()}
+        self._width = max(v.shape[-1] for v in values.values())  # the widest stream, for describe()
         self._groups = self._build_groups(order)
         self._verify(values)
 
@@ -158,8 +161,8 @@ class DeclaredAdapter(Adapter):
         return self
 
     @torch.no_grad()
-    def _record(self, inputs: torch.Tensor) -> tuple[dict[str, torch.Tensor], list[tuple[str, str]]]:
-        """Returns every declared hook's value on `inputs` (as [batch, pos, d]) and the (role, node) order in which
+    def _record(self, inputs: torch.Tensor) -> tuple[dict[tuple[str, str], torch.Tensor], list[tuple[str, str]]]:
+        """Returns every declared hook's raw value on `inputs` by (role, node), and the (role, node) order in which
         the forward reached them; raises DeclarationError for a hook that never runs, or runs twice."""
         if inputs.shape[0] < 2 or bool((inputs == inputs[:1]).all()):
             raise DeclarationError(
@@ -178,11 +181,11 @@ class DeclaredAdapter(Adapter):
 
         def saver(hook_name: str):
             def save(value: torch.Tensor, hook) -> None:
-                if by_hook[hook_name][0] in values:
+                key = by_hook[hook_name][0]
+                if key in values:
                     raise DeclarationError(
                         f"hook point {hook_name} runs more than once per forward; declare hook points that run once "
                         "(give a module reused in a loop one HookPoint per use)")
-                key = by_hook[hook_name][0]
                 values[key] = value.detach().clone()
                 order.append(key)
 
@@ -190,12 +193,11 @@ class DeclaredAdapter(Adapter):
 
         with super().hooks([(h, saver(h)) for h in by_hook]):
             self._run(inputs)
-        self._n_channels = {w: values[("writer", w)].shape[1] for w in self._split if ("writer", w) in values}
         silent = [f"{role} {node}" for role, named in (("writer", self._writers), ("reader", self._readers))
                   for node in named if (role, node) not in values]
         if silent:
             raise DeclarationError(f"declared hook points never ran in the model's forward: {silent}")
-        return {f"{role}:{node}": self.canonical(value) for (role, node), value in values.items()}, order
+        return values, order
 
     def _build_groups(self, order: list[tuple[str, str]]) -> list[HookGroup]:
         groups = []
@@ -214,10 +216,9 @@ class DeclaredAdapter(Adapter):
                 groups.append(HookGroup("reader", self._readers[name], (Node(name, kind),), False, fed))
         return groups
 
-    def _verify(self, values: dict[str, torch.Tensor]) -> None:
-        """Raises DeclarationError naming the first reader whose input is not the sum of its writers' outputs plus a
-        constant, with the size of the mismatch."""
-        self._width = max(v.shape[-1] for v in values.values())
+    def _verify(self, values: dict[tuple[str, str], torch.Tensor]) -> None:
+        """Raises DeclarationError naming the first reader whose input ([batch, pos, d] by (role, node)) is not the sum
+        of its writers' outputs plus a constant, with the size of the mismatch."""
         earlier: list[str] = []
         for role, name in self._order:
             if role == "writer":
@@ -228,12 +229,12 @@ class DeclaredAdapter(Adapter):
             if late:
                 raise DeclarationError(f"reader {name!r} is declared to read {late}, which the forward reaches only "
                                        "after it; a reader can only sum writers that ran before it")
-            reader = values[f"reader:{name}"]
+            reader = values[("reader", name)]
             if not fed:
                 raise DeclarationError(f"reader {name!r} runs before every declared writer, so no edge reaches it")
             rest = reader.clone()
             for writer in fed:
-                out = values[f"writer:{writer}"]
+                out = values[("writer", writer)]
                 if out.shape != reader.shape:
                     raise DeclarationError(
                         f"reader {name!r} has shape {tuple(reader.shape)} (as [batch, pos, d]) but its writer "

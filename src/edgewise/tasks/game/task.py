@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from ...adapters import DeclaredAdapter
-from ...models.tictactoe import load_tictactoe
+from ...models.tictactoe import ILLEGAL_LOGIT, load_tictactoe
 from ..metrics import METRICS, Metric
 from ..registry import GAME_POSITIONS as DISCOVERY_POSITIONS
 from ..task import Task
@@ -52,7 +52,7 @@ def move_value_objective(name: str, judge: torch.Tensor, offered: torch.Tensor, 
     play. sign +1: minimising it seeks the worst move by the network's own judgement."""
 
     def objective(logits: torch.Tensor, reference: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        policy = logits.masked_fill(~offered.to(logits.device), -1e9).softmax(-1)  # [..., batch, 1, 9]
+        policy = logits.masked_fill(~offered.to(logits.device), ILLEGAL_LOGIT).softmax(-1)  # [..., batch, 1, 9]
         per_position = sign * (policy * judge.to(logits)).sum(-1)
         weights = positions.to(per_position.dtype)
         return (per_position * weights).sum((-1, -2)) / weights.sum()
@@ -61,11 +61,11 @@ def move_value_objective(name: str, judge: torch.Tensor, offered: torch.Tensor, 
 
 
 def offered_metric(metric: Metric, offered: torch.Tensor) -> Metric:
-    """Returns `metric` on the policy restricted to the moves on offer [batch, 1, 9] (others get logit -1e9)."""
+    """Returns `metric` on the policy restricted to the moves on offer [batch, 1, 9] (others: ILLEGAL_LOGIT)."""
 
     def restricted(logits: torch.Tensor, reference: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         off = ~offered.to(logits.device)
-        return metric(logits.masked_fill(off, -1e9), reference.masked_fill(off, -1e9), positions)
+        return metric(logits.masked_fill(off, ILLEGAL_LOGIT), reference.masked_fill(off, ILLEGAL_LOGIT), positions)
 
     return Metric(metric.name, restricted)
 
