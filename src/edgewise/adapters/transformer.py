@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..graph.nodes import HookGroup
+from ..graph.nodes import HookGroup, NodeKind
 from ..models.transformer import Transformer
 from .base import Adapter, layered_hook_groups
 
@@ -15,10 +15,13 @@ class TransformerAdapter(Adapter):
 
     def hook_groups(self, split_embeddings: bool = False) -> list[HookGroup]:
         cfg = self.model.cfg
-        return layered_hook_groups(
+        groups = layered_hook_groups(
             n_layers=cfg.n_layers,
             n_heads=cfg.n_heads,
             n_kv_heads=cfg.n_kv_heads,
             final_hook=f"blocks.{cfg.n_layers - 1}.hook_resid_post",
             split_embeddings=split_embeddings,
         )
+        if cfg.attn_only:  # no MLP computes anything, so no MLP node reads or writes
+            return [g for g in groups if g.nodes[0].kind is not NodeKind.MLP]
+        return groups

@@ -34,7 +34,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..evaluate import RunEvaluation, ground_truths
+from ..diagnostics import RedundantGroup, redundant_groups
+from ..evaluate import RunEvaluation, effective_truth, truths_from
 from ..graph import Edge, EdgeScores, Graph
 from ..methods import discover
 from ..patching import AblatedOutputs, faithfulness_loss, task_ablation
@@ -59,21 +60,27 @@ class Setting:
     truths: dict[str, set[Edge]]  # on the evaluation inputs
     evaluated_on: str  # "held-out", or "discovery" for tasks without a held-out split
     dictionary_report: dict | None = None  # trained features: each SAE's statistics and oracle recovery
+    redundancy: tuple[RedundantGroup, ...] = ()  # the effective truth's redundant copies, on the evaluation inputs
 
     @classmethod
     def of(cls, task: Task, graph_kind: str, ablation: str, held_out: Task | None = None) -> "Setting":
         """Returns the setting, scored on `held_out` (the task on its evaluation inputs) when given; the effective
-        truth costs a patched forward per true edge (dyck2 per-position: 20 s), so the bench builds it once for all
-        the methods and seeds that share it."""
+        truth costs a patched forward per true edge (dyck2 per-position: 20 s; its partner search under zero
+        ablation: minutes), so the bench builds it once for all the methods and seeds that share it."""
         per_position, features = graph_options(graph_kind)
         report = _trained_features(task, held_out) if features == TRAINED else None
         graph = task.graph(per_position=per_position, features=features)
         ablated = task_ablation(task, graph, ablation)
-        if held_out is None:
-            return cls(graph, ablated, task, ablated, ground_truths(task, graph, ablated), "discovery", report)
-        evaluation_ablated = task_ablation(held_out, graph, ablation)
-        return cls(graph, ablated, held_out, evaluation_ablated, ground_truths(held_out, graph, evaluation_ablated),
-                   "held-out", report)
+        evaluation_task = task if held_out is None else held_out
+        evaluation_ablated = ablated if held_out is None else task_ablation(held_out, graph, ablation)
+        if not evaluation_task.knows_truth(graph):
+            truths, groups = {}, ()
+        else:
+            effective = effective_truth(evaluation_task, graph, evaluation_ablated)
+            truths = truths_from(evaluation_task, graph, effective)
+            groups = tuple(redundant_groups(evaluation_task, graph, evaluation_ablated, effective))
+        return cls(graph, ablated, evaluation_task, evaluation_ablated, truths,
+                   "discovery" if held_out is None else "held-out", report, groups)
 
 
 def _trained_features(task: Task, held_out: Task | None) -> dict:
@@ -116,6 +123,8 @@ def run_one(task: Task, spec: RunSpec, setting: Setting | None = None) -> tuple[
         "effective_ground_truth": None if effective is None else [
             e.endpoints() for e in sorted(effective, key=graph.edge_index)],
         **evaluation.record(),
+        "redundancy": [{**group.to_dict(), "copies_kept": group.copies_kept(set(evaluation.circuit.edges))}
+                       for group in setting.redundancy],
         **({} if setting.dictionary_report is None else {"dictionaries": setting.dictionary_report}),
     }
     curve = evaluation.faithfulness_curve

@@ -30,14 +30,30 @@ _SUMMARY_COLUMNS = (  # (header, record field, digits)
 )
 
 
+def copies_kept(record: dict) -> str:
+    """Returns how many copies of each redundant group the run's circuit keeps, `2/2` (both), `1/2`, `0/2`
+    (neither), groups apart by `; `, or `` for a setting without redundancy."""
+    return "; ".join(f"{g['copies_kept']}/{len(g['copies'])}" for g in record.get("redundancy") or [])
+
+
+def _copies_cell(records: list[dict]) -> str:
+    """Returns the copies kept over seeds: one value when every seed agrees, else each seed's, in order."""
+    kept = list(dict.fromkeys(copies_kept(r) for r in records))
+    return " | ".join(kept) if len(kept) > 1 else kept[0]
+
+
 def summary_markdown(records: list[dict]) -> str:
-    """Returns the Markdown summary: one row per task, graph, ablation and method, with means over seeds."""
+    """Returns the Markdown summary: one row per task, graph, ablation and method, with means over seeds, and for
+    settings with redundant copies how many of them the circuits keep."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         groups.setdefault((r["task"], r["graph"], r["ablation"], r["method"], r.get("preset", "tuned")), []).append(r)
-    rows = [[*key, str(len(rs)), *(_cell([r.get(name) for r in rs], digits) for _, name, digits in _SUMMARY_COLUMNS)]
+    redundant = any(r.get("redundancy") for r in records)
+    rows = [[*key, str(len(rs)), *(_cell([r.get(name) for r in rs], digits) for _, name, digits in _SUMMARY_COLUMNS),
+             *([_copies_cell(rs)] if redundant else [])]
             for key, rs in groups.items()]
-    header = ["task", "graph", "ablation", "method", "preset", "seeds", *(h for h, _, _ in _SUMMARY_COLUMNS)]
+    header = ["task", "graph", "ablation", "method", "preset", "seeds", *(h for h, _, _ in _SUMMARY_COLUMNS),
+              *(["copies kept"] if redundant else [])]
     notes = (
         "Methods fit on each task's discovery inputs and are scored on its held-out inputs (tracr-reverse has none: "
         "its 6 inputs serve both). Preset: tuned = edgewise's defaults (tuned on these tasks), published = the "
@@ -46,6 +62,8 @@ def summary_markdown(records: list[dict]) -> str:
         "k the effective truth's size. CPR and CMD: MIB's areas under f and |1 - f| "
         "over the fraction of edges kept. Edges to 95%: the smallest top-k circuit with faithfulness >= 0.95 (runs "
         "that reach it, of all, in brackets). Seconds and peak MiB: the method alone; peak memory on CPU is the "
-        "sampled rise of the process's resident set, approximate. Means ± standard deviation over seeds."
+        "sampled rise of the process's resident set, approximate. Means ± standard deviation over seeds. Copies kept "
+        "(tasks with redundant copies of one computation, docs/ground-truth.md): how many copies of each redundant "
+        "group the method's circuit keeps whole, of how many."
     )
     return f"# edgewise bench\n\n{notes}\n\n{markdown_table(header, rows)}"

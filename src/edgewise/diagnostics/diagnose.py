@@ -18,6 +18,7 @@ from ..tasks import Task
 from .behaviour import BehaviourCheck, BehaviourThresholds, OutputBehaviour, behaviour_check
 from .constant_writers import WRITER_TOLERANCE, WriterVariation, constant_beyond_bos, writer_variation
 from .minimal_circuit import OUTPUT_TOLERANCE, MinimalCircuit, minimal_circuit
+from .redundancy import RedundantGroup, redundant_groups
 
 ABLATIONS = ("resample", "mean", "zero")
 
@@ -39,11 +40,14 @@ class DiagnosticsSettings:
 
 @dataclass(frozen=True)
 class AblationDiagnosis:
-    """The ground truth's minimisation (None without a ground truth) and the behaviour check under one ablation."""
+    """The ground truth's minimisation (None without a ground truth), its redundant copies and the behaviour check
+    under one ablation."""
 
     ablation: str
     minimal: MinimalCircuit | None
     behaviour: BehaviourCheck
+    redundancy: tuple[RedundantGroup, ...] = ()
+    copies_kept: tuple[int, ...] = ()  # per redundant group, the copies the checked circuit keeps whole
 
     def to_dict(self) -> dict:
         """Returns the diagnosis as JSON-ready data, edges in the graph's order."""
@@ -60,6 +64,8 @@ class AblationDiagnosis:
                 "removable": [r.to_dict() for r in m.removed],
                 "kept": [k.to_dict() for k in m.kept],
             }
+        record["redundant_groups"] = [{**g.to_dict(), "description": g.describe(), "copies_kept": kept}
+                                      for g, kept in zip(self.redundancy, self.copies_kept)]
         return {**record, "empty_loss": self.behaviour.rows[-1].loss, "behaviour": self.behaviour.to_dict()}
 
 
@@ -121,9 +127,10 @@ def diagnose(
     results = {}
     for kind in ablations:
         ablated = task_ablation(task, graph, kind)
-        minimal = None
+        minimal, groups = None, ()
         if knows_truth:
             minimal = minimal_circuit(task, graph, ablated, None, settings.output_tolerance, settings.writer_tolerance)
+            groups = tuple(redundant_groups(task, graph, ablated, tolerance=settings.output_tolerance))
         if circuit is not None:
             edges, label = set(circuit.edges), circuit.description or "given circuit"
         elif minimal.edges is not None:
@@ -131,7 +138,7 @@ def diagnose(
         else:
             edges, label = set(minimal.start), "ground truth"
         check = behaviour_check(task, graph, ablated, edges, label, settings.behaviour)
-        results[kind] = AblationDiagnosis(kind, minimal, check)
+        results[kind] = AblationDiagnosis(kind, minimal, check, groups, tuple(g.copies_kept(edges) for g in groups))
     return Diagnosis(task.name, graph, task.metric.name, settings, task.bos_position,
                      tuple(writer_variation(task, graph, settings.writer_tolerance)), results)
 
@@ -192,6 +199,11 @@ def _ablation_lines(diagnosis: Diagnosis, a: AblationDiagnosis) -> list[str]:
                   + ("  (redundant: removable alone from the ground truth)" if k.redundant else "") for k in m.kept]
         lines.append(f"  removed from the ground truth: {len(m.removed)} edges")
         lines += [f"    {r.edge.name:<28} {r.reason}: {r.detail}" for r in m.removed]
+    if a.redundancy:
+        lines.append("  redundant copies (removing a copy alone changes nothing, removing all but the sufficient ones "
+                     "breaks the task; the effective truth keeps every copy):")
+        lines += [f"    {g.describe()}; the {a.behaviour.rows[1].label} keeps {kept} of {len(g.copies)}"
+                  for g, kept in zip(a.redundancy, a.copies_kept)]
     rows = a.behaviour.rows
     width = max(len(row.label) for row in rows) + 2
     lines.append(f"  behaviour of the {rows[1].label} on the task's inputs:")

@@ -12,7 +12,7 @@ from ..methods import method_circuit
 from ..patching import AblatedOutputs
 from ..tasks import Task
 from .faithfulness import FaithfulnessCurve, cmd, cpr, edges_to_reach, faithfulness, faithfulness_curve
-from .ground_truth import effective_ground_truth
+from .ground_truth import EffectiveTruth, effective_truth
 from .roc import RocCurve, node_roc_curve, roc_curve
 
 FAITHFUL_LEVEL = 0.95  # the faithfulness a top-k circuit must reach for `edges_to_95`
@@ -21,11 +21,17 @@ DEFAULT_CIRCUIT_SIZE = 20  # k for top-k methods on tasks without a ground truth
 
 def ground_truths(task: Task, graph, ablated: AblatedOutputs) -> dict[str, set[Edge]]:
     """Returns the truths a run is scored against: `compiler` (the task's derived circuit) and `effective` (its edges
-    that change the outputs under this ablation; see `effective_ground_truth`), or {} for a task without one. The
-    effective truth costs a patched forward per true edge, so callers that score many runs build this once."""
+    that change the outputs under this ablation, redundant copies included; see `effective_truth`), or {} for a task
+    without one. The effective truth costs a patched forward per true edge, so callers that score many runs build
+    this once."""
     if not task.knows_truth(graph):
         return {}
-    return {"compiler": task.ground_truth_edges(graph), "effective": effective_ground_truth(task, graph, ablated)}
+    return truths_from(task, graph, effective_truth(task, graph, ablated))
+
+
+def truths_from(task: Task, graph, effective: EffectiveTruth) -> dict[str, set[Edge]]:
+    """Returns the named truths of `ground_truths` from an effective truth already computed."""
+    return {"compiler": task.ground_truth_edges(graph), "effective": set(effective.edges)}
 
 
 def _finite(value: float | None) -> float | None:

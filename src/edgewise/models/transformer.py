@@ -2,7 +2,8 @@
 
 Every head reads its own q, k and v input (a view of the residual stream, so patching one head's input never
 touches another's), writes its own result, and every MLP reads `hook_mlp_in`: these are the readers and writers
-of the edge graph. Grouped-query attention is native: k and v inputs exist once per key-value head.
+of the edge graph. Grouped-query attention is native: k and v inputs exist once per key-value head. An attention-only
+model (`attn_only`) has no MLP blocks, so its graph has no MLP nodes.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class TransformerConfig:
     attention_dir: Literal["causal", "bidirectional"] = "causal"
     act_fn: Literal["relu", "gelu"] = "relu"
     pad_token_id: int | None = None  # keys holding this token are masked out of attention
+    attn_only: bool = False  # no MLP blocks (d_mlp is then unused): a trained induction model's shape
 
     @property
     def n_kv_heads(self) -> int:
@@ -131,9 +133,9 @@ class Block(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.ln1 = LayerNorm(cfg.d_model) if cfg.normalization else nn.Identity()
-        self.ln2 = LayerNorm(cfg.d_model) if cfg.normalization else nn.Identity()
+        self.ln2 = LayerNorm(cfg.d_model) if cfg.normalization and not cfg.attn_only else nn.Identity()
         self.attn = Attention(cfg)
-        self.mlp = MLP(cfg)
+        self.mlp = None if cfg.attn_only else MLP(cfg)
         self.hook_resid_pre = HookPoint()
         self.hook_q_input = HookPoint()
         self.hook_k_input = HookPoint()
@@ -153,8 +155,9 @@ class Block(nn.Module):
         v_in = self.hook_v_input(resid.unsqueeze(2).expand(b, p, self.cfg.n_kv_heads, d))
         attn_out = self.hook_attn_out(self.attn(self.ln1(q_in), self.ln1(k_in), self.ln1(v_in), key_mask))
         resid = self.hook_resid_mid(resid + attn_out)
-        mlp_out = self.hook_mlp_out(self.mlp(self.ln2(self.hook_mlp_in(resid))))
-        return self.hook_resid_post(resid + mlp_out)
+        if self.mlp is not None:
+            resid = resid + self.hook_mlp_out(self.mlp(self.ln2(self.hook_mlp_in(resid))))
+        return self.hook_resid_post(resid)
 
 
 def check_tokens(tokens: torch.Tensor, d_vocab: int, n_ctx: int) -> None:

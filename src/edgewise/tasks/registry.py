@@ -1,6 +1,7 @@
 """Every built-in task by name: the tracr suite (ground truth known by construction), tasks on real pretrained
-language models (no ground truth) and on a project-trained game network. The command line looks tasks up here; names are known without importing any
-model code."""
+language models (no ground truth), on a project-trained game network, and on project-trained transformers whose
+circuit path patching verified (`induction`). The command line looks tasks up here; names are known without importing
+any model code."""
 
 from __future__ import annotations
 
@@ -23,12 +24,15 @@ LM_HELD_OUT = 24  # evaluation prompts of each LM task: as many as its discovery
 GAME_TASKS = {"tictactoe": ("game.task", "tictactoe_task"),
               "tictactoe-no-corners": ("game.task", "tictactoe_no_corners_task")}
 GAME_POSITIONS = 256  # discovery positions of a game task, and as many other positions held out
+# tasks on project-trained transformers with a verified circuit, as (module, factory)
+TRAINED_TASKS = {"induction": ("trained.induction", "induction_task")}
+TRAINED_SEQUENCES = 128  # discovery sequences of a trained task, and as many others held out
 
 
 def task_names() -> list[str]:
     """Returns every built-in task's name: the tracr tasks (compiled, then compressed), the pretrained-LM tasks, the
-    game tasks."""
-    return list(ALL_TRACR_TASKS) + list(LM_TASKS) + list(GAME_TASKS)
+    game tasks, the trained-transformer tasks."""
+    return list(ALL_TRACR_TASKS) + list(LM_TASKS) + list(GAME_TASKS) + list(TRAINED_TASKS)
 
 
 def user_task(spec: str) -> "Task":
@@ -57,8 +61,8 @@ def get_task(name: str, metric: str | None = None, held_out: bool = False) -> "T
             raise UnknownTaskError(f"{name}: a task from a file has its own metric and inputs; drop --metric and "
                                    "held-out evaluation, or build them into the function")
         return user_task(name)
-    if name in LM_TASKS or name in GAME_TASKS:
-        module, factory = {**LM_TASKS, **GAME_TASKS}[name]
+    if name in LM_TASKS or name in GAME_TASKS or name in TRAINED_TASKS:
+        module, factory = {**LM_TASKS, **GAME_TASKS, **TRAINED_TASKS}[name]
         return getattr(importlib.import_module(f"{__package__}.{module}"), factory)(metric=metric, held_out=held_out)
     if name in ALL_TRACR_TASKS:
         from .tracr.suite import get_task as tracr_task
@@ -74,5 +78,7 @@ def held_out_size(name: str) -> int | None:
         return LM_HELD_OUT
     if name in GAME_TASKS:
         return GAME_POSITIONS
+    if name in TRAINED_TASKS:
+        return TRAINED_SEQUENCES
     spec = ALL_TRACR_TASKS.get(name)
     return None if spec is None or spec.held_out is None else len(spec.held_out())

@@ -9,6 +9,8 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
+from .redundant import redundant_backup, redundant_majority, redundant_or
+
 
 def all_or_sample(
     vocab, length: int, n: int, seed: int = 0, distinct: bool = False, exclude: list[list] | None = None
@@ -156,6 +158,12 @@ def _specs() -> list[TracrSpec]:
                  "tokens sorted by how often they occur"),
         _sampled("tracr-shift", lambda lib, rasp: lib.shift_by(2, rasp.tokens).named("shift"), abc,
                  "the sequence shifted right by two positions"),
+        _sampled("tracr-redundant-or", redundant_or, wxyz,
+                 "whether the previous token is 'x', computed by two heads combined by an OR (redundant copies)"),
+        _sampled("tracr-redundant-majority", redundant_majority, wxyz,
+                 "whether the previous token is 'x', computed by three heads combined by a majority vote"),
+        _sampled("tracr-redundant-backup", redundant_backup, wxyz,
+                 "whether the previous token is 'x', from a layer-1 head OR a deeper backup head"),
     ]
 
 

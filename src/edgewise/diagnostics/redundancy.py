@@ -1,0 +1,109 @@
+"""Redundant groups: copies of one computation in a circuit that back each other up under an ablation, so that
+removing either alone changes nothing while removing both breaks the task. Found from the effective truth's partner
+pairs (`edgewise.evaluate.effective_truth`); each group says how many of its copies suffice, and a found circuit is
+scored by how many copies it keeps (all, one, none)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import torch
+
+from ..evaluate.ground_truth import OUTPUT_TOLERANCE, EffectiveTruth, effective_truth, removal_changes
+from ..graph import Edge, Graph, NodeKind
+from ..patching import AblatedOutputs, patched_forward
+from ..tasks import Task
+
+
+@dataclass(frozen=True)
+class RedundantGroup:
+    """Copies of one computation: each copy's edges, its name (the nodes only it uses) and how many copies, any of
+    them, keep every scored output with the rest of the effective truth."""
+
+    copies: tuple[frozenset[Edge], ...]
+    names: tuple[str, ...]
+    suffice: int
+
+    def describe(self) -> str:
+        """Returns the group in words: `A1.0 and A1.1 each suffice`, `any 2 of A1.0, A1.1 and A1.2 suffice`."""
+        listed = " and ".join([", ".join(self.names[:-1]), self.names[-1]])
+        return f"{listed} each suffice" if self.suffice == 1 else f"any {self.suffice} of {listed} suffice"
+
+    def copies_kept(self, edges: set[Edge] | frozenset[Edge]) -> int:
+        """Returns how many copies a circuit keeps whole (every edge of the copy in `edges`)."""
+        return sum(copy <= edges for copy in self.copies)
+
+    def to_dict(self) -> dict:
+        return {"copies": list(self.names), "suffice": self.suffice,
+                "edges": [sorted(e.name for e in copy) for copy in self.copies]}
+
+
+def _components(partners: tuple[tuple[Edge, Edge], ...]) -> list[set[Edge]]:
+    """Returns the connected components of the partner graph."""
+    neighbours: dict[Edge, set[Edge]] = {}
+    for a, b in partners:
+        neighbours.setdefault(a, set()).add(b)
+        neighbours.setdefault(b, set()).add(a)
+    components, seen = [], set()
+    for start in neighbours:
+        if start in seen:
+            continue
+        component, frontier = set(), [start]
+        while frontier:
+            edge = frontier.pop()
+            if edge not in component:
+                component.add(edge)
+                frontier += neighbours[edge] - component
+        seen |= component
+        components.append(component)
+    return components
+
+
+def _copies(component: set[Edge], partners: tuple[tuple[Edge, Edge], ...], graph: Graph) -> list[frozenset[Edge]]:
+    """Returns the copies of one group: edges are one copy when they have the same partners (removing any of them
+    takes away that copy; a partner is an edge of another copy)."""
+    partner_sets = {e: frozenset(b if a == e else a for a, b in partners if e in (a, b)) for e in component}
+    copies: dict[frozenset[Edge], set[Edge]] = {}
+    for edge in sorted(component, key=graph.edge_index):
+        copies.setdefault(partner_sets[edge], set()).add(edge)
+    return [frozenset(c) for c in copies.values()]
+
+
+def _copy_names(copies: list[frozenset[Edge]], graph: Graph) -> list[str]:
+    """Returns each copy's name: the heads its edges touch and no other copy's do (else such nodes of any kind; a
+    majority's adder MLP or a shared embedding is not what a copy is), else its edges."""
+    kinds = {}
+    for e in (e for copy in copies for e in copy):
+        writer, component = graph.edge_nodes(e)
+        kinds[writer], kinds[component] = graph.writer_node(e.writer).kind, graph.reader_node(e.reader).kind
+    touched = [{n for e in copy for n in graph.edge_nodes(e)} for copy in copies]
+    names = []
+    for i, (copy, nodes) in enumerate(zip(copies, touched)):
+        own = nodes - set().union(*(t for j, t in enumerate(touched) if j != i))
+        own = {n for n in own if kinds[n] is NodeKind.HEAD} or own
+        ordered = [n for n in graph.nodes if n in own]
+        names.append("+".join(ordered) if ordered else ", ".join(sorted(e.name for e in copy)))
+    return names
+
+
+@torch.no_grad()
+def redundant_groups(task: Task, graph: Graph, ablated: AblatedOutputs, truth: EffectiveTruth | None = None,
+                     tolerance: float = OUTPUT_TOLERANCE) -> list[RedundantGroup]:
+    """Returns the redundant groups of the task's circuit under this ablation, in graph order; none where single
+    removals already find a faithful truth. `truth` is the effective truth when already computed."""
+    truth = truth or effective_truth(task, graph, ablated, tolerance)
+    derived = task.ground_truth_edges(graph)
+    reference = patched_forward(task.model, graph, task.clean, ablated, graph.mask_for(derived).unsqueeze(0))
+    groups = []
+    for component in sorted(_components(truth.partners), key=lambda c: min(map(graph.edge_index, c))):
+        copies = _copies(component, truth.partners, graph)
+        suffice = len(copies)
+        for k in range(1, len(copies)):
+            dropped = [tuple(e for j, c in enumerate(copies) if j not in kept for e in c)
+                       for kept in itertools.combinations(range(len(copies)), k)]
+            if max(removal_changes(task, graph, ablated, set(truth.edges), dropped, reference)) <= tolerance:
+                suffice = k
+                break
+        groups.append(RedundantGroup(tuple(copies), tuple(_copy_names(copies, graph)), suffice))
+    return groups

@@ -1,0 +1,37 @@
+"""The induction model: a 2-layer attention-only Transformer trained to continue repeated random segments, whose
+circuit (a previous-token head feeding an induction head's key) is verified in tests/test_induction.py.
+
+`load_induction()` loads the committed weights that `scripts/train_induction.py` writes; docs/induction.md
+describes the model, its training and its circuit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import TrainedWeightsMissingError
+from .transformer import Transformer, TransformerConfig
+
+WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "induction.pt"
+TRAIN_SCRIPT = "scripts/train_induction.py"
+
+
+def save_induction(model: Transformer, path: Path = WEIGHTS_PATH) -> Path:
+    """Returns `path` after saving the model's config and weights there, in the format load_induction reads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"config": model.cfg.to_dict(), "state_dict": model.state_dict()}, path)
+    return path
+
+
+def load_induction(path: Path = WEIGHTS_PATH) -> Transformer:
+    """Returns the trained induction Transformer saved at `path` (by default the committed weights), in eval mode."""
+    if not path.is_file():
+        raise TrainedWeightsMissingError(
+            f"no induction model weights at {path}: run `python {TRAIN_SCRIPT}` (about a minute on one CPU) to train "
+            "the model and write them")
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    model = Transformer(TransformerConfig(**saved["config"]))
+    model.load_state_dict(saved["state_dict"])
+    return model.float().eval()

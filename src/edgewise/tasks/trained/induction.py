@@ -1,0 +1,68 @@
+"""The induction task: a project-trained 2-layer attention-only transformer continuing repeated random segments, with
+the circuit that path patching verified as its ground truth.
+
+The metric is KL divergence: at a predictable position the full model puts nearly all its mass on the copied token,
+so KL(full || patched) is about -log p_patched(copied token), the loss of the copying behaviour itself; it needs no
+second "wrong" token, which a logit difference would, and the uniformly random corruptions offer no natural one.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ...models.induction import load_induction
+from ..metrics import METRICS
+from ..registry import TRAINED_SEQUENCES
+from ..task import Task
+from .sequences import N_CONTENT, next_tokens, repeated_segments, unrepeated_sequences
+
+DISCOVERY_SEED = 1  # the training script draws its batches from seed 0
+HELD_OUT_SEED = 2
+
+# The circuit, as found and verified by path patching with hand-written hooks in tests/test_induction.py (numbers in
+# docs/induction.md): previous-token head A0.1 reads the token (V) and matches positions (Q, K); induction head A1.0
+# finds the earlier occurrence of its query token among keys that A0.1 wrote "my previous token" into, reads the
+# token after it (V) and writes it out. Heads A0.0 and A1.1 were pruned in training. Removing any one of the five
+# content edges (resample ablation) or of the two position edges (mean ablation; resample keeps positions) destroys
+# copying; keeping only these seven preserves it under both.
+INDUCTION_CIRCUIT = [
+    ("Resid Start", "A0.1.Q"),
+    ("Resid Start", "A0.1.K"),
+    ("Resid Start", "A0.1.V"),
+    ("A0.1", "A1.0.K"),
+    ("Resid Start", "A1.0.Q"),
+    ("Resid Start", "A1.0.V"),
+    ("A1.0", "Resid End"),
+]
+
+
+@torch.no_grad()
+def copying_accuracy(model: torch.nn.Module, tokens: torch.Tensor, answers: torch.Tensor,
+                     positions: torch.Tensor) -> float:
+    """Returns how often the model's top next token is `answers` [batch, pos] at `positions` [batch, pos]."""
+    return (model(tokens).argmax(-1) == answers)[positions].float().mean().item()
+
+
+def induction_task(metric: str | None = None, held_out: bool = False) -> Task:
+    """Returns the induction task on TRAINED_SEQUENCES repeated-segment sequences (`held_out`: as many others, drawn
+    from another seed), each paired with a sequence of distinct tokens that nothing can be copied from; scored at
+    the repeat's predictable positions, by KL unless `metric` names another."""
+    generator = torch.Generator().manual_seed(HELD_OUT_SEED if held_out else DISCOVERY_SEED)
+    batch = repeated_segments(TRAINED_SEQUENCES, generator)
+    corrupt = unrepeated_sequences(TRAINED_SEQUENCES, generator)
+    model = load_induction()
+    answers, positions = batch.answers, batch.predictable
+    return Task(
+        name="induction", model=model, clean=batch.tokens, corrupt=corrupt, metric=METRICS[metric or "kl"],
+        scored_positions=positions, ground_truth=list(INDUCTION_CIRCUIT), bos_position=0,
+        description=f"in-context copying of a repeated random segment by a trained 2-layer attention-only "
+                    f"transformer ({TRAINED_SEQUENCES} {'held-out ' if held_out else ''}sequences)",
+        pairing=f"row i's corrupted sequence: BOS and {N_CONTENT} distinct tokens drawn afresh, so no token repeats "
+                "and nothing can be copied; it is scored at row i's positions",
+        extras={
+            "answers": answers,  # [batch, pos]: the copied token at each scored position, -1 elsewhere
+            "segment_starts": batch.starts, "segment_lengths": batch.lengths,
+            "accuracy": copying_accuracy(model, batch.tokens, answers, positions),
+            "corrupt_accuracy": copying_accuracy(model, corrupt, next_tokens(corrupt), positions),
+        },
+    )
