@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..evaluate.ground_truth import OUTPUT_TOLERANCE, EffectiveTruth, effective_truth, removal_changes
+from ..evaluate.ground_truth import EffectiveTruth, effective_truth, removal_changes, truth_tolerance
 from ..graph import Edge, Graph, NodeKind
 from ..patching import AblatedOutputs, patched_forward
 from ..tasks import Task
@@ -89,9 +89,11 @@ def _copy_names(copies: list[frozenset[Edge]], graph: Graph) -> list[str]:
 
 @torch.no_grad()
 def redundant_groups(task: Task, graph: Graph, ablated: AblatedOutputs, truth: EffectiveTruth | None = None,
-                     tolerance: float = OUTPUT_TOLERANCE) -> list[RedundantGroup]:
+                     tolerance: float | None = None) -> list[RedundantGroup]:
     """Returns the redundant groups of the task's circuit under this ablation, in graph order; none where single
-    removals already find a faithful truth. `truth` is the effective truth when already computed."""
+    removals already find a faithful truth. `truth` is the effective truth when already computed; `tolerance` as
+    in `effective_truth`."""
+    tolerance = truth_tolerance(task, tolerance)
     truth = truth or effective_truth(task, graph, ablated, tolerance)
     derived = task.ground_truth_edges(graph)
     reference = patched_forward(task.model, graph, task.clean, ablated, graph.mask_for(derived).unsqueeze(0))

@@ -32,6 +32,13 @@ class EffectiveTruth:
     partners: tuple[tuple[Edge, Edge], ...]  # pairs whose joint removal moves one, neither's alone does
 
 
+def truth_tolerance(task: Task, tolerance: float | None = None) -> float:
+    """Returns `tolerance`, else the task's own truth tolerance, else OUTPUT_TOLERANCE."""
+    if tolerance is not None:
+        return tolerance
+    return OUTPUT_TOLERANCE if task.truth_tolerance is None else task.truth_tolerance
+
+
 def scored_change(task: Task, logits: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
     """Returns the largest |output change| over the task's scored positions: [n] for logits [n, batch, pos, out]."""
     return (logits - full).abs().amax(-1)[..., task.scored_positions].amax(-1)
@@ -55,7 +62,7 @@ def removal_changes(task: Task, graph: Graph, ablated: AblatedOutputs, circuit: 
 
 @torch.no_grad()
 def effective_truth(task: Task, graph: Graph, ablated: AblatedOutputs,
-                    tolerance: float = OUTPUT_TOLERANCE) -> EffectiveTruth:
+                    tolerance: float | None = None) -> EffectiveTruth:
     """Returns the effective truth under this ablation on the task's data (docs/ground-truth.md):
 
     1. the derived circuit's edges whose removal alone moves a scored output of the circuit by more than
@@ -67,7 +74,9 @@ def effective_truth(task: Task, graph: Graph, ablated: AblatedOutputs,
 
     Only scored positions count: an edge that moves only the BOS output (which no metric reads) carries nothing.
     Under resample ablation on tracr-reverse this is auto-circuit's 2-edge circuit; under zero ablation ACDC's 10.
+    `tolerance` defaults to the task's `truth_tolerance`, else OUTPUT_TOLERANCE.
     """
+    tolerance = truth_tolerance(task, tolerance)
     truth = sorted(task.ground_truth_edges(graph), key=graph.edge_index)
     # What the derived circuit alone computes: the full model's outputs on tracr (tested), and what removals are
     # measured against, so that in a compressed model, where the circuit alone is off by interference, an edge
@@ -98,7 +107,7 @@ def effective_truth(task: Task, graph: Graph, ablated: AblatedOutputs,
 
 
 def effective_ground_truth(task: Task, graph: Graph, ablated: AblatedOutputs,
-                           tolerance: float = OUTPUT_TOLERANCE) -> set[Edge]:
+                           tolerance: float | None = None) -> set[Edge]:
     """Returns the edges of the effective truth under this ablation (`effective_truth`): what AUROC is taken
     against."""
     return set(effective_truth(task, graph, ablated, tolerance).edges)

@@ -40,6 +40,10 @@ class Task:
     # Named objectives beyond faithfulness, each a Metric that a method minimises in place of `metric` when asked
     # (`discover(..., minimise=name)`): e.g. the game task's "worst-move", the value of the move the policy picks
     objectives: dict[str, Metric] = field(default_factory=dict)
+    # The largest scored output change that counts as none when the effective truth is taken (None: float noise of
+    # compiled weights, edgewise.evaluate's OUTPUT_TOLERANCE); a trained model, where every edge moves something a
+    # little, sets its own
+    truth_tolerance: float | None = None
     extras: dict = field(default_factory=dict)
 
     def __post_init__(self):
