@@ -319,15 +319,18 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _diagnose(args: argparse.Namespace) -> int:
     from ..diagnostics import ABLATIONS, diagnose, format_diagnosis
-    from ..graph import Circuit
+    from ..graph import Circuit, EdgeScores
     from ..tasks import get_task
 
     _check_writable(args.json)
     circuit = Circuit.load(args.circuit, task=args.task) if args.circuit else None
+    scores = EdgeScores.load(args.scores, task=args.task) if args.scores else None
     task = get_task(args.task, metric=args.metric)
-    per_position = args.per_position or (circuit is not None and circuit.per_position)
+    per_position = (args.per_position or (circuit is not None and circuit.per_position)
+                    or (scores is not None and scores.graph.per_position))
     features = _task_features(task, args.features)
-    diagnosis = diagnose(task, per_position, args.ablations or ABLATIONS, circuit, features=features)
+    ablations = args.ablations or ((scores.ablation,) if scores is not None else ABLATIONS)
+    diagnosis = diagnose(task, per_position, ablations, circuit, features=features, scores=scores)
     print(format_diagnosis(diagnosis))
     if args.json:
         Path(args.json).write_text(json.dumps(diagnosis.to_dict(), indent=1))
@@ -414,7 +417,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task")
     p.add_argument("--circuit", metavar="FILE", help="a Circuit JSON whose behaviour to check (default: each "
                    "ablation's minimal circuit)")
-    p.add_argument("--ablations", type=_comma_list, help="comma-separated ablations (default: resample,mean,zero)")
+    p.add_argument("--scores", metavar="FILE", help="EdgeScores JSON (`edgewise discover --json`, a bench's "
+                   "scores/): explain where the method goes wrong against the effective truth, and check its circuit")
+    p.add_argument("--ablations", type=_comma_list, help="comma-separated ablations (default: resample,mean,zero; "
+                   "with --scores: the scores' ablation)")
     p.add_argument("--per-position", action="store_true", help="diagnose the per-position graph")
     p.add_argument("--metric", choices=["kl", "mse", "l2"], help="faithfulness metric (default: the task's own)")
     _features_argument(p)

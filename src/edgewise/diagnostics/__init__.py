@@ -5,8 +5,9 @@ from .behaviour import BehaviourCheck, behaviour_check
 from .constant_writers import constant_writers, writer_variation
 from .diagnose import ABLATIONS, Diagnosis, DiagnosticsSettings, diagnose, format_diagnosis
 from .minimal_circuit import MinimalCircuit, minimal_circuit
+from .misses import MissReport, explain_misses
 from .redundancy import RedundantGroup, redundant_groups
 
-__all__ = ["ABLATIONS", "BehaviourCheck", "Diagnosis", "DiagnosticsSettings", "MinimalCircuit", "RedundantGroup",
-           "behaviour_check", "constant_writers", "diagnose", "format_diagnosis", "minimal_circuit", "redundant_groups",
-           "writer_variation"]
+__all__ = ["ABLATIONS", "BehaviourCheck", "Diagnosis", "DiagnosticsSettings", "MinimalCircuit", "MissReport", "RedundantGroup",
+           "behaviour_check", "constant_writers", "diagnose", "explain_misses", "format_diagnosis", "minimal_circuit",
+           "redundant_groups", "writer_variation"]

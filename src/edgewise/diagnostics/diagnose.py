@@ -12,12 +12,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..errors import GraphMismatchError, InvalidHyperparameterError
-from ..graph import Circuit, Graph
+from ..evaluate import effective_truth
+from ..graph import Circuit, EdgeScores, Graph
+from ..methods import method_circuit
 from ..patching import task_ablation
 from ..tasks import Task
 from .behaviour import BehaviourCheck, BehaviourThresholds, OutputBehaviour, behaviour_check
 from .constant_writers import WRITER_TOLERANCE, WriterVariation, constant_beyond_bos, writer_variation
 from .minimal_circuit import OUTPUT_TOLERANCE, MinimalCircuit, minimal_circuit
+from .misses import MissReport, explain_misses, format_misses
 from .redundancy import RedundantGroup, redundant_groups
 
 ABLATIONS = ("resample", "mean", "zero")
@@ -48,6 +51,7 @@ class AblationDiagnosis:
     behaviour: BehaviourCheck
     redundancy: tuple[RedundantGroup, ...] = ()
     copies_kept: tuple[int, ...] = ()  # per redundant group, the copies the checked circuit keeps whole
+    misses: MissReport | None = None  # where given scores (of this ablation) go wrong against the effective truth
 
     def to_dict(self) -> dict:
         """Returns the diagnosis as JSON-ready data, edges in the graph's order."""
@@ -66,6 +70,7 @@ class AblationDiagnosis:
             }
         record["redundant_groups"] = [{**g.to_dict(), "description": g.describe(), "copies_kept": kept}
                                       for g, kept in zip(self.redundancy, self.copies_kept)]
+        record["misses"] = None if self.misses is None else self.misses.to_dict()
         return {**record, "empty_loss": self.behaviour.rows[-1].loss, "behaviour": self.behaviour.to_dict()}
 
 
@@ -112,12 +117,23 @@ def diagnose(
     circuit: Circuit | None = None,
     settings: DiagnosticsSettings = DiagnosticsSettings(),
     features: str | None = None,
+    scores: EdgeScores | None = None,
 ) -> Diagnosis:
-    """Returns the task's diagnostics: its constant writers, and per ablation the ground truth's faithfulness and
-    minimal circuit, plus a behaviour check of `circuit` (default: that ablation's minimal circuit, or the ground
-    truth where it is not faithful); on the graph split by the dictionary set `features` when given."""
+    """Returns the task's diagnostics: its constant writers, and per ablation the ground truth's faithfulness,
+    minimal circuit and redundant copies, plus a behaviour check of `circuit` (default: the method's circuit of
+    `scores`, else that ablation's minimal circuit, or the ground truth where it is not faithful); on the graph split
+    by the dictionary set `features` when given. With `scores`, the ablation they were found under also says where
+    their method goes wrong (`explain_misses`)."""
     graph = task.graph(per_position, features=features)
     knows_truth = task.knows_truth(graph)
+    if scores is not None:
+        if scores.graph != graph:
+            raise GraphMismatchError(f"the scores' graph ({scores.graph.n_edges} edges) is not task {task.name}'s "
+                                     f"{'per-position' if per_position else 'plain'} graph ({graph.n_edges} edges); "
+                                     "diagnose them with the graph they were found on (--per-position, --features)")
+        if not knows_truth:
+            raise GraphMismatchError(f"task {task.name} has no ground truth to rank the scores against; pass their "
+                                     "circuit instead (`--circuit FILE`)")
     if circuit is None and not knows_truth:
         raise GraphMismatchError(f"task {task.name} has no ground-truth circuit to minimise; pass the circuit whose "
                                  "behaviour to check (`--circuit FILE`)")
@@ -127,18 +143,25 @@ def diagnose(
     results = {}
     for kind in ablations:
         ablated = task_ablation(task, graph, kind)
-        minimal, groups = None, ()
+        minimal, groups, misses = None, (), None
         if knows_truth:
             minimal = minimal_circuit(task, graph, ablated, None, settings.output_tolerance, settings.writer_tolerance)
-            groups = tuple(redundant_groups(task, graph, ablated, tolerance=settings.output_tolerance))
+            effective = effective_truth(task, graph, ablated, settings.output_tolerance)
+            groups = tuple(redundant_groups(task, graph, ablated, effective, settings.output_tolerance))
+            if scores is not None and scores.ablation == kind:
+                misses = explain_misses(task, scores, ablated, effective, groups, settings.output_tolerance)
         if circuit is not None:
             edges, label = set(circuit.edges), circuit.description or "given circuit"
+        elif misses is not None:
+            found = method_circuit(scores, len(effective.edges))
+            edges, label = set(found.edges), f"{scores.method} circuit"
         elif minimal.edges is not None:
             edges, label = set(minimal.edges), "minimal circuit"
         else:
             edges, label = set(minimal.start), "ground truth"
         check = behaviour_check(task, graph, ablated, edges, label, settings.behaviour)
-        results[kind] = AblationDiagnosis(kind, minimal, check, groups, tuple(g.copies_kept(edges) for g in groups))
+        results[kind] = AblationDiagnosis(kind, minimal, check, groups, tuple(g.copies_kept(edges) for g in groups),
+                                          misses)
     return Diagnosis(task.name, graph, task.metric.name, settings, task.bos_position,
                      tuple(writer_variation(task, graph, settings.writer_tolerance)), results)
 
@@ -216,6 +239,8 @@ def _ablation_lines(diagnosis: Diagnosis, a: AblationDiagnosis) -> list[str]:
                      f"{_answers(row, a.behaviour.categorical):<40} {', '.join(row.flags) or '-'}")
     if valued:
         lines.append("    value: the mean true value of the answers (a game's minimax value of the chosen moves)")
+    if a.misses is not None:
+        lines += format_misses(a.misses)
     return lines
 
 
