@@ -1,13 +1,15 @@
-"""Plots of a bench folder: ROC and faithfulness curves per task, graph and ablation, and circuit diagrams."""
+"""Plots of a bench folder: ROC and faithfulness curves per task, graph and ablation, circuit diagrams, and the
+cross-benchmark summary of task families."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from ..bench.families import FamilySummary
 from ..evaluate import FAITHFUL_LEVEL, FaithfulnessCurve, RocCurve
 from ..graph import Edge, EdgeScores, circuit_from_scores
-from .plots import draw_circuit, plot_faithfulness_curves, plot_roc_curves
+from .plots import draw_circuit, plot_faithfulness_curves, plot_roc_curves, plt, save_figure  # plt: Agg backend
 
 
 def plot_bench(out: str | Path, level: float = FAITHFUL_LEVEL) -> None:
@@ -52,3 +54,22 @@ def _label(record: dict) -> str:
     """Returns a run's method, with its preset when that is not edgewise's tuned default: `edge-sp (published)`."""
     preset = record.get("preset", "tuned")
     return record["method"] if preset == "tuned" else f"{record['method']} ({preset})"
+
+
+def plot_families(summary: FamilySummary, path: str | Path) -> list[Path]:
+    """Draws the cross-benchmark summary: per method, one bar per family (mean AUROC against the effective truth),
+    the rank correlations in the title; PNG and SVG."""
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(summary.methods), 3.6))
+    width = 0.8 / len(summary.families)
+    for i, family in enumerate(summary.families):
+        heights = [summary.auroc[m][family] or 0.0 for m in summary.methods]
+        ax.bar([x + (i - (len(summary.families) - 1) / 2) * width for x in range(len(summary.methods))], heights,
+               width, label=f"{family} ({summary.runs[family]} runs)")
+    ax.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_xticks(range(len(summary.methods)), summary.methods, rotation=20, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("mean AUROC, effective truth")
+    rho = ", ".join(f"{pair} {v:+.2f}" for pair, v in summary.correlation.items() if v is not None)
+    ax.set_title(f"methods across task families (Spearman: {rho})", fontsize=9)
+    ax.legend(fontsize=8, loc="lower left")
+    return save_figure(fig, path)

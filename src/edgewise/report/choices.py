@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .plots import _save  # noqa: E402
+from .plots import save_figure  # noqa: E402
 
 
 def plot_choice_maps(panels: dict[str, list[float]], shape: tuple[int, int], path: str | Path,
@@ -29,4 +29,4 @@ def plot_choice_maps(panels: dict[str, list[float]], shape: tuple[int, int], pat
         ax.set_yticks([])
         ax.set_title(label, fontsize=9)
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -117,7 +117,7 @@ def plot_circuit(
     ax.set_ylim(-0.6, height - 0.4)
     ax.axis("off")
     ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def circuit_dot(graph: Graph, found: set[Edge], truth: set[Edge], title: str = "") -> str:
@@ -171,7 +171,7 @@ def plot_roc_curves(panels: dict[str, dict[str, RocCurve]], path: str | Path, ti
         ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="false positive rate", ylabel="true positive rate", title=truth_name)
         ax.legend(fontsize=7, loc="lower right", title="method (AUROC)", title_fontsize=7)
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_faithfulness_curves(
@@ -187,10 +187,11 @@ def plot_faithfulness_curves(
     ax.set_xlim(left=0)
     ax.set(xlabel="edges kept (top k by score)", ylabel="faithfulness f(k)", title=title)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, path: str | Path) -> list[Path]:
+def save_figure(fig, path: str | Path) -> list[Path]:
+    """Writes the figure as PNG and SVG at `path` (its suffix replaced), closes it, and returns the two paths."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     written = []

@@ -1,0 +1,44 @@
+"""The cross-benchmark table: every method on every task family (the tracr suite, its planted-redundancy tasks, the
+trained models with verified circuits), plain graph, held-out inputs, under resample, mean and zero ablation; per
+method the mean AUROC against the effective truth on each family, and Spearman's rank correlation of the methods
+between families.
+
+A fixed sweep of `edgewise.bench` (resumable): prints the table and writes benchmarks/results/families/{results.json,
+summary.md, families.json, families.md} and docs/img/families.png.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/families.py [--ablations resample mean zero] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from edgewise.bench import Sweep, run_bench
+from edgewise.bench.families import FAMILIES, family_markdown, family_summary
+from edgewise.methods import method_names
+from edgewise.report import plot_families
+
+OUT = Path(__file__).parent / "results" / "families"
+PLOT = Path(__file__).parent.parent / "docs" / "img" / "families"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ablations", nargs="*", default=["resample", "mean", "zero"])
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    tasks = tuple(t for family in FAMILIES.values() for t in family)
+    records = run_bench(Sweep(tasks, tuple(method_names()), tuple(args.ablations)), args.out)
+    summary = family_summary(records)
+    table = family_markdown(summary)
+    print(table)
+    (args.out / "families.json").write_text(json.dumps(summary.to_dict(), indent=1))
+    (args.out / "families.md").write_text(table)
+    print(f"wrote {args.out / 'families.json'}, {args.out / 'families.md'} and "
+          f"{', '.join(map(str, plot_families(summary, PLOT)))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Task families and the cross-benchmark table: per method, AUROC against the effective truth on each family (the
+tracr suite, its planted-redundancy tasks, the trained models with verified circuits), and how alike the families
+rank the methods (Spearman's rank correlation): the measured answer to "does a method that does better on tracr do
+better on trained models?"."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from ..tasks.registry import TRAINED_TASKS
+from ..tasks.tracr.specs import TRACR_TASKS
+from .summary import markdown_table
+
+REDUNDANT = tuple(name for name in TRACR_TASKS if name.startswith("tracr-redundant-"))
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "tracr": tuple(name for name in TRACR_TASKS if name not in REDUNDANT),
+    "redundant": REDUNDANT,
+    "trained": tuple(TRAINED_TASKS),
+}
+
+
+def family_of(task: str) -> str | None:
+    """Returns the family that holds the task, or None."""
+    return next((family for family, tasks in FAMILIES.items() if task in tasks), None)
+
+
+def ranks(values: list[float]) -> list[float]:
+    """Returns the rank of each value, 1 for the smallest, ties sharing their mean rank."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    result = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for i in order[start:end + 1]:
+            result[i] = (start + end) / 2 + 1
+        start = end + 1
+    return result
+
+
+def spearman(a: list[float], b: list[float]) -> float | None:
+    """Returns Spearman's rank correlation of two equally long lists (Pearson's on their ranks), None when either is
+    constant."""
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    var = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
+    return None if var == 0 else cov / var
+
+
+@dataclass(frozen=True)
+class FamilySummary:
+    """Mean AUROC against the effective truth per method and family, the runs each mean covers, and the rank
+    correlation of methods between each pair of families."""
+
+    methods: tuple[str, ...]
+    families: tuple[str, ...]
+    auroc: dict[str, dict[str, float | None]]  # method -> family -> mean over tasks, ablations and seeds
+    runs: dict[str, int]  # family -> runs with an AUROC, per method
+    correlation: dict[str, float | None]  # "tracr vs trained" -> Spearman's rho over methods
+
+    def to_dict(self) -> dict:
+        return {"methods": list(self.methods), "families": list(self.families), "auroc": self.auroc,
+                "runs": self.runs, "correlation": self.correlation}
+
+
+def family_summary(records: list[dict]) -> FamilySummary:
+    """Returns the cross-benchmark summary of bench records (any mix of tasks, ablations and seeds; records of tasks
+    in no family and runs without an AUROC are left out)."""
+    values: dict[tuple[str, str], list[float]] = {}
+    for r in records:
+        family = family_of(r["task"])
+        if family is not None and r.get("auroc_effective") is not None:
+            values.setdefault((r["method"], family), []).append(r["auroc_effective"])
+    methods = tuple(dict.fromkeys(m for m, _ in values))
+    families = tuple(f for f in FAMILIES if any((m, f) in values for m in methods))
+    auroc = {m: {f: (sum(values[m, f]) / len(values[m, f]) if (m, f) in values else None) for f in families}
+             for m in methods}
+    runs = {f: max(len(values.get((m, f), [])) for m in methods) for f in families}
+    correlation = {}
+    for a, b in itertools.combinations(families, 2):
+        shared = [m for m in methods if auroc[m][a] is not None and auroc[m][b] is not None]
+        enough = len(shared) > 2
+        correlation[f"{a} vs {b}"] = spearman([auroc[m][a] for m in shared], [auroc[m][b] for m in shared]) if enough else None
+    return FamilySummary(methods, families, auroc, runs, correlation)
+
+
+def family_markdown(summary: FamilySummary) -> str:
+    """Returns the table of mean AUROC per method and family, and the rank correlations beneath it."""
+    header = ["method", *(f"{f} ({summary.runs[f]} runs)" for f in summary.families)]
+    rows = [[m, *("n/a" if summary.auroc[m][f] is None else f"{summary.auroc[m][f]:.3f}" for f in summary.families)]
+            for m in summary.methods]
+    rho = "; ".join(f"{pair}: {'n/a' if v is None else f'{v:+.2f}'}" for pair, v in summary.correlation.items())
+    return f"{markdown_table(header, rows)}\nSpearman's rank correlation of the methods between families: {rho}\n"

@@ -1,0 +1,43 @@
+"""The cross-benchmark summary: rank correlation against hand-computed values, family means on hand-made records."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgewise.bench.families import FAMILIES, family_markdown, family_of, family_summary, ranks, spearman
+from edgewise.report import plot_families
+from edgewise.tasks.registry import task_names
+
+
+def test_ranks_share_ties_and_spearman_matches_hand_computation():
+    assert ranks([3.0, 1.0, 2.0, 1.0]) == [4.0, 1.5, 3.0, 1.5]
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ranks (1,2,3,4) and (2,1,4,3): d^2 sums to 4, so rho = 1 - 6*4/(4*15) = 0.6
+    assert spearman([1, 2, 3, 4], [2, 1, 4, 3]) == pytest.approx(0.6)
+    assert spearman([1, 2, 3], [5, 5, 5]) is None
+
+
+def test_families_hold_registered_tasks_and_no_task_twice():
+    names = set(task_names())
+    held = [t for tasks in FAMILIES.values() for t in tasks]
+    assert set(held) <= names and len(held) == len(set(held))
+    assert family_of("tracr-reverse") == "tracr" and family_of("tracr-redundant-or") == "redundant"
+    assert family_of("induction") == "trained" and family_of("smollm2-ioi") is None
+
+
+def test_family_summary_means_and_correlation(tmp_path):
+    def record(task, method, auroc):
+        return {"task": task, "method": method, "auroc_effective": auroc}
+
+    records = [record("tracr-reverse", "a", 1.0), record("tracr-sort", "a", 0.8), record("tracr-reverse", "b", 0.7),
+               record("tracr-reverse", "c", 0.5), record("induction", "a", 0.9), record("induction", "b", 0.6),
+               record("induction", "c", 0.8), record("smollm2-ioi", "a", None), record("induction", "c", None)]
+    summary = family_summary(records)
+    assert summary.families == ("tracr", "trained")
+    assert summary.auroc["a"] == {"tracr": pytest.approx(0.9), "trained": 0.9}
+    assert summary.runs == {"tracr": 2, "trained": 1}
+    # tracr ranks a > b > c, trained a > c > b: ranks (3,2,1) vs (3,1,2), rho = 1 - 6*2/(3*8) = 0.5
+    assert summary.correlation == {"tracr vs trained": pytest.approx(0.5)}
+    assert "| a | 0.900 | 0.900 |" in family_markdown(summary) and "tracr vs trained: +0.50" in family_markdown(summary)
+    assert all(p.exists() for p in plot_families(summary, tmp_path / "families"))
