@@ -2,6 +2,7 @@
 redundant path, the tracr compiler's tables, published circuits (ACDC's zero-ablation and auto-circuit's resample
 circuits for tracr-reverse), and brute-force counts of the program's answers."""
 
+import dataclasses
 import itertools
 import json
 from collections import Counter
@@ -106,6 +107,17 @@ def test_a_redundant_path_is_cut_to_one_path_and_the_kept_copy_marked(redundant_
     assert result.edges in (direct, through_mlp0)
     redundant = {k.edge for k in result.kept if k.redundant}
     assert redundant == result.edges - {Edge("MLP 1", "Resid End")}
+
+
+def test_diagnose_takes_the_tasks_truth_tolerance_unless_the_settings_set_one(redundant_task):
+    """Removing both paths moves the output by 1: at the task's tolerance 2 that is no change, so no copies back
+    each other up; the settings' own tolerance, when given, wins."""
+    tolerant = dataclasses.replace(redundant_task, truth_tolerance=2.0)
+    groups = [diagnose(task, ablations=("zero",), settings=settings).ablations["zero"].redundancy
+              for task, settings in [(redundant_task, DiagnosticsSettings()), (tolerant, DiagnosticsSettings()),
+                                     (tolerant, DiagnosticsSettings(truth_tolerance=1e-4))]]
+    assert [[g.describe() for g in found] for found in groups] == [["MLP 0 and Resid Start->MLP 1 each suffice"], [],
+                                                                   ["MLP 0 and Resid Start->MLP 1 each suffice"]]
 
 
 def _reverse_constant_writers(task, graph) -> tuple[set[str], set[str]]:

@@ -33,11 +33,13 @@ class DiagnosticsSettings:
     output_tolerance: float = OUTPUT_TOLERANCE  # faithful: every scored output within this of the full model's
     writer_tolerance: float = WRITER_TOLERANCE  # constant: deviation <= this * (1 + the writer's largest |output|)
     behaviour: BehaviourThresholds = field(default_factory=BehaviourThresholds)
+    # the effective truth's (its redundant copies', the misses it explains): None takes the task's truth_tolerance
+    truth_tolerance: float | None = None
 
     def __post_init__(self):
-        for name in ("output_tolerance", "writer_tolerance"):
+        for name in ("output_tolerance", "writer_tolerance", "truth_tolerance"):
             value = getattr(self, name)
-            if not value >= 0:
+            if value is not None and not value >= 0:
                 raise InvalidHyperparameterError(f"{name}={value} must be a number >= 0 (0 demands exact equality)")
 
 
@@ -146,10 +148,10 @@ def diagnose(
         minimal, groups, misses = None, (), None
         if knows_truth:
             minimal = minimal_circuit(task, graph, ablated, None, settings.output_tolerance, settings.writer_tolerance)
-            effective = effective_truth(task, graph, ablated, settings.output_tolerance)
-            groups = tuple(redundant_groups(task, graph, ablated, effective, settings.output_tolerance))
+            effective = effective_truth(task, graph, ablated, settings.truth_tolerance)
+            groups = tuple(redundant_groups(task, graph, ablated, effective, settings.truth_tolerance))
             if scores is not None and scores.ablation == kind:
-                misses = explain_misses(task, scores, ablated, effective, groups, settings.output_tolerance)
+                misses = explain_misses(task, scores, ablated, effective, groups, settings.truth_tolerance)
         if circuit is not None:
             edges, label = set(circuit.edges), circuit.description or "given circuit"
         elif misses is not None:

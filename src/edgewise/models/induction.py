@@ -1,8 +1,11 @@
 """The induction model: a 2-layer attention-only Transformer trained to continue repeated random segments, whose
-circuit (a previous-token head feeding an induction head's key) is verified in tests/test_induction.py.
+circuit (a previous-token head feeding an induction head's key) is verified in tests/test_induction.py; and its
+redundant sibling, trained with head dropout so that two heads do each job, either of them alone
+(tests/test_induction_redundant.py).
 
-`load_induction()` loads the committed weights that `scripts/train_induction.py` writes; docs/induction.md
-describes the model, its training and its circuit.
+`load_induction()` loads the committed weights that `scripts/train_induction.py` writes
+(`load_induction(REDUNDANT_WEIGHTS_PATH)`: those of `--redundant`); docs/induction.md describes the models, their
+training and their circuits.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from ..errors import TrainedWeightsMissingError
 from .transformer import Transformer, TransformerConfig
 
 WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "induction.pt"
+REDUNDANT_WEIGHTS_PATH = WEIGHTS_PATH.with_name("induction_redundant.pt")
 TRAIN_SCRIPT = "scripts/train_induction.py"
 
 
@@ -28,9 +32,10 @@ def save_induction(model: Transformer, path: Path = WEIGHTS_PATH) -> Path:
 def load_induction(path: Path = WEIGHTS_PATH) -> Transformer:
     """Returns the trained induction Transformer saved at `path` (by default the committed weights), in eval mode."""
     if not path.is_file():
+        option = " --redundant" if path == REDUNDANT_WEIGHTS_PATH else ""
         raise TrainedWeightsMissingError(
-            f"no induction model weights at {path}: run `python {TRAIN_SCRIPT}` (about a minute on one CPU) to train "
-            "the model and write them")
+            f"no induction model weights at {path}: run `python {TRAIN_SCRIPT}{option}` (about a minute on one CPU) "
+            "to train the model and write them")
     saved = torch.load(path, map_location="cpu", weights_only=True)
     model = Transformer(TransformerConfig(**saved["config"]))
     model.load_state_dict(saved["state_dict"])

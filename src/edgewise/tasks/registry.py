@@ -1,7 +1,7 @@
 """Every built-in task by name: the tracr suite (ground truth known by construction), tasks on real pretrained
 language models (no ground truth), on a project-trained game network, and on project-trained transformers whose
-circuit path patching verified (`induction`). The command line looks tasks up here; names are known without importing
-any model code."""
+circuit path patching verified (`induction`, `induction-redundant`). The command line looks tasks up here; names are
+known without importing any model code."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ GAME_TASKS = {"tictactoe": ("game.task", "tictactoe_task"),
               "tictactoe-no-corners": ("game.task", "tictactoe_no_corners_task")}
 GAME_POSITIONS = 256  # discovery positions of a game task, and as many other positions held out
 # tasks on project-trained transformers with a verified circuit, as (module, factory)
-TRAINED_TASKS = {"induction": ("trained.induction", "induction_task")}
+TRAINED_TASKS = {"induction": ("trained.induction", "induction_task"),
+                 "induction-redundant": ("trained.induction", "induction_redundant_task")}
 TRAINED_SEQUENCES = 128  # discovery sequences of a trained task, and as many others held out
 
 

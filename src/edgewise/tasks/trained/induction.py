@@ -1,5 +1,6 @@
-"""The induction task: a project-trained 2-layer attention-only transformer continuing repeated random segments, with
-the circuit that path patching verified as its ground truth.
+"""The induction tasks: project-trained 2-layer attention-only transformers continuing repeated random segments, with
+the circuits that path patching verified as their ground truths: `induction` (one head per role) and
+`induction-redundant` (two heads per role, either of them enough).
 
 The metric is KL divergence: at a predictable position the full model puts nearly all its mass on the copied token,
 so KL(full || patched) is about -log p_patched(copied token), the loss of the copying behaviour itself; it needs no
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ...models.induction import load_induction
+from ...models.induction import REDUNDANT_WEIGHTS_PATH, load_induction
 from ..metrics import METRICS
 from ..registry import TRAINED_SEQUENCES
 from ..task import Task
@@ -35,6 +36,18 @@ INDUCTION_CIRCUIT = [
     ("A1.0", "Resid End"),
 ]
 
+# The redundant model's circuit, verified the same way in tests/test_induction_redundant.py (numbers in
+# docs/induction.md): both roles, each held by two heads. Previous-token heads A0.0 and A0.1 each read the token (V)
+# and match positions (Q, K), and each writes into the keys of both induction heads A1.0 and A1.1, which each read the
+# token after the match (V) and write it out. Removing either head of a layer keeps most of the copying (all of it under
+# mean ablation); removing both destroys it.
+REDUNDANT_INDUCTION_CIRCUIT = [
+    *[("Resid Start", f"A0.{head}.{x}") for head in (0, 1) for x in "QKV"],
+    *[(f"A0.{previous}", f"A1.{induction}.K") for previous in (0, 1) for induction in (0, 1)],
+    *[("Resid Start", f"A1.{head}.{x}") for head in (0, 1) for x in "QV"],
+    *[(f"A1.{head}", "Resid End") for head in (0, 1)],
+]
+
 
 @torch.no_grad()
 def copying_accuracy(model: torch.nn.Module, tokens: torch.Tensor, answers: torch.Tensor,
@@ -44,19 +57,31 @@ def copying_accuracy(model: torch.nn.Module, tokens: torch.Tensor, answers: torc
 
 
 def induction_task(metric: str | None = None, held_out: bool = False) -> Task:
-    """Returns the induction task on TRAINED_SEQUENCES repeated-segment sequences (`held_out`: as many others, drawn
-    from another seed), each paired with a sequence of distinct tokens that nothing can be copied from; scored at
-    the repeat's predictable positions, by KL unless `metric` names another."""
+    """Returns the induction task (see `copying_task`) on the model with one head per role."""
+    return copying_task("induction", load_induction(), INDUCTION_CIRCUIT, "", metric, held_out)
+
+
+def induction_redundant_task(metric: str | None = None, held_out: bool = False) -> Task:
+    """Returns the induction-redundant task (see `copying_task`) on the model trained with head dropout, whose two
+    heads per role each do it alone."""
+    return copying_task("induction-redundant", load_induction(REDUNDANT_WEIGHTS_PATH), REDUNDANT_INDUCTION_CIRCUIT,
+                        " with two heads in each role", metric, held_out)
+
+
+def copying_task(name: str, model: torch.nn.Module, truth: list[tuple[str, str]], model_words: str,
+                 metric: str | None, held_out: bool) -> Task:
+    """Returns task `name` of `model` with ground truth `truth` on TRAINED_SEQUENCES repeated-segment sequences
+    (`held_out`: as many others, drawn from another seed), each paired with a sequence of distinct tokens that nothing
+    can be copied from; scored at the repeat's predictable positions, by KL unless `metric` names another."""
     generator = torch.Generator().manual_seed(HELD_OUT_SEED if held_out else DISCOVERY_SEED)
     batch = repeated_segments(TRAINED_SEQUENCES, generator)
     corrupt = unrepeated_sequences(TRAINED_SEQUENCES, generator)
-    model = load_induction()
     answers, positions = batch.answers, batch.predictable
     return Task(
-        name="induction", model=model, clean=batch.tokens, corrupt=corrupt, metric=METRICS[metric or "kl"],
-        scored_positions=positions, ground_truth=list(INDUCTION_CIRCUIT), bos_position=0,
+        name=name, model=model, clean=batch.tokens, corrupt=corrupt, metric=METRICS[metric or "kl"],
+        scored_positions=positions, ground_truth=list(truth), bos_position=0,
         description=f"in-context copying of a repeated random segment by a trained 2-layer attention-only "
-                    f"transformer ({TRAINED_SEQUENCES} {'held-out ' if held_out else ''}sequences)",
+                    f"transformer{model_words} ({TRAINED_SEQUENCES} {'held-out ' if held_out else ''}sequences)",
         pairing=f"row i's corrupted sequence: BOS and {N_CONTENT} distinct tokens drawn afresh, so no token repeats "
                 "and nothing can be copied; it is scored at row i's positions",
         extras={
