@@ -1,5 +1,5 @@
-"""The cross-benchmark table: every method on every task family (the tracr suite, its planted-redundancy tasks, the
-trained models with verified circuits), plain graph, held-out inputs, under resample, mean and zero ablation; per
+"""The cross-benchmark table: every method on every task family (the tracr suite, SIIT-trained models of its
+programs, the trained induction models with verified circuits, the planted-redundancy tracr tasks), plain graph, held-out inputs, under resample, mean and zero ablation; per
 method the mean AUROC against the effective truth on each family, and Spearman's rank correlation of the methods
 between families.
 

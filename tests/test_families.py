@@ -23,7 +23,7 @@ def test_families_hold_registered_tasks_and_no_task_twice():
     held = [t for tasks in FAMILIES.values() for t in tasks]
     assert set(held) <= names and len(held) == len(set(held))
     assert family_of("tracr-reverse") == "tracr" and family_of("tracr-redundant-or") == "redundant"
-    assert family_of("induction") == "trained" and family_of("smollm2-ioi") is None
+    assert family_of("induction") == "induction" and family_of("smollm2-ioi") is None
 
 
 def test_family_summary_means_and_correlation(tmp_path):
@@ -34,10 +34,11 @@ def test_family_summary_means_and_correlation(tmp_path):
                record("tracr-reverse", "c", 0.5), record("induction", "a", 0.9), record("induction", "b", 0.6),
                record("induction", "c", 0.8), record("smollm2-ioi", "a", None), record("induction", "c", None)]
     summary = family_summary(records)
-    assert summary.families == ("tracr", "trained")
-    assert summary.auroc["a"] == {"tracr": pytest.approx(0.9), "trained": 0.9}
-    assert summary.runs == {"tracr": 2, "trained": 1}
-    # tracr ranks a > b > c, trained a > c > b: ranks (3,2,1) vs (3,1,2), rho = 1 - 6*2/(3*8) = 0.5
-    assert summary.correlation == {"tracr vs trained": pytest.approx(0.5)}
-    assert "| a | 0.900 | 0.900 |" in family_markdown(summary) and "tracr vs trained: +0.50" in family_markdown(summary)
+    assert summary.families == ("tracr", "induction")
+    assert summary.auroc["a"] == {"tracr": pytest.approx(0.9), "induction": 0.9}
+    assert summary.runs == {"tracr": 2, "induction": 1}
+    # tracr ranks a > b > c, induction a > c > b: ranks (3,2,1) vs (3,1,2), rho = 1 - 6*2/(3*8) = 0.5
+    assert summary.correlation == {"tracr vs induction": pytest.approx(0.5)}
+    markdown = family_markdown(summary)
+    assert "| a | 0.900 | 0.900 |" in markdown and "tracr vs induction: +0.50" in markdown
     assert all(p.exists() for p in plot_families(summary, tmp_path / "families"))

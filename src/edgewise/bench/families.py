@@ -1,5 +1,6 @@
 """Task families and the cross-benchmark table: per method, AUROC against the effective truth on each family (the
-tracr suite, its planted-redundancy tasks, the trained models with verified circuits), and how alike the families
+tracr suite, SIIT-trained models of its programs, the trained induction models with verified circuits, the
+planted-redundancy tracr tasks), and how alike the families
 rank the methods (Spearman's rank correlation): the measured answer to "does a method that does better on tracr do
 better on trained models?"."""
 
@@ -15,8 +16,9 @@ from .summary import markdown_table
 REDUNDANT = tuple(name for name in TRACR_TASKS if name.startswith("tracr-redundant-"))
 FAMILIES: dict[str, tuple[str, ...]] = {
     "tracr": tuple(name for name in TRACR_TASKS if name not in REDUNDANT),
+    "siit": tuple(name for name in TRAINED_TASKS if name.startswith("siit-")),  # tracr programs trained by SIIT
+    "induction": tuple(name for name in TRAINED_TASKS if name.startswith("induction")),
     "redundant": REDUNDANT,
-    "trained": tuple(TRAINED_TASKS),
 }
 
 
