@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-from ..errors import TrainedWeightsMissingError
+from .checkpoint import load_checkpoint, save_checkpoint
 from .transformer import Transformer, TransformerConfig
 
 WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "induction.pt"
@@ -24,19 +22,12 @@ TRAIN_SCRIPT = "scripts/train_induction.py"
 
 def save_induction(model: Transformer, path: Path = WEIGHTS_PATH) -> Path:
     """Returns `path` after saving the model's config and weights there, in the format load_induction reads."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": model.cfg.to_dict(), "state_dict": model.state_dict()}, path)
-    return path
+    return save_checkpoint(model, model.cfg.to_dict(), path)
 
 
 def load_induction(path: Path = WEIGHTS_PATH) -> Transformer:
     """Returns the trained induction Transformer saved at `path` (by default the committed weights), in eval mode."""
-    if not path.is_file():
-        option = " --redundant" if path == REDUNDANT_WEIGHTS_PATH else ""
-        raise TrainedWeightsMissingError(
-            f"no induction model weights at {path}: run `python {TRAIN_SCRIPT}{option}` (about a minute on one CPU) "
-            "to train the model and write them")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    model = Transformer(TransformerConfig(**saved["config"]))
-    model.load_state_dict(saved["state_dict"])
-    return model.float().eval()
+    option = " --redundant" if path == REDUNDANT_WEIGHTS_PATH else ""
+    return load_checkpoint(path, lambda config: Transformer(TransformerConfig(**config)),
+                           f"induction model weights at {path}: run `python {TRAIN_SCRIPT}{option}` (about a minute "
+                           "on one CPU) to train the model and write them")

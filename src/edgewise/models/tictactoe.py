@@ -20,7 +20,7 @@ from torch import nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
-from ..errors import TrainedWeightsMissingError
+from .checkpoint import load_checkpoint, save_checkpoint
 
 WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "tictactoe.pt"
 TRAIN_SCRIPT = "scripts/train_tictactoe.py"
@@ -93,18 +93,11 @@ class TicTacToeNet(HookedRootModule):
 
 def save_tictactoe(model: TicTacToeNet, path: Path = WEIGHTS_PATH) -> Path:
     """Returns `path` after saving the model's config and weights there, in the format load_tictactoe reads."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": asdict(model.cfg), "state_dict": model.state_dict()}, path)
-    return path
+    return save_checkpoint(model, asdict(model.cfg), path)
 
 
 def load_tictactoe(path: Path = WEIGHTS_PATH) -> TicTacToeNet:
     """Returns the trained TicTacToeNet saved at `path` (by default the committed weights), float32, in eval mode."""
-    if not path.is_file():
-        raise TrainedWeightsMissingError(
-            f"no TicTacToeNet weights at {path}: run `python {TRAIN_SCRIPT}` (a few minutes on one CPU) to train "
-            "the network and write them")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    model = TicTacToeNet(TicTacToeConfig(**saved["config"]))
-    model.load_state_dict(saved["state_dict"])
-    return model.float().eval()
+    return load_checkpoint(path, lambda config: TicTacToeNet(TicTacToeConfig(**config)),
+                           f"TicTacToeNet weights at {path}: run `python {TRAIN_SCRIPT}` (a few minutes on one CPU) to "
+                           "train the network and write them")
