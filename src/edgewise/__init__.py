@@ -1,7 +1,7 @@
 """edgewise: circuit discovery on edge graphs, with a tracr benchmark whose circuits are known by construction.
 
 The package follows the data path, one subpackage a stage: graph -> models -> adapters -> tasks -> patching ->
-methods -> evaluate -> diagnostics -> bench -> report -> interop -> cli. The names below load their stage on first
+methods -> evaluate -> diagnostics -> interventions -> bench -> report -> interop -> cli. The names below load their stage on first
 use, so `edgewise --help` does not pay for torch, transformers or jax.
 """
 
@@ -24,6 +24,7 @@ _EXPORTS = {
     **dict.fromkeys(["Circuit", "circuit_from_scores", "Edge", "Graph", "EdgeScores", "Node", "NodeKind"], "graph"),
     "diagnose": "diagnostics",
     "discover": "methods",
+    "remove": "interventions",
     **dict.fromkeys(["Task", "get_task", "task_names"], "tasks"),
     "tracr_task": "tasks.tracr",
     **dict.fromkeys(["Transformer", "TransformerConfig"], "models"),

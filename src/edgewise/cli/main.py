@@ -338,6 +338,55 @@ def _diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _remove(args: argparse.Namespace) -> int:
+    from ..evaluate import RunEvaluation
+    from ..graph import Circuit
+    from ..interventions import random_edges, remove
+    from ..methods import discover
+    from ..patching import task_ablation
+    from ..tasks import get_task
+    from ..tasks.registry import held_out_size
+
+    _check_writable(args.json)
+    task = get_task(args.task)
+    if args.circuit:
+        circuit = Circuit.load(args.circuit, task=args.task)
+    else:  # the method fits on the discovery inputs; its circuit follows the method's rule (discover's)
+        graph = task.graph(per_position=args.per_position)
+        ablated = task_ablation(task, graph, args.ablation)
+        scores = discover(task, args.method, args.ablation, seed=args.seed, progress=True, graph=graph, ablated=ablated)
+        circuit = RunEvaluation(task, scores, ablated, circuit_size=args.top_k).circuit
+    held_out = bool(held_out_size(args.task))
+    measured_on = "held-out" if held_out else "discovery (the task has no held-out inputs)"
+    forget = get_task(args.task, held_out=held_out)
+    retain = [get_task(name, held_out=bool(held_out_size(name))) for name in args.retain or ()]
+    graph = forget.graph(circuit.per_position)
+    removals = [remove(forget, set(circuit.edges), retain, args.ablation, circuit.per_position,
+                       circuit.description or "circuit")]
+    removals += [remove(forget, random_edges(graph, len(circuit), seed), retain, args.ablation, circuit.per_position,
+                        f"random {len(circuit)} edges (seed {seed})") for seed in range(args.random_seeds)]
+    print(f"removing from {task.name} ({graph}, {args.ablation} ablation), measured on {measured_on} inputs; "
+          f"metric {forget.metric.name} to the full model, accuracy before -> after")
+    header = ["intervention", "edges", f"forget {forget.name}", *(f"retain {t.name}" for t in retain)]
+    rows = [[r.label, str(len(r.edges)), *(_measure_cell(m) for m in (r.forget, *r.retain))] for r in removals]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"task": task.name, "ablation": args.ablation, "measured_on": measured_on,
+                                               "removals": [r.to_dict() for r in removals]}, indent=1,
+                                              allow_nan=False))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _measure_cell(measure) -> str:
+    """Returns `kl 0.31, 1.00 -> 0.42` for a removal's effect on one task."""
+    accuracy = "" if measure.accuracy_after is None else (
+        f", {measure.accuracy_before:.2f} -> {measure.accuracy_after:.2f}")
+    return f"{measure.metric:.3g}{accuracy}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Returns the parser of every `edgewise` subcommand."""
     parser = argparse.ArgumentParser(prog="edgewise", description="Circuit discovery on edge graphs.")
@@ -426,6 +475,21 @@ def build_parser() -> argparse.ArgumentParser:
     _features_argument(p)
     p.add_argument("--json", metavar="FILE", help="write the diagnostics to FILE")
     p.set_defaults(run=_diagnose)
+    p = sub.add_parser("remove", help="ablate a circuit and measure what the model lost (the task) and kept (--retain "
+                       "tasks), beside random edges of the same number")
+    p.add_argument("task", help="the forget task")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--circuit", metavar="FILE", help="a Circuit JSON (`edgewise discover --circuit-out`)")
+    source.add_argument("--method", help="discover the circuit with this method on the task's discovery inputs")
+    p.add_argument("--ablation", default="resample", help="how removed edges are fed: resample (default), mean, zero")
+    p.add_argument("--retain", type=_comma_list, help="comma-separated tasks of the same model to keep")
+    p.add_argument("--per-position", action="store_true", help="with --method: the per-position graph")
+    p.add_argument("--top-k", type=int, help="with --method: circuit size of a top-k method (default: the effective "
+                   "truth's, else 20)")
+    p.add_argument("--seed", type=int, default=0, help="the method's seed")
+    p.add_argument("--random-seeds", type=int, default=3, help="random-edge baselines, one per seed (default 3)")
+    p.add_argument("--json", metavar="FILE", help="write every removal's measurements to FILE")
+    p.set_defaults(run=_remove)
     return parser
 
 

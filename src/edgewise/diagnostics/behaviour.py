@@ -95,7 +95,7 @@ def _class_label(task: Task) -> Callable[[int], str]:
     return str
 
 
-def _top_class(logits: torch.Tensor, tolerance: float) -> torch.Tensor:
+def top_class(logits: torch.Tensor, tolerance: float) -> torch.Tensor:
     """Returns the top class [batch, pos], or -1 where the two largest logits tie within tolerance: the answer is then
     no class, and an argmax would pick one by index or float noise."""
     if logits.shape[-1] < 2:
@@ -108,7 +108,7 @@ def _top_class(logits: torch.Tensor, tolerance: float) -> torch.Tensor:
 def _fixed_positions(task: Task, logits: torch.Tensor, tolerance: float) -> tuple[int, ...]:
     """Returns the scored positions at which every input gets the same answer: the same outputs within tolerance,
     or (categorical) the same top class."""
-    top = _top_class(logits, tolerance) if task.categorical else None
+    top = top_class(logits, tolerance) if task.categorical else None
     fixed = []
     for p in range(logits.shape[1]):
         rows = task.scored_positions[:, p]
@@ -129,7 +129,7 @@ def _distribution(task: Task, logits: torch.Tensor, tolerance: float) -> dict[st
         return {"mean": scored.mean().item(), "std": scored.std(unbiased=False).item(),
                 "min": scored.min().item(), "max": scored.max().item()}
     label = _class_label(task)
-    top = _top_class(logits, tolerance)[task.scored_positions]
+    top = top_class(logits, tolerance)[task.scored_positions]
     counts = Counter(top.tolist())
     return {("tie" if c < 0 else label(c)): n / len(top) for c, n in counts.most_common()}
 
@@ -140,7 +140,7 @@ def _agreement(task: Task, logits: torch.Tensor, full: torch.Tensor, full_std: f
     tied), or outputs within agreement_spread of the full model's standard deviation."""
     scored = task.scored_positions
     if task.categorical:
-        same = _top_class(logits, thresholds.tolerance) == _top_class(full, thresholds.tolerance)
+        same = top_class(logits, thresholds.tolerance) == top_class(full, thresholds.tolerance)
         return same[scored].float().mean().item()
     close = (logits[scored] - full[scored]).abs() <= thresholds.agreement_spread * full_std
     return close.all(-1).float().mean().item()
@@ -186,7 +186,7 @@ def _offered_answers(task: Task, logits: torch.Tensor, thresholds: BehaviourThre
     if offered is None or not task.categorical:
         return (), None
     scored = task.scored_positions
-    order, share = preference_order(_top_class(logits, thresholds.tolerance)[scored], offered.to(scored.device)[scored])
+    order, share = preference_order(top_class(logits, thresholds.tolerance)[scored], offered.to(scored.device)[scored])
     label = _class_label(task)
     return tuple(label(c) for c in order), share
 

@@ -1,0 +1,104 @@
+"""Capability removal by ablation: the edges of a circuit are ablated (fed their ablated values: resample, mean or
+zero) and every other edge is kept, so the model runs without the circuit. Measured per task on the inputs given
+(held-out ones, by the caller's choice): the task metric against the full model and the accuracy before and after.
+The model's weights are never changed: removal is a patched forward, so the same model can be measured again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..diagnostics.behaviour import top_class
+from ..errors import GraphMismatchError
+from ..graph import Edge, Graph
+from ..patching import full_logits, patched_forward, task_ablation
+from ..tasks import Task
+
+
+TIE_TOLERANCE = 1e-5  # top logits this close (relative) are a tie: diagnose's behaviour check uses the same
+
+
+@dataclass(frozen=True)
+class TaskMeasure:
+    """One task's behaviour before and after a removal, on its inputs."""
+
+    task: str
+    role: str  # forget or retain
+    metric: float  # the task's metric (e.g. KL) of the model without the edges, against the full model
+    accuracy_before: float | None  # top answer = the task's answer (`extras["answers"]`), else = the full model's
+    accuracy_after: float | None  # None for numerical outputs
+
+    def to_dict(self) -> dict:
+        return {"task": self.task, "role": self.role, "metric": self.metric,
+                "accuracy_before": self.accuracy_before, "accuracy_after": self.accuracy_after}
+
+
+@dataclass(frozen=True)
+class Removal:
+    """One intervention: which edges it removed, and what that did to the forget task and each retain task."""
+
+    label: str
+    ablation: str
+    edges: frozenset[Edge]
+    n_graph_edges: int
+    forget: TaskMeasure
+    retain: tuple[TaskMeasure, ...]
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "ablation": self.ablation, "n_edges": len(self.edges),
+                "fraction_of_edges": len(self.edges) / self.n_graph_edges,
+                "edges": sorted(e.endpoints() for e in self.edges), "forget": self.forget.to_dict(),
+                "retain": [m.to_dict() for m in self.retain]}
+
+
+def _accuracy(task: Task, logits: torch.Tensor, full: torch.Tensor) -> float | None:
+    """Returns the share of scored positions whose top class is the task's answer (else the full model's); a tie of
+    the top logits answers nothing, so it is never right."""
+    if not task.categorical:
+        return None
+    answers = task.extras.get("answers")
+    target = full.argmax(-1) if answers is None else answers
+    return (top_class(logits, TIE_TOLERANCE) == target)[task.scored_positions].float().mean().item()
+
+
+def _same_model(forget: Task, other: Task) -> None:
+    """Raises GraphMismatchError unless `other` runs the forget task's model (the same weights)."""
+    mine, theirs = forget.adapter.model.state_dict(), other.adapter.model.state_dict()
+    if mine.keys() != theirs.keys() or not all(torch.equal(mine[k], theirs[k]) for k in mine):
+        raise GraphMismatchError(f"retain task {other.name} runs another model than {forget.name}; removal is "
+                                 "measured on one model, so give retain tasks of the same model")
+
+
+@torch.no_grad()
+def _measure(task: Task, graph: Graph, edges: frozenset[Edge], ablation: str, role: str) -> TaskMeasure:
+    """Returns the task's metric and accuracy with `edges` ablated, every other edge kept."""
+    mask = torch.ones(graph.n_edges)
+    mask[[graph.edge_index(e) for e in edges]] = 0
+    full = full_logits(task)
+    logits = patched_forward(task.model, graph, task.clean, task_ablation(task, graph, ablation), mask)
+    metric = task.metric(logits.unsqueeze(0), full, task.scored_positions)[0].item()
+    return TaskMeasure(task.name, role, metric, _accuracy(task, full, full), _accuracy(task, logits, full))
+
+
+def remove(forget: Task, edges: set[Edge], retain: list[Task] | tuple[Task, ...] = (), ablation: str = "resample",
+           per_position: bool = False, label: str = "circuit") -> Removal:
+    """Returns what ablating `edges` (and nothing else) does to the forget task and to each retain task, each on its
+    own inputs with its own ablated values; the retain tasks must run the forget task's model."""
+    for task in retain:
+        _same_model(forget, task)
+    graph = forget.graph(per_position)
+    edges = frozenset(edges)
+    missing = [e.name for e in edges if e not in graph]
+    if missing:
+        raise GraphMismatchError(f"{len(missing)} edges to remove are not in {forget.name}'s "
+                                 f"{'per-position' if per_position else 'plain'} graph, e.g. {missing[0]}")
+    return Removal(label, ablation, edges, graph.n_edges, _measure(forget, graph, edges, ablation, "forget"),
+                   tuple(_measure(t, t.graph(per_position), edges, ablation, "retain") for t in retain))
+
+
+def random_edges(graph: Graph, n: int, seed: int = 0) -> set[Edge]:
+    """Returns `n` edges of the graph drawn uniformly without replacement: the baseline a circuit's removal must
+    beat (the same number of edges, no knowledge of the task)."""
+    order = torch.randperm(graph.n_edges, generator=torch.Generator().manual_seed(seed))[:n]
+    return {graph.edges[i] for i in order.tolist()}

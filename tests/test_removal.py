@@ -1,0 +1,113 @@
+"""Capability removal on a hand-built model whose two skills live in two known branches: removing skill A's edge
+loses A exactly as a hand-written ablation does and leaves B exactly as it was; the model's weights stay untouched;
+random edges of the same number are the baseline."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from transformer_lens import HookedRootModule
+from transformer_lens.hook_points import HookPoint
+
+from edgewise import DeclaredAdapter
+from edgewise.errors import GraphMismatchError
+from edgewise.graph import Edge
+from edgewise.interventions import random_edges, remove
+from edgewise.tasks import METRICS, Task
+
+
+class TwoSkills(HookedRootModule):
+    """Inputs [batch, 4]: dims 0-1 are skill A's question, dims 2-3 skill B's. Branch a answers A (logits 0-1),
+    branch b answers B (logits 2-3); the embedding also reaches the logits directly, weakly."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(4, 4, bias=False)
+        self.a, self.b = nn.Linear(4, 4, bias=False), nn.Linear(4, 4, bias=False)
+        with torch.no_grad():
+            self.embed.weight.copy_(0.1 * torch.eye(4))
+            self.a.weight.zero_()
+            self.a.weight[:2, :2] = torch.tensor([[0.0, 30.0], [30.0, 0.0]])  # A: answer the other of dims 0-1
+            self.b.weight.zero_()
+            self.b.weight[2:, 2:] = torch.tensor([[30.0, 0.0], [0.0, 30.0]])  # B: answer the larger of dims 2-3
+        self.hook_embed, self.hook_a_in, self.hook_a_out = HookPoint(), HookPoint(), HookPoint()
+        self.hook_b_in, self.hook_b_out, self.hook_out = HookPoint(), HookPoint(), HookPoint()
+        self.setup()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stream = self.hook_embed(self.embed(x))
+        stream = stream + self.hook_a_out(self.a(self.hook_a_in(stream)))
+        stream = stream + self.hook_b_out(self.b(self.hook_b_in(stream)))
+        return self.hook_out(stream)
+
+
+def _tasks() -> tuple[Task, Task]:
+    """Returns skill A's and skill B's tasks on one TwoSkills model (zero ablation: a removed edge carries nothing)."""
+    model = TwoSkills().eval()
+    generator = torch.Generator().manual_seed(0)
+    inputs = {}
+    for skill, dims in (("A", slice(0, 2)), ("B", slice(2, 4))):
+        x = torch.zeros(32, 4)
+        x[:, dims] = torch.rand(32, 2, generator=generator)
+        inputs[skill] = x
+    adapter = DeclaredAdapter(model, {"embed": "hook_embed", "a": "hook_a_out", "b": "hook_b_out"},
+                              {"a": "hook_a_in", "b": "hook_b_in", "out": "hook_out"}, torch.cat(list(inputs.values())))
+    answers = {"A": inputs["A"][:, :2].argmin(-1), "B": 2 + inputs["B"][:, 2:].argmax(-1)}
+    return tuple(Task(f"skill-{s}", adapter, x, x.flip(0), METRICS["kl"], torch.ones(32, 1, dtype=torch.bool),
+                      extras={"answers": answers[s].unsqueeze(-1)}) for s, x in inputs.items())
+
+
+def test_removing_skill_a_loses_a_as_a_hand_ablation_does_and_keeps_b_exactly():
+    skill_a, skill_b = _tasks()
+    before = {k: v.clone() for k, v in skill_a.adapter.model.state_dict().items()}
+    removal = remove(skill_a, {Edge("a", "out")}, retain=[skill_b], ablation="zero")
+    model = skill_a.adapter.model
+    with torch.no_grad():  # by hand: branch a's output never reaches the logits
+        by_hand = model.run_with_hooks(skill_a.clean, fwd_hooks=[("hook_a_out", lambda v, hook: v * 0)])
+        full = model(skill_a.clean)
+    expected_kl = METRICS["kl"](by_hand.unsqueeze(1).unsqueeze(0), full.unsqueeze(1), skill_a.scored_positions)
+    assert removal.forget.metric == pytest.approx(expected_kl.item(), rel=1e-5) and removal.forget.metric > 0.1
+    assert removal.forget.accuracy_before == 1.0
+    expected_accuracy = (by_hand.argmax(-1) == skill_a.extras["answers"][:, 0]).float().mean().item()
+    assert removal.forget.accuracy_after == pytest.approx(expected_accuracy) and expected_accuracy < 0.8
+    [kept] = removal.retain
+    assert kept.metric == pytest.approx(0.0, abs=1e-9) and kept.accuracy_before == kept.accuracy_after == 1.0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # an intervention, not an edit
+    assert remove(skill_a, {Edge("a", "out")}, ablation="zero").forget == removal.forget  # measured again, the same
+
+
+def test_random_edges_are_a_seeded_draw_of_the_same_size_and_retain_tasks_must_share_the_model():
+    skill_a, skill_b = _tasks()
+    graph = skill_a.graph()
+    drawn = random_edges(graph, 2, seed=3)
+    assert len(drawn) == 2 and drawn <= set(graph.edges) and drawn == random_edges(graph, 2, seed=3)
+    other = _tasks()[1]
+    with torch.no_grad():
+        other.adapter.model.b.weight.mul_(2)
+    with pytest.raises(GraphMismatchError, match="runs another model"):
+        remove(skill_a, drawn, retain=[other])
+    with pytest.raises(GraphMismatchError, match="not in skill-A's plain graph"):
+        remove(skill_a, {Edge("b", "a")})
+
+
+def test_cli_remove_measures_the_circuit_and_random_baselines_on_held_out_inputs(tmp_path):
+    import json
+
+    from conftest import run_edgewise, tracr
+
+    from edgewise.graph import Circuit
+    from edgewise.tasks.registry import get_task
+
+    tracr("tracr-redundant-or")  # compiled once per test run
+    circuit = Circuit(frozenset({Edge("MLP 2", "Resid End")}), description="the answer's edge",
+                      task="tracr-redundant-or")
+    circuit.save(tmp_path / "circuit.json")
+    result = run_edgewise("remove", "tracr-redundant-or", "--circuit", str(tmp_path / "circuit.json"), "--ablation",
+                          "zero", "--random-seeds", "2", "--json", str(tmp_path / "removal.json"))
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "removal.json").read_text())
+    assert record["measured_on"] == "held-out" and [r["n_edges"] for r in record["removals"]] == [1, 1, 1]
+    direct = remove(get_task("tracr-redundant-or", held_out=True), {Edge("MLP 2", "Resid End")}, ablation="zero")
+    assert record["removals"][0]["forget"] == direct.forget.to_dict()
+    assert direct.forget.accuracy_after < 0.5  # without its only way out the answer is gone
