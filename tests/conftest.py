@@ -16,8 +16,9 @@ import torch
 from edgewise.models import Transformer, TransformerConfig
 
 # One thread per torch: the suite's tensors are small, and two threads on a shared 2-core machine thrash. Tests
-# marked slow (SmolLM2's 30 layers) get the machine's cores back.
+# marked slow (SmolLM2's 30 layers) get the machine's cores back, unless pytest-xdist runs one worker per core.
 torch.set_num_threads(1)
+SLOW_TEST_THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, os.cpu_count() or 1)
 # tracr's compiler runs its model op by op while assembling it, and XLA compiles each op: unoptimised code compiles
 # faster, and these models are tiny. Set before jax is imported.
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
@@ -28,7 +29,7 @@ def _threads_for_slow_tests(request):
     if request.node.get_closest_marker("slow") is None:
         yield
         return
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(SLOW_TEST_THREADS)
     yield
     torch.set_num_threads(1)
 

@@ -28,6 +28,11 @@ GAME_POSITIONS = 256  # discovery positions of a game task, and as many other po
 TRAINED_TASKS = {"induction": ("trained.induction", "induction_task"),
                  "induction-redundant": ("trained.induction", "induction_redundant_task")}
 TRAINED_SEQUENCES = 128  # discovery sequences of a trained task, and as many others held out
+# one model trained on four algorithms chosen by a task token (tasks.trained.multitask): forget one, retain the others
+TRAINED_TASKS.update({"multitask-reverse": ("trained.multitask", "multitask_reverse_task"),
+                      "multitask-sort": ("trained.multitask", "multitask_sort_task"),
+                      "multitask-count": ("trained.multitask", "multitask_count_task"),
+                      "multitask-shift": ("trained.multitask", "multitask_shift_task")})
 
 
 def task_names() -> list[str]:
