@@ -11,19 +11,22 @@ import torch
 from ..errors import TrainedWeightsMissingError
 
 
-def save_checkpoint(model: torch.nn.Module, config: dict, path: Path) -> Path:
-    """Returns `path` after saving the model's `config` (what rebuilds it) and weights there."""
+def save_checkpoint(model: torch.nn.Module, config: dict, path: Path, **fields: object) -> Path:
+    """Returns `path` after saving the model's `config` (what rebuilds it), its weights and any other `fields` (plain
+    data, e.g. an alignment) there."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": config, "state_dict": model.state_dict()}, path)
+    torch.save({"config": config, "state_dict": model.state_dict(), **fields}, path)
     return path
 
 
-def load_checkpoint(path: Path, build: Callable[[dict], torch.nn.Module], missing: str) -> torch.nn.Module:
-    """Returns `build(config)` with the weights saved at `path`, float32, in eval mode; raises
-    TrainedWeightsMissingError saying `missing` (which model, and the command that writes the file) when absent."""
+def load_checkpoint(path: Path, build: Callable[[dict], torch.nn.Module],
+                    missing: str) -> tuple[torch.nn.Module, dict]:
+    """Returns `build(config)` with the weights saved at `path` (float32, in eval mode) and the other fields saved
+    with them; raises TrainedWeightsMissingError saying `missing` (which model, and the command that writes the
+    file) when absent."""
     if not path.is_file():
         raise TrainedWeightsMissingError(f"no {missing}")
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    model = build(saved["config"])
-    model.load_state_dict(saved["state_dict"])
-    return model.float().eval()
+    model = build(saved.pop("config"))
+    model.load_state_dict(saved.pop("state_dict"))
+    return model.float().eval(), saved

@@ -30,4 +30,4 @@ def load_induction(path: Path = WEIGHTS_PATH) -> Transformer:
     option = " --redundant" if path == REDUNDANT_WEIGHTS_PATH else ""
     return load_checkpoint(path, lambda config: Transformer(TransformerConfig(**config)),
                            f"induction model weights at {path}: run `python {TRAIN_SCRIPT}{option}` (about a minute "
-                           "on one CPU) to train the model and write them")
+                           "on one CPU) to train the model and write them")[0]

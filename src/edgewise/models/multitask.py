@@ -25,4 +25,4 @@ def load_multitask(path: Path = WEIGHTS_PATH) -> Transformer:
     """Returns the trained multitask Transformer saved at `path` (by default the committed weights), in eval mode."""
     return load_checkpoint(path, lambda config: Transformer(TransformerConfig(**config)),
                            f"multitask model weights at {path}: run `python {TRAIN_SCRIPT}` (a few minutes on one "
-                           "CPU) to train the model and write them")
+                           "CPU) to train the model and write them")[0]

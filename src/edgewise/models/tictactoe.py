@@ -100,4 +100,4 @@ def load_tictactoe(path: Path = WEIGHTS_PATH) -> TicTacToeNet:
     """Returns the trained TicTacToeNet saved at `path` (by default the committed weights), float32, in eval mode."""
     return load_checkpoint(path, lambda config: TicTacToeNet(TicTacToeConfig(**config)),
                            f"TicTacToeNet weights at {path}: run `python {TRAIN_SCRIPT}` (a few minutes on one CPU) to "
-                           "train the network and write them")
+                           "train the network and write them")[0]

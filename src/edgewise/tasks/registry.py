@@ -1,7 +1,9 @@
 """Every built-in task by name: the tracr suite (ground truth known by construction), tasks on real pretrained
-language models (no ground truth), on a project-trained game network, and on project-trained transformers whose
-circuit path patching verified (`induction`, `induction-redundant`). The command line looks tasks up here; names are
-known without importing any model code."""
+language models (no ground truth), on a project-trained game network, and on project-trained transformers: induction
+models whose circuit path patching verified (`induction`, `induction-redundant`), SIIT models of tracr programs whose
+circuit training put in chosen heads (`siit-*`), and one model of four algorithms chosen by a task token
+(`multitask-*`, for capability removal). The command line looks tasks up here; names are known without importing any
+model code."""
 
 from __future__ import annotations
 
@@ -28,6 +30,9 @@ GAME_POSITIONS = 256  # discovery positions of a game task, and as many other po
 TRAINED_TASKS = {"induction": ("trained.induction", "induction_task"),
                  "induction-redundant": ("trained.induction", "induction_redundant_task")}
 TRAINED_SEQUENCES = 128  # discovery sequences of a trained task, and as many others held out
+# SIIT models of tracr programs (tasks.trained.siit), on their program's inputs: task name -> the tracr program
+SIIT_TASKS = {f"siit-{program}": program for program in ("tracr-hist", "tracr-count", "tracr-shift")}
+TRAINED_TASKS.update({name: ("trained.siit", "siit_task") for name in SIIT_TASKS})
 # one model trained on four algorithms chosen by a task token (tasks.trained.multitask): forget one, retain the others
 TRAINED_TASKS.update({"multitask-reverse": ("trained.multitask", "multitask_reverse_task"),
                       "multitask-sort": ("trained.multitask", "multitask_sort_task"),
@@ -69,7 +74,9 @@ def get_task(name: str, metric: str | None = None, held_out: bool = False) -> "T
         return user_task(name)
     if name in LM_TASKS or name in GAME_TASKS or name in TRAINED_TASKS:
         module, factory = {**LM_TASKS, **GAME_TASKS, **TRAINED_TASKS}[name]
-        return getattr(importlib.import_module(f"{__package__}.{module}"), factory)(metric=metric, held_out=held_out)
+        program = {"program": SIIT_TASKS[name]} if name in SIIT_TASKS else {}  # one factory serves every SIIT task
+        return getattr(importlib.import_module(f"{__package__}.{module}"), factory)(metric=metric, held_out=held_out,
+                                                                                     **program)
     if name in ALL_TRACR_TASKS:
         from .tracr.suite import get_task as tracr_task
 
@@ -84,6 +91,8 @@ def held_out_size(name: str) -> int | None:
         return LM_HELD_OUT
     if name in GAME_TASKS:
         return GAME_POSITIONS
+    if name in SIIT_TASKS:
+        return held_out_size(SIIT_TASKS[name])
     if name in TRAINED_TASKS:
         return TRAINED_SEQUENCES
     spec = ALL_TRACR_TASKS.get(name)
