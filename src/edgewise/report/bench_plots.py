@@ -4,6 +4,7 @@ cross-benchmark summary of task families."""
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 from ..bench.families import FamilySummary
@@ -70,6 +71,7 @@ def plot_families(summary: FamilySummary, path: str | Path) -> list[Path]:
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("mean AUROC, effective truth")
     rho = ", ".join(f"{pair} {v:+.2f}" for pair, v in summary.correlation.items() if v is not None)
-    ax.set_title(f"methods across task families (Spearman: {rho})", fontsize=9)
+    ax.set_title("methods across task families\n" + textwrap.fill(f"Spearman's rank correlation: {rho}", 100),
+                 fontsize=8)
     ax.legend(fontsize=8, loc="lower left")
     return save_figure(fig, path)
