@@ -284,6 +284,10 @@ def _comma_list(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
+def _comma_floats(text: str) -> tuple[float, ...]:
+    return tuple(float(value) for value in _comma_list(text))
+
+
 def _comma_ints(text: str) -> tuple[int, ...]:
     """Returns the comma-separated integers in `text`; argparse turns a ValueError into a usage error."""
     return tuple(int(value) for value in _comma_list(text))
@@ -341,7 +345,7 @@ def _diagnose(args: argparse.Namespace) -> int:
 def _remove(args: argparse.Namespace) -> int:
     from ..evaluate import RunEvaluation
     from ..graph import Circuit
-    from ..interventions import random_edges, remove
+    from ..interventions import fine_tune, random_edges, remove, task_vector_model, weight_edit
     from ..methods import discover
     from ..patching import task_ablation
     from ..tasks import get_task
@@ -365,10 +369,18 @@ def _remove(args: argparse.Namespace) -> int:
                        circuit.description or "circuit")]
     removals += [remove(forget, random_edges(graph, len(circuit), seed), retain, args.ablation, circuit.per_position,
                         f"random {len(circuit)} edges (seed {seed})") for seed in range(args.random_seeds)]
+    # weight edits of a copy, trained on the discovery inputs and measured on the same inputs as the removals
+    if args.task_vector:
+        tuned = fine_tune(task, args.edit_steps, args.edit_lr)
+        removals += [weight_edit(forget, task_vector_model(task.adapter, tuned, alpha), retain,
+                                 f"task vector, alpha {alpha:g}") for alpha in args.task_vector]
+    if args.gradient_ascent:
+        removals.append(weight_edit(forget, fine_tune(task, args.edit_steps, args.edit_lr, ascend=True), retain,
+                                    f"gradient ascent, {args.edit_steps} steps"))
     print(f"removing from {task.name} ({graph}, {args.ablation} ablation), measured on {measured_on} inputs; "
           f"metric {forget.metric.name} to the full model, accuracy before -> after")
-    header = ["intervention", "edges", f"forget {forget.name}", *(f"retain {t.name}" for t in retain)]
-    rows = [[r.label, str(len(r.edges)), *(_measure_cell(m) for m in (r.forget, *r.retain))] for r in removals]
+    header = ["intervention", "size", f"forget {forget.name}", *(f"retain {t.name}" for t in retain)]
+    rows = [[r.label, r.size, *(_measure_cell(m) for m in (r.forget, *r.retain))] for r in removals]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
@@ -488,6 +500,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "truth's, else 20)")
     p.add_argument("--seed", type=int, default=0, help="the method's seed")
     p.add_argument("--random-seeds", type=int, default=3, help="random-edge baselines, one per seed (default 3)")
+    p.add_argument("--task-vector", type=_comma_floats, metavar="ALPHAS", help="also task vectors: fine-tune a copy "
+                   "on the task, subtract alpha times the weight change, one row per comma-separated alpha")
+    p.add_argument("--gradient-ascent", action="store_true", help="also gradient ascent on the task (a copy)")
+    p.add_argument("--edit-steps", type=int, default=100, help="Adam steps of the weight edits (default 100)")
+    p.add_argument("--edit-lr", type=float, default=1e-3, help="learning rate of the weight edits (default 1e-3)")
     p.add_argument("--json", metavar="FILE", help="write every removal's measurements to FILE")
     p.set_defaults(run=_remove)
     return parser

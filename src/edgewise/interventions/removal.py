@@ -45,6 +45,11 @@ class Removal:
     forget: TaskMeasure
     retain: tuple[TaskMeasure, ...]
 
+    @property
+    def size(self) -> str:
+        """Returns the intervention's size in words: `20 edges`."""
+        return f"{len(self.edges)} edges"
+
     def to_dict(self) -> dict:
         return {"label": self.label, "ablation": self.ablation, "n_edges": len(self.edges),
                 "fraction_of_edges": len(self.edges) / self.n_graph_edges,
@@ -52,7 +57,7 @@ class Removal:
                 "retain": [m.to_dict() for m in self.retain]}
 
 
-def _accuracy(task: Task, logits: torch.Tensor, full: torch.Tensor) -> float | None:
+def accuracy(task: Task, logits: torch.Tensor, full: torch.Tensor) -> float | None:
     """Returns the share of scored positions whose top class is the task's answer (else the full model's); a tie of
     the top logits answers nothing, so it is never right."""
     if not task.categorical:
@@ -62,7 +67,7 @@ def _accuracy(task: Task, logits: torch.Tensor, full: torch.Tensor) -> float | N
     return (top_class(logits, TIE_TOLERANCE) == target)[task.scored_positions].float().mean().item()
 
 
-def _same_model(forget: Task, other: Task) -> None:
+def check_same_model(forget: Task, other: Task) -> None:
     """Raises GraphMismatchError unless `other` runs the forget task's model (the same weights)."""
     mine, theirs = forget.adapter.model.state_dict(), other.adapter.model.state_dict()
     if mine.keys() != theirs.keys() or not all(torch.equal(mine[k], theirs[k]) for k in mine):
@@ -78,7 +83,7 @@ def _measure(task: Task, graph: Graph, edges: frozenset[Edge], ablation: str, ro
     full = full_logits(task)
     logits = patched_forward(task.model, graph, task.clean, task_ablation(task, graph, ablation), mask)
     metric = task.metric(logits.unsqueeze(0), full, task.scored_positions)[0].item()
-    return TaskMeasure(task.name, role, metric, _accuracy(task, full, full), _accuracy(task, logits, full))
+    return TaskMeasure(task.name, role, metric, accuracy(task, full, full), accuracy(task, logits, full))
 
 
 def remove(forget: Task, edges: set[Edge], retain: list[Task] | tuple[Task, ...] = (), ablation: str = "resample",
@@ -86,7 +91,7 @@ def remove(forget: Task, edges: set[Edge], retain: list[Task] | tuple[Task, ...]
     """Returns what ablating `edges` (and nothing else) does to the forget task and to each retain task, each on its
     own inputs with its own ablated values; the retain tasks must run the forget task's model."""
     for task in retain:
-        _same_model(forget, task)
+        check_same_model(forget, task)
     graph = forget.graph(per_position)
     edges = frozenset(edges)
     missing = [e.name for e in edges if e not in graph]

@@ -1,0 +1,100 @@
+"""Removal baselines that edit weights instead of ablating edges, each applied to a copy of the model (the task's
+own model is never changed): task vectors (Ilharco et al. 2023: fine-tune on the forget task, subtract alpha times
+the weight change) and gradient ascent on the forget task. Both train on the task's discovery inputs toward (or
+away from) its answers: `extras["answers"]` where the task has them, else the full model's top class."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from ..adapters import Adapter
+from ..errors import InvalidHyperparameterError
+from ..patching import full_logits
+from ..tasks import Task
+from .removal import TaskMeasure, accuracy, check_same_model
+
+
+@dataclass(frozen=True)
+class WeightEdit:
+    """One weight-editing intervention: what it did to the forget task and each retain task, and its size."""
+
+    label: str
+    weight_change: float  # the L2 norm of the change to the model's parameters
+    forget: TaskMeasure
+    retain: tuple[TaskMeasure, ...]
+
+    @property
+    def size(self) -> str:
+        """Returns the intervention's size in words: `|dw| 1.47`, the norm of the weight change."""
+        return f"|dw| {self.weight_change:.3g}"
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "weight_change": self.weight_change, "forget": self.forget.to_dict(),
+                "retain": [m.to_dict() for m in self.retain]}
+
+
+def _answers(task: Task) -> torch.Tensor:
+    """Returns the class to train toward at each position [batch, pos] (-1 where nothing is scored)."""
+    answers = task.extras.get("answers")
+    if answers is None:
+        with torch.no_grad():
+            answers = full_logits(task).argmax(-1)
+    return answers.masked_fill(~task.scored_positions, -1)
+
+
+def fine_tune(task: Task, steps: int = 100, lr: float = 1e-3, ascend: bool = False, seed: int = 0) -> Adapter:
+    """Returns a copy of the task's adapter and model after `steps` Adam steps of cross-entropy toward the task's
+    answers on its inputs (`ascend`: away from them, gradient ascent), all inputs in every step."""
+    if not task.categorical:
+        raise InvalidHyperparameterError(f"task {task.name} has numerical outputs; weight-edit baselines train on "
+                                         "answers, so they need a categorical task")
+    if steps < 1 or not lr > 0:
+        raise InvalidHyperparameterError(f"steps={steps} and lr={lr} must be at least 1 and above 0")
+    torch.manual_seed(seed)
+    adapter = copy.deepcopy(task.adapter)
+    adapter.model.train()
+    answers = _answers(task)
+    optimiser = torch.optim.Adam(adapter.model.parameters(), lr=lr)
+    for _ in range(steps):
+        logits = adapter.forward(task.clean)  # [batch, pos, classes]
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, -2), answers.flatten(), ignore_index=-1)
+        optimiser.zero_grad()
+        (-loss if ascend else loss).backward()
+        optimiser.step()
+    adapter.model.eval()
+    return adapter
+
+
+def task_vector_model(adapter: Adapter, tuned: Adapter, alpha: float) -> Adapter:
+    """Returns a copy of `adapter` whose model has alpha times its task vector (tuned - original, parameter by
+    parameter) subtracted: theta - alpha (theta_tuned - theta)."""
+    edited = copy.deepcopy(adapter)
+    tuned_parameters = dict(tuned.model.named_parameters())
+    with torch.no_grad():
+        for name, parameter in edited.model.named_parameters():
+            parameter -= alpha * (tuned_parameters[name] - parameter)
+    return edited
+
+
+def _measure(task: Task, edited: Adapter, role: str) -> TaskMeasure:
+    """Returns the task's metric and accuracy when the edited copy runs on the task's inputs."""
+    full = full_logits(task)
+    logits = edited.forward(task.clean)
+    metric = task.metric(logits.unsqueeze(0), full, task.scored_positions)[0].item()
+    return TaskMeasure(task.name, role, metric, accuracy(task, full, full), accuracy(task, logits, full))
+
+
+@torch.no_grad()
+def weight_edit(forget: Task, edited: Adapter, retain: list[Task] | tuple[Task, ...] = (),
+                label: str = "weight edit") -> WeightEdit:
+    """Returns what the edited copy of the forget task's adapter and model does to the forget task and each retain
+    task (which must run the original model), beside the size of the change."""
+    for task in retain:
+        check_same_model(forget, task)
+    original = dict(forget.adapter.model.named_parameters())
+    change = sum(((p - original[n]) ** 2).sum() for n, p in edited.model.named_parameters()).sqrt().item()
+    return WeightEdit(label, change, _measure(forget, edited, "forget"),
+                      tuple(_measure(t, edited, "retain") for t in retain))
