@@ -42,3 +42,15 @@ def test_family_summary_means_and_correlation(tmp_path):
     markdown = family_markdown(summary)
     assert "| a | 0.900 | 0.900 |" in markdown and "tracr vs induction: +0.50" in markdown
     assert all(p.exists() for p in plot_families(summary, tmp_path / "families"))
+
+
+def test_cli_bench_over_two_families_writes_and_plots_the_cross_benchmark_table(tmp_path):
+    from conftest import run_edgewise
+
+    out = tmp_path / "bench"
+    result = run_edgewise("bench", "--out", str(out), "--tasks", "tracr-reverse,tracr-redundant-or", "--methods",
+                          "random,exact", "--ablations", "zero")
+    assert result.returncode == 0, result.stderr
+    table = (out / "families.md").read_text()
+    assert "| method | tracr (1 runs) | redundant (1 runs) |" in table and "Spearman" in result.stdout
+    assert (out / "plots" / "families.png").exists()

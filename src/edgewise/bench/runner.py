@@ -5,6 +5,8 @@
     DIR/results.json        every finished run in the folder (records without curves): this sweep's in sweep order,
                             then those that earlier sweeps into the folder left, by key
     DIR/summary.md          a Markdown table of means over seeds, of the same runs
+    DIR/families.md         where the runs span two task families: mean AUROC per method and family, and the rank
+                            correlation of the methods between families (families.py)
     DIR/plots/              ROC and faithfulness curves per task, graph and ablation; circuit diagrams (plain graphs)
     DIR/.lock               flock'd by the bench writing into the folder, naming it while it runs (lock.py)
 
@@ -42,6 +44,7 @@ from ..patching import AblatedOutputs, faithfulness_loss, task_ablation
 from ..tasks import Task
 from ..tasks.features import TRAINED, add_trained_features
 from ..tasks.registry import get_task, held_out_size
+from .families import family_markdown, family_summary
 from .lock import folder_lock
 from .memory import PeakMemory
 from .summary import summary_markdown
@@ -180,6 +183,9 @@ def run_bench(sweep: Sweep, out: str | Path, progress: bool = True, wait: bool =
         records = _folder_records(out, [s.key for s in specs])
         write_atomic(out / "results.json", json.dumps(records, indent=1, allow_nan=False))
         write_atomic(out / "summary.md", summary_markdown(records))
+        families = family_summary(records)
+        if len(families.families) > 1:  # the cross-benchmark table, once runs span two task families
+            write_atomic(out / "families.md", family_markdown(families))
     return records[:len(specs)]
 
 

@@ -311,11 +311,18 @@ def _bench(args: argparse.Namespace) -> int:
     _check_writable(args.out, folder=True)
     start = time.perf_counter()
     records = run_bench(sweep, args.out, progress=True, wait=args.wait)
+    families = Path(args.out) / "families.md"
     if not args.no_plots:
-        from ..report import plot_bench
+        from ..bench.families import family_summary
+        from ..report import plot_bench, plot_families
 
         plot_bench(args.out)
+        if families.exists():
+            plot_families(family_summary(json.loads((Path(args.out) / "results.json").read_text())),
+                          Path(args.out) / "plots" / "families")
     print((Path(args.out) / "summary.md").read_text())
+    if families.exists():
+        print(families.read_text())
     print(f"wrote {Path(args.out) / 'results.json'} (every finished run in the folder): this sweep's {len(records)} "
           f"runs, {time.perf_counter() - start:.1f} s")
     return 0
