@@ -1,7 +1,7 @@
 """The cross-benchmark table: every method on every task family (the tracr suite, SIIT-trained models of its
-programs, the trained induction models with verified circuits, the planted-redundancy tracr tasks), plain graph, held-out inputs, under resample, mean and zero ablation; per
-method the mean AUROC against the effective truth on each family, and Spearman's rank correlation of the methods
-between families.
+programs, the trained induction models with verified circuits, the planted-redundancy tracr tasks), plain graph,
+held-out inputs, under resample, mean and zero ablation; per method the mean AUROC against the effective truth on
+each family, and Spearman's rank correlation of the methods between families.
 
 A fixed sweep of `edgewise.bench` (resumable): prints the table and writes benchmarks/results/families/{results.json,
 summary.md, families.json, families.md} and docs/img/families.png.

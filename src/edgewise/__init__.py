@@ -1,8 +1,8 @@
 """edgewise: circuit discovery on edge graphs, with a tracr benchmark whose circuits are known by construction.
 
 The package follows the data path, one subpackage a stage: graph -> models -> adapters -> tasks -> patching ->
-methods -> evaluate -> diagnostics -> interventions -> bench -> report -> interop -> cli. The names below load their stage on first
-use, so `edgewise --help` does not pay for torch, transformers or jax.
+methods -> evaluate -> diagnostics -> interventions -> bench -> report -> interop -> cli. The names below load their
+stage on first use, so `edgewise --help` does not pay for torch, transformers or jax.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Task families and the cross-benchmark table: per method, AUROC against the effective truth on each family (the
 tracr suite, SIIT-trained models of its programs, the trained induction models with verified circuits, the
-planted-redundancy tracr tasks), and how alike the families
-rank the methods (Spearman's rank correlation): the measured answer to "does a method that does better on tracr do
-better on trained models?"."""
+planted-redundancy tracr tasks), and how alike the families rank the methods (Spearman's rank correlation): the
+measured answer to "does a method that does better on tracr do better on trained models?"."""
 
 from __future__ import annotations
 
@@ -61,7 +60,7 @@ class FamilySummary:
     families: tuple[str, ...]
     auroc: dict[str, dict[str, float | None]]  # method -> family -> mean over tasks, ablations and seeds
     runs: dict[str, int]  # family -> runs with an AUROC, per method
-    correlation: dict[str, float | None]  # "tracr vs trained" -> Spearman's rho over methods
+    correlation: dict[str, float | None]  # "tracr vs siit" -> Spearman's rho over methods
 
     def to_dict(self) -> dict:
         return {"methods": list(self.methods), "families": list(self.families), "auroc": self.auroc,
@@ -84,8 +83,8 @@ def family_summary(records: list[dict]) -> FamilySummary:
     correlation = {}
     for a, b in itertools.combinations(families, 2):
         shared = [m for m in methods if auroc[m][a] is not None and auroc[m][b] is not None]
-        enough = len(shared) > 2
-        correlation[f"{a} vs {b}"] = spearman([auroc[m][a] for m in shared], [auroc[m][b] for m in shared]) if enough else None
+        rho = spearman([auroc[m][a] for m in shared], [auroc[m][b] for m in shared]) if len(shared) > 2 else None
+        correlation[f"{a} vs {b}"] = rho
     return FamilySummary(methods, families, auroc, runs, correlation)
 
 

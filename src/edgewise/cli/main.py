@@ -285,6 +285,7 @@ def _comma_list(text: str) -> tuple[str, ...]:
 
 
 def _comma_floats(text: str) -> tuple[float, ...]:
+    """Returns the comma-separated numbers in `text`; argparse turns a ValueError into a usage error."""
     return tuple(float(value) for value in _comma_list(text))
 
 
@@ -400,7 +401,7 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def _measure_cell(measure) -> str:
-    """Returns `kl 0.31, 1.00 -> 0.42` for a removal's effect on one task."""
+    """Returns `0.31, 1.00 -> 0.42` (metric, accuracy before -> after) for an intervention's effect on one task."""
     accuracy = "" if measure.accuracy_after is None else (
         f", {measure.accuracy_before:.2f} -> {measure.accuracy_after:.2f}")
     return f"{measure.metric:.3g}{accuracy}"

@@ -75,15 +75,21 @@ def check_same_model(forget: Task, other: Task) -> None:
                                  "measured on one model, so give retain tasks of the same model")
 
 
+def task_measure(task: Task, logits: torch.Tensor, role: str) -> TaskMeasure:
+    """Returns the task's metric against the full model and its accuracy before and after, for the logits
+    [batch, pos, out] an intervened model gave on the task's inputs."""
+    full = full_logits(task)
+    metric = task.metric(logits.unsqueeze(0), full, task.scored_positions)[0].item()
+    return TaskMeasure(task.name, role, metric, accuracy(task, full, full), accuracy(task, logits, full))
+
+
 @torch.no_grad()
 def _measure(task: Task, graph: Graph, edges: frozenset[Edge], ablation: str, role: str) -> TaskMeasure:
     """Returns the task's metric and accuracy with `edges` ablated, every other edge kept."""
     mask = torch.ones(graph.n_edges)
     mask[[graph.edge_index(e) for e in edges]] = 0
-    full = full_logits(task)
-    logits = patched_forward(task.model, graph, task.clean, task_ablation(task, graph, ablation), mask)
-    metric = task.metric(logits.unsqueeze(0), full, task.scored_positions)[0].item()
-    return TaskMeasure(task.name, role, metric, accuracy(task, full, full), accuracy(task, logits, full))
+    return task_measure(task, patched_forward(task.model, graph, task.clean, task_ablation(task, graph, ablation),
+                                              mask), role)
 
 
 def remove(forget: Task, edges: set[Edge], retain: list[Task] | tuple[Task, ...] = (), ablation: str = "resample",

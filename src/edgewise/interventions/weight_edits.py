@@ -14,7 +14,7 @@ from ..adapters import Adapter
 from ..errors import InvalidHyperparameterError
 from ..patching import full_logits
 from ..tasks import Task
-from .removal import TaskMeasure, accuracy, check_same_model
+from .removal import TaskMeasure, check_same_model, task_measure
 
 
 @dataclass(frozen=True)
@@ -79,14 +79,6 @@ def task_vector_model(adapter: Adapter, tuned: Adapter, alpha: float) -> Adapter
     return edited
 
 
-def _measure(task: Task, edited: Adapter, role: str) -> TaskMeasure:
-    """Returns the task's metric and accuracy when the edited copy runs on the task's inputs."""
-    full = full_logits(task)
-    logits = edited.forward(task.clean)
-    metric = task.metric(logits.unsqueeze(0), full, task.scored_positions)[0].item()
-    return TaskMeasure(task.name, role, metric, accuracy(task, full, full), accuracy(task, logits, full))
-
-
 @torch.no_grad()
 def weight_edit(forget: Task, edited: Adapter, retain: list[Task] | tuple[Task, ...] = (),
                 label: str = "weight edit") -> WeightEdit:
@@ -96,5 +88,5 @@ def weight_edit(forget: Task, edited: Adapter, retain: list[Task] | tuple[Task, 
         check_same_model(forget, task)
     original = dict(forget.adapter.model.named_parameters())
     change = sum(((p - original[n]) ** 2).sum() for n, p in edited.model.named_parameters()).sqrt().item()
-    return WeightEdit(label, change, _measure(forget, edited, "forget"),
-                      tuple(_measure(t, edited, "retain") for t in retain))
+    return WeightEdit(label, change, task_measure(forget, edited.forward(forget.clean), "forget"),
+                      tuple(task_measure(t, edited.forward(t.clean), "retain") for t in retain))

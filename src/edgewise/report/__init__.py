@@ -4,4 +4,5 @@ from .bench_plots import plot_bench, plot_families
 from .choices import plot_choice_maps
 from .plots import draw_circuit, plot_circuit, plot_faithfulness_curves, plot_roc_curves
 
-__all__ = ["draw_circuit", "plot_bench", "plot_choice_maps", "plot_families", "plot_circuit", "plot_faithfulness_curves", "plot_roc_curves"]
+__all__ = ["draw_circuit", "plot_bench", "plot_choice_maps", "plot_circuit", "plot_faithfulness_curves",
+           "plot_families", "plot_roc_curves"]
