@@ -111,3 +111,38 @@ def test_cli_remove_measures_the_circuit_and_random_baselines_on_held_out_inputs
     direct = remove(get_task("tracr-redundant-or", held_out=True), {Edge("MLP 2", "Resid End")}, ablation="zero")
     assert record["removals"][0]["forget"] == direct.forget.to_dict()
     assert direct.forget.accuracy_after < 0.5  # without its only way out the answer is gone
+
+
+def test_node_level_removal_takes_every_edge_out_of_the_circuits_nodes_but_the_input():
+    from edgewise.interventions import node_edges
+
+    skill_a, skill_b = _tasks()
+    graph = skill_a.graph()
+    # the circuit embed -> a -> out touches nodes embed, a and out; embed is every skill's input and stays
+    assert node_edges(graph, {Edge("embed", "a"), Edge("a", "out")}) == {Edge("a", "b"), Edge("a", "out")}
+    removal = remove(skill_a, node_edges(graph, {Edge("a", "out")}), [skill_b], "zero")
+    with torch.no_grad():  # by hand: branch a's output zeroed everywhere it goes
+        by_hand = skill_b.adapter.model.run_with_hooks(skill_b.clean, fwd_hooks=[("hook_a_out", lambda v, hook: v * 0)])
+    assert removal.retain[0].accuracy_after == (by_hand.argmax(-1) == skill_b.extras["answers"][:, 0]).float().mean()
+
+
+def test_cli_remove_runs_every_baseline_and_plots_them(tmp_path):
+    import json
+
+    from conftest import run_edgewise, tracr
+
+    tracr("tracr-redundant-or")
+    result = run_edgewise("remove", "tracr-redundant-or", "--method", "eap", "--ablation", "zero", "--nodes",
+                          "--random-seeds", "1", "--removal-mask", "--mask-steps", "20", "--task-vector", "1",
+                          "--edit-steps", "3", "--relearn-steps", "2", "--json", str(tmp_path / "removal.json"),
+                          "--plot", str(tmp_path / "removal.png"))
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "removal.json").read_text())
+    kinds = [r["kind"] for r in record["removals"]]
+    assert kinds == ["circuit", "nodes", "random", "removal mask", "task vector"]
+    assert all(len(r["relearning"]["accuracy"]) == 3 for r in record["removals"])
+    circuit, nodes = record["removals"][:2]
+    # a node removal holds its circuit's edges, but for the input's: the embeddings are every task's
+    assert {tuple(e) for e in circuit["edges"] if e[0] != "Resid Start"} <= set(map(tuple, nodes["edges"]))
+    assert circuit["circuit_faithfulness"] is not None and "relearned in" in result.stdout
+    assert (tmp_path / "removal.png").stat().st_size > 0 and (tmp_path / "removal.svg").exists()

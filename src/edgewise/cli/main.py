@@ -353,50 +353,54 @@ def _diagnose(args: argparse.Namespace) -> int:
 def _remove(args: argparse.Namespace) -> int:
     from ..evaluate import RunEvaluation
     from ..graph import Circuit
-    from ..interventions import fine_tune, random_edges, remove, task_vector_model, weight_edit
+    from ..interventions import RemovalMaskConfig, RemovalSettings, TaskSplit, compare_removals
     from ..methods import discover
     from ..patching import task_ablation
-    from ..tasks import get_task
-    from ..tasks.registry import held_out_size
 
     _check_writable(args.json)
-    task = get_task(args.task)
+    _check_writable(args.plot)
+    forget = TaskSplit.named(args.task)
     if args.circuit:
         circuit = Circuit.load(args.circuit, task=args.task)
-    else:  # the method fits on the discovery inputs; its circuit follows the method's rule (discover's)
-        graph = task.graph(per_position=args.per_position)
-        ablated = task_ablation(task, graph, args.ablation)
-        scores = discover(task, args.method, args.ablation, seed=args.seed, progress=True, graph=graph, ablated=ablated)
-        circuit = RunEvaluation(task, scores, ablated, circuit_size=args.top_k).circuit
-    held_out = bool(held_out_size(args.task))
-    measured_on = "held-out" if held_out else "discovery (the task has no held-out inputs)"
-    forget = get_task(args.task, held_out=held_out)
-    retain = [get_task(name, held_out=bool(held_out_size(name))) for name in args.retain or ()]
-    graph = forget.graph(circuit.per_position)
-    removals = [remove(forget, set(circuit.edges), retain, args.ablation, circuit.per_position,
-                       circuit.description or "circuit")]
-    removals += [remove(forget, random_edges(graph, len(circuit), seed), retain, args.ablation, circuit.per_position,
-                        f"random {len(circuit)} edges (seed {seed})") for seed in range(args.random_seeds)]
-    # weight edits of a copy, trained on the discovery inputs and measured on the same inputs as the removals
-    if args.task_vector:
-        tuned = fine_tune(task, args.edit_steps, args.edit_lr)
-        removals += [weight_edit(forget, task_vector_model(task.adapter, tuned, alpha), retain,
-                                 f"task vector, alpha {alpha:g}") for alpha in args.task_vector]
-    if args.gradient_ascent:
-        removals.append(weight_edit(forget, fine_tune(task, args.edit_steps, args.edit_lr, ascend=True), retain,
-                                    f"gradient ascent, {args.edit_steps} steps"))
-    print(f"removing from {task.name} ({graph}, {args.ablation} ablation), measured on {measured_on} inputs; "
-          f"metric {forget.metric.name} to the full model, accuracy before -> after")
-    header = ["intervention", "size", f"forget {forget.name}", *(f"retain {t.name}" for t in retain)]
-    rows = [[r.label, r.size, *(_measure_cell(m) for m in (r.forget, *r.retain))] for r in removals]
+        circuits, per_position = {circuit.description or "circuit": set(circuit.edges)}, circuit.per_position
+    else:  # each method fits on the discovery inputs; its circuit follows the method's rule (discover's)
+        per_position, circuits = args.per_position, {}
+        graph = forget.discovery.graph(per_position=per_position)
+        ablated = task_ablation(forget.discovery, graph, args.ablation)
+        for method in args.method:
+            scores = discover(forget.discovery, method, args.ablation, seed=args.seed, progress=True, graph=graph,
+                              ablated=ablated)
+            circuit = RunEvaluation(forget.discovery, scores, ablated, circuit_size=args.top_k).circuit
+            label = circuit.description if circuit.description.startswith(method) else f"{method}: {circuit.description}"
+            circuits[label] = set(circuit.edges)
+    given = {"alpha": args.mask_alpha, "lambda_": args.mask_lambda, "steps": args.mask_steps}
+    mask = RemovalMaskConfig(**{k: v for k, v in given.items() if v is not None}) if args.removal_mask else None
+    settings = RemovalSettings(args.ablation, per_position, args.nodes, args.random_seeds, tuple(args.task_vector or ()),
+                               args.gradient_ascent, args.edit_steps, args.edit_lr, mask, args.relearn_steps,
+                               args.relearn_lr, args.seed)
+    comparison = compare_removals(forget, circuits, [TaskSplit.named(name) for name in args.retain or ()], settings,
+                                  progress=True)
+    print(f"removing from {comparison.forget} ({args.ablation} ablation), measured on {comparison.measured_on} "
+          f"inputs; per task: metric {forget.evaluation.metric.name} to the full model, accuracy before -> after")
+    header = ["intervention", "size", f"forget {comparison.forget}", *(f"retain {t}" for t in comparison.retain)]
+    if args.relearn_steps:
+        header.append(f"relearned in (of {args.relearn_steps} steps)")
+    rows = []
+    for row in comparison.rows:
+        cells = [row.result.label, row.result.size, *(_measure_cell(m) for m in (row.result.forget, *row.result.retain))]
+        if row.relearning is not None:
+            cells.append("not" if row.relearning.recovered_at is None else f"{row.relearning.recovered_at} steps")
+        rows.append(cells)
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
     if args.json:
-        Path(args.json).write_text(json.dumps({"task": task.name, "ablation": args.ablation, "measured_on": measured_on,
-                                               "removals": [r.to_dict() for r in removals]}, indent=1,
-                                              allow_nan=False))
+        Path(args.json).write_text(json.dumps(comparison.to_dict(), indent=1, allow_nan=False))
         print(f"wrote {args.json}")
+    if args.plot:
+        from ..report import plot_removals
+
+        print("wrote " + ", ".join(str(p) for p in plot_removals(comparison.to_dict(), args.plot)))
     return 0
 
 
@@ -500,20 +504,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task", help="the forget task")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--circuit", metavar="FILE", help="a Circuit JSON (`edgewise discover --circuit-out`)")
-    source.add_argument("--method", help="discover the circuit with this method on the task's discovery inputs")
+    source.add_argument("--method", type=_comma_list, help="discover each comma-separated method's circuit on the "
+                        "task's discovery inputs, e.g. acdc,eap,edge-sp")
     p.add_argument("--ablation", default="resample", help="how removed edges are fed: resample (default), mean, zero")
     p.add_argument("--retain", type=_comma_list, help="comma-separated tasks of the same model to keep")
     p.add_argument("--per-position", action="store_true", help="with --method: the per-position graph")
     p.add_argument("--top-k", type=int, help="with --method: circuit size of a top-k method (default: the effective "
                    "truth's, else 20)")
-    p.add_argument("--seed", type=int, default=0, help="the method's seed")
-    p.add_argument("--random-seeds", type=int, default=3, help="random-edge baselines, one per seed (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="the seed of the methods, the mask and the weight edits")
+    p.add_argument("--nodes", action="store_true", help="also remove each circuit's nodes (every edge out of them)")
+    p.add_argument("--random-seeds", type=int, default=3, help="random-edge baselines per circuit size (default 3)")
+    p.add_argument("--removal-mask", action="store_true", help="also a removal mask trained to forget the task and "
+                   "keep the --retain tasks (hard-concrete gates on every edge)")
+    p.add_argument("--mask-alpha", type=float, help="the mask's weight of the retain KL (default 1)")
+    p.add_argument("--mask-lambda", type=float, help="the mask's weight of the fraction of edges removed (default 0.1)")
+    p.add_argument("--mask-steps", type=int, help="Adam steps of the mask (default 200)")
     p.add_argument("--task-vector", type=_comma_floats, metavar="ALPHAS", help="also task vectors: fine-tune a copy "
                    "on the task, subtract alpha times the weight change, one row per comma-separated alpha")
     p.add_argument("--gradient-ascent", action="store_true", help="also gradient ascent on the task (a copy)")
     p.add_argument("--edit-steps", type=int, default=100, help="Adam steps of the weight edits (default 100)")
     p.add_argument("--edit-lr", type=float, default=1e-3, help="learning rate of the weight edits (default 1e-3)")
+    p.add_argument("--relearn-steps", type=int, default=0, help="fine-tune every intervened model this many steps "
+                   "on the task and report when its accuracy is back to 90%% of the full model's (default 0: no)")
+    p.add_argument("--relearn-lr", type=float, default=1e-3, help="learning rate of relearning (default 1e-3)")
     p.add_argument("--json", metavar="FILE", help="write every removal's measurements to FILE")
+    p.add_argument("--plot", metavar="FILE", help="draw forget drop against retain kept, one point per intervention")
     p.set_defaults(run=_remove)
     return parser
 

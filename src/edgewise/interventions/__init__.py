@@ -1,9 +1,15 @@
 """The interventions stage: capability removal. Ablate a circuit's edges (the circuit removed, the rest of the model
 intact) and measure what the model lost on the forget task and kept on the retain tasks, beside baselines: random
-edges, task vectors and gradient ascent (weight edits of a copy)."""
+edges, a removal mask trained for the purpose, task vectors and gradient ascent (weight edits of a copy); and how
+fast each removed capability is relearned."""
 
+from .comparison import (ComparedRemoval, RemovalComparison, RemovalSettings, TaskSplit, compare_removals,
+                         node_edges)
+from .relearning import Relearning, relearn
 from .removal import Removal, TaskMeasure, random_edges, remove
+from .removal_mask import RemovalMaskConfig, learn_removal_mask
 from .weight_edits import WeightEdit, fine_tune, task_vector_model, weight_edit
 
-__all__ = ["Removal", "TaskMeasure", "WeightEdit", "fine_tune", "random_edges", "remove", "task_vector_model",
-           "weight_edit"]
+__all__ = ["ComparedRemoval", "Relearning", "Removal", "RemovalComparison", "RemovalMaskConfig", "RemovalSettings",
+           "TaskMeasure", "TaskSplit", "WeightEdit", "compare_removals", "fine_tune", "learn_removal_mask",
+           "node_edges", "random_edges", "relearn", "remove", "task_vector_model", "weight_edit"]

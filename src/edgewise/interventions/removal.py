@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..adapters import Adapter
 from ..diagnostics.behaviour import top_class
 from ..errors import GraphMismatchError
 from ..graph import Edge, Graph
@@ -83,13 +84,22 @@ def task_measure(task: Task, logits: torch.Tensor, role: str) -> TaskMeasure:
     return TaskMeasure(task.name, role, metric, accuracy(task, full, full), accuracy(task, logits, full))
 
 
+def removal_logits(task: Task, graph: Graph, edges: frozenset[Edge], ablation: str,
+                   adapter: Adapter | None = None) -> torch.Tensor:
+    """Returns the logits [batch, pos, out] on the task's inputs with `edges` ablated and every other edge kept, run
+    by `adapter` (default: the task's own; a copy that relearns gets its ablated values from its current weights)."""
+    adapter = adapter or task.adapter
+    if not edges:
+        return adapter.forward(task.clean)
+    mask = torch.ones(graph.n_edges)
+    mask[[graph.edge_index(e) for e in edges]] = 0
+    return patched_forward(adapter, graph, task.clean, task_ablation(task, graph, ablation, adapter), mask)
+
+
 @torch.no_grad()
 def _measure(task: Task, graph: Graph, edges: frozenset[Edge], ablation: str, role: str) -> TaskMeasure:
     """Returns the task's metric and accuracy with `edges` ablated, every other edge kept."""
-    mask = torch.ones(graph.n_edges)
-    mask[[graph.edge_index(e) for e in edges]] = 0
-    return task_measure(task, patched_forward(task.model, graph, task.clean, task_ablation(task, graph, ablation),
-                                              mask), role)
+    return task_measure(task, removal_logits(task, graph, edges, ablation), role)
 
 
 def remove(forget: Task, edges: set[Edge], retain: list[Task] | tuple[Task, ...] = (), ablation: str = "resample",

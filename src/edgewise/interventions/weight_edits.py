@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import torch
 
@@ -45,25 +46,42 @@ def _answers(task: Task) -> torch.Tensor:
     return answers.masked_fill(~task.scored_positions, -1)
 
 
-def fine_tune(task: Task, steps: int = 100, lr: float = 1e-3, ascend: bool = False, seed: int = 0) -> Adapter:
-    """Returns a copy of the task's adapter and model after `steps` Adam steps of cross-entropy toward the task's
-    answers on its inputs (`ascend`: away from them, gradient ascent), all inputs in every step."""
+def check_training(task: Task, steps: int, lr: float) -> None:
+    """Raises InvalidHyperparameterError unless the task has answers to train on and steps, lr are usable."""
     if not task.categorical:
         raise InvalidHyperparameterError(f"task {task.name} has numerical outputs; weight-edit baselines train on "
                                          "answers, so they need a categorical task")
-    if steps < 1 or not lr > 0:
-        raise InvalidHyperparameterError(f"steps={steps} and lr={lr} must be at least 1 and above 0")
-    torch.manual_seed(seed)
-    adapter = copy.deepcopy(task.adapter)
-    adapter.model.train()
+    if steps < 0 or not lr > 0:
+        raise InvalidHyperparameterError(f"steps={steps} and lr={lr} must be at least 0 and above 0")
+
+
+def answer_steps(adapter: Adapter, task: Task, steps: int, lr: float, ascend: bool = False,
+                 forward: Callable[[], torch.Tensor] | None = None) -> Iterator[int]:
+    """Takes `steps` Adam steps on the adapter's model, in place, of cross-entropy toward the task's answers on its
+    inputs (`ascend`: away from them), all inputs in every step; yields the number of steps taken after each.
+    `forward` gives the logits [batch, pos, classes] to train (default: the adapter's plain forward)."""
+    check_training(task, steps, lr)
+    forward = forward or (lambda: adapter.forward(task.clean))
     answers = _answers(task)
     optimiser = torch.optim.Adam(adapter.model.parameters(), lr=lr)
-    for _ in range(steps):
-        logits = adapter.forward(task.clean)  # [batch, pos, classes]
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, -2), answers.flatten(), ignore_index=-1)
+    for step in range(steps):
+        loss = torch.nn.functional.cross_entropy(forward().flatten(0, -2), answers.flatten(), ignore_index=-1)
         optimiser.zero_grad()
         (-loss if ascend else loss).backward()
         optimiser.step()
+        yield step + 1
+
+
+def fine_tune(task: Task, steps: int = 100, lr: float = 1e-3, ascend: bool = False, seed: int = 0) -> Adapter:
+    """Returns a copy of the task's adapter and model after `steps` Adam steps of cross-entropy toward the task's
+    answers on its inputs (`ascend`: away from them, gradient ascent), all inputs in every step."""
+    if steps < 1:
+        raise InvalidHyperparameterError(f"steps={steps} must be at least 1: a weight edit of no steps edits nothing")
+    torch.manual_seed(seed)
+    adapter = copy.deepcopy(task.adapter)
+    adapter.model.train()
+    for _ in answer_steps(adapter, task, steps, lr, ascend):
+        pass
     adapter.model.eval()
     return adapter
 

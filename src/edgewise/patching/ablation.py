@@ -109,7 +109,8 @@ def make_ablation(name: str, model: object, graph: Graph, tokens: torch.Tensor) 
     return ABLATIONS[name](model, graph, tokens)
 
 
-def task_ablation(task: Task, graph: Graph, kind: str = "resample") -> AblatedOutputs:
+def task_ablation(task: Task, graph: Graph, kind: str = "resample", adapter: Adapter | None = None) -> AblatedOutputs:
     """Returns the named ablation of a task's writers: resample uses the corrupted batch, the others average (or
-    shape zeros on) the clean batch."""
-    return make_ablation(kind, task.adapter, graph, task.corrupt if kind == "resample" else task.clean)
+    shape zeros on) the clean batch. `adapter`: the writers as another copy of the task's model computes them (an
+    edited or relearning copy), instead of the task's own."""
+    return make_ablation(kind, adapter or task.adapter, graph, task.corrupt if kind == "resample" else task.clean)
