@@ -107,7 +107,7 @@ def compare_removals(forget: TaskSplit, circuits: dict[str, set[Edge]], retain: 
         rows.append(ComparedRemoval("circuit", ablate(edges, label), faithfulness(evaluation, graph, ablated, edges)))
         if settings.nodes:
             rows.append(ComparedRemoval("nodes", ablate(node_edges(graph, edges), f"{label}, its nodes")))
-    for size in sorted({len(edges) for edges in circuits.values()}):
+    for size in sorted({len(edges) for edges in circuits.values()} - {0}):
         rows += [ComparedRemoval("random", ablate(random_edges(graph, size, seed), f"random {size} edges (seed "
                                                   f"{seed})")) for seed in range(settings.random_seeds)]
     if settings.removal_mask is not None:

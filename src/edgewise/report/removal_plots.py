@@ -12,6 +12,9 @@ KIND_STYLE = {"circuit": ("o", "tab:blue"), "nodes": ("s", "tab:cyan"), "random"
               "gradient ascent": ("v", "tab:purple")}
 
 
+LABEL_SPOT = 0.04  # points closer than this share one label
+
+
 def removal_point(removal: dict) -> tuple[float, float] | None:
     """Returns (retain kept, forget removed) of one removal record: the mean over retain tasks of accuracy after /
     before (1 without retain tasks) and the forget task's accuracy drop as a share of its accuracy before; None
@@ -25,10 +28,11 @@ def removal_point(removal: dict) -> tuple[float, float] | None:
 
 
 def short_label(removal: dict) -> str:
-    """Returns an intervention's label as the plot prints it: the method of a circuit (`eap`, `acdc nodes`), the
-    alpha of a task vector, `removal mask`."""
+    """Returns an intervention's label as the plot prints it: the method of a circuit (`eap`, `acdc nodes`,
+    `acdc - retain` for a circuit less the retain tasks'), the alpha of a task vector, `removal mask`."""
     if removal["kind"] in ("circuit", "nodes"):
-        return removal["label"].split(":")[0] + (" nodes" if removal["kind"] == "nodes" else "")
+        return (removal["label"].split(":")[0] + (" - retain" if "minus retain" in removal["label"] else "")
+                + (" nodes" if removal["kind"] == "nodes" else ""))
     return removal["label"].split(" (")[0]
 
 
@@ -36,7 +40,7 @@ def plot_removals(comparison: dict, path: str | Path) -> list[Path]:
     """Draws forget removed against retain kept, one point per intervention of a removal comparison
     (`RemovalComparison.to_dict()`), circuits and the mask labelled; PNG and SVG."""
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    seen = set()
+    seen, labels = set(), {}
     for removal in comparison["removals"]:
         point = removal_point(removal)
         if point is None:
@@ -45,8 +49,13 @@ def plot_removals(comparison: dict, path: str | Path) -> list[Path]:
         ax.scatter(*point, marker=marker, color=colour, s=60 if removal["kind"] != "random" else 30,
                    label=None if removal["kind"] in seen else removal["kind"], zorder=3)
         seen.add(removal["kind"])
-        if removal["kind"] in ("circuit", "nodes", "removal mask", "task vector"):
-            ax.annotate(short_label(removal), point, fontsize=7, xytext=(4, 3), textcoords="offset points")
+        if removal["kind"] != "random":  # interventions that land together share one label
+            spot = (round(point[0] / LABEL_SPOT) * LABEL_SPOT, round(point[1] / LABEL_SPOT) * LABEL_SPOT)
+            labels.setdefault(spot, []).append(short_label(removal))
+    for point, names in labels.items():
+        names = list(dict.fromkeys(names))
+        text = ", ".join(names) if len(names) <= 3 else f"{len(names)} here: {', '.join(names[:2])}, ..."
+        ax.annotate(text, point, fontsize=7, xytext=(4, 3), textcoords="offset points")
     ax.set_xlim(-0.05, 1.1)
     ax.set_ylim(-0.05, 1.1)
     ax.axvline(1, color="grey", linewidth=0.6, linestyle=":")

@@ -1,0 +1,192 @@
+"""Capability removal on the multitask testbed: does a method that finds better circuits also remove better?
+
+For each forget task (default multitask-sort; the other three multitask skills are retained), every discovery method
+fits on the discovery inputs at a few settings (top-k methods at several k, ACDC at several thresholds, SP at
+several lambdas), and the fast ones also on the retain tasks, for each circuit less the retain circuits' edges; each
+circuit, its node-level version, random edges of each size, a removal mask, task vectors and
+gradient ascent are then measured on held-out inputs, and every intervened model relearns for a few steps. Prints a
+table per forget task and the rank correlation, over the circuits, of their faithfulness on the forget task with
+their selectivity (share of the forget task removed minus share of the retain tasks lost); writes
+benchmarks/results/removal/{FORGET.json, summary-TESTBED.md} and the forget-vs-retain plot
+docs/img/removal-FORGET.png. `--testbed smollm2` forgets IOI on SmolLM2-135M and retains capitals and the model's own
+text (attribution methods only: ACDC and SP are hours on 70,651 edges on this CPU).
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/removal.py [--testbed multitask|smollm2] [--forget TASK ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import torch
+
+from edgewise.bench import markdown_table
+from edgewise.bench.families import spearman
+from edgewise.evaluate import RunEvaluation
+from edgewise.interventions import RemovalMaskConfig, RemovalSettings, TaskSplit, compare_removals
+from edgewise.methods import discover
+from edgewise.patching import task_ablation
+from edgewise.report import plot_removals
+from edgewise.report.removal_plots import removal_point
+from edgewise.tasks import Task
+
+OUT = Path(__file__).parent / "results" / "removal"
+IMAGES = Path(__file__).parent.parent / "docs" / "img"
+SKILLS = ("multitask-reverse", "multitask-sort", "multitask-count", "multitask-shift")
+
+
+@dataclass(frozen=True)
+class Testbed:
+    """One model's tasks (forget one, retain the others), the method settings whose circuits go in, and the
+    baselines' settings."""
+
+    tasks: tuple[str, ...]
+    settings: tuple[tuple[str, dict], ...]  # (method, hyperparameters beyond the defaults): one circuit each
+    top_k: tuple[int, ...]  # circuit sizes of the top-k methods
+    specific: frozenset[str]  # methods fast enough to run on the retain tasks too, for circuits less theirs
+    removal: RemovalSettings
+
+
+TOP_K_METHODS = {"eap", "eap-ig-inputs", "eap-ig-activations", "exact"}
+TESTBEDS = {
+    "multitask": Testbed(
+        SKILLS, (("acdc", {}), ("acdc", {"threshold": 1e-2}), ("acdc", {"threshold": 1e-1}), ("edge-sp", {}),
+                 ("edge-sp", {"lambda_": 1.0}), ("edge-sp", {"lambda_": 10.0}), ("node-sp", {}),
+                 *((method, {}) for method in ("eap", "eap-ig-inputs", "eap-ig-activations", "exact"))),
+        (10, 20, 40), frozenset({"acdc", "eap", "eap-ig-inputs", "eap-ig-activations"}),
+        RemovalSettings(nodes=True, random_seeds=3, task_vector=(1.0, 2.0, 4.0), gradient_ascent=True,
+                        removal_mask=RemovalMaskConfig(), relearn_steps=10)),
+    # 70,651 edges on the CPU: the attribution methods only (ACDC and SP take hours here), fewer and smaller steps
+    # for everything that trains, and a pretrained LM's learning rate for the weight edits and relearning
+    "smollm2": Testbed(
+        ("smollm2-ioi", "smollm2-capitals", "smollm2-self-text"), (("eap", {}), ("eap-ig-inputs", {})),
+        (100, 1000, 10000), frozenset({"eap"}),
+        RemovalSettings(random_seeds=1, task_vector=(1.0, 2.0), gradient_ascent=True, edit_steps=20, edit_lr=1e-4,
+                        removal_mask=RemovalMaskConfig(steps=40, lr=0.1), relearn_steps=3, relearn_lr=1e-4)),
+}
+
+
+def method_circuits(testbed: Testbed, task: Task, ablation: str, seed: int, methods: frozenset[str] | None = None
+                    ) -> dict[str, set]:
+    """Returns every method x setting's circuit on the task's inputs (only `methods`' if given), by label."""
+    graph = task.graph()
+    ablated = task_ablation(task, graph, ablation)
+    circuits = {}
+    for method, hyperparameters in testbed.settings:
+        if methods is not None and method not in methods:
+            continue
+        start = time.perf_counter()
+        scores = discover(task, method, ablation, seed=seed, graph=graph, ablated=ablated, **hyperparameters)
+        setting = ", ".join(f"{k} {v:g}" for k, v in hyperparameters.items())
+        for k in testbed.top_k if method in TOP_K_METHODS else (None,):
+            circuit = RunEvaluation(task, scores, ablated, circuit_size=k).circuit
+            circuits[f"{method}: {setting or circuit.description.split(': ', 1)[1]}"] = set(circuit.edges)
+        print(f"  {task.name} {method} {setting or 'defaults'}: {time.perf_counter() - start:.1f} s", flush=True)
+    return circuits
+
+
+def circuits_of(testbed: Testbed, forget: TaskSplit, retain: list[TaskSplit], ablation: str, seed: int
+                ) -> dict[str, set]:
+    """Returns every method x setting's forget circuit and, for the fast methods, the same circuit less the edges of
+    the retain tasks' circuits at the same setting (what is the forget task's alone), all on discovery inputs."""
+    circuits = method_circuits(testbed, forget.discovery, ablation, seed)
+    shared = [method_circuits(testbed, split.discovery, ablation, seed, testbed.specific) for split in retain]
+    for label in [label for label in circuits if label.split(":")[0] in testbed.specific]:
+        circuits[f"{label} minus retain circuits"] = circuits[label].difference(*(other[label] for other in shared))
+    return circuits
+
+
+def selectivity(removal: dict) -> float | None:
+    """Returns forget removed - retain lost (1 = the forget task gone, every retain task kept), or None."""
+    point = removal_point(removal)
+    return None if point is None else point[1] - (1 - point[0])
+
+
+def _random_means(removals: list[dict]) -> list[dict]:
+    """Returns the removals with each size's random draws replaced by one record of their mean accuracies."""
+    kept, by_size = [], {}
+    for r in removals:
+        if r["kind"] == "random":
+            by_size.setdefault(r["n_edges"], []).append(r)
+        else:
+            kept.append(r)
+    for size, draws in sorted(by_size.items()):
+        mean = lambda values: sum(values) / len(values)  # noqa: E731
+        forget = {**draws[0]["forget"], "accuracy_after": mean([d["forget"]["accuracy_after"] for d in draws])}
+        retain = [{**m, "accuracy_after": mean([d["retain"][i]["accuracy_after"] for d in draws])}
+                  for i, m in enumerate(draws[0]["retain"])]
+        recovered = [d["relearning"]["recovered_at"] for d in draws if d["relearning"]]
+        relearning = draws[0]["relearning"] and {**draws[0]["relearning"], "recovered_at": None if None in recovered
+                                                 else max(recovered)}
+        kept.append({**draws[0], "label": f"random {size} edges (mean of {len(draws)} draws)", "forget": forget,
+                     "retain": retain, "relearning": relearning})
+    return kept
+
+
+def table(comparison: dict) -> str:
+    """Returns the Markdown table of one forget task's interventions, random draws averaged per size."""
+    header = ["intervention", "size", "circuit faithfulness", f"{comparison['task']} acc. after",
+              "retain acc. after (mean)", "selectivity", "relearned in"]
+    rows = []
+    for r in _random_means(comparison["removals"]):
+        retain = [m["accuracy_after"] for m in r["retain"]]
+        size = f"{r['n_edges']} edges" if "n_edges" in r else f"\\|dw\\| {r['weight_change']:.3g}"
+        relearning = r["relearning"]
+        relearned = "-" if relearning is None else (
+            f"> {len(relearning['accuracy']) - 1}" if relearning["recovered_at"] is None
+            else str(relearning["recovered_at"]))
+        faithful = "" if r["circuit_faithfulness"] is None else f"{r['circuit_faithfulness']:.3f}"
+        rows.append([r["label"], size, faithful, f"{r['forget']['accuracy_after']:.3f}",
+                     f"{sum(retain) / len(retain):.3f}", f"{selectivity(r):+.3f}", relearned])
+    return markdown_table(header, rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--testbed", choices=TESTBEDS, default="multitask")
+    parser.add_argument("--forget", nargs="*", help="forget tasks, one comparison each (default: the testbed's first)")
+    parser.add_argument("--ablation", default="resample")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    testbed = TESTBEDS[args.testbed]
+    settings = dataclasses.replace(testbed.removal, ablation=args.ablation, seed=args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary = [f"Capability removal on the {args.testbed} testbed (`benchmarks/removal.py --testbed {args.testbed}`, "
+               f"{date.today()}, {platform.machine()} CPU, torch {torch.__version__}, {args.ablation} ablation, "
+               f"held-out inputs; weight edits: {settings.edit_steps} Adam steps at lr {settings.edit_lr:g}; "
+               f"relearning: {settings.relearn_steps} Adam steps at lr {settings.relearn_lr:g}, recovered = 90% of "
+               "the full model's accuracy).\n"]
+    for name in args.forget or testbed.tasks[:1]:
+        if name not in testbed.tasks:
+            parser.error(f"{name} is not a task of the {args.testbed} testbed: {', '.join(testbed.tasks)}")
+        print(f"forget {name}: discovering circuits", flush=True)
+        forget = TaskSplit.named(name)
+        retain = [TaskSplit.named(other) for other in testbed.tasks if other != name]
+        start = time.perf_counter()
+        circuits = circuits_of(testbed, forget, retain, args.ablation, args.seed)
+        comparison = compare_removals(forget, circuits, retain, settings, progress=True).to_dict()
+        comparison["seconds"] = time.perf_counter() - start
+        (args.out / f"{name}.json").write_text(json.dumps(comparison, indent=1, allow_nan=False))
+        plot_removals(comparison, IMAGES / f"removal-{name}.png")
+        circuit_rows = [r for r in comparison["removals"] if r["kind"] == "circuit"]
+        rho = spearman([r["circuit_faithfulness"] for r in circuit_rows], [selectivity(r) for r in circuit_rows])
+        text = (f"### forget {name}\n\n{table(comparison)}\nSpearman's rank correlation over the "
+                f"{len(circuit_rows)} circuits, circuit faithfulness vs selectivity: "
+                f"{'undefined' if rho is None else f'{rho:+.2f}'}\n")
+        print(text, flush=True)
+        summary.append(text)
+    (args.out / f"summary-{args.testbed}.md").write_text("\n".join(summary))
+    print(f"wrote {args.out}/summary-{args.testbed}.md, the JSON per forget task and docs/img/removal-*.png")
+
+
+if __name__ == "__main__":
+    main()
