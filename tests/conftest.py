@@ -136,12 +136,16 @@ def _load_smollm2_once(cache_dir=None):
 
 @pytest.fixture(scope="session", autouse=True)
 def _one_smollm2_per_run():
-    """Every task built in the run (`get_task("smollm2-ioi")`, `edgewise tasks`) shares the one SmolLM2."""
-    import edgewise.tasks.lm.ioi as ioi
+    """Every SmolLM2 task built in the run (`get_task("smollm2-ioi")`, `edgewise tasks`) shares the one SmolLM2."""
+    from edgewise.tasks.lm import ioi, self_text, templated
 
-    real, ioi.load_smollm2 = ioi.load_smollm2, _load_smollm2_once
+    modules = (ioi, templated, self_text)
+    real = [module.load_smollm2 for module in modules]
+    for module in modules:
+        module.load_smollm2 = _load_smollm2_once
     yield
-    ioi.load_smollm2 = real
+    for module, load in zip(modules, real):
+        module.load_smollm2 = load
 
 
 @pytest.fixture(scope="session")

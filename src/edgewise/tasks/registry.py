@@ -20,8 +20,11 @@ if TYPE_CHECKING:
     from .task import Task
 
 # task name -> (module under edgewise.tasks, factory taking metric=...)
-LM_TASKS = {"smollm2-ioi": ("lm.ioi", "smollm2_ioi_task")}
-LM_HELD_OUT = 24  # evaluation prompts of each LM task: as many as its discovery prompts, none of them repeated
+LM_TASKS = {"smollm2-ioi": ("lm.ioi", "smollm2_ioi_task"),
+            "smollm2-capitals": ("lm.templated", "smollm2_capitals_task"),
+            "smollm2-self-text": ("lm.self_text", "smollm2_self_text_task")}
+# evaluation inputs of each LM task: as many as its discovery inputs, none of them repeated
+LM_HELD_OUT = {"smollm2-ioi": 24, "smollm2-capitals": 24, "smollm2-self-text": 8}
 # tasks on project-trained game networks (declared through their hook points), as (module, factory)
 GAME_TASKS = {"tictactoe": ("game.task", "tictactoe_task"),
               "tictactoe-no-corners": ("game.task", "tictactoe_no_corners_task")}
@@ -88,7 +91,7 @@ def held_out_size(name: str) -> int | None:
     """Returns how many held-out (evaluation) inputs task `name` has, or None without a held-out split; needs no
     model."""
     if name in LM_TASKS:
-        return LM_HELD_OUT
+        return LM_HELD_OUT[name]
     if name in GAME_TASKS:
         return GAME_POSITIONS
     if name in SIIT_TASKS:

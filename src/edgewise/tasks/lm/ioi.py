@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from ...errors import BatchShapeError
-from ..metrics import METRICS
 from ...models.pretrained import PretrainedModel, load_smollm2
+from ..metrics import METRICS
 from ..task import Task
+from .prompts import encode_equal_length, last_position_answers, last_position_mask, one_token_id
 
 # Every name and every filled template is the same number of tokens for SmolLM2's tokenizer (checked at load), so
 # the batch needs no padding and every answer is at the last position.
@@ -61,28 +61,24 @@ def smollm2_ioi_task(metric: str | None = None, n_prompts: int = 24, cache_dir: 
     prompts = ioi_prompts(n_prompts)
     if held_out:
         prompts = ioi_prompts(n_prompts, seed=HELD_OUT_SEED, exclude=prompts)
-    encode = lambda texts: [tokenizer(t).input_ids for t in texts]  # noqa: E731
-    clean_ids, corrupt_ids = encode([p["clean"] for p in prompts]), encode([p["corrupt"] for p in prompts])
-    lengths = {len(ids) for ids in clean_ids + corrupt_ids}
-    if len(lengths) != 1:
-        raise BatchShapeError(f"IOI prompts tokenised to lengths {sorted(lengths)}; every name must be one token")
-    clean, corrupt = torch.tensor(clean_ids), torch.tensor(corrupt_ids)
-    scored = torch.zeros_like(clean, dtype=torch.bool)
-    scored[:, -1] = True
-    name_id = lambda name: tokenizer(" " + name, add_special_tokens=False).input_ids[0]  # noqa: E731
-    answers = torch.tensor([[name_id(p["io"]), name_id(p["s"])] for p in prompts])  # [batch, (io, s)]
+    tokens = encode_equal_length(tokenizer, [p["clean"] for p in prompts] + [p["corrupt"] for p in prompts],
+                                 fix="every IOI name and template must tokenise alike (one token per name)")
+    clean, corrupt = tokens[:len(prompts)], tokens[len(prompts):]
+    answers = torch.tensor([[one_token_id(tokenizer, p["io"]), one_token_id(tokenizer, p["s"])]
+                            for p in prompts])  # [batch, (io, s)]
     return Task(
         name="smollm2-ioi",
         model=loaded.bridge,
         clean=clean,
         corrupt=corrupt,
         metric=METRICS[metric or "kl"],
-        scored_positions=scored,
+        scored_positions=last_position_mask(clean),
         bos_position=0,
         description=f"indirect object identification on SmolLM2-135M-Instruct ({len(prompts)} "
                     f"{'held-out ' if held_out else ''}prompts, {clean.shape[1]} tokens with BOS)",
         pairing="corrupted prompt = the clean one with the second subject mention replaced by a third name (ABC)",
-        extras={"prompts": prompts, "answer_ids": answers, "tokenizer": tokenizer},
+        extras={"prompts": prompts, "answer_ids": answers, "tokenizer": tokenizer,
+                "answers": last_position_answers(clean, answers[:, 0].tolist())},  # the indirect object
     )
 
 

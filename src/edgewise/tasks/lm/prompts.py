@@ -1,0 +1,51 @@
+"""Token batches of prompts for a pretrained language model's tokenizer: equal-length encoding (no padding, so every
+prompt's answer is at the same position), one-token answers, and the last-position mask of a next-token task."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from ...errors import BatchShapeError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+
+def encode_equal_length(tokenizer: "PreTrainedTokenizerBase", texts: list[str], fix: str) -> torch.Tensor:
+    """Returns the texts' token ids [len(texts), pos], as the tokenizer encodes them (with its BOS); raises
+    BatchShapeError naming a text of each length unless all have the same number of tokens, with `fix` as the way
+    out (e.g. "every name must be one token")."""
+    ids = [tokenizer(text).input_ids for text in texts]
+    by_length = {len(row): text for row, text in zip(ids, texts)}
+    if len(by_length) != 1:
+        examples = "; ".join(f"{length} tokens: {text!r}" for length, text in sorted(by_length.items()))
+        raise BatchShapeError(f"prompts tokenised to different lengths ({examples}); a batch without padding needs "
+                              f"one length: {fix}")
+    return torch.tensor(ids)
+
+
+def one_token_id(tokenizer: "PreTrainedTokenizerBase", word: str) -> int:
+    """Returns the token id of " word" (the word after a space, as it follows a prompt); raises BatchShapeError if it
+    is more than one token, since an answer must fit the one position the metric scores."""
+    ids = tokenizer(" " + word, add_special_tokens=False).input_ids
+    if len(ids) != 1:
+        raise BatchShapeError(f"answer {word!r} is {len(ids)} tokens ({tokenizer.convert_ids_to_tokens(ids)}); a "
+                              "next-token answer must be one token: choose an entity whose answer is one token")
+    return ids[0]
+
+
+def last_position_mask(tokens: torch.Tensor) -> torch.Tensor:
+    """Returns [batch, pos] bool, True at the last position only: where a prompt's next token is its answer."""
+    scored = torch.zeros_like(tokens, dtype=torch.bool)
+    scored[:, -1] = True
+    return scored
+
+
+def last_position_answers(tokens: torch.Tensor, answer_ids: list[int]) -> torch.Tensor:
+    """Returns [batch, pos] long: each prompt's answer id at the last position, -1 elsewhere (not scored): the
+    `extras["answers"]` that accuracy and the weight edits of capability removal read."""
+    answers = torch.full_like(tokens, -1)
+    answers[:, -1] = torch.tensor(answer_ids)
+    return answers
