@@ -91,9 +91,8 @@ def removal_logits(task: Task, graph: Graph, edges: frozenset[Edge], ablation: s
     adapter = adapter or task.adapter
     if not edges:
         return adapter.forward(task.clean)
-    mask = torch.ones(graph.n_edges)
-    mask[[graph.edge_index(e) for e in edges]] = 0
-    return patched_forward(adapter, graph, task.clean, task_ablation(task, graph, ablation, adapter), mask)
+    return patched_forward(adapter, graph, task.clean, task_ablation(task, graph, ablation, adapter),
+                           1 - graph.mask_for(edges))
 
 
 @torch.no_grad()

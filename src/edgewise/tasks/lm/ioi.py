@@ -16,7 +16,7 @@ import torch
 from ...models.pretrained import PretrainedModel, load_smollm2
 from ..metrics import METRICS
 from ..task import Task
-from .prompts import encode_equal_length, last_position_answers, last_position_mask, one_token_id
+from .prompts import encode_pairs, last_position_answers, last_position_mask, one_token_id, prompt_split
 
 # Every name and every filled template is the same number of tokens for SmolLM2's tokenizer (checked at load), so
 # the batch needs no padding and every answer is at the last position.
@@ -28,9 +28,6 @@ IOI_TEMPLATES = (
     "After {A} and {B} went to the shop, {B} gave a book to",
     "While {A} and {B} were at the bank, {B} gave a card to",
 )
-
-
-HELD_OUT_SEED = 1  # the evaluation split's prompts: drawn with this seed, none of them a discovery prompt
 
 
 def ioi_prompts(n: int = 24, seed: int = 0, exclude: list[dict] | None = None) -> list[dict]:
@@ -58,12 +55,9 @@ def smollm2_ioi_task(metric: str | None = None, n_prompts: int = 24, cache_dir: 
     `held_out`: the evaluation split, n_prompts other prompts (another seed, no discovery prompt repeated)."""
     loaded = load_smollm2(cache_dir) if loaded is None else loaded
     tokenizer = loaded.tokenizer
-    prompts = ioi_prompts(n_prompts)
-    if held_out:
-        prompts = ioi_prompts(n_prompts, seed=HELD_OUT_SEED, exclude=prompts)
-    tokens = encode_equal_length(tokenizer, [p["clean"] for p in prompts] + [p["corrupt"] for p in prompts],
-                                 fix="every IOI name and template must tokenise alike (one token per name)")
-    clean, corrupt = tokens[:len(prompts)], tokens[len(prompts):]
+    prompts = prompt_split(ioi_prompts, n_prompts, held_out)
+    clean, corrupt = encode_pairs(tokenizer, prompts,
+                                  fix="every IOI name and template must tokenise alike (one token per name)")
     answers = torch.tensor([[one_token_id(tokenizer, p["io"]), one_token_id(tokenizer, p["s"])]
                             for p in prompts])  # [batch, (io, s)]
     return Task(

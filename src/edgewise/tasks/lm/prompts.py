@@ -1,9 +1,10 @@
-"""Token batches of prompts for a pretrained language model's tokenizer: equal-length encoding (no padding, so every
-prompt's answer is at the same position), one-token answers, and the last-position mask of a next-token task."""
+"""Token batches of prompts for a pretrained language model's tokenizer: the discovery or held-out draw of a prompt
+set, equal-length encoding (no padding, so every prompt's answer is at the same position) of clean and corrupted
+prompts, one-token answers, and the last-position mask and answers of a next-token task."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
@@ -11,6 +12,15 @@ from ...errors import BatchShapeError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
+
+HELD_OUT_SEED = 1  # the evaluation split's prompts: drawn with this seed, none of them a discovery prompt
+
+
+def prompt_split(draw: Callable[..., list[dict]], n: int, held_out: bool) -> list[dict]:
+    """Returns the n discovery prompts `draw(n)` gives (seed 0), or with `held_out` n others: drawn with
+    HELD_OUT_SEED, no discovery prompt repeated (`draw(n, seed=..., exclude=...)`)."""
+    prompts = draw(n)
+    return draw(n, seed=HELD_OUT_SEED, exclude=prompts) if held_out else prompts
 
 
 def encode_equal_length(tokenizer: "PreTrainedTokenizerBase", texts: list[str], fix: str) -> torch.Tensor:
@@ -24,6 +34,14 @@ def encode_equal_length(tokenizer: "PreTrainedTokenizerBase", texts: list[str], 
         raise BatchShapeError(f"prompts tokenised to different lengths ({examples}); a batch without padding needs "
                               f"one length: {fix}")
     return torch.tensor(ids)
+
+
+def encode_pairs(tokenizer: "PreTrainedTokenizerBase", prompts: list[dict], fix: str
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns the clean and the corrupted prompts' token ids ([n, pos] each, one length for both: resample ablation
+    pairs them row by row); raises BatchShapeError with `fix` as `encode_equal_length` does."""
+    tokens = encode_equal_length(tokenizer, [p["clean"] for p in prompts] + [p["corrupt"] for p in prompts], fix)
+    return tokens[:len(prompts)], tokens[len(prompts):]
 
 
 def one_token_id(tokenizer: "PreTrainedTokenizerBase", word: str) -> int:

@@ -18,7 +18,7 @@ from ...errors import InvalidHyperparameterError
 from ...models.pretrained import PretrainedModel, load_smollm2
 from ..metrics import METRICS
 from ..task import Task
-from .prompts import encode_equal_length, last_position_answers, last_position_mask, one_token_id
+from .prompts import encode_pairs, last_position_answers, last_position_mask, one_token_id, prompt_split
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,6 @@ LANGUAGES = FactTemplate("language", "The official language of {} is", {
     "Austria": "German", "England": "English", "Syria": "Arabic", "Iraq": "Arabic", "Morocco": "Arabic",
 })
 FACT_TEMPLATES = (CAPITALS, LANGUAGES)
-
-HELD_OUT_SEED = 1  # the evaluation split's prompts: drawn with this seed, none of them a discovery prompt
 
 
 def fact_prompts(n: int = 24, seed: int = 0, exclude: list[dict] | None = None) -> list[dict]:
@@ -91,12 +89,9 @@ def smollm2_capitals_task(metric: str | None = None, n_prompts: int = 24, cache_
     other prompts (another seed, no discovery prompt repeated). The tables hold 62 facts: 24 + 24 fit."""
     loaded = load_smollm2(cache_dir) if loaded is None else loaded
     tokenizer = loaded.tokenizer
-    prompts = fact_prompts(n_prompts)
-    if held_out:
-        prompts = fact_prompts(n_prompts, seed=HELD_OUT_SEED, exclude=prompts)
-    tokens = encode_equal_length(tokenizer, [p["clean"] for p in prompts] + [p["corrupt"] for p in prompts],
-                                 fix="every country in the fact tables must be one token after a space")
-    clean, corrupt = tokens[:len(prompts)], tokens[len(prompts):]
+    prompts = prompt_split(fact_prompts, n_prompts, held_out)
+    clean, corrupt = encode_pairs(tokenizer, prompts,
+                                  fix="every country in the fact tables must be one token after a space")
     scored = last_position_mask(clean)
     answers = last_position_answers(clean, [one_token_id(tokenizer, p["answer"]) for p in prompts])
     return Task(
