@@ -379,3 +379,24 @@ def test_smollm2_fractional_mask_matches_per_edge_reference(adapter, ioi, patchi
     reference = per_edge_forward(adapter, graph, clean[:2], ablated, mask)
     assert (ours - adapter.forward(clean[:2])).abs().max() > 1.0  # the mask changes the output
     assert torch.allclose(ours, reference, atol=1e-3)
+
+
+
+@torch.no_grad()
+def test_copy_runs_like_the_original_on_its_own_hooks(tmp_path):
+    """A bridge's capture hooks close over its own modules (a deep copy would write its pre-norm residual into the
+    original and fork the post-norm one into its q/k/v hooks): the copy's readers must see what the original's do,
+    and editing the copy must leave the original alone."""
+    adapter = BridgeAdapter(_tiny_llama(tmp_path))
+    x = torch.randint(0, 50, (3, 5), generator=torch.Generator().manual_seed(1))
+    before = adapter.forward(x)  # a forward first: the capture hooks are wired at first use
+    copied = adapter.copy()
+    names = ["blocks.1.attn.hook_q_input", "blocks.1.attn.hook_v_input"]
+    _, mine = adapter.model.run_with_cache(x, names_filter=names)
+    _, theirs = copied.model.run_with_cache(x, names_filter=names)
+    for name in names:
+        assert torch.equal(mine[name], theirs[name]), name
+    for p in copied.model.parameters():
+        p.mul_(1.5)
+    assert torch.equal(adapter.forward(x), before)
+    assert not torch.allclose(copied.forward(x), before, atol=1e-3)

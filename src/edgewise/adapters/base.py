@@ -7,6 +7,7 @@ that comes after it.
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -52,6 +53,11 @@ class Adapter(ABC):
             for point, handle in handles:
                 handle.hook.remove()
                 point.fwd_hooks.remove(handle)
+
+    def copy(self) -> "Adapter":
+        """Returns an independent adapter over a copy of the model (its own parameters and hook points), for
+        interventions that train or edit weights and must leave this model as it is."""
+        return copy.deepcopy(self)
 
     def n_positions(self, inputs: torch.Tensor) -> int:
         """Returns how many sequence positions the model's stream has on `inputs` [batch, pos] (token ids)."""

@@ -19,6 +19,7 @@ so only canonical names key the recorded writer outputs consistently.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -58,6 +59,21 @@ class BridgeAdapter(Adapter):
             enable_edge_hooks(bridge)
         except NotImplementedError as err:
             raise UnsupportedArchitectureError(f"{self._model_name()}: {err}") from err
+
+    def copy(self) -> "BridgeAdapter":
+        """Returns an adapter over a fresh boot of the same Hugging Face folder carrying this model's current weights.
+        Not a deep copy: the bridge's capture hooks close over their own bridge's modules, so a deep copy would keep
+        writing its pre-norm residuals into this bridge and fork post-norm ones into its own q/k/v hooks."""
+        from ..models.pretrained import boot_bridge
+
+        folder = Path(self.model.original_model.config._name_or_path)
+        if not folder.is_dir():
+            raise UnsupportedArchitectureError(f"{self._model_name()} was not booted from a local folder ({folder}), so "
+                                               "it cannot be copied; boot it with edgewise.models.pretrained.boot_bridge")
+        bridge = boot_bridge(folder)
+        bridge.load_state_dict(self.model.state_dict())
+        bridge.train(self.model.training)
+        return BridgeAdapter(bridge)
 
     @property
     def n_heads(self) -> int:

@@ -5,6 +5,7 @@ from .faithfulness import (
     FaithfulnessCurve,
     circuit_loss,
     circuit_sizes,
+    circuits_faithfulness,
     cmd,
     cpr,
     edges_to_reach,
@@ -16,6 +17,6 @@ from .roc import RocCurve, circuit_nodes, node_roc_auc, node_roc_curve, node_sco
 from .run import FAITHFUL_LEVEL, RunEvaluation, ground_truths, truths_from
 
 __all__ = ["FAITHFUL_LEVEL", "EffectiveTruth", "FaithfulnessCurve", "RocCurve", "RunEvaluation", "circuit_loss",
-           "circuit_nodes", "circuit_sizes", "cmd", "cpr", "edges_to_reach", "effective_ground_truth",
-           "effective_truth", "faithfulness", "faithfulness_curve", "ground_truths", "node_roc_auc", "node_roc_curve",
-           "node_scores", "roc_auc", "roc_curve", "truths_from"]
+           "circuit_nodes", "circuit_sizes", "circuits_faithfulness", "cmd", "cpr", "edges_to_reach",
+           "effective_ground_truth", "effective_truth", "faithfulness", "faithfulness_curve", "ground_truths",
+           "node_roc_auc", "node_roc_curve", "node_scores", "roc_auc", "roc_curve", "truths_from"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -16,17 +17,29 @@ from .roc import trapezoid
 
 
 @torch.no_grad()
-def circuit_loss(task: Task, graph: Graph, ablated: AblatedOutputs, edges: set[Edge]) -> float:
-    """Returns the task metric between the circuit (every other edge ablated) and the full model."""
+def circuit_loss(task: Task, graph: Graph, ablated: AblatedOutputs, edges: set[Edge],
+                 full: torch.Tensor | None = None) -> float:
+    """Returns the task metric between the circuit (every other edge ablated) and the full model (`full`: its logits
+    on the clean batch, when the caller has them)."""
     logits = patched_forward(task.model, graph, task.clean, ablated, graph.mask_for(edges))
-    return task.metric(logits, full_logits(task), task.scored_positions).item()
+    return task.metric(logits, full_logits(task) if full is None else full, task.scored_positions).item()
 
 
 @torch.no_grad()
 def faithfulness(task: Task, graph: Graph, ablated: AblatedOutputs, edges: set[Edge]) -> float:
     """Returns 1 - loss(circuit) / loss(empty circuit): 1 = as faithful as the full model, 0 = as the empty one."""
-    empty = circuit_loss(task, graph, ablated, set())
-    return 1.0 - circuit_loss(task, graph, ablated, edges) / empty if empty > 0 else float("nan")
+    return circuits_faithfulness(task, graph, ablated, [edges])[0]
+
+
+@torch.no_grad()
+def circuits_faithfulness(task: Task, graph: Graph, ablated: AblatedOutputs, circuits: Sequence[set[Edge]]
+                          ) -> list[float]:
+    """Returns `faithfulness` of each circuit, with the full model's logits and the empty circuit's loss computed
+    once for all of them (NaN for each when the empty circuit's loss is 0: the ablation changes nothing)."""
+    full = full_logits(task)
+    empty = circuit_loss(task, graph, ablated, set(), full)
+    return [1.0 - circuit_loss(task, graph, ablated, edges, full) / empty if empty > 0 else float("nan")
+            for edges in circuits]
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..evaluate import faithfulness
+from ..evaluate import circuits_faithfulness
 from ..evaluate.roc import circuit_nodes
 from ..graph import Edge, Graph
-from ..patching import task_ablation
 from ..tasks import Task, get_task
 from ..tasks.registry import held_out_size
 from .relearning import Relearning, relearn
-from .removal import Removal, random_edges, remove
+from .removal import Reference, Removal, random_edges, remove
 from .removal_mask import RemovalMaskConfig, learn_removal_mask
 from .weight_edits import WeightEdit, fine_tune, task_vector_model, weight_edit
 
@@ -99,12 +98,14 @@ def compare_removals(forget: TaskSplit, circuits: dict[str, set[Edge]], retain: 
     settings = settings or RemovalSettings()
     evaluation, graph = forget.evaluation, forget.evaluation.graph(settings.per_position)
     retained = [split.evaluation for split in retain]
-    ablated = task_ablation(evaluation, graph, settings.ablation)
+    references = {t.name: Reference.of(t, t.graph(settings.per_position), settings.ablation)
+                  for t in (evaluation, *retained)}
     ablate = lambda edges, label: remove(evaluation, edges, retained, settings.ablation,  # noqa: E731
-                                         settings.per_position, label)
+                                         settings.per_position, label, references)
+    faithful = circuits_faithfulness(evaluation, graph, references[evaluation.name].ablated, list(circuits.values()))
     rows = []
-    for label, edges in circuits.items():
-        rows.append(ComparedRemoval("circuit", ablate(edges, label), faithfulness(evaluation, graph, ablated, edges)))
+    for (label, edges), circuit_faithfulness in zip(circuits.items(), faithful):
+        rows.append(ComparedRemoval("circuit", ablate(edges, label), circuit_faithfulness))
         if settings.nodes:
             rows.append(ComparedRemoval("nodes", ablate(node_edges(graph, edges), f"{label}, its nodes")))
     for size in sorted({len(edges) for edges in circuits.values()} - {0}):
@@ -124,7 +125,9 @@ def compare_removals(forget: TaskSplit, circuits: dict[str, set[Edge]], retain: 
         edits[f"gradient ascent, {settings.edit_steps} steps"] = fine_tune(
             forget.discovery, settings.edit_steps, settings.edit_lr, ascend=True, seed=settings.seed)
     rows += [ComparedRemoval("gradient ascent" if label.startswith("gradient") else "task vector",
-                             weight_edit(evaluation, adapter, retained, label)) for label, adapter in edits.items()]
+                             weight_edit(evaluation, adapter, retained, label,
+                                         {name: reference.full for name, reference in references.items()}))
+             for label, adapter in edits.items()]
     if settings.relearn_steps:
         rows = [_with_relearning(row, forget, edits, settings) for row in rows]
     return RemovalComparison(evaluation.name, tuple(t.name for t in retained), settings.ablation,

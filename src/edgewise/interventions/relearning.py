@@ -11,7 +11,6 @@ The copy trains in eval mode (no dropout), the mode it is measured in.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -53,7 +52,7 @@ def relearn(train: Task, evaluation: Task, edges: set[Edge] | frozenset[Edge] = 
     relearns on `train`'s, with `edges` ablated throughout; neither the task's model nor `adapter` changes."""
     check_training(train, steps, lr)
     torch.manual_seed(seed)
-    learner = copy.deepcopy(adapter or train.adapter)
+    learner = (adapter or train.adapter).copy()
     learner.model.eval()
     edges = frozenset(edges)
     train_graph, evaluation_graph = train.graph(per_position), evaluation.graph(per_position)

@@ -13,7 +13,7 @@ from ..adapters import Adapter
 from ..diagnostics.behaviour import top_class
 from ..errors import GraphMismatchError
 from ..graph import Edge, Graph
-from ..patching import full_logits, patched_forward, task_ablation
+from ..patching import AblatedOutputs, full_logits, patched_forward, task_ablation
 from ..tasks import Task
 
 
@@ -76,35 +76,55 @@ def check_same_model(forget: Task, other: Task) -> None:
                                  "measured on one model, so give retain tasks of the same model")
 
 
-def task_measure(task: Task, logits: torch.Tensor, role: str) -> TaskMeasure:
+@dataclass(frozen=True)
+class Reference:
+    """What every removal from one task is measured against, computed once per task: the full model's logits on
+    its inputs and its writers' ablated values."""
+
+    full: torch.Tensor
+    ablated: AblatedOutputs
+
+    @classmethod
+    @torch.no_grad()
+    def of(cls, task: Task, graph: Graph, ablation: str) -> "Reference":
+        return cls(full_logits(task), task_ablation(task, graph, ablation))
+
+
+def task_measure(task: Task, logits: torch.Tensor, role: str, full: torch.Tensor | None = None) -> TaskMeasure:
     """Returns the task's metric against the full model and its accuracy before and after, for the logits
-    [batch, pos, out] an intervened model gave on the task's inputs."""
-    full = full_logits(task)
+    [batch, pos, out] an intervened model gave on the task's inputs (`full`: the full model's, when known)."""
+    full = full_logits(task) if full is None else full
     metric = task.metric(logits.unsqueeze(0), full, task.scored_positions)[0].item()
     return TaskMeasure(task.name, role, metric, accuracy(task, full, full), accuracy(task, logits, full))
 
 
 def removal_logits(task: Task, graph: Graph, edges: frozenset[Edge], ablation: str,
-                   adapter: Adapter | None = None) -> torch.Tensor:
+                   adapter: Adapter | None = None, ablated: AblatedOutputs | None = None) -> torch.Tensor:
     """Returns the logits [batch, pos, out] on the task's inputs with `edges` ablated and every other edge kept, run
-    by `adapter` (default: the task's own; a copy that relearns gets its ablated values from its current weights)."""
+    by `adapter` (default: the task's own; a copy that relearns gets its ablated values from its current weights,
+    unless `ablated` gives them)."""
     adapter = adapter or task.adapter
     if not edges:
         return adapter.forward(task.clean)
-    return patched_forward(adapter, graph, task.clean, task_ablation(task, graph, ablation, adapter),
-                           1 - graph.mask_for(edges))
+    ablated = task_ablation(task, graph, ablation, adapter) if ablated is None else ablated
+    return patched_forward(adapter, graph, task.clean, ablated, 1 - graph.mask_for(edges))
 
 
 @torch.no_grad()
-def _measure(task: Task, graph: Graph, edges: frozenset[Edge], ablation: str, role: str) -> TaskMeasure:
+def _measure(task: Task, graph: Graph, edges: frozenset[Edge], ablation: str, role: str,
+             reference: Reference | None) -> TaskMeasure:
     """Returns the task's metric and accuracy with `edges` ablated, every other edge kept."""
-    return task_measure(task, removal_logits(task, graph, edges, ablation), role)
+    reference = reference or Reference.of(task, graph, ablation)
+    return task_measure(task, removal_logits(task, graph, edges, ablation, ablated=reference.ablated), role,
+                        reference.full)
 
 
 def remove(forget: Task, edges: set[Edge], retain: list[Task] | tuple[Task, ...] = (), ablation: str = "resample",
-           per_position: bool = False, label: str = "circuit") -> Removal:
+           per_position: bool = False, label: str = "circuit", references: dict[str, Reference] | None = None
+           ) -> Removal:
     """Returns what ablating `edges` (and nothing else) does to the forget task and to each retain task, each on its
-    own inputs with its own ablated values; the retain tasks must run the forget task's model."""
+    own inputs with its own ablated values; the retain tasks must run the forget task's model. `references`, by
+    task name: each task's full logits and ablated values, when many removals share them."""
     for task in retain:
         check_same_model(forget, task)
     graph = forget.graph(per_position)
@@ -113,8 +133,11 @@ def remove(forget: Task, edges: set[Edge], retain: list[Task] | tuple[Task, ...]
     if missing:
         raise GraphMismatchError(f"{len(missing)} edges to remove are not in {forget.name}'s "
                                  f"{'per-position' if per_position else 'plain'} graph, e.g. {missing[0]}")
-    return Removal(label, ablation, edges, graph.n_edges, _measure(forget, graph, edges, ablation, "forget"),
-                   tuple(_measure(t, t.graph(per_position), edges, ablation, "retain") for t in retain))
+    references = references or {}
+    return Removal(label, ablation, edges, graph.n_edges,
+                   _measure(forget, graph, edges, ablation, "forget", references.get(forget.name)),
+                   tuple(_measure(t, t.graph(per_position), edges, ablation, "retain", references.get(t.name))
+                         for t in retain))
 
 
 def random_edges(graph: Graph, n: int, seed: int = 0) -> set[Edge]:

@@ -5,7 +5,6 @@ away from) its answers: `extras["answers"]` where the task has them, else the fu
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -78,7 +77,7 @@ def fine_tune(task: Task, steps: int = 100, lr: float = 1e-3, ascend: bool = Fal
     if steps < 1:
         raise InvalidHyperparameterError(f"steps={steps} must be at least 1: a weight edit of no steps edits nothing")
     torch.manual_seed(seed)
-    adapter = copy.deepcopy(task.adapter)
+    adapter = task.adapter.copy()
     adapter.model.train()
     for _ in answer_steps(adapter, task, steps, lr, ascend):
         pass
@@ -89,7 +88,7 @@ def fine_tune(task: Task, steps: int = 100, lr: float = 1e-3, ascend: bool = Fal
 def task_vector_model(adapter: Adapter, tuned: Adapter, alpha: float) -> Adapter:
     """Returns a copy of `adapter` whose model has alpha times its task vector (tuned - original, parameter by
     parameter) subtracted: theta - alpha (theta_tuned - theta)."""
-    edited = copy.deepcopy(adapter)
+    edited = adapter.copy()
     tuned_parameters = dict(tuned.model.named_parameters())
     with torch.no_grad():
         for name, parameter in edited.model.named_parameters():
@@ -99,12 +98,14 @@ def task_vector_model(adapter: Adapter, tuned: Adapter, alpha: float) -> Adapter
 
 @torch.no_grad()
 def weight_edit(forget: Task, edited: Adapter, retain: list[Task] | tuple[Task, ...] = (),
-                label: str = "weight edit") -> WeightEdit:
+                label: str = "weight edit", full: dict[str, torch.Tensor] | None = None) -> WeightEdit:
     """Returns what the edited copy of the forget task's adapter and model does to the forget task and each retain
-    task (which must run the original model), beside the size of the change."""
+    task (which must run the original model), beside the size of the change. `full`, by task name: the original
+    model's logits on each task's inputs, when many edits share them."""
     for task in retain:
         check_same_model(forget, task)
     original = dict(forget.adapter.model.named_parameters())
     change = sum(((p - original[n]) ** 2).sum() for n, p in edited.model.named_parameters()).sqrt().item()
-    return WeightEdit(label, change, task_measure(forget, edited.forward(forget.clean), "forget"),
-                      tuple(task_measure(t, edited.forward(t.clean), "retain") for t in retain))
+    full = full or {}
+    measure = lambda task, role: task_measure(task, edited.forward(task.clean), role, full.get(task.name))  # noqa: E731
+    return WeightEdit(label, change, measure(forget, "forget"), tuple(measure(t, "retain") for t in retain))
