@@ -140,3 +140,30 @@ def test_prefilter_refuses_sp_and_nonpositive_sizes():
         SubnetworkProbingConfig(candidates=10, prefilter="edge-sp")
     with pytest.raises(InvalidHyperparameterError, match="candidates=0"):
         SubnetworkProbingConfig(candidates=0)
+
+
+def test_gate_trajectory_is_log_alpha_along_training_as_a_shorter_run_ends(proportion, tmp_path):
+    """The recorded trajectory starts at the initial gate and ends at the scores; its row at step 20 of a 40-step
+    run is where a separate 20-step run (same seed, no schedule tied to the length) ends."""
+    settings = {"lr": 0.1, "n_samples": 2, "noise_free_tail": 0.0, "init_gate": 0.9}
+    long = discover(proportion, "edge-sp", steps=40, **settings)
+    short = discover(proportion, "edge-sp", steps=20, **settings)
+    trajectory = long.trajectory
+    assert trajectory.steps == tuple(range(0, 41, 2)) and trajectory.values.shape == (21, long.graph.n_edges)
+    assert torch.allclose(trajectory.values[0], torch.full((long.graph.n_edges,), hard_concrete.log_alpha_for(0.9),
+                                                           dtype=torch.float64))
+    assert torch.equal(trajectory.values[-1], long.scores)
+    assert torch.allclose(trajectory.values[trajectory.steps.index(20)], short.scores, atol=1e-6)
+    path = tmp_path / "scores.json"
+    long.save(path)
+    loaded = type(long).load(path).trajectory
+    assert loaded.steps == trajectory.steps and torch.allclose(loaded.values, trajectory.values, atol=1e-4)
+
+
+def test_node_sp_trajectory_gives_every_edge_its_writers_gate(proportion):
+    scores = discover(proportion, "node-sp", steps=10)
+    gate_of_edge, _ = node_gates(scores.graph)
+    values = scores.trajectory.values
+    for writer in gate_of_edge.unique():
+        same = values[:, gate_of_edge == writer]
+        assert torch.equal(same, same[:, :1].expand_as(same))

@@ -11,8 +11,9 @@ import torch
 
 from ..evaluate.ground_truth import EffectiveTruth, removal_changes, truth_tolerance
 from ..evaluate.roc import roc_auc
-from ..graph import Edge, EdgeScores
+from ..graph import Edge, EdgeScores, ScoreTrajectory
 from ..graph.scores import ZERO_TOLERANCE
+from ..methods import hard_concrete
 from ..patching import AblatedOutputs, full_logits
 from ..tasks import Task
 from .constant_writers import no_op_positions
@@ -93,6 +94,25 @@ def _missed_reason(edge: Edge, rank: dict[Edge, int], score: float, change: floa
                                            f"by {change:.2g}")
 
 
+def gate_story(trajectory: ScoreTrajectory, index: int) -> str:
+    """Returns how one SP gate moved, in words: its log_alpha at five of the recorded steps, and when it last
+    crossed the keep threshold (open: log_alpha > 0, the noise-free gate above 0.5)."""
+    points = trajectory.of(index)
+    shown = sorted({points[round(i * (len(points) - 1) / 4)] for i in range(5)})
+    path = " -> ".join(f"{value:.2f} (step {step})" for step, value in shown)
+    is_open = [value > hard_concrete.KEEP_THRESHOLD for _, value in points]
+    crossings = [points[i][0] for i in range(1, len(points)) if is_open[i] != is_open[i - 1]]
+    state = "open" if is_open[-1] else "closed"
+    when = (f"{state} since step {crossings[-1]}" if crossings else f"{state} throughout")
+    return f"its gate's log_alpha {path}: {when}"
+
+
+def _with_gate(reason: tuple[str, str], trajectory: ScoreTrajectory | None, index: int) -> tuple[str, str]:
+    """Returns the reason with the edge's gate trajectory added, for scores that have one (SP's): when the gate
+    closed tells an early decision from a late one."""
+    return reason if trajectory is None else (reason[0], f"{reason[1]}; {gate_story(trajectory, index)}")
+
+
 def _false_reason(edge: Edge, change: float, tolerance: float, no_op: dict[str, torch.Tensor]) -> tuple[str, str]:
     """Returns what a false edge ranked above a true one carries."""
     same = no_op[edge.writer]  # [pos]: where the writer's ablated value is its clean output
@@ -127,10 +147,11 @@ def explain_misses(task: Task, scores: EdgeScores, ablated: AblatedOutputs, trut
                                                  full_logits(task)))) if involved else {}
     no_op = no_op_positions(task, graph, ablated) if false_high else {}
     false_scores = [value[e] for e, _ in ranked if e not in true]
-    missed_edges = tuple(RankedEdge(e, rank[e], value[e], changes[e], *_missed_reason(
-        e, rank, value[e], changes[e], tolerance, groups, first_false, false_scores.count(value[e]))) for e in missed)
-    false_edges = tuple(RankedEdge(e, rank[e], value[e], changes[e], *_false_reason(e, changes[e], tolerance, no_op))
-                        for e in false_high)
+    gate = lambda e, reason: _with_gate(reason, scores.trajectory, graph.edge_index(e))  # noqa: E731
+    missed_edges = tuple(RankedEdge(e, rank[e], value[e], changes[e], *gate(e, _missed_reason(
+        e, rank, value[e], changes[e], tolerance, groups, first_false, false_scores.count(value[e])))) for e in missed)
+    false_edges = tuple(RankedEdge(e, rank[e], value[e], changes[e],
+                                   *gate(e, _false_reason(e, changes[e], tolerance, no_op))) for e in false_high)
     return MissReport(scores.method, scores.ablation, roc_auc(scores, true), len(true), missed_edges, false_edges)
 
 

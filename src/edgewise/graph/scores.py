@@ -19,6 +19,31 @@ from .graph import Edge, Graph
 ZERO_TOLERANCE = 1e-6
 
 
+@dataclass(frozen=True)
+class ScoreTrajectory:
+    """How a training method's scores moved: every edge's score [n_checkpoints, n_edges] at the training steps
+    `steps` (0: before the first step; the last row is the final score). SP records its gates' log_alpha."""
+
+    steps: tuple[int, ...]
+    values: torch.Tensor
+
+    def __post_init__(self):
+        if self.values.dim() != 2 or self.values.shape[0] != len(self.steps):
+            raise GraphMismatchError(f"a score trajectory needs one row per step: {len(self.steps)} steps, values of "
+                                     f"shape {tuple(self.values.shape)}")
+
+    def of(self, index: int) -> list[tuple[int, float]]:
+        """Returns (step, score) of the edge with this graph index at every checkpoint."""
+        return list(zip(self.steps, self.values[:, index].tolist()))
+
+    def to_dict(self) -> dict:
+        return {"steps": list(self.steps), "values": [[round(v, 4) for v in row] for row in self.values.tolist()]}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "ScoreTrajectory":
+        return cls(tuple(record["steps"]), torch.tensor(record["values"], dtype=torch.float64))
+
+
 @dataclass
 class EdgeScores:
     """Scores [n_edges] in the graph's edge order, and the method, hyperparameters, seed and seconds behind them.
@@ -34,6 +59,7 @@ class EdgeScores:
     seconds: float = 0.0
     ablation: str = "resample"
     task: str = ""
+    trajectory: ScoreTrajectory | None = None  # training methods: the scores along training
 
     def __post_init__(self):
         self.scores = self.scores.detach().to(torch.float64).flatten()
@@ -41,6 +67,9 @@ class EdgeScores:
             raise GraphMismatchError(
                 f"{self.method} returned {self.scores.numel()} scores for a graph of {self.graph.n_edges} edges"
             )
+        if self.trajectory is not None and self.trajectory.values.shape[1] != self.graph.n_edges:
+            raise GraphMismatchError(f"{self.method}'s score trajectory has {self.trajectory.values.shape[1]} edges, "
+                                     f"its graph {self.graph.n_edges}")
 
     def __getitem__(self, edge: Edge | tuple) -> float:
         return self.scores[self.graph.edge_index(edge)].item()
@@ -69,6 +98,7 @@ class EdgeScores:
             "hyperparameters": self.hyperparameters,
             "scores": [[*e.endpoints(), s] for e, s in zip(self.graph.edges, self.scores.tolist())],
             "graph": self.graph.to_dict(),
+            "trajectory": None if self.trajectory is None else self.trajectory.to_dict(),  # in graph edge order
         }
 
     @classmethod
@@ -79,8 +109,10 @@ class EdgeScores:
         if missing:
             raise GraphMismatchError(f"scores file lacks {len(missing)} edges of its graph, e.g. {missing[0]}")
         scores = torch.tensor([by_edge[e] for e in graph.edges], dtype=torch.float64)
+        trajectory = record.get("trajectory")
         return cls(graph, scores, record["method"], record.get("hyperparameters", {}), record.get("seed", 0),
-                   record.get("seconds", 0.0), record.get("ablation", "resample"), record.get("task", ""))
+                   record.get("seconds", 0.0), record.get("ablation", "resample"), record.get("task", ""),
+                   None if trajectory is None else ScoreTrajectory.from_dict(trajectory))
 
     def save(self, path: str | Path) -> None:
         """Writes the scores as strict JSON; a NaN or infinite number raises ScoresFileError naming where it sits."""

@@ -23,7 +23,7 @@ import torch
 
 from ..errors import (EdgewiseError, InvalidHyperparameterError, NonFiniteMetricError, NonFiniteScoresError,
                       UnknownObjectiveError)
-from ..graph import Circuit, EdgeScores, Graph, circuit_from_scores
+from ..graph import Circuit, EdgeScores, Graph, ScoreTrajectory, circuit_from_scores
 from ..patching import AblatedOutputs, patched_forward, task_ablation
 from ..tasks import METRICS, Metric, Task
 
@@ -234,7 +234,11 @@ def discover(
     check_metric(task, graph, ablated)
     torch.manual_seed(seed)
     start = time.perf_counter()
-    scores = spec.run(task, graph, ablated, config, seed, progress).cpu()  # scores live on the CPU, whatever ran
+    result = spec.run(task, graph, ablated, config, seed, progress)  # training methods add their trajectory
+    scores, trajectory = result if isinstance(result, tuple) else (result, None)
+    scores = scores.cpu()  # scores live on the CPU, whatever ran
     seconds = time.perf_counter() - start
     check_scores(scores, method, config)
-    return EdgeScores(graph, scores, method, recorded, seed, seconds, ablated.kind, task.name)
+    if trajectory is not None:
+        trajectory = ScoreTrajectory(trajectory.steps, trajectory.values.detach().cpu().to(torch.float64))
+    return EdgeScores(graph, scores, method, recorded, seed, seconds, ablated.kind, task.name, trajectory)

@@ -38,7 +38,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import InvalidHyperparameterError, NonFiniteMetricError
-from ..graph import Circuit, EdgeScores, Graph
+from ..graph import Circuit, EdgeScores, Graph, ScoreTrajectory
 from ..patching import AblatedOutputs, faithfulness_loss, full_logits
 from ..tasks import Task
 from . import UnknownMethodError, discover, hard_concrete, register
@@ -103,12 +103,16 @@ class SubnetworkProbingConfig:
                                              "attribution method (eap, eap-ig-inputs, exact)")
 
 
+TRAJECTORY_POINTS = 20  # checkpoints of the gates' log_alpha recorded along training, besides the initial one
+
+
 def train_gates(
     task: Task, graph: Graph, ablated: AblatedOutputs, gate_of_edge: torch.Tensor, n_gates: int,
     config: SubnetworkProbingConfig, seed: int, progress: bool = False,
-) -> torch.Tensor:
-    """Returns the trained log_alpha [n_gates]; edge e is gated by gate gate_of_edge[e] ([n_edges] long), or is
-    always ablated where gate_of_edge[e] == n_gates (an edge the pre-filter left out)."""
+) -> tuple[torch.Tensor, tuple[int, ...], torch.Tensor]:
+    """Returns the trained log_alpha [n_gates] and its trajectory: the steps recorded (0 = before training, the
+    last = config.steps) and log_alpha at each [n_checkpoints, n_gates]. Edge e is gated by gate gate_of_edge[e]
+    ([n_edges] long), or is always ablated where gate_of_edge[e] == n_gates (an edge the pre-filter left out)."""
     if config.target_edges is not None and not 0 <= config.target_edges <= graph.n_edges:
         raise InvalidHyperparameterError(
             f"target_edges must lie in [0, {graph.n_edges}] for this graph, got {config.target_edges}")
@@ -121,6 +125,8 @@ def train_gates(
     full = full_logits(task)
     warmup_steps = max(1, round(config.warmup * config.steps))
     tail_start = config.steps - round(config.noise_free_tail * config.steps)
+    every = max(1, config.steps // TRAJECTORY_POINTS)
+    steps, history = [0], [log_alpha.detach().clone()]
     bar = tqdm(range(config.steps), disable=not progress, desc="subnetwork probing", leave=False)
     for step in bar:
         if step >= tail_start:
@@ -146,11 +152,14 @@ def train_gates(
         optimizer.step()
         if config.target_edges is not None:
             ascent.step()
+        if (step + 1) % every == 0 or step + 1 == config.steps:
+            steps.append(step + 1)
+            history.append(log_alpha.detach().clone())
         if progress:
             kept_edges = int((log_alpha.detach() > hard_concrete.KEEP_THRESHOLD)[gate_of_edge[gate_of_edge < n_gates]]
                              .sum())
             bar.set_postfix({task.metric.name: f"{faithfulness.item():.4g}", "kept_edges": kept_edges})
-    return log_alpha.detach()
+    return log_alpha.detach(), tuple(steps), torch.stack(history)
 
 
 def check_step(step: int, task: Task, config: SubnetworkProbingConfig, faithfulness: torch.Tensor,
@@ -201,29 +210,37 @@ ACDC_SP = {"lr": 1e-3, "steps": 10000, "lambda_": 10**-1.5, "n_samples": 1, "ini
 @register("edge-sp", SubnetworkProbingConfig, circuit=deterministic_circuit, published=AUTO_CIRCUIT_SEP,
           objectives=True)
 def edge_subnetwork_probing(task, graph, ablated, config: SubnetworkProbingConfig, seed: int, progress: bool):
-    """Subnetwork probing with one hard-concrete gate per edge; scores are the learned log_alpha."""
+    """Subnetwork probing with one hard-concrete gate per edge; scores are the learned log_alpha, and their
+    trajectory is log_alpha along training (an edge the pre-filter left out keeps its final score throughout)."""
     if config.candidates is None or config.candidates >= graph.n_edges:
-        return train_gates(task, graph, ablated, torch.arange(graph.n_edges), graph.n_edges, config, seed, progress)
+        log_alpha, steps, history = train_gates(task, graph, ablated, torch.arange(graph.n_edges), graph.n_edges,
+                                                config, seed, progress)
+        return log_alpha, ScoreTrajectory(steps, history)
     prior = discover(task, config.prefilter, graph=graph, ablated=ablated, progress=progress).scores.abs()
     order = prior.argsort(descending=True, stable=True)  # [n_edges]: the pre-filter's ranking
     candidates = order[: config.candidates]
     gate_of_edge = torch.full((graph.n_edges,), config.candidates)
     gate_of_edge[candidates] = torch.arange(config.candidates)
-    log_alpha = train_gates(task, graph, ablated, gate_of_edge, config.candidates, config, seed, progress)
+    log_alpha, steps, history = train_gates(task, graph, ablated, gate_of_edge, config.candidates, config, seed,
+                                            progress)
     # Left-out edges rank below every candidate, one apart in the pre-filter's order; equal priors share a score
     left_out = order[config.candidates:]
     descending = -prior[left_out]  # ascending, as searchsorted needs
     scores = torch.empty(graph.n_edges, dtype=log_alpha.dtype)
     scores[candidates] = log_alpha
     scores[left_out] = log_alpha.min() - 1 - torch.searchsorted(descending, descending).to(log_alpha.dtype)
-    return scores
+    trajectory = scores.expand(len(steps), -1).clone()
+    trajectory[:, candidates] = history
+    return scores, ScoreTrajectory(steps, trajectory)
 
 
 @register("node-sp", SubnetworkProbingConfig, circuit=deterministic_circuit, published=ACDC_SP, objectives=True)
 def node_subnetwork_probing(task, graph, ablated, config: SubnetworkProbingConfig, seed: int, progress: bool):
-    """Subnetwork probing with one gate per writer node (ACDC's SP); each edge scores its writer's log_alpha."""
+    """Subnetwork probing with one gate per writer node (ACDC's SP); each edge scores its writer's log_alpha (and
+    has its trajectory)."""
     gate_of_edge, n_gates = node_gates(graph)
-    return train_gates(task, graph, ablated, gate_of_edge, n_gates, config, seed, progress)[gate_of_edge]
+    log_alpha, steps, history = train_gates(task, graph, ablated, gate_of_edge, n_gates, config, seed, progress)
+    return log_alpha[gate_of_edge], ScoreTrajectory(steps, history[:, gate_of_edge])
 
 
 def lambda_sweep(
