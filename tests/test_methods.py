@@ -28,3 +28,18 @@ def test_presets_tuned_and_published(reverse):
     assert scores.hyperparameters["lr"] == 0.1 and scores.hyperparameters["steps"] == 3
     with pytest.raises(UnknownMethodError, match="unknown preset 'paper'; choose one of tuned, published"):
         discover(reverse, "eap", preset="paper")
+
+
+@pytest.mark.parametrize("method", ["eap", "edge-sp"])
+def test_discovery_leaves_no_weight_gradients_and_restores_requires_grad(proportion, method):
+    """Methods differentiate with respect to masks only: the model's parameters get no gradient during discovery
+    (none is left behind) and require gradients again afterwards, as before."""
+    model = proportion.model
+    frozen = next(model.parameters())
+    frozen.requires_grad_(False)  # a parameter the user froze stays frozen
+    try:
+        discover(proportion, method, steps=3) if method == "edge-sp" else discover(proportion, method)
+        assert all(p.grad is None for p in model.parameters())
+        assert [p.requires_grad for p in model.parameters()] == [p is not frozen for p in model.parameters()]
+    finally:
+        frozen.requires_grad_(True)

@@ -10,6 +10,7 @@ EdgeScores. Adding a method is adding one file to this folder.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import math
@@ -17,7 +18,7 @@ import pkgutil
 import time
 import typing
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -195,6 +196,21 @@ def check_scores(scores: torch.Tensor, method: str, config: object) -> None:
         )
 
 
+@contextlib.contextmanager
+def frozen_weights(model: torch.nn.Module) -> Iterator[None]:
+    """Switches off the gradients of the model's parameters for the block, then restores each: every method
+    differentiates with respect to masks only, and a backward that also computed weight gradients would do work
+    nobody uses and leave `.grad` tensors on the task's model."""
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    for p in parameters:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in parameters:
+            p.requires_grad_(True)
+
+
 def discover(
     task: Task,
     method: str = "edge-sp",
@@ -234,7 +250,8 @@ def discover(
     check_metric(task, graph, ablated)
     torch.manual_seed(seed)
     start = time.perf_counter()
-    result = spec.run(task, graph, ablated, config, seed, progress)  # training methods add their trajectory
+    with frozen_weights(task.adapter.model):
+        result = spec.run(task, graph, ablated, config, seed, progress)  # training methods add their trajectory
     scores, trajectory = result if isinstance(result, tuple) else (result, None)
     scores = scores.cpu()  # scores live on the CPU, whatever ran
     seconds = time.perf_counter() - start
