@@ -7,7 +7,7 @@ A fixed sweep of `edgewise.bench` (resumable): prints the table and writes bench
 summary.md, families.json, families.md} and docs/img/families.png.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/families.py [--ablations resample mean zero] [--skip TASK ...]
-        [--out DIR]
+        [--preset tuned|published|both] [--out DIR]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from edgewise.bench import Sweep, run_bench
 from edgewise.bench.families import FAMILIES, family_markdown, family_summary
-from edgewise.methods import method_names
+from edgewise.methods import PRESETS, method_names
 from edgewise.report import plot_families
 
 OUT = Path(__file__).parent / "results" / "families"
@@ -29,10 +29,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ablations", nargs="*", default=["resample", "mean", "zero"])
     parser.add_argument("--skip", nargs="*", default=[], help="tasks to leave out (e.g. tracr-dyck2, for time)")
+    parser.add_argument("--preset", choices=("tuned", "published", "both"), default="tuned",
+                        help="edgewise's tuned defaults, the authors' published settings, or both (one row each)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     tasks = tuple(t for family in FAMILIES.values() for t in family if t not in args.skip)
-    records = run_bench(Sweep(tasks, tuple(method_names()), tuple(args.ablations)), args.out)
+    presets = PRESETS if args.preset == "both" else (args.preset,)
+    records = run_bench(Sweep(tasks, tuple(method_names()), tuple(args.ablations), presets=presets), args.out)
     summary = family_summary(records)
     table = family_markdown(summary)
     print(table)

@@ -44,6 +44,15 @@ def test_family_summary_means_and_correlation(tmp_path):
     assert all(p.exists() for p in plot_families(summary, tmp_path / "families"))
 
 
+def test_family_summary_keeps_each_preset_of_a_method_apart():
+    records = [{"task": "tracr-reverse", "method": "acdc", "preset": "tuned", "auroc_effective": 1.0},
+               {"task": "tracr-reverse", "method": "acdc", "preset": "published", "auroc_effective": 0.5},
+               {"task": "tracr-sort", "method": "acdc", "auroc_effective": 0.8}]  # records before presets: tuned
+    summary = family_summary(records)
+    assert summary.methods == ("acdc", "acdc (published)")
+    assert summary.auroc == {"acdc": {"tracr": pytest.approx(0.9)}, "acdc (published)": {"tracr": 0.5}}
+
+
 def test_cli_bench_over_two_families_writes_and_plots_the_cross_benchmark_table(tmp_path):
     from conftest import run_edgewise
 

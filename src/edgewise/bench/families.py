@@ -67,14 +67,21 @@ class FamilySummary:
                 "runs": self.runs, "correlation": self.correlation}
 
 
+def method_label(record: dict) -> str:
+    """Returns the record's method as the summary names it: `acdc` at edgewise's tuned preset, `acdc (published)`
+    at the authors' settings, so that both presets of one sweep stay apart."""
+    preset = record.get("preset", "tuned")
+    return record["method"] if preset == "tuned" else f"{record['method']} ({preset})"
+
+
 def family_summary(records: list[dict]) -> FamilySummary:
-    """Returns the cross-benchmark summary of bench records (any mix of tasks, ablations and seeds; records of tasks
-    in no family and runs without an AUROC are left out)."""
+    """Returns the cross-benchmark summary of bench records (any mix of tasks, ablations, presets and seeds; records
+    of tasks in no family and runs without an AUROC are left out); each preset of a method is its own row."""
     values: dict[tuple[str, str], list[float]] = {}
     for r in records:
         family = family_of(r["task"])
         if family is not None and r.get("auroc_effective") is not None:
-            values.setdefault((r["method"], family), []).append(r["auroc_effective"])
+            values.setdefault((method_label(r), family), []).append(r["auroc_effective"])
     methods = tuple(dict.fromkeys(m for m, _ in values))
     families = tuple(f for f in FAMILIES if any((m, f) in values for m in methods))
     auroc = {m: {f: (sum(values[m, f]) / len(values[m, f]) if (m, f) in values else None) for f in families}
