@@ -359,3 +359,13 @@ def test_bench_runs_a_declared_model_without_ground_truth(tmp_path, monkeypatch)
     assert record["evaluated_on"] == "held-out" and record["n_evaluation_inputs"] == 256
     assert 0 < record["cpr"] < 1 and "| tictactoe | plain | resample | random |" in result.stdout
     assert (tmp_path / "plots" / "tictactoe-plain-resample-faithfulness.png").exists()
+
+
+def test_a_preset_with_the_same_settings_is_not_run_twice():
+    """exact and random have no published settings and ACDC's published threshold is edgewise's default: with both
+    presets they run once (tuned); edge-sp's differ, so it runs under each."""
+    runs = Sweep(("tracr-shift",), ("exact", "random", "acdc", "edge-sp"), presets=("tuned", "published")).runs()
+    assert [(r.method, r.preset) for r in runs] == [("exact", "tuned"), ("random", "tuned"), ("acdc", "tuned"),
+                                                     ("edge-sp", "tuned"), ("edge-sp", "published")]
+    only = Sweep(("tracr-shift",), ("acdc",), presets=("published",)).runs()
+    assert [(r.method, r.preset) for r in only] == [("acdc", "published")]

@@ -65,19 +65,22 @@ class Sweep:
 
     def runs(self) -> list[RunSpec]:
         """Returns the runs task by task (then graph, ablation, method, preset, seed); raises for any unknown name
-        before anything runs. `hyperparameters` override both presets."""
+        before anything runs. `hyperparameters` override both presets; a preset whose settings for a method equal an
+        earlier preset's (exact and random have no published settings; ACDC's and EAP's are edgewise's) is not run
+        again."""
         self._check()
         configs = {
             (m, p): dataclasses.asdict(resolve_config(get_method(m), p, self.hyperparameters.get(m, {})))
             for m in self.methods for p in self.presets
         }
+        distinct = [(m, p) for m in self.methods for i, p in enumerate(self.presets)
+                    if all(configs[m, p] != configs[m, earlier] for earlier in self.presets[:i])]
         return [
             RunSpec(task, graph, method, ablation, seed, configs[method, preset], preset)
             for task in self.tasks
             for graph in self.graphs
             for ablation in self.ablations
-            for method in self.methods
-            for preset in self.presets
+            for method, preset in distinct
             for seed in self.seeds
         ]
 
