@@ -29,13 +29,10 @@ import torch
 
 from edgewise.bench import markdown_table
 from edgewise.bench.families import spearman
-from edgewise.evaluate import RunEvaluation
-from edgewise.interventions import RemovalMaskConfig, RemovalSettings, TaskSplit, compare_removals
-from edgewise.methods import discover
-from edgewise.patching import task_ablation
+from edgewise.interventions import (RemovalMaskConfig, RemovalSettings, TaskSplit, compare_removals,
+                                   discovered_circuits, minus_retain)
 from edgewise.report import plot_removals
 from edgewise.report.removal_plots import removal_point
-from edgewise.tasks import Task
 
 OUT = Path(__file__).parent / "results" / "removal"
 IMAGES = Path(__file__).parent.parent / "docs" / "img"
@@ -54,7 +51,6 @@ class Testbed:
     removal: RemovalSettings
 
 
-TOP_K_METHODS = {"eap", "eap-ig-inputs", "eap-ig-activations", "exact"}
 TESTBEDS = {
     "multitask": Testbed(
         SKILLS, (("acdc", {}), ("acdc", {"threshold": 1e-2}), ("acdc", {"threshold": 1e-1}), ("edge-sp", {}),
@@ -73,34 +69,17 @@ TESTBEDS = {
 }
 
 
-def method_circuits(testbed: Testbed, task: Task, ablation: str, seed: int, methods: frozenset[str] | None = None
-                    ) -> dict[str, set]:
-    """Returns every method x setting's circuit on the task's inputs (only `methods`' if given), by label."""
-    graph = task.graph()
-    ablated = task_ablation(task, graph, ablation)
-    circuits = {}
-    for method, hyperparameters in testbed.settings:
-        if methods is not None and method not in methods:
-            continue
-        start = time.perf_counter()
-        scores = discover(task, method, ablation, seed=seed, graph=graph, ablated=ablated, **hyperparameters)
-        setting = ", ".join(f"{k} {v:g}" for k, v in hyperparameters.items())
-        for k in testbed.top_k if method in TOP_K_METHODS else (None,):
-            circuit = RunEvaluation(task, scores, ablated, circuit_size=k).circuit
-            circuits[f"{method}: {setting or circuit.description.split(': ', 1)[1]}"] = set(circuit.edges)
-        print(f"  {task.name} {method} {setting or 'defaults'}: {time.perf_counter() - start:.1f} s", flush=True)
-    return circuits
-
-
 def circuits_of(testbed: Testbed, forget: TaskSplit, retain: list[TaskSplit], ablation: str, seed: int
-                ) -> dict[str, set]:
+                ) -> dict[str, frozenset]:
     """Returns every method x setting's forget circuit and, for the fast methods, the same circuit less the edges of
     the retain tasks' circuits at the same setting (what is the forget task's alone), all on discovery inputs."""
-    circuits = method_circuits(testbed, forget.discovery, ablation, seed)
-    shared = [method_circuits(testbed, split.discovery, ablation, seed, testbed.specific) for split in retain]
-    for label in [label for label in circuits if label.split(":")[0] in testbed.specific]:
-        circuits[f"{label} minus retain circuits"] = circuits[label].difference(*(other[label] for other in shared))
-    return circuits
+    start = time.perf_counter()
+    circuits = discovered_circuits(forget.discovery, testbed.settings, ablation, seed=seed, sizes=testbed.top_k)
+    print(f"  {forget.discovery.name}: {len(circuits)} circuits, {time.perf_counter() - start:.1f} s", flush=True)
+    specific = [s for s in testbed.settings if s[0] in testbed.specific]
+    shared = [discovered_circuits(split.discovery, specific, ablation, seed=seed, sizes=testbed.top_k)
+              for split in retain]
+    return {**circuits, **minus_retain(circuits, shared)}
 
 
 def selectivity(removal: dict) -> float | None:

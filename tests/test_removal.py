@@ -179,3 +179,29 @@ def test_removal_on_smollm2_runs_every_baseline_and_leaves_the_model_as_it_was(s
     expected = (top == ioi.evaluation.extras["answer_ids"][:, 0]).float().mean().item()
     assert rows[0].result.forget.accuracy_before == pytest.approx(expected)
     assert rows[0].result.forget.accuracy_after < expected  # EAP's top 100 edges carry IOI
+
+
+def test_cli_remove_subtract_retain_removes_the_forget_circuit_less_the_retain_ones(tmp_path):
+    """`--subtract-retain` adds each circuit less the same method's circuit fitted on each retain task's discovery
+    inputs: here EAP's top 20 for multitask-sort less EAP's top 20 for multitask-count, as computed by hand."""
+    import json
+
+    from conftest import run_edgewise
+
+    from edgewise.graph import circuit_from_scores
+    from edgewise.methods import discover
+    from edgewise.tasks import get_task
+
+    result = run_edgewise("remove", "multitask-sort", "--method", "eap", "--top-k", "20", "--retain",
+                          "multitask-count", "--subtract-retain", "--random-seeds", "0", "--json",
+                          str(tmp_path / "removal.json"))
+    assert result.returncode == 0, result.stderr
+    rows = {r["label"]: r for r in json.loads((tmp_path / "removal.json").read_text())["removals"]}
+    assert list(rows) == ["eap: top 20", "eap: top 20 minus retain circuits"]
+    top = {name: circuit_from_scores(discover(get_task(name), "eap"), top_k=20).edges
+           for name in ("multitask-sort", "multitask-count")}
+    expected = top["multitask-sort"] - top["multitask-count"]
+    assert {tuple(e) for e in rows["eap: top 20 minus retain circuits"]["edges"]} == {tuple(e.endpoints()) for e in expected}
+    assert 0 < len(expected) < 20
+    refused = run_edgewise("remove", "multitask-sort", "--method", "eap", "--subtract-retain")
+    assert refused.returncode != 0 and "--subtract-retain needs --method" in refused.stderr

@@ -351,35 +351,33 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    from ..evaluate import RunEvaluation
     from ..graph import Circuit
-    from ..interventions import RemovalMaskConfig, RemovalSettings, TaskSplit, compare_removals
-    from ..methods import discover
-    from ..patching import task_ablation
+    from ..interventions import (RemovalMaskConfig, RemovalSettings, TaskSplit, compare_removals, discovered_circuits,
+                                 minus_retain)
 
     _check_writable(args.json)
     _check_writable(args.plot)
+    if args.subtract_retain and not (args.method and args.retain):
+        raise UsageError("--subtract-retain needs --method (the circuits to fit on each retain task "
+                         "too) and --retain")
     forget = TaskSplit.named(args.task)
+    retain = [TaskSplit.named(name) for name in args.retain or ()]
     if args.circuit:
         circuit = Circuit.load(args.circuit, task=args.task)
         circuits, per_position = {circuit.description or "circuit": set(circuit.edges)}, circuit.per_position
     else:  # each method fits on the discovery inputs; its circuit follows the method's rule (discover's)
-        per_position, circuits = args.per_position, {}
-        graph = forget.discovery.graph(per_position=per_position)
-        ablated = task_ablation(forget.discovery, graph, args.ablation)
-        for method in args.method:
-            scores = discover(forget.discovery, method, args.ablation, seed=args.seed, progress=True, graph=graph,
-                              ablated=ablated)
-            circuit = RunEvaluation(forget.discovery, scores, ablated, circuit_size=args.top_k).circuit
-            label = circuit.description if circuit.description.startswith(method) else f"{method}: {circuit.description}"
-            circuits[label] = set(circuit.edges)
+        per_position = args.per_position
+        fit = lambda task: discovered_circuits(task, [(m, {}) for m in args.method], args.ablation,  # noqa: E731
+                                               per_position, args.seed, (args.top_k,), progress=True)
+        circuits = fit(forget.discovery)
+        if args.subtract_retain:
+            circuits.update(minus_retain(circuits, [fit(split.discovery) for split in retain]))
     given = {"alpha": args.mask_alpha, "lambda_": args.mask_lambda, "steps": args.mask_steps}
     mask = RemovalMaskConfig(**{k: v for k, v in given.items() if v is not None}) if args.removal_mask else None
     settings = RemovalSettings(args.ablation, per_position, args.nodes, args.random_seeds, tuple(args.task_vector or ()),
                                args.gradient_ascent, args.edit_steps, args.edit_lr, mask, args.relearn_steps,
                                args.relearn_lr, args.seed)
-    comparison = compare_removals(forget, circuits, [TaskSplit.named(name) for name in args.retain or ()], settings,
-                                  progress=True)
+    comparison = compare_removals(forget, circuits, retain, settings, progress=True)
     print(f"removing from {comparison.forget} ({args.ablation} ablation), measured on {comparison.measured_on} "
           f"inputs; per task: metric {forget.evaluation.metric.name} to the full model, accuracy before -> after")
     header = ["intervention", "size", f"forget {comparison.forget}", *(f"retain {t}" for t in comparison.retain)]
@@ -513,6 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "truth's, else 20)")
     p.add_argument("--seed", type=int, default=0, help="the seed of the methods, the mask and the weight edits")
     p.add_argument("--nodes", action="store_true", help="also remove each circuit's nodes (every edge out of them)")
+    p.add_argument("--subtract-retain", action="store_true", help="with --method and --retain: also each circuit "
+                   "less the same method's circuits for the retain tasks (what the task uses alone)")
     p.add_argument("--random-seeds", type=int, default=3, help="random-edge baselines per circuit size (default 3)")
     p.add_argument("--removal-mask", action="store_true", help="also a removal mask trained to forget the task and "
                    "keep the --retain tasks (hard-concrete gates on every edge)")

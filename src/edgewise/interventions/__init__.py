@@ -4,12 +4,13 @@ edges, a removal mask trained for the purpose, task vectors and gradient ascent 
 fast each removed capability is relearned."""
 
 from .comparison import (ComparedRemoval, RemovalComparison, RemovalSettings, TaskSplit, compare_removals,
-                         node_edges)
+                         discovered_circuits, minus_retain, node_edges)
 from .relearning import Relearning, relearn
 from .removal import Removal, TaskMeasure, random_edges, remove
 from .removal_mask import RemovalMaskConfig, learn_removal_mask
 from .weight_edits import WeightEdit, fine_tune, task_vector_model, weight_edit
 
 __all__ = ["ComparedRemoval", "Relearning", "Removal", "RemovalComparison", "RemovalMaskConfig", "RemovalSettings",
-           "TaskMeasure", "TaskSplit", "WeightEdit", "compare_removals", "fine_tune", "learn_removal_mask",
-           "node_edges", "random_edges", "relearn", "remove", "task_vector_model", "weight_edit"]
+           "TaskMeasure", "TaskSplit", "WeightEdit", "compare_removals", "discovered_circuits", "fine_tune",
+           "learn_removal_mask", "minus_retain", "node_edges", "random_edges", "relearn", "remove", "task_vector_model",
+           "weight_edit"]

@@ -7,10 +7,13 @@ inputs where the task has them. `edgewise remove` and benchmarks/removal.py prin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
-from ..evaluate import circuits_faithfulness
+from ..evaluate import RunEvaluation, circuits_faithfulness
 from ..evaluate.roc import circuit_nodes
 from ..graph import Edge, Graph
+from ..methods import discover, get_method, top_k_circuit
+from ..patching import task_ablation
 from ..tasks import Task, get_task
 from ..tasks.registry import held_out_size
 from .relearning import Relearning, relearn
@@ -80,6 +83,36 @@ class RemovalComparison:
     def to_dict(self) -> dict:
         return {"task": self.forget, "retain": list(self.retain), "ablation": self.ablation,
                 "measured_on": self.measured_on, "removals": [row.to_dict() for row in self.rows]}
+
+
+def discovered_circuits(task: Task, settings: Sequence[tuple[str, dict]], ablation: str = "resample",
+                        per_position: bool = False, seed: int = 0, sizes: Sequence[int | None] = (None,),
+                        progress: bool = False) -> dict[str, frozenset[Edge]]:
+    """Returns the circuit of each (method, hyperparameters) setting fitted on the task's inputs, by label (`eap: top
+    20`, `acdc: threshold 0.1`, `edge-sp: deterministic gate > 0.5`): each method's own rule, and for top-k methods
+    one circuit per size in `sizes` (None: discover's default, the effective truth's size or 20)."""
+    graph = task.graph(per_position)
+    ablated = task_ablation(task, graph, ablation)
+    circuits = {}
+    for method, hyperparameters in settings:
+        scores = discover(task, method, ablation, seed=seed, progress=progress, graph=graph, ablated=ablated,
+                          **hyperparameters)
+        setting = ", ".join(f"{k} {v:g}" for k, v in hyperparameters.items())
+        top_k = get_method(method).circuit is top_k_circuit
+        for k in sizes if top_k else (None,):
+            circuit = RunEvaluation(task, scores, ablated, circuit_size=k).circuit
+            rule = circuit.description.split(": ", 1)[-1] if top_k or not setting else ""
+            circuits[f"{method}: " + ", ".join(part for part in (setting, rule) if part)] = frozenset(circuit.edges)
+    return circuits
+
+
+def minus_retain(circuits: dict[str, frozenset[Edge]], retain_circuits: Sequence[dict[str, frozenset[Edge]]]
+                 ) -> dict[str, frozenset[Edge]]:
+    """Returns each circuit less the edges of the retain tasks' circuits of the same label (the same method and
+    setting, fitted on each retain task), as `LABEL minus retain circuits`: what the forget task uses alone. Labels
+    some retain task lacks are left out."""
+    return {f"{label} minus retain circuits": edges.difference(*(other[label] for other in retain_circuits))
+            for label, edges in circuits.items() if all(label in other for other in retain_circuits)}
 
 
 def node_edges(graph: Graph, edges: set[Edge] | frozenset[Edge]) -> frozenset[Edge]:
