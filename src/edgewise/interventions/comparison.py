@@ -6,6 +6,7 @@ inputs where the task has them. `edgewise remove` and benchmarks/removal.py prin
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -154,6 +155,8 @@ def compare_removals(forget: TaskSplit, circuits: dict[str, set[Edge]], retain: 
         tuned = fine_tune(forget.discovery, settings.edit_steps, settings.edit_lr, seed=settings.seed)
         edits.update({f"task vector, alpha {alpha:g}": task_vector_model(forget.discovery.adapter, tuned, alpha)
                       for alpha in settings.task_vector})
+        del tuned
+        gc.collect()  # model copies sit in reference cycles (a bridge's): free the fine-tuned one now
     if settings.gradient_ascent:
         edits[f"gradient ascent, {settings.edit_steps} steps"] = fine_tune(
             forget.discovery, settings.edit_steps, settings.edit_lr, ascend=True, seed=settings.seed)

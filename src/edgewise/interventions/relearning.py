@@ -11,6 +11,7 @@ The copy trains in eval mode (no dropout), the mode it is measured in.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 
 import torch
@@ -66,4 +67,6 @@ def relearn(train: Task, evaluation: Task, edges: set[Edge] | frozenset[Edge] = 
     forward = lambda: removal_logits(train, train_graph, edges, ablation, learner)  # noqa: E731
     for _ in answer_steps(learner, train, steps, lr, forward=forward):
         curve.append(measured())
+    del learner, forward, measured
+    gc.collect()  # a bridge copy sits in reference cycles: only the cycle collector frees its weights and Adam state
     return Relearning(label, tuple(curve), accuracy(evaluation, full, full), lr)
