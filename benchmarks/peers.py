@@ -38,7 +38,10 @@ from edgewise.patching import patched_forward, task_ablation
 
 HARNESS = Path(__file__).resolve().parents[2] / "shared" / "peer" / "autocircuit_tracr.py"
 OUT = Path(__file__).parent / "results" / "peers.json"
-METHODS = {"acdc": "acdc", "eap": "eap", "edge-sp": "sep"}  # edgewise method -> the harness's name for auto-circuit's
+# (edgewise method, its preset, the harness's name for auto-circuit's): edge-sp runs at its tuned defaults (4 sampled
+# masks a step for the first half) and at its published preset, auto-circuit's own SEP settings (lr 0.1, lambda 0.5,
+# one sample a step), which is the same work step for step; ACDC's and EAP's published settings are the tuned ones
+RUNS = (("acdc", "tuned", "acdc"), ("eap", "tuned", "eap"), ("edge-sp", "tuned", "sep"), ("edge-sp", "published", "sep"))
 
 
 # Runs the harness unchanged, recording the training split it draws: its build_split is wrapped to note each split's
@@ -72,8 +75,9 @@ def run_auto_circuit(python: str, sp_steps: int) -> dict:
     under ["data"]["train"] of each task."""
     with tempfile.TemporaryDirectory() as folder:
         splits = Path(folder) / "splits.json"
+        methods = ",".join(dict.fromkeys(peer for _, _, peer in RUNS))
         command = [python, "-c", RECORDER, str(splits), str(HARNESS.parent), str(HARNESS), "--task", "all", "--seed",
-                   "0", "--methods", ",".join(METHODS.values()), "--sep-epochs", str(sp_steps), "--threads", "1"]
+                   "0", "--methods", methods, "--sep-epochs", str(sp_steps), "--threads", "1"]
         # The harness pins string hashing by re-executing itself unless PYTHONHASHSEED is set; set it here, so the
         # recorder stays in the process that runs the harness.
         done = subprocess.run(command, capture_output=True, text=True, check=True,
@@ -138,21 +142,23 @@ def main() -> None:
                   "forward": {"edgewise_ratio": masked / forward, "auto_circuit_ratio": theirs["patched_over_forward_ratio"],
                               "edgewise_forward_ms": forward * 1e3, "edgewise_masked_ms": masked * 1e3},
                   "methods": {}}
-        for method, peer_name in METHODS.items():
+        for method, preset, peer_name in RUNS:
             settings = {"steps": args.sp_steps} if method == "edge-sp" else {}
-            run = lambda: edgewise.discover(task, method, graph=graph, ablated=ablated, **settings)  # noqa: E731
+            run = lambda: edgewise.discover(task, method, graph=graph, ablated=ablated, preset=preset,  # noqa: E731
+                                            **settings)
             warm_up = lambda: edgewise.discover(task, method, graph=graph, ablated=ablated,  # noqa: E731
                                                 **({"steps": 2} if method == "edge-sp" else {}))
             seconds, scores = median_seconds(run, args.repeats, warm_up)
-            ours = {"seconds": seconds, "auroc": roc_auc(scores, truth)}
-            record["methods"][method] = {"edgewise": ours, "auto_circuit": theirs[peer_name],
-                                         "speed_up": theirs[peer_name]["seconds"] / seconds}
-            rows.append((name, method, theirs[peer_name]["seconds"], seconds, theirs[peer_name]["auroc"], ours["auroc"]))
+            ours = {"seconds": seconds, "auroc": roc_auc(scores, truth), "preset": preset}
+            label = method if preset == "tuned" else f"{method} ({preset})"
+            record["methods"][label] = {"edgewise": ours, "auto_circuit": theirs[peer_name],
+                                        "speed_up": theirs[peer_name]["seconds"] / seconds}
+            rows.append((name, label, theirs[peer_name]["seconds"], seconds, theirs[peer_name]["auroc"], ours["auroc"]))
         result["tasks"][name] = record
-    print(f"{'task':<12}{'method':<9}{'auto-circuit s':>15}{'edgewise s':>12}{'speed-up':>10}"
+    print(f"{'task':<12}{'method':<21}{'auto-circuit s':>15}{'edgewise s':>12}{'speed-up':>10}"
           f"{'AUROC ac':>10}{'AUROC ew':>10}")
     for name, method, peer_s, ours_s, peer_auc, ours_auc in rows:
-        print(f"{name:<12}{method:<9}{peer_s:>15.3f}{ours_s:>12.3f}{peer_s / ours_s:>9.2f}x"
+        print(f"{name:<12}{method:<21}{peer_s:>15.3f}{ours_s:>12.3f}{peer_s / ours_s:>9.2f}x"
               f"{peer_auc:>10.3f}{ours_auc:>10.3f}")
     for name, record in result["tasks"].items():
         f = record["forward"]

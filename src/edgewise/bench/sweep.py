@@ -65,16 +65,17 @@ class Sweep:
 
     def runs(self) -> list[RunSpec]:
         """Returns the runs task by task (then graph, ablation, method, preset, seed); raises for any unknown name
-        before anything runs. `hyperparameters` override both presets; a preset whose settings for a method equal an
-        earlier preset's (exact and random have no published settings; ACDC's and EAP's are edgewise's) is not run
-        again."""
+        before anything runs. `hyperparameters` override both presets; a preset whose settings for a method are the
+        tuned ones (exact and random have no published settings; ACDC's and EAP's are edgewise's defaults) runs as
+        the tuned run, once."""
         self._check()
         configs = {
             (m, p): dataclasses.asdict(resolve_config(get_method(m), p, self.hyperparameters.get(m, {})))
-            for m in self.methods for p in self.presets
+            for m in self.methods for p in ("tuned", *self.presets)
         }
-        distinct = [(m, p) for m in self.methods for i, p in enumerate(self.presets)
-                    if all(configs[m, p] != configs[m, earlier] for earlier in self.presets[:i])]
+        # a preset with the tuned settings is the tuned run: one run, one record, whichever preset asked for it
+        distinct = list(dict.fromkeys((m, p if configs[m, p] != configs[m, "tuned"] else "tuned")
+                                      for m in self.methods for p in self.presets))
         return [
             RunSpec(task, graph, method, ablation, seed, configs[method, preset], preset)
             for task in self.tasks
