@@ -161,8 +161,7 @@ def compare_removals(forget: TaskSplit, circuits: dict[str, set[Edge]], retain: 
         edits[f"gradient ascent, {settings.edit_steps} steps"] = fine_tune(
             forget.discovery, settings.edit_steps, settings.edit_lr, ascend=True, seed=settings.seed)
     rows += [ComparedRemoval("gradient ascent" if label.startswith("gradient") else "task vector",
-                             weight_edit(evaluation, adapter, retained, label,
-                                         {name: reference.full for name, reference in references.items()}))
+                             weight_edit(evaluation, adapter, retained, label, references))
              for label, adapter in edits.items()]
     if settings.relearn_steps:
         rows = [_with_relearning(row, forget, edits, settings) for row in rows]

@@ -14,7 +14,7 @@ from ..adapters import Adapter
 from ..errors import InvalidHyperparameterError
 from ..patching import full_logits
 from ..tasks import Task
-from .removal import TaskMeasure, check_same_model, task_measure
+from .removal import Reference, TaskMeasure, check_same_model, task_measure
 
 
 @dataclass(frozen=True)
@@ -98,14 +98,14 @@ def task_vector_model(adapter: Adapter, tuned: Adapter, alpha: float) -> Adapter
 
 @torch.no_grad()
 def weight_edit(forget: Task, edited: Adapter, retain: list[Task] | tuple[Task, ...] = (),
-                label: str = "weight edit", full: dict[str, torch.Tensor] | None = None) -> WeightEdit:
+                label: str = "weight edit", references: dict[str, Reference] | None = None) -> WeightEdit:
     """Returns what the edited copy of the forget task's adapter and model does to the forget task and each retain
-    task (which must run the original model), beside the size of the change. `full`, by task name: the original
-    model's logits on each task's inputs, when many edits share them."""
+    task (which must run the original model), beside the size of the change. `references`, by task name: the
+    original model's logits on each task's inputs (as `remove` takes them), when many edits share them."""
     for task in retain:
         check_same_model(forget, task)
     original = dict(forget.adapter.model.named_parameters())
     change = sum(((p - original[n]) ** 2).sum() for n, p in edited.model.named_parameters()).sqrt().item()
-    full = full or {}
+    full = {name: reference.full for name, reference in (references or {}).items()}
     measure = lambda task, role: task_measure(task, edited.forward(task.clean), role, full.get(task.name))  # noqa: E731
     return WeightEdit(label, change, measure(forget, "forget"), tuple(measure(t, "retain") for t in retain))
