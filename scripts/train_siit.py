@@ -1,6 +1,6 @@
 """Trains the SIIT model of a tracr program and writes its committed weights and their record.
 
-    OMP_NUM_THREADS=1 python scripts/train_siit.py tracr-hist [--steps N]
+    OMP_NUM_THREADS=1 python scripts/train_siit.py tracr-hist [--steps N] [--strict-weight W] [--strict-through-sources]
 
 Deterministic by seed on one CPU thread. The high-level model is the program's compiled tracr Transformer; the
 low-level one has its layers with LowLevelShape's widths, LayerNorm and random weights, and learns by strict
@@ -41,10 +41,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("program", choices=sorted(SIIT_TASKS.values()))
     parser.add_argument("--steps", type=int, default=SiitConfig.steps)
+    parser.add_argument("--strict-weight", type=float, default=SiitConfig.strict_weight,
+                        help="weight of the strict loss (the other two weigh 1)")
+    parser.add_argument("--strict-through-sources", action="store_true",
+                        help="let the strict loss train the non-aligned nodes through their source outputs")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    cfg = SiitConfig(steps=args.steps)
+    cfg = SiitConfig(steps=args.steps, strict_weight=args.strict_weight,
+                     strict_through_sources=args.strict_through_sources)
     shape = LowLevelShape()
 
     discovery = get_task(args.program)

@@ -18,6 +18,7 @@ from edgewise.models.siit.weights import weights_path
 from edgewise.patching import patched_forward, task_ablation
 from edgewise.tasks import get_task, task_names
 from edgewise.tasks.registry import SIIT_TASKS, TRAINED_TASKS, held_out_size
+from edgewise.tasks.trained.siit import NODE_LEVEL
 
 # Every trained model reaches these on the held-out inputs (docs/siit.md has each one's numbers)
 ACCURACY_BOUND = IIA_BOUND = STRICT_BOUND = 0.95
@@ -149,8 +150,15 @@ def test_the_ground_truth_is_the_high_level_circuit_through_the_alignment(task):
         head, attention_input = (name.rsplit(".", 1) if name.count(".") == 2 else (name, ""))
         return alignment[head] + (f".{attention_input}" if attention_input else "")
 
-    assert sorted(task.ground_truth) == sorted((low(w), low(r)) for w, r in high_truth)
+    mapped = sorted((low(w), low(r)) for w, r in high_truth)
     graph = task.graph()
+    if SIIT_TASKS[task.name] in NODE_LEVEL:  # every edge among the aligned nodes, the embeddings and the output
+        ends = set(alignment.values()) | {"Resid Start", "Resid End"}
+        component = lambda reader: reader.rsplit(".", 1)[0] if reader.count(".") == 2 else reader  # noqa: E731
+        expected = sorted((e.writer, e.reader) for e in graph.edges if e.writer in ends and component(e.reader) in ends)
+        assert set(mapped) < set(expected) and sorted(task.ground_truth) == expected
+    else:
+        assert sorted(task.ground_truth) == mapped
     assert all(w in graph.writers and r in graph.readers for w, r in task.ground_truth)
 
 
@@ -167,3 +175,29 @@ def test_an_unaligned_node_has_no_low_level_partner():
     assert alignment.low_node(head_node(0, 0, "k")) == head_node(0, 3, "k")
     with pytest.raises(GraphMismatchError, match="does not map"):
         alignment.low_node(mlp_node(1))
+
+
+# --- planted redundancy in a trained model --------------------------------------------------------------------------
+
+@torch.no_grad()
+def test_the_trained_or_copies_back_each_other_up_as_the_compiled_ones_do():
+    """siit-tracr-redundant-or's aligned heads A1.2 and A1.3 are two copies of "the previous token is x" combined by
+    an OR. Knocking one copy's vote out (its output taken from the same input with every x made a w) keeps every
+    answer; knocking out both flips every position whose answer was yes: in the trained model as in the compiled one
+    (A1.0, A1.1), by hooks written here. The logits do move under a single knock-out (by up to about 2), which is why
+    logit-tolerance truths do not pair the trained copies (docs/siit.md)."""
+    task = get_task("siit-tracr-redundant-or", held_out=True)
+    compiled = task.extras["high_level"]
+    no_x = compiled.encode([["w" if c == "x" else c for c in s] for s in task.extras["sequences"]])
+    scored = task.scored_positions
+    for model, copies in ((task.model, (2, 3)), (compiled.model, (0, 1))):
+        full = model(task.clean).argmax(-1)
+        yes = scored & (full == full[scored].max())
+        assert 0.1 < yes.sum() / scored.sum() < 0.5
+        for knocked in [(copies[0],), (copies[1],), copies]:
+            names = [f"A1.{h}" for h in knocked]
+            kept = resampled_logits(model, task.clean, no_x, names).argmax(-1) == full
+            if len(knocked) == 1:
+                assert kept[scored].all(), (model.cfg.n_heads, knocked)
+            else:
+                assert not kept[yes].any() and kept[scored & ~yes].all()

@@ -34,7 +34,8 @@ TRAINED_TASKS = {"induction": ("trained.induction", "induction_task"),
                  "induction-redundant": ("trained.induction", "induction_redundant_task")}
 TRAINED_SEQUENCES = 128  # discovery sequences of a trained task, and as many others held out
 # SIIT models of tracr programs (tasks.trained.siit), on their program's inputs: task name -> the tracr program
-SIIT_TASKS = {f"siit-{program}": program for program in ("tracr-hist", "tracr-count", "tracr-shift")}
+SIIT_TASKS = {f"siit-{program}": program for program in ("tracr-hist", "tracr-count", "tracr-shift",
+                                                               "tracr-redundant-or")}
 TRAINED_TASKS.update({name: ("trained.siit", "siit_task") for name in SIIT_TASKS})
 # one model trained on four algorithms chosen by a task token (tasks.trained.multitask): forget one, retain the others
 TRAINED_TASKS.update({"multitask-reverse": ("trained.multitask", "multitask_reverse_task"),

@@ -26,12 +26,19 @@ def writer_hook(node: Node) -> tuple[str, int | None]:
     raise GraphMismatchError(f"{node.name} is not a head or an MLP; interventions replace head and MLP outputs only")
 
 
-@torch.no_grad()
-def writer_outputs(model: Transformer, tokens: torch.Tensor, nodes: list[Node]) -> dict[Node, torch.Tensor]:
-    """Returns each node's output [batch, pos, d_model] on `tokens`, detached."""
+def writer_outputs(model: Transformer, tokens: torch.Tensor, nodes: list[Node],
+                   grad: bool = False) -> dict[Node, torch.Tensor]:
+    """Returns each node's output [batch, pos, d_model] on `tokens`: detached, or (`grad`) with autograd kept, so
+    that a loss on a forward they are patched into also trains the nodes that computed them."""
     hooks = {node: writer_hook(node) for node in nodes}
-    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in {h for h, _ in hooks.values()})
-    return {node: cache[hook] if head is None else cache[hook][:, :, head] for node, (hook, head) in hooks.items()}
+    saved: dict[str, torch.Tensor] = {}
+
+    def save(activation: torch.Tensor, hook) -> None:
+        saved[hook.name] = activation
+
+    with torch.set_grad_enabled(grad):
+        model.run_with_hooks(tokens, fwd_hooks=[(name, save) for name in {h for h, _ in hooks.values()}])
+    return {node: saved[hook] if head is None else saved[hook][:, :, head] for node, (hook, head) in hooks.items()}
 
 
 def intervened_logits(model: Transformer, tokens: torch.Tensor,

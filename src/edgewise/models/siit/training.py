@@ -35,6 +35,9 @@ class SiitConfig:
     behaviour_weight: float = 1.0  # the three weights are the iit library's defaults
     iit_weight: float = 1.0
     strict_weight: float = 1.0
+    # the strict loss's gradient also reaches the non-aligned nodes through their outputs on the source inputs, so
+    # it can teach them to carry nothing: without it a program deeper than one layer did not train (docs/siit.md)
+    strict_through_sources: bool = False
 
 
 def output_loss(low: torch.Tensor, high: torch.Tensor, scored: torch.Tensor, categorical: bool) -> torch.Tensor:
@@ -46,13 +49,15 @@ def output_loss(low: torch.Tensor, high: torch.Tensor, scored: torch.Tensor, cat
 
 
 def siit_losses(high: Transformer, low: Transformer, alignment: Alignment, base: torch.Tensor,
-                source: torch.Tensor, scored: torch.Tensor, categorical: bool,
-                node: int) -> dict[str, torch.Tensor]:
+                source: torch.Tensor, scored: torch.Tensor, categorical: bool, node: int,
+                strict_through_sources: bool = False) -> dict[str, torch.Tensor]:
     """Returns the behaviour, IIT (on aligned pair `node`) and strict losses of one batch of (base, source) tokens
-    [batch, pos], scored on the base inputs' `scored` positions [batch, pos]."""
+    [batch, pos], scored on the base inputs' `scored` positions [batch, pos]; `strict_through_sources`: as in
+    SiitConfig."""
     high_node, low_node = alignment.pairs[node]
     non_aligned = alignment.non_aligned(low.cfg)
-    low_sources = writer_outputs(low, source, [low_node, *non_aligned])
+    low_sources = writer_outputs(low, source, [low_node])
+    low_sources.update(writer_outputs(low, source, non_aligned, grad=strict_through_sources))
     with torch.no_grad():
         high_base = high(base)
         high_source = writer_outputs(high, source, [high_node])
@@ -80,7 +85,8 @@ def train_siit(high: Transformer, low: Transformer, alignment: Alignment, tokens
     for step in range(cfg.steps):
         base, source = torch.randint(tokens.shape[0], (2, cfg.batch_size), generator=generator)
         node = int(torch.randint(len(alignment.pairs), (), generator=generator))
-        losses = siit_losses(high, low, alignment, tokens[base], tokens[source], scored[base], categorical, node)
+        losses = siit_losses(high, low, alignment, tokens[base], tokens[source], scored[base], categorical, node,
+                             cfg.strict_through_sources)
         loss = sum(weights[name] * value for name, value in losses.items())
         optimiser.zero_grad()
         loss.backward()
