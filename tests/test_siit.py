@@ -201,3 +201,20 @@ def test_the_trained_or_copies_back_each_other_up_as_the_compiled_ones_do():
                 assert kept[scored].all(), (model.cfg.n_heads, knocked)
             else:
                 assert not kept[yes].any() and kept[scored & ~yes].all()
+
+
+def test_the_strict_loss_trains_the_non_aligned_nodes_only_through_their_source_outputs():
+    """Under the strict loss every non-aligned node's output is replaced, so its weights get a gradient only when the
+    replacement (its output on the source inputs) keeps autograd: `strict_through_sources`."""
+    from edgewise.models.siit.training import siit_losses
+
+    task = get_task("siit-tracr-redundant-or")
+    low, high, alignment = task.model, task.extras["high_level"].model, task.extras["alignment"]
+    base, source = task.clean[:16], task.clean[16:32]
+    for through in (False, True):
+        low.zero_grad(set_to_none=True)
+        losses = siit_losses(high, low, alignment, base, source, task.scored_positions[:16], True, 0, through)
+        losses["strict"].backward()
+        grad = low.blocks[0].attn.W_Q.grad  # layer 0's heads are all non-aligned
+        assert (grad is not None and grad.abs().sum() > 0) == through
+    low.zero_grad(set_to_none=True)
