@@ -10,6 +10,8 @@ import gc
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from tqdm.auto import tqdm
+
 from ..evaluate import RunEvaluation, circuits_faithfulness
 from ..evaluate.roc import circuit_nodes
 from ..graph import Edge, Graph
@@ -164,7 +166,8 @@ def compare_removals(forget: TaskSplit, circuits: dict[str, set[Edge]], retain: 
                              weight_edit(evaluation, adapter, retained, label, references))
              for label, adapter in edits.items()]
     if settings.relearn_steps:
-        rows = [_with_relearning(row, forget, edits, settings) for row in rows]
+        rows = [_with_relearning(row, forget, edits, settings)
+                for row in tqdm(rows, desc="relearning", disable=not progress, leave=False)]
     return RemovalComparison(evaluation.name, tuple(t.name for t in retained), settings.ablation,
                              "held-out" if forget.held_out else "discovery (the task has no held-out inputs)",
                              tuple(rows))
