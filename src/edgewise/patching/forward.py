@@ -280,11 +280,13 @@ def patched_forward(
     hooks = [
         (g.hook, run.writer_hook(i) if g.kind == "writer" else run.reader_hook(i)) for i, g in enumerate(graph.groups)
     ]
-    with adapter.hooks(hooks):
-        logits = adapter.forward(tokens.repeat(masks.shape[0], *[1] * (tokens.dim() - 1)))
-    # Deltas no stage read (every edge out of them kept) would tie the stack, which the stages' autograd nodes hold,
-    # to the graph behind those deltas: a cycle through C++ that the garbage collector cannot see, so it would keep
-    # the model's weights (a relearning copy's) alive for good.
-    run.deltas.pending = []
+    try:
+        with adapter.hooks(hooks):
+            logits = adapter.forward(tokens.repeat(masks.shape[0], *[1] * (tokens.dim() - 1)))
+    finally:
+        # Deltas no stage read (every edge out of them kept) would tie the stack, which the stages' autograd nodes
+        # hold, to the graph behind those deltas: a cycle through C++ that the garbage collector cannot see, so it
+        # would keep the model's weights (a relearning copy's) alive for good, also after a failed forward.
+        run.deltas.pending = []
     logits = logits.view(masks.shape[0], tokens.shape[0], *logits.shape[1:])
     return logits if mask.dim() == 2 else logits[0]

@@ -56,8 +56,8 @@ def siit_losses(high: Transformer, low: Transformer, alignment: Alignment, base:
     SiitConfig."""
     high_node, low_node = alignment.pairs[node]
     non_aligned = alignment.non_aligned(low.cfg)
-    low_sources = writer_outputs(low, source, [low_node])
-    low_sources.update(writer_outputs(low, source, non_aligned, grad=strict_through_sources))
+    low_sources = writer_outputs(low, source, [low_node, *non_aligned], grad=strict_through_sources)
+    low_sources[low_node] = low_sources[low_node].detach()  # IIT trains the base run only
     with torch.no_grad():
         high_base = high(base)
         high_source = writer_outputs(high, source, [high_node])
