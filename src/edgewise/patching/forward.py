@@ -9,6 +9,7 @@ computed from its own patched inputs.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -32,10 +33,49 @@ def edge_coefficients(graph: Graph, mask: torch.Tensor) -> torch.Tensor:
     return coef.view(shape)
 
 
+class _BufferPool:
+    """Reuses the delta stacks' buffers across forwards. A fresh buffer of a few MB is new memory the allocator maps
+    from the system and faults in page by page on its first write; on tracr-sized models that cost about a fifth of
+    an SP step. A buffer returns here when the stack that held it dies (with its forward's autograd graph), so two
+    forwards alive at once never share one; free buffers are kept up to `max_bytes` in all."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.free: dict[tuple, list[torch.Tensor]] = {}
+        self.free_bytes = 0
+
+    def take(self, like: torch.Tensor, shape: tuple[int, ...], owner: object) -> torch.Tensor:
+        """Returns an uninitialised buffer of `shape` with like's dtype and device, handed back when `owner` dies."""
+        key = (shape, like.dtype, like.device)
+        pooled = self.free.get(key)
+        if pooled:
+            buffer = pooled.pop()
+            self.free_bytes -= _nbytes(buffer)
+        else:
+            buffer = like.new_empty(shape)
+        weakref.finalize(owner, self._give_back, key, buffer)
+        return buffer
+
+    def _give_back(self, key: tuple, buffer: torch.Tensor) -> None:
+        if self.free_bytes + _nbytes(buffer) <= self.max_bytes:
+            self.free.setdefault(key, []).append(buffer)
+            self.free_bytes += _nbytes(buffer)
+
+
+def _nbytes(tensor: torch.Tensor) -> int:
+    return tensor.numel() * tensor.element_size()
+
+
+# Enough for a tracr or small trained model's stacks (where page faults cost most); deep models' stacks are allocated
+# afresh, their arithmetic dwarfs the faults.
+_POOL = _BufferPool(max_bytes=256 * 2**20)
+
+
 class _DeltaStack:
-    """The writers' deltas (out_w - ablated_w) in writer order, in one preallocated [mask, writers, batch, pos,
-    d_model] buffer that each writer fills once. Autograd never sees the buffer: `_StagePatch` reads it, and routes
-    gradients back to the delta tensors themselves (`pending`: those written since the last stage).
+    """The writers' deltas (out_w - ablated_w) in writer order, in one [mask, writers, batch, pos, d_model] buffer
+    that each writer fills once. Autograd never sees the buffer: `_StagePatch` reads it, and routes gradients back
+    to the writers' outputs themselves (`pending`: those written since the last stage; the ablated outputs are
+    constants, so d delta = d out).
 
     A declared model's streams may differ in width (a CNN's stages); narrower deltas are zero-padded to `width`.
     Edges join writers and readers of one stream only, so the padding never reaches a reader."""
@@ -46,23 +86,29 @@ class _DeltaStack:
         self.count = 0
         self.buffer: torch.Tensor | None = None
         self.grad: torch.Tensor | None = None  # d loss / d buffer, accumulated by the stages during backward
-        self.pending: list[tuple[int, torch.Tensor]] = []  # (first slot, delta) not yet given to a stage
-        self.tracks_grad = False  # whether any delta so far needs a gradient
+        self.pending: list[tuple[int, torch.Tensor]] = []  # (first slot, output) not yet given to a stage
+        self.tracks_grad = False  # whether any output so far needs a gradient
 
-    def append(self, delta: torch.Tensor) -> None:
-        n, d = delta.shape[1], delta.shape[-1]
+    def append(self, outputs: torch.Tensor, ablated: torch.Tensor) -> None:
+        """Writes outputs - ablated ([mask, node, batch, pos, d]; ablated broadcast to it) into the next slots."""
+        n, d = outputs.shape[1], outputs.shape[-1]
         if self.buffer is None:
-            self.buffer = delta.new_empty(delta.shape[0], self.n_writers, *delta.shape[2:-1], self.width)
-        self.buffer[:, self.count : self.count + n, ..., :d] = delta.detach()
-        self.buffer[:, self.count : self.count + n, ..., d:] = 0
-        if delta.requires_grad:
-            self.pending.append((self.count, delta))
+            shape = (outputs.shape[0], self.n_writers, *outputs.shape[2:-1], self.width)
+            self.buffer = _POOL.take(outputs, shape, self)
+        slots = self.buffer[:, self.count : self.count + n]
+        torch.sub(outputs.detach(), ablated, out=slots if d == self.width else slots[..., :d])
+        if d < self.width:
+            slots[..., d:] = 0
+        if ablated.requires_grad:
+            outputs = outputs - ablated  # a caller's differentiable stand-in: route its gradient too
+        if outputs.requires_grad:
+            self.pending.append((self.count, outputs))
             self.tracks_grad = True
         self.count += n
 
     def grad_buffer(self) -> torch.Tensor:
         if self.grad is None:
-            self.grad = torch.zeros_like(self.buffer)
+            self.grad = _POOL.take(self.buffer, tuple(self.buffer.shape), self).zero_()
         return self.grad
 
 
@@ -98,9 +144,7 @@ def _weighted_sum(coef: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     if coef.dim() == 4:
         return torch.einsum("mwrp,mwbpd->mrbpd", coef, values)
     flat = values.reshape(n_m, n_w, -1)
-    # One plain matrix product per mask: far faster on CPU than einsum's batched route for these shapes.
-    out = [torch.mm(coef[m].T, flat[m]) for m in range(n_m)]
-    out = out[0].unsqueeze(0) if n_m == 1 else torch.stack(out)
+    out = _per_mask(lambda m: torch.mm(coef[m].T, flat[m]), n_m)
     return out.view(n_m, coef.shape[2], *values.shape[2:])
 
 
@@ -110,7 +154,7 @@ def _coef_grad(coef: torch.Tensor, values: torch.Tensor, grad_out: torch.Tensor)
         return torch.einsum("mwbpd,mrbpd->mwrp", values, grad_out)
     n_m, n_w = values.shape[:2]
     flat_values, flat_grad = values.reshape(n_m, n_w, -1), grad_out.reshape(n_m, grad_out.shape[1], -1)
-    return torch.stack([torch.mm(flat_values[m], flat_grad[m].T) for m in range(n_m)])
+    return _per_mask(lambda m: torch.mm(flat_values[m], flat_grad[m].T), n_m)
 
 
 def _stack_grad(coef: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
@@ -119,8 +163,16 @@ def _stack_grad(coef: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
         return torch.einsum("mwrp,mrbpd->mwbpd", coef, grad_out)
     n_m = coef.shape[0]
     flat = grad_out.reshape(n_m, grad_out.shape[1], -1)
-    out = torch.stack([torch.mm(coef[m], flat[m]) for m in range(n_m)])
+    out = _per_mask(lambda m: torch.mm(coef[m], flat[m]), n_m)
     return out.view(n_m, coef.shape[1], *grad_out.shape[2:])
+
+
+def _per_mask(product, n_masks: int) -> torch.Tensor:
+    """Returns product(m) for every mask, stacked on a new first axis: one plain matrix product per mask (far faster
+    on CPU than einsum's batched route for these shapes), without stack's copy when there is one mask."""
+    if n_masks == 1:
+        return product(0).unsqueeze(0)
+    return torch.stack([product(m) for m in range(n_masks)])
 
 
 class _PatchRun:
@@ -132,7 +184,7 @@ class _PatchRun:
         self.deltas = _DeltaStack(len(graph.writers), max(v.shape[-1] for v in ablated.values.values()))
         self.stages = _plan_stages(graph)
         self.stage_patch: dict[int, torch.Tensor | None] = {}
-        self.block_patch: dict[int, torch.Tensor | None] = {}
+        self.block_patch: dict[int, tuple[torch.Tensor, ...] | None] = {}  # one part per stage of the block
 
     def writer_hook(self, group_index: int):
         group = self.graph.groups[group_index]
@@ -152,8 +204,9 @@ class _PatchRun:
                     f"the {self.ablated.kind} ablation holds no outputs of shape {tuple(value.shape[1:])} for "
                     f"{group.hook}: it was recorded on another model or graph; record it with this graph"
                 )
-            delta = outputs - (ablated if group.node_axis else ablated.unsqueeze(-2))
-            self.deltas.append(delta.permute(0, 3, 1, 2, 4))  # [mask, node, batch, pos, d_model]
+            ablated = ablated if group.node_axis else ablated.unsqueeze(-2)
+            # [mask, node, batch, pos, d_model]; ablated [node, batch, pos, d_model] or broadcastable to it
+            self.deltas.append(outputs.permute(0, 3, 1, 2, 4), ablated.movedim(-2, 0))
             return value
 
         return hook
@@ -161,8 +214,7 @@ class _PatchRun:
     def reader_hook(self, group_index: int):
         group = self.graph.groups[group_index]
         stage = self.stages[group_index]
-        g0 = self.graph.group_offset[group_index] - stage.r0
-        g1 = g0 + len(group.names)
+        part = stage.starts.index(self.graph.group_offset[group_index] - stage.r0)  # this group's share of the stage
 
         def hook(value: torch.Tensor, hook) -> torch.Tensor:
             if self.deltas.count != stage.n_before:
@@ -174,7 +226,9 @@ class _PatchRun:
                 self.stage_patch[stage.r0] = self._stage_patch(stage)
             if self.stage_patch[stage.r0] is None:  # every edge into this stage is kept
                 return value
-            patch = self.stage_patch[stage.r0][:, g0:g1, ..., : value.shape[-1]]  # narrower streams: unpad
+            patch = self.stage_patch[stage.r0][part]  # [mask, readers, batch, pos, d]
+            if patch.shape[-1] != value.shape[-1]:
+                patch = patch[..., : value.shape[-1]]  # narrower streams: unpad
             patch = patch.permute(0, 2, 3, 1, 4)  # [mask, batch, pos, readers, d]
             if not group.per_head:
                 patch = patch.squeeze(-2)
@@ -182,19 +236,24 @@ class _PatchRun:
 
         return hook
 
-    def _stage_patch(self, stage: "_Stage") -> torch.Tensor | None:
-        """Returns sum_w (1 - mask) * delta_w for the stage's readers as [mask, readers, batch, pos, d_model]: the
-        block's product over the writers before the block, plus the writers added since; None if all zero."""
+    def _stage_patch(self, stage: "_Stage") -> tuple[torch.Tensor, ...] | None:
+        """Returns sum_w (1 - mask) * delta_w for the stage's readers, one [mask, readers, batch, pos, d_model] part
+        per reader group (one split, whose backward joins the parts' gradients at once): the block's product over
+        the writers before the block, plus the writers added since; None if all zero."""
         if stage.n_before == 0:
             raise GraphMismatchError("a reader group comes before every writer; the graph has no edges into it")
         if stage.block_r0 not in self.block_patch:
-            self.block_patch[stage.block_r0] = self._product(0, stage.block_start, stage.block_r0, stage.block_r1)
+            block = self._product(0, stage.block_start, stage.block_r0, stage.block_r1)
+            self.block_patch[stage.block_r0] = None if block is None else block.split(stage.block_sizes, dim=1)
         block = self.block_patch[stage.block_r0]
-        parts = [] if block is None else [block[:, stage.r0 - stage.block_r0 : stage.r1 - stage.block_r0]]
+        parts = [] if block is None else [block[stage.block_part]]
         if stage.n_before > stage.block_start:
             recent = self._product(stage.block_start, stage.n_before, stage.r0, stage.r1)
             parts += [] if recent is None else [recent]
-        return None if not parts else parts[0] if len(parts) == 1 else parts[0] + parts[1]
+        if not parts:
+            return None
+        total = parts[0] if len(parts) == 1 else parts[0] + parts[1]
+        return total.split(stage.sizes, dim=1)
 
     def _product(self, lo: int, hi: int, r0: int, r1: int) -> torch.Tensor | None:
         """Returns sum over writers lo:hi of coef * delta for readers r0:r1, or None when it is zero."""
@@ -225,6 +284,10 @@ class _Stage:
     block_start: int  # writers before the block's first stage
     block_r0: int
     block_r1: int
+    block_sizes: tuple[int, ...]  # readers of each stage of the block, in order
+    block_part: int  # this stage's index in the block
+    sizes: tuple[int, ...]  # readers of each group of the stage, in order
+    starts: tuple[int, ...]  # each group's first reader, counted from r0
 
 
 def _plan_stages(graph: Graph) -> dict[int, _Stage]:
@@ -251,9 +314,12 @@ def _plan_stages(graph: Graph) -> dict[int, _Stage]:
     plan = {}
     for block in blocks:
         start, block_r0, block_r1 = block[0][0], block[0][1], block[-1][2]
-        for n_before, r0, r1, run in block:
+        block_sizes = tuple(r1 - r0 for _, r0, r1, _ in block)
+        for part, (n_before, r0, r1, run) in enumerate(block):
+            sizes = tuple(len(graph.groups[i].names) for i in run)
+            starts = tuple(graph.group_offset[i] - r0 for i in run)
             for i in run:
-                plan[i] = _Stage(n_before, r0, r1, start, block_r0, block_r1)
+                plan[i] = _Stage(n_before, r0, r1, start, block_r0, block_r1, block_sizes, part, sizes, starts)
     return plan
 
 
