@@ -32,6 +32,7 @@ gradient, or the sparsity hyperparameters), before NaN gates would reach the mas
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -135,20 +136,20 @@ def train_gates(
             gates = hard_concrete.sample_mask(log_alpha, config.n_samples, generator)  # [samples, gates]
         masks = torch.cat([gates, gates.new_zeros(len(gates), 1)], dim=1)[:, gate_of_edge]  # [samples, edges]
         faithfulness = faithfulness_loss(task, graph, ablated, masks, reference=full).mean()
-        if config.target_edges is None:
-            sparsity = config.lambda_ * hard_concrete.expected_l0(log_alpha).mean()
-        else:
+        target = 1 - min(1.0, (step + 1) / warmup_steps) * (1 - (config.target_edges or 0) / graph.n_edges)
+
+        def sparsity_of(log_alpha: torch.Tensor) -> torch.Tensor:
+            if config.target_edges is None:
+                return config.lambda_ * hard_concrete.expected_l0(log_alpha).mean()
             l0 = hard_concrete.expected_l0(log_alpha)
-            kept = torch.cat([l0, l0.new_zeros(1)])[gate_of_edge].mean()  # expected kept fraction of edges
-            target = 1 - min(1.0, (step + 1) / warmup_steps) * (1 - config.target_edges / graph.n_edges)
-            gap = kept - target
-            sparsity = multipliers[0] * gap + multipliers[1] * gap**2
+            gap = torch.cat([l0, l0.new_zeros(1)])[gate_of_edge].mean() - target  # expected kept fraction - target
+            return multipliers[0] * gap + multipliers[1] * gap**2
+
+        sparsity = sparsity_of(log_alpha)
         optimizer.zero_grad()
         ascent.zero_grad()
-        # The sparsity term's own gradient (cheap: no forward) tells where a non-finite total gradient comes from
-        (sparsity_gradient,) = torch.autograd.grad(sparsity, log_alpha, retain_graph=True)
         (faithfulness + sparsity).backward()
-        check_step(step, task, config, faithfulness, sparsity, sparsity_gradient, log_alpha.grad)
+        check_step(step, task, config, faithfulness, sparsity, sparsity_of, log_alpha)
         optimizer.step()
         if config.target_edges is not None:
             ascent.step()
@@ -163,26 +164,34 @@ def train_gates(
 
 
 def check_step(step: int, task: Task, config: SubnetworkProbingConfig, faithfulness: torch.Tensor,
-               sparsity: torch.Tensor, sparsity_gradient: torch.Tensor, gradient: torch.Tensor) -> None:
+               sparsity: torch.Tensor, sparsity_of: Callable[[torch.Tensor], torch.Tensor],
+               log_alpha: torch.Tensor) -> None:
     """Raises the error that names the cause when a training step met a NaN or infinity, before the optimizer would
     make the gates NaN: the task's metric, its value or its gradient (NonFiniteMetricError), or the sparsity term
-    (InvalidHyperparameterError). Finite gradients keep the gates finite under the config's bound on lr."""
+    (InvalidHyperparameterError). Finite gradients keep the gates finite under the config's bound on lr. Only a
+    non-finite gradient pays for a second look: the sparsity term's own gradient (no forward) says which it was."""
     at = f"at step {step + 1} of {config.steps} (lr={config.lr})"
     metric = f"metric {task.metric.name!r} of task {task.name}"
     if not bool(faithfulness.isfinite()):  # the step's one device sync: the gates and their gradient are on the CPU
         raise NonFiniteMetricError(
             f"subnetwork probing: {metric} is {faithfulness.item()} on the sampled, partly ablated masks {at}; make "
             "the metric return a finite distance for any outputs")
-    if not bool(sparsity.isfinite() & sparsity_gradient.isfinite().all()):
+    finite_sparsity = bool(sparsity.isfinite())
+    if finite_sparsity and bool(log_alpha.grad.isfinite().all()):
+        return
+    if finite_sparsity:
+        gates = log_alpha.detach().requires_grad_(True)
+        (sparsity_gradient,) = torch.autograd.grad(sparsity_of(gates), gates)
+        finite_sparsity = bool(sparsity_gradient.isfinite().all())
+    if not finite_sparsity:
         raise InvalidHyperparameterError(
             f"subnetwork probing: the sparsity term or its gradient is NaN or infinite {at}, with lambda_="
             f"{config.lambda_}, target_edges={config.target_edges}, multiplier_lr={config.multiplier_lr}; lower "
             "lambda_ or multiplier_lr")
-    if not bool(gradient.isfinite().all()):
-        raise NonFiniteMetricError(
-            f"subnetwork probing: the gradient of {metric} is NaN or infinite {at} though its value is finite: it is "
-            "not differentiable at these outputs (e.g. a square root of a zero distance); train on a smooth metric "
-            "such as kl or mse")
+    raise NonFiniteMetricError(
+        f"subnetwork probing: the gradient of {metric} is NaN or infinite {at} though its value is finite: it is "
+        "not differentiable at these outputs (e.g. a square root of a zero distance); train on a smooth metric "
+        "such as kl or mse")
 
 
 def node_gates(graph: Graph) -> tuple[torch.Tensor, int]:
