@@ -124,3 +124,27 @@ def test_effective_ground_truth_matches_auto_circuit_resample_circuits(reverse, 
     assert effective_ground_truth(proportion, graph, task_ablation(proportion, graph, "zero")) == set(
         proportion.ground_truth_edges(graph)
     )
+
+
+def test_argmax_truth_measure_counts_changed_answers_at_scored_positions(reverse):
+    """The argmax measure against a hand count: per row of removals, the share of scored (sequence, position) cells
+    whose top output differs from the reference's; unscored positions (BOS) never count."""
+    import dataclasses
+
+    from edgewise.errors import UsageError
+    from edgewise.evaluate.ground_truth import scored_change
+
+    task = dataclasses.replace(reverse, truth_measure="argmax")
+    generator = torch.Generator().manual_seed(0)
+    reference = torch.randn(*task.clean.shape, 3, generator=generator)
+    logits = reference.repeat(3, 1, 1, 1)
+    logits[1] = torch.randn(reference.shape, generator=generator)
+    logits[2, :, 0] = torch.randn(reference[:, 0].shape, generator=generator)  # only BOS, which no metric reads
+    cells = [(b, p) for b in range(task.clean.shape[0]) for p in range(task.clean.shape[1])
+             if task.scored_positions[b, p]]
+    by_hand = [sum(int(logits[n, b, p].argmax() != reference[b, p].argmax()) for b, p in cells) / len(cells)
+               for n in range(3)]
+    assert by_hand[0] == 0 and by_hand[1] > 0.3 and by_hand[2] == 0
+    torch.testing.assert_close(scored_change(task, logits, reference), torch.tensor(by_hand))
+    with pytest.raises(UsageError, match="truth_measure must be 'logits' or 'argmax', got 'kl'"):
+        dataclasses.replace(reverse, truth_measure="kl")

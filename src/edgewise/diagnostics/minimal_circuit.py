@@ -94,8 +94,9 @@ class _PatchedRuns:
         return self.task.metric(logits, self.full, self.task.scored_positions).tolist(), self.changes(logits).tolist()
 
     def changes(self, logits: torch.Tensor) -> torch.Tensor:
-        """Returns the largest |output change| over the scored positions: [n] for logits [n, batch, pos, out]."""
-        return scored_change(self.task, logits, self.full)
+        """Returns the largest |output change| over the scored positions: [n] for logits [n, batch, pos, out] (in
+        logits whatever the task's truth measure: faithfulness here means every output kept)."""
+        return scored_change(self.task, logits, self.full, "logits")
 
     def recorded(self, circuit: set[Edge]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Returns the circuit's logits and every writer hook's value in that same patched forward."""

@@ -6,11 +6,12 @@ scored by how many copies it keeps (all, one, none)."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 
-from ..evaluate.ground_truth import EffectiveTruth, effective_truth, removal_changes, truth_tolerance
+from ..evaluate.ground_truth import MAX_PAIRS, EffectiveTruth, effective_truth, removal_changes, truth_tolerance
 from ..graph import Edge, Graph, NodeKind
 from ..patching import AblatedOutputs, patched_forward
 from ..tasks import Task
@@ -39,9 +40,9 @@ class RedundantGroup:
                 "edges": [sorted(e.name for e in copy) for copy in self.copies]}
 
 
-def _components(partners: tuple[tuple[Edge, Edge], ...]) -> list[set[Edge]]:
-    """Returns the connected components of the partner graph."""
-    neighbours: dict[Edge, set[Edge]] = {}
+def _components(partners: tuple[tuple, ...]) -> list[set]:
+    """Returns the connected components of the partner graph (of edges, or of writers)."""
+    neighbours: dict = {}
     for a, b in partners:
         neighbours.setdefault(a, set()).add(b)
         neighbours.setdefault(b, set()).add(a)
@@ -92,20 +93,58 @@ def redundant_groups(task: Task, graph: Graph, ablated: AblatedOutputs, truth: E
                      tolerance: float | None = None) -> list[RedundantGroup]:
     """Returns the redundant groups of the task's circuit under this ablation, in graph order; none where single
     removals already find a faithful truth. `truth` is the effective truth when already computed; `tolerance` as
-    in `effective_truth`."""
+    in `effective_truth`.
+
+    Groups of whole writers come first (every edge out of a head removed at once): where roles are fully connected
+    (two previous-token heads each feeding two induction heads) no pair of single edges breaks the task, so only
+    whole heads show the copies. Then groups of edges, from the effective truth's partner pairs among the edges no
+    writer group touches."""
     tolerance = truth_tolerance(task, tolerance)
     truth = truth or effective_truth(task, graph, ablated, tolerance)
     derived = task.ground_truth_edges(graph)
     reference = patched_forward(task.model, graph, task.clean, ablated, graph.mask_for(derived).unsqueeze(0))
+    circuit = set(truth.edges)
+    groups = _writer_groups(task, graph, ablated, circuit, reference, tolerance)
+    taken = {e for g in groups for copy in g.copies for e in copy}
+    partners = tuple(p for p in truth.partners if not taken & set(p))
+    for component in sorted(_components(partners), key=lambda c: min(map(graph.edge_index, c))):
+        copies = _copies(component, partners, graph)
+        groups.append(RedundantGroup(tuple(copies), tuple(_copy_names(copies, graph)),
+                                     _suffice(task, graph, ablated, circuit, copies, reference, tolerance)))
+    return groups
+
+
+def _suffice(task: Task, graph: Graph, ablated: AblatedOutputs, circuit: set[Edge], removals: list[Iterable[Edge]],
+             reference: torch.Tensor, tolerance: float) -> int:
+    """Returns the fewest copies, any of them, that keep every scored output with the rest of `circuit`;
+    removals[i] is what removing copy i takes out of the circuit."""
+    for k in range(1, len(removals)):
+        dropped = [tuple(e for j, c in enumerate(removals) if j not in kept for e in c)
+                   for kept in itertools.combinations(range(len(removals)), k)]
+        if max(removal_changes(task, graph, ablated, circuit, dropped, reference)) <= tolerance:
+            return k
+    return len(removals)
+
+
+def _writer_groups(task: Task, graph: Graph, ablated: AblatedOutputs, circuit: set[Edge], reference: torch.Tensor,
+                   tolerance: float) -> list[RedundantGroup]:
+    """Returns the groups of whole writers of `circuit`: writers each removable alone (every edge out of it) but not
+    together with a partner. A copy is every circuit edge into or out of its writer."""
+    outgoing: dict[str, tuple[Edge, ...]] = {}
+    for edge in sorted(circuit, key=graph.edge_index):
+        outgoing[edge.writer] = outgoing.get(edge.writer, ()) + (edge,)
+    writers = sorted(outgoing, key=graph.writers.index)
+    alone = removal_changes(task, graph, ablated, circuit, [outgoing[w] for w in writers], reference)
+    free = [w for w, change in zip(writers, alone) if change <= tolerance]
+    pairs = list(itertools.combinations(free, 2))
+    if not pairs or len(pairs) > MAX_PAIRS:
+        return []
+    joint = removal_changes(task, graph, ablated, circuit, [outgoing[a] + outgoing[b] for a, b in pairs], reference)
+    partners = tuple(pair for pair, change in zip(pairs, joint) if change > tolerance)
     groups = []
-    for component in sorted(_components(truth.partners), key=lambda c: min(map(graph.edge_index, c))):
-        copies = _copies(component, truth.partners, graph)
-        suffice = len(copies)
-        for k in range(1, len(copies)):
-            dropped = [tuple(e for j, c in enumerate(copies) if j not in kept for e in c)
-                       for kept in itertools.combinations(range(len(copies)), k)]
-            if max(removal_changes(task, graph, ablated, set(truth.edges), dropped, reference)) <= tolerance:
-                suffice = k
-                break
-        groups.append(RedundantGroup(tuple(copies), tuple(_copy_names(copies, graph)), suffice))
+    for component in sorted(_components(partners), key=lambda c: min(writers.index(w) for w in c)):
+        names = [w for w in writers if w in component]
+        copies = [frozenset(e for e in circuit if w in (e.writer, graph.reader_node(e.reader).component)) for w in names]
+        suffice = _suffice(task, graph, ablated, circuit, [outgoing[w] for w in names], reference, tolerance)
+        groups.append(RedundantGroup(tuple(copies), tuple(names), suffice))
     return groups

@@ -39,8 +39,13 @@ def truth_tolerance(task: Task, tolerance: float | None = None) -> float:
     return OUTPUT_TOLERANCE if task.truth_tolerance is None else task.truth_tolerance
 
 
-def scored_change(task: Task, logits: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
-    """Returns the largest |output change| over the task's scored positions: [n] for logits [n, batch, pos, out]."""
+def scored_change(task: Task, logits: torch.Tensor, full: torch.Tensor, measure: str | None = None) -> torch.Tensor:
+    """Returns how far `logits` [n, batch, pos, out] moved from `full` over the task's scored positions, [n], by
+    `measure` (None: the task's truth measure): "logits", the largest |output change|; "argmax", the fraction of
+    scored positions whose argmax changed."""
+    if (measure or task.truth_measure) == "argmax":
+        flipped = logits.argmax(-1) != full.argmax(-1)
+        return flipped[..., task.scored_positions].to(logits.dtype).mean(-1)
     return (logits - full).abs().amax(-1)[..., task.scored_positions].amax(-1)
 
 

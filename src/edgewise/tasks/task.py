@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
 from ..adapters import Adapter, adapter_for
 from ..adapters.dictionary import feature_graph
-from ..errors import BatchShapeError, EmptyInputsError, GraphMismatchError, UnknownObjectiveError
+from ..errors import BatchShapeError, EmptyInputsError, GraphMismatchError, UnknownObjectiveError, UsageError
 from ..graph import Edge, Graph
 from .metrics import Metric
 
@@ -44,9 +45,16 @@ class Task:
     # compiled weights, edgewise.evaluate's OUTPUT_TOLERANCE); a trained model, where every edge moves something a
     # little, sets its own
     truth_tolerance: float | None = None
+    # What a removal changes, for the effective truth and its redundant copies: "logits", the largest |output change|
+    # over the scored positions; "argmax", the fraction of scored positions whose top output changes (a trained
+    # model's copies add up in the logits, so half a logit shift is no change of behaviour; docs/induction.md)
+    truth_measure: Literal["logits", "argmax"] = "logits"
     extras: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.truth_measure not in ("logits", "argmax"):
+            raise UsageError(f"task {self.name}: truth_measure must be 'logits' or 'argmax', got "
+                             f"{self.truth_measure!r}")
         if self.clean.shape != self.corrupt.shape:
             raise BatchShapeError(
                 f"task {self.name}: clean batch {tuple(self.clean.shape)} and corrupted batch "
