@@ -32,6 +32,7 @@ gradient, or the sparsity hyperparameters), before NaN gates would reach the mas
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -137,14 +138,8 @@ def train_gates(
         masks = torch.cat([gates, gates.new_zeros(len(gates), 1)], dim=1)[:, gate_of_edge]  # [samples, edges]
         faithfulness = faithfulness_loss(task, graph, ablated, masks, reference=full).mean()
         target = 1 - min(1.0, (step + 1) / warmup_steps) * (1 - (config.target_edges or 0) / graph.n_edges)
-
-        def sparsity_of(log_alpha: torch.Tensor) -> torch.Tensor:
-            if config.target_edges is None:
-                return config.lambda_ * hard_concrete.expected_l0(log_alpha).mean()
-            l0 = hard_concrete.expected_l0(log_alpha)
-            gap = torch.cat([l0, l0.new_zeros(1)])[gate_of_edge].mean() - target  # expected kept fraction - target
-            return multipliers[0] * gap + multipliers[1] * gap**2
-
+        sparsity_of = functools.partial(sparsity_term, config=config, gate_of_edge=gate_of_edge,
+                                        multipliers=multipliers, target=target)
         sparsity = sparsity_of(log_alpha)
         optimizer.zero_grad()
         ascent.zero_grad()
@@ -161,6 +156,17 @@ def train_gates(
                              .sum())
             bar.set_postfix({task.metric.name: f"{faithfulness.item():.4g}", "kept_edges": kept_edges})
     return log_alpha.detach(), tuple(steps), torch.stack(history)
+
+
+def sparsity_term(log_alpha: torch.Tensor, config: SubnetworkProbingConfig, gate_of_edge: torch.Tensor,
+                  multipliers: torch.Tensor, target: float) -> torch.Tensor:
+    """Returns the step's sparsity term: lambda_ x the expected L0, or with target_edges the Lagrangian of the
+    expected kept fraction of edges against this step's target."""
+    l0 = hard_concrete.expected_l0(log_alpha)
+    if config.target_edges is None:
+        return config.lambda_ * l0.mean()
+    gap = torch.cat([l0, l0.new_zeros(1)])[gate_of_edge].mean() - target
+    return multipliers[0] * gap + multipliers[1] * gap**2
 
 
 def check_step(step: int, task: Task, config: SubnetworkProbingConfig, faithfulness: torch.Tensor,
