@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from test_induction import CHANCE, all_edges, copying, patched_copying
-from edgewise.diagnostics import redundant_groups
+from edgewise.diagnostics import diagnose, redundant_groups
 from edgewise.patching import task_ablation
 from edgewise.tasks import get_task, task_names
 from edgewise.tasks.registry import held_out_size
@@ -71,6 +71,9 @@ def test_redundant_groups_name_the_two_roles_under_mean_ablation(task):
     graph = task.graph()
     groups = redundant_groups(task, graph, task_ablation(task, graph, "mean"))
     assert sorted(g.names for g in groups) == sorted(ROLES.values()) and all(g.suffice == 1 for g in groups)
+    report = diagnose(task, ablations=("mean",)).to_dict()["ablations"]["mean"]
+    assert sorted(g["description"] for g in report["redundant_groups"]) == [
+        "A0.0 and A0.1 each suffice", "A1.0 and A1.1 each suffice"]
 
 
 def test_under_resample_no_previous_token_head_is_said_to_suffice_alone(task):
