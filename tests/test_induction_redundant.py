@@ -12,6 +12,7 @@ from test_induction import CHANCE, all_edges, copying, patched_copying
 from edgewise.diagnostics import diagnose, redundant_groups
 from edgewise.patching import task_ablation
 from edgewise.tasks import get_task, task_names
+from edgewise.tasks.cards import card_for
 from edgewise.tasks.registry import held_out_size
 from edgewise.tasks.trained.induction import REDUNDANT_INDUCTION_CIRCUIT
 
@@ -34,7 +35,9 @@ def edges_out(task, *heads: str) -> set[tuple[str, str]]:
     return {(w, r) for w, r in all_edges(task.model.cfg) if w in heads}
 
 
-def test_induction_redundant_is_built_in_and_copies(task):
+def test_induction_redundant_is_built_in_and_copies(task, tmp_path):
+    card = card_for("induction-redundant", tmp_path)
+    assert (card.truth_measure, card.truth_tolerance, card.n_ground_truth_edges) == ("argmax", 0.05, 16)
     held_out = get_task("induction-redundant", held_out=True)
     assert "induction-redundant" in task_names() and held_out_size("induction-redundant") == 128
     assert {(e.writer, e.reader) for e in task.ground_truth_edges(task.graph())} == set(REDUNDANT_INDUCTION_CIRCUIT)

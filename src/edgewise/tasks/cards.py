@@ -40,6 +40,10 @@ class TaskCard:
     description: str
     n_held_out: int | None = None  # evaluation inputs kept apart from discovery; None: the task has no such split
     compression: dict | None = None  # compressed tracr tasks: dimensions before and after, agreement with tracr
+    # How the effective truth measures a removal ("logits" or "argmax") and what counts as no change (None: float
+    # noise, evaluate's OUTPUT_TOLERANCE)
+    truth_measure: str = "logits"
+    truth_tolerance: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,6 +59,7 @@ def card_of(task: "Task", n_held_out: int | None = None) -> TaskCard:
         n_ground_truth_edges=None if task.ground_truth is None else len(task.ground_truth),
         n_examples=task.clean.shape[0], metric=task.metric.name, description=task.description, n_held_out=n_held_out,
         compression=getattr(task.extras.get("compiled"), "compression", None) or None,
+        truth_measure=task.truth_measure, truth_tolerance=task.truth_tolerance,
     )
 
 
