@@ -71,21 +71,23 @@ def _copies(component: set[Edge], partners: tuple[tuple[Edge, Edge], ...], graph
     return [frozenset(c) for c in copies.values()]
 
 
-def _copy_names(copies: list[frozenset[Edge]], graph: Graph) -> list[str]:
+def _copy_names(copies: list[frozenset[Edge]], graph: Graph) -> tuple[list[str], bool]:
     """Returns each copy's name: the heads its edges touch and no other copy's do (else such nodes of any kind; a
-    majority's adder MLP or a shared embedding is not what a copy is), else its edges."""
+    majority's adder MLP or a shared embedding is not what a copy is), else its edges; and whether any copy fell
+    back to its edges (a group the pair search mixed)."""
     kinds = {}
     for e in (e for copy in copies for e in copy):
         writer, component = graph.edge_nodes(e)
         kinds[writer], kinds[component] = graph.writer_node(e.writer).kind, graph.reader_node(e.reader).kind
     touched = [{n for e in copy for n in graph.edge_nodes(e)} for copy in copies]
-    names = []
+    names, mixed = [], False
     for i, (copy, nodes) in enumerate(zip(copies, touched)):
         own = nodes - set().union(*(t for j, t in enumerate(touched) if j != i))
         own = {n for n in own if kinds[n] is NodeKind.HEAD} or own
         ordered = [n for n in graph.nodes if n in own]
         names.append("+".join(ordered) if ordered else ", ".join(sorted(e.name for e in copy)))
-    return names
+        mixed = mixed or not ordered
+    return names, mixed
 
 
 @torch.no_grad()
@@ -95,23 +97,29 @@ def redundant_groups(task: Task, graph: Graph, ablated: AblatedOutputs, truth: E
     removals already find a faithful truth. `truth` is the effective truth when already computed; `tolerance` as
     in `effective_truth`.
 
-    Groups of whole writers come first (every edge out of a head removed at once): where roles are fully connected
-    (two previous-token heads each feeding two induction heads) no pair of single edges breaks the task, so only
-    whole heads show the copies. Then groups of edges, from the effective truth's partner pairs among the edges no
-    writer group touches."""
+    Groups of edges come from the effective truth's partner pairs. Where the pair search mixes them (a copy with no
+    node of its own, named by its edges), groups of whole writers (every circuit edge out of a head removed at once)
+    over the nodes those groups touch replace them, if there are any: when roles are fully connected (two
+    previous-token heads each feeding two induction heads) no pair of single edges breaks the task, and only whole
+    heads show the copies."""
     tolerance = truth_tolerance(task, tolerance)
     truth = truth or effective_truth(task, graph, ablated, tolerance)
     derived = task.ground_truth_edges(graph)
     reference = patched_forward(task.model, graph, task.clean, ablated, graph.mask_for(derived).unsqueeze(0))
     circuit = set(truth.edges)
-    groups = _writer_groups(task, graph, ablated, circuit, reference, tolerance)
-    taken = {e for g in groups for copy in g.copies for e in copy}
-    partners = tuple(p for p in truth.partners if not taken & set(p))
-    for component in sorted(_components(partners), key=lambda c: min(map(graph.edge_index, c))):
-        copies = _copies(component, partners, graph)
-        groups.append(RedundantGroup(tuple(copies), tuple(_copy_names(copies, graph)),
+    groups, mixed = [], []
+    for component in sorted(_components(truth.partners), key=lambda c: min(map(graph.edge_index, c))):
+        copies = _copies(component, truth.partners, graph)
+        names, by_edges = _copy_names(copies, graph)
+        groups.append(RedundantGroup(tuple(copies), tuple(names),
                                      _suffice(task, graph, ablated, circuit, copies, reference, tolerance)))
-    return groups
+        mixed += [groups[-1]] if by_edges else []
+    if not mixed:
+        return groups
+    touched = {n for g in mixed for copy in g.copies for e in copy
+               for n in (e.writer, graph.reader_node(e.reader).component)}
+    writer_groups = _writer_groups(task, graph, ablated, circuit, touched, reference, tolerance)
+    return [g for g in groups if g not in mixed] + writer_groups if writer_groups else groups
 
 
 def _suffice(task: Task, graph: Graph, ablated: AblatedOutputs, circuit: set[Edge], removals: list[Iterable[Edge]],
@@ -126,13 +134,14 @@ def _suffice(task: Task, graph: Graph, ablated: AblatedOutputs, circuit: set[Edg
     return len(removals)
 
 
-def _writer_groups(task: Task, graph: Graph, ablated: AblatedOutputs, circuit: set[Edge], reference: torch.Tensor,
-                   tolerance: float) -> list[RedundantGroup]:
-    """Returns the groups of whole writers of `circuit`: writers each removable alone (every edge out of it) but not
-    together with a partner. A copy is every circuit edge into or out of its writer."""
+def _writer_groups(task: Task, graph: Graph, ablated: AblatedOutputs, circuit: set[Edge], among: set[str],
+                   reference: torch.Tensor, tolerance: float) -> list[RedundantGroup]:
+    """Returns the groups of whole writers of `circuit` (those in `among`): writers each removable alone (every edge
+    out of it) but not together with a partner. A copy is every circuit edge into or out of its writer."""
     outgoing: dict[str, tuple[Edge, ...]] = {}
     for edge in sorted(circuit, key=graph.edge_index):
-        outgoing[edge.writer] = outgoing.get(edge.writer, ()) + (edge,)
+        if edge.writer in among:
+            outgoing[edge.writer] = outgoing.get(edge.writer, ()) + (edge,)
     writers = sorted(outgoing, key=graph.writers.index)
     alone = removal_changes(task, graph, ablated, circuit, [outgoing[w] for w in writers], reference)
     free = [w for w, change in zip(writers, alone) if change <= tolerance]
