@@ -107,19 +107,21 @@ def redundant_groups(task: Task, graph: Graph, ablated: AblatedOutputs, truth: E
     derived = task.ground_truth_edges(graph)
     reference = patched_forward(task.model, graph, task.clean, ablated, graph.mask_for(derived).unsqueeze(0))
     circuit = set(truth.edges)
-    groups, mixed = [], []
+    named = []  # (copies, names, whether the pair search mixed them)
     for component in sorted(_components(truth.partners), key=lambda c: min(map(graph.edge_index, c))):
         copies = _copies(component, truth.partners, graph)
-        names, by_edges = _copy_names(copies, graph)
-        groups.append(RedundantGroup(tuple(copies), tuple(names),
-                                     _suffice(task, graph, ablated, circuit, copies, reference, tolerance)))
-        mixed += [groups[-1]] if by_edges else []
-    if not mixed:
-        return groups
-    touched = {n for g in mixed for copy in g.copies for e in copy
-               for n in (e.writer, graph.reader_node(e.reader).component)}
-    writer_groups = _writer_groups(task, graph, ablated, circuit, touched, reference, tolerance)
-    return [g for g in groups if g not in mixed] + writer_groups if writer_groups else groups
+        named.append((copies, *_copy_names(copies, graph)))
+    touched = {n for copies, _, mixed in named if mixed for copy in copies for e in copy for n in _ends(e, graph)}
+    writer_groups = _writer_groups(task, graph, ablated, circuit, touched, reference, tolerance) if touched else []
+    return [RedundantGroup(tuple(copies), tuple(names),
+                           _suffice(task, graph, ablated, circuit, copies, reference, tolerance))
+            for copies, names, mixed in named if not (mixed and writer_groups)] + writer_groups
+
+
+def _ends(edge: Edge, graph: Graph) -> tuple[str, str]:
+    """Returns the writer and the reader's component an edge joins, at every position (`graph.edge_nodes` without
+    the position)."""
+    return edge.writer, graph.reader_node(edge.reader).component
 
 
 def _suffice(task: Task, graph: Graph, ablated: AblatedOutputs, circuit: set[Edge], removals: list[Iterable[Edge]],
@@ -153,7 +155,7 @@ def _writer_groups(task: Task, graph: Graph, ablated: AblatedOutputs, circuit: s
     groups = []
     for component in sorted(_components(partners), key=lambda c: min(writers.index(w) for w in c)):
         names = [w for w in writers if w in component]
-        copies = [frozenset(e for e in circuit if w in (e.writer, graph.reader_node(e.reader).component)) for w in names]
+        copies = [frozenset(e for e in circuit if w in _ends(e, graph)) for w in names]
         suffice = _suffice(task, graph, ablated, circuit, [outgoing[w] for w in names], reference, tolerance)
         groups.append(RedundantGroup(tuple(copies), tuple(names), suffice))
     return groups

@@ -50,20 +50,16 @@ class _BufferPool:
         pooled = self.free.get(key)
         if pooled:
             buffer = pooled.pop()
-            self.free_bytes -= _nbytes(buffer)
+            self.free_bytes -= buffer.nbytes
         else:
             buffer = like.new_empty(shape)
         weakref.finalize(owner, self._give_back, key, buffer)
         return buffer
 
     def _give_back(self, key: tuple, buffer: torch.Tensor) -> None:
-        if self.free_bytes + _nbytes(buffer) <= self.max_bytes:
+        if self.free_bytes + buffer.nbytes <= self.max_bytes:
             self.free.setdefault(key, []).append(buffer)
-            self.free_bytes += _nbytes(buffer)
-
-
-def _nbytes(tensor: torch.Tensor) -> int:
-    return tensor.numel() * tensor.element_size()
+            self.free_bytes += buffer.nbytes
 
 
 # Enough for a tracr or small trained model's stacks (where page faults cost most); deep models' stacks are allocated
@@ -214,7 +210,6 @@ class _PatchRun:
     def reader_hook(self, group_index: int):
         group = self.graph.groups[group_index]
         stage = self.stages[group_index]
-        part = stage.starts.index(self.graph.group_offset[group_index] - stage.r0)  # this group's share of the stage
 
         def hook(value: torch.Tensor, hook) -> torch.Tensor:
             if self.deltas.count != stage.n_before:
@@ -226,7 +221,7 @@ class _PatchRun:
                 self.stage_patch[stage.r0] = self._stage_patch(stage)
             if self.stage_patch[stage.r0] is None:  # every edge into this stage is kept
                 return value
-            patch = self.stage_patch[stage.r0][part]  # [mask, readers, batch, pos, d]
+            patch = self.stage_patch[stage.r0][stage.part]  # [mask, readers, batch, pos, d]
             if patch.shape[-1] != value.shape[-1]:
                 patch = patch[..., : value.shape[-1]]  # narrower streams: unpad
             patch = patch.permute(0, 2, 3, 1, 4)  # [mask, batch, pos, readers, d]
@@ -287,7 +282,7 @@ class _Stage:
     block_sizes: tuple[int, ...]  # readers of each stage of the block, in order
     block_part: int  # this stage's index in the block
     sizes: tuple[int, ...]  # readers of each group of the stage, in order
-    starts: tuple[int, ...]  # each group's first reader, counted from r0
+    part: int  # this group's index among the stage's groups (its share of the stage's patch)
 
 
 def _plan_stages(graph: Graph) -> dict[int, _Stage]:
@@ -315,11 +310,10 @@ def _plan_stages(graph: Graph) -> dict[int, _Stage]:
     for block in blocks:
         start, block_r0, block_r1 = block[0][0], block[0][1], block[-1][2]
         block_sizes = tuple(r1 - r0 for _, r0, r1, _ in block)
-        for part, (n_before, r0, r1, run) in enumerate(block):
+        for block_part, (n_before, r0, r1, run) in enumerate(block):
             sizes = tuple(len(graph.groups[i].names) for i in run)
-            starts = tuple(graph.group_offset[i] - r0 for i in run)
-            for i in run:
-                plan[i] = _Stage(n_before, r0, r1, start, block_r0, block_r1, block_sizes, part, sizes, starts)
+            for part, i in enumerate(run):
+                plan[i] = _Stage(n_before, r0, r1, start, block_r0, block_r1, block_sizes, block_part, sizes, part)
     return plan
 
 
