@@ -195,7 +195,7 @@ class _PatchRun:
         self.graph, self.ablated, self.coef = graph, ablated, coef
         self.n_masks, self.batch = coef.shape[0], batch
         self.deltas = _DeltaStack(len(graph.writers), max(v.shape[-1] for v in ablated.values.values()))
-        self.stages = _plan_stages(graph)
+        self.stages = _stages_of(graph)
         self.stage_patch: dict[int, torch.Tensor | None] = {}
         self.block_patch: dict[int, tuple[torch.Tensor, ...] | None] = {}  # one part per stage of the block
 
@@ -297,6 +297,18 @@ class _Stage:
     block_part: int  # this stage's index in the block
     sizes: tuple[int, ...]  # readers of each group of the stage, in order
     part: int  # this group's index among the stage's groups (its share of the stage's patch)
+
+
+_PLANS: dict[int, dict[int, "_Stage"]] = {}  # by id of a live graph (graphs compare by value, so are unhashable)
+
+
+def _stages_of(graph: Graph) -> dict[int, "_Stage"]:
+    """Returns the graph's stage plan, planned once per graph (a graph's groups never change)."""
+    key = id(graph)
+    if key not in _PLANS:
+        _PLANS[key] = _plan_stages(graph)
+        weakref.finalize(graph, _PLANS.pop, key, None)
+    return _PLANS[key]
 
 
 def _plan_stages(graph: Graph) -> dict[int, _Stage]:
