@@ -31,7 +31,8 @@ def test_family_summary_means_and_correlation(tmp_path):
         return {"task": task, "method": method, "auroc_effective": auroc}
 
     records = [record("tracr-reverse", "a", 1.0), record("tracr-sort", "a", 0.8), record("tracr-reverse", "b", 0.7),
-               record("tracr-reverse", "c", 0.5), record("induction", "a", 0.9), record("induction", "b", 0.6),
+               record("tracr-sort", "b", 0.7), record("tracr-reverse", "c", 0.4), record("tracr-sort", "c", 0.6),
+               record("induction", "a", 0.9), record("induction", "b", 0.6),
                record("induction", "c", 0.8), record("smollm2-ioi", "a", None), record("induction", "c", None)]
     summary = family_summary(records)
     assert summary.families == ("tracr", "induction")
@@ -39,8 +40,33 @@ def test_family_summary_means_and_correlation(tmp_path):
     assert summary.runs == {"tracr": 2, "induction": 1}
     # tracr ranks a > b > c, induction a > c > b: ranks (3,2,1) vs (3,1,2), rho = 1 - 6*2/(3*8) = 0.5
     assert summary.correlation == {"tracr vs induction": pytest.approx(0.5)}
+    assert not any(summary.partial.values())
     markdown = family_markdown(summary)
     assert "| a | 0.900 | 0.900 |" in markdown and "tracr vs induction: +0.50" in markdown
+    assert all(p.exists() for p in plot_families(summary, tmp_path / "families"))
+
+
+def test_a_method_missing_some_of_a_family_is_marked_partial_and_left_out_of_the_correlations(tmp_path):
+    def record(task, method, auroc, ablation="resample"):
+        return {"task": task, "method": method, "auroc_effective": auroc, "ablation": ablation}
+
+    full = [record(t, m, v) for m, v in (("a", 0.9), ("b", 0.7), ("c", 0.5))
+            for t in ("tracr-reverse", "tracr-sort", "induction")]
+    # d ran only one of tracr's two tasks (a sweep under way); e ran induction under zero ablation only
+    records = [*full, record("tracr-reverse", "d", 1.0), record("induction", "d", 0.1),
+               record("tracr-reverse", "e", 0.2, "zero")]
+    summary = family_summary(records)
+    # the family's runs are every (task, ablation) any method ran: e's zero run makes tracr's others partial too
+    assert summary.partial["d"] == ("tracr",) and summary.partial["a"] == ("tracr",)
+    summary = family_summary(records[:-1])
+    assert summary.partial == {"a": (), "b": (), "c": (), "d": ("tracr",)}
+    assert summary.method_runs["d"] == {"tracr": 1, "induction": 1} and summary.runs == {"tracr": 2, "induction": 1}
+    # with d (1.0 on tracr, 0.1 on induction) rho would fall below 1; without it a > b > c in both
+    assert summary.correlation == {"tracr vs induction": pytest.approx(1.0)}
+    markdown = family_markdown(summary)
+    assert "| d | 1.000 (partial: 1 of 2 runs) | 0.100 |" in markdown
+    assert "left out of the correlations" in markdown
+    assert summary.to_dict()["partial"] == {"d": ["tracr"]}
     assert all(p.exists() for p in plot_families(summary, tmp_path / "families"))
 
 

@@ -58,20 +58,24 @@ def _label(record: dict) -> str:
 
 
 def plot_families(summary: FamilySummary, path: str | Path) -> list[Path]:
-    """Draws the cross-benchmark summary: per method, one bar per family (mean AUROC against the effective truth),
-    the rank correlations in the title; PNG and SVG."""
+    """Draws the cross-benchmark summary: per method, one bar per family (mean AUROC against the effective truth;
+    hatched where the method covers only part of the family), the rank correlations in the title; PNG and SVG."""
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(summary.methods), 3.6))
     width = 0.8 / len(summary.families)
     for i, family in enumerate(summary.families):
         heights = [summary.auroc[m][family] or 0.0 for m in summary.methods]
-        ax.bar([x + (i - (len(summary.families) - 1) / 2) * width for x in range(len(summary.methods))], heights,
-               width, label=f"{family} ({summary.runs[family]} runs)")
+        bars = ax.bar([x + (i - (len(summary.families) - 1) / 2) * width for x in range(len(summary.methods))],
+                      heights, width, label=f"{family} ({summary.runs[family]} runs)")
+        for bar, method in zip(bars, summary.methods):
+            if family in summary.partial[method]:
+                bar.set_hatch("///")
     ax.axhline(0.5, color="grey", linewidth=0.8, linestyle=":")
     ax.set_xticks(range(len(summary.methods)), summary.methods, rotation=20, ha="right")
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("mean AUROC, effective truth")
     rho = ", ".join(f"{pair} {v:+.2f}" for pair, v in summary.correlation.items() if v is not None)
-    ax.set_title("methods across task families\n" + textwrap.fill(f"Spearman's rank correlation: {rho}", 100),
+    hatched = "; hatched: partial (part of the family's runs)" if any(summary.partial.values()) else ""
+    ax.set_title("methods across task families\n" + textwrap.fill(f"Spearman's rank correlation: {rho}{hatched}", 100),
                  fontsize=8)
     ax.legend(fontsize=8, loc="lower left")
     return save_figure(fig, path)
