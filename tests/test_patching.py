@@ -218,6 +218,39 @@ def test_gradients_match_autograd_through_the_per_edge_reference(random_model, r
     random_model.zero_grad(set_to_none=True)
 
 
+def test_forwards_alive_at_once_keep_their_own_buffers(random_model, random_batches):
+    """The forward reuses its large buffers (delta stack, stage products, gradients) across forwards: two forwards
+    whose autograd graphs live at once, and a no-grad forward run between them, must each keep their own values, so
+    both backwards, run in the reverse order, give the gradients of the per-edge reference."""
+    clean, corrupt = random_batches
+    graph = Graph.from_model(random_model)
+    ablated = make_ablation("resample", random_model, graph, corrupt)
+    masks = torch.rand(2, graph.n_edges, generator=torch.Generator().manual_seed(8))
+    target = torch.randn(20, generator=torch.Generator().manual_seed(9))
+
+    def reference_grad(mask):
+        mask = mask.clone().requires_grad_(True)
+        (per_edge_forward(random_model, graph, clean, ablated, mask) * target).sum().backward()
+        return mask.grad
+
+    for p in random_model.parameters():
+        p.requires_grad_(False)
+    try:
+        first, second = (m.clone().requires_grad_(True) for m in masks)
+        loss_first = (patched_forward(random_model, graph, clean, ablated, first) * target).sum()
+        loss_second = (patched_forward(random_model, graph, clean, ablated, second) * target).sum()
+        with torch.no_grad():
+            between = patched_forward(random_model, graph, clean, ablated, 1 - masks[0])
+        loss_second.backward()
+        loss_first.backward()
+        for mask, got in zip(masks, (first.grad, second.grad)):
+            assert torch.allclose(got, reference_grad(mask), rtol=1e-3, atol=1e-4)
+        assert torch.allclose(between, per_edge_forward(random_model, graph, clean, ablated, 1 - masks[0]), atol=1e-5)
+    finally:
+        for p in random_model.parameters():
+            p.requires_grad_(True)
+
+
 def test_a_weight_gradient_forward_with_edges_only_into_early_readers_frees_the_model(random_batches):
     """A fixed mask removing one edge into layer 0 leaves the later writers' deltas unread by any stage; the forward
     must not keep them, or the autograd graph (invisible to the garbage collector) keeps the model alive for good:
