@@ -2,6 +2,11 @@
 models and SmolLM2-135M (if installed), on the CPU or a GPU. Prints a table and writes
 benchmarks/results/patching_overhead[-DEVICE].json.
 
+Beside each ratio it prints a floor: the plain forward plus the stage products' arithmetic (each edge's coefficient
+times its writer's delta: 2 x edges x batch x positions x d_model FLOPs on a plain graph) at this machine's peak rate
+for a large matrix product, measured here. No exact edge-masked forward of this design can beat it; on small models
+it is far below the measured ratio (per-op overhead dominates there), on SmolLM2 it bounds what any tuning can reach.
+
     .venv/bin/python benchmarks/patching_overhead.py [--repeats 20] [--skip-smollm2] [--device cuda]
                                                      [--cases tracr,random,random-large,smollm2]
 """
@@ -41,8 +46,23 @@ def _median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def measure(name: str, model, clean: torch.Tensor, corrupt: torch.Tensor, repeats: int, per_position: bool = False):
-    """Returns timings of plain and masked forwards (and forward+backward) on one model and batch."""
+def gemm_gflops(device: str, size: int = 1024, repeats: int = 10) -> float:
+    """Returns this machine's rate for a large float32 matrix product (GFLOP/s): the arithmetic ceiling."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    return 2 * size**3 / _median_seconds(lambda: a @ b, repeats) / 1e9
+
+
+def products_gflop(graph: Graph, clean: torch.Tensor, width: int) -> float:
+    """Returns the stage products' arithmetic in GFLOP: a multiply-add per edge and element of its writer's delta
+    (of one position on a per-position graph)."""
+    positions = 1 if graph.per_position else clean.shape[1]
+    return 2 * graph.n_edges * clean.shape[0] * positions * width / 1e9
+
+
+def measure(name: str, model, clean: torch.Tensor, corrupt: torch.Tensor, repeats: int, per_position: bool = False,
+            peak_gflops: float | None = None):
+    """Returns timings of plain and masked forwards (and forward+backward) on one model and batch, and the floor the
+    stage products set at `peak_gflops`."""
     adapter = adapter_for(model)
     graph = Graph.from_model(adapter, per_position, clean.shape[1] if per_position else None)
     ablated = resample_ablation(adapter, graph, corrupt)
@@ -74,6 +94,8 @@ def measure(name: str, model, clean: torch.Tensor, corrupt: torch.Tensor, repeat
     plain_bw = _median_seconds(plain_backward, max(3, repeats // 2))
     masked_bw = _median_seconds(masked_backward, max(3, repeats // 2))
     model.zero_grad(set_to_none=True)
+    gflop = products_gflop(graph, clean, max(v.shape[-1] for v in ablated.values.values()))
+    floor = {} if peak_gflops is None else {"ratio_floor_products_at_peak": 1 + gflop / peak_gflops / plain}
     return {
         "case": name,
         "graph": "per-position" if per_position else "plain",
@@ -89,6 +111,8 @@ def measure(name: str, model, clean: torch.Tensor, corrupt: torch.Tensor, repeat
         "plain_forward_backward_s": plain_bw,
         "masked_forward_backward_s": masked_bw,
         "ratio_backward": masked_bw / plain_bw,
+        "products_gflop": gflop,
+        **floor,
     }
 
 
@@ -145,7 +169,11 @@ def main() -> None:
     chosen = [c for c in args.cases.split(",") if not (c == "smollm2" and args.skip_smollm2)]
     cases = [case for name in chosen for case in CASES[name]]
     results = []
-    header = f"{'case':<38}{'graph':<13}{'edges':>7}{'plain ms':>10}{'masked ms':>11}{'ratio':>7}{'8 masks/8x':>12}{'fwd+bwd':>9}"
+    peak = gemm_gflops(args.device)
+    print(f"peak: {peak:.1f} GFLOP/s on a 1024^3 float32 matrix product ({args.device}, "
+          f"{torch.get_num_threads()} threads)")
+    header = (f"{'case':<38}{'graph':<13}{'edges':>7}{'plain ms':>10}{'masked ms':>11}{'ratio':>7}{'floor':>7}"
+              f"{'8 masks/8x':>12}{'fwd+bwd':>9}")
     print(header)
     for name, build, per_position in cases:
         try:
@@ -155,16 +183,17 @@ def main() -> None:
             continue
         model, clean, corrupt = model.to(args.device), clean.to(args.device), corrupt.to(args.device)
         repeats = args.repeats if "SmolLM2" not in name else max(3, args.repeats // 5)
-        r = measure(name, model, clean, corrupt, repeats, per_position)
+        r = measure(name, model, clean, corrupt, repeats, per_position, peak)
         results.append(r)
         print(f"{name:<38}{r['graph']:<13}{r['n_edges']:>7}{1e3 * r['plain_forward_s']:>10.2f}"
               f"{1e3 * r['masked_forward_s']:>11.2f}{r['ratio_masked_over_plain']:>7.2f}"
+              f"{r['ratio_floor_products_at_peak']:>7.2f}"
               f"{r['ratio_batched_8_over_plain_8x']:>12.2f}{r['ratio_backward']:>9.2f}", flush=True)
     out = OUT if args.device == "cpu" else OUT.with_name(f"patching_overhead-{args.device}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else None
     record = {"machine": {"platform": platform.platform(), "torch": torch.__version__, "device": args.device,
-                          "gpu": gpu, "threads": torch.get_num_threads()}, "results": results}
+                          "gpu": gpu, "threads": torch.get_num_threads(), "gemm_gflops": peak}, "results": results}
     out.write_text(json.dumps(record, indent=1))
     print(f"wrote {out}")
 
