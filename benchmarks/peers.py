@@ -1,8 +1,9 @@
 """edgewise and auto-circuit 1.0.1 side by side on identical work: the same tracr models (reverse, xproportion), the
 same 200 sampled sequences of length 5 with the same corrupted pairing, the same number of SP steps, one after the
-other in one run on this machine, one thread each. Prints per method both times, their ratio and both AUROCs
-(against auto-circuit's resample ground truths, which equal edgewise's effective truths), and the masked / plain
-forward ratio of each tool; writes benchmarks/results/peers.json.
+other in one run on this machine, one thread each, alternately for a few rounds (the machine's speed drifts by 10-20%
+between minutes: medians over alternating rounds cancel most of it). Prints per method both times, their ratio (and
+each round's) and both AUROCs (against auto-circuit's resample ground truths, which equal edgewise's effective
+truths), and the masked / plain forward ratio of each tool; writes benchmarks/results/peers.json.
 
 auto-circuit needs TransformerLens 2.x, which cannot live beside edgewise's 4.3, so it runs in its own virtual
 environment through the shared harness `../shared/peer/autocircuit_tracr.py` (run, not copied):
@@ -114,56 +115,97 @@ def median_seconds(fn, repeats: int, warm_up=None):
     return statistics.median(times), result
 
 
+def measure_edgewise(name: str, theirs: dict, sp_steps: int, repeats: int) -> dict:
+    """Returns edgewise's record on one task of the harness's output: its forward timings and, per method, its time
+    and AUROC on exactly the harness's training split."""
+    task = edgewise_task(name, theirs["data"]["train"])
+    graph = task.graph()
+    truth = {Edge(*e.split("->")) for e in theirs["official_edges"]}
+    ablated = task_ablation(task, graph, "resample")
+    zeros = torch.zeros(graph.n_edges)
+    with torch.no_grad():
+        forward = median_seconds(lambda: task.model(task.clean), 20)[0]
+        masked = median_seconds(lambda: patched_forward(task.model, graph, task.clean, ablated, zeros), 20)[0]
+    record = {"n_edges": graph.n_edges, "batch": list(task.clean.shape), "truth": sorted(e.name for e in truth),
+              "forward": {"edgewise_ms": forward * 1e3, "edgewise_masked_ms": masked * 1e3}, "methods": {}}
+    for method, preset, _ in RUNS:
+        settings = {"steps": sp_steps} if method == "edge-sp" else {}
+        run = lambda: edgewise.discover(task, method, graph=graph, ablated=ablated, preset=preset,  # noqa: E731
+                                        **settings)
+        warm_up = lambda: edgewise.discover(task, method, graph=graph, ablated=ablated,  # noqa: E731
+                                            **({"steps": 2} if method == "edge-sp" else {}))
+        seconds, scores = median_seconds(run, repeats, warm_up)
+        record["methods"][_label(method, preset)] = {"seconds": seconds, "auroc": roc_auc(scores, truth),
+                                                     "preset": preset}
+    return record
+
+
+def _label(method: str, preset: str) -> str:
+    return method if preset == "tuned" else f"{method} ({preset})"
+
+
+def combine(rounds: list[tuple[dict, dict]]) -> dict:
+    """Returns per task the rounds' medians: both tools' masked / plain ratios and per method both times, their
+    ratio, every round's own ratio, and both AUROCs (the same in every round: same data, same seeds)."""
+    median = statistics.median
+    tasks = {}
+    for name in ("reverse", "xproportion"):
+        theirs = [peer[name] for peer, _ in rounds]
+        ours = [mine[name] for _, mine in rounds]
+        ratios = [o["forward"]["edgewise_masked_ms"] / o["forward"]["edgewise_ms"] for o in ours]
+        record = {key: ours[0][key] for key in ("n_edges", "batch", "truth")}
+        record["forward"] = {"edgewise_ratio": median(ratios), "edgewise_ratios": ratios,
+                             "auto_circuit_ratio": median(t["patched_over_forward_ratio"] for t in theirs),
+                             "auto_circuit_ratios": [t["patched_over_forward_ratio"] for t in theirs],
+                             "edgewise_forward_ms": median(o["forward"]["edgewise_ms"] for o in ours),
+                             "edgewise_masked_ms": median(o["forward"]["edgewise_masked_ms"] for o in ours)}
+        record["methods"] = {}
+        for method, preset, peer_name in RUNS:
+            label = _label(method, preset)
+            peer_s = [t[peer_name]["seconds"] for t in theirs]
+            ours_s = [o["methods"][label]["seconds"] for o in ours]
+            record["methods"][label] = {
+                "edgewise": {**ours[0]["methods"][label], "seconds": median(ours_s), "seconds_per_round": ours_s},
+                "auto_circuit": {**theirs[0][peer_name], "seconds": median(peer_s), "seconds_per_round": peer_s},
+                "speed_up": median(peer_s) / median(ours_s),
+                "speed_up_per_round": [a / b for a, b in zip(peer_s, ours_s)]}
+        tasks[name] = record
+    return tasks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ac-python", required=True, help="python of the auto-circuit venv")
     parser.add_argument("--sp-steps", type=int, default=200, help="SP steps for both tools (auto-circuit: epochs)")
     parser.add_argument("--repeats", type=int, default=3, help="edgewise: median of this many runs after a warm-up")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="run the two tools alternately this many times; report the medians over rounds")
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.perf_counter()
-    peer = run_auto_circuit(args.ac_python, args.sp_steps)
-    peer_seconds = time.perf_counter() - start
-    rows, result = [], {"date": datetime.date.today().isoformat(), "machine": platform.platform(),
-                        "python": platform.python_version(), "sp_steps": args.sp_steps, "repeats": args.repeats,
-                        "auto_circuit_versions": peer.get("versions"), "auto_circuit_seconds": peer_seconds,
-                        "tasks": {}}
-    for name in ("reverse", "xproportion"):
-        theirs = peer[name]
-        task = edgewise_task(name, theirs["data"]["train"])
-        graph = task.graph()
-        truth = {Edge(*e.split("->")) for e in theirs["official_edges"]}
-        ablated = task_ablation(task, graph, "resample")
-        zeros = torch.zeros(graph.n_edges)
-        with torch.no_grad():
-            forward = median_seconds(lambda: task.model(task.clean), 20)[0]
-            masked = median_seconds(lambda: patched_forward(task.model, graph, task.clean, ablated, zeros), 20)[0]
-        record = {"n_edges": graph.n_edges, "batch": list(task.clean.shape), "truth": sorted(e.name for e in truth),
-                  "forward": {"edgewise_ratio": masked / forward, "auto_circuit_ratio": theirs["patched_over_forward_ratio"],
-                              "edgewise_forward_ms": forward * 1e3, "edgewise_masked_ms": masked * 1e3},
-                  "methods": {}}
-        for method, preset, peer_name in RUNS:
-            settings = {"steps": args.sp_steps} if method == "edge-sp" else {}
-            run = lambda: edgewise.discover(task, method, graph=graph, ablated=ablated, preset=preset,  # noqa: E731
-                                            **settings)
-            warm_up = lambda: edgewise.discover(task, method, graph=graph, ablated=ablated,  # noqa: E731
-                                                **({"steps": 2} if method == "edge-sp" else {}))
-            seconds, scores = median_seconds(run, args.repeats, warm_up)
-            ours = {"seconds": seconds, "auroc": roc_auc(scores, truth), "preset": preset}
-            label = method if preset == "tuned" else f"{method} ({preset})"
-            record["methods"][label] = {"edgewise": ours, "auto_circuit": theirs[peer_name],
-                                        "speed_up": theirs[peer_name]["seconds"] / seconds}
-            rows.append((name, label, theirs[peer_name]["seconds"], seconds, theirs[peer_name]["auroc"], ours["auroc"]))
-        result["tasks"][name] = record
-    print(f"{'task':<12}{'method':<21}{'auto-circuit s':>15}{'edgewise s':>12}{'speed-up':>10}"
+    rounds = []
+    for _ in range(args.rounds):
+        peer = run_auto_circuit(args.ac_python, args.sp_steps)
+        rounds.append((peer, {name: measure_edgewise(name, peer[name], args.sp_steps, args.repeats)
+                              for name in ("reverse", "xproportion")}))
+    result = {"date": datetime.date.today().isoformat(), "machine": platform.platform(),
+              "python": platform.python_version(), "sp_steps": args.sp_steps, "repeats": args.repeats,
+              "rounds": args.rounds, "auto_circuit_versions": rounds[0][0].get("versions"),
+              "seconds": time.perf_counter() - start, "tasks": combine(rounds)}
+    print(f"medians over {args.rounds} alternating rounds")
+    print(f"{'task':<12}{'method':<21}{'auto-circuit s':>15}{'edgewise s':>12}{'speed-up':>10}{'per round':>20}"
           f"{'AUROC ac':>10}{'AUROC ew':>10}")
-    for name, method, peer_s, ours_s, peer_auc, ours_auc in rows:
-        print(f"{name:<12}{method:<21}{peer_s:>15.3f}{ours_s:>12.3f}{peer_s / ours_s:>9.2f}x"
-              f"{peer_auc:>10.3f}{ours_auc:>10.3f}")
+    for name, record in result["tasks"].items():
+        for label, m in record["methods"].items():
+            rounds_text = " ".join(f"{r:.2f}" for r in m["speed_up_per_round"])
+            print(f"{name:<12}{label:<21}{m['auto_circuit']['seconds']:>15.3f}{m['edgewise']['seconds']:>12.3f}"
+                  f"{m['speed_up']:>9.2f}x{rounds_text:>20}{m['auto_circuit']['auroc']:>10.3f}"
+                  f"{m['edgewise']['auroc']:>10.3f}")
     for name, record in result["tasks"].items():
         f = record["forward"]
         print(f"{name}: masked / plain forward, every edge resample-ablated, batch {record['batch']}: "
-              f"edgewise {f['edgewise_ratio']:.2f}, auto-circuit {f['auto_circuit_ratio']:.2f}")
+              f"edgewise {f['edgewise_ratio']:.2f} ({' '.join(f'{r:.2f}' for r in f['edgewise_ratios'])}), "
+              f"auto-circuit {f['auto_circuit_ratio']:.2f} ({' '.join(f'{r:.2f}' for r in f['auto_circuit_ratios'])})")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1, default=float))
     print(f"wrote {OUT}")
