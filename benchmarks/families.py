@@ -7,7 +7,7 @@ A fixed sweep of `edgewise.bench` (resumable): prints the table and writes bench
 summary.md, families.json, families.md} and docs/img/families.png.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/families.py [--ablations resample mean zero] [--skip TASK ...]
-        [--preset tuned|published|both] [--methods M ...] [--out DIR]
+        [--preset tuned|published|both] [--methods M ...] [--out DIR] [--jobs N]
 
 The summary covers every run in the output folder on the sweep's tasks, so sweeps of different methods or presets
 add up.
@@ -36,10 +36,11 @@ def main() -> None:
                         help="edgewise's tuned defaults, the authors' published settings, or both (one row each)")
     parser.add_argument("--methods", nargs="*", default=method_names(), help="methods to run (default: all)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once, in worker processes (one per core)")
     args = parser.parse_args()
     tasks = tuple(t for family in FAMILIES.values() for t in family if t not in args.skip)
     presets = PRESETS if args.preset == "both" else (args.preset,)
-    run_bench(Sweep(tasks, tuple(args.methods), tuple(args.ablations), presets=presets), args.out)
+    run_bench(Sweep(tasks, tuple(args.methods), tuple(args.ablations), presets=presets), args.out, jobs=args.jobs)
     # every run in the folder, of this sweep's tasks: sweeps of other methods or presets add up
     summary = family_summary([r for r in json.loads((args.out / "results.json").read_text()) if r["task"] in tasks])
     table = family_markdown(summary)

@@ -369,3 +369,21 @@ def test_a_preset_with_the_same_settings_is_not_run_twice():
                                                      ("edge-sp", "tuned"), ("edge-sp", "published")]
     only = Sweep(("tracr-shift",), ("acdc", "edge-sp"), presets=("published",)).runs()
     assert [(r.method, r.preset) for r in only] == [("acdc", "tuned"), ("edge-sp", "published")]
+
+
+def test_parallel_jobs_write_the_same_runs_as_one_process(tmp_path):
+    """Two worker processes, one (task, graph, ablation) group each, write the scores and records one process
+    writes (all but the times, and `jobs`, which says how many ran at once)."""
+    sweep = Sweep(("tracr-shift", "tracr-hist"), ("eap", "acdc"))
+    alone = run_bench(sweep, tmp_path / "alone", progress=False)
+    together = run_bench(sweep, tmp_path / "together", progress=False, jobs=2)
+    timing = {"seconds", "evaluation_seconds", "peak_memory_mib", "threads"}
+    assert [{k: v for k, v in r.items() if k not in timing} for r in together] == [
+        {**{k: v for k, v in r.items() if k not in timing}, "jobs": 2} for r in alone]
+    assert {r["jobs"] for r in alone} == {1}
+    for record in alone:
+        scores = [json.loads((tmp_path / folder / "scores" / f"{record['key']}.json").read_text())
+                  for folder in ("alone", "together")]
+        assert scores[0]["scores"] == scores[1]["scores"]
+    with pytest.raises(InvalidSweepError, match="jobs=0"):
+        run_bench(sweep, tmp_path / "none", progress=False, jobs=0)

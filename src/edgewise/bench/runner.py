@@ -17,7 +17,9 @@ A run's key holds its task, graph, method, ablation and seed, and a hash of its 
 defaults filled in, so changing a default reruns that method. A re-run skips every run whose record exists; every
 file is written through a temporary file and os.replace, so an interrupted run leaves no half-written file.
 
-One bench at a time writes into a folder: a second raises BenchFolderBusyError naming the first, or with `wait`
+`jobs` runs several runs at once in worker processes (one per core suits this CPU-bound work), each writing its own
+files; a record's `jobs` says how many ran beside each other, since they share the machine's cores and memory
+bandwidth and so time more slowly than alone. One bench at a time writes into a folder: a second raises BenchFolderBusyError naming the first, or with `wait`
 waits for it, and then skips the runs the first finished. Sweeps into one folder add up: results.json and
 summary.md cover every run there, while run_bench returns only its own sweep's records.
 """
@@ -26,10 +28,12 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +41,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..diagnostics import RedundantGroup, redundant_groups
+from ..errors import InvalidSweepError
 from ..evaluate import RunEvaluation, effective_truth, truths_from
 from ..graph import Edge, EdgeScores, Graph
 from ..methods import discover
@@ -167,11 +172,13 @@ def _warm_up(task: Task) -> None:
     torch.optim.Adam([mask]).step()
 
 
-def run_bench(sweep: Sweep, out: str | Path, progress: bool = True, wait: bool = False) -> list[dict]:
-    """Returns the sweep's records in sweep order, after running those not finished in `out` and writing
-    results.json and summary.md there over every finished run in `out` (`edgewise.report.plot_bench` draws its
-    plots). Holds `out`'s lock throughout: raises BenchFolderBusyError if another bench holds it, or with `wait`
+def run_bench(sweep: Sweep, out: str | Path, progress: bool = True, wait: bool = False, jobs: int = 1) -> list[dict]:
+    """Returns the sweep's records in sweep order, after running those not finished in `out` (`jobs` at a time) and
+    writing results.json and summary.md there over every finished run in `out` (`edgewise.report.plot_bench` draws
+    its plots). Holds `out`'s lock throughout: raises BenchFolderBusyError if another bench holds it, or with `wait`
     waits for it to finish."""
+    if not isinstance(jobs, int) or jobs < 1:
+        raise InvalidSweepError(f"jobs={jobs!r}: the number of runs at once must be a whole number >= 1")
     out = Path(out)
     specs = sweep.runs()
     with folder_lock(out, wait, on_wait=_tell_waiting if progress else None):
@@ -179,7 +186,10 @@ def run_bench(sweep: Sweep, out: str | Path, progress: bool = True, wait: bool =
         for stray in out.glob("**/.*.tmp"):  # left by a process killed mid-write, which no `except` could remove
             stray.unlink()
         pending = [s for s in specs if not (out / "runs" / f"{s.key}.json").exists()]
-        _run_pending(pending, out, progress, n_specs=len(specs))
+        if jobs == 1 or len(pending) < 2:
+            _run_pending(pending, out, progress, n_specs=len(specs))
+        else:
+            _run_parallel(pending, out, progress, len(specs), jobs)
         records = _folder_records(out, [s.key for s in specs])
         write_atomic(out / "results.json", json.dumps(records, indent=1, allow_nan=False))
         write_atomic(out / "summary.md", summary_markdown(records))
@@ -194,8 +204,38 @@ def _tell_waiting(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _run_pending(pending: list[RunSpec], out: Path, progress: bool, n_specs: int) -> None:
-    """Runs the pending specs in order, writing each one's scores and then its record into `out`."""
+def _run_parallel(pending: list[RunSpec], out: Path, progress: bool, n_specs: int, jobs: int) -> None:
+    """Runs the pending specs in `jobs` worker processes, one (task, graph, ablation) group per job (its task loads
+    and its ablation and truths are computed once), each worker writing its runs' files itself; the lock stays here.
+    The workers share this process's threads among them."""
+    groups: dict[tuple[str, str, str], list[RunSpec]] = {}
+    for spec in pending:
+        groups.setdefault((spec.task, spec.graph, spec.ablation), []).append(spec)
+    threads = max(1, torch.get_num_threads() // jobs)
+    context = multiprocessing.get_context("spawn")  # a forked copy of torch's or jax's thread pools can hang
+    with tqdm(total=n_specs, initial=n_specs - len(pending), desc=f"bench ({jobs} jobs)", unit="run",
+              disable=not progress) as bar, ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = {pool.submit(_run_group, group, out, jobs, threads): group for group in groups.values()}
+        try:
+            for future in as_completed(futures):
+                future.result()
+                group = futures[future]
+                bar.set_postfix_str(f"{group[0].task} {group[0].graph} {group[0].ablation} done")
+                bar.update(len(group))
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # the runs under way finish and are kept; no new one starts
+            raise
+
+
+def _run_group(group: list[RunSpec], out: Path, jobs: int, threads: int) -> None:
+    """A worker's job: runs one group of specs into `out` on `threads` threads."""
+    torch.set_num_threads(threads)
+    _run_pending(group, out, progress=False, n_specs=len(group), jobs=jobs)
+
+
+def _run_pending(pending: list[RunSpec], out: Path, progress: bool, n_specs: int, jobs: int = 1) -> None:
+    """Runs the pending specs in order, writing each one's scores and then its record (with `jobs`, the runs
+    running at once) into `out`."""
     task: Task | None = None  # runs come task by task, so one task (and its settings) at a time is kept
     held_out: Task | None = None
     settings: dict[tuple[str, str], Setting] = {}
@@ -212,7 +252,8 @@ def _run_pending(pending: list[RunSpec], out: Path, progress: bool, n_specs: int
             record, curves, scores = run_one(task, spec, settings[spec.graph, spec.ablation])
             # Scores first: a run counts as finished once its record exists, and then its scores do too.
             write_atomic(out / "scores" / f"{spec.key}.json", json.dumps(scores.to_dict(), allow_nan=False))
-            write_atomic(out / "runs" / f"{spec.key}.json", json.dumps({**record, "curves": curves}, allow_nan=False))
+            write_atomic(out / "runs" / f"{spec.key}.json",
+                         json.dumps({**record, "jobs": jobs, "curves": curves}, allow_nan=False))
             bar.update()
 
 

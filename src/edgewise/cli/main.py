@@ -311,7 +311,7 @@ def _bench(args: argparse.Namespace) -> int:
     sweep.runs()  # unknown names fail before any work
     _check_writable(args.out, folder=True)
     start = time.perf_counter()
-    records = run_bench(sweep, args.out, progress=True, wait=args.wait)
+    records = run_bench(sweep, args.out, progress=True, wait=args.wait, jobs=args.jobs)
     families = Path(args.out) / "families.md"
     if not args.no_plots:
         from ..bench.families import family_summary
@@ -482,6 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true", help="write results and summary only")
     p.add_argument("--wait", action="store_true", help="wait for another bench writing into --out to finish "
                    "(default: exit with status 2 naming it)")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once, in worker processes (one per core; their "
+                   "times share the machine, and each record says how many ran beside it)")
     p.set_defaults(run=_bench)
     p = sub.add_parser("diagnose", help="constant writers, the ground truth's minimal circuit per ablation, and what "
                        "a circuit outputs")
