@@ -270,3 +270,24 @@ def test_a_weight_gradient_forward_with_edges_only_into_early_readers_frees_the_
     del model, ablated
     gc.collect()
     assert alive() is None
+
+
+def test_buffer_pool_reuses_given_back_buffers_and_drops_the_shapes_given_back_longest_ago():
+    """The pool hands a buffer back out only after its owner died, keeps at most max_bytes of free buffers, and
+    makes room by dropping the shapes given back longest ago (a bench that moved on to another model's shapes)."""
+    from edgewise.patching.forward import _BufferPool
+
+    class Owner:
+        pass
+
+    pool, like = _BufferPool(max_bytes=3 * 1024), torch.zeros(1)
+    owners = [Owner() for _ in range(4)]
+    shapes = [(256,), (16, 16), (4, 64), (2, 128)]  # 1 KiB each in float32
+    pointers = [pool.take(like, shape, owner).data_ptr() for shape, owner in zip(shapes, owners)]
+    live = pool.take(like, shapes[0], Owner())  # the first is still owned: a fresh buffer
+    assert live.data_ptr() not in pointers
+    while owners:  # given back in order; the fourth pushes the first out
+        owners.pop(0)
+    assert pool.free_bytes == 3 * 1024 and [shape for shape, _, _ in pool.free] == shapes[1:]
+    assert pool.take(like, shapes[3], Owner()).data_ptr() == pointers[3]
+    assert pool.take(like, shapes[0], Owner()).data_ptr() != pointers[0]

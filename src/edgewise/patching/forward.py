@@ -10,6 +10,7 @@ computed from its own patched inputs.
 from __future__ import annotations
 
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -38,12 +39,13 @@ class _BufferPool:
     reader stages' products. A fresh buffer is new memory the allocator maps from the system and faults in page by
     page on its first write: on tracr-sized models that cost about a fifth of an SP step, on SmolLM2 a third of the
     products' time. A buffer returns here when the stack that owns it dies (with its forward's autograd graph), so two
-    forwards alive at once never share one; free buffers are kept up to `max_bytes` in all. GPU memory is left to
-    torch's caching allocator, which already reuses it."""
+    forwards alive at once never share one; free buffers are kept up to `max_bytes` in all, the shapes given back
+    longest ago dropped first (a bench moving on to another model leaves its old shapes behind). GPU memory is left
+    to torch's caching allocator, which already reuses it."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
-        self.free: dict[tuple, list[torch.Tensor]] = {}
+        self.free: OrderedDict[tuple, list[torch.Tensor]] = OrderedDict()  # least recently given back first
         self.free_bytes = 0
 
     def take(self, like: torch.Tensor, shape: tuple[int, ...], owner: object) -> torch.Tensor:
@@ -61,9 +63,14 @@ class _BufferPool:
         return buffer.detach()  # a second tensor on the same memory: autograd may give it a history, not the pool's
 
     def _give_back(self, key: tuple, buffer: torch.Tensor) -> None:
-        if self.free_bytes + buffer.nbytes <= self.max_bytes:
-            self.free.setdefault(key, []).append(buffer)
-            self.free_bytes += buffer.nbytes
+        if buffer.nbytes > self.max_bytes:
+            return
+        while self.free_bytes + buffer.nbytes > self.max_bytes:
+            oldest = next(iter(self.free))
+            self.free_bytes -= sum(b.nbytes for b in self.free.pop(oldest))
+        self.free.setdefault(key, []).append(buffer)
+        self.free.move_to_end(key)
+        self.free_bytes += buffer.nbytes
 
 
 # Enough for SmolLM2-135M's buffers on a batch of 20 x 15 tokens (about 1.3 GiB with the gradient); larger runs
