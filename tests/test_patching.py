@@ -289,5 +289,7 @@ def test_buffer_pool_reuses_given_back_buffers_and_drops_the_shapes_given_back_l
     while owners:  # given back in order; the fourth pushes the first out
         owners.pop(0)
     assert pool.free_bytes == 3 * 1024 and [shape for shape, _, _ in pool.free] == shapes[1:]
-    assert pool.take(like, shapes[3], Owner()).data_ptr() == pointers[3]
-    assert pool.take(like, shapes[0], Owner()).data_ptr() != pointers[0]
+    keep = [Owner(), Owner()]
+    assert pool.take(like, shapes[3], keep[0]).data_ptr() == pointers[3] and pool.free_bytes == 2 * 1024
+    pool.take(like, shapes[0], keep[1])  # dropped, so allocated afresh: the free buffers stay as they were
+    assert pool.free_bytes == 2 * 1024 and [shape for shape, _, _ in pool.free] == shapes[1:3]
