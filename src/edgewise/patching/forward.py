@@ -57,6 +57,8 @@ class _BufferPool:
         if pooled:
             buffer = pooled.pop()
             self.free_bytes -= buffer.nbytes
+            if not pooled:
+                del self.free[key]
         else:
             buffer = like.new_empty(shape)
         weakref.finalize(owner, self._give_back, key, buffer)
