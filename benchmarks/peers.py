@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 import edgewise
+from edgewise.bench.families import method_label
 from edgewise.evaluate import roc_auc
 from edgewise.graph import Edge
 from edgewise.patching import patched_forward, task_ablation
@@ -135,13 +136,9 @@ def measure_edgewise(name: str, theirs: dict, sp_steps: int, repeats: int) -> di
         warm_up = lambda: edgewise.discover(task, method, graph=graph, ablated=ablated,  # noqa: E731
                                             **({"steps": 2} if method == "edge-sp" else {}))
         seconds, scores = median_seconds(run, repeats, warm_up)
-        record["methods"][_label(method, preset)] = {"seconds": seconds, "auroc": roc_auc(scores, truth),
-                                                     "preset": preset}
+        label = method_label({"method": method, "preset": preset})
+        record["methods"][label] = {"seconds": seconds, "auroc": roc_auc(scores, truth), "preset": preset}
     return record
-
-
-def _label(method: str, preset: str) -> str:
-    return method if preset == "tuned" else f"{method} ({preset})"
 
 
 def combine(rounds: list[tuple[dict, dict]]) -> dict:
@@ -161,7 +158,7 @@ def combine(rounds: list[tuple[dict, dict]]) -> dict:
                              "edgewise_masked_ms": median(o["forward"]["edgewise_masked_ms"] for o in ours)}
         record["methods"] = {}
         for method, preset, peer_name in RUNS:
-            label = _label(method, preset)
+            label = method_label({"method": method, "preset": preset})
             peer_s = [t[peer_name]["seconds"] for t in theirs]
             ours_s = [o["methods"][label]["seconds"] for o in ours]
             record["methods"][label] = {

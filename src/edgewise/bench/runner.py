@@ -19,7 +19,9 @@ file is written through a temporary file and os.replace, so an interrupted run l
 
 `jobs` runs several runs at once in worker processes (one per core suits this CPU-bound work), each writing its own
 files; a record's `jobs` says how many ran beside each other, since they share the machine's cores and memory
-bandwidth and so time more slowly than alone. One bench at a time writes into a folder: a second raises BenchFolderBusyError naming the first, or with `wait`
+bandwidth and so time more slowly than alone.
+
+One bench at a time writes into a folder: a second raises BenchFolderBusyError naming the first, or with `wait`
 waits for it, and then skips the runs the first finished. Sweeps into one folder add up: results.json and
 summary.md cover every run there, while run_bench returns only its own sweep's records.
 """

@@ -152,8 +152,9 @@ class _StagePatch(torch.autograd.Function):
 def _weighted_sum(coef: torch.Tensor, values: torch.Tensor, owner: _DeltaStack,
                   base: torch.Tensor | None = None) -> torch.Tensor:
     """Returns base + sum_w coef[m, w, r(, p)] * values[m, w, b, p, d] as [mask, readers, batch, pos, d_model] (base:
-    that shape, or None), in a pooled buffer that `owner` holds: one plain matrix product per mask, written in place
-    (far faster on CPU than einsum's batched route for these shapes, and no stack of the masks' results)."""
+    that shape, or None). Plain coefficients: one matrix product per mask, written into a pooled buffer that `owner`
+    holds (far faster on CPU than einsum's batched route for these shapes, and no stack of the masks' results);
+    per-position coefficients: einsum's own result."""
     n_m, n_w = values.shape[:2]
     if coef.dim() == 4:
         total = torch.einsum("mwrp,mwbpd->mrbpd", coef, values)
