@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import torch
+from transformer_lens.hook_points import HookPoint
 
 from ..errors import GraphMismatchError
 from ..graph.nodes import HookGroup, embedding_node, head_node, mlp_node, output_node
@@ -36,9 +37,11 @@ class Adapter(ABC):
         """Adds forward hooks `fn(value, hook)` for the duration of the block, and removes exactly those.
 
         Cheaper than `HookedRootModule.hooks()`, which resets every hook point of the model on exit: for small models
-        that reset costs as much as the forward itself.
+        that reset costs as much as the forward itself. A hook point that holds no hooks yet runs `fn` as its forward
+        (see `_as_forward`); the others get a TransformerLens hook. Either way hooks run in the order given, after
+        any the point held before.
         """
-        handles = []
+        replaced, handles = [], []
         try:
             for name, fn in fwd_hooks:
                 if name not in self.model.hook_dict:
@@ -47,12 +50,18 @@ class Adapter(ABC):
                         "Graph.from_model(this model)"
                     )
                 point = self.model.hook_dict[name]
-                handles.append((point, point.add_hook(fn)))
+                if _is_bare(point):
+                    point.forward = _as_forward(fn, point)
+                    replaced.append(point)
+                else:
+                    handles.append((point, point.add_hook(fn)))
             yield
         finally:
             for point, handle in handles:
                 handle.hook.remove()
                 point.fwd_hooks.remove(handle)
+            for point in replaced:
+                del point.forward
 
     def copy(self) -> "Adapter":
         """Returns an independent adapter over a copy of the model (its own parameters and hook points), for
@@ -71,6 +80,24 @@ class Adapter(ABC):
         """Returns the model's size in a few numbers, for listings."""
         cfg = self.model.cfg
         return {"n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "d_model": cfg.d_model}
+
+
+def _is_bare(point: torch.nn.Module) -> bool:
+    """Whether a hook point is TransformerLens' plain identity with no hooks, no conversion and no replaced forward."""
+    return (type(point).forward is HookPoint.forward and "forward" not in point.__dict__ and not point._forward_hooks
+            and not point._forward_pre_hooks and getattr(point, "hook_conversion", None) is None)
+
+
+def _as_forward(fn: Callable, point: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Returns a forward for `point` that runs the hook `fn(value, hook=point)` (None: value unchanged). Set on the
+    instance, it skips torch's forward-hook dispatch and TransformerLens' wrapper: on tracr-sized models registering,
+    calling and removing ~15 hooks that way is a tenth of an edge-masked forward."""
+
+    def forward(value: torch.Tensor) -> torch.Tensor:
+        result = fn(value, hook=point)
+        return value if result is None else result
+
+    return forward
 
 
 def layered_hook_groups(

@@ -2,9 +2,10 @@
 
 Each reader's input becomes sum over its writers of  mask[e] * out_w + (1 - mask[e]) * ablated_w  plus what the
 residual stream carries that no writer produced (biases). The hook at a reader sees the unpatched residual
-(sum of out_w + biases), so the forward subtracts  sum_w (1 - mask[e]) * (out_w - ablated_w):  one matrix product
-per reader stage, over a stack of the writers' deltas. Here out_w is the writer's output in this same forward,
-computed from its own patched inputs.
+(sum of out_w + biases), so the forward adds the patch  sum_w (mask[e] - 1) * (out_w - ablated_w):  one matrix
+product per reader stage, over a stack of the writers' deltas. Here out_w is the writer's output in this same forward,
+computed from its own patched inputs. (The patch adds (mask - 1) where it could subtract (1 - mask): the backward then
+negates neither the readers' gradients nor the mask's.)
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ from .ablation import AblatedOutputs
 
 
 def edge_coefficients(graph: Graph, mask: torch.Tensor) -> torch.Tensor:
-    """Returns (1 - mask) scattered to [n_masks, n_writers, n_readers(, pos)]; zero where there is no edge."""
+    """Returns (mask - 1) scattered to [n_masks, n_writers, n_readers(, pos)]; zero where there is no edge."""
     n_masks = mask.shape[0]
     n_w, n_r = len(graph.writers), len(graph.readers)
     n_p = graph.n_positions or 1
     flat = (graph.edge_writer * n_r + graph.edge_reader) * n_p + graph.edge_position
     coef = torch.zeros(n_masks, n_w * n_r * n_p, dtype=mask.dtype, device=mask.device)
-    coef = coef.index_copy(1, flat.to(mask.device), 1 - mask)
+    coef = coef.index_copy(1, flat.to(mask.device), mask - 1)
     shape = (n_masks, n_w, n_r) if graph.n_positions is None else (n_masks, n_w, n_r, n_p)
     return coef.view(shape)
 
@@ -254,12 +255,12 @@ class _PatchRun:
             patch = patch.permute(0, 2, 3, 1, 4)  # [mask, batch, pos, readers, d]
             if not group.per_head:
                 patch = patch.squeeze(-2)
-            return (value.view(self.n_masks, self.batch, *value.shape[1:]) - patch).reshape(value.shape)
+            return (value.view(self.n_masks, self.batch, *value.shape[1:]) + patch).reshape(value.shape)
 
         return hook
 
     def _stage_patch(self, stage: "_Stage") -> tuple[torch.Tensor, ...] | None:
-        """Returns sum_w (1 - mask) * delta_w for the stage's readers, one [mask, readers, batch, pos, d_model] part
+        """Returns sum_w (mask - 1) * delta_w for the stage's readers, one [mask, readers, batch, pos, d_model] part
         per reader group (one split, whose backward joins the parts' gradients at once): the block's product over
         the writers before the block, plus the writers added since; None if all zero."""
         if stage.n_before == 0:
@@ -378,7 +379,8 @@ def patched_forward(
     ]
     try:
         with adapter.hooks(hooks):
-            logits = adapter.forward(tokens.repeat(masks.shape[0], *[1] * (tokens.dim() - 1)))
+            repeated = tokens if masks.shape[0] == 1 else tokens.repeat(masks.shape[0], *[1] * (tokens.dim() - 1))
+            logits = adapter.forward(repeated)
     finally:
         # Deltas no stage read (every edge out of them kept) would tie the stack, which the stages' autograd nodes
         # hold, to the graph behind those deltas: a cycle through C++ that the garbage collector cannot see, so it
