@@ -72,14 +72,15 @@ finally:
 """
 
 
-def run_auto_circuit(python: str, sp_steps: int) -> dict:
+def run_auto_circuit(python: str, sp_steps: int, forward_reps: int) -> dict:
     """Returns the harness's JSON (auto-circuit's times, AUROCs, forward timings), with the training sequences it drew
     under ["data"]["train"] of each task."""
     with tempfile.TemporaryDirectory() as folder:
         splits = Path(folder) / "splits.json"
         methods = ",".join(dict.fromkeys(peer for _, _, peer in RUNS))
         command = [python, "-c", RECORDER, str(splits), str(HARNESS.parent), str(HARNESS), "--task", "all", "--seed",
-                   "0", "--methods", methods, "--sep-epochs", str(sp_steps), "--threads", "1"]
+                   "0", "--methods", methods, "--sep-epochs", str(sp_steps), "--threads", "1",
+                   "--timing-reps", str(forward_reps)]
         # The harness pins string hashing by re-executing itself unless PYTHONHASHSEED is set; set it here, so the
         # recorder stays in the process that runs the harness.
         done = subprocess.run(command, capture_output=True, text=True, check=True,
@@ -116,7 +117,7 @@ def median_seconds(fn, repeats: int, warm_up=None):
     return statistics.median(times), result
 
 
-def measure_edgewise(name: str, theirs: dict, sp_steps: int, repeats: int) -> dict:
+def measure_edgewise(name: str, theirs: dict, sp_steps: int, repeats: int, forward_reps: int) -> dict:
     """Returns edgewise's record on one task of the harness's output: its forward timings and, per method, its time
     and AUROC on exactly the harness's training split."""
     task = edgewise_task(name, theirs["data"]["train"])
@@ -125,8 +126,8 @@ def measure_edgewise(name: str, theirs: dict, sp_steps: int, repeats: int) -> di
     ablated = task_ablation(task, graph, "resample")
     zeros = torch.zeros(graph.n_edges)
     with torch.no_grad():
-        forward = median_seconds(lambda: task.model(task.clean), 20)[0]
-        masked = median_seconds(lambda: patched_forward(task.model, graph, task.clean, ablated, zeros), 20)[0]
+        forward = median_seconds(lambda: task.model(task.clean), forward_reps)[0]
+        masked = median_seconds(lambda: patched_forward(task.model, graph, task.clean, ablated, zeros), forward_reps)[0]
     record = {"n_edges": graph.n_edges, "batch": list(task.clean.shape), "truth": sorted(e.name for e in truth),
               "forward": {"edgewise_ms": forward * 1e3, "edgewise_masked_ms": masked * 1e3}, "methods": {}}
     for method, preset, _ in RUNS:
@@ -175,6 +176,8 @@ def main() -> None:
     parser.add_argument("--ac-python", required=True, help="python of the auto-circuit venv")
     parser.add_argument("--sp-steps", type=int, default=200, help="SP steps for both tools (auto-circuit: epochs)")
     parser.add_argument("--repeats", type=int, default=3, help="edgewise: median of this many runs after a warm-up")
+    parser.add_argument("--forward-reps", type=int, default=100,
+                        help="both tools: the masked / plain forward times are medians of this many forwards")
     parser.add_argument("--rounds", type=int, default=3,
                         help="run the two tools alternately this many times; report the medians over rounds")
     args = parser.parse_args()
@@ -182,11 +185,12 @@ def main() -> None:
     start = time.perf_counter()
     rounds = []
     for _ in range(args.rounds):
-        peer = run_auto_circuit(args.ac_python, args.sp_steps)
-        rounds.append((peer, {name: measure_edgewise(name, peer[name], args.sp_steps, args.repeats)
+        peer = run_auto_circuit(args.ac_python, args.sp_steps, args.forward_reps)
+        rounds.append((peer, {name: measure_edgewise(name, peer[name], args.sp_steps, args.repeats, args.forward_reps)
                               for name in ("reverse", "xproportion")}))
     result = {"date": datetime.date.today().isoformat(), "machine": platform.platform(),
               "python": platform.python_version(), "sp_steps": args.sp_steps, "repeats": args.repeats,
+              "forward_reps": args.forward_reps,
               "rounds": args.rounds, "auto_circuit_versions": rounds[0][0].get("versions"),
               "seconds": time.perf_counter() - start, "tasks": combine(rounds)}
     print(f"medians over {args.rounds} alternating rounds")

@@ -141,8 +141,7 @@ def train_gates(
         sparsity_of = functools.partial(sparsity_term, config=config, gate_of_edge=gate_of_edge,
                                         multipliers=multipliers, target=target)
         sparsity = sparsity_of(log_alpha)
-        optimizer.zero_grad()
-        ascent.zero_grad()
+        log_alpha.grad = multipliers.grad = None  # what zero_grad does, without its profiler records (1% of a step)
         (faithfulness + sparsity).backward()
         check_step(step, task, config, faithfulness, sparsity, sparsity_of, log_alpha)
         optimizer.step()

@@ -153,9 +153,8 @@ class _StagePatch(torch.autograd.Function):
 def _weighted_sum(coef: torch.Tensor, values: torch.Tensor, owner: _DeltaStack,
                   base: torch.Tensor | None = None) -> torch.Tensor:
     """Returns base + sum_w coef[m, w, r(, p)] * values[m, w, b, p, d] as [mask, readers, batch, pos, d_model] (base:
-    that shape, or None). Plain coefficients: one matrix product per mask, written into a pooled buffer that `owner`
-    holds (far faster on CPU than einsum's batched route for these shapes, and no stack of the masks' results);
-    per-position coefficients: einsum's own result."""
+    that shape, or None). Plain coefficients: one batched matrix product, written into a pooled buffer that `owner`
+    holds (einsum's route permutes and copies the stack first); per-position coefficients: einsum's own result."""
     n_m, n_w = values.shape[:2]
     if coef.dim() == 4:
         total = torch.einsum("mwrp,mwbpd->mrbpd", coef, values)
@@ -163,11 +162,10 @@ def _weighted_sum(coef: torch.Tensor, values: torch.Tensor, owner: _DeltaStack,
     n_r = coef.shape[2]
     out = _POOL.take(values, (n_m, n_r, *values.shape[2:]), owner)
     flat, flat_out = values.reshape(n_m, n_w, -1), out.view(n_m, n_r, -1)
-    for m in range(n_m):
-        if base is None:
-            torch.mm(coef[m].T, flat[m], out=flat_out[m])
-        else:
-            torch.addmm(base[m].reshape(n_r, -1), coef[m].T, flat[m], out=flat_out[m])
+    if base is None:
+        torch.bmm(coef.transpose(1, 2), flat, out=flat_out)
+    else:
+        torch.baddbmm(base.reshape(n_m, n_r, -1), coef.transpose(1, 2), flat, out=flat_out)
     return out
 
 
@@ -176,8 +174,7 @@ def _coef_grad(coef: torch.Tensor, values: torch.Tensor, grad_out: torch.Tensor)
     if coef.dim() == 4:
         return torch.einsum("mwbpd,mrbpd->mwrp", values, grad_out)
     n_m, n_w = values.shape[:2]
-    flat_values, flat_grad = values.reshape(n_m, n_w, -1), grad_out.reshape(n_m, grad_out.shape[1], -1)
-    return _per_mask(lambda m: torch.mm(flat_values[m], flat_grad[m].T), n_m)
+    return torch.bmm(values.reshape(n_m, n_w, -1), grad_out.reshape(n_m, grad_out.shape[1], -1).transpose(1, 2))
 
 
 def _add_stack_grad(grad_stack: torch.Tensor, coef: torch.Tensor, grad_out: torch.Tensor) -> None:
@@ -186,17 +183,8 @@ def _add_stack_grad(grad_stack: torch.Tensor, coef: torch.Tensor, grad_out: torc
     if coef.dim() == 4:
         grad_stack += torch.einsum("mwrp,mrbpd->mwbpd", coef, grad_out)
         return
-    flat = grad_out.reshape(coef.shape[0], grad_out.shape[1], -1)
-    for m in range(coef.shape[0]):
-        grad_stack[m].view(coef.shape[1], -1).addmm_(coef[m], flat[m])
-
-
-def _per_mask(product, n_masks: int) -> torch.Tensor:
-    """Returns product(m) for every mask, stacked on a new first axis: one plain matrix product per mask (far faster
-    on CPU than einsum's batched route for these shapes), without stack's copy when there is one mask."""
-    if n_masks == 1:
-        return product(0).unsqueeze(0)
-    return torch.stack([product(m) for m in range(n_masks)])
+    n_m, n_w = coef.shape[:2]
+    grad_stack.view(n_m, n_w, -1).baddbmm_(coef, grad_out.reshape(n_m, grad_out.shape[1], -1))
 
 
 class _PatchRun:
