@@ -27,29 +27,34 @@ from edgewise.adapters import adapter_for
 from edgewise.errors import PretrainedModelMissingError
 from edgewise.graph import Graph
 from edgewise.patching import patched_forward
+from edgewise.patching.allocator import keep_freed_memory
 from edgewise.models import Transformer, TransformerConfig
 
 OUT = Path(__file__).parent / "results" / "patching_overhead.json"
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    """Returns the median wall time of fn after one warm-up; on a GPU, each run waits for its kernels."""
+def _median_seconds(*fns, repeats: int) -> list[float]:
+    """Returns each fn's median wall time after one warm-up, the fns taking turns (plain, masked, plain, ...) so the
+    machine's drift between minutes (10-20% here) falls on all of them alike; on a GPU, each run waits for its
+    kernels."""
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    fn()  # warm-up
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    times = [[] for _ in fns]
+    for fn in fns:  # warm-up
         fn()
         sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    for _ in range(repeats):
+        for fn, own in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            sync()
+            own.append(time.perf_counter() - start)
+    return [statistics.median(own) for own in times]
 
 
 def gemm_gflops(device: str, size: int = 1024, repeats: int = 10) -> float:
     """Returns this machine's rate for a large float32 matrix product (GFLOP/s): the arithmetic ceiling."""
     a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
-    return 2 * size**3 / _median_seconds(lambda: a @ b, repeats) / 1e9
+    return 2 * size**3 / _median_seconds(lambda: a @ b, repeats=repeats)[0] / 1e9
 
 
 def products_gflop(graph: Graph, clean: torch.Tensor, width: int) -> float:
@@ -78,11 +83,13 @@ def measure(name: str, model, clean: torch.Tensor, corrupt: torch.Tensor, repeat
 
         return run
 
-    plain = _median_seconds(no_grad(lambda: adapter.forward(clean)), repeats)
-    masked = _median_seconds(no_grad(lambda: patched_forward(adapter, graph, clean, ablated, random_mask)), repeats)
-    masked_ones = _median_seconds(no_grad(lambda: patched_forward(adapter, graph, clean, ablated, ones)), repeats)
-    batched8 = _median_seconds(no_grad(lambda: patched_forward(adapter, graph, clean, ablated, masks8)), max(3, repeats // 4))
-    plain8 = _median_seconds(no_grad(lambda: adapter.forward(clean.repeat(8, 1))), max(3, repeats // 4))
+    plain, masked, masked_ones = _median_seconds(
+        no_grad(lambda: adapter.forward(clean)),
+        no_grad(lambda: patched_forward(adapter, graph, clean, ablated, random_mask)),
+        no_grad(lambda: patched_forward(adapter, graph, clean, ablated, ones)), repeats=repeats)
+    plain8, batched8 = _median_seconds(no_grad(lambda: adapter.forward(clean.repeat(8, 1))),
+                                       no_grad(lambda: patched_forward(adapter, graph, clean, ablated, masks8)),
+                                       repeats=max(3, repeats // 4))
 
     def plain_backward():
         adapter.forward(clean).pow(2).mean().backward()
@@ -91,8 +98,7 @@ def measure(name: str, model, clean: torch.Tensor, corrupt: torch.Tensor, repeat
         mask = random_mask.clone().requires_grad_(True)
         patched_forward(adapter, graph, clean, ablated, mask).pow(2).mean().backward()
 
-    plain_bw = _median_seconds(plain_backward, max(3, repeats // 2))
-    masked_bw = _median_seconds(masked_backward, max(3, repeats // 2))
+    plain_bw, masked_bw = _median_seconds(plain_backward, masked_backward, repeats=max(3, repeats // 2))
     model.zero_grad(set_to_none=True)
     gflop = products_gflop(graph, clean, max(v.shape[-1] for v in ablated.values.values()))
     floor = {} if peak_gflops is None else {"ratio_floor_products_at_peak": 1 + gflop / peak_gflops / plain}
@@ -169,6 +175,7 @@ def main() -> None:
     chosen = [c for c in args.cases.split(",") if not (c == "smollm2" and args.skip_smollm2)]
     cases = [case for name in chosen for case in CASES[name]]
     results = []
+    kept = keep_freed_memory()  # what the first patched forward would set: plain and masked forwards both time under it
     peak = gemm_gflops(args.device)
     print(f"peak: {peak:.1f} GFLOP/s on a 1024^3 float32 matrix product ({args.device}, "
           f"{torch.get_num_threads()} threads)")
@@ -193,7 +200,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else None
     record = {"machine": {"platform": platform.platform(), "torch": torch.__version__, "device": args.device,
-                          "gpu": gpu, "threads": torch.get_num_threads(), "gemm_gflops": peak}, "results": results}
+                          "gpu": gpu, "threads": torch.get_num_threads(), "gemm_gflops": peak,
+                          "malloc_keeps_freed_memory": kept}, "results": results}
     out.write_text(json.dumps(record, indent=1))
     print(f"wrote {out}")
 

@@ -37,6 +37,7 @@ from edgewise.bench.families import method_label
 from edgewise.evaluate import roc_auc
 from edgewise.graph import Edge
 from edgewise.patching import patched_forward, task_ablation
+from edgewise.patching.allocator import KEEP_BYTES, keep_freed_memory
 
 HARNESS = Path(__file__).resolve().parents[2] / "shared" / "peer" / "autocircuit_tracr.py"
 OUT = Path(__file__).parent / "results" / "peers.json"
@@ -82,9 +83,12 @@ def run_auto_circuit(python: str, sp_steps: int, forward_reps: int) -> dict:
                    "0", "--methods", methods, "--sep-epochs", str(sp_steps), "--threads", "1",
                    "--timing-reps", str(forward_reps)]
         # The harness pins string hashing by re-executing itself unless PYTHONHASHSEED is set; set it here, so the
-        # recorder stays in the process that runs the harness.
+        # recorder stays in the process that runs the harness. edgewise's patching forward sets glibc's malloc to keep
+        # freed memory (edgewise/patching/allocator.py); auto-circuit gets the same setting through glibc's
+        # environment variables, so neither tool gains from it alone.
+        same_malloc = {"MALLOC_MMAP_THRESHOLD_": str(KEEP_BYTES), "MALLOC_TRIM_THRESHOLD_": str(KEEP_BYTES)}
         done = subprocess.run(command, capture_output=True, text=True, check=True,
-                              env={**os.environ, "PYTHONHASHSEED": "0"})
+                              env={**os.environ, "PYTHONHASHSEED": "0", **same_malloc})
         result = json.loads(done.stdout)
         for task, split in json.loads(splits.read_text()).items():
             result[task]["data"]["train"] = split
@@ -182,6 +186,7 @@ def main() -> None:
                         help="run the two tools alternately this many times; report the medians over rounds")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    keep_freed_memory()  # from the start: edgewise's plain forwards then time under it too
     start = time.perf_counter()
     rounds = []
     for _ in range(args.rounds):

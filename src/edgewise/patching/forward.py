@@ -21,6 +21,7 @@ from ..adapters.dictionary import node_outputs
 from ..errors import GraphMismatchError
 from ..graph import Graph
 from .ablation import AblatedOutputs
+from .allocator import keep_freed_memory
 
 
 def edge_coefficients(graph: Graph, mask: torch.Tensor) -> torch.Tensor:
@@ -350,8 +351,11 @@ def patched_forward(
     model's inputs: token ids [batch, pos], or any [batch, ...] tensor a declared model takes.
 
     The mask moves to the tokens' device and the model's dtype (differentiably): methods keep their gate parameters
-    where they like, and a GPU or float64 model runs the forward."""
+    where they like, and a GPU or float64 model runs the forward. On the CPU the first call sets glibc's malloc to keep
+    freed memory for reuse (`allocator.keep_freed_memory`; EDGEWISE_MALLOC=system leaves it alone)."""
     adapter = adapter_for(model)
+    if tokens.device.type == "cpu":
+        keep_freed_memory()
     dtype = next(iter(ablated.values.values())).dtype
     masks = graph.check_mask(mask).to(device=tokens.device, dtype=dtype)
     ablated.check_batch(tokens)
