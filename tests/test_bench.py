@@ -27,6 +27,7 @@ from edgewise.methods import UnknownMethodError
 from edgewise.graph import EdgeScores
 from edgewise.tasks.tracr import get_task
 from edgewise.patching import task_ablation
+from edgewise.patching.allocator import keep_freed_memory
 
 SWEEP = Sweep(("tracr-shift",), ("eap", "random", "acdc"), seeds=(0, 1))  # 6 runs of well under a second each
 
@@ -220,6 +221,10 @@ def test_bad_sweeps_fail_before_anything_runs(sweep, error, message):
 
 
 def test_peak_memory_sees_a_known_allocation():
+    keep_freed_memory()  # as after any patched forward: malloc keeps what is freed ...
+    for _ in range(2):
+        del_me = torch.ones(80 * 2**20 // 4)  # ... such as this, which the block below would reuse unseen
+        del del_me
     with PeakMemory() as memory:
         block = torch.ones(64 * 2**20 // 4)  # 64 MiB, every page touched
         time.sleep(0.05)  # longer than the sampling interval, so the sampler sees it before it is freed

@@ -7,13 +7,17 @@ import threading
 import psutil
 import torch
 
+from ..patching.allocator import release_freed_memory
+
 
 class PeakMemory:
     """A context manager that measures the peak memory in use while it is open, above the level at entry: `peak_mib`.
 
     On CUDA it reads torch.cuda.max_memory_allocated. On CPU it samples the process's resident set size every
-    `interval` seconds in a background thread, which is approximate: a spike shorter than the interval goes unseen,
-    and memory the allocator kept from earlier work is reused without raising the resident set.
+    `interval` seconds in a background thread, which is approximate: a spike shorter than the interval goes unseen.
+    Entry hands the memory malloc keeps free back to the system (the patching forward asks it to keep freed memory),
+    so the run's own allocations raise the resident set; buffers the patching forward pools stay in use and are
+    reused without raising it.
     """
 
     def __init__(self, cuda: bool = False, interval: float = 0.005):
@@ -33,6 +37,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self._start = torch.cuda.memory_allocated()
         else:
+            release_freed_memory()
             self._start = self._peak = self._process.memory_info().rss
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
