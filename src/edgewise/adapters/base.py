@@ -91,7 +91,7 @@ def _is_bare(point: torch.nn.Module) -> bool:
 def _as_forward(fn: Callable, point: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     """Returns a forward for `point` that runs the hook `fn(value, hook=point)` (None: value unchanged). Set on the
     instance, it skips torch's forward-hook dispatch and TransformerLens' wrapper: on tracr-sized models registering,
-    calling and removing ~15 hooks that way took about a twentieth of an edge-masked forward (0.2-0.3 ms)."""
+    calling and removing ~15 hooks that way took about a twentieth of an edge-masked forward (~0.2 ms)."""
 
     def forward(value: torch.Tensor) -> torch.Tensor:
         result = fn(value, hook=point)

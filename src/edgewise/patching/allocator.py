@@ -4,9 +4,10 @@ torch's CPU tensors come from malloc. glibc serves large blocks by mmap and retu
 top of its heap, so the next forward maps the same memory afresh and faults it in page by page: on a 6-layer d_model
 256 model (16 x 32 tokens), 12,000-22,000 page faults per forward, plain or masked, and about a third of its time,
 varying with what the process allocated before (`benchmarks/patching_overhead.py` read that model's masked / plain
-ratio as 1.08 to 2.28 in four runs). Serving blocks up to 1 GiB from the heap and keeping up to 1 GiB of freed heap removes those faults; the cost is
-that a process keeps its freed memory for reuse instead of returning it (its resident size stays near its peak);
-`release_freed_memory` hands it back on request, as the bench's memory measurement does before each run.
+ratio as 1.08 to 2.28 in four runs). Serving blocks up to 1 GiB from the heap and keeping up to 1 GiB of freed heap
+removes those faults; the cost is that a process keeps its freed memory for reuse instead of returning it (its
+resident size stays near its peak); `release_freed_memory` hands it back on request, as the bench's memory
+measurement does before each run.
 """
 
 from __future__ import annotations
