@@ -241,9 +241,10 @@ class _PatchRun:
             patch = self.stage_patch[stage.r0][stage.part]  # [mask, readers, batch, pos, d]
             if patch.shape[-1] != value.shape[-1]:
                 patch = patch[..., : value.shape[-1]]  # narrower streams: unpad
-            patch = patch.permute(0, 2, 3, 1, 4)  # [mask, batch, pos, readers, d]
-            if not group.per_head:
-                patch = patch.squeeze(-2)
+            # [mask, batch, pos, readers, d], or [mask, batch, pos, d] for a group of one reader without a head axis
+            patch = patch.permute(0, 2, 3, 1, 4) if group.per_head else patch[:, 0]
+            if self.n_masks == 1:
+                return value + patch[0]
             return (value.view(self.n_masks, self.batch, *value.shape[1:]) + patch).reshape(value.shape)
 
         return hook
@@ -256,12 +257,12 @@ class _PatchRun:
             raise GraphMismatchError("a reader group comes before every writer; the graph has no edges into it")
         if stage.block_r0 not in self.block_patch:
             block = self._product(0, stage.block_start, stage.block_r0, stage.block_r1)
-            self.block_patch[stage.block_r0] = None if block is None else block.split(stage.block_sizes, dim=1)
+            self.block_patch[stage.block_r0] = None if block is None else _split(block, stage.block_sizes)
         block = self.block_patch[stage.block_r0]
         total = None if block is None else block[stage.block_part]
         if stage.n_before > stage.block_start:
             total = self._product(stage.block_start, stage.n_before, stage.r0, stage.r1, base=total)
-        return None if total is None else total.split(stage.sizes, dim=1)
+        return None if total is None else _split(total, stage.sizes)
 
     def _product(self, lo: int, hi: int, r0: int, r1: int, base: torch.Tensor | None = None) -> torch.Tensor | None:
         """Returns base + sum over writers lo:hi of coef * delta for readers r0:r1 (base: what the readers' patch holds
@@ -275,6 +276,12 @@ class _PatchRun:
         deltas = [delta for _, delta in self.deltas.pending]
         self.deltas.pending = []
         return _StagePatch.apply(coef, self.deltas, lo, hi, base, slots, *deltas)
+
+
+def _split(patch: torch.Tensor, sizes: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+    """Returns the patch's parts of `sizes` readers each (axis 1); a single part is the patch itself, with no split
+    for autograd to record and undo."""
+    return (patch,) if len(sizes) == 1 else patch.split(sizes, dim=1)
 
 
 @dataclass(frozen=True)
