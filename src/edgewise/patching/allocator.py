@@ -13,20 +13,19 @@ measurement does before each run.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 
 KEEP_BYTES = 1 << 30  # mmap threshold and trim threshold: blocks up to this size are served from, and kept in, the heap
 OPT_OUT = "EDGEWISE_MALLOC"  # set to "system" to leave malloc's settings as they are
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-_state: dict[str, bool] = {}
 
 
+@functools.cache
 def keep_freed_memory() -> bool:
     """Returns whether glibc's malloc keeps freed memory in this process (setting it on the first call): False where
     the C library is not glibc, or where EDGEWISE_MALLOC=system asks to leave it alone."""
-    if "kept" not in _state:
-        _state["kept"] = os.environ.get(OPT_OUT) != "system" and _set_glibc_thresholds()
-    return _state["kept"]
+    return os.environ.get(OPT_OUT) != "system" and _set_glibc_thresholds()
 
 
 def release_freed_memory() -> None:
@@ -37,6 +36,7 @@ def release_freed_memory() -> None:
         libc.malloc_trim(0)
 
 
+@functools.cache
 def _glibc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL(None)
