@@ -251,6 +251,28 @@ def test_forwards_alive_at_once_keep_their_own_buffers(random_model, random_batc
             p.requires_grad_(True)
 
 
+def test_a_first_forward_under_inference_mode_leaves_later_forwards_with_autograd_working(random_model, random_batches):
+    """The first forward on a graph makes its plan, and on a new batch shape its pooled buffers: made under
+    torch.inference_mode they were inference tensors, and the next forward with autograd failed (writing a pooled
+    buffer in place, saving the plan's index). Its gradients must equal the per-edge reference's."""
+    clean, corrupt = (batch[:7] for batch in random_batches)  # a batch shape no other test pools
+    graph = Graph.from_model(random_model)
+    with torch.inference_mode():
+        ablated = make_ablation("resample", random_model, graph, corrupt)
+        first = patched_forward(random_model, graph, clean, ablated, torch.zeros(graph.n_edges))
+    assert torch.allclose(first, random_model(corrupt), atol=1e-5)
+    start = torch.rand(graph.n_edges, generator=torch.Generator().manual_seed(10))
+    target = torch.randn(20, generator=torch.Generator().manual_seed(11))
+
+    def mask_grad(forward):
+        mask = start.clone().requires_grad_(True)
+        (forward(random_model, graph, clean, ablated, mask) * target).sum().backward()
+        return mask.grad
+
+    assert torch.allclose(mask_grad(patched_forward), mask_grad(per_edge_forward), rtol=1e-3, atol=1e-4)
+    random_model.zero_grad(set_to_none=True)
+
+
 def test_a_weight_gradient_forward_with_edges_only_into_early_readers_frees_the_model(random_batches):
     """A fixed mask removing one edge into layer 0 leaves the later writers' deltas unread by any stage; the forward
     must not keep them, or the autograd graph (invisible to the garbage collector) keeps the model alive for good:

@@ -28,6 +28,12 @@ class AblatedOutputs:
     values: dict[str, torch.Tensor]
     batch_shape: tuple[int, int] | None = None
 
+    def __post_init__(self):
+        # Recorded under torch.inference_mode the values would be inference tensors, which no later forward with
+        # autograd may save: keep normal copies (of those only)
+        with torch.inference_mode(False):
+            self.values = {k: v.clone() if v.is_inference() else v for k, v in self.values.items()}
+
     def check_batch(self, tokens: torch.Tensor) -> None:
         """Raises BatchShapeError when `tokens` cannot be paired with these ablated outputs."""
         if self.batch_shape is not None and tuple(tokens.shape) != self.batch_shape:

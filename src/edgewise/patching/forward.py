@@ -24,18 +24,6 @@ from .ablation import AblatedOutputs
 from .allocator import keep_freed_memory
 
 
-def edge_coefficients(graph: Graph, mask: torch.Tensor) -> torch.Tensor:
-    """Returns (mask - 1) scattered to [n_masks, n_writers, n_readers(, pos)]; zero where there is no edge."""
-    n_masks = mask.shape[0]
-    n_w, n_r = len(graph.writers), len(graph.readers)
-    n_p = graph.n_positions or 1
-    flat = (graph.edge_writer * n_r + graph.edge_reader) * n_p + graph.edge_position
-    coef = torch.zeros(n_masks, n_w * n_r * n_p, dtype=mask.dtype, device=mask.device)
-    coef = coef.index_copy(1, flat.to(mask.device), mask - 1)
-    shape = (n_masks, n_w, n_r) if graph.n_positions is None else (n_masks, n_w, n_r, n_p)
-    return coef.view(shape)
-
-
 class _BufferPool:
     """Reuses the patching forward's large CPU buffers across forwards: the delta stacks, their gradients and the
     reader stages' products. A fresh buffer is new memory the allocator maps from the system and faults in page by
@@ -62,7 +50,8 @@ class _BufferPool:
             if not pooled:
                 del self.free[key]
         else:
-            buffer = like.new_empty(shape)
+            with torch.inference_mode(False):  # a normal tensor: a later forward with autograd may write it in place
+                buffer = torch.empty(shape, dtype=like.dtype, device=like.device)
         weakref.finalize(owner, self._give_back, key, buffer)
         return buffer.detach()  # a second tensor on the same memory: autograd may give it a history, not the pool's
 
@@ -191,11 +180,12 @@ def _add_stack_grad(grad_stack: torch.Tensor, coef: torch.Tensor, grad_out: torc
 class _PatchRun:
     """State of one patched forward: the writers' deltas so far and each reader stage's correction."""
 
-    def __init__(self, graph: Graph, ablated: AblatedOutputs, coef: torch.Tensor, batch: int):
-        self.graph, self.ablated, self.coef = graph, ablated, coef
-        self.n_masks, self.batch = coef.shape[0], batch
+    def __init__(self, graph: Graph, ablated: AblatedOutputs, masks: torch.Tensor, batch: int):
+        self.graph, self.ablated = graph, ablated
+        self.n_masks, self.batch = masks.shape[0], batch
         self.deltas = _DeltaStack(len(graph.writers), max(v.shape[-1] for v in ablated.values.values()))
-        self.stages = _stages_of(graph)
+        plan = _plan_of(graph)
+        self.stages, self.coefs = plan.stages, plan.coefficients(masks)
         self.stage_patch: dict[int, torch.Tensor | None] = {}
         self.block_patch: dict[int, tuple[torch.Tensor, ...] | None] = {}  # one part per stage of the block
 
@@ -241,10 +231,11 @@ class _PatchRun:
             patch = self.stage_patch[stage.r0][stage.part]  # [mask, readers, batch, pos, d]
             if patch.shape[-1] != value.shape[-1]:
                 patch = patch[..., : value.shape[-1]]  # narrower streams: unpad
-            # [mask, batch, pos, readers, d], or [mask, batch, pos, d] for a group of one reader without a head axis
-            patch = patch.permute(0, 2, 3, 1, 4) if group.per_head else patch[:, 0]
+            # [mask, batch, pos, readers, d], or [mask, batch, pos, d] for a group of one reader without a head axis;
+            # squeeze, not indexing: its backward is a view, where indexing's fills a zero tensor
+            patch = patch.movedim(1, 3) if group.per_head else patch.squeeze(1)
             if self.n_masks == 1:
-                return value + patch[0]
+                return value + patch.squeeze(0)
             return (value.view(self.n_masks, self.batch, *value.shape[1:]) + patch).reshape(value.shape)
 
         return hook
@@ -256,18 +247,18 @@ class _PatchRun:
         if stage.n_before == 0:
             raise GraphMismatchError("a reader group comes before every writer; the graph has no edges into it")
         if stage.block_r0 not in self.block_patch:
-            block = self._product(0, stage.block_start, stage.block_r0, stage.block_r1)
+            block = self._product(stage.block_product, 0, stage.block_start)
             self.block_patch[stage.block_r0] = None if block is None else _split(block, stage.block_sizes)
         block = self.block_patch[stage.block_r0]
         total = None if block is None else block[stage.block_part]
-        if stage.n_before > stage.block_start:
-            total = self._product(stage.block_start, stage.n_before, stage.r0, stage.r1, base=total)
+        if stage.product is not None:
+            total = self._product(stage.product, stage.block_start, stage.n_before, base=total)
         return None if total is None else _split(total, stage.sizes)
 
-    def _product(self, lo: int, hi: int, r0: int, r1: int, base: torch.Tensor | None = None) -> torch.Tensor | None:
-        """Returns base + sum over writers lo:hi of coef * delta for readers r0:r1 (base: what the readers' patch holds
-        already, or None), or base when the sum is zero."""
-        coef = self.coef[:, lo:hi, r0:r1]  # [mask, writers, readers(, pos)]
+    def _product(self, k: int, lo: int, hi: int, base: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Returns base + sum over writers lo:hi of the plan's k-th coefficients times their deltas (base: what the
+        readers' patch holds already, or None), or base when the sum is zero."""
+        coef = self.coefs[k]  # [mask, writers, readers(, pos)]
         if not coef.requires_grad and not coef.any():
             return base  # pending deltas wait for the next product that reads them
         if not coef.requires_grad and not self.deltas.tracks_grad:
@@ -304,23 +295,55 @@ class _Stage:
     block_part: int  # this stage's index in the block
     sizes: tuple[int, ...]  # readers of each group of the stage, in order
     part: int  # this group's index among the stage's groups (its share of the stage's patch)
+    block_product: int  # the plan's product over writers 0:block_start for the block's readers
+    product: int | None  # the plan's product over writers block_start:n_before for the stage's readers, if any
 
 
-_PLANS: dict[int, dict[int, "_Stage"]] = {}  # by id of a live graph (graphs compare by value, so are unhashable)
+class _Plan:
+    """A graph's stages and the coefficients of their products: each product's [writers, readers(, pos)] block of
+    (mask - 1), gathered from the mask in one indexing (a writer-reader pair without an edge reads a kept sentinel,
+    so its coefficient is 0). One gather and one split give every product its own contiguous coefficients, whose
+    gradients autograd joins in one concatenation, instead of slices of a scattered matrix that each fill a
+    full-size zero gradient."""
+
+    def __init__(self, graph: Graph):
+        with torch.inference_mode(False):  # made in one forward, read by every later one, with autograd or not
+            self._make(graph)
+
+    def _make(self, graph: Graph) -> None:
+        self.stages, products = _plan_stages(graph)
+        n_w, n_r, n_p = len(graph.writers), len(graph.readers), graph.n_positions or 1
+        edge_at = torch.full((n_w, n_r, n_p), graph.n_edges, dtype=torch.long)
+        edge_at[graph.edge_writer, graph.edge_reader, graph.edge_position] = torch.arange(graph.n_edges)
+        if graph.n_positions is None:
+            edge_at = edge_at[..., 0]
+        blocks = [edge_at[lo:hi, r0:r1] for lo, hi, r0, r1 in products]
+        self.index = torch.cat([b.reshape(-1) for b in blocks]) if blocks else torch.zeros(0, dtype=torch.long)
+        self.sizes = [b.numel() for b in blocks]
+        self.shapes = [tuple(b.shape) for b in blocks]
+
+    def coefficients(self, masks: torch.Tensor) -> list[torch.Tensor]:
+        """Returns each product's (mask - 1) as [mask, writers, readers(, pos)], from masks [n_masks, n_edges]."""
+        coef = torch.nn.functional.pad(masks - 1, (0, 1)).index_select(1, self.index.to(masks.device))
+        return [c.view(masks.shape[0], *shape) for c, shape in zip(coef.split(self.sizes, dim=1), self.shapes)]
 
 
-def _stages_of(graph: Graph) -> dict[int, "_Stage"]:
-    """Returns the graph's stage plan, planned once per graph (a graph's groups never change)."""
+_PLANS: dict[int, _Plan] = {}  # by id of a live graph (graphs compare by value, so are unhashable)
+
+
+def _plan_of(graph: Graph) -> _Plan:
+    """Returns the graph's plan, made once per graph (a graph's groups never change)."""
     key = id(graph)
     if key not in _PLANS:
-        _PLANS[key] = _plan_stages(graph)
+        _PLANS[key] = _Plan(graph)
         weakref.finalize(graph, _PLANS.pop, key, None)
     return _PLANS[key]
 
 
-def _plan_stages(graph: Graph) -> dict[int, _Stage]:
-    """Returns the stage of every reader group (by group index); a block grows while the writers added since its
-    start stay under half of those before it."""
+def _plan_stages(graph: Graph) -> tuple[dict[int, _Stage], list[tuple[int, int, int, int]]]:
+    """Returns the stage of every reader group (by group index), and the products they run in forward order (writers
+    lo:hi into readers r0:r1); a block grows while the writers added since its start stay under half of those before
+    it."""
     runs: list[list[int]] = []
     for i, g in enumerate(graph.groups):
         if g.kind == "reader":
@@ -339,15 +362,22 @@ def _plan_stages(graph: Graph) -> dict[int, _Stage]:
             blocks.append([span])
         else:
             blocks[-1].append(span)
-    plan = {}
+    plan, products = {}, []
     for block in blocks:
         start, block_r0, block_r1 = block[0][0], block[0][1], block[-1][2]
         block_sizes = tuple(r1 - r0 for _, r0, r1, _ in block)
+        block_product = len(products)
+        products.append((0, start, block_r0, block_r1))
         for block_part, (n_before, r0, r1, run) in enumerate(block):
+            product = None
+            if n_before > start:
+                product = len(products)
+                products.append((start, n_before, r0, r1))
             sizes = tuple(len(graph.groups[i].names) for i in run)
             for part, i in enumerate(run):
-                plan[i] = _Stage(n_before, r0, r1, start, block_r0, block_r1, block_sizes, block_part, sizes, part)
-    return plan
+                plan[i] = _Stage(n_before, r0, r1, start, block_r0, block_r1, block_sizes, block_part, sizes, part,
+                                 block_product, product)
+    return plan, products
 
 
 def patched_forward(
@@ -372,7 +402,7 @@ def patched_forward(
             f"{adapter.n_positions(tokens)}; build "
             "the graph with n_positions equal to the data's sequence length"
         )
-    run = _PatchRun(graph, ablated, edge_coefficients(graph, masks), tokens.shape[0])
+    run = _PatchRun(graph, ablated, masks, tokens.shape[0])
     hooks = [
         (g.hook, run.writer_hook(i) if g.kind == "writer" else run.reader_hook(i)) for i, g in enumerate(graph.groups)
     ]
