@@ -321,10 +321,14 @@ class _Plan:
         self.index = torch.cat([b.reshape(-1) for b in blocks]) if blocks else torch.zeros(0, dtype=torch.long)
         self.sizes = [b.numel() for b in blocks]
         self.shapes = [tuple(b.shape) for b in blocks]
+        self.index_on = {self.index.device: self.index}  # a copy per device the masks come on, copied there once
 
     def coefficients(self, masks: torch.Tensor) -> list[torch.Tensor]:
         """Returns each product's (mask - 1) as [mask, writers, readers(, pos)], from masks [n_masks, n_edges]."""
-        coef = torch.nn.functional.pad(masks - 1, (0, 1)).index_select(1, self.index.to(masks.device))
+        if masks.device not in self.index_on:
+            with torch.inference_mode(False):  # as in __init__: kept for later forwards
+                self.index_on[masks.device] = self.index.to(masks.device)
+        coef = torch.nn.functional.pad(masks - 1, (0, 1)).index_select(1, self.index_on[masks.device])
         return [c.view(masks.shape[0], *shape) for c, shape in zip(coef.split(self.sizes, dim=1), self.shapes)]
 
 
