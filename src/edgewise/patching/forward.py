@@ -184,10 +184,10 @@ class _PatchRun:
         self.graph, self.ablated = graph, ablated
         self.n_masks, self.batch = masks.shape[0], batch
         self.deltas = _DeltaStack(len(graph.writers), max(v.shape[-1] for v in ablated.values.values()))
-        plan = _plan_of(graph)
-        self.stages, self.coefs = plan.stages, plan.coefficients(masks)
-        self.stage_patch: dict[int, torch.Tensor | None] = {}
-        self.block_patch: dict[int, tuple[torch.Tensor, ...] | None] = {}  # one part per stage of the block
+        self.plan = _plan_of(graph)
+        self.coefs = self.plan.coefficients(masks)
+        self.stage_patch: dict[int, torch.Tensor | None] = {}  # by the stage's first reader
+        self.block_patch: dict[int, tuple[torch.Tensor, ...] | None] = {}  # by block product: one part per stage
 
     def writer_hook(self, group_index: int):
         group = self.graph.groups[group_index]
@@ -216,7 +216,7 @@ class _PatchRun:
 
     def reader_hook(self, group_index: int):
         group = self.graph.groups[group_index]
-        stage = self.stages[group_index]
+        stage = self.plan.stages[group_index]
 
         def hook(value: torch.Tensor, hook) -> torch.Tensor:
             if self.deltas.count != stage.n_before:
@@ -246,19 +246,20 @@ class _PatchRun:
         the writers before the block, plus the writers added since; None if all zero."""
         if stage.n_before == 0:
             raise GraphMismatchError("a reader group comes before every writer; the graph has no edges into it")
-        if stage.block_r0 not in self.block_patch:
-            block = self._product(stage.block_product, 0, stage.block_start)
-            self.block_patch[stage.block_r0] = None if block is None else _split(block, stage.block_sizes)
-        block = self.block_patch[stage.block_r0]
+        if stage.block_product not in self.block_patch:
+            block = self._product(stage.block_product)
+            self.block_patch[stage.block_product] = None if block is None else _split(block, stage.block_sizes)
+        block = self.block_patch[stage.block_product]
         total = None if block is None else block[stage.block_part]
         if stage.product is not None:
-            total = self._product(stage.product, stage.block_start, stage.n_before, base=total)
+            total = self._product(stage.product, base=total)
         return None if total is None else _split(total, stage.sizes)
 
-    def _product(self, k: int, lo: int, hi: int, base: torch.Tensor | None = None) -> torch.Tensor | None:
-        """Returns base + sum over writers lo:hi of the plan's k-th coefficients times their deltas (base: what the
-        readers' patch holds already, or None), or base when the sum is zero."""
+    def _product(self, k: int, base: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Returns base + the plan's k-th product: sum over its writers of their coefficients times their deltas
+        (base: what the readers' patch holds already, or None), or base when the sum is zero."""
         coef = self.coefs[k]  # [mask, writers, readers(, pos)]
+        lo, hi = self.plan.products[k][:2]
         if not coef.requires_grad and not coef.any():
             return base  # pending deltas wait for the next product that reads them
         if not coef.requires_grad and not self.deltas.tracks_grad:
@@ -287,16 +288,12 @@ class _Stage:
 
     n_before: int  # writers before the stage
     r0: int  # first reader of the stage
-    r1: int
-    block_start: int  # writers before the block's first stage
-    block_r0: int
-    block_r1: int
     block_sizes: tuple[int, ...]  # readers of each stage of the block, in order
     block_part: int  # this stage's index in the block
     sizes: tuple[int, ...]  # readers of each group of the stage, in order
     part: int  # this group's index among the stage's groups (its share of the stage's patch)
-    block_product: int  # the plan's product over writers 0:block_start for the block's readers
-    product: int | None  # the plan's product over writers block_start:n_before for the stage's readers, if any
+    block_product: int  # the plan's product over the writers before the block, into the block's readers
+    product: int | None  # the plan's product over the writers since the block's start into the stage's, if any
 
 
 class _Plan:
@@ -307,17 +304,13 @@ class _Plan:
     full-size zero gradient."""
 
     def __init__(self, graph: Graph):
-        with torch.inference_mode(False):  # made in one forward, read by every later one, with autograd or not
-            self._make(graph)
-
-    def _make(self, graph: Graph) -> None:
-        self.stages, products = _plan_stages(graph)
+        self.stages, self.products = _plan_stages(graph)  # products: (writers lo, hi, readers r0, r1) each
         n_w, n_r, n_p = len(graph.writers), len(graph.readers), graph.n_positions or 1
         edge_at = torch.full((n_w, n_r, n_p), graph.n_edges, dtype=torch.long)
         edge_at[graph.edge_writer, graph.edge_reader, graph.edge_position] = torch.arange(graph.n_edges)
         if graph.n_positions is None:
             edge_at = edge_at[..., 0]
-        blocks = [edge_at[lo:hi, r0:r1] for lo, hi, r0, r1 in products]
+        blocks = [edge_at[lo:hi, r0:r1] for lo, hi, r0, r1 in self.products]
         self.index = torch.cat([b.reshape(-1) for b in blocks]) if blocks else torch.zeros(0, dtype=torch.long)
         self.sizes = [b.numel() for b in blocks]
         self.shapes = [tuple(b.shape) for b in blocks]
@@ -326,7 +319,7 @@ class _Plan:
     def coefficients(self, masks: torch.Tensor) -> list[torch.Tensor]:
         """Returns each product's (mask - 1) as [mask, writers, readers(, pos)], from masks [n_masks, n_edges]."""
         if masks.device not in self.index_on:
-            with torch.inference_mode(False):  # as in __init__: kept for later forwards
+            with torch.inference_mode(False):  # as in _plan_of: kept for later forwards
                 self.index_on[masks.device] = self.index.to(masks.device)
         coef = torch.nn.functional.pad(masks - 1, (0, 1)).index_select(1, self.index_on[masks.device])
         return [c.view(masks.shape[0], *shape) for c, shape in zip(coef.split(self.sizes, dim=1), self.shapes)]
@@ -339,7 +332,8 @@ def _plan_of(graph: Graph) -> _Plan:
     """Returns the graph's plan, made once per graph (a graph's groups never change)."""
     key = id(graph)
     if key not in _PLANS:
-        _PLANS[key] = _Plan(graph)
+        with torch.inference_mode(False):  # made in one forward, read by every later one, with autograd or not
+            _PLANS[key] = _Plan(graph)
         weakref.finalize(graph, _PLANS.pop, key, None)
     return _PLANS[key]
 
@@ -379,8 +373,7 @@ def _plan_stages(graph: Graph) -> tuple[dict[int, _Stage], list[tuple[int, int, 
                 products.append((start, n_before, r0, r1))
             sizes = tuple(len(graph.groups[i].names) for i in run)
             for part, i in enumerate(run):
-                plan[i] = _Stage(n_before, r0, r1, start, block_r0, block_r1, block_sizes, block_part, sizes, part,
-                                 block_product, product)
+                plan[i] = _Stage(n_before, r0, block_sizes, block_part, sizes, part, block_product, product)
     return plan, products
 
 
