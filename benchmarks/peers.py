@@ -3,7 +3,8 @@ same 200 sampled sequences of length 5 with the same corrupted pairing, the same
 other in one run on this machine, one thread each, alternately for a few rounds (the machine's speed drifts by 10-20%
 between minutes: medians over alternating rounds cancel most of it). Prints per method both times, their ratio (and
 each round's) and both AUROCs (against auto-circuit's resample ground truths, which equal edgewise's effective
-truths), and the masked / plain forward ratio of each tool; writes benchmarks/results/peers.json.
+truths), and each tool's masked / plain forward ratio and both forwards' times (each tool times its forwards under
+inference mode, on a batch of the same shape); writes benchmarks/results/peers.json.
 
 auto-circuit needs TransformerLens 2.x, which cannot live beside edgewise's 4.3, so it runs in its own virtual
 environment through the shared harness `../shared/peer/autocircuit_tracr.py` (run, not copied):
@@ -129,7 +130,7 @@ def measure_edgewise(name: str, theirs: dict, sp_steps: int, repeats: int, forwa
     truth = {Edge(*e.split("->")) for e in theirs["official_edges"]}
     ablated = task_ablation(task, graph, "resample")
     zeros = torch.zeros(graph.n_edges)
-    with torch.no_grad():
+    with torch.inference_mode():  # as the harness times auto-circuit's forwards
         forward = median_seconds(lambda: task.model(task.clean), forward_reps)[0]
         masked = median_seconds(lambda: patched_forward(task.model, graph, task.clean, ablated, zeros), forward_reps)[0]
     record = {"n_edges": graph.n_edges, "batch": list(task.clean.shape), "truth": sorted(e.name for e in truth),
@@ -160,7 +161,9 @@ def combine(rounds: list[tuple[dict, dict]]) -> dict:
                              "auto_circuit_ratio": median(t["patched_over_forward_ratio"] for t in theirs),
                              "auto_circuit_ratios": [t["patched_over_forward_ratio"] for t in theirs],
                              "edgewise_forward_ms": median(o["forward"]["edgewise_ms"] for o in ours),
-                             "edgewise_masked_ms": median(o["forward"]["edgewise_masked_ms"] for o in ours)}
+                             "edgewise_masked_ms": median(o["forward"]["edgewise_masked_ms"] for o in ours),
+                             "auto_circuit_forward_ms": median(t["forward_ms"] for t in theirs),
+                             "auto_circuit_masked_ms": median(t["patched_forward_ms"] for t in theirs)}
         record["methods"] = {}
         for method, preset, peer_name in RUNS:
             label = method_label({"method": method, "preset": preset})
@@ -213,7 +216,11 @@ def main() -> None:
         f = record["forward"]
         print(f"{name}: masked / plain forward, every edge resample-ablated, batch {record['batch']}: "
               f"edgewise {f['edgewise_ratio']:.2f} ({' '.join(f'{r:.2f}' for r in f['edgewise_ratios'])}), "
-              f"auto-circuit {f['auto_circuit_ratio']:.2f} ({' '.join(f'{r:.2f}' for r in f['auto_circuit_ratios'])})")
+              f"auto-circuit {f['auto_circuit_ratio']:.2f} ({' '.join(f'{r:.2f}' for r in f['auto_circuit_ratios'])}); "
+              f"median ms plain / masked (+ patching): edgewise {f['edgewise_forward_ms']:.2f} / "
+              f"{f['edgewise_masked_ms']:.2f} (+{f['edgewise_masked_ms'] - f['edgewise_forward_ms']:.2f}), auto-circuit "
+              f"{f['auto_circuit_forward_ms']:.2f} / {f['auto_circuit_masked_ms']:.2f} "
+              f"(+{f['auto_circuit_masked_ms'] - f['auto_circuit_forward_ms']:.2f})")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1, default=float))
     print(f"wrote {OUT}")
