@@ -8,7 +8,7 @@ resample takes its contribution on the corrupted input, mean averages its contri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -27,12 +27,24 @@ class AblatedOutputs:
     kind: str
     values: dict[str, torch.Tensor]
     batch_shape: tuple[int, int] | None = None
+    _stacked: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # by (hook, node axis)
 
     def __post_init__(self):
         # Recorded under torch.inference_mode the values would be inference tensors, which no later forward with
         # autograd may save: keep normal copies (of those only)
         with torch.inference_mode(False):
             self.values = {k: v.clone() if v.is_inference() else v for k, v in self.values.items()}
+
+    def stacked(self, group: HookGroup) -> torch.Tensor | None:
+        """Returns a writer group's ablated outputs as the patching forward stacks deltas, [node, batch, pos, d_model]
+        or broadcastable to it (a view, made once per group); None where none were recorded for its hook."""
+        key = (group.hook, group.node_axis)
+        if key not in self._stacked:
+            value = self.values.get(group.hook)
+            if value is not None:
+                value = (value if group.node_axis else value.unsqueeze(-2)).movedim(-2, 0)
+            self._stacked[key] = value
+        return self._stacked[key]
 
     def check_batch(self, tokens: torch.Tensor) -> None:
         """Raises BatchShapeError when `tokens` cannot be paired with these ablated outputs."""

@@ -85,6 +85,7 @@ class _DeltaStack:
         self.width = width
         self.count = 0
         self.buffer: torch.Tensor | None = None
+        self.flat: torch.Tensor | None = None  # the buffer as [mask, writers, batch * pos * width], as products read it
         self.grad: torch.Tensor | None = None  # d loss / d buffer, accumulated by the stages during backward
         self.pending: list[tuple[int, torch.Tensor]] = []  # (first slot, output) not yet given to a stage
         self.tracks_grad = False  # whether any output so far needs a gradient
@@ -95,8 +96,10 @@ class _DeltaStack:
         if self.buffer is None:
             shape = (outputs.shape[0], self.n_writers, *outputs.shape[2:-1], self.width)
             self.buffer = _POOL.take(outputs, shape, self)
+            self.flat = self.buffer.view(shape[0], shape[1], -1)
         slots = self.buffer[:, self.count : self.count + n]
-        torch.sub(outputs.detach(), ablated, out=slots if d == self.width else slots[..., :d])
+        torch.sub(outputs.detach() if outputs.requires_grad else outputs, ablated,
+                  out=slots if d == self.width else slots[..., :d])
         if d < self.width:
             slots[..., d:] = 0
         if ablated.requires_grad:
@@ -125,56 +128,51 @@ class _StagePatch(torch.autograd.Function):
                 *deltas: torch.Tensor):
         ctx.stack, ctx.lo, ctx.hi, ctx.slots, ctx.shapes = stack, lo, hi, slots, [d.shape for d in deltas]
         ctx.save_for_backward(coef)
-        return _weighted_sum(coef, stack.buffer[:, lo:hi], stack, base)
+        return _weighted_sum(coef, stack, lo, hi, base)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         (coef,) = ctx.saved_tensors
-        values = ctx.stack.buffer[:, ctx.lo : ctx.hi]  # written once, never overwritten: this forward's values
-        grad_coef = _coef_grad(coef, values, grad_out) if ctx.needs_input_grad[0] else None
+        # the stack's values are written once, never overwritten: this forward's values
+        grad_coef = _coef_grad(coef, ctx.stack, ctx.lo, ctx.hi, grad_out) if ctx.needs_input_grad[0] else None
         grad_stack = ctx.stack.grad_buffer()
-        _add_stack_grad(grad_stack[:, ctx.lo : ctx.hi], coef, grad_out)
+        _add_stack_grad(grad_stack, ctx.lo, ctx.hi, coef, grad_out)
         grads = [grad_stack[:, slot : slot + shape[1], ..., : shape[-1]].clone()
                  for slot, shape in zip(ctx.slots, ctx.shapes)]
         grad_base = grad_out if ctx.needs_input_grad[4] else None
         return (grad_coef, None, None, None, grad_base, None, *grads)
 
 
-def _weighted_sum(coef: torch.Tensor, values: torch.Tensor, owner: _DeltaStack,
+def _weighted_sum(coef: torch.Tensor, stack: _DeltaStack, lo: int, hi: int,
                   base: torch.Tensor | None = None) -> torch.Tensor:
-    """Returns base + sum_w coef[m, w, r(, p)] * values[m, w, b, p, d] as [mask, readers, batch, pos, d_model] (base:
-    that shape, or None). Plain coefficients: one batched matrix product, written into a pooled buffer that `owner`
-    holds (einsum's route permutes and copies the stack first); per-position coefficients: einsum's own result."""
-    n_m, n_w = values.shape[:2]
+    """Returns base + the sum over the stack's writers lo:hi of their coefficients times their deltas (base: that
+    shape, or None). Plain coefficients [mask, readers, writers] give [mask, readers, batch * pos * width]: one batched
+    matrix product into a pooled buffer that the stack holds (einsum's route permutes and copies the stack first);
+    per-position ones [mask, writers, readers, pos] give einsum's [mask, readers, batch, pos, width]."""
     if coef.dim() == 4:
-        total = torch.einsum("mwrp,mwbpd->mrbpd", coef, values)
+        total = torch.einsum("mwrp,mwbpd->mrbpd", coef, stack.buffer[:, lo:hi])
         return total if base is None else total.add_(base)
-    n_r = coef.shape[2]
-    out = _POOL.take(values, (n_m, n_r, *values.shape[2:]), owner)
-    flat, flat_out = values.reshape(n_m, n_w, -1), out.view(n_m, n_r, -1)
+    values = stack.flat[:, lo:hi]
+    out = _POOL.take(values, (values.shape[0], coef.shape[1], values.shape[2]), stack)
     if base is None:
-        torch.bmm(coef.transpose(1, 2), flat, out=flat_out)
-    else:
-        torch.baddbmm(base.reshape(n_m, n_r, -1), coef.transpose(1, 2), flat, out=flat_out)
-    return out
+        return torch.bmm(coef, values, out=out)
+    return torch.baddbmm(base, coef, values, out=out)
 
 
-def _coef_grad(coef: torch.Tensor, values: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
-    """Returns d loss / d coef from the stage's values [m, w, b, p, d] and output gradient [m, r, b, p, d]."""
+def _coef_grad(coef: torch.Tensor, stack: _DeltaStack, lo: int, hi: int, grad_out: torch.Tensor) -> torch.Tensor:
+    """Returns d loss / d coef from the stack's writers lo:hi and the product's output gradient (its shape)."""
     if coef.dim() == 4:
-        return torch.einsum("mwbpd,mrbpd->mwrp", values, grad_out)
-    n_m, n_w = values.shape[:2]
-    return torch.bmm(values.reshape(n_m, n_w, -1), grad_out.reshape(n_m, grad_out.shape[1], -1).transpose(1, 2))
+        return torch.einsum("mwbpd,mrbpd->mwrp", stack.buffer[:, lo:hi], grad_out)
+    return torch.bmm(grad_out, stack.flat[:, lo:hi].transpose(1, 2))
 
 
-def _add_stack_grad(grad_stack: torch.Tensor, coef: torch.Tensor, grad_out: torch.Tensor) -> None:
-    """Adds one stage's d loss / d values into grad_stack [m, w, b, p, d] (the stack's gradient buffer, sliced to
-    the stage's writers), in place."""
+def _add_stack_grad(grad_stack: torch.Tensor, lo: int, hi: int, coef: torch.Tensor, grad_out: torch.Tensor) -> None:
+    """Adds one product's d loss / d values into the stack's gradient buffer grad_stack [m, W, b, p, width] at
+    writers lo:hi, in place."""
     if coef.dim() == 4:
-        grad_stack += torch.einsum("mwrp,mrbpd->mwbpd", coef, grad_out)
+        grad_stack[:, lo:hi] += torch.einsum("mwrp,mrbpd->mwbpd", coef, grad_out)
         return
-    n_m, n_w = coef.shape[:2]
-    grad_stack.view(n_m, n_w, -1).baddbmm_(coef, grad_out.reshape(n_m, grad_out.shape[1], -1))
+    grad_stack.view(*grad_stack.shape[:2], -1)[:, lo:hi].baddbmm_(coef.transpose(1, 2), grad_out)
 
 
 class _PatchRun:
@@ -185,7 +183,7 @@ class _PatchRun:
         self.n_masks, self.batch = masks.shape[0], batch
         self.deltas = _DeltaStack(len(graph.writers), max(v.shape[-1] for v in ablated.values.values()))
         self.plan = _plan_of(graph)
-        self.coefs = self.plan.coefficients(masks)
+        self.coefs, self.nonzero = self.plan.coefficients(masks)  # nonzero: None where the masks take gradients
         self.stage_patch: dict[int, torch.Tensor | None] = {}  # by the stage's first reader
         self.block_patch: dict[int, tuple[torch.Tensor, ...] | None] = {}  # by block product: one part per stage
 
@@ -200,16 +198,13 @@ class _PatchRun:
                 )
             value_by_mask = value.reshape(self.n_masks, self.batch, *value.shape[1:])
             outputs = node_outputs(group, self.graph.dictionaries, value_by_mask)  # [mask, batch, pos, node, d]
-            ablated = self.ablated.values.get(group.hook)
-            if ablated is None or ablated.shape[-1] != value.shape[-1] or ablated.dim() != (
-                    outputs.dim() - 1 if group.node_axis else outputs.dim() - 2):
+            ablated = self.ablated.stacked(group)  # [node, batch, pos, d_model] or broadcastable to it
+            if ablated is None or ablated.shape[-1] != value.shape[-1] or ablated.dim() != outputs.dim() - 1:
                 raise GraphMismatchError(
                     f"the {self.ablated.kind} ablation holds no outputs of shape {tuple(value.shape[1:])} for "
                     f"{group.hook}: it was recorded on another model or graph; record it with this graph"
                 )
-            ablated = ablated if group.node_axis else ablated.unsqueeze(-2)
-            # [mask, node, batch, pos, d_model]; ablated [node, batch, pos, d_model] or broadcastable to it
-            self.deltas.append(outputs.permute(0, 3, 1, 2, 4), ablated.movedim(-2, 0))
+            self.deltas.append(outputs.permute(0, 3, 1, 2, 4), ablated)  # [mask, node, batch, pos, d_model]
             return value
 
         return hook
@@ -228,7 +223,11 @@ class _PatchRun:
                 self.stage_patch[stage.r0] = self._stage_patch(stage)
             if self.stage_patch[stage.r0] is None:  # every edge into this stage is kept
                 return value
-            patch = self.stage_patch[stage.r0][stage.part]  # [mask, readers, batch, pos, d]
+            # [mask, readers, batch * pos * width], or per position [mask, readers, batch, pos, width]
+            patch = self.stage_patch[stage.r0][stage.part]
+            if self.n_masks == 1 and patch.shape[1] == 1 and patch.numel() == value.numel() and patch.is_contiguous():
+                return value + patch.view(value.shape)  # one mask, one reader, no padding: the same memory order
+            patch = patch.view(*patch.shape[:2], *self.deltas.buffer.shape[2:])
             if patch.shape[-1] != value.shape[-1]:
                 patch = patch[..., : value.shape[-1]]  # narrower streams: unpad
             # [mask, batch, pos, readers, d], or [mask, batch, pos, d] for a group of one reader without a head axis;
@@ -241,9 +240,9 @@ class _PatchRun:
         return hook
 
     def _stage_patch(self, stage: "_Stage") -> tuple[torch.Tensor, ...] | None:
-        """Returns sum_w (mask - 1) * delta_w for the stage's readers, one [mask, readers, batch, pos, d_model] part
-        per reader group (one split, whose backward joins the parts' gradients at once): the block's product over
-        the writers before the block, plus the writers added since; None if all zero."""
+        """Returns sum_w (mask - 1) * delta_w for the stage's readers in `_weighted_sum`'s layout, one part per
+        reader group (one split, whose backward joins the parts' gradients at once): the block's product over the
+        writers before the block, plus the writers added since; None if all zero."""
         if stage.n_before == 0:
             raise GraphMismatchError("a reader group comes before every writer; the graph has no edges into it")
         if stage.block_product not in self.block_patch:
@@ -258,12 +257,12 @@ class _PatchRun:
     def _product(self, k: int, base: torch.Tensor | None = None) -> torch.Tensor | None:
         """Returns base + the plan's k-th product: sum over its writers of their coefficients times their deltas
         (base: what the readers' patch holds already, or None), or base when the sum is zero."""
-        coef = self.coefs[k]  # [mask, writers, readers(, pos)]
+        coef = self.coefs[k]  # [mask, readers, writers], or per position [mask, writers, readers, pos]
         lo, hi = self.plan.products[k][:2]
-        if not coef.requires_grad and not coef.any():
+        if self.nonzero is not None and not self.nonzero[k]:
             return base  # pending deltas wait for the next product that reads them
-        if not coef.requires_grad and not self.deltas.tracks_grad:
-            return _weighted_sum(coef, self.deltas.buffer[:, lo:hi], self.deltas, base)
+        if self.nonzero is not None and not self.deltas.tracks_grad:
+            return _weighted_sum(coef, self.deltas, lo, hi, base)
         slots = [slot for slot, _ in self.deltas.pending]
         deltas = [delta for _, delta in self.deltas.pending]
         self.deltas.pending = []
@@ -297,32 +296,40 @@ class _Stage:
 
 
 class _Plan:
-    """A graph's stages and the coefficients of their products: each product's [writers, readers(, pos)] block of
-    (mask - 1), gathered from the mask in one indexing (a writer-reader pair without an edge reads a kept sentinel,
-    so its coefficient is 0). One gather and one split give every product its own contiguous coefficients, whose
-    gradients autograd joins in one concatenation, instead of slices of a scattered matrix that each fill a
-    full-size zero gradient."""
+    """A graph's stages and the coefficients of their products: each product's block of (mask - 1), gathered from the
+    mask in one indexing (a writer-reader pair without an edge reads a kept sentinel, so its coefficient is 0). One
+    gather and one split give every product its own contiguous coefficients, whose gradients autograd joins in one
+    concatenation, instead of slices of a scattered matrix that each fill a full-size zero gradient."""
 
     def __init__(self, graph: Graph):
         self.stages, self.products = _plan_stages(graph)  # products: (writers lo, hi, readers r0, r1) each
         n_w, n_r, n_p = len(graph.writers), len(graph.readers), graph.n_positions or 1
         edge_at = torch.full((n_w, n_r, n_p), graph.n_edges, dtype=torch.long)
         edge_at[graph.edge_writer, graph.edge_reader, graph.edge_position] = torch.arange(graph.n_edges)
-        if graph.n_positions is None:
-            edge_at = edge_at[..., 0]
+        # plain: [readers, writers], the batched product's left factor as it is; per position: [writers, readers, pos]
         blocks = [edge_at[lo:hi, r0:r1] for lo, hi, r0, r1 in self.products]
-        self.index = torch.cat([b.reshape(-1) for b in blocks]) if blocks else torch.zeros(0, dtype=torch.long)
+        if graph.n_positions is None:
+            blocks = [b[..., 0].T for b in blocks]
         self.sizes = [b.numel() for b in blocks]
         self.shapes = [tuple(b.shape) for b in blocks]
-        self.index_on = {self.index.device: self.index}  # a copy per device the masks come on, copied there once
+        index = torch.cat([b.reshape(-1) for b in blocks]) if blocks else torch.zeros(0, dtype=torch.long)
+        # (gather index, product sizes) on each device the masks come on, copied there once
+        self.index_on = {index.device: (index, torch.tensor(self.sizes, dtype=torch.long))}
 
-    def coefficients(self, masks: torch.Tensor) -> list[torch.Tensor]:
-        """Returns each product's (mask - 1) as [mask, writers, readers(, pos)], from masks [n_masks, n_edges]."""
+    def coefficients(self, masks: torch.Tensor) -> tuple[list[torch.Tensor], list[bool] | None]:
+        """Returns each product's (mask - 1) from masks [n_masks, n_edges], [mask, readers, writers] or per position
+        [mask, writers, readers, pos]; and, where they take no gradient, whether each holds a nonzero (one
+        reduction and one transfer for all products, where a check per product waits on the device once each)."""
         if masks.device not in self.index_on:
             with torch.inference_mode(False):  # as in _plan_of: kept for later forwards
-                self.index_on[masks.device] = self.index.to(masks.device)
-        coef = torch.nn.functional.pad(masks - 1, (0, 1)).index_select(1, self.index_on[masks.device])
-        return [c.view(masks.shape[0], *shape) for c, shape in zip(coef.split(self.sizes, dim=1), self.shapes)]
+                self.index_on[masks.device] = tuple(t.to(masks.device) for t in next(iter(self.index_on.values())))
+        index, sizes = self.index_on[masks.device]
+        coef = torch.nn.functional.pad(masks - 1, (0, 1)).index_select(1, index)
+        coefs = [c.view(masks.shape[0], *shape) for c, shape in zip(coef.split(self.sizes, dim=1), self.shapes)]
+        if coef.requires_grad or not coefs:
+            return coefs, None if coef.requires_grad else []
+        totals = torch.segment_reduce(coef.abs().sum(0), "sum", lengths=sizes)
+        return coefs, [total != 0 for total in totals.tolist()]
 
 
 _PLANS: dict[int, _Plan] = {}  # by id of a live graph (graphs compare by value, so are unhashable)
