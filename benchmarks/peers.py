@@ -216,7 +216,8 @@ def main() -> None:
         f = record["forward"]
         print(f"{name}: masked / plain forward, every edge resample-ablated, batch {record['batch']}: "
               f"edgewise {f['edgewise_ratio']:.2f} ({' '.join(f'{r:.2f}' for r in f['edgewise_ratios'])}), "
-              f"auto-circuit {f['auto_circuit_ratio']:.2f} ({' '.join(f'{r:.2f}' for r in f['auto_circuit_ratios'])}); "
+              f"auto-circuit {f['auto_circuit_ratio']:.2f} "
+              f"({' '.join(f'{r:.2f}' for r in f['auto_circuit_ratios'])}); "
               f"median ms plain / masked (+ patching): edgewise {f['edgewise_forward_ms']:.2f} / "
               f"{f['edgewise_masked_ms']:.2f} (+{f['edgewise_masked_ms'] - f['edgewise_forward_ms']:.2f}), auto-circuit "
               f"{f['auto_circuit_forward_ms']:.2f} / {f['auto_circuit_masked_ms']:.2f} "
