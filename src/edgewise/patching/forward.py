@@ -261,7 +261,7 @@ class _PatchRun:
         lo, hi = self.plan.products[k][:2]
         if self.nonzero is not None and not self.nonzero[k]:
             return base  # pending deltas wait for the next product that reads them
-        if self.nonzero is not None and not self.deltas.tracks_grad:
+        if not coef.requires_grad and not self.deltas.tracks_grad:
             return _weighted_sum(coef, self.deltas, lo, hi, base)
         slots = [slot for slot, _ in self.deltas.pending]
         deltas = [delta for _, delta in self.deltas.pending]
@@ -326,8 +326,10 @@ class _Plan:
         index, sizes = self.index_on[masks.device]
         coef = torch.nn.functional.pad(masks - 1, (0, 1)).index_select(1, index)
         coefs = [c.view(masks.shape[0], *shape) for c, shape in zip(coef.split(self.sizes, dim=1), self.shapes)]
-        if coef.requires_grad or not coefs:
-            return coefs, None if coef.requires_grad else []
+        if coef.requires_grad:
+            return coefs, None
+        if not coefs:
+            return coefs, []
         totals = torch.segment_reduce(coef.abs().sum(0), "sum", lengths=sizes)
         return coefs, [total != 0 for total in totals.tolist()]
 
