@@ -22,17 +22,18 @@ from pathlib import Path
 
 import torch
 
-from edgewise.bench import Sweep, run_bench, summary_markdown
+from edgewise.suite.bench import Sweep, run_bench, summary_markdown
 from edgewise.evaluate import effective_ground_truth
 from edgewise.evaluate.ground_truth import scored_change
 from edgewise.patching import full_logits, patched_forward, task_ablation
-from edgewise.report import plot_bench
-from edgewise.tasks import Task, get_task
-from edgewise.tasks.features import TRAINED, add_trained_features
-from edgewise.tasks.tracr.compile import CompiledProgram
-from edgewise.tasks.tracr.compressed import logits_agreement
-from edgewise.tasks.tracr.specs import COMPRESSED_TASKS
-from edgewise.tasks.tracr.suite import compile_spec
+from edgewise.suite.bench import plot_bench
+from edgewise.tasks import Task
+from edgewise.suite.tasks import get_task
+from edgewise.features.sets import TRAINED, add_trained_features
+from edgewise.suite.tasks.tracr.compile import CompiledProgram
+from edgewise.suite.tasks.tracr.compressed import logits_agreement
+from edgewise.suite.tasks.tracr.specs import COMPRESSED_TASKS
+from edgewise.suite.tasks.tracr.suite import compile_spec
 
 OUT = Path(__file__).parent / "results" / "compressed"
 METHODS = ["edge-sp", "acdc", "eap", "random"]

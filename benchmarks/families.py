@@ -3,7 +3,7 @@ programs, the trained induction models with verified circuits, the planted-redun
 held-out inputs, under resample, mean and zero ablation; per method the mean AUROC against the effective truth on
 each family, and Spearman's rank correlation of the methods between families.
 
-A fixed sweep of `edgewise.bench` (resumable): prints the table and writes benchmarks/results/families/{results.json,
+A fixed sweep of `edgewise.suite.bench` (resumable): prints the table and writes benchmarks/results/families/{results.json,
 summary.md, families.json, families.md} and docs/img/families.png.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/families.py [--ablations resample mean zero] [--skip TASK ...]
@@ -19,10 +19,10 @@ import argparse
 import json
 from pathlib import Path
 
-from edgewise.bench import Sweep, run_bench
-from edgewise.bench.families import FAMILIES, family_markdown, family_summary
+from edgewise.suite.bench import Sweep, run_bench
+from edgewise.suite.bench.families import FAMILIES, family_markdown, family_summary
 from edgewise.methods import PRESETS, method_names
-from edgewise.report import plot_families
+from edgewise.suite.bench import plot_families
 
 OUT = Path(__file__).parent / "results" / "families"
 PLOT = Path(__file__).parent.parent / "docs" / "img" / "families"

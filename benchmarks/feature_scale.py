@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from edgewise.bench.memory import PeakMemory
+from edgewise.suite.bench.memory import PeakMemory
 from edgewise.methods import discover
 from edgewise.patching import task_ablation
-from edgewise.tasks import get_task
+from edgewise.suite.tasks import get_task
 
 OUT = Path(__file__).parent / "results" / "feature_scale.json"
 CASES = [  # (task, per_position, candidates): the largest oracle feature graphs, plain and per position

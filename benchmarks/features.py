@@ -2,7 +2,7 @@
 against the feature-level effective truth (tracr's labelled residual directions as features, truth derived from the
 compiler), and the same task's head/MLP graph for comparison (circuit size, faithfulness, edges to 95%).
 
-A fixed sweep of `edgewise.bench` (resumable): prints the summary table and writes
+A fixed sweep of `edgewise.suite.bench` (resumable): prints the summary table and writes
 benchmarks/results/features/{results.json, summary.md}, with per-run files, ROC and faithfulness plots and circuit
 diagrams (features labelled by their oracle names) beside them.
 
@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgewise.bench import Sweep, run_bench, summary_markdown
-from edgewise.report import plot_bench
-from edgewise.tasks.tracr import task_names
+from edgewise.suite.bench import Sweep, run_bench, summary_markdown
+from edgewise.suite.bench import plot_bench
+from edgewise.suite.tasks.tracr import task_names
 
 OUT = Path(__file__).parent / "results" / "features"
 METHODS = ["edge-sp", "acdc", "eap", "random"]

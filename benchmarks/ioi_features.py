@@ -29,13 +29,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from edgewise.adapters.dictionary import Dictionary  # noqa: E402
-from edgewise.bench.memory import PeakMemory  # noqa: E402
+from edgewise.graph.dictionary import Dictionary  # noqa: E402
+from edgewise.suite.bench.memory import PeakMemory  # noqa: E402
 from edgewise.evaluate.faithfulness import edges_to_reach, faithfulness_curve  # noqa: E402
 from edgewise.methods import discover  # noqa: E402
-from edgewise.models.sae import SAETrainingConfig, sae_statistics, train_with_config  # noqa: E402
+from edgewise.features.sae import SAETrainingConfig, sae_statistics, train_with_config  # noqa: E402
 from edgewise.patching import task_ablation  # noqa: E402
-from edgewise.tasks import Task, get_task  # noqa: E402
+from edgewise.suite.tasks import get_task  # noqa: E402
+from edgewise.tasks import Task  # noqa: E402
 
 OUT = Path(__file__).parent / "results"
 PROMPTS = ["Once upon a time", "The city council met on", "In the morning, the children", "My favourite recipe is",

@@ -48,7 +48,7 @@ def main() -> None:
     if args.task == "random-6l":
         task = random_6l_task()
     else:
-        from edgewise.tasks import get_task
+        from edgewise.suite.tasks import get_task
 
         task = get_task(args.task)
     task = task.to(args.device)

@@ -2,7 +2,7 @@
 against the effective ground truth under the ablation (the compiler's edges that change the outputs), faithfulness of
 the top-k circuit at the effective truth's size, CPR/CMD, and the method's wall time.
 
-A fixed sweep of `edgewise.bench` (the same records, resumable): prints the summary table and writes
+A fixed sweep of `edgewise.suite.bench` (the same records, resumable): prints the summary table and writes
 benchmarks/results/methods/{results.json, summary.md}, with per-run files and plots beside them.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/methods.py [--tasks tracr-reverse tracr-proportion]
@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgewise.bench import GRAPH_KINDS, Sweep, run_bench, summary_markdown
+from edgewise.suite.bench import GRAPH_KINDS, Sweep, run_bench, summary_markdown
 from edgewise.methods import method_names
-from edgewise.tasks.tracr import task_names
+from edgewise.suite.tasks.tracr import task_names
 
 OUT = Path(__file__).parent / "results" / "methods"
 

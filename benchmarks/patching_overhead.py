@@ -123,7 +123,7 @@ def measure(name: str, model, clean: torch.Tensor, corrupt: torch.Tensor, repeat
 
 
 def _tracr_case(name: str, rows: int):
-    from edgewise.tasks.tracr import get_task
+    from edgewise.suite.tasks.tracr import get_task
 
     task = get_task(name)
     reps = -(-rows // task.clean.shape[0])
@@ -143,7 +143,7 @@ def random_case(n_layers: int = 6, d_model: int = 256, n_heads: int = 8, kv_head
 
 
 def _smollm2_case():
-    from edgewise.models.pretrained import load_smollm2
+    from edgewise.suite.models.pretrained import load_smollm2
 
     loaded = load_smollm2()
     names = [("Mary", "John"), ("Alice", "Bob"), ("Sarah", "Tom"), ("Emma", "James"), ("Anna", "Paul")] * 4

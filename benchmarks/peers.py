@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 import edgewise
-from edgewise.bench.families import method_label
+from edgewise.suite.bench.families import method_label
 from edgewise.evaluate import roc_auc
 from edgewise.graph import Edge
 from edgewise.patching import patched_forward, task_ablation

@@ -1,7 +1,7 @@
 """Every method on the planted-redundancy tracr tasks: AUROC against the redundancy-aware effective truth and how
 many copies of each redundant group the method's own circuit keeps whole (both, one, neither), per ablation.
 
-A fixed sweep of `edgewise.bench` (resumable): prints a method x setting table and writes
+A fixed sweep of `edgewise.suite.bench` (resumable): prints a method x setting table and writes
 benchmarks/results/redundancy/{results.json, summary.md, redundancy.json}.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/redundancy.py [--ablations zero mean resample] [--out DIR]
@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from edgewise.bench import Sweep, copies_kept, markdown_table, run_bench
+from edgewise.suite.bench import Sweep, copies_kept, markdown_table, run_bench
 from edgewise.methods import method_names
 
 OUT = Path(__file__).parent / "results" / "redundancy"

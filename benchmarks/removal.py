@@ -27,11 +27,12 @@ from pathlib import Path
 
 import torch
 
-from edgewise.bench import markdown_table
-from edgewise.bench.families import spearman
+from edgewise.suite.bench import markdown_table
+from edgewise.suite.bench.families import spearman
 from edgewise.interventions import (RemovalMaskConfig, RemovalSettings, TaskSplit, compare_removals,
                                    discovered_circuits, minus_retain)
 from edgewise.report import plot_removals
+from edgewise.suite.tasks import task_split
 from edgewise.report.removal_plots import removal_point
 
 OUT = Path(__file__).parent / "results" / "removal"
@@ -148,8 +149,8 @@ def main() -> None:
         if name not in testbed.tasks:
             parser.error(f"{name} is not a task of the {args.testbed} testbed: {', '.join(testbed.tasks)}")
         print(f"forget {name}: discovering circuits", flush=True)
-        forget = TaskSplit.named(name)
-        retain = [TaskSplit.named(other) for other in testbed.tasks if other != name]
+        forget = task_split(name)
+        retain = [task_split(other) for other in testbed.tasks if other != name]
         start = time.perf_counter()
         circuits = circuits_of(testbed, forget, retain, args.ablation, args.seed)
         comparison = compare_removals(forget, circuits, retain, settings, progress=True).to_dict()

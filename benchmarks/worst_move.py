@@ -22,7 +22,7 @@ from edgewise.diagnostics.behaviour import behaviour_check
 from edgewise.methods import discover, method_circuit
 from edgewise.patching import task_ablation
 from edgewise.report import plot_choice_maps
-from edgewise.tasks import get_task
+from edgewise.suite.tasks import get_task
 
 OUT = Path(__file__).parent / "results" / "worst_move.json"
 PICTURE = Path(__file__).parents[1] / "docs" / "img" / "worst-move-choices"

@@ -5,13 +5,13 @@ and their record.
     OMP_NUM_THREADS=1 python scripts/train_induction.py --redundant  # induction_redundant.pt: two heads per role
 
 Deterministic by seed on one CPU thread. Every step draws a fresh batch of repeated-segment sequences
-(edgewise.tasks.trained.sequences); the loss is the cross-entropy of the next token at the predictable positions of
+(edgewise.suite.tasks.trained.sequences); the loss is the cross-entropy of the next token at the predictable positions of
 the repeat only, so the model is trained on nothing but in-context copying, plus (once the copying circuit has
 formed) a group-lasso penalty on each head's value and output weights. Without the penalty two heads share each role
 (two previous-token heads feeding two induction heads); with it the heads that merely share a role fade to zero, so
 one head per layer does each job and the circuit is unique (docs/induction.md). `--redundant` drops the penalty and
 instead zeroes one head of each layer in half the sequences (head dropout), so that either head of a layer does its
-job alone: each role gets a working backup. Writes src/edgewise/models/weights/induction.pt (or
+job alone: each role gets a working backup. Writes src/edgewise/suite/models/weights/induction.pt (or
 induction_redundant.pt) and, beside it, a .json record: config, training settings, and the measured accuracy on
 held-out sequences (drawn from another seed) and on unrepeated ones.
 """
@@ -27,10 +27,10 @@ from typing import Callable
 
 import torch
 
-from edgewise.models.induction import REDUNDANT_WEIGHTS_PATH, WEIGHTS_PATH, save_induction
+from edgewise.suite.models.induction import REDUNDANT_WEIGHTS_PATH, WEIGHTS_PATH, save_induction
 from edgewise.models.transformer import Transformer, TransformerConfig
-from edgewise.tasks.trained.induction import copying_accuracy
-from edgewise.tasks.trained.sequences import (
+from edgewise.suite.tasks.trained.induction import copying_accuracy
+from edgewise.suite.tasks.trained.sequences import (
     N_TOKENS, SEQUENCE_LENGTH, next_tokens, repeated_segments, unrepeated_sequences,
 )
 

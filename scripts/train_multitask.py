@@ -4,9 +4,9 @@ committed weights and their record.
     OMP_NUM_THREADS=1 python scripts/train_multitask.py
 
 Deterministic by seed on one CPU thread. Every step draws a fresh batch of sequences, each row's task drawn by
-TrainConfig.task_weights (edgewise.tasks.trained.algorithmic); the loss is the cross-entropy of the next token at the
+TrainConfig.task_weights (edgewise.suite.tasks.trained.algorithmic); the loss is the cross-entropy of the next token at the
 scored positions only (SEP and y_1 .. y_{n-1}, each predicting the next answer, teacher forced). Writes
-src/edgewise/models/weights/multitask.pt and, beside it, multitask.json: config, training settings, training time and
+src/edgewise/suite/models/weights/multitask.pt and, beside it, multitask.json: config, training settings, training time and
 each task's accuracy on held-out sequences (drawn from another seed).
 """
 
@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from edgewise.models.multitask import WEIGHTS_PATH, save_multitask
+from edgewise.suite.models.multitask import WEIGHTS_PATH, save_multitask
 from edgewise.models.transformer import Transformer, TransformerConfig
-from edgewise.tasks.trained.algorithmic import D_VOCAB, N_VALUES, SCORED, SEQUENCE_LENGTH, mixed_sequences
-from edgewise.tasks.trained.multitask import task_accuracies
+from edgewise.suite.tasks.trained.algorithmic import D_VOCAB, N_VALUES, SCORED, SEQUENCE_LENGTH, mixed_sequences
+from edgewise.suite.tasks.trained.multitask import task_accuracies
 
 MODEL = TransformerConfig(
     n_layers=2, d_model=64, n_heads=4, d_head=16, d_mlp=128, d_vocab=D_VOCAB, d_vocab_out=N_VALUES,

@@ -4,8 +4,8 @@
 
 Deterministic by seed on one CPU thread. The high-level model is the program's compiled tracr Transformer; the
 low-level one has its layers with LowLevelShape's widths, LayerNorm and random weights, and learns by strict
-interchange-intervention training (edgewise.models.siit.training) on every input of the task's form but its held-out
-ones. Writes src/edgewise/models/weights/siit-<program>.pt and, beside it, siit-<program>.json: shapes, alignment,
+interchange-intervention training (edgewise.suite.models.siit.training) on every input of the task's form but its held-out
+ones. Writes src/edgewise/suite/models/weights/siit-<program>.pt and, beside it, siit-<program>.json: shapes, alignment,
 training settings, training time, and accuracy, IIA and strict IIA on the held-out inputs and on the training inputs
 (at most MEASURED_TRAIN of them, drawn by seed: the scores take every ordered pair).
 """
@@ -20,13 +20,13 @@ import time
 import torch
 
 from edgewise.models import Transformer
-from edgewise.models.siit.alignment import LowLevelShape, align, low_level_config
-from edgewise.models.siit.measures import measure_siit
-from edgewise.models.siit.training import SiitConfig, train_siit
-from edgewise.models.siit.weights import save_siit, weights_path
-from edgewise.tasks.registry import SIIT_TASKS
-from edgewise.tasks.tracr.suite import get_task
-from edgewise.tasks.trained.siit import high_level_nodes, training_inputs
+from edgewise.suite.models.siit.alignment import LowLevelShape, align, low_level_config
+from edgewise.suite.models.siit.measures import measure_siit
+from edgewise.suite.models.siit.training import SiitConfig, train_siit
+from edgewise.suite.models.siit.weights import save_siit, weights_path
+from edgewise.suite.tasks.registry import SIIT_TASKS
+from edgewise.suite.tasks.tracr.suite import get_task
+from edgewise.suite.tasks.trained.siit import high_level_nodes, training_inputs
 
 
 MEASURED_TRAIN = 200  # training inputs the record's train scores are measured on (all pairs of them), at most

@@ -4,7 +4,7 @@
 
 Deterministic by seed on one CPU thread. The loss is the policy's cross-entropy towards the minimax-best moves
 (uniform over them) plus the mean squared error of the move values on legal moves. Writes
-src/edgewise/models/weights/tictactoe.pt and, beside it, tictactoe.json: config, training settings, and the measured
+src/edgewise/suite/models/weights/tictactoe.pt and, beside it, tictactoe.json: config, training settings, and the measured
 policy accuracy, move-value MSE and move-value sign accuracy over all 4520 positions.
 """
 
@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from edgewise.models.tictactoe import WEIGHTS_PATH, TicTacToeConfig, TicTacToeNet, save_tictactoe
-from edgewise.tasks.game.tictactoe import TicTacToeDataset, tictactoe_dataset
+from edgewise.suite.models.tictactoe import WEIGHTS_PATH, TicTacToeConfig, TicTacToeNet, save_tictactoe
+from edgewise.suite.tasks.game.tictactoe import TicTacToeDataset, tictactoe_dataset
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ _TASKS: dict = {}
 
 def tracr(name: str):
     """Returns the built-in task `name`, built once per test session."""
-    from edgewise.tasks.tracr import get_task  # imports tracr and jax: only for the tests that use tracr tasks
+    from edgewise.suite.tasks.tracr import get_task  # imports tracr and jax: only for the tests that use tracr tasks
 
     if name not in _TASKS:
         _TASKS[name] = get_task(name)
@@ -125,7 +125,7 @@ _SMOLLM2: dict = {}
 
 def _load_smollm2_once(cache_dir=None):
     """load_smollm2, but one booted model per test run: 135M parameters take seconds to boot and 1 GB to hold."""
-    from edgewise.models.pretrained import load_smollm2
+    from edgewise.suite.models.pretrained import load_smollm2
 
     if cache_dir is not None:
         return load_smollm2(cache_dir)
@@ -137,7 +137,7 @@ def _load_smollm2_once(cache_dir=None):
 @pytest.fixture(scope="session", autouse=True)
 def _one_smollm2_per_run():
     """Every SmolLM2 task built in the run (`get_task("smollm2-ioi")`, `edgewise tasks`) shares the one SmolLM2."""
-    from edgewise.tasks.lm import ioi, self_text, templated
+    from edgewise.suite.tasks.lm import ioi, self_text, templated
 
     modules = (ioi, templated, self_text)
     real = [module.load_smollm2 for module in modules]
@@ -162,6 +162,6 @@ def smollm2():
 @pytest.fixture(scope="session")
 def ioi_task(smollm2):
     """IOI on the session's SmolLM2."""
-    from edgewise.tasks.lm.ioi import smollm2_ioi_task
+    from edgewise.suite.tasks.lm.ioi import smollm2_ioi_task
 
     return smollm2_ioi_task(loaded=smollm2)

@@ -15,17 +15,17 @@ import pytest
 import torch
 
 from conftest import run_edgewise
-from edgewise.bench import runner
-from edgewise.bench.lock import folder_lock
+from edgewise.suite.bench import runner
+from edgewise.suite.bench.lock import folder_lock
 from edgewise.report import plots as report
-from edgewise.bench import PeakMemory, Sweep, run_bench
+from edgewise.suite.bench import PeakMemory, Sweep, run_bench
 from edgewise.graph import circuit_from_scores
 from edgewise.errors import BenchFolderBusyError, InvalidSweepError, UnknownTaskError
 from edgewise.evaluate import faithfulness
 from edgewise.graph import Edge
-from edgewise.methods import UnknownMethodError
+from edgewise.errors import UnknownMethodError
 from edgewise.graph import EdgeScores
-from edgewise.tasks.tracr import get_task
+from edgewise.suite.tasks.tracr import get_task
 from edgewise.patching import task_ablation
 from edgewise.patching.allocator import keep_freed_memory
 
@@ -297,7 +297,7 @@ def test_a_sweep_of_both_presets_records_and_summarises_each(tmp_path):
 
 
 def test_cli_bench_into_a_held_folder_exits_2_naming_the_holder(tmp_path):
-    from edgewise.bench.lock import folder_lock
+    from edgewise.suite.bench.lock import folder_lock
 
     with folder_lock(tmp_path):  # another open of the lock file conflicts, even in this process
         result = run_edgewise("bench", "--out", str(tmp_path), "--tasks", "tracr-shift", "--methods", "random",
@@ -327,7 +327,7 @@ def test_cli_bench_on_trained_sae_graphs(tmp_path):
     """`--features train` fits SAEs on the discovery inputs and scores on the held-out ones with the same features:
     each feature in the effective truth has a decoder row within cosine 0.9 of an oracle direction its writer writes
     that feeds the same reader, and the record carries the SAEs' report."""
-    from edgewise.tasks.features import TRAINED, add_trained_features
+    from edgewise.features.sets import TRAINED, add_trained_features
 
     result = run_edgewise("bench", "--out", str(tmp_path), "--tasks", "tracr-shift", "--methods", "eap",
                           "--ablations", "zero", "--features", "train")
@@ -354,7 +354,7 @@ def test_bench_runs_a_declared_model_without_ground_truth(tmp_path, monkeypatch)
     10-edge block graph (one node per block, not per channel), to keep the faithfulness curve cheap."""
     import functools
 
-    from edgewise.tasks.game import task as game
+    from edgewise.suite.tasks.game import task as game
 
     monkeypatch.setattr(game, "tictactoe_task", functools.partial(game.tictactoe_task, channels=False))
     result = run_edgewise("bench", "--tasks", "tictactoe", "--methods", "random", "--out", str(tmp_path))

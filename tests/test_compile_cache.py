@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import edgewise.tasks.tracr.compile as compile_module
+import edgewise.suite.tasks.tracr.compile as compile_module
 from edgewise.errors import CacheWarning
-from edgewise.tasks.tracr.compile import (
+from edgewise.suite.tasks.tracr.compile import (
     CACHE_FORMAT,
     CompiledProgram,
     compile_program,
@@ -253,7 +253,7 @@ def test_fingerprint_does_not_depend_on_what_was_compiled_before(tmp_path, entry
     from tracr.compiler import lib
     from tracr.rasp import rasp
 
-    from edgewise.tasks.tracr.compile import compile_with_tracr
+    from edgewise.suite.tasks.tracr.compile import compile_with_tracr
 
     shutil.copy(entry.file, tmp_path / entry.file.name)
     # as in a fresh process: no default annotation of the shared primitives read yet (this module's compile read them)

@@ -6,7 +6,7 @@ import torch
 from conftest import random_transformer, tracr
 
 from edgewise.errors import InvalidHyperparameterError, UnsupportedArchitectureError
-from edgewise.models.compression import CompressionConfig, compress_residual, folded_state
+from edgewise.suite.models.compression import CompressionConfig, compress_residual, folded_state
 from edgewise.models.transformer import Transformer
 
 
@@ -48,7 +48,7 @@ def test_compressed_reverse_keeps_rasp_outputs_in_superposition(compressed):
     are no longer orthogonal."""
     from tracr.rasp import rasp
 
-    from edgewise.tasks.tracr import TRACR_TASKS
+    from edgewise.suite.tasks.tracr import TRACR_TASKS
 
     program = TRACR_TASKS["tracr-reverse"].build_program()
     compiled = compressed.extras["compiled"]
@@ -67,7 +67,7 @@ def test_oracle_features_split_every_writer_exactly(compressed, reverse):
     (the error nodes are numerically empty), and the embeddings' features are the compiled model's coordinates.
     Other writers' features are the compressed model's own values, which need not be tracr's: reverse's data all
     has length 3, and the compressed layer 0 writes a constant there."""
-    from edgewise.tasks.features import writer_outputs
+    from edgewise.features.sets import writer_outputs
 
     compiled = reverse.extras["compiled"]
     dimension = {label: i for i, label in enumerate(compiled.residual_labels)}
@@ -98,7 +98,7 @@ def test_compiled_circuit_alone_gives_the_compressed_models_outputs(compressed, 
 def test_trained_saes_inherit_the_truth_of_the_oracle_features_they_recover(compressed):
     import dataclasses
 
-    from edgewise.tasks.features import TRAINED, add_trained_features
+    from edgewise.features.sets import TRAINED, add_trained_features
 
     task = dataclasses.replace(compressed, dictionaries=dict(compressed.dictionaries),
                                feature_ground_truth=dict(compressed.feature_ground_truth))
@@ -116,8 +116,8 @@ def test_trained_saes_inherit_the_truth_of_the_oracle_features_they_recover(comp
 
 
 def test_compressed_programs_are_cached_and_too_few_dimensions_are_refused(tmp_path, reverse, monkeypatch):
-    from edgewise.tasks.tracr import compressed as module
-    from edgewise.tasks.tracr.compressed import compress_program
+    from edgewise.suite.tasks.tracr import compressed as module
+    from edgewise.suite.tasks.tracr.compressed import compress_program
 
     compiled, sequences = reverse.extras["compiled"], reverse.extras["sequences"]
     config = CompressionConfig(12, steps=3)

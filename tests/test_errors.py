@@ -21,7 +21,7 @@ from edgewise import (
     patched_forward,
 )
 from edgewise.tasks import METRICS
-from edgewise.tasks.tracr import get_task, tracr_task
+from edgewise.suite.tasks.tracr import get_task, tracr_task
 from edgewise.patching import task_ablation
 
 
@@ -152,13 +152,13 @@ def test_tracr_task_with_one_sequence_cannot_be_paired():
     ],
 )
 def test_bad_hyperparameters_exit_2_before_any_work(setting, message, monkeypatch):
-    import edgewise.tasks
+    import edgewise.suite.tasks
     from conftest import run_edgewise
 
     def no_work(*args, **kwargs):
         raise AssertionError("the task was loaded before the hyperparameters were checked")
 
-    monkeypatch.setattr(edgewise.tasks, "get_task", no_work)
+    monkeypatch.setattr(edgewise.suite.tasks, "get_task", no_work)
     result = run_edgewise("discover", "tracr-reverse", "--method", "edge-sp", "--set", setting)
     assert result.returncode == 2, result.stdout + result.stderr
     assert re.search(message, result.stderr), result.stderr
@@ -181,10 +181,10 @@ def test_top_k_must_be_a_positive_integer(top_k):
 
 
 def test_output_paths_that_cannot_be_written_exit_2_before_any_work(tmp_path, monkeypatch):
-    import edgewise.tasks
+    import edgewise.suite.tasks
     from conftest import run_edgewise
 
-    monkeypatch.setattr(edgewise.tasks, "get_task", lambda *a, **k: pytest.fail("work started before the path check"))
+    monkeypatch.setattr(edgewise.suite.tasks, "get_task", lambda *a, **k: pytest.fail("work started before the path check"))
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     locked = tmp_path / "locked"

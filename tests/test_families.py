@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from edgewise.bench.families import FAMILIES, family_markdown, family_of, family_summary, ranks, spearman
-from edgewise.report import plot_families
-from edgewise.tasks.registry import task_names
+from edgewise.suite.bench.families import FAMILIES, family_markdown, family_of, family_summary, ranks, spearman
+from edgewise.suite.bench import plot_families
+from edgewise.suite.tasks.registry import task_names
 
 
 def test_ranks_share_ties_and_spearman_matches_hand_computation():

@@ -12,7 +12,7 @@ import torch
 
 import edgewise
 from conftest import run_edgewise
-from edgewise.adapters.dictionary import Dictionary, feature_groups, node_outputs
+from edgewise.graph.dictionary import Dictionary, feature_groups, node_outputs
 from edgewise.errors import GraphMismatchError
 from edgewise.evaluate import effective_ground_truth, roc_auc
 from edgewise.graph import Edge, Graph, NodeKind

@@ -14,8 +14,8 @@ from edgewise.diagnostics.behaviour import behaviour_check
 from edgewise.methods import discover, method_circuit
 from edgewise.patching import patched_forward, task_ablation
 from edgewise.patching.checks import run_checks
-from edgewise.tasks import get_task, task_names
-from edgewise.tasks.game.task import CORNERS, tictactoe_no_corners_task, tictactoe_task
+from edgewise.suite.tasks import get_task, task_names
+from edgewise.suite.tasks.game.task import CORNERS, tictactoe_no_corners_task, tictactoe_task
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_worst_move_objective_is_the_full_value_heads_value_of_the_policys_moves
 
 def test_sparse_worst_move_mask_is_the_exhaustive_best_and_is_flagged_a_fixed_ranking(monkeypatch):
     """With corners forbidden, on 128 positions (benchmarks/worst_move.py runs both tasks on the channel graph)."""
-    from edgewise.tasks.game import task as game
+    from edgewise.suite.tasks.game import task as game
 
     monkeypatch.setattr(game, "DISCOVERY_POSITIONS", 128)
     task = tictactoe_no_corners_task(channels=False)

@@ -6,7 +6,7 @@ from conftest import tracr
 
 from edgewise.graph import Edge
 from edgewise.patching import full_logits, patched_forward, task_ablation
-from edgewise.tasks.tracr import TRACR_TASKS
+from edgewise.suite.tasks.tracr import TRACR_TASKS
 
 ABLATIONS = ["zero", "mean", "per-position-mean", "resample"]
 
@@ -96,7 +96,7 @@ def test_reverse_under_resample_needs_only_two_edges(reverse):
 
 def test_proportion_mirrors_acdc_data():
     """ACDC's proportion: 50 random length-4 sequences for discovery, 50 others held out, corrupted by shuffling."""
-    from edgewise.tasks.tracr import get_task
+    from edgewise.suite.tasks.tracr import get_task
 
     task, held_out = get_task("tracr-proportion"), get_task("tracr-proportion", held_out=True)
     assert task.clean.shape == held_out.clean.shape == (50, 5)

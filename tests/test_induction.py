@@ -12,10 +12,10 @@ import torch
 from edgewise.evaluate import roc_auc
 from edgewise.methods import discover
 from edgewise.patching import patched_forward, task_ablation
-from edgewise.tasks import get_task, task_names
-from edgewise.tasks.registry import held_out_size
-from edgewise.tasks.trained.induction import INDUCTION_CIRCUIT
-from edgewise.tasks.trained.sequences import N_TOKENS
+from edgewise.suite.tasks import get_task, task_names
+from edgewise.suite.tasks.registry import held_out_size
+from edgewise.suite.tasks.trained.induction import INDUCTION_CIRCUIT
+from edgewise.suite.tasks.trained.sequences import N_TOKENS
 
 CHANCE = 1 / N_TOKENS
 PREVIOUS_TOKEN_HEAD, INDUCTION_HEAD = (0, 1), (1, 0)

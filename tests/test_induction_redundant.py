@@ -11,10 +11,10 @@ import pytest
 from test_induction import CHANCE, all_edges, copying, patched_copying
 from edgewise.diagnostics import diagnose, redundant_groups
 from edgewise.patching import task_ablation
-from edgewise.tasks import get_task, task_names
-from edgewise.tasks.cards import card_for
-from edgewise.tasks.registry import held_out_size
-from edgewise.tasks.trained.induction import REDUNDANT_INDUCTION_CIRCUIT
+from edgewise.suite.tasks import get_task, task_names
+from edgewise.suite.tasks.cards import card_for
+from edgewise.suite.tasks.registry import held_out_size
+from edgewise.suite.tasks.trained.induction import REDUNDANT_INDUCTION_CIRCUIT
 
 ROLES = {"previous-token": ("A0.0", "A0.1"), "induction": ("A1.0", "A1.1")}
 # Copying left with one head of a role removed. Measured: 1.000 for every head under mean ablation; under resample

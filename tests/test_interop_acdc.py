@@ -218,7 +218,7 @@ def test_acdc_canonical_edge_types():
 
 @pytest.fixture(scope="module")
 def tasks():
-    from edgewise.tasks.tracr import get_task
+    from edgewise.suite.tasks.tracr import get_task
 
     return {name: get_task(name) for name in ACDC_CANONICAL}
 

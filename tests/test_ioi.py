@@ -6,10 +6,10 @@ import torch
 
 from edgewise.graph import circuit_from_scores
 from edgewise.errors import UnknownTaskError
-from edgewise.tasks.lm.ioi import IOI_NAMES, ioi_logit_difference, ioi_prompts
+from edgewise.suite.tasks.lm.ioi import IOI_NAMES, ioi_logit_difference, ioi_prompts
 from edgewise.methods import discover
 from edgewise.patching import patched_forward
-from edgewise.tasks import get_task, task_names
+from edgewise.suite.tasks import get_task, task_names
 from edgewise.patching import full_logits, task_ablation
 
 
@@ -44,8 +44,8 @@ def test_smollm2_does_ioi_and_the_abc_corruption_removes_it(ioi):
 
 @pytest.mark.slow
 def test_held_out_ioi_prompts_are_new_and_the_model_still_does_ioi(ioi, smollm2):
-    from edgewise.tasks.lm.ioi import smollm2_ioi_task
-    from edgewise.tasks.registry import held_out_size
+    from edgewise.suite.tasks.lm.ioi import smollm2_ioi_task
+    from edgewise.suite.tasks.registry import held_out_size
 
     evaluation = smollm2_ioi_task(loaded=smollm2, held_out=True)
     discovery = {p["clean"] for p in ioi.extras["prompts"]}

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from edgewise.errors import InvalidHyperparameterError
-from edgewise.tasks import get_task, task_names
-from edgewise.tasks.lm.templated import fact_prompts
-from edgewise.tasks.registry import held_out_size
+from edgewise.suite.tasks import get_task, task_names
+from edgewise.suite.tasks.lm.templated import fact_prompts
+from edgewise.suite.tasks.registry import held_out_size
 
 # Facts written here by hand, not read from the task's tables: what the decoded answers must say
 KNOWN = {"The capital city of France is": " Paris", "The capital city of Japan is": " Tokyo",
@@ -28,7 +28,7 @@ def test_fact_prompts_split_apart_and_corrupt_with_another_answer():
 
 @pytest.fixture(scope="module")
 def capitals(smollm2):
-    from edgewise.tasks.lm.templated import smollm2_capitals_task
+    from edgewise.suite.tasks.lm.templated import smollm2_capitals_task
 
     return smollm2_capitals_task(loaded=smollm2), smollm2_capitals_task(loaded=smollm2, held_out=True)
 
@@ -69,7 +69,7 @@ def test_the_registry_builds_capitals_on_the_runs_one_model(smollm2):
 @pytest.fixture(scope="module")
 def self_text(smollm2):
     """The discovery texts, 16 tokens rather than the task's 24 for time (generation is one forward per token)."""
-    from edgewise.tasks.lm.self_text import smollm2_self_text_task
+    from edgewise.suite.tasks.lm.self_text import smollm2_self_text_task
 
     return smollm2_self_text_task(loaded=smollm2, n_tokens=16)
 
@@ -83,7 +83,7 @@ def _is_greedy(bridge, tokens: torch.Tensor, positions) -> bool:
 
 @pytest.mark.slow
 def test_self_text_is_the_models_own_greedy_text(self_text, smollm2):
-    from edgewise.tasks.lm.self_text import DISCOVERY_OPENINGS
+    from edgewise.suite.tasks.lm.self_text import DISCOVERY_OPENINGS
 
     tokenizer, clean = smollm2.tokenizer, self_text.clean
     assert clean.shape == (len(DISCOVERY_OPENINGS), 16) and (clean[:, 0] == tokenizer.bos_token_id).all()
@@ -105,7 +105,7 @@ def test_self_text_pairs_each_text_with_another_and_scores_all_but_bos(self_text
 @pytest.mark.slow
 def test_held_out_self_text_continues_other_openings(smollm2):
     """Texts of 8 tokens, for time: the generation is the same loop."""
-    from edgewise.tasks.lm.self_text import DISCOVERY_OPENINGS, smollm2_self_text_task
+    from edgewise.suite.tasks.lm.self_text import DISCOVERY_OPENINGS, smollm2_self_text_task
 
     held_out = smollm2_self_text_task(loaded=smollm2, n_tokens=8, held_out=True)
     openings = [smollm2.tokenizer.decode(row[1:5]) for row in held_out.clean]

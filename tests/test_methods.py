@@ -2,7 +2,8 @@
 
 import pytest
 
-from edgewise.methods import UnknownMethodError, discover
+from edgewise.errors import UnknownMethodError
+from edgewise.methods import discover
 
 
 def test_unknown_method_and_hyperparameter(reverse):

@@ -9,12 +9,12 @@ import json
 import pytest
 import torch
 
-from edgewise.models.multitask import WEIGHTS_PATH, load_multitask
-from edgewise.tasks import get_task, task_names
-from edgewise.tasks.cards import card_for
-from edgewise.tasks.registry import held_out_size
-from edgewise.tasks.trained.algorithmic import N_INPUTS, N_VALUES, SCORED, TASKS, answers_of, sequences
-from edgewise.tasks.trained.multitask import task_accuracies
+from edgewise.suite.models.multitask import WEIGHTS_PATH, load_multitask
+from edgewise.suite.tasks import get_task, task_names
+from edgewise.suite.tasks.cards import card_for
+from edgewise.suite.tasks.registry import held_out_size
+from edgewise.suite.tasks.trained.algorithmic import N_INPUTS, N_VALUES, SCORED, TASKS, answers_of, sequences
+from edgewise.suite.tasks.trained.multitask import task_accuracies
 
 NAMES = [f"multitask-{task}" for task in TASKS]
 RECORD = json.loads(WEIGHTS_PATH.with_suffix(".json").read_text())

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-import edgewise.methods
+import edgewise.methods.discovery
 from edgewise.errors import (
     CircuitFileError,
     EmptyInputsError,
@@ -79,7 +79,7 @@ def test_the_metric_check_costs_one_forward_with_two_masks(reverse, monkeypatch)
         shapes.append(tuple(mask.shape))
         return patched_forward(model, graph, tokens, ablated, mask)
 
-    monkeypatch.setattr(edgewise.methods, "patched_forward", counting)
+    monkeypatch.setattr(edgewise.methods.discovery, "patched_forward", counting)
     for metric in METRICS.values():  # every built-in metric is finite at both ends: no false alarm
         check_metric(dataclasses.replace(reverse, metric=metric), graph, ablated)
     assert shapes == [(2, graph.n_edges)] * len(METRICS)
@@ -100,7 +100,7 @@ def test_a_tracr_task_of_two_empty_sequences(reverse):
     from tracr.compiler import lib
     from tracr.rasp import rasp
 
-    from edgewise.tasks.tracr import tracr_task
+    from edgewise.suite.tasks.tracr import tracr_task
 
     max_seq_len = reverse.extras["compiled"].max_seq_len  # the built-in task's program: compiled already, cached
     with pytest.raises(EmptyInputsError, match="tracr: give sequences of at least one value"):

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import tracr
 
-from edgewise.bench.summary import summary_markdown
+from edgewise.suite.bench.summary import summary_markdown
 from edgewise.diagnostics import diagnose, redundant_groups
 from edgewise.evaluate import effective_truth
 from edgewise.evaluate.ground_truth import OUTPUT_TOLERANCE, removal_changes, scored_change

@@ -97,7 +97,7 @@ def test_cli_remove_measures_the_circuit_and_random_baselines_on_held_out_inputs
     from conftest import run_edgewise, tracr
 
     from edgewise.graph import Circuit
-    from edgewise.tasks.registry import get_task
+    from edgewise.suite.tasks.registry import get_task
 
     tracr("tracr-redundant-or")  # compiled once per test run
     circuit = Circuit(frozenset({Edge("MLP 2", "Resid End")}), description="the answer's edge",
@@ -156,8 +156,8 @@ def test_removal_on_smollm2_runs_every_baseline_and_leaves_the_model_as_it_was(s
     untouched (the weight edits and relearning train fresh copies of it)."""
     from edgewise.interventions import RemovalMaskConfig, RemovalSettings, TaskSplit, compare_removals
     from edgewise.methods import discover
-    from edgewise.tasks.lm.ioi import smollm2_ioi_task
-    from edgewise.tasks.lm.templated import smollm2_capitals_task
+    from edgewise.suite.tasks.lm.ioi import smollm2_ioi_task
+    from edgewise.suite.tasks.lm.templated import smollm2_capitals_task
 
     split = lambda factory: TaskSplit(factory(n_prompts=6, loaded=smollm2),  # noqa: E731
                                       factory(n_prompts=6, loaded=smollm2, held_out=True), True)
@@ -190,7 +190,7 @@ def test_cli_remove_subtract_retain_removes_the_forget_circuit_less_the_retain_o
 
     from edgewise.graph import circuit_from_scores
     from edgewise.methods import discover
-    from edgewise.tasks import get_task
+    from edgewise.suite.tasks import get_task
 
     result = run_edgewise("remove", "multitask-sort", "--method", "eap", "--top-k", "20", "--retain",
                           "multitask-count", "--subtract-retain", "--random-seeds", "0", "--json",

@@ -111,7 +111,7 @@ def test_one_auroc_in_float32_and_float64():
     from edgewise.graph import circuit_from_scores
     from edgewise.methods import discover
     from edgewise.patching import task_ablation
-    from edgewise.tasks import get_task
+    from edgewise.suite.tasks import get_task
 
     results = []
     for dtype in (torch.float32, torch.float64):

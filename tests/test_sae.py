@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-import edgewise.models.sae as sae_module
+import edgewise.features.sae as sae_module
 from edgewise.errors import (
     CacheWarning,
     InvalidActivationsError,
     InvalidDirectionsError,
     InvalidHyperparameterError,
 )
-from edgewise.models.sae import (
+from edgewise.features.sae import (
     SAETrainingConfig,
     SparseAutoencoder,
     cached_sparse_autoencoder,

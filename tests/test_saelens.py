@@ -9,8 +9,8 @@ import torch
 from safetensors.torch import save_file
 
 from edgewise.errors import SAEFormatError
-from edgewise.models.sae import SparseAutoencoder
-from edgewise.models.saelens import load_saelens, save_saelens
+from edgewise.features.sae import SparseAutoencoder
+from edgewise.features.saelens import load_saelens, save_saelens
 
 D_IN, D_SAE = 5, 8
 

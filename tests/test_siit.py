@@ -1,5 +1,5 @@
 """The SIIT tasks: the committed models reproduce their recorded accuracy; interchange interventions written here with
-plain TransformerLens hooks (independent of edgewise.models.siit and edgewise.patching) show, on held-out inputs, that
+plain TransformerLens hooks (independent of edgewise.suite.models.siit and edgewise.patching) show, on held-out inputs, that
 the aligned nodes carry the high-level model's variables (IIA) and that no other head or MLP matters (strict IIA);
 and the aligned ground truth alone, patched by edgewise's edge-masked forward, keeps the outputs. Bounds and measured
 numbers are in docs/siit.md."""
@@ -13,12 +13,12 @@ import torch
 
 from edgewise.errors import GraphMismatchError
 from edgewise.graph.nodes import head_node, mlp_node
-from edgewise.models.siit.alignment import Alignment
-from edgewise.models.siit.weights import weights_path
+from edgewise.suite.models.siit.alignment import Alignment
+from edgewise.suite.models.siit.weights import weights_path
 from edgewise.patching import patched_forward, task_ablation
-from edgewise.tasks import get_task, task_names
-from edgewise.tasks.registry import SIIT_TASKS, TRAINED_TASKS, held_out_size
-from edgewise.tasks.trained.siit import NODE_LEVEL
+from edgewise.suite.tasks import get_task, task_names
+from edgewise.suite.tasks.registry import SIIT_TASKS, TRAINED_TASKS, held_out_size
+from edgewise.suite.tasks.trained.siit import NODE_LEVEL
 
 # Every trained model reaches these on the held-out inputs (docs/siit.md has each one's numbers)
 ACCURACY_BOUND = IIA_BOUND = STRICT_BOUND = 0.95
@@ -206,7 +206,7 @@ def test_the_trained_or_copies_back_each_other_up_as_the_compiled_ones_do():
 def test_the_strict_loss_trains_the_non_aligned_nodes_only_through_their_source_outputs():
     """Under the strict loss every non-aligned node's output is replaced, so its weights get a gradient only when the
     replacement (its output on the source inputs) keeps autograd: `strict_through_sources`."""
-    from edgewise.models.siit.training import siit_losses
+    from edgewise.suite.models.siit.training import siit_losses
 
     task = get_task("siit-tracr-redundant-or")
     low, high, alignment = task.model, task.extras["high_level"].model, task.extras["alignment"]

@@ -16,7 +16,8 @@ from edgewise.methods import hard_concrete
 from edgewise.evaluate import effective_ground_truth, faithfulness, roc_auc
 from edgewise.graph import Edge
 from edgewise.methods import discover
-from edgewise.methods.subnetwork_probing import deterministic_circuit, lambda_sweep, node_gates
+from edgewise.methods import lambda_sweep
+from edgewise.methods.subnetwork_probing import deterministic_circuit, node_gates
 from edgewise.patching import task_ablation
 
 # Minimal circuits faithful under resample ablation, typed in from docs/ground-truth.md.

@@ -13,7 +13,7 @@ from conftest import run_edgewise
 from edgewise.errors import SAEFormatError
 from edgewise.patching import full_logits, patched_forward, task_ablation
 from edgewise.patching.checks import run_checks
-from edgewise.tasks.features import add_sae_features, add_trained_features
+from edgewise.features.sets import add_sae_features, add_trained_features
 
 
 def _write_saelens(folder, directions: torch.Tensor, hook: str, head: int | None = None) -> None:

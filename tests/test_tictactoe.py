@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from edgewise.errors import TrainedWeightsMissingError
-from edgewise.models.tictactoe import WEIGHTS_PATH, TicTacToeNet, load_tictactoe
-from edgewise.tasks.game.tictactoe import (
+from edgewise.suite.models.tictactoe import WEIGHTS_PATH, TicTacToeNet, load_tictactoe
+from edgewise.suite.tasks.game.tictactoe import (
     EMPTY_BOARD,
     board_planes,
     legal_moves,

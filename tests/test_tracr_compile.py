@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from edgewise.tasks.tracr.compile import compile_program, compile_with_tracr, program_fingerprint
-from edgewise.tasks.tracr import TRACR_TASKS
+from edgewise.suite.tasks.tracr.compile import compile_program, compile_with_tracr, program_fingerprint
+from edgewise.suite.tasks.tracr import TRACR_TASKS
 from edgewise.patching import full_logits, task_ablation
 
 
@@ -99,7 +99,7 @@ def test_user_program_with_causal_attention_becomes_a_task():
     from tracr.rasp import rasp
 
     from edgewise.patching import patched_forward
-    from edgewise.tasks.tracr import tracr_task
+    from edgewise.suite.tasks.tracr import tracr_task
 
     is_a = rasp.numerical(rasp.Map(lambda t: 1 if t == "a" else 0, rasp.tokens))
     prefix = rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LEQ)

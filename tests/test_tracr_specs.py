@@ -3,9 +3,9 @@
 import pytest
 
 from edgewise.errors import UnknownTaskError
-from edgewise.tasks import get_task
-from edgewise.tasks.registry import held_out_size
-from edgewise.tasks.tracr import TRACR_TASKS
+from edgewise.suite.tasks import get_task
+from edgewise.suite.tasks.registry import held_out_size
+from edgewise.suite.tasks.tracr import TRACR_TASKS
 
 
 @pytest.mark.parametrize("name", list(TRACR_TASKS))

@@ -1,8 +1,9 @@
 """edgewise: circuit discovery on edge graphs, with a tracr benchmark whose circuits are known by construction.
 
-The package follows the data path, one subpackage a stage: graph -> models -> adapters -> tasks -> patching ->
-methods -> evaluate -> diagnostics -> interventions -> bench -> report -> interop -> cli. The names below load their
-stage on first use, so `edgewise --help` does not pay for torch, transformers or jax.
+Two wings. The library follows the data path, one subpackage a stage: graph -> models -> adapters -> tasks ->
+features -> patching -> methods -> evaluate -> diagnostics -> interventions -> report -> interop. The benchmark suite
+(`edgewise.suite`: its models, built-in tasks and the bench) sits above it, and the command line (`cli`) above both.
+The names below load their stage on first use, so `edgewise --help` does not pay for torch, transformers or jax.
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ _EXPORTS = {
     **dict.fromkeys(["Adapter", "DeclaredAdapter", "adapter_for"], "adapters"),
     **dict.fromkeys(["BatchShapeError", "CompileError", "DeclarationError", "EdgewiseError", "GraphMismatchError",
                      "InvalidHyperparameterError", "InvalidMaskError", "InvalidTokensError",
-                     "PretrainedModelMissingError", "UnknownAblationError", "UnknownTaskError",
+                     "PretrainedModelMissingError", "UnknownAblationError", "UnknownMethodError", "UnknownTaskError",
                      "UnsupportedArchitectureError"], "errors"),
     **dict.fromkeys(["Circuit", "circuit_from_scores", "Edge", "Graph", "EdgeScores", "Node", "NodeKind"], "graph"),
     "diagnose": "diagnostics",
     "discover": "methods",
     "remove": "interventions",
-    **dict.fromkeys(["Task", "get_task", "task_names"], "tasks"),
-    "tracr_task": "tasks.tracr",
+    **dict.fromkeys(["get_task", "task_names"], "suite.tasks"),
+    "Task": "tasks",
+    "tracr_task": "suite.tasks",
     **dict.fromkeys(["Transformer", "TransformerConfig"], "models"),
-    **dict.fromkeys(["Sweep", "run_bench"], "bench"),
+    **dict.fromkeys(["Sweep", "run_bench"], "suite.bench"),
     **dict.fromkeys(["to_mib", "from_mib"], "interop"),
 }
 

@@ -128,3 +128,7 @@ class UnknownObjectiveError(EdgewiseError, ValueError):
 
 class TrainedWeightsMissingError(PretrainedModelMissingError):
     """A project-trained model whose committed weights file is missing; the message names the script that writes it."""
+
+
+class UnknownMethodError(EdgewiseError, ValueError):
+    """A method name, a preset, or a hyperparameter that the method registry does not know."""

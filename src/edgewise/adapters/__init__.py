@@ -1,11 +1,14 @@
-"""Adapters: one per model family; `adapter_for(model)` picks the right one."""
+"""Adapters: one per model family, each describing which hook points of a model write into and read from its residual
+stream; `adapter_for(model)` picks the right one, `boot_bridge` boots a local Hugging Face folder through
+TransformerBridge."""
 
 from __future__ import annotations
 
 from ..errors import UnsupportedArchitectureError
-from ..graph.nodes import HookGroup
-from ..models.transformer import Transformer
+from ..graph import HookGroup
+from ..models import Transformer
 from .base import Adapter
+from .bridge import BridgeAdapter, boot_bridge
 from .declared import DeclaredAdapter
 from .transformer import TransformerAdapter
 
@@ -19,8 +22,6 @@ def adapter_for(model: object) -> Adapter:
     from transformer_lens import TransformerBridge
 
     if isinstance(model, TransformerBridge):
-        from .bridge import BridgeAdapter
-
         return BridgeAdapter(model)
     raise UnsupportedArchitectureError(
         f"edgewise has no adapter for {type(model).__name__}. Supported: edgewise.transformer.Transformer "
@@ -30,4 +31,5 @@ def adapter_for(model: object) -> Adapter:
     )
 
 
-__all__ = ["Adapter", "DeclaredAdapter", "HookGroup", "TransformerAdapter", "adapter_for"]
+__all__ = ["Adapter", "BridgeAdapter", "DeclaredAdapter", "HookGroup", "TransformerAdapter", "adapter_for",
+           "boot_bridge"]

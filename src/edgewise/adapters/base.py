@@ -16,7 +16,7 @@ import torch
 from transformer_lens.hook_points import HookPoint
 
 from ..errors import GraphMismatchError
-from ..graph.nodes import HookGroup, embedding_node, head_node, mlp_node, output_node
+from ..graph import HookGroup, embedding_node, head_node, mlp_node, output_node
 
 
 class Adapter(ABC):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..errors import UnsupportedArchitectureError
-from ..graph.nodes import HookGroup
+from ..graph import HookGroup
 from .base import Adapter, layered_hook_groups
 
 if TYPE_CHECKING:
@@ -41,6 +41,25 @@ def enable_edge_hooks(bridge: "TransformerBridge") -> None:
     bridge.set_use_split_qkv_input(True)
     bridge.set_use_attn_result(True)
     bridge.set_use_hook_mlp_in(True)
+
+
+def boot_bridge(hf_folder: Path) -> "TransformerBridge":
+    """Returns a TransformerBridge booted offline from a local fp32 Hugging Face folder, in eval mode. The hooks an
+    edge graph needs are switched on by its adapter (`BridgeAdapter`), at first use.
+
+    The bridge loads the folder's tokenizer itself (as `bridge.tokenizer`; it prepends BOS).
+
+    Parameters:
+        hf_folder: a Hugging Face model folder (config, weights, tokenizer) on this machine.
+
+    Returns:
+        The booted bridge, on the CPU in float32.
+    """
+    from transformer_lens import TransformerBridge
+
+    bridge = TransformerBridge.boot_transformers(str(hf_folder), device="cpu", dtype=torch.float32)
+    bridge.eval()
+    return bridge
 
 
 class BridgeAdapter(Adapter):
@@ -64,12 +83,10 @@ class BridgeAdapter(Adapter):
         """Returns an adapter over a fresh boot of the same Hugging Face folder carrying this model's current weights.
         Not a deep copy: the bridge's capture hooks close over their own bridge's modules, so a deep copy would keep
         writing its pre-norm residuals into this bridge and fork post-norm ones into its own q/k/v hooks."""
-        from ..models.pretrained import boot_bridge
-
         folder = Path(self.model.original_model.config._name_or_path)
         if not folder.is_dir():
             raise UnsupportedArchitectureError(f"{self._model_name()} was not booted from a local folder ({folder}), so "
-                                               "it cannot be copied; boot it with edgewise.models.pretrained.boot_bridge")
+                                               "it cannot be copied; boot it with edgewise.adapters.boot_bridge")
         bridge = boot_bridge(folder)
         bridge.load_state_dict(self.model.state_dict())
         bridge.train(self.model.training)

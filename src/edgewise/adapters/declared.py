@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 import torch
 
 from ..errors import DeclarationError
-from ..graph.nodes import HookGroup, Node, NodeKind
+from ..graph import HookGroup, Node, NodeKind
 from .base import Adapter
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..graph.nodes import HookGroup, NodeKind
-from ..models.transformer import Transformer
+from ..graph import HookGroup, NodeKind
+from ..models import Transformer
 from .base import Adapter, layered_hook_groups
 
 

@@ -10,11 +10,10 @@ from pathlib import Path
 from ..diagnostics import diagnose
 from ..evaluate import RunEvaluation, ground_truths
 from ..methods import discover
-from ..patching import full_logits, task_ablation
-from ..patching.checks import run_checks
+from ..patching import full_logits, run_checks, task_ablation
 from ..report import plot_circuit, plot_faithfulness_curves, plot_roc_curves
 from ..tasks import Task
-from ..tasks.tracr import get_task
+from ..suite.tasks import get_task
 
 ABLATIONS = ("resample", "zero")  # the two that disagree most about reverse's circuit
 METHODS = ("edge-sp", "acdc", "eap")

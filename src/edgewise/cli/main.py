@@ -13,7 +13,7 @@ from ..errors import EdgewiseError, OutputPathError, UsageError
 
 
 def _tasks(args: argparse.Namespace) -> int:
-    from ..tasks import task_cards
+    from ..suite.tasks import task_cards
 
     cards, unavailable = task_cards()
     for name, reason in unavailable.items():
@@ -50,7 +50,7 @@ def _compression_note(compression: dict | None) -> str:
 
 
 def _graph(args: argparse.Namespace) -> int:
-    from ..tasks import get_task
+    from ..suite.tasks import get_task
 
     _check_writable(args.json)
     task = get_task(args.task)
@@ -90,8 +90,8 @@ def _graph(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     import torch
 
-    from ..patching.checks import run_checks
-    from ..tasks import get_task
+    from ..patching import run_checks
+    from ..suite.tasks import get_task
 
     task = get_task(args.task)
     if args.float64:  # float32 rounding grows with how far a patch moves a deep model; float64 isolates the algorithm
@@ -135,7 +135,7 @@ def _task_features(task, features: str | None) -> str | None:
     """Returns the dictionary set to build the graph with, loading (sae:DIR) or training (train) it first."""
     if features is None or features == "oracle":
         return features
-    from ..tasks.features import TRAINED, add_sae_features, add_trained_features
+    from ..features import TRAINED, add_sae_features, add_trained_features
 
     if features.startswith("sae:"):
         return add_sae_features(task, features[len("sae:"):])
@@ -172,7 +172,7 @@ def _discover(args: argparse.Namespace) -> int:
     from ..evaluate import RunEvaluation, ground_truths
     from ..methods import discover, get_method, resolve_config
     from ..patching import task_ablation
-    from ..tasks import get_task
+    from ..suite.tasks import get_task
 
     hyperparameters = _hyperparameters(args.set)
     resolve_config(get_method(args.method), args.preset, hyperparameters)  # bad names and values fail before any work
@@ -231,12 +231,12 @@ def _print_objective(task, graph, ablated, circuit) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ..evaluate.run import DEFAULT_CIRCUIT_SIZE
+    from ..evaluate import DEFAULT_CIRCUIT_SIZE
     from ..graph import Circuit, EdgeScores, circuit_from_scores
     from ..interop import save_mib, to_mib
     from ..methods import method_circuit, method_names
-    from ..tasks import task_names
-    from ..tasks.cards import card_for
+    from ..suite.tasks import task_names
+    from ..suite.tasks import card_for
 
     _check_writable(args.out)
     scores = EdgeScores.load(args.scores)
@@ -257,7 +257,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     from ..interop import from_mib, load_mib
-    from ..tasks import get_task
+    from ..suite.tasks import get_task
 
     for path in (args.out, args.circuit_out):
         _check_writable(path)
@@ -298,7 +298,7 @@ def _bench(args: argparse.Namespace) -> int:
     import dataclasses
     import time
 
-    from ..bench import full_sweep, quick_sweep, run_bench
+    from ..suite.bench import full_sweep, quick_sweep, run_bench
     from ..methods import PRESETS
 
     sweep = full_sweep() if args.full else quick_sweep()
@@ -314,8 +314,7 @@ def _bench(args: argparse.Namespace) -> int:
     records = run_bench(sweep, args.out, progress=True, wait=args.wait, jobs=args.jobs)
     families = Path(args.out) / "families.md"
     if not args.no_plots:
-        from ..bench.families import family_summary
-        from ..report import plot_bench, plot_families
+        from ..suite.bench import family_summary, plot_bench, plot_families
 
         plot_bench(args.out)
         if families.exists():
@@ -332,7 +331,7 @@ def _bench(args: argparse.Namespace) -> int:
 def _diagnose(args: argparse.Namespace) -> int:
     from ..diagnostics import ABLATIONS, diagnose, format_diagnosis
     from ..graph import Circuit, EdgeScores
-    from ..tasks import get_task
+    from ..suite.tasks import get_task
 
     _check_writable(args.json)
     circuit = Circuit.load(args.circuit, task=args.task) if args.circuit else None
@@ -352,16 +351,17 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 def _remove(args: argparse.Namespace) -> int:
     from ..graph import Circuit
-    from ..interventions import (RemovalMaskConfig, RemovalSettings, TaskSplit, compare_removals, discovered_circuits,
+    from ..interventions import (RemovalMaskConfig, RemovalSettings, compare_removals, discovered_circuits,
                                  minus_retain)
+    from ..suite.tasks import task_split
 
     _check_writable(args.json)
     _check_writable(args.plot)
     if args.subtract_retain and not (args.method and args.retain):
         raise UsageError("--subtract-retain needs --method (the circuits to fit on each retain task "
                          "too) and --retain")
-    forget = TaskSplit.named(args.task)
-    retain = [TaskSplit.named(name) for name in args.retain or ()]
+    forget = task_split(args.task)
+    retain = [task_split(name) for name in args.retain or ()]
     if args.circuit:
         circuit = Circuit.load(args.circuit, task=args.task)
         circuits, per_position = {circuit.description or "circuit": set(circuit.edges)}, circuit.per_position

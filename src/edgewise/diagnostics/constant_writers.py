@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from ..graph import Graph
-from ..patching import AblatedOutputs
-from ..patching.ablation import record_writer_outputs
+from ..patching import AblatedOutputs, record_writer_outputs
 from ..tasks import Task
 
 # Relative to 1 + the writer's largest |output|: float32 sums of tracr's unit-sized values differ by ~1e-7.

@@ -28,10 +28,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..evaluate.ground_truth import OUTPUT_TOLERANCE, scored_change
+from ..evaluate import OUTPUT_TOLERANCE, scored_change
 from ..graph import Edge, Graph
-from ..patching import AblatedOutputs, full_logits, patched_forward
-from ..patching.ablation import writer_savers
+from ..patching import AblatedOutputs, full_logits, patched_forward, writer_savers
 from ..tasks import Task
 from .constant_writers import WRITER_TOLERANCE, no_op_positions
 

@@ -9,10 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..evaluate.ground_truth import EffectiveTruth, removal_changes, truth_tolerance
-from ..evaluate.roc import roc_auc
-from ..graph import Edge, EdgeScores, ScoreTrajectory
-from ..graph.scores import ZERO_TOLERANCE
+from ..evaluate import EffectiveTruth, removal_changes, roc_auc, truth_tolerance
+from ..graph import Edge, EdgeScores, ScoreTrajectory, ZERO_TOLERANCE
 from ..methods import hard_concrete
 from ..patching import AblatedOutputs, full_logits
 from ..tasks import Task

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..evaluate.ground_truth import MAX_PAIRS, EffectiveTruth, effective_truth, removal_changes, truth_tolerance
+from ..evaluate import MAX_PAIRS, EffectiveTruth, effective_truth, removal_changes, truth_tolerance
 from ..graph import Edge, Graph, NodeKind
 from ..patching import AblatedOutputs, patched_forward
 from ..tasks import Task

@@ -9,8 +9,7 @@ from typing import Iterable
 import torch
 
 from ..errors import DegenerateGroundTruthError
-from ..graph import Edge, EdgeScores, Graph
-from ..graph.scores import ZERO_TOLERANCE
+from ..graph import Edge, EdgeScores, Graph, ZERO_TOLERANCE
 
 
 def trapezoid(x: list[float], y: list[float]) -> float:

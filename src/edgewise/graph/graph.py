@@ -55,7 +55,7 @@ class Graph:
 
     A feature graph (`features` names its dictionaries: `oracle`, `sae:DIR`, ...) splits some writers into feature
     and error nodes; `dictionaries` maps each split writer's name to the object that splits its output (see
-    `edgewise.adapters.dictionary`). Files keep the nodes, not the dictionaries: a loaded feature graph scores and
+    `edgewise.graph.dictionary`). Files keep the nodes, not the dictionaries: a loaded feature graph scores and
     evaluates, but patching needs it rebuilt with its dictionaries (`task.graph(features=...)`).
     """
 

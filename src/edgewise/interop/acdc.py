@@ -41,8 +41,7 @@ from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from ..errors import GraphMismatchError
-from ..graph import Edge, Graph, NodeKind, parse_node_name
-from ..graph.nodes import head_node, mlp_node
+from ..graph import Edge, Graph, NodeKind, head_node, mlp_node, parse_node_name
 
 WHOLE: tuple = (None,)  # ACDC's index for a whole hook, printed [:]
 

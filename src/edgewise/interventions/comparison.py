@@ -12,13 +12,11 @@ from typing import Sequence
 
 from tqdm.auto import tqdm
 
-from ..evaluate import RunEvaluation, circuits_faithfulness
-from ..evaluate.roc import circuit_nodes
+from ..evaluate import RunEvaluation, circuit_nodes, circuits_faithfulness
 from ..graph import Edge, Graph
 from ..methods import discover, get_method, top_k_circuit
 from ..patching import task_ablation
-from ..tasks import Task, get_task
-from ..tasks.registry import held_out_size
+from ..tasks import Task
 from .relearning import Relearning, relearn
 from .removal import Reference, Removal, random_edges, remove
 from .removal_mask import RemovalMaskConfig, learn_removal_mask
@@ -32,12 +30,6 @@ class TaskSplit:
     discovery: Task
     evaluation: Task
     held_out: bool
-
-    @classmethod
-    def named(cls, name: str) -> "TaskSplit":
-        """Returns the built-in task's two splits; a task without held-out inputs is measured on its discovery ones."""
-        held_out = bool(held_out_size(name))
-        return cls(get_task(name), get_task(name, held_out=True) if held_out else get_task(name), held_out)
 
 
 @dataclass(frozen=True)

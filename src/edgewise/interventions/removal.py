@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from ..adapters import Adapter
-from ..diagnostics.behaviour import top_class
+from ..diagnostics import top_class
 from ..errors import GraphMismatchError
 from ..graph import Edge, Graph
 from ..patching import AblatedOutputs, full_logits, patched_forward, task_ablation

@@ -21,8 +21,7 @@ from ..errors import InvalidHyperparameterError, NonFiniteMetricError
 from ..graph import Edge
 from ..methods import hard_concrete
 from ..patching import faithfulness_loss, full_logits, patched_forward, task_ablation
-from ..tasks import Task
-from ..tasks.metrics import kl_divergence
+from ..tasks import Task, kl_divergence
 from .removal import check_same_model
 
 

@@ -49,7 +49,7 @@ from ..errors import InvalidHyperparameterError
 from ..graph import Circuit, EdgeScores, Graph
 from ..patching import AblatedOutputs, faithfulness_loss, full_logits
 from ..tasks import Task
-from . import register
+from .registry import register
 
 
 @dataclass(frozen=True)

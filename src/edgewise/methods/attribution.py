@@ -27,10 +27,9 @@ from tqdm.auto import tqdm
 
 from ..errors import InvalidHyperparameterError
 from ..graph import Graph
-from ..patching import AblatedOutputs, answer_score, full_logits, patched_forward
-from ..patching.ablation import record_writer_outputs
+from ..patching import AblatedOutputs, answer_score, full_logits, patched_forward, record_writer_outputs
 from ..tasks import Task
-from . import register
+from .registry import register
 
 OBJECTIVES = ("answer", "metric")
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import register
+from .registry import register
 
 
 @dataclass(frozen=True)

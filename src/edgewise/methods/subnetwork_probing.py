@@ -43,7 +43,8 @@ from ..errors import InvalidHyperparameterError, NonFiniteMetricError
 from ..graph import Circuit, EdgeScores, Graph, ScoreTrajectory
 from ..patching import AblatedOutputs, faithfulness_loss, full_logits
 from ..tasks import Task
-from . import UnknownMethodError, discover, hard_concrete, register
+from . import hard_concrete
+from .registry import get_method, register
 
 GATE_DTYPE = torch.float32  # of log_alpha and the Lagrangian multipliers
 
@@ -230,7 +231,7 @@ def edge_subnetwork_probing(task, graph, ablated, config: SubnetworkProbingConfi
         log_alpha, steps, history = train_gates(task, graph, ablated, torch.arange(graph.n_edges), graph.n_edges,
                                                 config, seed, progress)
         return log_alpha, ScoreTrajectory(steps, history)
-    prior = discover(task, config.prefilter, graph=graph, ablated=ablated, progress=progress).scores.abs()
+    prior = get_method(config.prefilter).scores(task, graph, ablated, progress=progress).abs()
     order = prior.argsort(descending=True, stable=True)  # [n_edges]: the pre-filter's ranking
     candidates = order[: config.candidates]
     gate_of_edge = torch.full((graph.n_edges,), config.candidates)
@@ -255,18 +256,3 @@ def node_subnetwork_probing(task, graph, ablated, config: SubnetworkProbingConfi
     gate_of_edge, n_gates = node_gates(graph)
     log_alpha, steps, history = train_gates(task, graph, ablated, gate_of_edge, n_gates, config, seed, progress)
     return log_alpha[gate_of_edge], ScoreTrajectory(steps, history[:, gate_of_edge])
-
-
-def lambda_sweep(
-    task: Task, lambdas: list[float], method: str = "edge-sp", ablation: str = "resample", per_position: bool = False,
-    seed: int = 0, progress: bool = False, **hyperparameters,
-) -> dict[float, EdgeScores]:
-    """Returns the scores of one run per lambda (same seed and other hyperparameters), keyed by lambda."""
-    if method not in ("edge-sp", "node-sp"):
-        raise UnknownMethodError(f"lambda_sweep runs edge-sp or node-sp, not {method!r}")
-    if hyperparameters.get("target_edges") is not None:
-        raise InvalidHyperparameterError("lambda_sweep varies lambda_; leave target_edges unset (it replaces lambda_)")
-    return {
-        lam: discover(task, method, ablation, per_position, seed, progress, lambda_=lam, **hyperparameters)
-        for lam in lambdas
-    }

@@ -7,13 +7,17 @@ from .ablation import (
     make_ablation,
     mean_ablation,
     per_position_mean_ablation,
+    record_writer_outputs,
     resample_ablation,
     task_ablation,
+    writer_savers,
     zero_ablation,
 )
+from .allocator import release_freed_memory
+from .checks import run_checks
 from .forward import patched_forward
 from .objectives import answer_score, faithfulness_loss, full_logits
 
 __all__ = ["ABLATIONS", "AblatedOutputs", "answer_score", "faithfulness_loss", "full_logits", "make_ablation",
-           "mean_ablation", "patched_forward", "per_position_mean_ablation", "resample_ablation", "task_ablation",
-           "zero_ablation"]
+           "mean_ablation", "patched_forward", "per_position_mean_ablation", "record_writer_outputs",
+           "release_freed_memory", "resample_ablation", "run_checks", "task_ablation", "writer_savers", "zero_ablation"]

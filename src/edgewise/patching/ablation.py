@@ -14,9 +14,8 @@ from typing import Callable
 import torch
 
 from ..adapters import Adapter, adapter_for
-from ..adapters.dictionary import node_outputs
+from ..graph import Graph, HookGroup, node_outputs
 from ..errors import BatchShapeError, UnknownAblationError
-from ..graph import Graph, HookGroup
 from ..tasks import Task
 
 

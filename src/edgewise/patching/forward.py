@@ -17,9 +17,8 @@ from dataclasses import dataclass
 import torch
 
 from ..adapters import Adapter, adapter_for
-from ..adapters.dictionary import node_outputs
+from ..graph import Graph, node_outputs
 from ..errors import GraphMismatchError
-from ..graph import Graph
 from .ablation import AblatedOutputs
 from .allocator import keep_freed_memory
 

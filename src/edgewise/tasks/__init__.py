@@ -1,13 +1,12 @@
-"""The task stage: Task (a model, clean and corrupted inputs, a metric, the ground truth when known), metrics, every
-built-in task by name, and task cards (their sizes, listed without loading any model). Names load on first use."""
+"""The task stage: Task (a model, clean and corrupted inputs, a metric, the ground truth when known) and the metrics
+that compare a circuit's outputs with the model's. Built-in tasks live in the benchmark suite (`edgewise.suite.tasks`).
+Names load on first use."""
 
 from ..lazy import lazy_exports
 
 _EXPORTS = {
-    **dict.fromkeys(["METRICS", "Metric"], "metrics"),
-    **dict.fromkeys(["get_task", "task_names"], "registry"),
+    **dict.fromkeys(["METRICS", "Metric", "kl_divergence", "l2_distance", "mean_squared_error"], "metrics"),
     "Task": "task",
-    **dict.fromkeys(["TaskCard", "task_cards"], "cards"),
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

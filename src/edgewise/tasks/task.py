@@ -12,9 +12,8 @@ from typing import Literal
 import torch
 
 from ..adapters import Adapter, adapter_for
-from ..adapters.dictionary import feature_graph
+from ..graph import Edge, Graph, feature_graph
 from ..errors import BatchShapeError, EmptyInputsError, GraphMismatchError, UnknownObjectiveError, UsageError
-from ..graph import Edge, Graph
 from .metrics import Metric
 
 

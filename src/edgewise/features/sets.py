@@ -1,0 +1,140 @@
+"""Dictionary sets for a task beyond its built-in ones: sparse autoencoders loaded from SAELens folders
+(`--features sae:DIR`) or trained here on the task's own writer outputs (`--features train`). Each set is stored on
+the task (`task.dictionaries[name]`), so `task.graph(features=name)` splits the writers it covers."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from ..graph import Dictionary
+from ..errors import GraphMismatchError, SAEFormatError
+from .sae import (
+    DirectionRecovery,
+    SAETrainingConfig,
+    cached_sparse_autoencoder,
+    direction_recovery,
+    sae_statistics,
+)
+from .saelens import load_saelens
+from ..tasks import Task
+
+TRAINED = "train"
+
+
+@torch.no_grad()
+def writer_outputs(task: Task) -> dict[str, torch.Tensor]:
+    """Returns each writer's output on the task's clean and corrupted inputs, one row per position: [rows, d_model]."""
+    groups = [g for g in task.adapter.hook_groups() if g.kind == "writer"]
+    parts: dict[str, list[torch.Tensor]] = {}
+
+    def saver(group):
+        def save(value: torch.Tensor, hook) -> None:
+            for slot, node in enumerate(group.nodes):
+                part = value[..., slot, :] if group.per_head else value
+                parts.setdefault(node.name, []).append(part.flatten(0, -2))
+
+        return save
+
+    with task.adapter.hooks([(g.hook, saver(g)) for g in groups]):
+        for tokens in (task.clean, task.corrupt):
+            task.adapter.forward(tokens)
+    return {name: torch.cat(rows) for name, rows in parts.items()}
+
+
+def _active(dictionary: Dictionary, outputs: torch.Tensor) -> Dictionary:
+    """Returns the dictionary restricted to the features active on `outputs` (the others move into the error)."""
+    return dictionary.restricted(dictionary.active(outputs))
+
+
+def add_sae_features(task: Task, folder: str | Path) -> str:
+    """Returns the name (`sae:FOLDER`) of the dictionary set read from SAELens folders: `folder` itself or each of
+    its sub-folders holding a cfg.json; each SAE splits the writer whose hook its cfg names (`hook_name`, and
+    `hook_head_index` for one attention head), keeping the features active on the task's inputs."""
+    folder = Path(folder)
+    found = [folder] if (folder / "cfg.json").exists() else sorted(p.parent for p in folder.glob("*/cfg.json"))
+    if not found:
+        raise SAEFormatError(f"{folder} holds no SAELens folder (a cfg.json beside sae_weights.safetensors, or "
+                             "sub-folders that do)")
+    groups = [g for g in task.adapter.hook_groups() if g.kind == "writer"]
+    outputs = writer_outputs(task)
+    dictionaries = {}
+    for path in found:
+        sae, cfg = load_saelens(path)
+        metadata = cfg.get("metadata", {})  # load_saelens returns SAELens 6's layout, hook fields under metadata
+        writer = _writer_at(groups, metadata.get("hook_name"), metadata.get("hook_head_index"), path)
+        if sae.d_in != outputs[writer].shape[-1]:
+            raise SAEFormatError(f"the SAE in {path} reads {sae.d_in} dimensions, but {writer} writes "
+                                 f"{outputs[writer].shape[-1]}")
+        dictionaries[writer] = _active(Dictionary.from_sae(sae.eval()), outputs[writer])
+    name = f"sae:{folder}"
+    task.dictionaries[name] = dictionaries
+    return name
+
+
+def _writer_at(groups, hook: str | None, head: int | None, path: Path) -> str:
+    """Returns the writer whose output a hook (and head) carries, or raises SAEFormatError naming the writer hooks."""
+    for group in groups:
+        if group.hook == hook:
+            if group.per_head and head is None:
+                raise SAEFormatError(f"the SAE in {path} reads {hook}, which holds one output per head; set "
+                                     "hook_head_index in its cfg.json to the head it splits")
+            return group.nodes[head if group.per_head else 0].name
+    hooks = ", ".join(g.hook for g in groups)
+    raise SAEFormatError(f"the SAE in {path} reads hook {hook!r}, which is not a writer of this model; edgewise "
+                         f"splits writer outputs: {hooks}")
+
+
+def add_trained_features(task: Task, expansion: int = 2, k: int = 1, seed: int = 0, decoder_bias: str = "zero",
+                         progress: bool = False) -> dict[str, dict]:
+    """Trains a TopK SAE (expansion x d_model features, k active) on every writer's outputs on the task's inputs
+    (cached), stores them as the set `train`, and returns per writer its reconstruction statistics and, where the
+    task has oracle features, how well the SAE recovers them (best cosine per oracle direction); where the oracle
+    features have a ground truth, the trained ones get the truth of the oracle features they recover
+    (`matched_truth`). `decoder_bias` "zero" (default) suits writer outputs that are sums of features (a
+    component writes nothing at 0); "mean" centres them, as for a language model's residual stream."""
+    outputs = writer_outputs(task)
+    oracle = task.dictionaries.get("oracle", {})
+    dictionaries, report, matches = {}, {}, {}
+    for writer, rows in outputs.items():
+        if rows.abs().max() == 0:
+            continue  # writes nothing on these inputs: no feature to find
+        d_model = rows.shape[-1]
+        config = SAETrainingConfig(expansion * d_model, "topk", min(k, expansion * d_model), seed=seed,
+                                   decoder_bias=decoder_bias)
+        sae = cached_sparse_autoencoder(rows, config, progress=progress)
+        dictionaries[writer] = _active(Dictionary.from_sae(sae), rows)
+        stats = sae_statistics(sae, rows)
+        report[writer] = {"fvu": None if math.isnan(stats.fvu) else stats.fvu, "l0": stats.l0,
+                          "dead_fraction": stats.dead_fraction, "n_features": sae.d_sae,
+                          "n_active": dictionaries[writer].n_features}
+        if writer in oracle:
+            # directions the writer writes on these inputs: above a tenth of its largest, so interference in a
+            # compressed model (a direction read through its neighbours, ~1e-2) does not count as writing
+            scale = oracle[writer].encode(rows).abs().max().item()
+            used = oracle[writer].active(rows, tolerance=max(0.1 * scale, 1e-6))
+            recovery: DirectionRecovery = direction_recovery(sae.decoder, oracle[writer].decoder[used])
+            report[writer]["oracle_recovered"] = recovery.fraction_recovered
+            report[writer]["oracle_best_cosine"] = dict(zip([oracle[writer].labels[i] for i in used],
+                                                           recovery.best_cosine))
+            kept = {index: label for label, index in zip(dictionaries[writer].labels, dictionaries[writer].indices)}
+            matches.update({  # oracle feature name -> the trained feature that recovers it
+                f"{writer}[{oracle[writer].labels[i]}]": f"{writer}[{kept[feature]}]"
+                for i, feature, cosine in zip(used, recovery.best_feature, recovery.best_cosine)
+                if cosine >= recovery.threshold and feature in kept
+            })
+    if not dictionaries:
+        raise GraphMismatchError(f"no writer of task {task.name} writes anything on its inputs; nothing to train on")
+    task.dictionaries[TRAINED] = dictionaries
+    if "oracle" in task.feature_ground_truth:
+        task.feature_ground_truth[TRAINED] = matched_truth(task.feature_ground_truth["oracle"], matches)
+    return report
+
+
+def matched_truth(oracle_truth: list[tuple[str, str]], matches: dict[str, str]) -> list[tuple[str, str]]:
+    """Returns the feature-level truth of trained features: a trained feature that recovers an oracle feature (best
+    cosine >= 0.9) inherits that feature's true edges; the others, and every error node, have none. A method that
+    finds the circuit through unmatched features or the error node is scored down: the SAE missed the feature."""
+    return sorted({(matches[feature], reader) for feature, reader in oracle_truth if feature in matches})

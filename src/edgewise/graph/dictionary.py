@@ -1,0 +1,127 @@
+"""Dictionaries: split a writer's output into feature nodes and an error node, so circuits can be found over features.
+
+A dictionary of writer w gives features f_i(out_w) with decoder directions d_i; the graph then holds one writer node
+per feature, carrying f_i(out_w) * d_i, and one error node carrying out_w - sum_i f_i(out_w) * d_i (what the
+dictionary does not reconstruct, its decoder bias included, as in Marks et al.'s Sparse Feature Circuits). The parts
+sum to out_w exactly, so with every edge kept a feature graph computes the model's own outputs.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from ..errors import GraphMismatchError
+from .graph import Graph
+from .nodes import HookGroup, Node, NodeKind, error_node, feature_node
+
+
+class Dictionary:
+    """Features of one writer's output: `encode(out) -> [..., n_features]` and `decoder` [n_features, d_model]."""
+
+    def __init__(self, labels: Sequence[str], decoder: torch.Tensor, encode: Callable[[torch.Tensor], torch.Tensor],
+                 indices: Sequence[int] | None = None):
+        """`indices`: for a dictionary restricted to some features, their positions in `encode`'s output."""
+        if decoder.dim() != 2 or decoder.shape[0] != len(labels):
+            raise GraphMismatchError(
+                f"a dictionary needs one decoder row per feature label: got decoder {tuple(decoder.shape)} for "
+                f"{len(labels)} labels")
+        self.labels = tuple(labels)
+        self.decoder = decoder.detach()
+        self._encode = encode
+        self._select = None if indices is None else list(indices)
+        self.indices = tuple(range(len(labels))) if indices is None else tuple(indices)
+
+    @classmethod
+    def from_directions(cls, directions: torch.Tensor, labels: Sequence[str]) -> "Dictionary":
+        """Returns the linear dictionary whose features are the coordinates of the output along `directions`
+        [n, d_model] (least squares, so exact for outputs inside their span: tracr's labelled residual directions)."""
+        directions = directions.detach().to(torch.float64)
+        reader = torch.linalg.pinv(directions)  # [d_model, n]
+        return cls(labels, directions.float(), lambda x: x @ reader.to(x))
+
+    @classmethod
+    def from_sae(cls, sae: torch.nn.Module) -> "Dictionary":
+        """Returns the dictionary of a sparse autoencoder (`encode`, `decoder`, `labels`; see edgewise.features)."""
+        return cls(sae.labels, sae.decoder, lambda x: sae.encode(x))
+
+    @property
+    def n_features(self) -> int:
+        return len(self.labels)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Returns the feature activations [..., n_features] of outputs x [..., d_model]."""
+        activations = self._encode(x)
+        return activations if self._select is None else activations[..., self._select]
+
+    def split(self, x: torch.Tensor) -> torch.Tensor:
+        """Returns the parts of outputs x [..., d_model]: each feature's contribution, then the error [..., n + 1, d]."""
+        features = self.encode(x).unsqueeze(-1) * self.decoder.to(x)  # [..., n_features, d_model]
+        error = x - features.sum(-2)
+        return torch.cat([features, error.unsqueeze(-2)], dim=-2)
+
+    def restricted(self, keep: Sequence[int]) -> "Dictionary":
+        """Returns the dictionary of features `keep` (positions in this one); the others move into the error."""
+        keep = list(keep)
+        return Dictionary([self.labels[i] for i in keep], self.decoder[keep], self._encode,
+                          [self.indices[i] for i in keep])
+
+    def active(self, outputs: torch.Tensor, tolerance: float = 1e-6) -> list[int]:
+        """Returns the features that are non-zero somewhere on `outputs` [..., d_model]: only they can carry
+        anything, so a feature graph keeps them and leaves the rest to the error node."""
+        activity = self.encode(outputs).abs().reshape(-1, self.n_features).amax(0)
+        return [i for i, a in enumerate(activity.tolist()) if a > tolerance]
+
+
+def feature_groups(groups: Sequence[HookGroup], dictionaries: dict[str, Dictionary]) -> list[HookGroup]:
+    """Returns the hook groups with each writer that has a dictionary replaced by its feature nodes and error node."""
+    known = {n.name for g in groups if g.kind == "writer" for n in g.nodes}
+    unknown = sorted(set(dictionaries) - known)
+    if unknown:
+        raise GraphMismatchError(f"dictionaries given for {unknown}, which are not writers of this model; its "
+                                 f"writers are {sorted(known)}")
+    split = []
+    for group in groups:
+        if group.kind != "writer" or not any(n.name in dictionaries for n in group.nodes):
+            split.append(group)
+            continue
+        nodes: list[Node] = []
+        for node in group.nodes:
+            if node.name not in dictionaries:
+                nodes.append(node)
+                continue
+            d = dictionaries[node.name]
+            nodes += [feature_node(node, label, index) for label, index in zip(d.labels, d.indices)]
+            nodes.append(error_node(node))
+        split.append(HookGroup(group.kind, group.hook, tuple(nodes), group.per_head))
+    return split
+
+
+def feature_graph(groups: Sequence[HookGroup], n_positions: int | None, features: str,
+                  dictionaries: dict[str, Dictionary]) -> Graph:
+    """Returns the graph of `groups` with the writers that `dictionaries` cover split into features; dictionaries of
+    writers these groups lack (Tok Embed and Pos Embed in a graph with merged embeddings, say) are left out."""
+    writers = {n.name for g in groups if g.kind == "writer" for n in g.nodes}
+    present = {w: d for w, d in dictionaries.items() if w in writers}
+    return Graph(feature_groups(groups, present), n_positions, features, present)
+
+
+def node_outputs(group: HookGroup, dictionaries: dict[str, Dictionary], value: torch.Tensor) -> torch.Tensor:
+    """Returns the outputs of a writer group's nodes [..., n_nodes, d_model] from its hook value
+    [..., (head,) d_model]: each head's (or the single output's) slice, or a dictionary's parts of it."""
+    slots = value if group.per_head else value.unsqueeze(-2)
+    if not group.split:
+        return slots
+    parts, whole = [], {n.name for n in group.nodes if n.kind not in (NodeKind.FEATURE, NodeKind.ERROR)}
+    for slot, component in enumerate(dict.fromkeys(n.component for n in group.nodes)):
+        if component in dictionaries:
+            parts.append(dictionaries[component].split(slots[..., slot, :]))
+        elif component in whole:
+            parts.append(slots[..., slot : slot + 1, :])
+        else:
+            raise GraphMismatchError(
+                f"writer {component} is split into features but this graph holds no dictionary for it (feature "
+                "graphs loaded from a file keep their nodes only); rebuild the graph with its dictionaries, e.g. "
+                "task.graph(features='oracle')")
+    return torch.cat(parts, dim=-2)

@@ -1,0 +1,126 @@
+"""Task families and the cross-benchmark table: per method, AUROC against the effective truth on each family (the
+tracr suite, SIIT-trained models of its programs, the trained induction models with verified circuits, the
+planted-redundancy tracr tasks), and how alike the families rank the methods (Spearman's rank correlation): the
+measured answer to "does a method that does better on tracr do better on trained models?"."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from ..tasks import TRACR_TASKS, TRAINED_TASKS
+from .summary import markdown_table
+
+REDUNDANT = tuple(name for name in TRACR_TASKS if name.startswith("tracr-redundant-"))
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "tracr": tuple(name for name in TRACR_TASKS if name not in REDUNDANT),
+    "siit": tuple(name for name in TRAINED_TASKS if name.startswith("siit-")),  # tracr programs trained by SIIT
+    "induction": tuple(name for name in TRAINED_TASKS if name.startswith("induction")),
+    "redundant": REDUNDANT,
+}
+
+
+def family_of(task: str) -> str | None:
+    """Returns the family that holds the task, or None."""
+    return next((family for family, tasks in FAMILIES.items() if task in tasks), None)
+
+
+def ranks(values: list[float]) -> list[float]:
+    """Returns the rank of each value, 1 for the smallest, ties sharing their mean rank."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    result = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for i in order[start:end + 1]:
+            result[i] = (start + end) / 2 + 1
+        start = end + 1
+    return result
+
+
+def spearman(a: list[float], b: list[float]) -> float | None:
+    """Returns Spearman's rank correlation of two equally long lists (Pearson's on their ranks), None when either is
+    constant."""
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    var = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
+    return None if var == 0 else cov / var
+
+
+@dataclass(frozen=True)
+class FamilySummary:
+    """Mean AUROC against the effective truth per method and family, the runs each mean covers, and the rank
+    correlation of methods between each pair of families.
+
+    A method that lacks some of a family's tasks or ablations (a long sweep still under way) is `partial` there: its
+    mean covers other tasks than the rest, so the table says so and the correlations leave it out."""
+
+    methods: tuple[str, ...]
+    families: tuple[str, ...]
+    auroc: dict[str, dict[str, float | None]]  # method -> family -> mean over tasks, ablations and seeds
+    runs: dict[str, int]  # family -> runs with an AUROC, per method (the most of any method)
+    correlation: dict[str, float | None]  # "tracr vs siit" -> Spearman's rho over methods complete in both
+    method_runs: dict[str, dict[str, int]]  # method -> family -> its runs with an AUROC
+    partial: dict[str, tuple[str, ...]]  # method -> families where it lacks some (task, ablation) the others ran
+
+    def to_dict(self) -> dict:
+        return {"methods": list(self.methods), "families": list(self.families), "auroc": self.auroc,
+                "runs": self.runs, "correlation": self.correlation, "method_runs": self.method_runs,
+                "partial": {m: list(f) for m, f in self.partial.items() if f}}
+
+
+def method_label(record: dict) -> str:
+    """Returns the record's method as the summary names it: `acdc` at edgewise's tuned preset, `acdc (published)`
+    at the authors' settings, so that both presets of one sweep stay apart."""
+    preset = record.get("preset", "tuned")
+    return record["method"] if preset == "tuned" else f"{record['method']} ({preset})"
+
+
+def family_summary(records: list[dict]) -> FamilySummary:
+    """Returns the cross-benchmark summary of bench records (any mix of tasks, ablations, presets and seeds; records
+    of tasks in no family and runs without an AUROC are left out); each preset of a method is its own row."""
+    values: dict[tuple[str, str], list[float]] = {}
+    cells: dict[tuple[str, str], set[tuple[str, str | None]]] = {}  # (method, family) -> its (task, ablation)s
+    for r in records:
+        family = family_of(r["task"])
+        if family is not None and r.get("auroc_effective") is not None:
+            values.setdefault((method_label(r), family), []).append(r["auroc_effective"])
+            cells.setdefault((method_label(r), family), set()).add((r["task"], r.get("ablation")))
+    methods = tuple(dict.fromkeys(m for m, _ in values))
+    families = tuple(f for f in FAMILIES if any((m, f) in values for m in methods))
+    auroc = {m: {f: (sum(values[m, f]) / len(values[m, f]) if (m, f) in values else None) for f in families}
+             for m in methods}
+    method_runs = {m: {f: len(values.get((m, f), [])) for f in families} for m in methods}
+    runs = {f: max(method_runs[m][f] for m in methods) for f in families}
+    family_cells = {f: set().union(*(cells.get((m, f), set()) for m in methods)) for f in families}
+    partial = {m: tuple(f for f in families if (m, f) in cells and cells[m, f] != family_cells[f]) for m in methods}
+    correlation = {}
+    for a, b in itertools.combinations(families, 2):
+        shared = [m for m in methods if auroc[m][a] is not None and auroc[m][b] is not None
+                  and a not in partial[m] and b not in partial[m]]
+        rho = spearman([auroc[m][a] for m in shared], [auroc[m][b] for m in shared]) if len(shared) > 2 else None
+        correlation[f"{a} vs {b}"] = rho
+    return FamilySummary(methods, families, auroc, runs, correlation, method_runs, partial)
+
+
+def family_markdown(summary: FamilySummary) -> str:
+    """Returns the table of mean AUROC per method and family (a partial mean with the runs it covers), and the rank
+    correlations beneath it."""
+
+    def cell(method: str, family: str) -> str:
+        value = summary.auroc[method][family]
+        if value is None:
+            return "n/a"
+        if family in summary.partial[method]:
+            return f"{value:.3f} (partial: {summary.method_runs[method][family]} of {summary.runs[family]} runs)"
+        return f"{value:.3f}"
+
+    header = ["method", *(f"{f} ({summary.runs[f]} runs)" for f in summary.families)]
+    rows = [[m, *(cell(m, f) for f in summary.families)] for m in summary.methods]
+    rho = "; ".join(f"{pair}: {'n/a' if v is None else f'{v:+.2f}'}" for pair, v in summary.correlation.items())
+    note = ("" if not any(summary.partial.values()) else
+            " (methods with a partial family are left out of the correlations that involve it)")
+    return f"{markdown_table(header, rows)}\nSpearman's rank correlation of the methods between families{note}: {rho}\n"

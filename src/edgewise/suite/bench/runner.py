@@ -1,0 +1,267 @@
+"""The benchmark: methods x tasks x graphs x ablations x seeds, written to one results folder that a re-run resumes.
+
+    DIR/runs/<key>.json     one finished run: its record plus its curves, written atomically
+    DIR/scores/<key>.json   the run's EdgeScores
+    DIR/results.json        every finished run in the folder (records without curves): this sweep's in sweep order,
+                            then those that earlier sweeps into the folder left, by key
+    DIR/summary.md          a Markdown table of means over seeds, of the same runs
+    DIR/families.md         where the runs span two task families: mean AUROC per method and family, and the rank
+                            correlation of the methods between families (families.py)
+    DIR/plots/              ROC and faithfulness curves per task, graph and ablation; circuit diagrams (plain graphs)
+    DIR/.lock               flock'd by the bench writing into the folder, naming it while it runs (lock.py)
+
+Methods fit on a task's discovery inputs; each run is scored (faithfulness, CPR/CMD, the effective truth and the
+AUROC against it) on the task's held-out inputs where it has them, and says so in `evaluated_on`.
+
+A run's key holds its task, graph, method, ablation and seed, and a hash of its hyperparameters with the method's
+defaults filled in, so changing a default reruns that method. A re-run skips every run whose record exists; every
+file is written through a temporary file and os.replace, so an interrupted run leaves no half-written file.
+
+`jobs` runs several runs at once in worker processes (one per core suits this CPU-bound work), each writing its own
+files; a record's `jobs` says how many ran beside each other, since they share the machine's cores and memory
+bandwidth and so time more slowly than alone.
+
+One bench at a time writes into a folder: a second raises BenchFolderBusyError naming the first, or with `wait`
+waits for it, and then skips the runs the first finished. Sweeps into one folder add up: results.json and
+summary.md cover every run there, while run_bench returns only its own sweep's records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from edgewise.diagnostics import RedundantGroup, redundant_groups
+from edgewise.errors import InvalidSweepError
+from edgewise.evaluate import RunEvaluation, effective_truth, truths_from
+from edgewise.graph import Edge, EdgeScores, Graph
+from edgewise.methods import discover
+from edgewise.patching import AblatedOutputs, faithfulness_loss, task_ablation
+from edgewise.tasks import Task
+from edgewise.features import TRAINED, add_trained_features
+from ..tasks import get_task, held_out_size
+from .families import family_markdown, family_summary
+from .lock import folder_lock
+from .memory import PeakMemory
+from .summary import summary_markdown
+from .sweep import RunSpec, Sweep, graph_options
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What every run on one task, graph and ablation shares: the graph, the ablation's values on the discovery
+    inputs (what methods fit), and the evaluation task with its ablation and truths (what runs are scored on)."""
+
+    graph: Graph
+    ablated: AblatedOutputs
+    evaluation_task: Task
+    evaluation_ablated: AblatedOutputs
+    truths: dict[str, set[Edge]]  # on the evaluation inputs
+    evaluated_on: str  # "held-out", or "discovery" for tasks without a held-out split
+    dictionary_report: dict | None = None  # trained features: each SAE's statistics and oracle recovery
+    redundancy: tuple[RedundantGroup, ...] = ()  # the effective truth's redundant copies, on the evaluation inputs
+
+    @classmethod
+    def of(cls, task: Task, graph_kind: str, ablation: str, held_out: Task | None = None) -> "Setting":
+        """Returns the setting, scored on `held_out` (the task on its evaluation inputs) when given; the effective
+        truth costs a patched forward per true edge (dyck2 per-position: 20 s; its partner search under zero
+        ablation: minutes), so the bench builds it once for all the methods and seeds that share it."""
+        per_position, features = graph_options(graph_kind)
+        report = _trained_features(task, held_out) if features == TRAINED else None
+        graph = task.graph(per_position=per_position, features=features)
+        ablated = task_ablation(task, graph, ablation)
+        evaluation_task = task if held_out is None else held_out
+        evaluation_ablated = ablated if held_out is None else task_ablation(held_out, graph, ablation)
+        if not evaluation_task.knows_truth(graph):
+            truths, groups = {}, ()
+        else:
+            effective = effective_truth(evaluation_task, graph, evaluation_ablated)
+            truths = truths_from(evaluation_task, graph, effective)
+            groups = tuple(redundant_groups(evaluation_task, graph, evaluation_ablated, effective))
+        return cls(graph, ablated, evaluation_task, evaluation_ablated, truths,
+                   "discovery" if held_out is None else "held-out", report, groups)
+
+
+def _trained_features(task: Task, held_out: Task | None) -> dict:
+    """Returns the report of the SAEs trained on the task's discovery inputs (once per task; cached on disk), after
+    giving the held-out task the same dictionaries and matched truth, so runs are scored on the features they fit."""
+    if TRAINED not in task.extras:
+        task.extras[TRAINED] = add_trained_features(task)
+    if held_out is not None:
+        held_out.dictionaries[TRAINED] = task.dictionaries[TRAINED]
+        if TRAINED in task.feature_ground_truth:
+            held_out.feature_ground_truth[TRAINED] = task.feature_ground_truth[TRAINED]
+    return task.extras[TRAINED]
+
+
+def run_one(task: Task, spec: RunSpec, setting: Setting | None = None) -> tuple[dict, dict, EdgeScores]:
+    """Returns one run's record, its curves (ROC edge and node level against both truths, faithfulness) and scores.
+
+    The method fits on the task's (discovery) inputs; faithfulness, CPR/CMD and the effective truth are measured on
+    the setting's evaluation inputs (held out where the task has them: `evaluated_on`). AUROC is taken against the
+    compiler's ground truth and against the effective one (its edges that change the outputs under this ablation):
+    under resample ablation most compiler edges carry nothing, which caps every method against the compiler's truth.
+    Seconds and peak memory cover the method alone; evaluation is timed apart. `setting` is
+    `Setting.of(task, spec.graph, spec.ablation)` (scored on the discovery inputs), built here when not given.
+    """
+    setting = setting or Setting.of(task, spec.graph, spec.ablation)
+    on_cuda = next(task.adapter.model.parameters()).device.type == "cuda"
+    with PeakMemory(on_cuda) as memory:
+        scores = discover(task, spec.method, seed=spec.seed, graph=setting.graph, ablated=setting.ablated,
+                          **spec.hyperparameters)
+    start = time.perf_counter()
+    evaluation = RunEvaluation(setting.evaluation_task, scores, setting.evaluation_ablated, setting.truths)
+    graph, effective = setting.graph, setting.truths.get("effective")  # None: a task without a ground truth
+    record = {
+        "key": spec.key, "task": spec.task, "graph": spec.graph, "method": spec.method, "preset": spec.preset,
+        "ablation": spec.ablation,
+        "seed": spec.seed, "hyperparameters": spec.hyperparameters, "n_edges": graph.n_edges,
+        "evaluated_on": setting.evaluated_on, "n_evaluation_inputs": setting.evaluation_task.clean.shape[0],
+        "n_true_edges": None if effective is None else len(setting.truths["compiler"]),
+        "n_effective_edges": None if effective is None else len(effective),
+        "effective_ground_truth": None if effective is None else [
+            e.endpoints() for e in sorted(effective, key=graph.edge_index)],
+        **evaluation.record(),
+        "redundancy": [{**group.to_dict(), "copies_kept": group.copies_kept(set(evaluation.circuit.edges))}
+                       for group in setting.redundancy],
+        **({} if setting.dictionary_report is None else {"dictionaries": setting.dictionary_report}),
+    }
+    curve = evaluation.faithfulness_curve
+    curves: dict = {"faithfulness": None if any(map(math.isnan, curve.faithfulness)) else curve.to_dict()}
+    for truth in setting.truths:
+        suffix = "" if truth == "compiler" else f"_{truth}"
+        for level, roc in (("", evaluation.roc(truth)), ("node_", evaluation.node_roc(truth))):
+            curves[f"{level}roc{suffix}"] = None if roc is None else roc.to_dict()
+    record.update({
+        "seconds": scores.seconds, "evaluation_seconds": time.perf_counter() - start,
+        "peak_memory_mib": memory.peak_mib, "memory_measure": memory.measure,
+        "device": "cuda" if on_cuda else "cpu", "threads": torch.get_num_threads(),
+    })
+    return record, curves, scores
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Writes `text` to `path` through a temporary file beside it and os.replace: `path` holds its old content or
+    all of the new one, never part of it, and the temporary file is removed if the write fails."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as f:
+            f.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _warm_up(task: Task) -> None:
+    """Runs one masked forward, backward and Adam step, so that no method's time includes torch's one-time costs
+    (the first Adam step of a process imports torch's compiler stack: about 1 s here)."""
+    graph = task.graph()
+    mask = torch.full((graph.n_edges,), 0.5, requires_grad=True)
+    faithfulness_loss(task, graph, task_ablation(task, graph, "zero"), mask).backward()
+    torch.optim.Adam([mask]).step()
+
+
+def run_bench(sweep: Sweep, out: str | Path, progress: bool = True, wait: bool = False, jobs: int = 1) -> list[dict]:
+    """Returns the sweep's records in sweep order, after running those not finished in `out` (`jobs` at a time) and
+    writing results.json and summary.md there over every finished run in `out` (`edgewise.report.plot_bench` draws
+    its plots). Holds `out`'s lock throughout: raises BenchFolderBusyError if another bench holds it, or with `wait`
+    waits for it to finish."""
+    if not isinstance(jobs, int) or jobs < 1:
+        raise InvalidSweepError(f"jobs={jobs!r}: the number of runs at once must be a whole number >= 1")
+    out = Path(out)
+    specs = sweep.runs()
+    with folder_lock(out, wait, on_wait=_tell_waiting if progress else None):
+        # Only under the lock: before it, these could be the temporary files of a bench still writing.
+        for stray in out.glob("**/.*.tmp"):  # left by a process killed mid-write, which no `except` could remove
+            stray.unlink()
+        pending = [s for s in specs if not (out / "runs" / f"{s.key}.json").exists()]
+        if jobs == 1 or len(pending) < 2:
+            _run_pending(pending, out, progress, n_specs=len(specs))
+        else:
+            _run_parallel(pending, out, progress, len(specs), jobs)
+        records = _folder_records(out, [s.key for s in specs])
+        write_atomic(out / "results.json", json.dumps(records, indent=1, allow_nan=False))
+        write_atomic(out / "summary.md", summary_markdown(records))
+        families = family_summary(records)
+        if len(families.families) > 1:  # the cross-benchmark table, once runs span two task families
+            write_atomic(out / "families.md", family_markdown(families))
+    return records[:len(specs)]
+
+
+def _tell_waiting(message: str) -> None:
+    """Prints why the bench has not started, where its progress bar would be."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _run_parallel(pending: list[RunSpec], out: Path, progress: bool, n_specs: int, jobs: int) -> None:
+    """Runs the pending specs in `jobs` worker processes, one (task, graph, ablation) group per job (its task loads
+    and its ablation and truths are computed once), each worker writing its runs' files itself; the lock stays here.
+    The workers share this process's threads among them."""
+    groups: dict[tuple[str, str, str], list[RunSpec]] = {}
+    for spec in pending:
+        groups.setdefault((spec.task, spec.graph, spec.ablation), []).append(spec)
+    threads = max(1, torch.get_num_threads() // jobs)
+    context = multiprocessing.get_context("spawn")  # a forked copy of torch's or jax's thread pools can hang
+    with tqdm(total=n_specs, initial=n_specs - len(pending), desc=f"bench ({jobs} jobs)", unit="run",
+              disable=not progress) as bar, ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = {pool.submit(_run_group, group, out, jobs, threads): group for group in groups.values()}
+        try:
+            for future in as_completed(futures):
+                future.result()
+                group = futures[future]
+                bar.set_postfix_str(f"{group[0].task} {group[0].graph} {group[0].ablation} done")
+                bar.update(len(group))
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # the runs under way finish and are kept; no new one starts
+            raise
+
+
+def _run_group(group: list[RunSpec], out: Path, jobs: int, threads: int) -> None:
+    """A worker's job: runs one group of specs into `out` on `threads` threads."""
+    torch.set_num_threads(threads)
+    _run_pending(group, out, progress=False, n_specs=len(group), jobs=jobs)
+
+
+def _run_pending(pending: list[RunSpec], out: Path, progress: bool, n_specs: int, jobs: int = 1) -> None:
+    """Runs the pending specs in order, writing each one's scores and then its record (with `jobs`, the runs
+    running at once) into `out`."""
+    task: Task | None = None  # runs come task by task, so one task (and its settings) at a time is kept
+    held_out: Task | None = None
+    settings: dict[tuple[str, str], Setting] = {}
+    with tqdm(total=n_specs, initial=n_specs - len(pending), desc="bench", unit="run",
+              disable=not progress) as bar:
+        for spec in pending:
+            bar.set_postfix_str(f"{spec.task} {spec.graph} {spec.ablation} {spec.method} ({spec.preset}) seed {spec.seed}")
+            if task is None or task.name != spec.task:
+                task, settings = get_task(spec.task), {}
+                held_out = get_task(spec.task, held_out=True) if held_out_size(spec.task) else None
+                _warm_up(task)
+            if (spec.graph, spec.ablation) not in settings:
+                settings[spec.graph, spec.ablation] = Setting.of(task, spec.graph, spec.ablation, held_out)
+            record, curves, scores = run_one(task, spec, settings[spec.graph, spec.ablation])
+            # Scores first: a run counts as finished once its record exists, and then its scores do too.
+            write_atomic(out / "scores" / f"{spec.key}.json", json.dumps(scores.to_dict(), allow_nan=False))
+            write_atomic(out / "runs" / f"{spec.key}.json",
+                         json.dumps({**record, "jobs": jobs, "curves": curves}, allow_nan=False))
+            bar.update()
+
+
+def _folder_records(out: Path, keys: list[str]) -> list[dict]:
+    """Returns the records (without curves) of the runs `keys` names, in that order, then of every other finished
+    run in `out`, sorted by key; each of `keys` must be finished."""
+    others = sorted({p.stem for p in (out / "runs").glob("*.json")} - set(keys))
+    finished = [json.loads((out / "runs" / f"{key}.json").read_text()) for key in [*keys, *others]]
+    return [{k: v for k, v in r.items() if k != "curves"} for r in finished]

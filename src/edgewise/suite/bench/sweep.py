@@ -1,0 +1,119 @@
+"""What a benchmark runs: sweeps of tasks x graphs x ablations x methods x seeds, and one run's specification."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from edgewise.errors import InvalidSweepError, UnknownAblationError, UnknownTaskError
+from edgewise.methods import PRESETS, get_method, method_names, resolve_config
+from edgewise.patching import ABLATIONS
+from ..tasks import ALL_TRACR_TASKS, task_names
+
+GRAPH_KINDS = ("plain", "per-position")
+# dictionaries a bench can split writers by: tracr's oracle features (`plain/oracle`), or SAEs trained on the task's
+# discovery inputs (`plain/train`), scored against the oracle truth of the features they recover
+FEATURE_SETS = ("oracle", "train")
+
+
+def graph_options(kind: str) -> tuple[bool, str | None]:
+    """Returns (per_position, feature set or None) of a graph kind: `plain`, `per-position`, or either followed by
+    `/` and a feature set (`plain/oracle`: tracr's oracle features)."""
+    base, _, features = kind.partition("/")
+    if base not in GRAPH_KINDS or (features and features not in FEATURE_SETS):
+        kinds = ", ".join([*GRAPH_KINDS, *(f"{g}/{f}" for g in GRAPH_KINDS for f in FEATURE_SETS)])
+        raise InvalidSweepError(f"unknown graph kind {kind!r}; choose from {kinds}")
+    return base == "per-position", features or None
+RECORD_FORMAT = 2  # part of every run key: bump when what a record measures changes (2: scored on held-out inputs)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep: a method with all its hyperparameters, on a task's graph, under an ablation, with a seed."""
+
+    task: str
+    graph: str  # "plain" or "per-position", optionally split by a feature set: "plain/oracle" (graph_options)
+    method: str
+    ablation: str
+    seed: int
+    hyperparameters: dict = field(default_factory=dict)
+    preset: str = "tuned"  # where the hyperparameters come from: edgewise's tuned defaults or the authors' settings
+
+    @property
+    def key(self) -> str:
+        """Returns the run's file stem: its fields, and a hash of its hyperparameters, which do not fit a name."""
+        digest = hashlib.sha1(json.dumps([RECORD_FORMAT, self.hyperparameters], sort_keys=True).encode()).hexdigest()
+        digest = digest[:10]
+        graph = self.graph.replace("/", "+")  # a file name: `plain/oracle` -> `plain+oracle`
+        return f"{self.task}_{graph}_{self.method}_{self.preset}_{self.ablation}_seed{self.seed}_{digest}"
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What a benchmark runs: every combination of its tasks, graphs, ablations, methods, presets and seeds."""
+
+    tasks: tuple[str, ...]
+    methods: tuple[str, ...]
+    ablations: tuple[str, ...] = ("resample",)
+    graphs: tuple[str, ...] = ("plain",)
+    seeds: tuple[int, ...] = (0,)
+    hyperparameters: dict[str, dict] = field(default_factory=dict)  # per method: values replacing its defaults
+    presets: tuple[str, ...] = ("tuned",)  # tuned (edgewise's defaults) and/or published (the authors' settings)
+
+    def runs(self) -> list[RunSpec]:
+        """Returns the runs task by task (then graph, ablation, method, preset, seed); raises for any unknown name
+        before anything runs. `hyperparameters` override both presets; a preset whose settings for a method are the
+        tuned ones (exact and random have no published settings; ACDC's and EAP's are edgewise's defaults) runs as
+        the tuned run, once."""
+        self._check()
+        configs = {
+            (m, p): dataclasses.asdict(resolve_config(get_method(m), p, self.hyperparameters.get(m, {})))
+            for m in self.methods for p in ("tuned", *self.presets)
+        }
+        # a preset with the tuned settings is the tuned run: one run, one record, whichever preset asked for it
+        distinct = list(dict.fromkeys((m, p if configs[m, p] != configs[m, "tuned"] else "tuned")
+                                      for m in self.methods for p in self.presets))
+        return [
+            RunSpec(task, graph, method, ablation, seed, configs[method, preset], preset)
+            for task in self.tasks
+            for graph in self.graphs
+            for ablation in self.ablations
+            for method, preset in distinct
+            for seed in self.seeds
+        ]
+
+    def _check(self) -> None:
+        for name, values in (("tasks", self.tasks), ("methods", self.methods), ("ablations", self.ablations),
+                             ("graphs", self.graphs), ("seeds", self.seeds), ("presets", self.presets)):
+            if not values:
+                raise InvalidSweepError(f"the sweep lists no {name}; give at least one")
+        unknown = [t for t in self.tasks if t not in task_names()]
+        if unknown:
+            raise UnknownTaskError.for_name(unknown[0], task_names())
+        unknown = [a for a in self.ablations if a not in ABLATIONS]
+        if unknown:
+            raise UnknownAblationError(f"unknown ablation {unknown[0]!r}; choose from {', '.join(ABLATIONS)}")
+        unknown = [p for p in self.presets if p not in PRESETS]
+        if unknown:
+            raise InvalidSweepError(f"unknown preset {unknown[0]!r}; choose from {', '.join(PRESETS)}")
+        for kind in self.graphs:
+            graph_options(kind)
+        unknown = sorted(set(self.hyperparameters) - set(self.methods))
+        if unknown:
+            raise InvalidSweepError(f"hyperparameters are set for {unknown[0]!r}, which the sweep does not run; add it "
+                                    f"to the methods ({', '.join(self.methods)}) or drop its settings")
+
+
+def quick_sweep() -> Sweep:
+    """Returns the quick sweep, well under a minute on one CPU thread: three small tracr tasks, a method of each
+    family plus the random baseline, resample ablation, plain graphs, one seed."""
+    methods = ("edge-sp", "acdc", "eap", "eap-ig-inputs", "random")
+    return Sweep(("tracr-reverse", "tracr-proportion", "tracr-sort"), methods)
+
+
+def full_sweep() -> Sweep:
+    """Returns the full sweep: every task and method, plain and per-position graphs, resample, mean and zero
+    ablation, seeds 0, 1 and 2 (deterministic methods repeat their result, at their small cost)."""
+    return Sweep(tuple(ALL_TRACR_TASKS), tuple(method_names()), ("resample", "mean", "zero"), GRAPH_KINDS, (0, 1, 2))

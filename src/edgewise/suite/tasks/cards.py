@@ -1,0 +1,117 @@
+"""Task cards: a built-in task's sizes (layers, heads, edges, ground truth, examples) without loading its model.
+
+`edgewise tasks` lists cards. The first listing builds each task once and stores its card under the cache, keyed by
+a hash of the code that defines tasks, models and graphs, so a change to any of them rebuilds the cards rather than
+listing stale sizes.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgewise.cache import cache_root
+from edgewise.errors import PretrainedModelMissingError
+
+if TYPE_CHECKING:
+    from edgewise.tasks import Task
+
+# what a card's numbers depend on
+_DEFINING_PACKAGES = ("tasks", "models", "adapters", "graph", "features", "suite/tasks", "suite/models")
+
+
+@dataclass(frozen=True)
+class TaskCard:
+    """One built-in task's sizes, as `edgewise tasks --json` prints them."""
+
+    name: str
+    n_layers: int
+    n_heads: int
+    d_model: int
+    n_edges: int
+    n_edges_per_position: int  # each plain edge at every position
+    n_ground_truth_edges: int | None
+    n_examples: int
+    metric: str
+    description: str
+    n_held_out: int | None = None  # evaluation inputs kept apart from discovery; None: the task has no such split
+    compression: dict | None = None  # compressed tracr tasks: dimensions before and after, agreement with tracr
+    # How the effective truth measures a removal ("logits" or "argmax") and what counts as no change (None: float
+    # noise, evaluate's OUTPUT_TOLERANCE)
+    truth_measure: str = "logits"
+    truth_tolerance: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def card_of(task: "Task", n_held_out: int | None = None) -> TaskCard:
+    """Returns the card of a built task (its plain graph counts the edges)."""
+    describe = task.adapter.describe()
+    n_edges = task.graph().n_edges
+    return TaskCard(
+        name=task.name, n_layers=describe["n_layers"], n_heads=describe["n_heads"], d_model=describe["d_model"],
+        n_edges=n_edges, n_edges_per_position=n_edges * task.n_positions,
+        n_ground_truth_edges=None if task.ground_truth is None else len(task.ground_truth),
+        n_examples=task.clean.shape[0], metric=task.metric.name, description=task.description, n_held_out=n_held_out,
+        compression=getattr(task.extras.get("compiled"), "compression", None) or None,
+        truth_measure=task.truth_measure, truth_tolerance=task.truth_tolerance,
+    )
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """Returns a hash of edgewise's version and of the source of the packages a card's numbers depend on; computed once
+    a process (a listing asks it for every task)."""
+    digest = hashlib.sha256(version("edgewise").encode())
+    root = Path(__file__).resolve().parents[2]  # the edgewise package
+    for package in _DEFINING_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def card_path(name: str, cache_dir: Path | None = None) -> Path:
+    """Returns where the card of task `name` is stored for the current code."""
+    return (cache_root() if cache_dir is None else Path(cache_dir)) / "cards" / code_fingerprint() / f"{name}.json"
+
+
+def store_card(task: "Task", cache_dir: Path | None = None) -> TaskCard:
+    """Returns the task's card after writing it to the card store."""
+    from .registry import held_out_size
+
+    card = card_of(task, held_out_size(task.name))
+    path = card_path(task.name, cache_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(card.to_dict()))
+    return card
+
+
+def card_for(name: str, cache_dir: Path | None = None) -> TaskCard:
+    """Returns the card of built-in task `name`: the stored one, or one made by building the task."""
+    from .registry import get_task
+
+    path = card_path(name, cache_dir)
+    if path.exists():
+        return TaskCard(**json.loads(path.read_text()))
+    return store_card(get_task(name), cache_dir)
+
+
+def task_cards(cache_dir: Path | None = None) -> tuple[list[TaskCard], dict[str, str]]:
+    """Returns the cards of every built-in task (building, once, each task without a stored card) and, for tasks
+    that cannot be built here (a pretrained model not installed), the reason."""
+    from .registry import task_names
+
+    cards, unavailable = [], {}
+    for name in task_names():
+        try:
+            cards.append(card_for(name, cache_dir))
+        except PretrainedModelMissingError as err:
+            unavailable[name] = str(err)
+    return cards, unavailable
