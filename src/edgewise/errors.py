@@ -132,3 +132,7 @@ class TrainedWeightsMissingError(PretrainedModelMissingError):
 
 class UnknownMethodError(EdgewiseError, ValueError):
     """A method name, a preset, or a hyperparameter that the method registry does not know."""
+
+
+class UnknownGraphKindError(EdgewiseError, ValueError):
+    """A graph kind that is not `plain` or `per-position` (optionally `/` and a known feature set)."""

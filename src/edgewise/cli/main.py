@@ -217,16 +217,11 @@ def _discover(args: argparse.Namespace) -> int:
 
 def _print_objective(task, graph, ablated, circuit) -> None:
     """Prints the objective a method minimised on the full model, the circuit and the empty circuit."""
-    import torch
+    from ..evaluate import circuit_objective
 
-    from ..patching import patched_forward
-
-    masks = torch.stack([torch.ones(graph.n_edges), circuit.mask(graph), torch.zeros(graph.n_edges)])
-    with torch.no_grad():
-        logits = patched_forward(task.adapter, graph, task.clean, ablated, masks)
-        values = task.metric(logits, logits[0], task.scored_positions).tolist()
-    print(f"objective {task.metric.name}: full model {values[0]:.4g}, circuit {values[1]:.4g}, empty circuit "
-          f"{values[2]:.4g} (lower is what the method sought; `edgewise diagnose {task.name} --circuit FILE` shows "
+    values = circuit_objective(task, graph, ablated, circuit)
+    print(f"objective {values.metric}: full model {values.full:.4g}, circuit {values.circuit:.4g}, empty circuit "
+          f"{values.empty:.4g} (lower is what the method sought; `edgewise diagnose {task.name} --circuit FILE` shows "
           "what the circuit does)")
 
 
@@ -235,8 +230,7 @@ def _export(args: argparse.Namespace) -> int:
     from ..graph import Circuit, EdgeScores, circuit_from_scores
     from ..interop import save_mib, to_mib
     from ..methods import method_circuit, method_names
-    from ..suite.tasks import task_names
-    from ..suite.tasks import card_for
+    from ..suite.tasks import card_for, task_names
 
     _check_writable(args.out)
     scores = EdgeScores.load(args.scores)
@@ -298,8 +292,9 @@ def _bench(args: argparse.Namespace) -> int:
     import dataclasses
     import time
 
-    from ..suite.bench import full_sweep, quick_sweep, run_bench
+    from ..graph import GraphKind
     from ..methods import PRESETS
+    from ..suite.bench import full_sweep, graph_kind, quick_sweep, run_bench
 
     sweep = full_sweep() if args.full else quick_sweep()
     chosen = {name: getattr(args, name) for name in ("tasks", "methods", "ablations", "graphs", "seeds")}
@@ -307,7 +302,8 @@ def _bench(args: argparse.Namespace) -> int:
         chosen["presets"] = PRESETS if args.preset == "both" else (args.preset,)
     sweep = dataclasses.replace(sweep, **{name: value for name, value in chosen.items() if value is not None})
     if args.features:
-        sweep = dataclasses.replace(sweep, graphs=tuple(f"{g}/{args.features}" for g in sweep.graphs))
+        kinds = (graph_kind(g) for g in sweep.graphs)
+        sweep = dataclasses.replace(sweep, graphs=tuple(GraphKind(k.per_position, args.features) for k in kinds))
     sweep.runs()  # unknown names fail before any work
     _check_writable(args.out, folder=True)
     start = time.perf_counter()

@@ -15,7 +15,7 @@ from ..errors import GraphMismatchError, InvalidHyperparameterError
 from ..evaluate import effective_truth
 from ..graph import Circuit, EdgeScores, Graph
 from ..methods import method_circuit
-from ..patching import task_ablation
+from ..patching import Ablation, task_ablation
 from ..tasks import Task
 from .behaviour import BehaviourCheck, BehaviourThresholds, OutputBehaviour, behaviour_check
 from .constant_writers import WRITER_TOLERANCE, WriterVariation, constant_beyond_bos, writer_variation
@@ -23,7 +23,7 @@ from .minimal_circuit import OUTPUT_TOLERANCE, MinimalCircuit, minimal_circuit
 from .misses import MissReport, explain_misses, format_misses
 from .redundancy import RedundantGroup, redundant_groups
 
-ABLATIONS = ("resample", "mean", "zero")
+ABLATIONS = (Ablation.RESAMPLE, Ablation.MEAN, Ablation.ZERO)  # what `diagnose` compares unless told
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ class Diagnosis:
 def diagnose(
     task: Task,
     per_position: bool = False,
-    ablations: tuple[str, ...] = ABLATIONS,
+    ablations: tuple[str | Ablation, ...] = ABLATIONS,
     circuit: Circuit | None = None,
     settings: DiagnosticsSettings = DiagnosticsSettings(),
     features: str | None = None,
@@ -126,6 +126,7 @@ def diagnose(
     `scores`, else that ablation's minimal circuit, or the ground truth where it is not faithful); on the graph split
     by the dictionary set `features` when given. With `scores`, the ablation they were found under also says where
     their method goes wrong (`explain_misses`)."""
+    ablations = tuple(Ablation.parse(kind) for kind in ablations)  # UnknownAblationError before any work
     graph = task.graph(per_position, features=features)
     knows_truth = task.knows_truth(graph)
     if scores is not None:

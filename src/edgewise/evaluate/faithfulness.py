@@ -20,14 +20,37 @@ from .roc import trapezoid
 def circuit_loss(task: Task, graph: Graph, ablated: AblatedOutputs, edges: set[Edge],
                  full: torch.Tensor | None = None) -> float:
     """Returns the task metric between the circuit (every other edge ablated) and the full model (`full`: its logits
-    on the clean batch, when the caller has them)."""
+    on the clean batch, when the caller has them).
+
+    Args:
+        task: the task (its model, clean batch, metric and scored positions).
+        graph: the graph whose edges `edges` are.
+        ablated: what an ablated edge carries (`edgewise.patching.task_ablation`).
+        edges: the circuit, as the edges kept; every other edge of `graph` is ablated.
+        full: the full model's logits on the clean batch, `[batch, pos, vocab]`; None computes them
+            (`full_logits`).
+
+    Returns:
+        The task's metric of the circuit against the full model on the scored positions: a distance, 0 when the
+        circuit matches the full model.
+    """
     logits = patched_forward(task.model, graph, task.clean, ablated, graph.mask_for(edges))
     return task.metric(logits, full_logits(task) if full is None else full, task.scored_positions).item()
 
 
 @torch.no_grad()
 def faithfulness(task: Task, graph: Graph, ablated: AblatedOutputs, edges: set[Edge]) -> float:
-    """Returns 1 - loss(circuit) / loss(empty circuit): 1 = as faithful as the full model, 0 = as the empty one."""
+    """Returns 1 - loss(circuit) / loss(empty circuit): 1 = as faithful as the full model, 0 = as the empty one.
+
+    Args:
+        task: the task whose metric is the loss (`circuit_loss`).
+        graph: the graph whose edges `edges` are.
+        ablated: what an ablated edge carries.
+        edges: the circuit, as the edges kept.
+
+    Returns:
+        The circuit's faithfulness; NaN when the empty circuit's loss is 0 (the ablation changes nothing).
+    """
     return circuits_faithfulness(task, graph, ablated, [edges])[0]
 
 
@@ -35,7 +58,17 @@ def faithfulness(task: Task, graph: Graph, ablated: AblatedOutputs, edges: set[E
 def circuits_faithfulness(task: Task, graph: Graph, ablated: AblatedOutputs, circuits: Sequence[set[Edge]]
                           ) -> list[float]:
     """Returns `faithfulness` of each circuit, with the full model's logits and the empty circuit's loss computed
-    once for all of them (NaN for each when the empty circuit's loss is 0: the ablation changes nothing)."""
+    once for all of them (NaN for each when the empty circuit's loss is 0: the ablation changes nothing).
+
+    Args:
+        task: the task whose metric is the loss (`circuit_loss`).
+        graph: the graph whose edges the circuits are.
+        ablated: what an ablated edge carries.
+        circuits: the circuits, each a set of kept edges.
+
+    Returns:
+        One faithfulness per circuit, in the order given.
+    """
     full = full_logits(task)
     empty = circuit_loss(task, graph, ablated, set(), full)
     return [1.0 - circuit_loss(task, graph, ablated, edges, full) / empty if empty > 0 else float("nan")
@@ -44,7 +77,13 @@ def circuits_faithfulness(task: Task, graph: Graph, ablated: AblatedOutputs, cir
 
 @dataclass(frozen=True)
 class FaithfulnessCurve:
-    """Faithfulness f(k) of the top-k circuit at circuit sizes k, ascending from 0 to `n_edges`."""
+    """Faithfulness f(k) of the top-k circuit at circuit sizes k, ascending from 0 to `n_edges`.
+
+    Attributes:
+        sizes: the circuit sizes k (numbers of edges kept), ascending.
+        faithfulness: f(k) at each size, in the order of `sizes` (NaN throughout when the ablation changes nothing).
+        n_edges: the number of edges of the graph, the largest size.
+    """
 
     sizes: list[int]
     faithfulness: list[float]
@@ -56,17 +95,31 @@ class FaithfulnessCurve:
         return [k / self.n_edges for k in self.sizes]
 
     def to_dict(self) -> dict:
+        """Returns the curve as JSON-ready data, the fields by name (read back by `from_dict`)."""
         return {"sizes": self.sizes, "faithfulness": self.faithfulness, "n_edges": self.n_edges}
 
     @classmethod
     def from_dict(cls, record: dict) -> "FaithfulnessCurve":
+        """Returns the curve that `to_dict` wrote as `record`."""
         return cls(record["sizes"], record["faithfulness"], record["n_edges"])
 
 
 def circuit_sizes(n_edges: int, every_k_up_to: int = 1000, n_sampled: int = 201) -> list[int]:
     """Returns the circuit sizes a faithfulness curve is evaluated at, ascending from 0 to `n_edges`: every k on
     graphs of at most `every_k_up_to` edges; on larger ones at most `n_sampled` sizes, half evenly spaced and half
-    geometrically (dense at small k, where circuits are)."""
+    geometrically (dense at small k, where circuits are).
+
+    Args:
+        n_edges: the number of edges of the graph: the largest size.
+        every_k_up_to: the largest graph (in edges) that gets every size from 0 to `n_edges`.
+        n_sampled: the most sizes a larger graph gets, counting 0 and `n_edges`; rounding can merge some.
+
+    Returns:
+        The distinct sizes, ascending, always including 0 and `n_edges`.
+
+    Raises:
+        InvalidHyperparameterError: `n_sampled` is below 2.
+    """
     if n_sampled < 2:
         raise InvalidHyperparameterError(
             f"n_sampled must be at least 2 (the empty and the full circuit), got {n_sampled}"
@@ -97,6 +150,21 @@ def faithfulness_curve(
     which get `n_sampled` sizes (see `circuit_sizes`) so that a curve costs seconds rather than a minute. The masks
     are batched, at most `rows_per_forward` input rows to one patched forward. m is a distance to the full model,
     so m(full) = 0 up to float error and f(k) is `faithfulness` of C_k.
+
+    Args:
+        task: the task (its model, clean batch, metric and scored positions).
+        scores: the edge scores that rank the edges; near-zero scores count as zero (`EdgeScores.snapped`).
+        ablated: what an ablated edge carries.
+        every_k_up_to: the largest graph (in edges) whose curve takes every size (`circuit_sizes`).
+        n_sampled: the most sizes a larger graph's curve takes (`circuit_sizes`).
+        rows_per_forward: the most input rows (masks times the clean batch's rows) in one patched forward: bounds
+            memory.
+
+    Returns:
+        The curve on `scores.graph`: f(k) at each size k.
+
+    Raises:
+        InvalidHyperparameterError: `n_sampled` is below 2.
     """
     graph = scores.graph
     sizes = circuit_sizes(graph.n_edges, every_k_up_to, n_sampled)
@@ -119,18 +187,40 @@ def faithfulness_curve(
 
 def cpr(curve: FaithfulnessCurve) -> float:
     """Returns MIB's integrated circuit performance ratio: the area under f over the fraction of edges kept
-    (trapezoid rule). Higher is better; a circuit can overshoot the full model, so it may exceed 1."""
+    (trapezoid rule). Higher is better; a circuit can overshoot the full model, so it may exceed 1.
+
+    Args:
+        curve: the faithfulness curve (`faithfulness_curve`).
+
+    Returns:
+        The area; NaN when the curve is NaN.
+    """
     return trapezoid(curve.fractions, curve.faithfulness)
 
 
 def cmd(curve: FaithfulnessCurve) -> float:
     """Returns MIB's integrated circuit-model distance: the area under |1 - f| over the fraction of edges kept
-    (trapezoid rule). Lower is better: 0 when every circuit size matches the full model."""
+    (trapezoid rule). Lower is better: 0 when every circuit size matches the full model.
+
+    Args:
+        curve: the faithfulness curve (`faithfulness_curve`).
+
+    Returns:
+        The area; NaN when the curve is NaN.
+    """
     return trapezoid(curve.fractions, [abs(1.0 - f) for f in curve.faithfulness])
 
 
 def edges_to_reach(curve: FaithfulnessCurve, level: float = 0.95) -> int | None:
     """Returns the smallest evaluated circuit size whose faithfulness reaches `level` (the edges a method needs),
     or None when none does. On a subset of sizes (large graphs) it is the first evaluated size at or past the true
-    one."""
+    one.
+
+    Args:
+        curve: the faithfulness curve (`faithfulness_curve`).
+        level: the faithfulness to reach.
+
+    Returns:
+        The smallest size k with f(k) >= `level`, or None (also when the curve is NaN).
+    """
     return next((k for k, f in zip(curve.sizes, curve.faithfulness) if f >= level), None)

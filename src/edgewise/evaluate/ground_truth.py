@@ -25,7 +25,12 @@ MAX_PAIRS = 4096  # partner search beyond this many pairs (91 free edges) keeps 
 @dataclass(frozen=True)
 class EffectiveTruth:
     """The effective truth of one ablation and what it rests on: the edges each needed alone, and the partner pairs
-    (each removable alone, not both) that make a redundant copy count."""
+    (each removable alone, not both) that make a redundant copy count.
+
+    Attributes:
+        edges: the effective truth's edges: `needed`, plus both edges of every pair in `partners` when they keep the
+            outputs, or else the whole derived circuit (`effective_truth`).
+    """
 
     edges: frozenset[Edge]
     needed: frozenset[Edge]  # removing one of these alone from the derived circuit moves a scored output
@@ -33,7 +38,15 @@ class EffectiveTruth:
 
 
 def truth_tolerance(task: Task, tolerance: float | None = None) -> float:
-    """Returns `tolerance`, else the task's own truth tolerance, else OUTPUT_TOLERANCE."""
+    """Returns `tolerance`, else the task's own truth tolerance, else OUTPUT_TOLERANCE.
+
+    Args:
+        task: the task whose `truth_tolerance` applies when `tolerance` is None.
+        tolerance: the largest scored output change that counts as none; None: the task's, else OUTPUT_TOLERANCE.
+
+    Returns:
+        The tolerance to use.
+    """
     if tolerance is not None:
         return tolerance
     return OUTPUT_TOLERANCE if task.truth_tolerance is None else task.truth_tolerance
@@ -42,7 +55,17 @@ def truth_tolerance(task: Task, tolerance: float | None = None) -> float:
 def scored_change(task: Task, logits: torch.Tensor, full: torch.Tensor, measure: str | None = None) -> torch.Tensor:
     """Returns how far `logits` [n, batch, pos, out] moved from `full` over the task's scored positions, [n], by
     `measure` (None: the task's truth measure): "logits", the largest |output change|; "argmax", the fraction of
-    scored positions whose argmax changed."""
+    scored positions whose argmax changed.
+
+    Args:
+        task: the task whose scored positions (and, with `measure` None, truth measure) apply.
+        logits: the outputs to compare, `[n, batch, pos, out]`.
+        full: the outputs they are compared with, `[batch, pos, out]` (or broadcastable to `logits`).
+        measure: "logits" or "argmax"; None: the task's `truth_measure`.
+
+    Returns:
+        The change of each of the n outputs, `[n]`.
+    """
     if (measure or task.truth_measure) == "argmax":
         flipped = logits.argmax(-1) != full.argmax(-1)
         return flipped[..., task.scored_positions].to(logits.dtype).mean(-1)
@@ -51,7 +74,25 @@ def scored_change(task: Task, logits: torch.Tensor, full: torch.Tensor, measure:
 
 def removal_changes(task: Task, graph: Graph, ablated: AblatedOutputs, circuit: set[Edge],
                     removals: list[tuple[Edge, ...]], reference: torch.Tensor) -> list[float]:
-    """Returns, per removal, the largest scored output change from `reference` of `circuit` without those edges."""
+    """Returns, per removal, the largest scored output change from `reference` of `circuit` without those edges.
+
+    The change is `scored_change` by the task's truth measure: with "argmax", the fraction of scored positions whose
+    argmax changed. Removals are patched `MASKS_PER_FORWARD` at a time.
+
+    Args:
+        task: the task whose model, clean batch and scored positions are used.
+        graph: the graph whose edges `circuit` and the removals are.
+        ablated: what an ablated edge carries.
+        circuit: the edges kept before any removal.
+        removals: the removals, each a tuple of edges taken out of `circuit` together.
+        reference: the outputs the changes are measured from, `[batch, pos, out]` or `[1, batch, pos, out]`.
+
+    Returns:
+        One change per removal, in the order given.
+
+    Raises:
+        GraphMismatchError: an edge of `circuit` or of a removal is not in `graph`.
+    """
     keep = graph.mask_for(circuit)
     changes: list[float] = []
     starts = range(0, len(removals), MASKS_PER_FORWARD)
@@ -80,6 +121,18 @@ def effective_truth(task: Task, graph: Graph, ablated: AblatedOutputs,
     Only scored positions count: an edge that moves only the BOS output (which no metric reads) carries nothing.
     Under resample ablation on tracr-reverse this is auto-circuit's 2-edge circuit; under zero ablation ACDC's 10.
     `tolerance` defaults to the task's `truth_tolerance`, else OUTPUT_TOLERANCE.
+
+    Args:
+        task: the task; it must have a ground truth for `graph` (`Task.knows_truth`).
+        graph: the graph the truth is taken on (plain or per position, head/MLP or feature graph).
+        ablated: the ablation the truth is taken under.
+        tolerance: the largest scored output change that counts as none (`truth_tolerance`).
+
+    Returns:
+        The effective truth, with the edges each needed alone and the partner pairs it rests on.
+
+    Raises:
+        GraphMismatchError: the task has no ground truth for this kind of graph.
     """
     tolerance = truth_tolerance(task, tolerance)
     truth = sorted(task.ground_truth_edges(graph), key=graph.edge_index)
@@ -114,5 +167,18 @@ def effective_truth(task: Task, graph: Graph, ablated: AblatedOutputs,
 def effective_ground_truth(task: Task, graph: Graph, ablated: AblatedOutputs,
                            tolerance: float | None = None) -> set[Edge]:
     """Returns the edges of the effective truth under this ablation (`effective_truth`): what AUROC is taken
-    against."""
+    against.
+
+    Args:
+        task: the task; it must have a ground truth for `graph`.
+        graph: the graph the truth is taken on.
+        ablated: the ablation the truth is taken under.
+        tolerance: the largest scored output change that counts as none (`truth_tolerance`).
+
+    Returns:
+        The effective truth's edges.
+
+    Raises:
+        GraphMismatchError: the task has no ground truth for this kind of graph.
+    """
     return set(effective_truth(task, graph, ablated, tolerance).edges)

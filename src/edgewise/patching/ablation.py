@@ -9,6 +9,7 @@ resample takes its contribution on the corrupted input, mean averages its contri
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Callable
 
 import torch
@@ -19,16 +20,45 @@ from ..errors import BatchShapeError, UnknownAblationError
 from ..tasks import Task
 
 
+class Ablation(StrEnum):
+    """What an ablated edge carries instead of its writer's clean output: the one place ablation names are known.
+    A member equals its name as a string, so records, files and `kind == "resample"` read as before."""
+
+    RESAMPLE = "resample"  # the writer's output on the paired corrupted input
+    ZERO = "zero"  # nothing
+    MEAN = "mean"  # the writer's output averaged over the reference batch and its positions
+    PER_POSITION_MEAN = "per-position-mean"  # averaged over the reference batch at each position
+
+    @classmethod
+    def parse(cls, name: "str | Ablation") -> "Ablation":
+        """Returns the ablation called `name`.
+
+        Args:
+            name: an ablation's name (`resample`, `zero`, `mean`, `per-position-mean`) or an Ablation.
+
+        Returns:
+            The Ablation member.
+
+        Raises:
+            UnknownAblationError: `name` is no ablation; the message lists the known ones.
+        """
+        try:
+            return cls(name)
+        except ValueError:
+            raise UnknownAblationError(f"unknown ablation {name!r}; choose one of {', '.join(cls)}") from None
+
+
 @dataclass
 class AblatedOutputs:
     """Writers' ablated outputs per writer hook; `batch_shape` is the (batch, pos) a resample ablation pairs with."""
 
-    kind: str
+    kind: Ablation
     values: dict[str, torch.Tensor]
     batch_shape: tuple[int, int] | None = None
     _stacked: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # by (hook, node axis)
 
     def __post_init__(self):
+        self.kind = Ablation.parse(self.kind)
         # Recorded under torch.inference_mode the values would be inference tensors, which no later forward with
         # autograd may save: keep normal copies (of those only)
         with torch.inference_mode(False):
@@ -90,44 +120,48 @@ def resample_ablation(model: object, graph: Graph, corrupt_tokens: torch.Tensor)
     """Returns the writers' outputs on the corrupted batch; clean row i is paired with corrupted row i."""
     adapter = adapter_for(model)
     values = record_writer_outputs(adapter, graph, corrupt_tokens)
-    return AblatedOutputs("resample", values, tuple(corrupt_tokens.shape))
+    return AblatedOutputs(Ablation.RESAMPLE, values, tuple(corrupt_tokens.shape))
 
 
 def zero_ablation(model: object, graph: Graph, tokens: torch.Tensor) -> AblatedOutputs:
     """Returns zeros for every writer (biases the residual stream carries are kept); `tokens` fix the shapes."""
     values = record_writer_outputs(adapter_for(model), graph, tokens[:1])
-    return AblatedOutputs("zero", {k: torch.zeros_like(v[:, :1]) for k, v in values.items()})
+    return AblatedOutputs(Ablation.ZERO, {k: torch.zeros_like(v[:, :1]) for k, v in values.items()})
 
 
 def mean_ablation(model: object, graph: Graph, reference_tokens: torch.Tensor) -> AblatedOutputs:
     """Returns each writer's output averaged over the reference batch and over positions: [1, 1, (head,) d_model]."""
     values = record_writer_outputs(adapter_for(model), graph, reference_tokens)
-    return AblatedOutputs("mean", {k: v.mean(dim=(0, 1), keepdim=True) for k, v in values.items()})
+    return AblatedOutputs(Ablation.MEAN, {k: v.mean(dim=(0, 1), keepdim=True) for k, v in values.items()})
 
 
 def per_position_mean_ablation(model: object, graph: Graph, reference_tokens: torch.Tensor) -> AblatedOutputs:
     """Returns each writer's output averaged over the reference batch at each position: [1, pos, (head,) d_model]."""
     values = record_writer_outputs(adapter_for(model), graph, reference_tokens)
-    return AblatedOutputs("per-position-mean", {k: v.mean(dim=0, keepdim=True) for k, v in values.items()})
+    return AblatedOutputs(Ablation.PER_POSITION_MEAN, {k: v.mean(dim=0, keepdim=True) for k, v in values.items()})
 
 
-ABLATIONS: dict[str, Callable[[object, Graph, torch.Tensor], AblatedOutputs]] = {
-    "resample": resample_ablation,
-    "zero": zero_ablation,
-    "mean": mean_ablation,
-    "per-position-mean": per_position_mean_ablation,
+ABLATIONS: dict[Ablation, Callable[[object, Graph, torch.Tensor], AblatedOutputs]] = {
+    Ablation.RESAMPLE: resample_ablation,
+    Ablation.ZERO: zero_ablation,
+    Ablation.MEAN: mean_ablation,
+    Ablation.PER_POSITION_MEAN: per_position_mean_ablation,
 }
 
 
-def make_ablation(name: str, model: object, graph: Graph, tokens: torch.Tensor) -> AblatedOutputs:
-    """Returns the named ablation; `tokens` are the corrupted batch (resample) or the reference data (others)."""
-    if name not in ABLATIONS:
-        raise UnknownAblationError(f"unknown ablation {name!r}; choose one of {', '.join(ABLATIONS)}")
-    return ABLATIONS[name](model, graph, tokens)
+def make_ablation(name: str | Ablation, model: object, graph: Graph, tokens: torch.Tensor) -> AblatedOutputs:
+    """Returns the named ablation; `tokens` are the corrupted batch (resample) or the reference data (others).
+
+    Raises:
+        UnknownAblationError: `name` is no ablation (see `Ablation`).
+    """
+    return ABLATIONS[Ablation.parse(name)](model, graph, tokens)
 
 
-def task_ablation(task: Task, graph: Graph, kind: str = "resample", adapter: Adapter | None = None) -> AblatedOutputs:
+def task_ablation(task: Task, graph: Graph, kind: str | Ablation = Ablation.RESAMPLE, adapter: Adapter | None = None
+                  ) -> AblatedOutputs:
     """Returns the named ablation of a task's writers: resample uses the corrupted batch, the others average (or
     shape zeros on) the clean batch. `adapter`: the writers as another copy of the task's model computes them (an
     edited or relearning copy), instead of the task's own."""
-    return make_ablation(kind, adapter or task.adapter, graph, task.corrupt if kind == "resample" else task.clean)
+    kind = Ablation.parse(kind)
+    return make_ablation(kind, adapter or task.adapter, graph, task.corrupt if kind is Ablation.RESAMPLE else task.clean)

@@ -6,7 +6,7 @@ from .memory import PeakMemory
 from .plots import plot_bench, plot_families
 from .runner import Setting, run_bench, run_one, write_atomic
 from .summary import copies_kept, markdown_table, summary_markdown
-from .sweep import GRAPH_KINDS, RunSpec, Sweep, full_sweep, quick_sweep
+from .sweep import FEATURE_SETS, GRAPH_KINDS, RunSpec, Sweep, full_sweep, graph_kind, quick_sweep
 
-__all__ = ["GRAPH_KINDS", "FamilySummary", "PeakMemory", "RunSpec", "Setting", "Sweep", "copies_kept", "family_summary", "full_sweep",
+__all__ = ["FEATURE_SETS", "GRAPH_KINDS", "FamilySummary", "PeakMemory", "RunSpec", "Setting", "Sweep", "copies_kept", "family_summary", "full_sweep", "graph_kind",
            "markdown_table", "plot_bench", "plot_families", "quick_sweep", "run_bench", "run_one", "summary_markdown", "write_atomic"]

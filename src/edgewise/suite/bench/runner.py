@@ -45,9 +45,9 @@ from tqdm.auto import tqdm
 from edgewise.diagnostics import RedundantGroup, redundant_groups
 from edgewise.errors import InvalidSweepError
 from edgewise.evaluate import RunEvaluation, effective_truth, truths_from
-from edgewise.graph import Edge, EdgeScores, Graph
+from edgewise.graph import Edge, EdgeScores, Graph, GraphKind
 from edgewise.methods import discover
-from edgewise.patching import AblatedOutputs, faithfulness_loss, task_ablation
+from edgewise.patching import AblatedOutputs, Ablation, faithfulness_loss, task_ablation
 from edgewise.tasks import Task
 from edgewise.features import TRAINED, add_trained_features
 from ..tasks import get_task, held_out_size
@@ -55,7 +55,7 @@ from .families import family_markdown, family_summary
 from .lock import folder_lock
 from .memory import PeakMemory
 from .summary import summary_markdown
-from .sweep import RunSpec, Sweep, graph_options
+from .sweep import RunSpec, Sweep, graph_kind
 
 
 @dataclass(frozen=True)
@@ -73,13 +73,14 @@ class Setting:
     redundancy: tuple[RedundantGroup, ...] = ()  # the effective truth's redundant copies, on the evaluation inputs
 
     @classmethod
-    def of(cls, task: Task, graph_kind: str, ablation: str, held_out: Task | None = None) -> "Setting":
+    def of(cls, task: Task, kind: "str | GraphKind", ablation: "str | Ablation", held_out: Task | None = None
+           ) -> "Setting":
         """Returns the setting, scored on `held_out` (the task on its evaluation inputs) when given; the effective
         truth costs a patched forward per true edge (dyck2 per-position: 20 s; its partner search under zero
         ablation: minutes), so the bench builds it once for all the methods and seeds that share it."""
-        per_position, features = graph_options(graph_kind)
-        report = _trained_features(task, held_out) if features == TRAINED else None
-        graph = task.graph(per_position=per_position, features=features)
+        kind = graph_kind(kind)
+        report = _trained_features(task, held_out) if kind.features == TRAINED else None
+        graph = task.graph(per_position=kind.per_position, features=kind.features)
         ablated = task_ablation(task, graph, ablation)
         evaluation_task = task if held_out is None else held_out
         evaluation_ablated = ablated if held_out is None else task_ablation(held_out, graph, ablation)
@@ -124,8 +125,8 @@ def run_one(task: Task, spec: RunSpec, setting: Setting | None = None) -> tuple[
     evaluation = RunEvaluation(setting.evaluation_task, scores, setting.evaluation_ablated, setting.truths)
     graph, effective = setting.graph, setting.truths.get("effective")  # None: a task without a ground truth
     record = {
-        "key": spec.key, "task": spec.task, "graph": spec.graph, "method": spec.method, "preset": spec.preset,
-        "ablation": spec.ablation,
+        "key": spec.key, "task": spec.task, "graph": str(spec.graph), "method": spec.method,
+        "preset": spec.preset, "ablation": str(spec.ablation),
         "seed": spec.seed, "hyperparameters": spec.hyperparameters, "n_edges": graph.n_edges,
         "evaluated_on": setting.evaluated_on, "n_evaluation_inputs": setting.evaluation_task.clean.shape[0],
         "n_true_edges": None if effective is None else len(setting.truths["compiler"]),

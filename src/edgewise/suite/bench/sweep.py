@@ -7,9 +7,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from edgewise.errors import InvalidSweepError, UnknownAblationError, UnknownTaskError
+from edgewise.errors import InvalidSweepError, UnknownGraphKindError, UnknownTaskError
 from edgewise.methods import PRESETS, get_method, method_names, resolve_config
-from edgewise.patching import ABLATIONS
+from edgewise.graph import GraphKind
+from edgewise.patching import Ablation
 from ..tasks import ALL_TRACR_TASKS, task_names
 
 GRAPH_KINDS = ("plain", "per-position")
@@ -18,14 +19,15 @@ GRAPH_KINDS = ("plain", "per-position")
 FEATURE_SETS = ("oracle", "train")
 
 
-def graph_options(kind: str) -> tuple[bool, str | None]:
-    """Returns (per_position, feature set or None) of a graph kind: `plain`, `per-position`, or either followed by
-    `/` and a feature set (`plain/oracle`: tracr's oracle features)."""
-    base, _, features = kind.partition("/")
-    if base not in GRAPH_KINDS or (features and features not in FEATURE_SETS):
-        kinds = ", ".join([*GRAPH_KINDS, *(f"{g}/{f}" for g in GRAPH_KINDS for f in FEATURE_SETS)])
-        raise InvalidSweepError(f"unknown graph kind {kind!r}; choose from {kinds}")
-    return base == "per-position", features or None
+def graph_kind(kind: "str | GraphKind") -> GraphKind:
+    """Returns the graph kind a sweep names (`plain`, `per-position`, either with `/oracle` or `/train`), or raises
+    InvalidSweepError listing the kinds a bench runs."""
+    try:
+        return GraphKind.parse(kind, FEATURE_SETS)
+    except UnknownGraphKindError as err:
+        raise InvalidSweepError(str(err)) from None
+
+
 RECORD_FORMAT = 2  # part of every run key: bump when what a record measures changes (2: scored on held-out inputs)
 
 
@@ -34,19 +36,23 @@ class RunSpec:
     """One run of a sweep: a method with all its hyperparameters, on a task's graph, under an ablation, with a seed."""
 
     task: str
-    graph: str  # "plain" or "per-position", optionally split by a feature set: "plain/oracle" (graph_options)
+    graph: GraphKind
     method: str
-    ablation: str
+    ablation: Ablation
     seed: int
     hyperparameters: dict = field(default_factory=dict)
     preset: str = "tuned"  # where the hyperparameters come from: edgewise's tuned defaults or the authors' settings
+
+    def __post_init__(self):
+        object.__setattr__(self, "graph", graph_kind(self.graph))
+        object.__setattr__(self, "ablation", Ablation.parse(self.ablation))
 
     @property
     def key(self) -> str:
         """Returns the run's file stem: its fields, and a hash of its hyperparameters, which do not fit a name."""
         digest = hashlib.sha1(json.dumps([RECORD_FORMAT, self.hyperparameters], sort_keys=True).encode()).hexdigest()
         digest = digest[:10]
-        graph = self.graph.replace("/", "+")  # a file name: `plain/oracle` -> `plain+oracle`
+        graph = str(self.graph).replace("/", "+")  # a file name: `plain/oracle` -> `plain+oracle`
         return f"{self.task}_{graph}_{self.method}_{self.preset}_{self.ablation}_seed{self.seed}_{digest}"
 
 
@@ -56,8 +62,8 @@ class Sweep:
 
     tasks: tuple[str, ...]
     methods: tuple[str, ...]
-    ablations: tuple[str, ...] = ("resample",)
-    graphs: tuple[str, ...] = ("plain",)
+    ablations: tuple[str | Ablation, ...] = ("resample",)
+    graphs: tuple[str | GraphKind, ...] = ("plain",)  # graph kinds: plain, per-position, plain/oracle, ...
     seeds: tuple[int, ...] = (0,)
     hyperparameters: dict[str, dict] = field(default_factory=dict)  # per method: values replacing its defaults
     presets: tuple[str, ...] = ("tuned",)  # tuned (edgewise's defaults) and/or published (the authors' settings)
@@ -92,14 +98,13 @@ class Sweep:
         unknown = [t for t in self.tasks if t not in task_names()]
         if unknown:
             raise UnknownTaskError.for_name(unknown[0], task_names())
-        unknown = [a for a in self.ablations if a not in ABLATIONS]
-        if unknown:
-            raise UnknownAblationError(f"unknown ablation {unknown[0]!r}; choose from {', '.join(ABLATIONS)}")
+        for ablation in self.ablations:
+            Ablation.parse(ablation)
         unknown = [p for p in self.presets if p not in PRESETS]
         if unknown:
             raise InvalidSweepError(f"unknown preset {unknown[0]!r}; choose from {', '.join(PRESETS)}")
         for kind in self.graphs:
-            graph_options(kind)
+            graph_kind(kind)
         unknown = sorted(set(self.hyperparameters) - set(self.methods))
         if unknown:
             raise InvalidSweepError(f"hyperparameters are set for {unknown[0]!r}, which the sweep does not run; add it "
