@@ -3,8 +3,8 @@ programs, the trained induction models with verified circuits, the planted-redun
 held-out inputs, under resample, mean and zero ablation; per method the mean AUROC against the effective truth on
 each family, and Spearman's rank correlation of the methods between families.
 
-A fixed sweep of `edgewise.suite.bench` (resumable): prints the table and writes benchmarks/results/families/{results.json,
-summary.md, families.json, families.md} and docs/img/families.png.
+A fixed sweep of `edgewise.suite.bench` (resumable): prints the table and writes
+benchmarks/results/families/{results.json, summary.md, families.json, families.md} and docs/img/families.png.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/families.py [--ablations resample mean zero] [--skip TASK ...]
         [--preset tuned|published|both] [--methods M ...] [--out DIR] [--jobs N]
@@ -19,10 +19,9 @@ import argparse
 import json
 from pathlib import Path
 
-from edgewise.suite.bench import Sweep, run_bench
-from edgewise.suite.bench.families import FAMILIES, family_markdown, family_summary
 from edgewise.methods import PRESETS, method_names
-from edgewise.suite.bench import plot_families
+from edgewise.suite.bench import RunRecord, Sweep, plot_families, run_bench
+from edgewise.suite.bench.families import FAMILIES, family_markdown, family_summary
 
 OUT = Path(__file__).parent / "results" / "families"
 PLOT = Path(__file__).parent.parent / "docs" / "img" / "families"
@@ -32,8 +31,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ablations", nargs="*", default=["resample", "mean", "zero"])
     parser.add_argument("--skip", nargs="*", default=[], help="tasks to leave out (e.g. tracr-dyck2, for time)")
-    parser.add_argument("--preset", choices=("tuned", "published", "both"), default="tuned",
-                        help="edgewise's tuned defaults, the authors' published settings, or both (one row each)")
+    parser.add_argument(
+        "--preset",
+        choices=("tuned", "published", "both"),
+        default="tuned",
+        help="edgewise's tuned defaults, the authors' published settings, or both (one row each)",
+    )
     parser.add_argument("--methods", nargs="*", default=method_names(), help="methods to run (default: all)")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--jobs", type=int, default=1, help="runs at once, in worker processes (one per core)")
@@ -42,13 +45,16 @@ def main() -> None:
     presets = PRESETS if args.preset == "both" else (args.preset,)
     run_bench(Sweep(tasks, tuple(args.methods), tuple(args.ablations), presets=presets), args.out, jobs=args.jobs)
     # every run in the folder, of this sweep's tasks: sweeps of other methods or presets add up
-    summary = family_summary([r for r in json.loads((args.out / "results.json").read_text()) if r["task"] in tasks])
+    records = [RunRecord.from_json(fields) for fields in json.loads((args.out / "results.json").read_text())]
+    summary = family_summary([r for r in records if r.task in tasks])
     table = family_markdown(summary)
     print(table)
     (args.out / "families.json").write_text(json.dumps(summary.to_dict(), indent=1))
     (args.out / "families.md").write_text(table)
-    print(f"wrote {args.out / 'families.json'}, {args.out / 'families.md'} and "
-          f"{', '.join(map(str, plot_families(summary, PLOT)))}")
+    print(
+        f"wrote {args.out / 'families.json'}, {args.out / 'families.md'} and "
+        f"{', '.join(map(str, plot_families(summary, PLOT)))}"
+    )
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from edgewise.suite.bench.memory import PeakMemory
 from edgewise.methods import discover
 from edgewise.patching import task_ablation
+from edgewise.suite.bench.memory import PeakMemory
 from edgewise.suite.tasks import get_task
 
 OUT = Path(__file__).parent / "results" / "feature_scale.json"
@@ -42,9 +42,18 @@ def measure(task_name: str, per_position: bool, candidates: int | None, steps: i
         start = time.perf_counter()
         discover(task, "edge-sp", graph=graph, ablated=ablated, steps=steps, candidates=candidates)
         seconds = time.perf_counter() - start
-    return {"task": task_name, "per_position": per_position, "candidates": candidates, "n_edges": graph.n_edges,
-            "n_writers": len(graph.writers), "batch": list(task.clean.shape), "steps": steps,
-            "seconds_per_step": seconds / steps, "peak_memory_mib": memory.peak_mib, "threads": torch.get_num_threads()}
+    return {
+        "task": task_name,
+        "per_position": per_position,
+        "candidates": candidates,
+        "n_edges": graph.n_edges,
+        "n_writers": len(graph.writers),
+        "batch": list(task.clean.shape),
+        "steps": steps,
+        "seconds_per_step": seconds / steps,
+        "peak_memory_mib": memory.peak_mib,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main() -> None:
@@ -56,8 +65,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         graph = "per-position" if r["per_position"] else "plain"
-        print(f"| {r['task']} | {graph}/oracle | {r['n_edges']} | {r['n_writers']} | "
-              f"{r['candidates'] or r['n_edges']} | {r['seconds_per_step']:.3f} | {r['peak_memory_mib']:.0f} |")
+        print(
+            f"| {r['task']} | {graph}/oracle | {r['n_edges']} | {r['n_writers']} | "
+            f"{r['candidates'] or r['n_edges']} | {r['seconds_per_step']:.3f} | {r['peak_memory_mib']:.0f} |"
+        )
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(rows, indent=2))
     print(f"wrote {OUT}")

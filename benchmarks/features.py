@@ -15,8 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgewise.suite.bench import Sweep, run_bench, summary_markdown
-from edgewise.suite.bench import plot_bench
+from edgewise.suite.bench import Sweep, plot_bench, run_bench, summary_markdown
 from edgewise.suite.tasks.tracr import task_names
 
 OUT = Path(__file__).parent / "results" / "features"

@@ -18,11 +18,10 @@ import statistics
 from pathlib import Path
 
 import torch
+from patching_overhead import random_case  # benchmarks/ is the script's folder, so it is on the path
 
 from edgewise.methods import discover, method_names
-from edgewise.tasks import METRICS
-from edgewise.tasks import Task
-from patching_overhead import random_case  # benchmarks/ is the script's folder, so it is on the path
+from edgewise.tasks import METRICS, Task
 
 OUT = Path(__file__).parent / "results" / "method_speed.json"
 AUTO_CIRCUIT_SECONDS = {"acdc": 1.15, "eap": 0.04, "edge-sp": 4.6}  # auto-circuit 1.0.1, tracr-reverse, plain
@@ -52,8 +51,11 @@ def main() -> None:
 
         task = get_task(args.task)
     task = task.to(args.device)
-    out = args.out or (OUT if (args.task, args.device) == ("tracr-reverse", "cpu")
-                       else OUT.with_name(f"method_speed-{args.task}-{args.device}.json"))
+    out = args.out or (
+        OUT
+        if (args.task, args.device) == ("tracr-reverse", "cpu")
+        else OUT.with_name(f"method_speed-{args.task}-{args.device}.json")
+    )
     rows = []
     print(f"{'method':<20}{'median s':>10}{'min s':>8}{'auto-circuit s':>16}{'speed-up':>10}")
     for method in args.methods:
@@ -61,17 +63,39 @@ def main() -> None:
         times = [discover(task, method, "resample", args.per_position, seed=s).seconds for s in range(args.repeats)]
         reference = AUTO_CIRCUIT_SECONDS.get(method) if args.task == "tracr-reverse" and not args.per_position else None
         median = statistics.median(times)
-        rows.append({"method": method, "median_seconds": median, "min_seconds": min(times), "seconds": times,
-                     "auto_circuit_seconds": reference, "speed_up": reference / median if reference else None})
-        print(f"{method:<20}{median:>10.3f}{min(times):>8.3f}{reference or float('nan'):>16.2f}"
-              f"{rows[-1]['speed_up'] or float('nan'):>10.1f}", flush=True)
+        rows.append(
+            {
+                "method": method,
+                "median_seconds": median,
+                "min_seconds": min(times),
+                "seconds": times,
+                "auto_circuit_seconds": reference,
+                "speed_up": reference / median if reference else None,
+            }
+        )
+        print(
+            f"{method:<20}{median:>10.3f}{min(times):>8.3f}{reference or float('nan'):>16.2f}"
+            f"{rows[-1]['speed_up'] or float('nan'):>10.1f}",
+            flush=True,
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else None
-    out.write_text(json.dumps({
-        "task": args.task, "graph": "per-position" if args.per_position else "plain", "ablation": "resample",
-        "device": args.device, "gpu": gpu, "machine": platform.platform(), "processor": platform.processor(),
-        "threads": torch.get_num_threads(), "results": rows,
-    }, indent=1))
+    out.write_text(
+        json.dumps(
+            {
+                "task": args.task,
+                "graph": "per-position" if args.per_position else "plain",
+                "ablation": "resample",
+                "device": args.device,
+                "gpu": gpu,
+                "machine": platform.platform(),
+                "processor": platform.processor(),
+                "threads": torch.get_num_threads(),
+                "results": rows,
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {out}")
 
 

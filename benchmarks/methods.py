@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgewise.suite.bench import GRAPH_KINDS, Sweep, run_bench, summary_markdown
 from edgewise.methods import method_names
+from edgewise.suite.bench import GRAPH_KINDS, Sweep, run_bench, summary_markdown
 from edgewise.suite.tasks.tracr import task_names
 
 OUT = Path(__file__).parent / "results" / "methods"

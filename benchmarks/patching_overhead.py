@@ -22,13 +22,13 @@ from pathlib import Path
 
 import torch
 
-from edgewise.patching.ablation import resample_ablation
 from edgewise.adapters import adapter_for
 from edgewise.errors import PretrainedModelMissingError
 from edgewise.graph import Graph
-from edgewise.patching import patched_forward
-from edgewise.patching.allocator import keep_freed_memory
 from edgewise.models import Transformer, TransformerConfig
+from edgewise.patching import patched_forward
+from edgewise.patching.ablation import resample_ablation
+from edgewise.patching.allocator import keep_freed_memory
 
 OUT = Path(__file__).parent / "results" / "patching_overhead.json"
 
@@ -64,8 +64,15 @@ def products_gflop(graph: Graph, clean: torch.Tensor, width: int) -> float:
     return 2 * graph.n_edges * clean.shape[0] * positions * width / 1e9
 
 
-def measure(name: str, model, clean: torch.Tensor, corrupt: torch.Tensor, repeats: int, per_position: bool = False,
-            peak_gflops: float | None = None):
+def measure(
+    name: str,
+    model,
+    clean: torch.Tensor,
+    corrupt: torch.Tensor,
+    repeats: int,
+    per_position: bool = False,
+    peak_gflops: float | None = None,
+):
     """Returns timings of plain and masked forwards (and forward+backward) on one model and batch, and the floor the
     stage products set at `peak_gflops`."""
     adapter = adapter_for(model)
@@ -86,10 +93,14 @@ def measure(name: str, model, clean: torch.Tensor, corrupt: torch.Tensor, repeat
     plain, masked, masked_ones = _median_seconds(
         no_grad(lambda: adapter.forward(clean)),
         no_grad(lambda: patched_forward(adapter, graph, clean, ablated, random_mask)),
-        no_grad(lambda: patched_forward(adapter, graph, clean, ablated, ones)), repeats=repeats)
-    plain8, batched8 = _median_seconds(no_grad(lambda: adapter.forward(clean.repeat(8, 1))),
-                                       no_grad(lambda: patched_forward(adapter, graph, clean, ablated, masks8)),
-                                       repeats=max(3, repeats // 4))
+        no_grad(lambda: patched_forward(adapter, graph, clean, ablated, ones)),
+        repeats=repeats,
+    )
+    plain8, batched8 = _median_seconds(
+        no_grad(lambda: adapter.forward(clean.repeat(8, 1))),
+        no_grad(lambda: patched_forward(adapter, graph, clean, ablated, masks8)),
+        repeats=max(3, repeats // 4),
+    )
 
     def plain_backward():
         adapter.forward(clean).pow(2).mean().backward()
@@ -130,16 +141,31 @@ def _tracr_case(name: str, rows: int):
     return task.model, task.clean.repeat(reps, 1)[:rows], task.corrupt.repeat(reps, 1)[:rows]
 
 
-def random_case(n_layers: int = 6, d_model: int = 256, n_heads: int = 8, kv_heads: int = 2, rows: int = 16,
-                length: int = 32):
+def random_case(
+    n_layers: int = 6, d_model: int = 256, n_heads: int = 8, kv_heads: int = 2, rows: int = 16, length: int = 32
+):
     """Returns a random LayerNorm model (GQA when kv_heads < n_heads) and clean and corrupted random token batches."""
-    cfg = TransformerConfig(n_layers=n_layers, d_model=d_model, n_heads=n_heads, d_head=d_model // n_heads,
-                            d_mlp=4 * d_model, d_vocab=1000, d_vocab_out=1000, n_ctx=64, n_key_value_heads=kv_heads,
-                            normalization=True, act_fn="gelu")
+    cfg = TransformerConfig(
+        n_layers=n_layers,
+        d_model=d_model,
+        n_heads=n_heads,
+        d_head=d_model // n_heads,
+        d_mlp=4 * d_model,
+        d_vocab=1000,
+        d_vocab_out=1000,
+        n_ctx=64,
+        n_key_value_heads=kv_heads,
+        normalization=True,
+        act_fn="gelu",
+    )
     model = Transformer(cfg)
     model.init_weights(std=0.05)
     g = torch.Generator().manual_seed(0)
-    return model, torch.randint(0, 1000, (rows, length), generator=g), torch.randint(0, 1000, (rows, length), generator=g)
+    return (
+        model,
+        torch.randint(0, 1000, (rows, length), generator=g),
+        torch.randint(0, 1000, (rows, length), generator=g),
+    )
 
 
 def _smollm2_case():
@@ -156,9 +182,11 @@ def _smollm2_case():
 
 
 CASES = {
-    "tracr": [("tracr-reverse (100 rows)", lambda: _tracr_case("tracr-reverse", 100), False),
-              ("tracr-reverse (100 rows)", lambda: _tracr_case("tracr-reverse", 100), True),
-              ("tracr-dyck2 (100 rows)", lambda: _tracr_case("tracr-dyck2", 100), False)],
+    "tracr": [
+        ("tracr-reverse (100 rows)", lambda: _tracr_case("tracr-reverse", 100), False),
+        ("tracr-reverse (100 rows)", lambda: _tracr_case("tracr-reverse", 100), True),
+        ("tracr-dyck2 (100 rows)", lambda: _tracr_case("tracr-dyck2", 100), False),
+    ],
     "random": [("random 6L d256 8 heads GQA+LN", random_case, False)],
     "random-large": [("random 12L d768 12 heads LN (64 rows)", lambda: random_case(12, 768, 12, 12, 64), False)],
     "smollm2": [("SmolLM2-135M (20 IOI prompts)", _smollm2_case, False)],
@@ -177,10 +205,14 @@ def main() -> None:
     results = []
     kept = keep_freed_memory()  # what the first patched forward would set: plain and masked forwards both time under it
     peak = gemm_gflops(args.device)
-    print(f"peak: {peak:.1f} GFLOP/s on a 1024^3 float32 matrix product ({args.device}, "
-          f"{torch.get_num_threads()} threads)")
-    header = (f"{'case':<38}{'graph':<13}{'edges':>7}{'plain ms':>10}{'masked ms':>11}{'ratio':>7}{'floor':>7}"
-              f"{'8 masks/8x':>12}{'fwd+bwd':>9}")
+    print(
+        f"peak: {peak:.1f} GFLOP/s on a 1024^3 float32 matrix product ({args.device}, "
+        f"{torch.get_num_threads()} threads)"
+    )
+    header = (
+        f"{'case':<38}{'graph':<13}{'edges':>7}{'plain ms':>10}{'masked ms':>11}{'ratio':>7}{'floor':>7}"
+        f"{'8 masks/8x':>12}{'fwd+bwd':>9}"
+    )
     print(header)
     for name, build, per_position in cases:
         try:
@@ -192,16 +224,28 @@ def main() -> None:
         repeats = args.repeats if "SmolLM2" not in name else max(3, args.repeats // 5)
         r = measure(name, model, clean, corrupt, repeats, per_position, peak)
         results.append(r)
-        print(f"{name:<38}{r['graph']:<13}{r['n_edges']:>7}{1e3 * r['plain_forward_s']:>10.2f}"
-              f"{1e3 * r['masked_forward_s']:>11.2f}{r['ratio_masked_over_plain']:>7.2f}"
-              f"{r['ratio_floor_products_at_peak']:>7.2f}"
-              f"{r['ratio_batched_8_over_plain_8x']:>12.2f}{r['ratio_backward']:>9.2f}", flush=True)
+        print(
+            f"{name:<38}{r['graph']:<13}{r['n_edges']:>7}{1e3 * r['plain_forward_s']:>10.2f}"
+            f"{1e3 * r['masked_forward_s']:>11.2f}{r['ratio_masked_over_plain']:>7.2f}"
+            f"{r['ratio_floor_products_at_peak']:>7.2f}"
+            f"{r['ratio_batched_8_over_plain_8x']:>12.2f}{r['ratio_backward']:>9.2f}",
+            flush=True,
+        )
     out = OUT if args.device == "cpu" else OUT.with_name(f"patching_overhead-{args.device}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else None
-    record = {"machine": {"platform": platform.platform(), "torch": torch.__version__, "device": args.device,
-                          "gpu": gpu, "threads": torch.get_num_threads(), "gemm_gflops": peak,
-                          "malloc_keeps_freed_memory": kept}, "results": results}
+    record = {
+        "machine": {
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "device": args.device,
+            "gpu": gpu,
+            "threads": torch.get_num_threads(),
+            "gemm_gflops": peak,
+            "malloc_keeps_freed_memory": kept,
+        },
+        "results": results,
+    }
     out.write_text(json.dumps(record, indent=1))
     print(f"wrote {out}")
 

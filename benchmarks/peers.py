@@ -34,7 +34,6 @@ from pathlib import Path
 import torch
 
 import edgewise
-from edgewise.suite.bench.families import method_label
 from edgewise.evaluate import roc_auc
 from edgewise.graph import Edge
 from edgewise.patching import patched_forward, task_ablation
@@ -45,7 +44,12 @@ OUT = Path(__file__).parent / "results" / "peers.json"
 # (edgewise method, its preset, the harness's name for auto-circuit's): edge-sp runs at its tuned defaults (4 sampled
 # masks a step for the first half) and at its published preset, auto-circuit's own SEP settings (lr 0.1, lambda 0.5,
 # one sample a step), which is the same work step for step; ACDC's and EAP's published settings are the tuned ones
-RUNS = (("acdc", "tuned", "acdc"), ("eap", "tuned", "eap"), ("edge-sp", "tuned", "sep"), ("edge-sp", "published", "sep"))
+RUNS = (
+    ("acdc", "tuned", "acdc"),
+    ("eap", "tuned", "eap"),
+    ("edge-sp", "tuned", "sep"),
+    ("edge-sp", "published", "sep"),
+)
 
 
 # Runs the harness unchanged, recording the training split it draws: its build_split is wrapped to note each split's
@@ -80,16 +84,38 @@ def run_auto_circuit(python: str, sp_steps: int, forward_reps: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         splits = Path(folder) / "splits.json"
         methods = ",".join(dict.fromkeys(peer for _, _, peer in RUNS))
-        command = [python, "-c", RECORDER, str(splits), str(HARNESS.parent), str(HARNESS), "--task", "all", "--seed",
-                   "0", "--methods", methods, "--sep-epochs", str(sp_steps), "--threads", "1",
-                   "--timing-reps", str(forward_reps)]
+        command = [
+            python,
+            "-c",
+            RECORDER,
+            str(splits),
+            str(HARNESS.parent),
+            str(HARNESS),
+            "--task",
+            "all",
+            "--seed",
+            "0",
+            "--methods",
+            methods,
+            "--sep-epochs",
+            str(sp_steps),
+            "--threads",
+            "1",
+            "--timing-reps",
+            str(forward_reps),
+        ]
         # The harness pins string hashing by re-executing itself unless PYTHONHASHSEED is set; set it here, so the
         # recorder stays in the process that runs the harness. edgewise's patching forward sets glibc's malloc to keep
         # freed memory (edgewise/patching/allocator.py); auto-circuit gets the same setting through glibc's
         # environment variables, so neither tool gains from it alone.
         same_malloc = {"MALLOC_MMAP_THRESHOLD_": str(KEEP_BYTES), "MALLOC_TRIM_THRESHOLD_": str(KEEP_BYTES)}
-        done = subprocess.run(command, capture_output=True, text=True, check=True,
-                              env={**os.environ, "PYTHONHASHSEED": "0", **same_malloc})
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": "0", **same_malloc},
+        )
         result = json.loads(done.stdout)
         for task, split in json.loads(splits.read_text()).items():
             result[task]["data"]["train"] = split
@@ -106,7 +132,7 @@ def edgewise_task(name: str, data: dict):
         "xproportion": (lib.make_frac_prevs(rasp.tokens == "x").named("frac_prevs"), {"w", "x", "y", "z"}),
     }[name]
     task = edgewise.tracr_task(program, vocab, 5, f"peer-{name}", sequences=data["clean"])
-    compiled = task.extras["compiled"]
+    compiled = task.family.compiled
     return dataclasses.replace(task, corrupt=compiled.encode(data["corrupt"]))
 
 
@@ -133,16 +159,32 @@ def measure_edgewise(name: str, theirs: dict, sp_steps: int, repeats: int, forwa
     with torch.inference_mode():  # as the harness times auto-circuit's forwards
         forward = median_seconds(lambda: task.model(task.clean), forward_reps)[0]
         masked = median_seconds(lambda: patched_forward(task.model, graph, task.clean, ablated, zeros), forward_reps)[0]
-    record = {"n_edges": graph.n_edges, "batch": list(task.clean.shape), "truth": sorted(e.name for e in truth),
-              "forward": {"edgewise_ms": forward * 1e3, "edgewise_masked_ms": masked * 1e3}, "methods": {}}
+    record = {
+        "n_edges": graph.n_edges,
+        "batch": list(task.clean.shape),
+        "truth": sorted(e.name for e in truth),
+        "forward": {"edgewise_ms": forward * 1e3, "edgewise_masked_ms": masked * 1e3},
+        "methods": {},
+    }
     for method, preset, _ in RUNS:
         settings = {"steps": sp_steps} if method == "edge-sp" else {}
-        run = lambda: edgewise.discover(task, method, graph=graph, ablated=ablated, preset=preset,  # noqa: E731
-                                        **settings)
-        warm_up = lambda: edgewise.discover(task, method, graph=graph, ablated=ablated,  # noqa: E731
-                                            **({"steps": 2} if method == "edge-sp" else {}))
+        run = lambda: edgewise.discover(
+            task,
+            method,
+            graph=graph,
+            ablated=ablated,
+            preset=preset,  # noqa: E731
+            **settings,
+        )
+        warm_up = lambda: edgewise.discover(
+            task,
+            method,
+            graph=graph,
+            ablated=ablated,  # noqa: E731
+            **({"steps": 2} if method == "edge-sp" else {}),
+        )
         seconds, scores = median_seconds(run, repeats, warm_up)
-        label = method_label({"method": method, "preset": preset})
+        label = method if preset == "tuned" else f"{method} ({preset})"  # as RunRecord.label
         record["methods"][label] = {"seconds": seconds, "auroc": roc_auc(scores, truth), "preset": preset}
     return record
 
@@ -157,23 +199,27 @@ def combine(rounds: list[tuple[dict, dict]]) -> dict:
         ours = [mine[name] for _, mine in rounds]
         ratios = [o["forward"]["edgewise_masked_ms"] / o["forward"]["edgewise_ms"] for o in ours]
         record = {key: ours[0][key] for key in ("n_edges", "batch", "truth")}
-        record["forward"] = {"edgewise_ratio": median(ratios), "edgewise_ratios": ratios,
-                             "auto_circuit_ratio": median(t["patched_over_forward_ratio"] for t in theirs),
-                             "auto_circuit_ratios": [t["patched_over_forward_ratio"] for t in theirs],
-                             "edgewise_forward_ms": median(o["forward"]["edgewise_ms"] for o in ours),
-                             "edgewise_masked_ms": median(o["forward"]["edgewise_masked_ms"] for o in ours),
-                             "auto_circuit_forward_ms": median(t["forward_ms"] for t in theirs),
-                             "auto_circuit_masked_ms": median(t["patched_forward_ms"] for t in theirs)}
+        record["forward"] = {
+            "edgewise_ratio": median(ratios),
+            "edgewise_ratios": ratios,
+            "auto_circuit_ratio": median(t["patched_over_forward_ratio"] for t in theirs),
+            "auto_circuit_ratios": [t["patched_over_forward_ratio"] for t in theirs],
+            "edgewise_forward_ms": median(o["forward"]["edgewise_ms"] for o in ours),
+            "edgewise_masked_ms": median(o["forward"]["edgewise_masked_ms"] for o in ours),
+            "auto_circuit_forward_ms": median(t["forward_ms"] for t in theirs),
+            "auto_circuit_masked_ms": median(t["patched_forward_ms"] for t in theirs),
+        }
         record["methods"] = {}
         for method, preset, peer_name in RUNS:
-            label = method_label({"method": method, "preset": preset})
+            label = method if preset == "tuned" else f"{method} ({preset})"  # as RunRecord.label
             peer_s = [t[peer_name]["seconds"] for t in theirs]
             ours_s = [o["methods"][label]["seconds"] for o in ours]
             record["methods"][label] = {
                 "edgewise": {**ours[0]["methods"][label], "seconds": median(ours_s), "seconds_per_round": ours_s},
                 "auto_circuit": {**theirs[0][peer_name], "seconds": median(peer_s), "seconds_per_round": peer_s},
                 "speed_up": median(peer_s) / median(ours_s),
-                "speed_up_per_round": [a / b for a, b in zip(peer_s, ours_s)]}
+                "speed_up_per_round": [a / b for a, b in zip(peer_s, ours_s)],
+            }
         tasks[name] = record
     return tasks
 
@@ -183,11 +229,19 @@ def main() -> None:
     parser.add_argument("--ac-python", required=True, help="python of the auto-circuit venv")
     parser.add_argument("--sp-steps", type=int, default=200, help="SP steps for both tools (auto-circuit: epochs)")
     parser.add_argument("--repeats", type=int, default=3, help="edgewise: median of this many runs after a warm-up")
-    parser.add_argument("--forward-reps", type=int, default=100,
-                        help="both tools: the masked / plain forward times are medians of this many forwards")
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="run the two tools alternately this many times; report the medians over rounds "
-                             "(per-round ratios spread by 20-40%% on this machine: five rounds steady the medians)")
+    parser.add_argument(
+        "--forward-reps",
+        type=int,
+        default=100,
+        help="both tools: the masked / plain forward times are medians of this many forwards",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="run the two tools alternately this many times; report the medians over rounds "
+        "(per-round ratios spread by 20-40%% on this machine: five rounds steady the medians)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     keep_freed_memory()  # from the start: edgewise's plain forwards then time under it too
@@ -195,33 +249,53 @@ def main() -> None:
     rounds = []
     for _ in range(args.rounds):
         peer = run_auto_circuit(args.ac_python, args.sp_steps, args.forward_reps)
-        rounds.append((peer, {name: measure_edgewise(name, peer[name], args.sp_steps, args.repeats, args.forward_reps)
-                              for name in ("reverse", "xproportion")}))
-    result = {"date": datetime.date.today().isoformat(), "machine": platform.platform(),
-              "python": platform.python_version(), "sp_steps": args.sp_steps, "repeats": args.repeats,
-              "forward_reps": args.forward_reps,
-              "rounds": args.rounds, "auto_circuit_versions": rounds[0][0].get("versions"),
-              "seconds": time.perf_counter() - start, "tasks": combine(rounds)}
+        rounds.append(
+            (
+                peer,
+                {
+                    name: measure_edgewise(name, peer[name], args.sp_steps, args.repeats, args.forward_reps)
+                    for name in ("reverse", "xproportion")
+                },
+            )
+        )
+    result = {
+        "date": datetime.date.today().isoformat(),
+        "machine": platform.platform(),
+        "python": platform.python_version(),
+        "sp_steps": args.sp_steps,
+        "repeats": args.repeats,
+        "forward_reps": args.forward_reps,
+        "rounds": args.rounds,
+        "auto_circuit_versions": rounds[0][0].get("versions"),
+        "seconds": time.perf_counter() - start,
+        "tasks": combine(rounds),
+    }
     print(f"medians over {args.rounds} alternating rounds")
     width = 6 * args.rounds + 2  # the per-round ratios, up to "12.34" each, a space before each
-    print(f"{'task':<12}{'method':<21}{'auto-circuit s':>15}{'edgewise s':>12}{'speed-up':>10}{'per round':>{width}}"
-          f"{'AUROC ac':>10}{'AUROC ew':>10}")
+    print(
+        f"{'task':<12}{'method':<21}{'auto-circuit s':>15}{'edgewise s':>12}{'speed-up':>10}{'per round':>{width}}"
+        f"{'AUROC ac':>10}{'AUROC ew':>10}"
+    )
     for name, record in result["tasks"].items():
         for label, m in record["methods"].items():
             rounds_text = " ".join(f"{r:.2f}" for r in m["speed_up_per_round"])
-            print(f"{name:<12}{label:<21}{m['auto_circuit']['seconds']:>15.3f}{m['edgewise']['seconds']:>12.3f}"
-                  f"{m['speed_up']:>9.2f}x{rounds_text:>{width}}{m['auto_circuit']['auroc']:>10.3f}"
-                  f"{m['edgewise']['auroc']:>10.3f}")
+            print(
+                f"{name:<12}{label:<21}{m['auto_circuit']['seconds']:>15.3f}{m['edgewise']['seconds']:>12.3f}"
+                f"{m['speed_up']:>9.2f}x{rounds_text:>{width}}{m['auto_circuit']['auroc']:>10.3f}"
+                f"{m['edgewise']['auroc']:>10.3f}"
+            )
     for name, record in result["tasks"].items():
         f = record["forward"]
-        print(f"{name}: masked / plain forward, every edge resample-ablated, batch {record['batch']}: "
-              f"edgewise {f['edgewise_ratio']:.2f} ({' '.join(f'{r:.2f}' for r in f['edgewise_ratios'])}), "
-              f"auto-circuit {f['auto_circuit_ratio']:.2f} "
-              f"({' '.join(f'{r:.2f}' for r in f['auto_circuit_ratios'])}); "
-              f"median ms plain / masked (+ patching): edgewise {f['edgewise_forward_ms']:.2f} / "
-              f"{f['edgewise_masked_ms']:.2f} (+{f['edgewise_masked_ms'] - f['edgewise_forward_ms']:.2f}), auto-circuit "
-              f"{f['auto_circuit_forward_ms']:.2f} / {f['auto_circuit_masked_ms']:.2f} "
-              f"(+{f['auto_circuit_masked_ms'] - f['auto_circuit_forward_ms']:.2f})")
+        print(
+            f"{name}: masked / plain forward, every edge resample-ablated, batch {record['batch']}: "
+            f"edgewise {f['edgewise_ratio']:.2f} ({' '.join(f'{r:.2f}' for r in f['edgewise_ratios'])}), "
+            f"auto-circuit {f['auto_circuit_ratio']:.2f} "
+            f"({' '.join(f'{r:.2f}' for r in f['auto_circuit_ratios'])}); "
+            f"median ms plain / masked (+ patching): edgewise {f['edgewise_forward_ms']:.2f} / "
+            f"{f['edgewise_masked_ms']:.2f} (+{f['edgewise_masked_ms'] - f['edgewise_forward_ms']:.2f}), auto-circuit "
+            f"{f['auto_circuit_forward_ms']:.2f} / {f['auto_circuit_masked_ms']:.2f} "
+            f"(+{f['auto_circuit_masked_ms'] - f['auto_circuit_forward_ms']:.2f})"
+        )
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1, default=float))
     print(f"wrote {OUT}")

@@ -13,8 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
-from edgewise.suite.bench import Sweep, copies_kept, markdown_table, run_bench
 from edgewise.methods import method_names
+from edgewise.suite.bench import Sweep, copies_kept, markdown_table, run_bench
 
 OUT = Path(__file__).parent / "results" / "redundancy"
 TASKS = ("tracr-redundant-or", "tracr-redundant-majority", "tracr-redundant-backup")
@@ -26,8 +26,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     records = run_bench(Sweep(TASKS, tuple(method_names()), tuple(args.ablations)), args.out)
-    settings = list(dict.fromkeys((r["task"], r["ablation"]) for r in records))
-    cells = {(r["task"], r["ablation"], r["method"]): r for r in records}
+    settings = list(dict.fromkeys((r.task, str(r.ablation)) for r in records))
+    cells = {(r.task, str(r.ablation), r.method): r for r in records}
     header = ["method", *(f"{task.removeprefix('tracr-redundant-')} {ablation}" for task, ablation in settings)]
     rows = []
     for method in method_names():
@@ -35,15 +35,28 @@ def main() -> None:
         for task, ablation in settings:
             r = cells[task, ablation, method]
             kept = copies_kept(r)
-            row.append(f"{r['auroc_effective']:.3f}" + (f" ({kept})" if kept else ""))
+            row.append(f"{r.figure('auroc', 'effective'):.3f}" + (f" ({kept})" if kept else ""))
         rows.append(row)
     table = markdown_table(header, rows)
     print("AUROC against the effective truth (copies of each redundant group the method's circuit keeps whole)\n")
     print(table)
-    (args.out / "redundancy.json").write_text(json.dumps(
-        [{"task": t, "ablation": a, "method": m, "auroc_effective": r["auroc_effective"],
-          "circuit_edges": r["circuit_edges"], "circuit_faithfulness": r["circuit_faithfulness"],
-          "redundancy": r["redundancy"]} for (t, a, m), r in cells.items()], indent=1))
+    (args.out / "redundancy.json").write_text(
+        json.dumps(
+            [
+                {
+                    "task": t,
+                    "ablation": a,
+                    "method": m,
+                    "auroc_effective": r.figure("auroc", "effective"),
+                    "circuit_edges": r.figures.circuit_edges,
+                    "circuit_faithfulness": r.figures.circuit_faithfulness,
+                    "redundancy": r.redundancy,
+                }
+                for (t, a, m), r in cells.items()
+            ],
+            indent=1,
+        )
+    )
     print(f"wrote {args.out / 'results.json'}, {args.out / 'summary.md'} and {args.out / 'redundancy.json'}")
 
 

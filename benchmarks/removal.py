@@ -27,13 +27,24 @@ from pathlib import Path
 
 import torch
 
+from edgewise.interventions import (
+    ComparedRemoval,
+    DiscoveredCircuit,
+    RandomEdges,
+    RemovalComparison,
+    RemovalKind,
+    RemovalMaskConfig,
+    RemovalSettings,
+    TaskSplit,
+    compare_removals,
+    discovered_circuits,
+    minus_retain,
+)
+from edgewise.report import plot_removals
+from edgewise.report.removal_plots import removal_point
 from edgewise.suite.bench import markdown_table
 from edgewise.suite.bench.families import spearman
-from edgewise.interventions import (RemovalMaskConfig, RemovalSettings, TaskSplit, compare_removals,
-                                   discovered_circuits, minus_retain)
-from edgewise.report import plot_removals
 from edgewise.suite.tasks import task_split
-from edgewise.report.removal_plots import removal_point
 
 OUT = Path(__file__).parent / "results" / "removal"
 IMAGES = Path(__file__).parent.parent / "docs" / "img"
@@ -54,77 +65,113 @@ class Testbed:
 
 TESTBEDS = {
     "multitask": Testbed(
-        SKILLS, (("acdc", {}), ("acdc", {"threshold": 1e-2}), ("acdc", {"threshold": 1e-1}), ("edge-sp", {}),
-                 ("edge-sp", {"lambda_": 1.0}), ("edge-sp", {"lambda_": 10.0}), ("node-sp", {}),
-                 *((method, {}) for method in ("eap", "eap-ig-inputs", "eap-ig-activations", "exact"))),
-        (10, 20, 40), frozenset({"acdc", "eap", "eap-ig-inputs", "eap-ig-activations"}),
-        RemovalSettings(nodes=True, random_seeds=3, task_vector=(1.0, 2.0, 4.0), gradient_ascent=True,
-                        removal_mask=RemovalMaskConfig(), relearn_steps=10)),
+        SKILLS,
+        (
+            ("acdc", {}),
+            ("acdc", {"threshold": 1e-2}),
+            ("acdc", {"threshold": 1e-1}),
+            ("edge-sp", {}),
+            ("edge-sp", {"lambda_": 1.0}),
+            ("edge-sp", {"lambda_": 10.0}),
+            ("node-sp", {}),
+            *((method, {}) for method in ("eap", "eap-ig-inputs", "eap-ig-activations", "exact")),
+        ),
+        (10, 20, 40),
+        frozenset({"acdc", "eap", "eap-ig-inputs", "eap-ig-activations"}),
+        RemovalSettings(
+            nodes=True,
+            random_seeds=3,
+            task_vector=(1.0, 2.0, 4.0),
+            gradient_ascent=True,
+            removal_mask=RemovalMaskConfig(),
+            relearn_steps=10,
+        ),
+    ),
     # 70,651 edges on the CPU: the attribution methods only (ACDC and SP take hours here), fewer and smaller steps
     # for everything that trains, and a pretrained LM's learning rate for the weight edits and relearning
     "smollm2": Testbed(
-        ("smollm2-ioi", "smollm2-capitals", "smollm2-self-text"), (("eap", {}), ("eap-ig-inputs", {})),
-        (100, 1000, 10000), frozenset({"eap"}),
-        RemovalSettings(random_seeds=1, task_vector=(1.0, 2.0), gradient_ascent=True, edit_steps=20, edit_lr=1e-4,
-                        removal_mask=RemovalMaskConfig(steps=40, lr=0.1), relearn_steps=3, relearn_lr=1e-4)),
+        ("smollm2-ioi", "smollm2-capitals", "smollm2-self-text"),
+        (("eap", {}), ("eap-ig-inputs", {})),
+        (100, 1000, 10000),
+        frozenset({"eap"}),
+        RemovalSettings(
+            random_seeds=1,
+            task_vector=(1.0, 2.0),
+            gradient_ascent=True,
+            edit_steps=20,
+            edit_lr=1e-4,
+            removal_mask=RemovalMaskConfig(steps=40, lr=0.1),
+            relearn_steps=3,
+            relearn_lr=1e-4,
+        ),
+    ),
 }
 
 
-def circuits_of(testbed: Testbed, forget: TaskSplit, retain: list[TaskSplit], ablation: str, seed: int
-                ) -> dict[str, frozenset]:
+def circuits_of(
+    testbed: Testbed, forget: TaskSplit, retain: list[TaskSplit], ablation: str, seed: int
+) -> list[DiscoveredCircuit]:
     """Returns every method x setting's forget circuit and, for the fast methods, the same circuit less the edges of
     the retain tasks' circuits at the same setting (what is the forget task's alone), all on discovery inputs."""
     start = time.perf_counter()
     circuits = discovered_circuits(forget.discovery, testbed.settings, ablation, seed=seed, sizes=testbed.top_k)
     print(f"  {forget.discovery.name}: {len(circuits)} circuits, {time.perf_counter() - start:.1f} s", flush=True)
     specific = [s for s in testbed.settings if s[0] in testbed.specific]
-    shared = [discovered_circuits(split.discovery, specific, ablation, seed=seed, sizes=testbed.top_k)
-              for split in retain]
-    return {**circuits, **minus_retain(circuits, shared)}
+    shared = [
+        discovered_circuits(split.discovery, specific, ablation, seed=seed, sizes=testbed.top_k) for split in retain
+    ]
+    return [*circuits, *minus_retain(circuits, shared)]
 
 
-def selectivity(removal: dict) -> float | None:
+def selectivity(row: ComparedRemoval) -> float | None:
     """Returns forget removed - retain lost (1 = the forget task gone, every retain task kept), or None."""
-    point = removal_point(removal)
+    point = removal_point(row)
     return None if point is None else point[1] - (1 - point[0])
 
 
-def _random_means(removals: list[dict]) -> list[dict]:
-    """Returns the removals with each size's random draws replaced by one record of their mean accuracies."""
-    kept, by_size = [], {}
-    for r in removals:
-        if r["kind"] == "random":
-            by_size.setdefault(r["n_edges"], []).append(r)
-        else:
-            kept.append(r)
-    for size, draws in sorted(by_size.items()):
-        mean = lambda values: sum(values) / len(values)  # noqa: E731
-        forget = {**draws[0]["forget"], "accuracy_after": mean([d["forget"]["accuracy_after"] for d in draws])}
-        retain = [{**m, "accuracy_after": mean([d["retain"][i]["accuracy_after"] for d in draws])}
-                  for i, m in enumerate(draws[0]["retain"])]
-        recovered = [d["relearning"]["recovered_at"] for d in draws if d["relearning"]]
-        relearning = draws[0]["relearning"] and {**draws[0]["relearning"], "recovered_at": None if None in recovered
-                                                 else max(recovered)}
-        kept.append({**draws[0], "label": f"random {size} edges (mean of {len(draws)} draws)", "forget": forget,
-                     "retain": retain, "relearning": relearning})
-    return kept
+def _relearned(rows: list[ComparedRemoval]) -> str:
+    """Returns the steps the slowest of the rows took to relearn: `3`, `> 10` (not within the curve), `-` (none)."""
+    if rows[0].relearning is None:
+        return "-"
+    recovered = [row.relearning.recovered_at for row in rows]
+    return f"> {len(rows[0].relearning.accuracy) - 1}" if None in recovered else str(max(recovered))
 
 
-def table(comparison: dict) -> str:
+def _table_row(label: str, rows: list[ComparedRemoval]) -> list[str]:
+    """Returns the table's cells for one intervention, or for the mean of random draws of one size (`rows`)."""
+    mean = lambda values: sum(values) / len(values)  # noqa: E731  (the point is linear in the accuracies after)
+    faithful = "" if rows[0].circuit_faithfulness is None else f"{rows[0].circuit_faithfulness:.3f}"
+    return [
+        label,
+        rows[0].result.size.replace("|", "\\|"),
+        faithful,
+        f"{mean([row.result.forget.accuracy_after for row in rows]):.3f}",
+        f"{mean([m.accuracy_after for row in rows for m in row.result.retain]):.3f}",
+        f"{mean([selectivity(row) for row in rows]):+.3f}",
+        _relearned(rows),
+    ]
+
+
+def table(comparison: RemovalComparison) -> str:
     """Returns the Markdown table of one forget task's interventions, random draws averaged per size."""
-    header = ["intervention", "size", "circuit faithfulness", f"{comparison['task']} acc. after",
-              "retain acc. after (mean)", "selectivity", "relearned in"]
-    rows = []
-    for r in _random_means(comparison["removals"]):
-        retain = [m["accuracy_after"] for m in r["retain"]]
-        size = f"{r['n_edges']} edges" if "n_edges" in r else f"\\|dw\\| {r['weight_change']:.3g}"
-        relearning = r["relearning"]
-        relearned = "-" if relearning is None else (
-            f"> {len(relearning['accuracy']) - 1}" if relearning["recovered_at"] is None
-            else str(relearning["recovered_at"]))
-        faithful = "" if r["circuit_faithfulness"] is None else f"{r['circuit_faithfulness']:.3f}"
-        rows.append([r["label"], size, faithful, f"{r['forget']['accuracy_after']:.3f}",
-                     f"{sum(retain) / len(retain):.3f}", f"{selectivity(r):+.3f}", relearned])
+    header = [
+        "intervention",
+        "size",
+        "circuit faithfulness",
+        f"{comparison.forget} acc. after",
+        "retain acc. after (mean)",
+        "selectivity",
+        "relearned in",
+    ]
+    rows, draws = [], {}
+    for row in comparison.rows:
+        if isinstance(row.removed, RandomEdges):
+            draws.setdefault(row.removed.size, []).append(row)
+        else:
+            rows.append(_table_row(row.label, [row]))
+    rows += [
+        _table_row(f"random {size} edges (mean of {len(same)} draws)", same) for size, same in sorted(draws.items())
+    ]
     return markdown_table(header, rows)
 
 
@@ -140,11 +187,13 @@ def main() -> None:
     testbed = TESTBEDS[args.testbed]
     settings = dataclasses.replace(testbed.removal, ablation=args.ablation, seed=args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = [f"Capability removal on the {args.testbed} testbed (`benchmarks/removal.py --testbed {args.testbed}`, "
-               f"{date.today()}, {platform.machine()} CPU, torch {torch.__version__}, {args.ablation} ablation, "
-               f"held-out inputs; weight edits: {settings.edit_steps} Adam steps at lr {settings.edit_lr:g}; "
-               f"relearning: {settings.relearn_steps} Adam steps at lr {settings.relearn_lr:g}, recovered = 90% of "
-               "the full model's accuracy).\n"]
+    summary = [
+        f"Capability removal on the {args.testbed} testbed (`benchmarks/removal.py --testbed {args.testbed}`, "
+        f"{date.today()}, {platform.machine()} CPU, torch {torch.__version__}, {args.ablation} ablation, "
+        f"held-out inputs; weight edits: {settings.edit_steps} Adam steps at lr {settings.edit_lr:g}; "
+        f"relearning: {settings.relearn_steps} Adam steps at lr {settings.relearn_lr:g}, recovered = 90% of "
+        "the full model's accuracy).\n"
+    ]
     for name in args.forget or testbed.tasks[:1]:
         if name not in testbed.tasks:
             parser.error(f"{name} is not a task of the {args.testbed} testbed: {', '.join(testbed.tasks)}")
@@ -153,15 +202,17 @@ def main() -> None:
         retain = [task_split(other) for other in testbed.tasks if other != name]
         start = time.perf_counter()
         circuits = circuits_of(testbed, forget, retain, args.ablation, args.seed)
-        comparison = compare_removals(forget, circuits, retain, settings, progress=True).to_dict()
-        comparison["seconds"] = time.perf_counter() - start
-        (args.out / f"{name}.json").write_text(json.dumps(comparison, indent=1, allow_nan=False))
+        comparison = compare_removals(forget, circuits, retain, settings, progress=True)
+        record = {**comparison.to_dict(), "seconds": time.perf_counter() - start}
+        (args.out / f"{name}.json").write_text(json.dumps(record, indent=1, allow_nan=False))
         plot_removals(comparison, IMAGES / f"removal-{name}.png")
-        circuit_rows = [r for r in comparison["removals"] if r["kind"] == "circuit"]
+        circuit_rows = [r for r in comparison.rows if r.kind is RemovalKind.CIRCUIT]
         rho = spearman([r["circuit_faithfulness"] for r in circuit_rows], [selectivity(r) for r in circuit_rows])
-        text = (f"### forget {name}\n\n{table(comparison)}\nSpearman's rank correlation over the "
-                f"{len(circuit_rows)} circuits, circuit faithfulness vs selectivity: "
-                f"{'undefined' if rho is None else f'{rho:+.2f}'}\n")
+        text = (
+            f"### forget {name}\n\n{table(comparison)}\nSpearman's rank correlation over the "
+            f"{len(circuit_rows)} circuits, circuit faithfulness vs selectivity: "
+            f"{'undefined' if rho is None else f'{rho:+.2f}'}\n"
+        )
         print(text, flush=True)
         summary.append(text)
     (args.out / f"summary-{args.testbed}.md").write_text("\n".join(summary))

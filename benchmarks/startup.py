@@ -35,14 +35,29 @@ def main() -> None:
     rows = []
     for command in COMMANDS:
         times = [wall_seconds(command) for _ in range(args.repeats)]
-        rows.append({"command": "edgewise " + " ".join(command), "median_seconds": statistics.median(times),
-                     "min_seconds": min(times), "max_seconds": max(times)})
+        rows.append(
+            {
+                "command": "edgewise " + " ".join(command),
+                "median_seconds": statistics.median(times),
+                "min_seconds": min(times),
+                "max_seconds": max(times),
+            }
+        )
     print(f"{'command':<26}{'median s':>10}{'min s':>8}{'max s':>8}")
     for r in rows:
         print(f"{r['command']:<26}{r['median_seconds']:>10.2f}{r['min_seconds']:>8.2f}{r['max_seconds']:>8.2f}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"machine": platform.platform(), "python": platform.python_version(),
-                               "repeats": args.repeats, "rows": rows}, indent=1))
+    OUT.write_text(
+        json.dumps(
+            {
+                "machine": platform.platform(),
+                "python": platform.python_version(),
+                "repeats": args.repeats,
+                "rows": rows,
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {OUT}")
 
 

@@ -31,7 +31,7 @@ TASKS = ("tictactoe", "tictactoe-no-corners")
 
 def worst_possible(task) -> float:
     """Returns the mean minimax value of the worst move on offer at each of the task's positions."""
-    values, offered = task.extras["answer_values"], task.extras["offered"]
+    values, offered = task.answer_values, task.offered
     return values.masked_fill(~offered, float("inf")).amin(-1).mean().item()
 
 
@@ -39,17 +39,38 @@ def run(name: str, ablation: str, lam: float, steps: int) -> dict:
     """Returns one mask's record: found on the discovery positions, described on the held-out ones."""
     task, held_out = get_task(name), get_task(name, held_out=True)
     graph = task.graph()
-    scores = discover(task, "edge-sp", graph=graph, ablated=task_ablation(task, graph, ablation),
-                      minimise="worst-move", lambda_=lam, steps=steps, n_samples=1)
+    scores = discover(
+        task,
+        "edge-sp",
+        graph=graph,
+        ablated=task_ablation(task, graph, ablation),
+        minimise="worst-move",
+        lambda_=lam,
+        steps=steps,
+        n_samples=1,
+    )
     circuit = set(method_circuit(scores, 1).edges)
     check = behaviour_check(held_out, graph, task_ablation(held_out, graph, ablation), circuit, "worst-move mask")
     full, mask = check.rows[0], check.rows[1]
-    return {"task": name, "ablation": ablation, "lambda": lam, "steps": steps, "n_edges": graph.n_edges,
-            "kept": len(circuit), "seconds": scores.seconds, "held_out_positions": held_out.clean.shape[0],
-            "value_full": full.answer_value, "value_mask": mask.answer_value, "value_worst": worst_possible(held_out),
-            "preference_full": full.preference_share, "preference_mask": mask.preference_share,
-            "preference_order": list(mask.preference), "flags": list(mask.flags),
-            "choices_full": full.distribution, "choices_mask": mask.distribution}
+    return {
+        "task": name,
+        "ablation": ablation,
+        "lambda": lam,
+        "steps": steps,
+        "n_edges": graph.n_edges,
+        "kept": len(circuit),
+        "seconds": scores.seconds,
+        "held_out_positions": held_out.clean.shape[0],
+        "value_full": full.answer_value,
+        "value_mask": mask.answer_value,
+        "value_worst": worst_possible(held_out),
+        "preference_full": full.preference_share,
+        "preference_mask": mask.preference_share,
+        "preference_order": list(mask.preference),
+        "flags": list(mask.flags),
+        "choices_full": full.distribution,
+        "choices_mask": mask.distribution,
+    }
 
 
 def _shares(distribution: dict[str, float]) -> list[float]:
@@ -64,16 +85,21 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     records = []
-    print(f"{'task':<22}{'ablation':<9}{'lambda':>7}{'kept':>10}{'value':>8}{'full':>7}{'worst':>7}"
-          f"{'fixed pref.':>12}  flags")
+    print(
+        f"{'task':<22}{'ablation':<9}{'lambda':>7}{'kept':>10}{'value':>8}{'full':>7}{'worst':>7}"
+        f"{'fixed pref.':>12}  flags"
+    )
     for name in TASKS:
         for ablation in args.ablations.split(","):
             for lam in (float(x) for x in args.lambdas.split(",")):
                 r = run(name, ablation, lam, args.steps)
                 records.append(r)
-                print(f"{name:<22}{ablation:<9}{lam:>7g}{r['kept']:>5}/{r['n_edges']:<4}{r['value_mask']:>8.3f}"
-                      f"{r['value_full']:>7.3f}{r['value_worst']:>7.3f}{r['preference_mask']:>12.0%}  "
-                      f"{', '.join(r['flags']) or '-'}", flush=True)
+                print(
+                    f"{name:<22}{ablation:<9}{lam:>7g}{r['kept']:>5}/{r['n_edges']:<4}{r['value_mask']:>8.3f}"
+                    f"{r['value_full']:>7.3f}{r['value_worst']:>7.3f}{r['preference_mask']:>12.0%}  "
+                    f"{', '.join(r['flags']) or '-'}",
+                    flush=True,
+                )
     OUT.write_text(json.dumps({"runs": records}, indent=1))
     sparsest = {name: min((r for r in records if r["task"] == name), key=lambda r: r["kept"]) for name in TASKS}
     panels = {"full network": _shares(records[0]["choices_full"])}

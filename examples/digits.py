@@ -27,8 +27,7 @@ def digits(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tor
     return images[train], labels[train], images[test], labels[test]
 
 
-def train(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int = 300,
-          seed: int = 0) -> float:
+def train(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int = 300, seed: int = 0) -> float:
     """Trains `model` (logits [n, 10]) with Adam on minibatches of 128; returns the last minibatch's loss."""
     torch.manual_seed(seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -62,16 +61,27 @@ def other_digit(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
     return partner
 
 
-def digits_task(name: str, model: torch.nn.Module, declare: Callable[[torch.nn.Module, torch.Tensor], object],
-                description: str, steps: int = 300, n_inputs: int = 200, seed: int = 0) -> Task:
+def digits_task(
+    name: str,
+    model: torch.nn.Module,
+    declare: Callable[[torch.nn.Module, torch.Tensor], object],
+    description: str,
+    steps: int = 300,
+    n_inputs: int = 200,
+    seed: int = 0,
+) -> Task:
     """Returns the digits task on `model` after training it: `n_inputs` test images, each paired with an image of
     another digit, KL to the full model's digit distribution; `declare(model, images)` gives the adapter."""
     train_x, train_y, test_x, test_y = digits(seed)
     train(model, train_x, train_y, steps, seed)
     clean, labels = test_x[:n_inputs], test_y[:n_inputs]
     return Task(
-        name=name, model=declare(model, clean), clean=clean, corrupt=clean[other_digit(labels, seed)],
-        metric=METRICS["kl"], scored_positions=torch.ones(len(clean), 1, dtype=torch.bool),
+        name=name,
+        model=declare(model, clean),
+        clean=clean,
+        corrupt=clean[other_digit(labels, seed)],
+        metric=METRICS["kl"],
+        scored_positions=torch.ones(len(clean), 1, dtype=torch.bool),
         description=f"{description} (test accuracy {accuracy(model, test_x, test_y):.1%})",
         pairing="each image paired with an image of another digit",
     )

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 import torch
+from digits import digits_task
 from torch import nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
@@ -23,8 +24,6 @@ from edgewise.patching import task_ablation
 from edgewise.patching.checks import run_checks
 from edgewise.report import plot_circuit
 from edgewise.tasks import Task
-
-from digits import digits_task
 
 
 class Block(nn.Module):
@@ -65,10 +64,20 @@ class ResidualCNN(HookedRootModule):
         return self.head(torch.relu(self.hook_head_in(x)).mean((-1, -2)))
 
 
-WRITERS = {"stem": "hook_stem", "block 0": "blocks.0.hook_out", "block 1": "blocks.1.hook_out",
-           "down": "hook_down_out", "block 2": "blocks.2.hook_out"}
-READERS = {"block 0": "blocks.0.hook_in", "block 1": "blocks.1.hook_in", "down": "hook_down_in",
-           "block 2": "blocks.2.hook_in", "head": "hook_head_in"}
+WRITERS = {
+    "stem": "hook_stem",
+    "block 0": "blocks.0.hook_out",
+    "block 1": "blocks.1.hook_out",
+    "down": "hook_down_out",
+    "block 2": "blocks.2.hook_out",
+}
+READERS = {
+    "block 0": "blocks.0.hook_in",
+    "block 1": "blocks.1.hook_in",
+    "down": "hook_down_in",
+    "block 2": "blocks.2.hook_in",
+    "head": "hook_head_in",
+}
 FEEDS = {"block 2": ["down"], "head": ["down", "block 2"]}  # after the strided conv, only the new stream's writers
 
 
@@ -76,9 +85,9 @@ def make_task(steps: int = 300, n_inputs: int = 200, seed: int = 0) -> Task:
     """Returns the digits task on a freshly trained ResidualCNN (a few seconds on one CPU thread)."""
     torch.manual_seed(seed)
     declare = lambda model, images: edgewise.DeclaredAdapter(  # noqa: E731
-        model, WRITERS, READERS, example_inputs=images, feeds=FEEDS)
-    return digits_task("digits-residual-cnn", ResidualCNN(), declare, "8x8 digits, residual CNN", steps, n_inputs,
-                       seed)
+        model, WRITERS, READERS, example_inputs=images, feeds=FEEDS
+    )
+    return digits_task("digits-residual-cnn", ResidualCNN(), declare, "8x8 digits, residual CNN", steps, n_inputs, seed)
 
 
 def main(out: Path) -> dict:
@@ -92,12 +101,18 @@ def main(out: Path) -> dict:
     scores = edgewise.discover(task, "edge-sp", graph=graph, ablated=ablated, lambda_=1e-2)
     circuit = method_circuit(scores, k=4)
     kept = faithfulness(task, graph, ablated, set(circuit.edges))
-    print(f"edge-sp circuit: {len(circuit)} of {graph.n_edges} edges, faithfulness {kept:.3f}: "
-          f"{', '.join(e.name for e in sorted(circuit.edges, key=graph.edge_index))}")
+    print(
+        f"edge-sp circuit: {len(circuit)} of {graph.n_edges} edges, faithfulness {kept:.3f}: "
+        f"{', '.join(e.name for e in sorted(circuit.edges, key=graph.edge_index))}"
+    )
     files = plot_circuit(graph, set(circuit.edges), out / "residual-cnn-circuit", title="edge-sp circuit, digits CNN")
     print(f"wrote {files[0]}")
-    return {"checks_passed": all(c.passed for c in checks), "n_edges": graph.n_edges, "circuit": len(circuit),
-            "faithfulness": kept}
+    return {
+        "checks_passed": all(c.passed for c in checks),
+        "n_edges": graph.n_edges,
+        "circuit": len(circuit),
+        "faithfulness": kept,
+    }
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 import torch
+from digits import digits_task
 from torch import nn
 from transformer_lens import HookedRootModule
 from transformer_lens.hook_points import HookPoint
@@ -23,8 +24,6 @@ from edgewise.patching import task_ablation
 from edgewise.patching.checks import run_checks
 from edgewise.report import plot_circuit
 from edgewise.tasks import Task
-
-from digits import digits_task
 
 
 class SkipBlock(nn.Module):
@@ -70,8 +69,9 @@ def declare(model: SkipMLP, example_inputs: torch.Tensor) -> edgewise.DeclaredAd
 def make_task(steps: int = 300, n_inputs: int = 200, seed: int = 0) -> Task:
     """Returns the digits task on a freshly trained SkipMLP (a few seconds on one CPU thread)."""
     torch.manual_seed(seed)
-    return digits_task("digits-skip-mlp", SkipMLP(), declare, "8x8 digits, MLP with skip connections", steps,
-                       n_inputs, seed)
+    return digits_task(
+        "digits-skip-mlp", SkipMLP(), declare, "8x8 digits, MLP with skip connections", steps, n_inputs, seed
+    )
 
 
 def main(out: Path) -> dict:
@@ -87,8 +87,10 @@ def main(out: Path) -> dict:
         scores = edgewise.discover(task, method, graph=graph, ablated=ablated)
         circuit = method_circuit(scores, k=6)
         kept = faithfulness(task, graph, ablated, set(circuit.edges))
-        print(f"{method}: {len(circuit)} of {graph.n_edges} edges, faithfulness {kept:.3f}: "
-              f"{', '.join(e.name for e in sorted(circuit.edges, key=graph.edge_index))}")
+        print(
+            f"{method}: {len(circuit)} of {graph.n_edges} edges, faithfulness {kept:.3f}: "
+            f"{', '.join(e.name for e in sorted(circuit.edges, key=graph.edge_index))}"
+        )
         result[method] = {"circuit": len(circuit), "faithfulness": kept}
         if method == "edge-sp":
             files = plot_circuit(graph, set(circuit.edges), out / "skip-mlp-circuit", title="edge-sp circuit, skip MLP")

@@ -5,15 +5,15 @@ and their record.
     OMP_NUM_THREADS=1 python scripts/train_induction.py --redundant  # induction_redundant.pt: two heads per role
 
 Deterministic by seed on one CPU thread. Every step draws a fresh batch of repeated-segment sequences
-(edgewise.suite.tasks.trained.sequences); the loss is the cross-entropy of the next token at the predictable positions of
-the repeat only, so the model is trained on nothing but in-context copying, plus (once the copying circuit has
+(edgewise.suite.tasks.trained.sequences); the loss is the cross-entropy of the next token at the predictable positions
+of the repeat only, so the model is trained on nothing but in-context copying, plus (once the copying circuit has
 formed) a group-lasso penalty on each head's value and output weights. Without the penalty two heads share each role
-(two previous-token heads feeding two induction heads); with it the heads that merely share a role fade to zero, so
-one head per layer does each job and the circuit is unique (docs/induction.md). `--redundant` drops the penalty and
-instead zeroes one head of each layer in half the sequences (head dropout), so that either head of a layer does its
-job alone: each role gets a working backup. Writes src/edgewise/suite/models/weights/induction.pt (or
-induction_redundant.pt) and, beside it, a .json record: config, training settings, and the measured accuracy on
-held-out sequences (drawn from another seed) and on unrepeated ones.
+(two previous-token heads feeding two induction heads); with it the heads that merely share a role fade to zero, so one
+head per layer does each job and the circuit is unique (docs/induction.md). `--redundant` drops the penalty and instead
+zeroes one head of each layer in half the sequences (head dropout), so that either head of a layer does its job alone:
+each role gets a working backup. Writes src/edgewise/suite/models/weights/induction.pt (or induction_redundant.pt) and,
+beside it, a .json record: config, training settings, and the measured accuracy on held-out sequences (drawn from
+another seed) and on unrepeated ones.
 """
 
 from __future__ import annotations
@@ -27,16 +27,27 @@ from typing import Callable
 
 import torch
 
-from edgewise.suite.models.induction import REDUNDANT_WEIGHTS_PATH, WEIGHTS_PATH, save_induction
 from edgewise.models.transformer import Transformer, TransformerConfig
+from edgewise.suite.models.induction import REDUNDANT_WEIGHTS_PATH, WEIGHTS_PATH, save_induction
 from edgewise.suite.tasks.trained.induction import copying_accuracy
 from edgewise.suite.tasks.trained.sequences import (
-    N_TOKENS, SEQUENCE_LENGTH, next_tokens, repeated_segments, unrepeated_sequences,
+    N_TOKENS,
+    SEQUENCE_LENGTH,
+    next_tokens,
+    repeated_segments,
+    unrepeated_sequences,
 )
 
 MODEL = TransformerConfig(
-    n_layers=2, d_model=32, n_heads=2, d_head=16, d_mlp=0, d_vocab=N_TOKENS + 1, d_vocab_out=N_TOKENS,
-    n_ctx=SEQUENCE_LENGTH, attn_only=True,
+    n_layers=2,
+    d_model=32,
+    n_heads=2,
+    d_head=16,
+    d_mlp=0,
+    d_vocab=N_TOKENS + 1,
+    d_vocab_out=N_TOKENS,
+    n_ctx=SEQUENCE_LENGTH,
+    attn_only=True,
 )
 
 
@@ -71,8 +82,9 @@ def copying_loss(model: Transformer, tokens: torch.Tensor, answers: torch.Tensor
 
 def head_norms(model: Transformer) -> torch.Tensor:
     """Returns [layer, head]: |W_V| + |W_O| of every head (Frobenius norms), the group-lasso penalty's terms."""
-    return torch.stack([block.attn.W_V.flatten(1).norm(dim=1) + block.attn.W_O.flatten(1).norm(dim=1)
-                        for block in model.blocks])
+    return torch.stack(
+        [block.attn.W_V.flatten(1).norm(dim=1) + block.attn.W_O.flatten(1).norm(dim=1) for block in model.blocks]
+    )
 
 
 def measure(model: Transformer, held_out_seed: int, rows: int) -> dict[str, float]:
@@ -103,8 +115,11 @@ def head_dropout_hooks(rows: int, p: float, generator: torch.Generator) -> list[
 @torch.no_grad()
 def ov_norms(model: Transformer) -> dict[str, float]:
     """Returns |W_V W_O| (Frobenius) of every head by name: how much a head can write at all (a pruned head: ~0)."""
-    return {f"A{layer}.{head}": float(f"{norm:.3g}") for layer, block in enumerate(model.blocks)
-            for head, norm in enumerate(torch.linalg.matrix_norm(block.attn.W_V @ block.attn.W_O).tolist())}
+    return {
+        f"A{layer}.{head}": float(f"{norm:.3g}")
+        for layer, block in enumerate(model.blocks)
+        for head, norm in enumerate(torch.linalg.matrix_norm(block.attn.W_V @ block.attn.W_O).tolist())
+    }
 
 
 def train(cfg: TrainConfig) -> Transformer:
@@ -114,7 +129,8 @@ def train(cfg: TrainConfig) -> Transformer:
     model.train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda step: 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+        optimiser, lambda step: 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+    )
     generator = torch.Generator().manual_seed(cfg.seed)
     for step in range(cfg.steps):
         batch = repeated_segments(cfg.batch_size, generator)
@@ -134,8 +150,11 @@ def train(cfg: TrainConfig) -> Transformer:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="train the induction model and write its weights and record")
-    parser.add_argument("--redundant", action="store_true",
-                        help="train induction-redundant (two heads per role, head dropout) instead of induction")
+    parser.add_argument(
+        "--redundant",
+        action="store_true",
+        help="train induction-redundant (two heads per role, head dropout) instead of induction",
+    )
     redundant = parser.parse_args().redundant
     cfg, path = (REDUNDANT, REDUNDANT_WEIGHTS_PATH) if redundant else (TrainConfig(), WEIGHTS_PATH)
     torch.set_num_threads(1)
@@ -145,8 +164,13 @@ def main() -> None:
     seconds = time.perf_counter() - start
     measured = measure(model, cfg.held_out_seed, cfg.held_out_rows)
     save_induction(model, path)
-    record = {"config": MODEL.to_dict(), **asdict(cfg), "train_seconds": round(seconds, 1), "measured": measured,
-              "ov_norms": ov_norms(model)}
+    record = {
+        "config": MODEL.to_dict(),
+        **asdict(cfg),
+        "train_seconds": round(seconds, 1),
+        "measured": measured,
+        "ov_norms": ov_norms(model),
+    }
     path.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
 

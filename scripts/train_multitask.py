@@ -4,10 +4,10 @@ committed weights and their record.
     OMP_NUM_THREADS=1 python scripts/train_multitask.py
 
 Deterministic by seed on one CPU thread. Every step draws a fresh batch of sequences, each row's task drawn by
-TrainConfig.task_weights (edgewise.suite.tasks.trained.algorithmic); the loss is the cross-entropy of the next token at the
-scored positions only (SEP and y_1 .. y_{n-1}, each predicting the next answer, teacher forced). Writes
-src/edgewise/suite/models/weights/multitask.pt and, beside it, multitask.json: config, training settings, training time and
-each task's accuracy on held-out sequences (drawn from another seed).
+TrainConfig.task_weights (edgewise.suite.tasks.trained.algorithmic); the loss is the cross-entropy of the next token at
+the scored positions only (SEP and y_1 .. y_{n-1}, each predicting the next answer, teacher forced). Writes
+src/edgewise/suite/models/weights/multitask.pt and, beside it, multitask.json: config, training settings, training time
+and each task's accuracy on held-out sequences (drawn from another seed).
 """
 
 from __future__ import annotations
@@ -19,13 +19,19 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from edgewise.suite.models.multitask import WEIGHTS_PATH, save_multitask
 from edgewise.models.transformer import Transformer, TransformerConfig
+from edgewise.suite.models.multitask import WEIGHTS_PATH, save_multitask
 from edgewise.suite.tasks.trained.algorithmic import D_VOCAB, N_VALUES, SCORED, SEQUENCE_LENGTH, mixed_sequences
 from edgewise.suite.tasks.trained.multitask import task_accuracies
 
 MODEL = TransformerConfig(
-    n_layers=2, d_model=64, n_heads=4, d_head=16, d_mlp=128, d_vocab=D_VOCAB, d_vocab_out=N_VALUES,
+    n_layers=2,
+    d_model=64,
+    n_heads=4,
+    d_head=16,
+    d_mlp=128,
+    d_vocab=D_VOCAB,
+    d_vocab_out=N_VALUES,
     n_ctx=SEQUENCE_LENGTH,
 )  # no LayerNorm: on per-head inputs it made a training step 2-3 times slower on CPU
 
@@ -88,8 +94,12 @@ def main() -> None:
     model = train(cfg)
     seconds = time.perf_counter() - start
     save_multitask(model)
-    record = {"config": MODEL.to_dict(), **asdict(cfg), "train_seconds": round(seconds, 1),
-              "held_out_accuracy": task_accuracies(model, cfg.held_out_seed, cfg.held_out_rows)}
+    record = {
+        "config": MODEL.to_dict(),
+        **asdict(cfg),
+        "train_seconds": round(seconds, 1),
+        "held_out_accuracy": task_accuracies(model, cfg.held_out_seed, cfg.held_out_rows),
+    }
     WEIGHTS_PATH.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
 

@@ -4,8 +4,8 @@
 
 Deterministic by seed on one CPU thread. The loss is the policy's cross-entropy towards the minimax-best moves
 (uniform over them) plus the mean squared error of the move values on legal moves. Writes
-src/edgewise/suite/models/weights/tictactoe.pt and, beside it, tictactoe.json: config, training settings, and the measured
-policy accuracy, move-value MSE and move-value sign accuracy over all 4520 positions.
+src/edgewise/suite/models/weights/tictactoe.pt and, beside it, tictactoe.json: config, training settings, and the
+measured policy accuracy, move-value MSE and move-value sign accuracy over all 4520 positions.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def train(cfg: TrainConfig, data: TicTacToeDataset) -> TicTacToeNet:
     model = TicTacToeNet(replace(TicTacToeConfig(), seed=cfg.seed)).train()
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda step: 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+        optimiser, lambda step: 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+    )
     order = torch.Generator().manual_seed(cfg.seed)
     batches: list[torch.Tensor] = []
     for step in range(cfg.steps):

@@ -33,6 +33,7 @@ def _threads_for_slow_tests(request):
     yield
     torch.set_num_threads(1)
 
+
 _TASKS: dict = {}
 
 
@@ -58,8 +59,17 @@ def proportion():
 def random_transformer(seed: int = 0, n_kv_heads: int | None = 2, normalization: bool = True) -> Transformer:
     """Returns a randomly initialised 3-layer model with LayerNorm, 4 query heads and (by default) GQA."""
     cfg = TransformerConfig(
-        n_layers=3, d_model=32, n_heads=4, d_head=8, d_mlp=64, d_vocab=20, d_vocab_out=20, n_ctx=12,
-        n_key_value_heads=n_kv_heads, normalization=normalization, act_fn="gelu",
+        n_layers=3,
+        d_model=32,
+        n_heads=4,
+        d_head=8,
+        d_mlp=64,
+        d_vocab=20,
+        d_vocab_out=20,
+        n_ctx=12,
+        n_key_value_heads=n_kv_heads,
+        normalization=normalization,
+        act_fn="gelu",
     )
     model = Transformer(cfg)
     model.init_weights(seed=seed, std=0.3)
@@ -117,7 +127,9 @@ def run_edgewise(*args: str) -> CliResult:
 
 def run_edgewise_process(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """Runs the command line as a user would, in a fresh interpreter (for the few smoke tests of start-up)."""
-    return subprocess.run([sys.executable, "-m", "edgewise.cli", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "edgewise.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 _SMOLLM2: dict = {}

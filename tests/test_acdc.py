@@ -3,15 +3,13 @@ what it finds on tracr tasks whose circuits are known."""
 
 import pytest
 import torch
-
 from conftest import random_transformer, tracr
+
 from edgewise.evaluate import circuit_loss, effective_ground_truth, roc_auc
-from edgewise.tasks import METRICS
 from edgewise.methods import discover
 from edgewise.methods.acdc import AcdcConfig, acdc_circuit, acdc_scores
-from edgewise.patching import patched_forward
-from edgewise.tasks import Task
-from edgewise.patching import task_ablation
+from edgewise.patching import patched_forward, task_ablation
+from edgewise.tasks import METRICS, Task
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -158,9 +156,11 @@ def test_tracr_circuit_lies_in_the_ground_truth(name, per_position, capsys):
     effective = effective_ground_truth(task, graph, ablated)
     loss = circuit_loss(task, graph, ablated, set(circuit.edges))
     with capsys.disabled():
-        print(f"\n{name} {'per-position' if per_position else 'plain'}: AUROC {auroc:.3f} (effective truth: "
-              f"{roc_auc(scores, effective):.3f}), {len(circuit)} of {graph.n_edges} edges kept ({len(truth)} true, "
-              f"{len(effective)} effective), loss {loss:.2e}, {scores.seconds:.2f} s")
+        print(
+            f"\n{name} {'per-position' if per_position else 'plain'}: AUROC {auroc:.3f} (effective truth: "
+            f"{roc_auc(scores, effective):.3f}), {len(circuit)} of {graph.n_edges} edges kept ({len(truth)} true, "
+            f"{len(effective)} effective), loss {loss:.2e}, {scores.seconds:.2f} s"
+        )
     assert circuit.edges and circuit.edges <= truth
     assert auroc > 0.5
     assert circuit.edges == effective

@@ -20,8 +20,12 @@ def _hooks(log):
     def read(value, hook):
         log.append(("read", hook.name))
 
-    return [("blocks.0.hook_mlp_out", scale(0.5, "a")), ("blocks.1.hook_q_input", scale(-1.0, "b")),
-            ("blocks.0.hook_mlp_out", scale(3.0, "c")), ("blocks.2.hook_resid_pre", read)]
+    return [
+        ("blocks.0.hook_mlp_out", scale(0.5, "a")),
+        ("blocks.1.hook_q_input", scale(-1.0, "b")),
+        ("blocks.0.hook_mlp_out", scale(3.0, "c")),
+        ("blocks.2.hook_resid_pre", read),
+    ]
 
 
 @torch.no_grad()
@@ -52,6 +56,8 @@ def test_hooks_leave_the_model_as_it_was_also_after_an_error(random_model, rando
     with pytest.raises(RuntimeError, match="inside the hook"):
         with adapter_for(random_model).hooks([("blocks.0.hook_mlp_out", fail), *_hooks([])]):
             random_model(clean)
-    assert all("forward" not in point.__dict__ and not point._forward_hooks and not point.fwd_hooks
-               for point in random_model.hook_dict.values())
+    assert all(
+        "forward" not in point.__dict__ and not point._forward_hooks and not point.fwd_hooks
+        for point in random_model.hook_dict.values()
+    )
     assert torch.equal(random_model(clean), before)

@@ -31,8 +31,13 @@ print(kept, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
 
 
 def _faults(env: dict) -> tuple[str, float]:
-    done = subprocess.run([sys.executable, "-c", FAULTS], capture_output=True, text=True, check=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+    done = subprocess.run(
+        [sys.executable, "-c", FAULTS],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **env},
+    )
     kept, faults = done.stdout.split()
     return kept, float(faults)
 

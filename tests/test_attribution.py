@@ -3,28 +3,35 @@ and autograd (no edgewise.patching), one hand-patched forward per edge, the firs
 
 import pytest
 import torch
-
 from conftest import tracr
-from edgewise.patching.ablation import AblatedOutputs, record_writer_outputs
-from edgewise.evaluate import roc_auc
-from edgewise.graph import Edge, Graph
-from edgewise.methods import discover, get_method, make_config
+
 from edgewise.errors import InvalidHyperparameterError
-from edgewise.tasks import METRICS
-from edgewise.patching.reference import single_edge_patch
-from edgewise.graph import EdgeScores
-from edgewise.tasks import Task
+from edgewise.evaluate import roc_auc
+from edgewise.graph import Edge, EdgeScores, Graph
+from edgewise.methods import discover, get_method, make_config
 from edgewise.patching import answer_score, task_ablation
+from edgewise.patching.ablation import AblatedOutputs, record_writer_outputs
+from edgewise.patching.reference import single_edge_patch
+from edgewise.tasks import METRICS, Task
 
 METHODS = ["eap", "eap-ig-inputs", "eap-ig-activations", "exact"]
 
 RANDOM_EDGES = [
-    ("Resid Start", "A0.1.Q"), ("A0.2", "A2.1.K"), ("MLP 0", "MLP 1"), ("A1.3", "Resid End"),
-    ("MLP 2", "Resid End"), ("A0.0", "A1.0.V"), ("Resid Start", "A2.0.V"),
+    ("Resid Start", "A0.1.Q"),
+    ("A0.2", "A2.1.K"),
+    ("MLP 0", "MLP 1"),
+    ("A1.3", "Resid End"),
+    ("MLP 2", "Resid End"),
+    ("A0.0", "A1.0.V"),
+    ("Resid Start", "A2.0.V"),
 ]
 REVERSE_EDGES = [
-    ("Resid Start", "A3.0.V"), ("A3.0", "Resid End"), ("MLP 2", "A3.0.Q"), ("Resid Start", "MLP 0"),
-    ("A0.0", "MLP 0"), ("MLP 1", "Resid End"),
+    ("Resid Start", "A3.0.V"),
+    ("A3.0", "Resid End"),
+    ("MLP 2", "A3.0.Q"),
+    ("Resid Start", "MLP 0"),
+    ("A0.0", "MLP 0"),
+    ("MLP 1", "Resid End"),
 ]
 
 
@@ -152,10 +159,12 @@ def test_exact_equals_one_hand_patched_forward_per_edge(case, per_position, rand
     exact = _run("exact", task, graph, task_ablation(task, graph, "resample"), chunk_size=16)
     edges = _edges(case, per_position)
     full = task.model(task.clean)
-    expected = torch.stack([
-        task.metric(single_edge_patch(task.model, graph, task.clean, task.corrupt, e), full, task.scored_positions)
-        for e in edges
-    ]).double()
+    expected = torch.stack(
+        [
+            task.metric(single_edge_patch(task.model, graph, task.clean, task.corrupt, e), full, task.scored_positions)
+            for e in edges
+        ]
+    ).double()
     got = exact[[graph.edge_index(e) for e in edges]]
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-6), (got, expected)
     assert expected.max() > 1e-2
@@ -213,8 +222,15 @@ def test_eap_ig_activations_is_complete(objective, per_position, random_task):
     clean run minus the corrupted run: computed here without patching."""
     task = random_task
     graph = task.graph(per_position)
-    scores = _run("eap-ig-activations", task, graph, task_ablation(task, graph, "resample"), steps=50, objective=objective,
-                  absolute=False)
+    scores = _run(
+        "eap-ig-activations",
+        task,
+        graph,
+        task_ablation(task, graph, "resample"),
+        steps=50,
+        objective=objective,
+        absolute=False,
+    )
     full, corrupted = task.model(task.clean), task.model(task.corrupt)
     if objective == "answer":
         expected = answer_score(task, full, full) - answer_score(task, corrupted, full)
@@ -230,8 +246,11 @@ def test_eap_ig_activations_is_complete(objective, per_position, random_task):
 @pytest.mark.parametrize("per_position", [False, True])
 def test_discover_runs_every_method(kind, per_position, proportion):
     for method in METHODS:
-        result = discover(proportion, method, ablation=kind, per_position=per_position, steps=2) if "ig" in method \
+        result = (
+            discover(proportion, method, ablation=kind, per_position=per_position, steps=2)
+            if "ig" in method
             else discover(proportion, method, ablation=kind, per_position=per_position)
+        )
         assert result.scores.shape == (result.graph.n_edges,)
         assert torch.isfinite(result.scores).all() and (result.scores >= 0).all()  # absolute values by default
         assert result.scores.max() > 0, method
@@ -256,8 +275,10 @@ def test_tracr_ground_truth_recovery(name, per_position, method):
     # Rounding leaves scores of ~1e-19 on edges without effect; zeroed, they tie as they should.
     snapped = EdgeScores(result.graph, torch.where(clear, result.scores, 0.0), method)
     AUROC[(name, per_position, method)] = (roc_auc(result, truth), roc_auc(snapped, truth), result.seconds)
-    print(f"\n{name} per_position={per_position} {method}: AUROC {roc_auc(result, truth):.3f} "
-          f"(noise zeroed {roc_auc(snapped, truth):.3f}), {result.seconds * 1000:.0f} ms")
+    print(
+        f"\n{name} per_position={per_position} {method}: AUROC {roc_auc(result, truth):.3f} "
+        f"(noise zeroed {roc_auc(snapped, truth):.3f}), {result.seconds * 1000:.0f} ms"
+    )
     assert result.ranked()[0][0] in truth
     assert all(e in truth for e, keep in zip(result.graph.edges, clear.tolist()) if keep)
     if name == "tracr-reverse" and not per_position:  # the genuinely faithful 2-edge circuit under resampling
@@ -265,9 +286,14 @@ def test_tracr_ground_truth_recovery(name, per_position, method):
         assert top_two == {Edge("Resid Start", "A3.0.V"), Edge("A3.0", "Resid End")}
 
 
-@pytest.mark.parametrize("method, hyperparameters", [
-    ("eap", {"objective": "logit-diff"}), ("eap-ig-inputs", {"steps": 0}), ("exact", {"chunk_size": 0}),
-])
+@pytest.mark.parametrize(
+    "method, hyperparameters",
+    [
+        ("eap", {"objective": "logit-diff"}),
+        ("eap-ig-inputs", {"steps": 0}),
+        ("exact", {"chunk_size": 0}),
+    ],
+)
 def test_bad_hyperparameters_fail_before_any_forward(method, hyperparameters, proportion):
     with pytest.raises(InvalidHyperparameterError, match=next(iter(hyperparameters))):
         discover(proportion, method, **hyperparameters)

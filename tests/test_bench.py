@@ -10,24 +10,21 @@ import re
 import shutil
 import time
 import types
+from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import run_edgewise
-from edgewise.suite.bench import runner
-from edgewise.suite.bench.lock import folder_lock
-from edgewise.report import plots as report
-from edgewise.suite.bench import PeakMemory, Sweep, run_bench
-from edgewise.graph import circuit_from_scores
-from edgewise.errors import BenchFolderBusyError, InvalidSweepError, UnknownTaskError
+
+from edgewise.errors import BenchFolderBusyError, InvalidSweepError, UnknownMethodError, UnknownTaskError
 from edgewise.evaluate import faithfulness
-from edgewise.graph import Edge
-from edgewise.errors import UnknownMethodError
-from edgewise.graph import EdgeScores
-from edgewise.suite.tasks.tracr import get_task
+from edgewise.graph import Edge, EdgeScores, circuit_from_scores
 from edgewise.patching import task_ablation
 from edgewise.patching.allocator import keep_freed_memory
+from edgewise.report import plots as report
+from edgewise.suite.bench import PeakMemory, RunRecord, Sweep, run_bench, runner
+from edgewise.suite.bench.lock import folder_lock
+from edgewise.suite.tasks.tracr import get_task
 
 SWEEP = Sweep(("tracr-shift",), ("eap", "random", "acdc"), seeds=(0, 1))  # 6 runs of well under a second each
 
@@ -64,8 +61,8 @@ def test_interrupted_sweep_resumes_without_repeating_finished_runs(tmp_path, mon
     calls = _counting_discover(monkeypatch)
     records = run_bench(SWEEP, tmp_path, progress=False)
     assert calls == order[3:]  # the failed run and those after it, nothing else
-    assert [(r["method"], r["seed"]) for r in records] == order
-    assert json.loads((tmp_path / "results.json").read_text()) == records
+    assert [(r.method, r.seed) for r in records] == order
+    assert json.loads((tmp_path / "results.json").read_text()) == [r.to_json() for r in records]
     assert all((tmp_path / "runs" / name).read_text() == text for name, text in before.items())
 
     calls = _counting_discover(monkeypatch)
@@ -163,15 +160,15 @@ def test_results_hold_every_finished_run_in_the_folder(tmp_path, monkeypatch):
     first = run_bench(Sweep(("tracr-shift",), ("random", "eap")), tmp_path, progress=False)
     random, eap = first
     (acdc,) = run_bench(Sweep(("tracr-shift",), ("acdc",)), tmp_path, progress=False)
-    assert acdc["method"] == "acdc"
+    assert acdc.method == "acdc"
     # This sweep's run first, then the folder's others by key (eap before random), not in their sweep's order.
-    assert json.loads((tmp_path / "results.json").read_text()) == [acdc, eap, random]
+    assert json.loads((tmp_path / "results.json").read_text()) == [r.to_json() for r in (acdc, eap, random)]
     summary = (tmp_path / "summary.md").read_text()
     assert all(f"| tracr-shift | plain | resample | {m} | tuned | 1 |" in summary for m in ("random", "eap", "acdc"))
 
     calls = _counting_discover(monkeypatch)
     assert run_bench(Sweep(("tracr-shift",), ("random", "eap")), tmp_path, progress=False) == first and calls == []
-    assert json.loads((tmp_path / "results.json").read_text()) == [random, eap, acdc]
+    assert json.loads((tmp_path / "results.json").read_text()) == [r.to_json() for r in (random, eap, acdc)]
 
 
 def test_hyperparameters_are_part_of_a_run_key(tmp_path):
@@ -180,22 +177,26 @@ def test_hyperparameters_are_part_of_a_run_key(tmp_path):
     assert default.hyperparameters["threshold"] == 1e-3 and changed.hyperparameters["threshold"] == 0.5
     assert default.key != changed.key
     run_bench(Sweep(("tracr-shift",), ("acdc",)), tmp_path, progress=False)
-    records = run_bench(Sweep(("tracr-shift",), ("acdc",), hyperparameters={"acdc": {"threshold": 0.5}}), tmp_path,
-                        progress=False)
-    assert len(list((tmp_path / "runs").iterdir())) == 2 and records[0]["hyperparameters"]["threshold"] == 0.5
+    records = run_bench(
+        Sweep(("tracr-shift",), ("acdc",), hyperparameters={"acdc": {"threshold": 0.5}}), tmp_path, progress=False
+    )
+    assert len(list((tmp_path / "runs").iterdir())) == 2 and records[0].hyperparameters["threshold"] == 0.5
 
 
 def test_record_matches_an_independent_recomputation(tmp_path):
-    (record,) = run_bench(Sweep(("tracr-shift",), ("random",), ablations=("zero",), seeds=(3,)), tmp_path,
-                          progress=False)
+    (run,) = run_bench(Sweep(("tracr-shift",), ("random",), ablations=("zero",), seeds=(3,)), tmp_path, progress=False)
+    record = run.to_json()  # the record's one JSON form, as results.json holds it
     scores = EdgeScores.load(tmp_path / "scores" / f"{record['key']}.json")
     task = get_task("tracr-shift", held_out=True)  # methods fit on the discovery inputs, runs are scored on these
     assert record["evaluated_on"] == "held-out" and record["n_evaluation_inputs"] == 100
     graph = task.graph()
     truth = task.ground_truth_edges(graph)
     values = scores.scores.tolist()
-    pairs = [(values[i], values[j]) for i, j in itertools.product(range(8), range(8))
-             if graph.edges[i] in truth and graph.edges[j] not in truth]
+    pairs = [
+        (values[i], values[j])
+        for i, j in itertools.product(range(8), range(8))
+        if graph.edges[i] in truth and graph.edges[j] not in truth
+    ]
     wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in pairs)
     assert record["auroc"] == pytest.approx(wins / len(pairs))
     ablated = task_ablation(task, graph, "zero")
@@ -208,13 +209,16 @@ def test_record_matches_an_independent_recomputation(tmp_path):
     assert record["seed"] == 3 and record["graph"] == "plain" and record["ablation"] == "zero"
 
 
-@pytest.mark.parametrize("sweep, error, message", [
-    (Sweep(("tracr-shift",), ("eap",), graphs=("unrolled",)), InvalidSweepError, "unknown graph kind 'unrolled'"),
-    (Sweep(("tracr-shfit",), ("eap",)), UnknownTaskError, "unknown task 'tracr-shfit'"),
-    (Sweep(("tracr-shift",), ("eapp",)), UnknownMethodError, "unknown method 'eapp'"),
-    (Sweep(("tracr-shift",), ("eap",), hyperparameters={"acdc": {}}), InvalidSweepError, "does not run"),
-    (Sweep(("tracr-shift",), ()), InvalidSweepError, "lists no methods"),
-])
+@pytest.mark.parametrize(
+    "sweep, error, message",
+    [
+        (Sweep(("tracr-shift",), ("eap",), graphs=("unrolled",)), InvalidSweepError, "unknown graph kind 'unrolled'"),
+        (Sweep(("tracr-shfit",), ("eap",)), UnknownTaskError, "unknown task 'tracr-shfit'"),
+        (Sweep(("tracr-shift",), ("eapp",)), UnknownMethodError, "unknown method 'eapp'"),
+        (Sweep(("tracr-shift",), ("eap",), hyperparameters={"acdc": {}}), InvalidSweepError, "does not run"),
+        (Sweep(("tracr-shift",), ()), InvalidSweepError, "lists no methods"),
+    ],
+)
 def test_bad_sweeps_fail_before_anything_runs(sweep, error, message):
     with pytest.raises(error, match=message):
         sweep.runs()
@@ -262,16 +266,31 @@ def test_cli_bench_contract(tmp_path):
     assert result.returncode == 0, result.stderr
     records = json.loads((tmp_path / "results.json").read_text())
     assert [(r["task"], r["graph"], r["method"], r["ablation"], r["seed"]) for r in records] == [
-        ("tracr-shift", "plain", "eap", "resample", 0), ("tracr-shift", "plain", "random", "resample", 0)]
-    fields = {"hyperparameters", "auroc", "auroc_effective", "node_auroc", "node_auroc_effective", "cpr", "cmd",
-              "edges_to_95", "seconds", "peak_memory_mib"}
+        ("tracr-shift", "plain", "eap", "resample", 0),
+        ("tracr-shift", "plain", "random", "resample", 0),
+    ]
+    fields = {
+        "hyperparameters",
+        "auroc",
+        "auroc_effective",
+        "node_auroc",
+        "node_auroc_effective",
+        "cpr",
+        "cmd",
+        "edges_to_95",
+        "seconds",
+        "peak_memory_mib",
+    }
     assert all(fields <= set(r) for r in records)
     assert records[0]["auroc_effective"] == 1.0  # EAP ranks tracr-shift's two effective edges first
     assert "| tracr-shift | plain | resample | eap | tuned | 1 |" in result.stdout
     assert "| tracr-shift | plain | resample | eap | tuned | 1 |" in (tmp_path / "summary.md").read_text()
     plots = tmp_path / "plots"
-    for name in ("tracr-shift-plain-resample-roc", "tracr-shift-plain-resample-faithfulness",
-                 "circuits/tracr-shift-plain-resample-eap"):
+    for name in (
+        "tracr-shift-plain-resample-roc",
+        "tracr-shift-plain-resample-faithfulness",
+        "circuits/tracr-shift-plain-resample-eap",
+    ):
         assert (plots / f"{name}.png").stat().st_size > 0 and (plots / f"{name}.svg").stat().st_size > 0
     run_files = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").iterdir()}
     again = run_edgewise(*command)
@@ -284,9 +303,10 @@ def test_cli_bench_rejects_an_unknown_graph_kind(tmp_path):
 
 
 def test_a_sweep_of_both_presets_records_and_summarises_each(tmp_path):
-    sweep = Sweep(("tracr-shift",), ("edge-sp",), presets=("tuned", "published"),
-                  hyperparameters={"edge-sp": {"steps": 3}})
-    tuned, published = run_bench(sweep, tmp_path, progress=False)
+    sweep = Sweep(
+        ("tracr-shift",), ("edge-sp",), presets=("tuned", "published"), hyperparameters={"edge-sp": {"steps": 3}}
+    )
+    tuned, published = (r.to_json() for r in run_bench(sweep, tmp_path, progress=False))
     assert (tuned["preset"], published["preset"]) == ("tuned", "published") and tuned["key"] != published["key"]
     assert tuned["hyperparameters"]["lr"] == 0.02 and published["hyperparameters"]["lr"] == 0.1
     assert tuned["hyperparameters"]["steps"] == published["hyperparameters"]["steps"] == 3
@@ -300,16 +320,18 @@ def test_cli_bench_into_a_held_folder_exits_2_naming_the_holder(tmp_path):
     from edgewise.suite.bench.lock import folder_lock
 
     with folder_lock(tmp_path):  # another open of the lock file conflicts, even in this process
-        result = run_edgewise("bench", "--out", str(tmp_path), "--tasks", "tracr-shift", "--methods", "random",
-                              "--no-plots")
+        result = run_edgewise(
+            "bench", "--out", str(tmp_path), "--tasks", "tracr-shift", "--methods", "random", "--no-plots"
+        )
     assert result.returncode == 2 and "in use by another bench" in result.stderr and "--wait" in result.stderr
 
 
 def test_cli_bench_on_oracle_feature_graphs(tmp_path):
     """`--features oracle` benches the feature graphs: records, summary rows and plots name the graph kind, and the
     truths are feature-level (tracr-shift's head/MLP truth projected back is the compiler's)."""
-    result = run_edgewise("bench", "--out", str(tmp_path), "--tasks", "tracr-shift", "--methods", "eap",
-                          "--features", "oracle")
+    result = run_edgewise(
+        "bench", "--out", str(tmp_path), "--tasks", "tracr-shift", "--methods", "eap", "--features", "oracle"
+    )
     assert result.returncode == 0, result.stderr
     (record,) = json.loads((tmp_path / "results.json").read_text())
     assert record["graph"] == "plain/oracle" and "+" in record["key"] and "/" not in record["key"]
@@ -329,8 +351,19 @@ def test_cli_bench_on_trained_sae_graphs(tmp_path):
     that feeds the same reader, and the record carries the SAEs' report."""
     from edgewise.features.sets import TRAINED, add_trained_features
 
-    result = run_edgewise("bench", "--out", str(tmp_path), "--tasks", "tracr-shift", "--methods", "eap",
-                          "--ablations", "zero", "--features", "train")
+    result = run_edgewise(
+        "bench",
+        "--out",
+        str(tmp_path),
+        "--tasks",
+        "tracr-shift",
+        "--methods",
+        "eap",
+        "--ablations",
+        "zero",
+        "--features",
+        "train",
+    )
     assert result.returncode == 0, result.stderr
     (record,) = json.loads((tmp_path / "results.json").read_text())
     assert record["graph"] == "plain/train" and record["evaluated_on"] == "held-out"
@@ -344,8 +377,11 @@ def test_cli_bench_on_trained_sae_graphs(tmp_path):
         row = trained.decoder[trained.indices.index(node.index)]
         directions = task.dictionaries["oracle"][node.component]
         cosines = torch.nn.functional.normalize(directions.decoder, dim=-1) @ (row / row.norm())
-        fed = {oracle.writer_node(f).part for f, r in task.feature_ground_truth["oracle"]
-               if r == reader and f in oracle.writers and oracle.writer_node(f).component == node.component}
+        fed = {
+            oracle.writer_node(f).part
+            for f, r in task.feature_ground_truth["oracle"]
+            if r == reader and f in oracle.writers and oracle.writer_node(f).component == node.component
+        }
         assert any(c >= 0.9 and label in fed for c, label in zip(cosines.tolist(), directions.labels))
 
 
@@ -370,8 +406,13 @@ def test_a_preset_with_the_same_settings_is_not_run_twice():
     """exact and random have no published settings and ACDC's published threshold is edgewise's default: asked for
     under either preset they run once, as the tuned run; edge-sp's settings differ, so it runs under each."""
     runs = Sweep(("tracr-shift",), ("exact", "random", "acdc", "edge-sp"), presets=("tuned", "published")).runs()
-    assert [(r.method, r.preset) for r in runs] == [("exact", "tuned"), ("random", "tuned"), ("acdc", "tuned"),
-                                                     ("edge-sp", "tuned"), ("edge-sp", "published")]
+    assert [(r.method, r.preset) for r in runs] == [
+        ("exact", "tuned"),
+        ("random", "tuned"),
+        ("acdc", "tuned"),
+        ("edge-sp", "tuned"),
+        ("edge-sp", "published"),
+    ]
     only = Sweep(("tracr-shift",), ("acdc", "edge-sp"), presets=("published",)).runs()
     assert [(r.method, r.preset) for r in only] == [("acdc", "tuned"), ("edge-sp", "published")]
 
@@ -380,15 +421,68 @@ def test_parallel_jobs_write_the_same_runs_as_one_process(tmp_path):
     """Two worker processes, one (task, graph, ablation) group each, write the scores and records one process
     writes (all but the times, and `jobs`, which says how many ran at once)."""
     sweep = Sweep(("tracr-shift", "tracr-hist"), ("eap", "acdc"))
-    alone = run_bench(sweep, tmp_path / "alone", progress=False)
-    together = run_bench(sweep, tmp_path / "together", progress=False, jobs=2)
+    alone = [r.to_json() for r in run_bench(sweep, tmp_path / "alone", progress=False)]
+    together = [r.to_json() for r in run_bench(sweep, tmp_path / "together", progress=False, jobs=2)]
     timing = {"seconds", "evaluation_seconds", "peak_memory_mib", "threads"}
     assert [{k: v for k, v in r.items() if k not in timing} for r in together] == [
-        {**{k: v for k, v in r.items() if k not in timing}, "jobs": 2} for r in alone]
+        {**{k: v for k, v in r.items() if k not in timing}, "jobs": 2} for r in alone
+    ]
     assert {r["jobs"] for r in alone} == {1}
     for record in alone:
-        scores = [json.loads((tmp_path / folder / "scores" / f"{record['key']}.json").read_text())
-                  for folder in ("alone", "together")]
+        scores = [
+            json.loads((tmp_path / folder / "scores" / f"{record['key']}.json").read_text())
+            for folder in ("alone", "together")
+        ]
         assert scores[0]["scores"] == scores[1]["scores"]
     with pytest.raises(InvalidSweepError, match="jobs=0"):
         run_bench(sweep, tmp_path / "none", progress=False, jobs=0)
+
+
+def test_a_record_reads_back_from_its_json_and_from_files_written_before_presets():
+    """RunRecord.from_json inverts to_json, and an old record (no preset, no evaluated_on, no cost fields, a field
+    this version does not know) loads with the documented defaults and keeps the unknown field."""
+    old = {
+        "key": "k",
+        "task": "tracr-shift",
+        "graph": "plain/oracle",
+        "method": "eap",
+        "ablation": "zero",
+        "seed": 1,
+        "hyperparameters": {"absolute": True},
+        "n_edges": 8,
+        "auroc": 0.75,
+        "node_auroc": None,
+        "faithfulness_at_truth_size": 0.5,
+        "auroc_effective": 1.0,
+        "circuit_edges": 4,
+        "cpr": 0.4,
+        "legacy_note": "from 2026-11",
+    }
+    record = RunRecord.from_json(old)
+    assert record.preset == "tuned" and record.evaluated_on == "discovery" and record.label == "eap"
+    assert record.graph.features == "oracle" and not record.graph.per_position and record.ablation == "zero"
+    assert record.figure("auroc") == 0.75 and record.figure("auroc", "effective") == 1.0
+    assert record.figure("node_auroc", "effective") is None and record.figure("cpr") == 0.4
+    assert record.other == {"legacy_note": "from 2026-11"}
+    again = RunRecord.from_json(record.to_json())
+    assert again == record and again.to_json() == record.to_json()
+    assert {
+        k: v
+        for k, v in record.to_json().items()
+        if v is not None and k not in ("preset", "evaluated_on", "circuit_rule", "redundancy", "jobs")
+    } == {k: v for k, v in old.items() if v is not None}
+
+
+def test_every_committed_results_file_loads_and_writes_back_unchanged():
+    """The benchmark's committed results (written by earlier versions, some before presets or held-out splits) load
+    as RunRecords and write back every field they hold, unchanged (fields added since are written with their
+    defaults); only curves, which results.json no longer holds, are left out."""
+    root = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+    files = sorted(root.glob("*/results.json"))
+    assert files
+    for path in files:
+        for fields in json.loads(path.read_text()):
+            written = RunRecord.from_json(fields).to_json()
+            assert {k: written.get(k, "lost") for k in fields if k != "curves"} == {
+                k: v for k, v in fields.items() if k != "curves"
+            }, path

@@ -9,12 +9,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from edgewise.patching.ablation import resample_ablation
 from edgewise.adapters import adapter_for
 from edgewise.adapters.bridge import BridgeAdapter
 from edgewise.errors import UnsupportedArchitectureError
 from edgewise.graph import Graph
 from edgewise.patching import patched_forward
+from edgewise.patching.ablation import resample_ablation
 
 
 def _tiny_bridge(tmp_path, config, random_biases: bool = False):
@@ -44,8 +44,13 @@ def _tiny_llama(tmp_path):
     from transformers import LlamaConfig
 
     config = LlamaConfig(
-        vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=32,
+        vocab_size=50,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
     )
     return _tiny_bridge(tmp_path, config)
 
@@ -73,8 +78,13 @@ def test_tiny_llama_groups_and_exact_residual_decomposition(tmp_path):
     assert adapter.describe() == {"n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "d_model": 32}
     groups = adapter.hook_groups()
     assert [g.hook for g in groups[:7]] == [
-        "blocks.0.hook_in", "blocks.0.attn.hook_q_input", "blocks.0.attn.hook_k_input", "blocks.0.attn.hook_v_input",
-        "blocks.0.attn.hook_result", "blocks.0.hook_mlp_in", "blocks.0.mlp.hook_out",
+        "blocks.0.hook_in",
+        "blocks.0.attn.hook_q_input",
+        "blocks.0.attn.hook_k_input",
+        "blocks.0.attn.hook_v_input",
+        "blocks.0.attn.hook_result",
+        "blocks.0.hook_mlp_in",
+        "blocks.0.mlp.hook_out",
     ]
     assert groups[-1].hook == "blocks.1.hook_out" and groups[-1].names == ("Resid End",)
     assert groups[2].names == ("A0.0.K", "A0.1.K")  # key/value readers per key-value head: GQA is not ungrouped
@@ -102,7 +112,7 @@ def test_tiny_gpt2_biases_and_split_embeddings(tmp_path):
     biases = [block.attn.o.original_component.bias for block in bridge.blocks]  # hook_result excludes b_O
     for g, value, writers in _writer_sum_at_readers(groups, cache):
         layer = int(g.hook.split(".")[1]) if g.names != ("Resid End",) else 2
-        carried = sum(biases[:layer + (1 if g.hook.endswith("hook_mlp_in") else 0)], torch.zeros(32))
+        carried = sum(biases[: layer + (1 if g.hook.endswith("hook_mlp_in") else 0)], torch.zeros(32))
         assert torch.allclose(value, writers + carried, atol=1e-5), g.hook
     graph = Graph.from_model(adapter, split_embeddings=True)  # the writers fire in the order the groups list
     corrupt = torch.randint(0, 50, (3, 7))
@@ -122,14 +132,24 @@ def test_parallel_and_post_norm_blocks_are_rejected(tmp_path):
     from transformers import Gemma3TextConfig, GPTNeoXConfig
 
     neox = GPTNeoXConfig(
-        vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        vocab_size=50,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
         max_position_embeddings=32,
     )
     with pytest.raises(UnsupportedArchitectureError, match="GPTNeoXForCausalLM.*parallel"):
         adapter_for(_tiny_bridge(tmp_path / "neox", neox))
     gemma = Gemma3TextConfig(
-        vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=1, head_dim=8, max_position_embeddings=32,
+        vocab_size=50,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=8,
+        max_position_embeddings=32,
     )
     with pytest.raises(UnsupportedArchitectureError, match="Gemma3ForCausalLM.*ln1_post"):
         adapter_for(_tiny_bridge(tmp_path / "gemma", gemma))
@@ -210,16 +230,16 @@ def test_smollm2_residual_is_sum_of_writers(adapter, ioi):
     """Resid End == Resid Start + all per-head results + all MLP outputs; likewise every reader (no biases)."""
     clean = ioi[0]
     groups = adapter.hook_groups()
-    per_layer = [f"blocks.{l}.attn.hook_out" for l in range(30)]
+    per_layer = [f"blocks.{layer}.attn.hook_out" for layer in range(30)]
     wanted = {g.hook for g in groups} | set(per_layer)
     _, cache = adapter.model.run_with_cache(clean, names_filter=lambda n: n in wanted)
     end = cache["blocks.29.hook_out"]
     total = cache["blocks.0.hook_in"] + sum(
-        cache[f"blocks.{l}.attn.hook_result"].sum(-2) + cache[f"blocks.{l}.mlp.hook_out"] for l in range(30)
+        cache[f"blocks.{layer}.attn.hook_result"].sum(-2) + cache[f"blocks.{layer}.mlp.hook_out"] for layer in range(30)
     )
     assert ((end - total).norm() / end.norm()) < 1e-4
-    for l in range(30):
-        assert torch.allclose(cache[f"blocks.{l}.attn.hook_result"].sum(-2), cache[per_layer[l]], atol=1e-4)
+    for layer in range(30):
+        assert torch.allclose(cache[f"blocks.{layer}.attn.hook_result"].sum(-2), cache[per_layer[layer]], atol=1e-4)
     shapes = {"hook_q_input": 9, "hook_k_input": 3, "hook_v_input": 3, "hook_result": 9}
     for g, value, writers in _writer_sum_at_readers(groups, cache):
         kind = g.hook.split(".")[-1]
@@ -379,7 +399,6 @@ def test_smollm2_fractional_mask_matches_per_edge_reference(adapter, ioi, patchi
     reference = per_edge_forward(adapter, graph, clean[:2], ablated, mask)
     assert (ours - adapter.forward(clean[:2])).abs().max() > 1.0  # the mask changes the output
     assert torch.allclose(ours, reference, atol=1e-3)
-
 
 
 @torch.no_grad()

@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import run_edgewise, run_edgewise_process
 
 import edgewise
-from conftest import run_edgewise, run_edgewise_process
 
 
 def test_tasks_json_lists_every_task_with_its_sizes():
@@ -78,14 +78,27 @@ def proportion_edges(tmp_path_factory) -> list[tuple[str, str]]:
     return [tuple(e) for e in json.loads(graph_file.read_text())["edges"]]
 
 
-@pytest.mark.parametrize("method", ["edge-sp", "node-sp", "acdc", "eap", "eap-ig-inputs", "eap-ig-activations", "random"])
+@pytest.mark.parametrize(
+    "method", ["edge-sp", "node-sp", "acdc", "eap", "eap-ig-inputs", "eap-ig-activations", "random"]
+)
 def test_discover_json_contract(tmp_path, method, proportion_edges):
     """The issue's contract: {"method", "seconds", "scores": [[writer, reader, score], ...]} over the edges that
     `edgewise graph` names, read back independently of EdgeScores."""
     out = tmp_path / "scores.json"
     steps = ["--set", "steps=20"] if method.endswith("-sp") else []
-    result = run_edgewise("discover", "tracr-proportion", "--method", method, "--ablation", "resample", "--seed", "1",
-                          "--json", str(out), *steps)
+    result = run_edgewise(
+        "discover",
+        "tracr-proportion",
+        "--method",
+        method,
+        "--ablation",
+        "resample",
+        "--seed",
+        "1",
+        "--json",
+        str(out),
+        *steps,
+    )
     assert result.returncode == 0, result.stderr
     record = json.loads(out.read_text())
     assert record["method"] == method and record["seconds"] >= 0
@@ -109,11 +122,20 @@ def test_discover_circuit_out_feeds_diagnose_and_a_bad_circuit_file_is_a_clear_e
 
 def test_mib_export_and_import_round_trip_through_the_command_line(tmp_path):
     scores_file, circuit_file, mib_file = tmp_path / "s.json", tmp_path / "c.json", tmp_path / "m.json"
-    result = run_edgewise("discover", "tracr-proportion", "--method", "eap", "--json", str(scores_file),
-                          "--circuit-out", str(circuit_file))
+    result = run_edgewise(
+        "discover",
+        "tracr-proportion",
+        "--method",
+        "eap",
+        "--json",
+        str(scores_file),
+        "--circuit-out",
+        str(circuit_file),
+    )
     assert result.returncode == 0, result.stderr
-    result = run_edgewise("export", str(scores_file), "--format", "mib", "--out", str(mib_file),
-                          "--circuit", str(circuit_file))
+    result = run_edgewise(
+        "export", str(scores_file), "--format", "mib", "--out", str(mib_file), "--circuit", str(circuit_file)
+    )
     assert result.returncode == 0, result.stderr
     record = json.loads(mib_file.read_text())
     assert record["cfg"] == {"n_layers": 2, "n_heads": 1, "parallel_attn_mlp": False, "d_model": 14}
@@ -121,8 +143,9 @@ def test_mib_export_and_import_round_trip_through_the_command_line(tmp_path):
     circuit = json.loads(circuit_file.read_text())["edges"]
     assert sum(e["in_graph"] for e in record["edges"].values()) == len(circuit)
     back, back_circuit = tmp_path / "s2.json", tmp_path / "c2.json"
-    result = run_edgewise("import", str(mib_file), "--task", "tracr-proportion", "--out", str(back),
-                          "--circuit-out", str(back_circuit))
+    result = run_edgewise(
+        "import", str(mib_file), "--task", "tracr-proportion", "--out", str(back), "--circuit-out", str(back_circuit)
+    )
     assert result.returncode == 0, result.stderr
     original = {(w, r): s for w, r, s in json.loads(scores_file.read_text())["scores"]}
     imported = {(w, r): s for w, r, s in json.loads(back.read_text())["scores"]}
@@ -133,8 +156,19 @@ def test_mib_export_and_import_round_trip_through_the_command_line(tmp_path):
     assert run_edgewise("export", str(scores_file), "--out", str(mib_file)).returncode == 0
     assert sum(e["in_graph"] for e in json.loads(mib_file.read_text())["edges"].values()) == 20  # top-k method: 20
     acdc_scores, acdc_circuit = tmp_path / "acdc.json", tmp_path / "acdc-circuit.json"
-    assert run_edgewise("discover", "tracr-proportion", "--method", "acdc", "--json", str(acdc_scores),
-                        "--circuit-out", str(acdc_circuit)).returncode == 0
+    assert (
+        run_edgewise(
+            "discover",
+            "tracr-proportion",
+            "--method",
+            "acdc",
+            "--json",
+            str(acdc_scores),
+            "--circuit-out",
+            str(acdc_circuit),
+        ).returncode
+        == 0
+    )
     assert run_edgewise("export", str(acdc_scores), "--out", str(mib_file)).returncode == 0
     in_graph = sum(e["in_graph"] for e in json.loads(mib_file.read_text())["edges"].values())
     assert in_graph == len(json.loads(acdc_circuit.read_text())["edges"])  # ACDC: the edges it kept
@@ -142,8 +176,10 @@ def test_mib_export_and_import_round_trip_through_the_command_line(tmp_path):
 
 def test_start_up_imports_nothing_heavy_and_the_entry_point_runs():
     """`edgewise --help` must not pay for torch, transformers or jax (timed in benchmarks/startup.py)."""
-    check = ("import sys, edgewise, edgewise.cli; edgewise.cli.build_parser(); "
-             "print(sorted(m for m in ('torch', 'transformers', 'jax', 'transformer_lens') if m in sys.modules))")
+    check = (
+        "import sys, edgewise, edgewise.cli; edgewise.cli.build_parser(); "
+        "print(sorted(m for m in ('torch', 'transformers', 'jax', 'transformer_lens') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
     result = run_edgewise_process("--version")
@@ -152,8 +188,18 @@ def test_start_up_imports_nothing_heavy_and_the_entry_point_runs():
 
 def test_discover_with_the_published_preset(tmp_path):
     out = tmp_path / "s.json"
-    result = run_edgewise("discover", "tracr-proportion", "--method", "edge-sp", "--preset", "published",
-                          "--set", "steps=2", "--json", str(out))
+    result = run_edgewise(
+        "discover",
+        "tracr-proportion",
+        "--method",
+        "edge-sp",
+        "--preset",
+        "published",
+        "--set",
+        "steps=2",
+        "--json",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     hyperparameters = json.loads(out.read_text())["hyperparameters"]
     assert hyperparameters["lr"] == 0.1 and hyperparameters["steps"] == 2 and hyperparameters["n_samples"] == 1

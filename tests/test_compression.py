@@ -6,8 +6,8 @@ import torch
 from conftest import random_transformer, tracr
 
 from edgewise.errors import InvalidHyperparameterError, UnsupportedArchitectureError
-from edgewise.suite.models.compression import CompressionConfig, compress_residual, folded_state
 from edgewise.models.transformer import Transformer
+from edgewise.suite.models.compression import CompressionConfig, compress_residual, folded_state
 
 
 @torch.no_grad()
@@ -20,8 +20,11 @@ def test_folded_model_is_the_original_reading_a_projected_stream():
     compressed.load_state_dict(folded_state(model, projection))
     p = projection @ projection.T
     project = lambda value, hook: value @ p  # noqa: E731
-    readers = [f"blocks.{layer}.{hook}" for layer in range(3) for hook in ("hook_q_input", "hook_k_input",
-                                                                           "hook_v_input", "hook_mlp_in")]
+    readers = [
+        f"blocks.{layer}.{hook}"
+        for layer in range(3)
+        for hook in ("hook_q_input", "hook_k_input", "hook_v_input", "hook_mlp_in")
+    ]
     tokens = torch.randint(0, 20, (4, 9), generator=torch.Generator().manual_seed(0))
     with model.hooks(fwd_hooks=[(name, project) for name in readers + ["blocks.2.hook_resid_post"]]):
         expected = model(tokens)
@@ -51,13 +54,15 @@ def test_compressed_reverse_keeps_rasp_outputs_in_superposition(compressed):
     from edgewise.suite.tasks.tracr import TRACR_TASKS
 
     program = TRACR_TASKS["tracr-reverse"].build_program()
-    compiled = compressed.extras["compiled"]
-    sequences = compressed.extras["sequences"]
+    compiled = compressed.family.compiled
+    sequences = compressed.family.sequences
     assert compiled.decode(compressed.model(compressed.clean)) == [rasp.evaluate(program, s) for s in sequences]
     assert compiled.model.cfg.d_model == 16 and len(compiled.residual_labels) == 41
     assert compiled.compression["accuracy"] == 1.0
-    cosines = torch.nn.functional.normalize(compiled.projection, dim=-1) @ \
-        torch.nn.functional.normalize(compiled.projection, dim=-1).T
+    cosines = (
+        torch.nn.functional.normalize(compiled.projection, dim=-1)
+        @ torch.nn.functional.normalize(compiled.projection, dim=-1).T
+    )
     assert (cosines - torch.eye(41)).abs().max() > 0.5
 
 
@@ -69,7 +74,7 @@ def test_oracle_features_split_every_writer_exactly(compressed, reverse):
     has length 3, and the compressed layer 0 writes a constant there."""
     from edgewise.features.sets import writer_outputs
 
-    compiled = reverse.extras["compiled"]
+    compiled = reverse.family.compiled
     dimension = {label: i for i, label in enumerate(compiled.residual_labels)}
     original, squeezed = writer_outputs(reverse), writer_outputs(compressed)
     for writer, dictionary in compressed.dictionaries["oracle"].items():
@@ -89,10 +94,12 @@ def test_compiled_circuit_alone_gives_the_compressed_models_outputs(compressed, 
 
     graph = compressed.graph(features=features)
     keep = graph.mask_for(compressed.ground_truth_edges(graph))
-    logits = patched_forward(compressed.model, graph, compressed.clean, task_ablation(compressed, graph, "resample"),
-                             keep[None])[0]
-    assert torch.equal(logits.argmax(-1)[compressed.scored_positions],
-                       full_logits(compressed).argmax(-1)[compressed.scored_positions])
+    logits = patched_forward(
+        compressed.model, graph, compressed.clean, task_ablation(compressed, graph, "resample"), keep[None]
+    )[0]
+    assert torch.equal(
+        logits.argmax(-1)[compressed.scored_positions], full_logits(compressed).argmax(-1)[compressed.scored_positions]
+    )
 
 
 def test_trained_saes_inherit_the_truth_of_the_oracle_features_they_recover(compressed):
@@ -100,15 +107,21 @@ def test_trained_saes_inherit_the_truth_of_the_oracle_features_they_recover(comp
 
     from edgewise.features.sets import TRAINED, add_trained_features
 
-    task = dataclasses.replace(compressed, dictionaries=dict(compressed.dictionaries),
-                               feature_ground_truth=dict(compressed.feature_ground_truth))
+    task = dataclasses.replace(
+        compressed,
+        dictionaries=dict(compressed.dictionaries),
+        feature_ground_truth=dict(compressed.feature_ground_truth),
+    )
     report = add_trained_features(task)
     truth = task.feature_ground_truth[TRAINED]
     graph = task.graph(features=TRAINED)
     assert truth and {w for w, _ in truth} <= set(graph.writers) and {r for _, r in truth} <= set(graph.readers)
     oracle_graph = task.graph(features="oracle")
-    oracle = [(oracle_graph.writer_node(f), reader) for f, reader in task.feature_ground_truth["oracle"]
-              if f in oracle_graph.writers]
+    oracle = [
+        (oracle_graph.writer_node(f), reader)
+        for f, reader in task.feature_ground_truth["oracle"]
+        if f in oracle_graph.writers
+    ]
     for writer, r in report.items():  # a recovered direction's edges reappear, on the trained feature recovering it
         recovered = {label for label, cosine in r.get("oracle_best_cosine", {}).items() if cosine >= 0.9}
         readers = {reader for node, reader in oracle if node.component == writer and node.part in recovered}
@@ -119,7 +132,7 @@ def test_compressed_programs_are_cached_and_too_few_dimensions_are_refused(tmp_p
     from edgewise.suite.tasks.tracr import compressed as module
     from edgewise.suite.tasks.tracr.compressed import compress_program
 
-    compiled, sequences = reverse.extras["compiled"], reverse.extras["sequences"]
+    compiled, sequences = reverse.family.compiled, reverse.family.sequences
     config = CompressionConfig(12, steps=3)
     first = compress_program(compiled, "reverse-test", config, sequences, cache_dir=tmp_path)
     monkeypatch.setattr(module, "compress_residual", lambda *a, **k: pytest.fail("trained again"))

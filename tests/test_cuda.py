@@ -3,15 +3,14 @@ as on the CPU. Skipped without a GPU (CI has none); run on a GPU machine with `p
 
 import pytest
 import torch
-
 from conftest import random_transformer
-from edgewise.patching.ablation import resample_ablation
+
 from edgewise.graph import Graph
 from edgewise.methods import discover
-from edgewise.tasks import METRICS
 from edgewise.patching import patched_forward
+from edgewise.patching.ablation import resample_ablation
 from edgewise.patching.reference import per_edge_forward
-from edgewise.tasks import Task
+from edgewise.tasks import METRICS, Task
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -62,8 +62,16 @@ def test_graph_follows_the_declared_feeds():
     model, clean, corrupt = _cnn()
     graph = _cnn_task(model, clean, corrupt).graph()
     assert {e.name for e in graph.edges} == {
-        "stem->block 0", "stem->block 1", "block 0->block 1", "stem->down", "block 0->down", "block 1->down",
-        "down->block 2", "down->head", "block 2->head"}
+        "stem->block 0",
+        "stem->block 1",
+        "block 0->block 1",
+        "stem->down",
+        "block 0->down",
+        "block 1->down",
+        "down->block 2",
+        "down->head",
+        "block 2->head",
+    }
     assert graph.input_writers == ["stem"] and graph.output_readers == ["head"]
     assert Graph.from_dict(graph.to_dict()) == graph  # fed_by survives a file
 
@@ -100,9 +108,17 @@ def test_mask_gradient_across_streams_of_two_widths_matches_autograd_reference()
 def test_checks_pass_on_both_example_models():
     model, clean, corrupt = _cnn()
     mlp = residual_mlp.SkipMLP().eval()
-    for task in (_cnn_task(model, clean, corrupt),
-                 Task("mlp", residual_mlp.declare(mlp, clean), clean, corrupt, METRICS["kl"],
-                      torch.ones(len(clean), 1, dtype=torch.bool))):
+    for task in (
+        _cnn_task(model, clean, corrupt),
+        Task(
+            "mlp",
+            residual_mlp.declare(mlp, clean),
+            clean,
+            corrupt,
+            METRICS["kl"],
+            torch.ones(len(clean), 1, dtype=torch.bool),
+        ),
+    ):
         results = run_checks(task)
         assert all(r.passed for r in results), [r for r in results if not r.passed]
 
@@ -112,14 +128,22 @@ def _small_mlp_task(n_inputs: int) -> Task:
     torch.manual_seed(0)
     mlp = residual_mlp.SkipMLP(width=8, n_blocks=2).eval()
     clean = torch.rand(n_inputs, 1, 8, 8)
-    return Task("mlp", residual_mlp.declare(mlp, clean), clean, clean.flip(0), METRICS["kl"],
-                torch.ones(len(clean), 1, dtype=torch.bool))
+    return Task(
+        "mlp",
+        residual_mlp.declare(mlp, clean),
+        clean,
+        clean.flip(0),
+        METRICS["kl"],
+        torch.ones(len(clean), 1, dtype=torch.bool),
+    )
 
 
 def test_every_method_runs_on_a_declared_model():
     task = _small_mlp_task(6)
     for method in method_names():
-        scores = edgewise.discover(task, method, steps=20) if method.endswith("-sp") else edgewise.discover(task, method)
+        scores = (
+            edgewise.discover(task, method, steps=20) if method.endswith("-sp") else edgewise.discover(task, method)
+        )
         assert scores.scores.shape == (task.graph().n_edges,) and torch.isfinite(scores.scores).all()
 
 
@@ -146,9 +170,13 @@ def test_sequence_model_per_position_graph_passes_checks():
     torch.manual_seed(0)
     model = _Sequence().eval()
     tokens = torch.randint(5, (4, 3))
-    adapter = DeclaredAdapter(model, {"embed": "hook_embed", "mix": "hook_mix_out", "mlp": "hook_mlp_out"},
-                              {"mix": "hook_mix_in", "mlp": "hook_mlp_in", "out": "hook_unembed"}, tokens,
-                              sequence=True)
+    adapter = DeclaredAdapter(
+        model,
+        {"embed": "hook_embed", "mix": "hook_mix_out", "mlp": "hook_mlp_out"},
+        {"mix": "hook_mix_in", "mlp": "hook_mlp_in", "out": "hook_unembed"},
+        tokens,
+        sequence=True,
+    )
     task = Task("seq", adapter, tokens, tokens.flip(0), METRICS["kl"], torch.ones(4, 3, dtype=torch.bool))
     graph = task.graph(per_position=True)
     assert graph.n_edges == 6 * 3
@@ -189,23 +217,34 @@ class _NormAfterAdd(HookedRootModule):
 
 def test_a_norm_between_writer_and_reader_is_rejected():
     with pytest.raises(DeclarationError, match="reader 'b'.*non-additive"):
-        DeclaredAdapter(_NormAfterAdd(), {"a": "hook_a", "b": "hook_b_out"}, {"b": "hook_b_in", "end": "hook_end"},
-                        torch.randn(5, 4))
+        DeclaredAdapter(
+            _NormAfterAdd(),
+            {"a": "hook_a", "b": "hook_b_out"},
+            {"b": "hook_b_in", "end": "hook_end"},
+            torch.randn(5, 4),
+        )
 
 
 def test_bad_declarations_are_rejected_with_the_fix():
     model, clean, _ = _cnn()
     with pytest.raises(DeclarationError, match="not in ResidualCNN"):
-        DeclaredAdapter(model, {**residual_cnn.WRITERS, "x": "hook_nowhere"}, residual_cnn.READERS, clean,
-                        feeds=residual_cnn.FEEDS)
+        DeclaredAdapter(
+            model, {**residual_cnn.WRITERS, "x": "hook_nowhere"}, residual_cnn.READERS, clean, feeds=residual_cnn.FEEDS
+        )
     with pytest.raises(DeclarationError, match="has shape .*feeds"):  # readers after the strided conv, no feeds
         DeclaredAdapter(model, residual_cnn.WRITERS, residual_cnn.READERS, clean)
     with pytest.raises(DeclarationError, match="at least two different inputs"):
-        DeclaredAdapter(model, residual_cnn.WRITERS, residual_cnn.READERS, clean[:1].repeat(3, 1, 1, 1),
-                        feeds=residual_cnn.FEEDS)
+        DeclaredAdapter(
+            model, residual_cnn.WRITERS, residual_cnn.READERS, clean[:1].repeat(3, 1, 1, 1), feeds=residual_cnn.FEEDS
+        )
     with pytest.raises(DeclarationError, match="only after it"):
-        DeclaredAdapter(model, residual_cnn.WRITERS, residual_cnn.READERS, clean,
-                        feeds={**residual_cnn.FEEDS, "block 0": ["block 1"]})
+        DeclaredAdapter(
+            model,
+            residual_cnn.WRITERS,
+            residual_cnn.READERS,
+            clean,
+            feeds={**residual_cnn.FEEDS, "block 0": ["block 1"]},
+        )
     with pytest.raises(DeclarationError, match="HookedRootModule"):
         DeclaredAdapter(nn.Linear(2, 2), {"a": "x"}, {"b": "y"}, torch.randn(3, 2))
 
@@ -246,8 +285,9 @@ def test_edge_sp_minimises_a_user_objective_and_other_methods_refuse_one():
 
 def test_channel_split_writers_patch_one_channel_as_a_hand_written_patch_does():
     model, clean, corrupt = _cnn()
-    adapter = DeclaredAdapter(model, residual_cnn.WRITERS, residual_cnn.READERS, clean, feeds=residual_cnn.FEEDS,
-                              split=["stem", "block 1"])
+    adapter = DeclaredAdapter(
+        model, residual_cnn.WRITERS, residual_cnn.READERS, clean, feeds=residual_cnn.FEEDS, split=["stem", "block 1"]
+    )
     task = Task("cnn", adapter, clean, corrupt, METRICS["kl"], torch.ones(len(clean), 1, dtype=torch.bool))
     graph = task.graph()
     assert [n for n in graph.writers if n.startswith("stem")] == [f"stem.c{c}" for c in range(8)]
@@ -265,8 +305,10 @@ def test_channel_split_writers_patch_one_channel_as_a_hand_written_patch_does():
             diff[:, 5] = cache["corrupt"][:, 5] - cache["clean"][:, 5]
             return value + diff
 
-        hooks = [("hook_stem", lambda v, hook: cache.__setitem__("clean", v.clone())),
-                 ("blocks.1.hook_in", add_channel_5)]
+        hooks = [
+            ("hook_stem", lambda v, hook: cache.__setitem__("clean", v.clone())),
+            ("blocks.1.hook_in", add_channel_5),
+        ]
         with model.hooks(fwd_hooks=hooks):
             reference = model(clean)
     assert (patched[:, 0] - reference).abs().max() < 1e-5 and (reference - model(clean)).abs().max() > 1e-4
@@ -285,7 +327,8 @@ def test_a_task_file_runs_on_the_command_line(tmp_path):
         "    torch.manual_seed(0)\n"
         "    model, x = residual_mlp.SkipMLP(width=8, n_blocks=2).eval(), torch.rand(6, 1, 8, 8)\n"
         "    return Task('mine', residual_mlp.declare(model, x), x, x.flip(0), METRICS['kl'],\n"
-        "                torch.ones(6, 1, dtype=torch.bool))\n")
+        "                torch.ones(6, 1, dtype=torch.bool))\n"
+    )
     result = run_edgewise("check", f"{source}:make")
     assert result.returncode == 0 and "16/16 patching checks passed on mine" in result.stdout
     missing = run_edgewise("check", f"{source}:nothing")

@@ -9,31 +9,35 @@ from collections import Counter
 
 import pytest
 import torch
-
 from conftest import random_transformer, run_edgewise
 from test_interop_acdc import ACDC_REVERSE
-from edgewise.interop.acdc import import_acdc_edges
-from edgewise.diagnostics.behaviour import behaviour_check
-from edgewise.graph import Circuit
-from edgewise.errors import GraphMismatchError
-from edgewise.diagnostics.constant_writers import constant_writers
+
 from edgewise.diagnostics import DiagnosticsSettings, diagnose
-from edgewise.errors import InvalidHyperparameterError
-from edgewise.graph import Edge, Graph
-from edgewise.tasks import METRICS
+from edgewise.diagnostics.behaviour import behaviour_check
+from edgewise.diagnostics.constant_writers import constant_writers
 from edgewise.diagnostics.minimal_circuit import minimal_circuit
-from edgewise.patching import patched_forward
-from edgewise.tasks import Task
+from edgewise.errors import GraphMismatchError, InvalidHyperparameterError
+from edgewise.graph import Circuit, Edge, Graph
+from edgewise.interop.acdc import import_acdc_edges
 from edgewise.models import Transformer, TransformerConfig
-from edgewise.patching import full_logits, task_ablation
+from edgewise.patching import full_logits, patched_forward, task_ablation
+from edgewise.tasks import METRICS, Task
 
 AUTO_CIRCUIT_RESAMPLE = {Edge("Resid Start", "A3.0.V"), Edge("A3.0", "Resid End")}
 
 
 def _task(model: Transformer, clean: torch.Tensor, metric: str, truth: list[tuple[str, str]], categorical: bool):
     """Returns a task on `model` whose corrupted batch is the clean batch rolled by one row (no row kept)."""
-    return Task(name="hand-built", model=model, clean=clean, corrupt=clean.roll(1, 0), metric=METRICS[metric],
-                scored_positions=torch.ones_like(clean, dtype=torch.bool), ground_truth=truth, categorical=categorical)
+    return Task(
+        name="hand-built",
+        model=model,
+        clean=clean,
+        corrupt=clean.roll(1, 0),
+        metric=METRICS[metric],
+        scored_positions=torch.ones_like(clean, dtype=torch.bool),
+        ground_truth=truth,
+        categorical=categorical,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -113,19 +117,27 @@ def test_diagnose_takes_the_tasks_truth_tolerance_unless_the_settings_set_one(re
     """Removing both paths moves the output by 1: at the task's tolerance 2 that is no change, so no copies back
     each other up; the settings' own tolerance, when given, wins."""
     tolerant = dataclasses.replace(redundant_task, truth_tolerance=2.0)
-    groups = [diagnose(task, ablations=("zero",), settings=settings).ablations["zero"].redundancy
-              for task, settings in [(redundant_task, DiagnosticsSettings()), (tolerant, DiagnosticsSettings()),
-                                     (tolerant, DiagnosticsSettings(truth_tolerance=1e-4))]]
-    assert [[g.describe() for g in found] for found in groups] == [["MLP 0 and Resid Start->MLP 1 each suffice"], [],
-                                                                   ["MLP 0 and Resid Start->MLP 1 each suffice"]]
+    groups = [
+        diagnose(task, ablations=("zero",), settings=settings).ablations["zero"].redundancy
+        for task, settings in [
+            (redundant_task, DiagnosticsSettings()),
+            (tolerant, DiagnosticsSettings()),
+            (tolerant, DiagnosticsSettings(truth_tolerance=1e-4)),
+        ]
+    ]
+    assert [[g.describe() for g in found] for found in groups] == [
+        ["MLP 0 and Resid Start->MLP 1 each suffice"],
+        [],
+        ["MLP 0 and Resid Start->MLP 1 each suffice"],
+    ]
 
 
 def _reverse_constant_writers(task, graph) -> tuple[set[str], set[str]]:
     """Returns (constant, zero) writers read off the compiler's tables: every input has length 3, so a writer that
     writes only `length` and `opp_idx` directions writes the same on every input; a writer that writes nothing is
     zero."""
-    assert {len(s) for s in task.extras["sequences"]} == {3}
-    writes = task.extras["compiled"].writes
+    assert {len(s) for s in task.family.sequences} == {3}
+    writes = task.family.compiled.writes
     zero = {w for w in graph.writers if not writes.get(w)}
     constant = {w for w in graph.writers if w in writes and all(d.startswith(("length", "opp_idx")) for d in writes[w])}
     return constant | zero, zero
@@ -179,7 +191,7 @@ def test_reverse_minimal_circuit_under_mean_is_faithful_and_one_minimal(reverse,
 
 def test_behaviour_of_the_full_model_matches_the_reversed_inputs(reverse_diagnosis, reverse):
     full = reverse_diagnosis.ablations["resample"].behaviour.rows[0]
-    answers = Counter(str(v) for s in reverse.extras["sequences"] for v in reversed(s))
+    answers = Counter(str(v) for s in reverse.family.sequences for v in reversed(s))
     n = sum(answers.values())
     assert full.distribution == {k: c / n for k, c in answers.items()}
     assert full.flags == () and full.agreement == 1.0 and full.loss == 0.0
@@ -195,7 +207,9 @@ def test_empty_circuit_flagged_constant_under_mean_and_zero(reverse_diagnosis, k
 
 def test_numerical_empty_circuit_flagged_constant_and_minimal_circuit_not(proportion):
     graph = proportion.graph()
-    check = behaviour_check(proportion, graph, task_ablation(proportion, graph, "zero"), proportion.ground_truth_edges(graph))
+    check = behaviour_check(
+        proportion, graph, task_ablation(proportion, graph, "zero"), proportion.ground_truth_edges(graph)
+    )
     full, circuit, empty = check.rows
     assert {"constant output", "ignores input"} <= set(empty.flags)
     assert full.flags == circuit.flags == ()
@@ -255,8 +269,9 @@ def test_cli_diagnose_checks_a_given_circuit(tmp_path):
     path = tmp_path / "c.json"
     Circuit(frozenset(AUTO_CIRCUIT_RESAMPLE), description="resample circuit").save(path)
     out = tmp_path / "d.json"
-    result = run_edgewise("diagnose", "tracr-reverse", "--circuit", str(path), "--ablations", "resample,zero",
-                      "--json", str(out))
+    result = run_edgewise(
+        "diagnose", "tracr-reverse", "--circuit", str(path), "--ablations", "resample,zero", "--json", str(out)
+    )
     assert result.returncode == 0, result.stderr
     ablations = json.loads(out.read_text())["ablations"]
     rows = {kind: a["behaviour"]["rows"][1] for kind, a in ablations.items()}
@@ -287,7 +302,7 @@ def test_diagnose_on_an_oracle_feature_graph():
     graph = diagnosis.graph
     assert graph.features == "oracle"
     constant = {w.writer for w in diagnosis.writers if w.constant}
-    assert (torch.cat([task.clean, task.corrupt]) != task.extras["compiled"].pad_id).all()  # no padding: same length
+    assert (torch.cat([task.clean, task.corrupt]) != task.family.compiled.pad_id).all()  # no padding: same length
     assert {f"Resid Start[indices:{i}]" for i in range(5)} <= constant
     # A0.0's output features are named by tracr's label, which counts up over the programs a process compiled
     # (shift_1 in a fresh process, shift_10 in a cache written by one that compiled others first)
@@ -296,8 +311,9 @@ def test_diagnose_on_an_oracle_feature_graph():
     minimal = diagnosis.ablations["resample"].minimal
     expected = {Edge(f"Resid Start[tokens:{v}]", "A0.0.V") for v in "abc"} | {Edge(w, "Resid End") for w in outputs}
     assert set(minimal.edges) == expected
-    logits = patched_forward(task.model, graph, task.clean, task_ablation(task, graph, "resample"),
-                             graph.mask_for(expected)[None])[0]
+    logits = patched_forward(
+        task.model, graph, task.clean, task_ablation(task, graph, "resample"), graph.mask_for(expected)[None]
+    )[0]
     assert (logits - full_logits(task)).abs().max() < 1e-5
 
 
@@ -316,10 +332,14 @@ def test_preference_order_recovers_a_fixed_ranking_and_never_beats_the_best_rank
     ranking = [3, 1, 4, 0, 2]
     answers = torch.tensor([next(c for c in ranking if offered[i, c]) for i in range(200)])
     order, share = preference_order(answers, offered)
-    assert share == 1.0 and _explained_share(order, answers.tolist(), [set(torch.nonzero(o).flatten().tolist())
-                                                                        for o in offered]) == 1.0
-    noisy = torch.where(torch.rand(200, generator=generator) < 0.3,
-                        torch.randint(5, (200,), generator=generator), answers)
+    assert (
+        share == 1.0
+        and _explained_share(order, answers.tolist(), [set(torch.nonzero(o).flatten().tolist()) for o in offered])
+        == 1.0
+    )
+    noisy = torch.where(
+        torch.rand(200, generator=generator) < 0.3, torch.randint(5, (200,), generator=generator), answers
+    )
     noisy = torch.where(offered[torch.arange(200), noisy], noisy, answers)  # answers stay on offer
     order, share = preference_order(noisy, offered)
     offer_sets = [set(torch.nonzero(o).flatten().tolist()) for o in offered]

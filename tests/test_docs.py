@@ -71,7 +71,7 @@ def fenced_blocks(path: Path) -> list[Block]:
             closing = FENCE.match(lines[j])
             if closing and closing["fence"].startswith(fence[0] * len(fence)) and not closing["info"].strip():
                 break
-            body.append(lines[j][len(indent):] if lines[j].startswith(indent) else lines[j].lstrip())
+            body.append(lines[j][len(indent) :] if lines[j].startswith(indent) else lines[j].lstrip())
             j += 1
         assert j < len(lines), f"{name}:{i + 1}: a fence that is never closed"
         blocks.append(Block(name, i + 1, language, "\n".join(body) + "\n", marked))
@@ -122,8 +122,13 @@ def command_line_env() -> dict[str, str]:
 
 def help_commands() -> set[str]:
     """Returns the commands `edgewise --help` lists (argparse's `{tasks,graph,...}`), from a fresh interpreter."""
-    done = subprocess.run([sys.executable, "-m", "edgewise.cli", "--help"], capture_output=True, text=True,
-                          timeout=120, env=command_line_env())
+    done = subprocess.run(
+        [sys.executable, "-m", "edgewise.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=command_line_env(),
+    )
     assert done.returncode == 0, done.stderr
     listed = re.search(r"\{([a-z,-]+)\}", done.stdout)
     assert listed, f"no {{command,...}} list in `edgewise --help`:\n{done.stdout}"
@@ -159,8 +164,10 @@ def test_every_fence_names_its_language():
 def test_every_code_block_is_run_or_marked():
     unmarked = unmarked_blocks()
     not_run = {f"{b.file}:{b.line} ({b.language})" for key, b in unmarked.items() if key not in EXECUTED}
-    assert not not_run, (f"python/bash blocks neither run by a test nor marked {NOT_RUN!r} on the line above their "
-                         f"fence: {sorted(not_run)}")
+    assert not not_run, (
+        f"python/bash blocks neither run by a test nor marked {NOT_RUN!r} on the line above their "
+        f"fence: {sorted(not_run)}"
+    )
     missing = sorted(set(EXECUTED) - set(unmarked))
     assert not missing, f"EXECUTED names blocks the docs no longer have: {missing}"
 
@@ -200,8 +207,9 @@ def test_command_line_blocks_run():
 
     block = executed_block("docs/getting-started.md", "bash")
     for command in [line for line in block.text.splitlines() if line.strip() and not line.startswith("#")]:
-        done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120, cwd=ROOT,
-                              env=command_line_env())
+        done = subprocess.run(
+            command, shell=True, capture_output=True, text=True, timeout=120, cwd=ROOT, env=command_line_env()
+        )
         assert done.returncode == 0, f"{command!r} exited {done.returncode}:\n{done.stderr}"
         assert done.stdout.strip(), f"{command!r} printed nothing"
         if command.strip() == "edgewise --version":
@@ -210,7 +218,9 @@ def test_command_line_blocks_run():
 
 def test_readme_command_table_names_every_command_of_help():
     table, listed = readme_table_commands(), help_commands()
-    assert table - listed == set(), f"README's command table names commands `edgewise --help` does not: {table - listed}"
+    assert table - listed == set(), (
+        f"README's command table names commands `edgewise --help` does not: {table - listed}"
+    )
     assert listed - table == set(), f"README's command table lacks commands `edgewise --help` lists: {listed - table}"
 
 
@@ -227,8 +237,45 @@ def test_docs_site_builds_strict(tmp_path):
     if importlib.util.find_spec("mkdocs") is None:
         pytest.skip("mkdocs is not installed (pip install mkdocs-material mkdocstrings-python); the site is not built")
     env = command_line_env() | {"NO_MKDOCS_2_WARNING": "1"}
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert done.returncode == 0, f"mkdocs build --strict failed:\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
     assert (tmp_path / "site" / "index.html").exists()
     assert (tmp_path / "site" / "api" / "graph" / "index.html").exists()
+
+
+def _resolves(dotted: str) -> bool:
+    """Returns whether `edgewise.a.b.c` names a module, or an attribute reached from the longest importable module."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            value = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for name in parts[cut:]:
+                value = getattr(value, name)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+def test_every_python_name_the_docs_give_exists():
+    """Every `edgewise.x.y` name in README.md and the docs (in code spans and blocks) is a module or attribute that
+    exists, so a moved or renamed entry point fails here rather than for a reader."""
+    named = {
+        match.group(0).rstrip(".")
+        for path in doc_files()
+        if "results" not in path.parts
+        for match in re.finditer(r"\bedgewise(?:\.[A-Za-z_]\w*)+", path.read_text())
+    }
+    assert named, "no names found: the pattern is broken"
+    missing = sorted(name for name in named if not _resolves(name))
+    assert missing == [], f"the docs name Python entry points that do not exist: {missing}"

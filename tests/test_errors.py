@@ -9,10 +9,10 @@ import torch
 from edgewise import (
     BatchShapeError,
     CompileError,
-    InvalidMaskError,
-    InvalidTokensError,
     Graph,
     GraphMismatchError,
+    InvalidMaskError,
+    InvalidTokensError,
     Task,
     UnknownAblationError,
     UnknownTaskError,
@@ -20,9 +20,9 @@ from edgewise import (
     make_ablation,
     patched_forward,
 )
-from edgewise.tasks import METRICS
-from edgewise.suite.tasks.tracr import get_task, tracr_task
 from edgewise.patching import task_ablation
+from edgewise.suite.tasks.tracr import get_task, tracr_task
+from edgewise.tasks import METRICS
 
 
 def test_unknown_task_name_suggests_the_closest():
@@ -72,7 +72,7 @@ def test_edge_not_in_graph(reverse):
 
 def test_unknown_token_in_a_tracr_input(reverse):
     with pytest.raises(InvalidTokensError, match="not in tracr-reverse's vocabulary"):
-        reverse.extras["compiled"].encode([[1, 2, 7]])
+        reverse.family.compiled.encode([[1, 2, 7]])
 
 
 @pytest.mark.parametrize(
@@ -100,8 +100,13 @@ def test_mask_with_nan(reverse):
 def test_graph_or_ablation_of_another_model(reverse, proportion):
     graph = reverse.graph()  # 4 layers; proportion's model has 2
     with pytest.raises(GraphMismatchError, match="no hook point 'blocks.2.hook_q_input'.*another model"):
-        patched_forward(proportion.model, graph, proportion.clean, task_ablation(proportion, proportion.graph()),
-                        torch.ones(graph.n_edges))
+        patched_forward(
+            proportion.model,
+            graph,
+            proportion.clean,
+            task_ablation(proportion, proportion.graph()),
+            torch.ones(graph.n_edges),
+        )
     other = make_ablation("zero", proportion.model, proportion.graph(), proportion.clean)
     with pytest.raises(GraphMismatchError, match="recorded on another model"):
         patched_forward(reverse.model, graph, reverse.clean, other, torch.ones(graph.n_edges))
@@ -152,8 +157,9 @@ def test_tracr_task_with_one_sequence_cannot_be_paired():
     ],
 )
 def test_bad_hyperparameters_exit_2_before_any_work(setting, message, monkeypatch):
-    import edgewise.suite.tasks
     from conftest import run_edgewise
+
+    import edgewise.suite.tasks
 
     def no_work(*args, **kwargs):
         raise AssertionError("the task was loaded before the hyperparameters were checked")
@@ -181,10 +187,13 @@ def test_top_k_must_be_a_positive_integer(top_k):
 
 
 def test_output_paths_that_cannot_be_written_exit_2_before_any_work(tmp_path, monkeypatch):
-    import edgewise.suite.tasks
     from conftest import run_edgewise
 
-    monkeypatch.setattr(edgewise.suite.tasks, "get_task", lambda *a, **k: pytest.fail("work started before the path check"))
+    import edgewise.suite.tasks
+
+    monkeypatch.setattr(
+        edgewise.suite.tasks, "get_task", lambda *a, **k: pytest.fail("work started before the path check")
+    )
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     locked = tmp_path / "locked"

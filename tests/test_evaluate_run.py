@@ -15,8 +15,10 @@ def runs(reverse):
     graph = reverse.graph()
     ablated = task_ablation(reverse, graph, "zero")
     truths = ground_truths(reverse, graph, ablated)
-    return {m: RunEvaluation(reverse, discover(reverse, m, graph=graph, ablated=ablated), ablated, truths)
-            for m in ("edge-sp", "acdc", "eap")}
+    return {
+        m: RunEvaluation(reverse, discover(reverse, m, graph=graph, ablated=ablated), ablated, truths)
+        for m in ("edge-sp", "acdc", "eap")
+    }
 
 
 def test_each_method_reports_its_own_circuit(runs):
@@ -50,10 +52,20 @@ def test_auroc_and_faithfulness_match_hand_computations(reverse, runs):
 
 
 def test_record_holds_every_figure_once(runs):
-    record = runs["acdc"].record()
-    assert {"auroc", "auroc_effective", "node_auroc", "node_auroc_effective", "faithfulness_at_truth_size",
-            "faithfulness_at_truth_size_effective", "circuit_edges", "circuit_faithfulness", "cpr", "cmd",
-            "edges_to_95"} <= set(record)
+    record = runs["acdc"].figures().to_json()
+    assert {
+        "auroc",
+        "auroc_effective",
+        "node_auroc",
+        "node_auroc_effective",
+        "faithfulness_at_truth_size",
+        "faithfulness_at_truth_size_effective",
+        "circuit_edges",
+        "circuit_faithfulness",
+        "cpr",
+        "cmd",
+        "edges_to_95",
+    } <= set(record)
     assert record["circuit_edges"] == len(runs["acdc"].circuit)
 
 
@@ -61,4 +73,4 @@ def test_tasks_without_a_ground_truth_get_a_default_circuit_size(reverse):
     graph = reverse.graph()
     ablated = task_ablation(reverse, graph, "resample")
     run = RunEvaluation(reverse, discover(reverse, "random", graph=graph, ablated=ablated), ablated, truths={})
-    assert len(run.circuit) == 20 and run.record()["circuit_edges"] == 20 and "auroc" not in run.record()
+    assert len(run.circuit) == 20 and run.figures().circuit_edges == 20 and run.figures().truths == {}

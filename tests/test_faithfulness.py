@@ -50,10 +50,13 @@ def test_edges_to_reach_is_the_first_size_at_the_level():
     assert edges_to_reach(FaithfulnessCurve([0, 10, 100, 1000], [0.0, 0.5, 0.97, 1.0], 1000)) == 100
 
 
-@pytest.mark.parametrize("name, per_position, ablation", [
-    ("tracr-proportion", False, "resample"),
-    ("tracr-reverse", True, "zero"),
-])
+@pytest.mark.parametrize(
+    "name, per_position, ablation",
+    [
+        ("tracr-proportion", False, "resample"),
+        ("tracr-reverse", True, "zero"),
+    ],
+)
 def test_faithfulness_curve_matches_one_circuit_at_a_time(name, per_position, ablation):
     task = tracr(name)
     graph = task.graph(per_position=per_position)
@@ -88,4 +91,3 @@ def test_faithfulness_of_ground_truth_and_empty_circuit(reverse):
     ablated = task_ablation(reverse, graph, "zero")
     assert faithfulness(reverse, graph, ablated, reverse.ground_truth_edges(graph)) == pytest.approx(1.0)
     assert faithfulness(reverse, graph, ablated, set()) == pytest.approx(0.0)
-

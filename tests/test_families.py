@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from edgewise.suite.bench import RunRecord, plot_families
 from edgewise.suite.bench.families import FAMILIES, family_markdown, family_of, family_summary, ranks, spearman
-from edgewise.suite.bench import plot_families
 from edgewise.suite.tasks.registry import task_names
 
 
@@ -28,12 +28,23 @@ def test_families_hold_registered_tasks_and_no_task_twice():
 
 def test_family_summary_means_and_correlation(tmp_path):
     def record(task, method, auroc):
-        return {"task": task, "method": method, "auroc_effective": auroc}
+        return RunRecord.from_json(
+            {"task": task, "graph": "plain", "ablation": "resample", "method": method, "auroc_effective": auroc}
+        )
 
-    records = [record("tracr-reverse", "a", 1.0), record("tracr-sort", "a", 0.8), record("tracr-reverse", "b", 0.7),
-               record("tracr-sort", "b", 0.7), record("tracr-reverse", "c", 0.4), record("tracr-sort", "c", 0.6),
-               record("induction", "a", 0.9), record("induction", "b", 0.6),
-               record("induction", "c", 0.8), record("smollm2-ioi", "a", None), record("induction", "c", None)]
+    records = [
+        record("tracr-reverse", "a", 1.0),
+        record("tracr-sort", "a", 0.8),
+        record("tracr-reverse", "b", 0.7),
+        record("tracr-sort", "b", 0.7),
+        record("tracr-reverse", "c", 0.4),
+        record("tracr-sort", "c", 0.6),
+        record("induction", "a", 0.9),
+        record("induction", "b", 0.6),
+        record("induction", "c", 0.8),
+        record("smollm2-ioi", "a", None),
+        record("induction", "c", None),
+    ]
     summary = family_summary(records)
     assert summary.families == ("tracr", "induction")
     assert summary.auroc["a"] == {"tracr": pytest.approx(0.9), "induction": 0.9}
@@ -48,13 +59,22 @@ def test_family_summary_means_and_correlation(tmp_path):
 
 def test_a_method_missing_some_of_a_family_is_marked_partial_and_left_out_of_the_correlations(tmp_path):
     def record(task, method, auroc, ablation="resample"):
-        return {"task": task, "method": method, "auroc_effective": auroc, "ablation": ablation}
+        return RunRecord.from_json(
+            {"task": task, "graph": "plain", "method": method, "auroc_effective": auroc, "ablation": ablation}
+        )
 
-    full = [record(t, m, v) for m, v in (("a", 0.9), ("b", 0.7), ("c", 0.5))
-            for t in ("tracr-reverse", "tracr-sort", "induction")]
+    full = [
+        record(t, m, v)
+        for m, v in (("a", 0.9), ("b", 0.7), ("c", 0.5))
+        for t in ("tracr-reverse", "tracr-sort", "induction")
+    ]
     # d ran only one of tracr's two tasks (a sweep under way); e ran induction under zero ablation only
-    records = [*full, record("tracr-reverse", "d", 1.0), record("induction", "d", 0.1),
-               record("tracr-reverse", "e", 0.2, "zero")]
+    records = [
+        *full,
+        record("tracr-reverse", "d", 1.0),
+        record("induction", "d", 0.1),
+        record("tracr-reverse", "e", 0.2, "zero"),
+    ]
     summary = family_summary(records)
     # the family's runs are every (task, ablation) any method ran: e's zero run makes tracr's others partial too
     assert summary.partial["d"] == ("tracr",) and summary.partial["a"] == ("tracr",)
@@ -71,10 +91,13 @@ def test_a_method_missing_some_of_a_family_is_marked_partial_and_left_out_of_the
 
 
 def test_family_summary_keeps_each_preset_of_a_method_apart():
-    records = [{"task": "tracr-reverse", "method": "acdc", "preset": "tuned", "auroc_effective": 1.0},
-               {"task": "tracr-reverse", "method": "acdc", "preset": "published", "auroc_effective": 0.5},
-               {"task": "tracr-sort", "method": "acdc", "auroc_effective": 0.8}]  # records before presets: tuned
-    summary = family_summary(records)
+    same = {"graph": "plain", "ablation": "resample", "method": "acdc"}
+    records = [
+        {**same, "task": "tracr-reverse", "preset": "tuned", "auroc_effective": 1.0},
+        {**same, "task": "tracr-reverse", "preset": "published", "auroc_effective": 0.5},
+        {**same, "task": "tracr-sort", "auroc_effective": 0.8},
+    ]  # records before presets: tuned
+    summary = family_summary([RunRecord.from_json(r) for r in records])
     assert summary.methods == ("acdc", "acdc (published)")
     assert summary.auroc == {"acdc": {"tracr": pytest.approx(0.9)}, "acdc (published)": {"tracr": 0.5}}
 
@@ -83,8 +106,17 @@ def test_cli_bench_over_two_families_writes_and_plots_the_cross_benchmark_table(
     from conftest import run_edgewise
 
     out = tmp_path / "bench"
-    result = run_edgewise("bench", "--out", str(out), "--tasks", "tracr-reverse,tracr-redundant-or", "--methods",
-                          "random,exact", "--ablations", "zero")
+    result = run_edgewise(
+        "bench",
+        "--out",
+        str(out),
+        "--tasks",
+        "tracr-reverse,tracr-redundant-or",
+        "--methods",
+        "random,exact",
+        "--ablations",
+        "zero",
+    )
     assert result.returncode == 0, result.stderr
     table = (out / "families.md").read_text()
     assert "| method | tracr (1 runs) | redundant (1 runs) |" in table and "Spearman" in result.stdout

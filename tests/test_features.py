@@ -9,13 +9,13 @@ import json
 
 import pytest
 import torch
+from conftest import run_edgewise
 
 import edgewise
-from conftest import run_edgewise
-from edgewise.graph.dictionary import Dictionary, feature_groups, node_outputs
 from edgewise.errors import GraphMismatchError
 from edgewise.evaluate import effective_ground_truth, roc_auc
 from edgewise.graph import Edge, Graph, NodeKind
+from edgewise.graph.dictionary import Dictionary, feature_groups, node_outputs
 from edgewise.patching import full_logits, patched_forward, task_ablation
 from edgewise.patching.ablation import resample_ablation
 from edgewise.patching.checks import run_checks
@@ -40,7 +40,7 @@ def test_oracle_features_are_the_programs_variables(reverse):
     graph = reverse.graph(features="oracle")
     outputs = node_outputs_on(reverse, graph, reverse.clean)  # [batch, pos, writer, d_model]
     activation = outputs.norm(dim=-1)  # a one-hot residual direction: its coordinate is the part's norm
-    lengths = (reverse.scored_positions.sum(1))  # tokens after BOS
+    lengths = reverse.scored_positions.sum(1)  # tokens after BOS
     for value, i in _features_of(graph, "MLP 0", "length").items():
         expected = (lengths == int(value))[:, None].expand(-1, reverse.n_positions) & reverse.scored_positions
         assert torch.equal(activation[..., i][reverse.scored_positions] > 0.5, expected[reverse.scored_positions])
@@ -57,8 +57,11 @@ def test_oracle_features_are_the_programs_variables(reverse):
 def node_outputs_on(task, graph: Graph, tokens: torch.Tensor) -> torch.Tensor:
     """Returns every writer node's output on `tokens`: [batch, pos, n_writers, d_model]."""
     parts = []
-    hooks = [(g.hook, lambda value, hook, g=g: parts.append(node_outputs(g, graph.dictionaries, value)))
-             for g in graph.groups if g.kind == "writer"]
+    hooks = [
+        (g.hook, lambda value, hook, g=g: parts.append(node_outputs(g, graph.dictionaries, value)))
+        for g in graph.groups
+        if g.kind == "writer"
+    ]
     with torch.no_grad(), task.adapter.hooks(hooks):
         task.adapter.forward(tokens)
     return torch.cat(parts, dim=-2)
@@ -78,7 +81,9 @@ def test_feature_edges_patch_like_a_hand_written_feature_ablation(reverse):
     and nothing else: a hook on the reader written here, from the residual basis alone."""
     graph = reverse.graph(features="oracle")
     dictionary = graph.dictionaries["MLP 1"]
-    feature = next(i for i, label in enumerate(dictionary.labels) if label.endswith(":1"))  # opp_idx = 1: the last token
+    feature = next(
+        i for i, label in enumerate(dictionary.labels) if label.endswith(":1")
+    )  # opp_idx = 1: the last token
     edge = Edge(f"MLP 1[{dictionary.labels[feature]}]", "MLP 2")
     direction = dictionary.decoder[feature]  # a one-hot residual direction
     assert direction.abs().sum() == 1 and direction.max() == 1
@@ -141,10 +146,13 @@ def test_a_restricted_dictionary_moves_the_other_features_into_the_error(reverse
     split = Graph(feature_groups(graph.groups, {"MLP 1": kept}), None, "custom", {"MLP 1": kept})
     ablated = task_ablation(reverse, split, "resample")
     mask = torch.rand(split.n_edges, generator=torch.Generator().manual_seed(0))
-    assert (patched_forward(reverse.model, split, reverse.clean, ablated, torch.ones(split.n_edges))
-            - full_logits(reverse)).abs().max() < 1e-5
-    assert (patched_forward(reverse.model, split, reverse.clean, ablated, mask)
-            - per_edge_forward(reverse.model, split, reverse.clean, ablated, mask)).abs().max() < 1e-5
+    assert (
+        patched_forward(reverse.model, split, reverse.clean, ablated, torch.ones(split.n_edges)) - full_logits(reverse)
+    ).abs().max() < 1e-5
+    assert (
+        patched_forward(reverse.model, split, reverse.clean, ablated, mask)
+        - per_edge_forward(reverse.model, split, reverse.clean, ablated, mask)
+    ).abs().max() < 1e-5
 
 
 def test_a_hand_made_dictionary_on_a_head_splits_only_that_head(random_model, random_batches):
@@ -158,14 +166,21 @@ def test_a_hand_made_dictionary_on_a_head_splits_only_that_head(random_model, ra
     dictionary = Dictionary.from_directions(directions, ["a", "b", "c"])
     split = Graph(feature_groups(graph.groups, {head.name: dictionary}), None, "custom", {head.name: dictionary})
     assert [n.name for n in split.writer_nodes if n.component == head.name] == [
-        "A1.2[a]", "A1.2[b]", "A1.2[c]", "A1.2[error]"]
+        "A1.2[a]",
+        "A1.2[b]",
+        "A1.2[c]",
+        "A1.2[error]",
+    ]
     assert len(split.writers) == len(graph.writers) + 3
     ablated = resample_ablation(random_model, split, corrupt)
     mask = torch.rand(split.n_edges, generator=torch.Generator().manual_seed(0))
-    assert (patched_forward(random_model, split, clean, ablated, mask)
-            - per_edge_forward(random_model, split, clean, ablated, mask)).abs().max() < 1e-4
-    assert (patched_forward(random_model, split, clean, ablated, torch.ones(split.n_edges))
-            - random_model(clean)).abs().max() < 1e-4
+    assert (
+        patched_forward(random_model, split, clean, ablated, mask)
+        - per_edge_forward(random_model, split, clean, ablated, mask)
+    ).abs().max() < 1e-4
+    assert (
+        patched_forward(random_model, split, clean, ablated, torch.ones(split.n_edges)) - random_model(clean)
+    ).abs().max() < 1e-4
 
 
 def test_feature_graph_files_keep_nodes_but_patching_needs_the_dictionaries(reverse, tmp_path):
@@ -195,7 +210,7 @@ def test_graph_names_the_rasp_operation_of_each_block(reverse, tmp_path):
     """lib.make_reverse: length = SelectorWidth(...), opp_idx = length - indices (a SequenceMap), opp_idx - 1 (a Map),
     reverse = Aggregate(Select(indices, opp_idx - 1, EQ), tokens). The compiler places them on MLP 0, MLP 1, MLP 2 and
     head A3.0, and the true edges carry those variables."""
-    compiled = reverse.extras["compiled"]
+    compiled = reverse.family.compiled
     strip = lambda entries: [e.rsplit("_", 1)[0] if e[-1].isdigit() else e for e in entries]  # noqa: E731
     operations = {w: [o.split(" ", 1)[1] for o in ops] for w, ops in compiled.writer_operations().items()}
     assert operations["MLP 1"] == ["(SequenceMap)"] and operations["MLP 2"] == ["(Map)"]
@@ -210,8 +225,9 @@ def test_graph_names_the_rasp_operation_of_each_block(reverse, tmp_path):
     assert strip(carries["MLP 2", "A3.0.Q"]) == ["opp_idx-1"]
 
 
-@pytest.mark.parametrize("method", ["acdc", "eap", "eap-ig-activations", "eap-ig-inputs", "edge-sp", "exact",
-                                    "node-sp"])
+@pytest.mark.parametrize(
+    "method", ["acdc", "eap", "eap-ig-activations", "eap-ig-inputs", "edge-sp", "exact", "node-sp"]
+)
 def test_every_method_runs_on_feature_graphs_through_discover(proportion, method):
     """Every method scores proportion's oracle feature graph through the same `discover`, and ranks the three feature
     edges resample ablation needs (`Resid Start[tokens:x]->MLP 0`, `MLP 0[map_3]->A1.0.V`, A1.0's output) above the

@@ -27,8 +27,8 @@ def test_game_tasks_are_built_in_with_a_held_out_split():
     assert {"tictactoe", "tictactoe-no-corners"} <= set(task_names())
     task, held_out = get_task("tictactoe"), get_task("tictactoe", held_out=True)
     assert task.graph().n_edges == 320 and len(task.graph().writers) == 128
-    seen = {tuple(b) for b in task.extras["boards"]}
-    assert not seen & {tuple(b) for b in held_out.extras["boards"]}
+    seen = {tuple(b) for b in task.family.boards}
+    assert not seen & {tuple(b) for b in held_out.family.boards}
 
 
 def test_patching_checks_pass_on_the_declared_network(blocks):
@@ -39,13 +39,15 @@ def test_patching_checks_pass_on_the_declared_network(blocks):
 def test_worst_move_objective_is_the_full_value_heads_value_of_the_policys_moves(blocks):
     model = blocks.model.model
     out = model(blocks.clean)  # [batch, 2, 9]: policy logits, move values
-    legal = (blocks.clean[:, :2].sum(1).flatten(1) == 0)
+    legal = blocks.clean[:, :2].sum(1).flatten(1) == 0
     expected = (out[:, 0].masked_fill(~legal, -float("inf")).softmax(-1) * out[:, 1]).sum(-1).mean()
     policy = blocks.adapter.forward(blocks.clean)  # the heads before masking: the objective masks
     assert blocks.objectives["worst-move"](policy, policy, blocks.scored_positions) == pytest.approx(
-        expected.item(), abs=1e-5)
+        expected.item(), abs=1e-5
+    )
     assert blocks.objectives["best-move"](policy, policy, blocks.scored_positions) == pytest.approx(
-        -expected.item(), abs=1e-5)
+        -expected.item(), abs=1e-5
+    )
 
 
 def test_sparse_worst_move_mask_is_the_exhaustive_best_and_is_flagged_a_fixed_ranking(monkeypatch):
@@ -60,8 +62,16 @@ def test_sparse_worst_move_mask_is_the_exhaustive_best_and_is_flagged_a_fixed_ra
     objective = task.objectives["worst-move"]
     every = torch.tensor(list(itertools.product([0.0, 1.0], repeat=graph.n_edges)))  # all 1024 circuits
     with torch.no_grad():
-        values = torch.cat([objective(patched_forward(task.adapter, graph, task.clean, ablated, every[i:i + 128]),
-                                      None, task.scored_positions) for i in range(0, len(every), 128)])
+        values = torch.cat(
+            [
+                objective(
+                    patched_forward(task.adapter, graph, task.clean, ablated, every[i : i + 128]),
+                    None,
+                    task.scored_positions,
+                )
+                for i in range(0, len(every), 128)
+            ]
+        )
     scores = discover(task, "edge-sp", graph=graph, ablated=ablated, minimise="worst-move", lambda_=0.0, n_samples=1)
     circuit = set(method_circuit(scores, 1).edges)
     reached = values[int(graph.mask_for(circuit) @ (2 ** torch.arange(graph.n_edges - 1, -1, -1.0)))]

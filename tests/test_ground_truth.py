@@ -49,7 +49,9 @@ def test_task_data_is_not_trivial(name):
     assert not torch.allclose(scored, scored[:1].expand_as(scored), atol=1e-3)
     graph = task.graph()
     for kind in ("zero", "resample"):
-        empty = patched_forward(task.model, graph, task.clean, task_ablation(task, graph, kind), torch.zeros(graph.n_edges))
+        empty = patched_forward(
+            task.model, graph, task.clean, task_ablation(task, graph, kind), torch.zeros(graph.n_edges)
+        )
         assert task.metric(empty, full, task.scored_positions) > 1e-3, kind
 
 
@@ -58,11 +60,18 @@ def test_reverse_circuit_matches_hand_reading_of_the_program(reverse):
     length = SelectorWidth(Select(tokens, tokens, TRUE)): layer 0 computes length (head + MLP), MLP 1 opp_idx,
     MLP 2 opp_idx - 1, head 3 the aggregate. Embeddings feed every stage's token/index/BOS/one inputs."""
     expected = {
-        ("Resid Start", "A0.0.Q"), ("Resid Start", "A0.0.K"), ("Resid Start", "A0.0.V"),
-        ("Resid Start", "MLP 0"), ("A0.0", "MLP 0"),
-        ("Resid Start", "MLP 1"), ("MLP 0", "MLP 1"),
+        ("Resid Start", "A0.0.Q"),
+        ("Resid Start", "A0.0.K"),
+        ("Resid Start", "A0.0.V"),
+        ("Resid Start", "MLP 0"),
+        ("A0.0", "MLP 0"),
+        ("Resid Start", "MLP 1"),
+        ("MLP 0", "MLP 1"),
         ("MLP 1", "MLP 2"),
-        ("Resid Start", "A3.0.Q"), ("MLP 2", "A3.0.Q"), ("Resid Start", "A3.0.K"), ("Resid Start", "A3.0.V"),
+        ("Resid Start", "A3.0.Q"),
+        ("MLP 2", "A3.0.Q"),
+        ("Resid Start", "A3.0.K"),
+        ("Resid Start", "A3.0.V"),
         ("A3.0", "Resid End"),
     }
     assert set(reverse.ground_truth) == expected
@@ -74,7 +83,9 @@ def test_proportion_circuit_matches_hand_reading_of_the_program(proportion):
     value input reads only the indicator: BOS is in its space, but its OV weights map BOS to zero."""
     expected = {
         ("Resid Start", "MLP 0"),
-        ("Resid Start", "A1.0.Q"), ("Resid Start", "A1.0.K"), ("MLP 0", "A1.0.V"),
+        ("Resid Start", "A1.0.Q"),
+        ("Resid Start", "A1.0.K"),
+        ("MLP 0", "A1.0.V"),
         ("A1.0", "Resid End"),
     }
     assert set(proportion.ground_truth) == expected
@@ -110,7 +121,8 @@ def test_effective_ground_truth_matches_auto_circuit_resample_circuits(reverse, 
 
     graph = reverse.graph()
     assert effective_ground_truth(reverse, graph, task_ablation(reverse, graph, "resample")) == {
-        Edge("Resid Start", "A3.0.V"), Edge("A3.0", "Resid End")
+        Edge("Resid Start", "A3.0.V"),
+        Edge("A3.0", "Resid End"),
     }
     # Under zero ablation: ACDC's 10 edges (tests/test_interop_acdc.py); Resid Start->A3.0.Q moves only the unscored
     # BOS output, and the truth counts scored positions only.
@@ -118,7 +130,9 @@ def test_effective_ground_truth_matches_auto_circuit_resample_circuits(reverse, 
     assert len(zero) == 10 and Edge("Resid Start", "A3.0.Q") not in zero
     graph = proportion.graph()
     assert effective_ground_truth(proportion, graph, task_ablation(proportion, graph, "resample")) == {
-        Edge("Resid Start", "MLP 0"), Edge("MLP 0", "A1.0.V"), Edge("A1.0", "Resid End")
+        Edge("Resid Start", "MLP 0"),
+        Edge("MLP 0", "A1.0.V"),
+        Edge("A1.0", "Resid End"),
     }
     # Zero ablation removes the positions and BOS too, so the query and key edges matter again.
     assert effective_ground_truth(proportion, graph, task_ablation(proportion, graph, "zero")) == set(
@@ -140,10 +154,12 @@ def test_argmax_truth_measure_counts_changed_answers_at_scored_positions(reverse
     logits = reference.repeat(3, 1, 1, 1)
     logits[1] = torch.randn(reference.shape, generator=generator)
     logits[2, :, 0] = torch.randn(reference[:, 0].shape, generator=generator)  # only BOS, which no metric reads
-    cells = [(b, p) for b in range(task.clean.shape[0]) for p in range(task.clean.shape[1])
-             if task.scored_positions[b, p]]
-    by_hand = [sum(int(logits[n, b, p].argmax() != reference[b, p].argmax()) for b, p in cells) / len(cells)
-               for n in range(3)]
+    cells = [
+        (b, p) for b in range(task.clean.shape[0]) for p in range(task.clean.shape[1]) if task.scored_positions[b, p]
+    ]
+    by_hand = [
+        sum(int(logits[n, b, p].argmax() != reference[b, p].argmax()) for b, p in cells) / len(cells) for n in range(3)
+    ]
     assert by_hand[0] == 0 and by_hand[1] > 0.3 and by_hand[2] == 0
     torch.testing.assert_close(scored_change(task, logits, reference), torch.tensor(by_hand))
     with pytest.raises(UsageError, match="truth_measure must be 'logits' or 'argmax', got 'kl'"):

@@ -34,24 +34,34 @@ def held_out():
 
 # --- path patching by hand ------------------------------------------------------------------------------------------
 
+
 def writer_hooks(cfg) -> dict[str, tuple[str, int | None]]:
     """Returns {writer name: (hook, head index or None)}: where each writer's output is on the model."""
-    heads = {f"A{layer}.{h}": (f"blocks.{layer}.attn.hook_result", h)
-             for layer in range(cfg.n_layers) for h in range(cfg.n_heads)}
+    heads = {
+        f"A{layer}.{h}": (f"blocks.{layer}.attn.hook_result", h)
+        for layer in range(cfg.n_layers)
+        for h in range(cfg.n_heads)
+    }
     return {"Resid Start": ("blocks.0.hook_resid_pre", None), **heads}
 
 
 def reader_hooks(cfg) -> dict[str, tuple[str, int | None, int]]:
     """Returns {reader name: (hook, head index or None, layer it reads at)}: where each reader's input is."""
-    readers = {f"A{layer}.{h}.{x.upper()}": (f"blocks.{layer}.hook_{x}_input", h, layer)
-               for layer in range(cfg.n_layers) for x in "qkv" for h in range(cfg.n_heads)}
+    readers = {
+        f"A{layer}.{h}.{x.upper()}": (f"blocks.{layer}.hook_{x}_input", h, layer)
+        for layer in range(cfg.n_layers)
+        for x in "qkv"
+        for h in range(cfg.n_heads)
+    }
     return {**readers, "Resid End": (f"blocks.{cfg.n_layers - 1}.hook_resid_post", None, cfg.n_layers)}
 
 
 def all_edges(cfg) -> set[tuple[str, str]]:
     """Returns every (writer, reader) pair of an attention-only model: a writer feeds every reader of a later layer."""
-    layer_of = {"Resid Start": -1, **{f"A{layer}.{h}": layer for layer in range(cfg.n_layers)
-                                      for h in range(cfg.n_heads)}}
+    layer_of = {
+        "Resid Start": -1,
+        **{f"A{layer}.{h}": layer for layer in range(cfg.n_layers) for h in range(cfg.n_heads)},
+    }
     return {(w, r) for w in layer_of for r, (_, _, layer) in reader_hooks(cfg).items() if layer_of[w] < layer}
 
 
@@ -59,8 +69,10 @@ def all_edges(cfg) -> set[tuple[str, str]]:
 def writer_outputs(model, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
     """Returns each writer's output [batch, pos, d_model] on `tokens`."""
     _, cache = model.run_with_cache(tokens)
-    return {name: cache[hook] if head is None else cache[hook][:, :, head]
-            for name, (hook, head) in writer_hooks(model.cfg).items()}
+    return {
+        name: cache[hook] if head is None else cache[hook][:, :, head]
+        for name, (hook, head) in writer_hooks(model.cfg).items()
+    }
 
 
 def ablated_outputs(task, kind: str) -> dict[str, torch.Tensor]:
@@ -83,6 +95,7 @@ def path_patched_logits(model, tokens, ablated: dict[str, torch.Tensor], removed
     def save(name, head):
         def hook(value, hook):
             outputs[name] = value if head is None else value[:, :, head]
+
         return hook
 
     def patch(name, head):
@@ -95,6 +108,7 @@ def path_patched_logits(model, tokens, ablated: dict[str, torch.Tensor], removed
                 else:
                     value[:, :, head] -= change
             return value
+
         return hook
 
     hooks = [(hook, save(name, head)) for name, (hook, head) in writers.items()]
@@ -104,7 +118,7 @@ def path_patched_logits(model, tokens, ablated: dict[str, torch.Tensor], removed
 
 def copying(task, logits: torch.Tensor) -> tuple[float, float]:
     """Returns (accuracy on the copied token, KL(full || patched)) over the task's scored positions."""
-    positions, answers = task.scored_positions, task.extras["answers"]
+    positions, answers = task.scored_positions, task.answers
     with torch.no_grad():
         full = task.model(task.clean).log_softmax(-1)
     kl = (full.exp() * (full - logits.log_softmax(-1))).sum(-1)[positions].mean().item()
@@ -117,6 +131,7 @@ def patched_copying(task, kind: str, removed: set[tuple[str, str]]) -> tuple[flo
 
 # --- the task and the model -----------------------------------------------------------------------------------------
 
+
 def test_induction_is_built_in_with_a_held_out_split(task, held_out):
     assert "induction" in task_names() and held_out_size("induction") == held_out.clean.shape[0] == 128
     assert not {tuple(r) for r in task.clean.tolist()} & {tuple(r) for r in held_out.clean.tolist()}
@@ -126,15 +141,15 @@ def test_induction_is_built_in_with_a_held_out_split(task, held_out):
 
 def test_model_copies_repeated_segments_and_cannot_copy_unrepeated_ones(held_out):
     accuracy, _ = copying(held_out, held_out.model(held_out.clean))
-    assert accuracy > 0.99 and held_out.extras["accuracy"] == pytest.approx(accuracy)
+    assert accuracy > 0.99 and held_out.family.accuracy == pytest.approx(accuracy)
     # At most chance on distinct tokens: the model copies a token it has seen, and there the next one never is
-    assert held_out.extras["corrupt_accuracy"] < CHANCE
+    assert held_out.family.corrupt_accuracy < CHANCE
 
 
 @torch.no_grad()
 def test_attention_identifies_the_previous_token_and_induction_heads(task):
     _, cache = task.model.run_with_cache(task.clean)
-    starts, lengths = task.extras["segment_starts"], task.extras["segment_lengths"]
+    starts, lengths = task.family.segment_starts, task.family.segment_lengths
     pos = torch.arange(task.clean.shape[1]).expand_as(task.clean)
     # The keys the induction head reads: every position of the first copy after its first token
     first_copy = (pos > starts[:, None]) & (pos < (starts + lengths)[:, None])
@@ -154,6 +169,7 @@ def test_attention_identifies_the_previous_token_and_induction_heads(task):
 
 
 # --- the ground truth, verified by path patching --------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", ["resample", "mean"])
 def test_removing_the_circuit_destroys_copying(task, kind):
@@ -187,8 +203,12 @@ def test_patched_forward_matches_the_hand_written_path_patching(task, kind):
     ablated = task_ablation(task, graph, kind)
     circuit = set(INDUCTION_CIRCUIT)
     removals = [circuit, all_edges(task.model.cfg) - circuit, {("A0.1", "A1.0.K")}, {("Resid Start", "A1.0.V")}]
-    masks = torch.stack([torch.tensor([(e.writer, e.reader) not in removed for e in graph.edges], dtype=torch.float)
-                         for removed in removals])
+    masks = torch.stack(
+        [
+            torch.tensor([(e.writer, e.reader) not in removed for e in graph.edges], dtype=torch.float)
+            for removed in removals
+        ]
+    )
     with torch.no_grad():
         ours = patched_forward(task.adapter, graph, task.clean, ablated, masks)
     reference = ablated_outputs(task, kind)
@@ -198,6 +218,7 @@ def test_patched_forward_matches_the_hand_written_path_patching(task, kind):
 
 # --- discovery ------------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind, floor", [("resample", 0.9), ("mean", 0.99)])
 def test_acdc_ranks_the_verified_circuit_first(task, kind, floor):
     """Measured AUROC: 0.955 under resample ablation, where the two position edges carry almost nothing and rank
@@ -206,4 +227,4 @@ def test_acdc_ranks_the_verified_circuit_first(task, kind, floor):
     auroc = roc_auc(scores, task.ground_truth_edges(scores.graph))
     print(f"\ninduction acdc, {kind} ablation: AUROC {auroc:.3f}")
     visible = set(INDUCTION_CIRCUIT) - (POSITION_EDGES if kind == "resample" else set())
-    assert {(e.writer, e.reader) for e, _ in scores.ranked()[:len(visible)]} == visible and auroc >= floor
+    assert {(e.writer, e.reader) for e, _ in scores.ranked()[: len(visible)]} == visible and auroc >= floor

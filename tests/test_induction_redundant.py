@@ -7,8 +7,8 @@ asserted on are in docs/induction.md ("A redundant induction model")."""
 from __future__ import annotations
 
 import pytest
-
 from test_induction import CHANCE, all_edges, copying, patched_copying
+
 from edgewise.diagnostics import diagnose, redundant_groups
 from edgewise.patching import task_ablation
 from edgewise.suite.tasks import get_task, task_names
@@ -21,8 +21,12 @@ ROLES = {"previous-token": ("A0.0", "A0.1"), "induction": ("A1.0", "A1.1")}
 # 0.92 for either induction head, 0.72 for either previous-token head, whose resampled output marks every key with a
 # wrong previous token (one of the corrupted sequence), so the induction heads attend less to the true key: a removed
 # copy falls silent only under mean ablation.
-SINGLE_FLOOR = {("mean", "previous-token"): 0.99, ("mean", "induction"): 0.99,
-                ("resample", "previous-token"): 0.65, ("resample", "induction"): 0.9}
+SINGLE_FLOOR = {
+    ("mean", "previous-token"): 0.99,
+    ("mean", "induction"): 0.99,
+    ("resample", "previous-token"): 0.65,
+    ("resample", "induction"): 0.9,
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +47,7 @@ def test_induction_redundant_is_built_in_and_copies(task, tmp_path):
     assert {(e.writer, e.reader) for e in task.ground_truth_edges(task.graph())} == set(REDUNDANT_INDUCTION_CIRCUIT)
     assert len(REDUNDANT_INDUCTION_CIRCUIT) == 16
     accuracy, _ = copying(held_out, held_out.model(held_out.clean))
-    assert accuracy > 0.99 and held_out.extras["corrupt_accuracy"] < CHANCE
+    assert accuracy > 0.99 and held_out.family.corrupt_accuracy < CHANCE
 
 
 @pytest.mark.parametrize("kind", ["resample", "mean"])
@@ -76,7 +80,9 @@ def test_redundant_groups_name_the_two_roles_under_mean_ablation(task):
     assert sorted(g.names for g in groups) == sorted(ROLES.values()) and all(g.suffice == 1 for g in groups)
     report = diagnose(task, ablations=("mean",)).to_dict()["ablations"]["mean"]
     assert sorted(g["description"] for g in report["redundant_groups"]) == [
-        "A0.0 and A0.1 each suffice", "A1.0 and A1.1 each suffice"]
+        "A0.0 and A0.1 each suffice",
+        "A1.0 and A1.1 each suffice",
+    ]
 
 
 def test_under_resample_no_previous_token_head_is_said_to_suffice_alone(task):
@@ -92,7 +98,10 @@ def test_any_previous_token_head_with_any_induction_head_suffices_under_mean_abl
     for previous in ROLES["previous-token"]:
         for induction in ROLES["induction"]:
             chain = {("Resid Start", f"{previous}.{x}") for x in "QKV"} | {
-                (previous, f"{induction}.K"), ("Resid Start", f"{induction}.Q"), ("Resid Start", f"{induction}.V"),
-                (induction, "Resid End")}
+                (previous, f"{induction}.K"),
+                ("Resid Start", f"{induction}.Q"),
+                ("Resid Start", f"{induction}.V"),
+                (induction, "Resid End"),
+            }
             accuracy, _ = patched_copying(task, "mean", all_edges(task.model.cfg) - chain)
             assert accuracy > 0.95, (previous, induction)  # measured 0.961-0.973

@@ -8,6 +8,9 @@ ArthurConmy/Automatic-Circuit-Discovery, acdc/tracr_task/utils.py (`get_tracr_re
 import pytest
 import torch
 
+from edgewise.adapters.base import layered_hook_groups
+from edgewise.errors import GraphMismatchError
+from edgewise.graph import Graph
 from edgewise.interop.acdc import (
     acdc_edge_type,
     export_acdc_edges,
@@ -17,12 +20,8 @@ from edgewise.interop.acdc import (
     parse_acdc_node,
     to_acdc_name,
 )
-from edgewise.adapters.base import layered_hook_groups
-from edgewise.errors import GraphMismatchError
-from edgewise.graph import Graph
+from edgewise.patching import full_logits, patched_forward, task_ablation
 from edgewise.tasks import METRICS
-from edgewise.patching import patched_forward
-from edgewise.patching import full_logits, task_ablation
 
 H0 = (None, None, 0)
 ALL = (None,)
@@ -86,7 +85,9 @@ EXTRA_IN_DERIVED = {
 }
 EXTRA_IN_DERIVED_SPLIT = {
     "tracr-reverse": {
-        ("Tok Embed", "A0.0.Q"), ("Tok Embed", "A0.0.K"), ("Tok Embed", "A3.0.Q"),
+        ("Tok Embed", "A0.0.Q"),
+        ("Tok Embed", "A0.0.K"),
+        ("Tok Embed", "A3.0.Q"),
         ("Tok Embed", "A3.0.K"),  # the key side of A3.0's default attention to BOS (tokens:BOS)
     },
     "tracr-proportion": set(),

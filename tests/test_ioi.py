@@ -1,16 +1,16 @@
 """IOI on SmolLM2-135M: the prompts, the model's behaviour on them, and EAP at 70,651 edges against random edges."""
 
 import dataclasses
+
 import pytest
 import torch
 
-from edgewise.graph import circuit_from_scores
 from edgewise.errors import UnknownTaskError
-from edgewise.suite.tasks.lm.ioi import IOI_NAMES, ioi_logit_difference, ioi_prompts
+from edgewise.graph import circuit_from_scores
 from edgewise.methods import discover
-from edgewise.patching import patched_forward
+from edgewise.patching import full_logits, patched_forward, task_ablation
 from edgewise.suite.tasks import get_task, task_names
-from edgewise.patching import full_logits, task_ablation
+from edgewise.suite.tasks.lm.ioi import IOI_NAMES, ioi_logit_difference, ioi_prompts
 
 
 def test_ioi_prompts_name_three_people_and_corrupt_only_the_second_subject_mention():
@@ -48,8 +48,8 @@ def test_held_out_ioi_prompts_are_new_and_the_model_still_does_ioi(ioi, smollm2)
     from edgewise.suite.tasks.registry import held_out_size
 
     evaluation = smollm2_ioi_task(loaded=smollm2, held_out=True)
-    discovery = {p["clean"] for p in ioi.extras["prompts"]}
-    held_out = [p["clean"] for p in evaluation.extras["prompts"]]
+    discovery = {p["clean"] for p in ioi.family.prompts}
+    held_out = [p["clean"] for p in evaluation.family.prompts]
     assert len(set(held_out)) == len(held_out) == held_out_size("smollm2-ioi") and not discovery & set(held_out)
     assert evaluation.clean.shape[1] == ioi.clean.shape[1] and "held-out" in evaluation.description
     with torch.no_grad():
@@ -61,8 +61,9 @@ def test_held_out_ioi_prompts_are_new_and_the_model_still_does_ioi(ioi, smollm2)
 def test_eap_top_edges_carry_ioi_and_random_edges_do_not(ioi):
     """EAP ranks 70,651 edges from one backward pass; its top 5000 recover most of the behaviour (faithfulness by
     patching, an independent measurement), 5000 random edges none of it. On 8 of the 24 prompts, for time."""
-    ioi = dataclasses.replace(ioi, clean=ioi.clean[:8], corrupt=ioi.corrupt[:8],
-                              scored_positions=ioi.scored_positions[:8])
+    ioi = dataclasses.replace(
+        ioi, clean=ioi.clean[:8], corrupt=ioi.corrupt[:8], scored_positions=ioi.scored_positions[:8]
+    )
     graph = ioi.graph()
     ablated = task_ablation(ioi, graph, "resample")
     eap = discover(ioi, "eap", graph=graph, ablated=ablated)

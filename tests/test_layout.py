@@ -7,16 +7,28 @@ without turning back."""
 import ast
 from pathlib import Path
 
-LIBRARY = ["graph", "models", "adapters", "tasks", "features", "patching", "methods", "evaluate", "diagnostics",
-           "interventions", "report", "interop"]
+LIBRARY = [
+    "graph",
+    "models",
+    "adapters",
+    "tasks",
+    "features",
+    "patching",
+    "methods",
+    "evaluate",
+    "diagnostics",
+    "interventions",
+    "report",
+    "interop",
+]
 SUITE = ["suite.models", "suite.tasks", "suite.bench"]
 STAGES = LIBRARY + SUITE + ["cli"]  # the command line sits above both wings: it runs the suite's tasks and sweeps
 SHARED = {"errors", "lazy", "cache"}  # used by every stage, importing none
 # Every import that breaks a rule, with its reason. (importing file, imported module) -> why.
 EXCEPTIONS = {
     ("graph/graph.py", "adapters"): "`Graph.from_model(model)`, EAP-IG's convenience constructor for users, asks the "
-                                    "adapters for the model's hook groups inside the call; the library itself builds "
-                                    "graphs from adapter groups",
+    "adapters for the model's hook groups inside the call; the library itself builds "
+    "graphs from adapter groups",
 }
 ROOT = Path(__file__).resolve().parent.parent / "src" / "edgewise"
 

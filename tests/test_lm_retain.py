@@ -10,9 +10,14 @@ from edgewise.suite.tasks.lm.templated import fact_prompts
 from edgewise.suite.tasks.registry import held_out_size
 
 # Facts written here by hand, not read from the task's tables: what the decoded answers must say
-KNOWN = {"The capital city of France is": " Paris", "The capital city of Japan is": " Tokyo",
-         "The capital city of Kenya is": " Nairobi", "The official language of Brazil is": " Portuguese",
-         "The official language of Iran is": " Persian", "The official language of Egypt is": " Arabic"}
+KNOWN = {
+    "The capital city of France is": " Paris",
+    "The capital city of Japan is": " Tokyo",
+    "The capital city of Kenya is": " Nairobi",
+    "The official language of Brazil is": " Portuguese",
+    "The official language of Iran is": " Persian",
+    "The official language of Egypt is": " Arabic",
+}
 
 
 def test_fact_prompts_split_apart_and_corrupt_with_another_answer():
@@ -37,24 +42,24 @@ def capitals(smollm2):
 def test_capital_prompts_decode_to_their_text_and_answers_to_the_fact(capitals, smollm2):
     tokenizer = smollm2.tokenizer
     for task in capitals:
-        answers = task.extras["answers"]
+        answers = task.answers
         assert answers.shape == task.clean.shape and (answers[:, :-1] == -1).all() and (answers[:, -1] >= 0).all()
         assert task.scored_positions.sum() == len(task.clean) and task.scored_positions[:, -1].all()
-        for row, corrupt, answer, p in zip(task.clean, task.corrupt, answers[:, -1], task.extras["prompts"]):
+        for row, corrupt, answer, p in zip(task.clean, task.corrupt, answers[:, -1], task.family.prompts):
             assert tokenizer.decode(row) == tokenizer.bos_token + p["clean"]  # BOS, then the prompt, no padding
             assert tokenizer.decode(corrupt) == tokenizer.bos_token + p["corrupt"]
             assert tokenizer.decode(answer) == " " + p["answer"] == KNOWN.get(p["clean"], " " + p["answer"])
-    assert {p["clean"] for task in capitals for p in task.extras["prompts"]} & set(KNOWN)  # KNOWN checked something
+    assert {p["clean"] for task in capitals for p in task.family.prompts} & set(KNOWN)  # KNOWN checked something
 
 
 @pytest.mark.slow
 def test_smollm2_recalls_the_facts_and_the_corrupted_prompt_does_not(capitals, smollm2):
     discovery, held_out = capitals
     assert held_out_size("smollm2-capitals") == len(held_out.clean) == 24 and "held-out" in held_out.description
-    assert not {p["clean"] for p in discovery.extras["prompts"]} & {p["clean"] for p in held_out.extras["prompts"]}
+    assert not {p["clean"] for p in discovery.family.prompts} & {p["clean"] for p in held_out.family.prompts}
     with torch.no_grad():
         for task in capitals:
-            answers = task.extras["answers"][:, -1]
+            answers = task.answers[:, -1]
             assert (smollm2.bridge(task.clean)[:, -1].argmax(-1) == answers).float().mean() >= 0.9
             assert (smollm2.bridge(task.corrupt)[:, -1].argmax(-1) == answers).float().mean() <= 0.1
 
@@ -98,7 +103,7 @@ def test_self_text_pairs_each_text_with_another_and_scores_all_but_bos(self_text
     assert torch.equal(self_text.corrupt, torch.cat([self_text.clean[-1:], self_text.clean[:-1]]))
     assert (self_text.corrupt[:, 1:] != self_text.clean[:, 1:]).any(dim=1).all()  # every pair differs
     assert self_text.bos_position == 0 and not self_text.scored_positions[:, 0].any()
-    assert self_text.scored_positions[:, 1:].all() and "answers" not in self_text.extras
+    assert self_text.scored_positions[:, 1:].all() and self_text.answers is None
     assert self_text.metric.name == "kl"
 
 

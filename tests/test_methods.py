@@ -13,7 +13,6 @@ def test_unknown_method_and_hyperparameter(reverse):
         discover(reverse, "random", steps=3)
 
 
-
 def test_presets_tuned_and_published(reverse):
     from edgewise.methods import PRESETS, get_method, make_config, preset_hyperparameters
 

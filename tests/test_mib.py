@@ -21,9 +21,13 @@ from edgewise.interop.mib import MibFileError, edgewise_node, from_mib, load_mib
 
 
 def graph(n_layers: int, n_heads: int, n_kv_heads: int | None = None, **options) -> Graph:
-    groups = layered_hook_groups(n_layers=n_layers, n_heads=n_heads, n_kv_heads=n_kv_heads or n_heads,
-                                 final_hook=f"blocks.{n_layers - 1}.hook_resid_post",
-                                 split_embeddings=options.pop("split_embeddings", False))
+    groups = layered_hook_groups(
+        n_layers=n_layers,
+        n_heads=n_heads,
+        n_kv_heads=n_kv_heads or n_heads,
+        final_hook=f"blocks.{n_layers - 1}.hook_resid_post",
+        split_embeddings=options.pop("split_embeddings", False),
+    )
     return Graph(groups, **options)
 
 
@@ -133,8 +137,14 @@ def test_gqa_import_takes_the_mean_and_any():
 
 def test_node_names_both_ways():
     g = graph(2, 4, 2)
-    table = [("Resid Start", "writer", "input"), ("A1.3", "writer", "a1.h3"), ("MLP 1", "writer", "m1"),
-             ("A1.3.Q", "reader", "a1.h3<q>"), ("A1.0.V", "reader", "a1.h1<v>"), ("Resid End", "reader", "logits")]
+    table = [
+        ("Resid Start", "writer", "input"),
+        ("A1.3", "writer", "a1.h3"),
+        ("MLP 1", "writer", "m1"),
+        ("A1.3.Q", "reader", "a1.h3<q>"),
+        ("A1.0.V", "reader", "a1.h1<v>"),
+        ("Resid End", "reader", "logits"),
+    ]
     for ours, role, theirs in table:
         node = g.writer_node(ours) if role == "writer" else g.reader_node(ours)
         assert theirs in mib_node_names(node, group_size=2)
@@ -149,12 +159,15 @@ def test_wrong_n_layers_is_a_graph_mismatch():
         from_mib(record, graph(1, 2))
 
 
-@pytest.mark.parametrize("name, message", [
-    ("input->a0.h2<q>", "not an edge of a 1-layer 2-head MIB graph"),
-    ("a0.h0->a0.h1<q>", "not an edge of a 1-layer 2-head MIB graph"),
-    ("Resid Start->A0.0.Q", "not a MIB edge name"),
-    ("input->a0.h0<x>", "not a MIB edge name"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("input->a0.h2<q>", "not an edge of a 1-layer 2-head MIB graph"),
+        ("a0.h0->a0.h1<q>", "not an edge of a 1-layer 2-head MIB graph"),
+        ("Resid Start->A0.0.Q", "not a MIB edge name"),
+        ("input->a0.h0<x>", "not a MIB edge name"),
+    ],
+)
 def test_unknown_edge_name(name, message):
     record = copy.deepcopy(HAND_WRITTEN)
     record["edges"][name] = {"score": 1.0, "in_graph": False}
@@ -184,11 +197,14 @@ def test_missing_edge_names_count_and_example():
         from_mib(record, graph(1, 2))
 
 
-@pytest.mark.parametrize("entry, message", [
-    ({"score": "high", "in_graph": True}, "not a number"),
-    ({"score": 1.0}, "MIB edges are"),
-    ({"score": 1.0, "in_graph": "yes"}, "MIB edges are"),
-])
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"score": "high", "in_graph": True}, "not a number"),
+        ({"score": 1.0}, "MIB edges are"),
+        ({"score": 1.0, "in_graph": "yes"}, "MIB edges are"),
+    ],
+)
 def test_malformed_edge_entry(entry, message):
     record = copy.deepcopy(HAND_WRITTEN)
     record["edges"]["input->m0"] = entry
@@ -208,8 +224,9 @@ def test_non_json_file(tmp_path):
         load_mib(path)
 
 
-@pytest.mark.parametrize("content, message", [("[1, 2]", "JSON list, not an object"),
-                                              ('{"cfg": {}, "edges": {}}', "has no nodes object")])
+@pytest.mark.parametrize(
+    "content, message", [("[1, 2]", "JSON list, not an object"), ('{"cfg": {}, "edges": {}}', "has no nodes object")]
+)
 def test_json_that_is_not_a_mib_file(tmp_path, content, message):
     path = tmp_path / "circuit.json"
     path.write_text(content)
@@ -218,8 +235,10 @@ def test_json_that_is_not_a_mib_file(tmp_path, content, message):
 
 
 def test_graphs_mib_cannot_hold():
-    for g, message in [(graph(1, 2, n_positions=3), "no per-position edges"),
-                       (graph(1, 2, split_embeddings=True), "split_embeddings=False")]:
+    for g, message in [
+        (graph(1, 2, n_positions=3), "no per-position edges"),
+        (graph(1, 2, split_embeddings=True), "split_embeddings=False"),
+    ]:
         with pytest.raises(GraphMismatchError, match=message):
             to_mib(EdgeScores(g, torch.zeros(g.n_edges), "zeros"))
 

@@ -85,14 +85,19 @@ def test_sp_scores_explain_each_miss_with_its_gates_trajectory():
     steps = (0, 50, 100, 150, 200)
     values = plain.scores.expand(len(steps), -1).clone()
     values[:, graph.edge_index(COPY_EDGE)] = torch.tensor([2.0, 1.0, -1.0, -2.0, -3.0], dtype=torch.float64)
-    with_gates = EdgeScores(graph, values[-1], "edge-sp", ablation="zero", task=task.name,
-                            trajectory=ScoreTrajectory(steps, values))
+    with_gates = EdgeScores(
+        graph, values[-1], "edge-sp", ablation="zero", task=task.name, trajectory=ScoreTrajectory(steps, values)
+    )
     report = explain_misses(task, with_gates, ablated, truth, tuple(redundant_groups(task, graph, ablated, truth)))
     [copy] = [m for m in report.missed if m.edge == COPY_EDGE]
     assert copy.reason == "redundant partner"
-    assert copy.detail.endswith("its gate's log_alpha 2.00 (step 0) -> 1.00 (step 50) -> -1.00 (step 100) -> -2.00 "
-                                "(step 150) -> -3.00 (step 200): closed since step 100")
+    assert copy.detail.endswith(
+        "its gate's log_alpha 2.00 (step 0) -> 1.00 (step 50) -> -1.00 (step 100) -> -2.00 "
+        "(step 150) -> -3.00 (step 200): closed since step 100"
+    )
     [silent] = [f for f in report.false_high if f.edge == SILENT]
-    assert silent.detail.endswith("its gate's log_alpha 5.00 (step 0) -> 5.00 (step 50) -> 5.00 (step 100) -> 5.00 "
-                                  "(step 150) -> 5.00 (step 200): open throughout")
+    assert silent.detail.endswith(
+        "its gate's log_alpha 5.00 (step 0) -> 5.00 (step 50) -> 5.00 (step 100) -> 5.00 "
+        "(step 150) -> 5.00 (step 200): open throughout"
+    )
     assert "its gate" not in explain_misses(task, plain, ablated, truth).missed[0].detail

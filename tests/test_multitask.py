@@ -56,8 +56,8 @@ def test_the_model_gives_the_hand_written_answers(tasks, task):
 @pytest.mark.parametrize("name", NAMES)
 def test_each_task_is_solved_and_its_corruption_breaks_it(tasks, name):
     task, held_out = tasks[name], get_task(name, held_out=True)
-    assert task.extras["accuracy"] >= 0.97 and held_out.extras["accuracy"] >= 0.97
-    assert task.extras["corrupt_accuracy"] < 0.5  # against the clean answers: the corrupted inputs change them
+    assert task.family.accuracy >= 0.97 and held_out.family.accuracy >= 0.97
+    assert task.family.corrupt_accuracy < 0.5  # against the clean answers: the corrupted inputs change them
     assert not torch.equal(task.clean, held_out.clean) and held_out_size(name) == held_out.clean.shape[0] == 128
     assert (task.clean[:, :2] == task.corrupt[:, :2]).all()  # BOS and the task token stay; the inputs change
     assert task.scored_positions.sum(1).eq(len(SCORED)).all() and task.ground_truth is None

@@ -14,8 +14,9 @@ from edgewise.methods import get_method, make_config
 
 
 def _gqa_graph(per_position: bool = False) -> Graph:
-    groups = layered_hook_groups(n_layers=2, n_heads=4, n_kv_heads=2, final_hook="blocks.1.hook_resid_post",
-                                 split_embeddings=False)
+    groups = layered_hook_groups(
+        n_layers=2, n_heads=4, n_kv_heads=2, final_hook="blocks.1.hook_resid_post", split_embeddings=False
+    )
     return Graph(groups, 3 if per_position else None)
 
 
@@ -67,12 +68,16 @@ def test_graph_files_without_node_records_still_load(tmp_path):
 def _feature_graph() -> Graph:
     """A graph no adapter makes yet: an MLP split into dictionary features plus its error, and an arbitrary module."""
     features = tuple(Node(f"MLP 0 f{i}", NodeKind.FEATURE, layer=0, index=i) for i in range(3))
-    return Graph([
-        HookGroup("writer", "embed.hook_out", (Node("embed", NodeKind.MODULE),), False),
-        HookGroup("reader", "mlp.hook_in", (Node("MLP 0", NodeKind.MLP, layer=0),), False),
-        HookGroup("writer", "mlp.sae.hook_features", features + (Node("MLP 0 error", NodeKind.ERROR, layer=0),), True),
-        HookGroup("reader", "head.hook_in", (Node("classifier", NodeKind.OUTPUT),), False),
-    ])
+    return Graph(
+        [
+            HookGroup("writer", "embed.hook_out", (Node("embed", NodeKind.MODULE),), False),
+            HookGroup("reader", "mlp.hook_in", (Node("MLP 0", NodeKind.MLP, layer=0),), False),
+            HookGroup(
+                "writer", "mlp.sae.hook_features", features + (Node("MLP 0 error", NodeKind.ERROR, layer=0),), True
+            ),
+            HookGroup("reader", "head.hook_in", (Node("classifier", NodeKind.OUTPUT),), False),
+        ]
+    )
 
 
 def test_feature_and_module_nodes_fit_the_graph_its_files_and_the_methods(tmp_path):
@@ -91,8 +96,15 @@ def test_feature_and_module_nodes_fit_the_graph_its_files_and_the_methods(tmp_pa
 def test_no_module_outside_the_graph_package_parses_node_names():
     """Code asks the graph about typed nodes; names are for files and screens (issue: typed nodes)."""
     root = Path(__file__).resolve().parent.parent / "src" / "edgewise"
-    patterns = [r"\[-2:\]", r"\.startswith\(\"A\"\)", r"\"Embed\" in", r"reader_component", r"rsplit\(\"@\"",
-                r"\.split\(\)\[1\]", r"_EDGEWISE_NODE"]
+    patterns = [
+        r"\[-2:\]",
+        r"\.startswith\(\"A\"\)",
+        r"\"Embed\" in",
+        r"reader_component",
+        r"rsplit\(\"@\"",
+        r"\.split\(\)\[1\]",
+        r"_EDGEWISE_NODE",
+    ]
     offenders = []
     for path in root.rglob("*.py"):
         if path.parent.name == "graph":

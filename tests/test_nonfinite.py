@@ -65,8 +65,9 @@ def test_a_nan_metric_stops_every_method_before_it_runs(reverse, method, methods
 @pytest.mark.parametrize("method", method_names())
 def test_a_metric_nan_only_away_from_the_full_model_stops_every_method(reverse, method, methods_must_not_run):
     task = dataclasses.replace(reverse, metric=Metric("nan-off-full", nan_away_from_the_full_model))
-    with pytest.raises(NonFiniteMetricError,
-                       match=r"metric 'nan-off-full' is nan on the fully ablated model \(zero ablation"):
+    with pytest.raises(
+        NonFiniteMetricError, match=r"metric 'nan-off-full' is nan on the fully ablated model \(zero ablation"
+    ):
         discover(task, method, "zero")
 
 
@@ -92,8 +93,9 @@ def test_a_task_without_any_scored_position(reverse):
 
 def test_a_task_without_rows(reverse):
     with pytest.raises(EmptyInputsError, match=r"clean batch \(0, \d+\) holds no rows"):
-        dataclasses.replace(reverse, clean=reverse.clean[:0], corrupt=reverse.corrupt[:0],
-                            scored_positions=reverse.scored_positions[:0])
+        dataclasses.replace(
+            reverse, clean=reverse.clean[:0], corrupt=reverse.corrupt[:0], scored_positions=reverse.scored_positions[:0]
+        )
 
 
 def test_a_tracr_task_of_two_empty_sequences(reverse):
@@ -102,10 +104,11 @@ def test_a_tracr_task_of_two_empty_sequences(reverse):
 
     from edgewise.suite.tasks.tracr import tracr_task
 
-    max_seq_len = reverse.extras["compiled"].max_seq_len  # the built-in task's program: compiled already, cached
+    max_seq_len = reverse.family.compiled.max_seq_len  # the built-in task's program: compiled already, cached
     with pytest.raises(EmptyInputsError, match="tracr: give sequences of at least one value"):
-        tracr_task(lib.make_reverse(rasp.tokens).named("reverse"), {1, 2, 3}, max_seq_len, "tracr-reverse",
-                   sequences=[[], []])
+        tracr_task(
+            lib.make_reverse(rasp.tokens).named("reverse"), {1, 2, 3}, max_seq_len, "tracr-reverse", sequences=[[], []]
+        )
 
 
 def test_rows_without_a_scored_position_are_allowed_and_change_no_value(reverse):
@@ -115,8 +118,13 @@ def test_rows_without_a_scored_position_are_allowed_and_change_no_value(reverse)
     positions[0] = False
     task = dataclasses.replace(reverse, scored_positions=positions)
     graph = task.graph()
-    full, ablated = patched_forward(task.adapter, graph, task.clean, task_ablation(task, graph, "zero"),
-                                    torch.stack([torch.ones(graph.n_edges), torch.zeros(graph.n_edges)]))
+    full, ablated = patched_forward(
+        task.adapter,
+        graph,
+        task.clean,
+        task_ablation(task, graph, "zero"),
+        torch.stack([torch.ones(graph.n_edges), torch.zeros(graph.n_edges)]),
+    )
     with_row = task.metric(ablated, full, positions)
     assert with_row.item() > 0.1
     torch.testing.assert_close(with_row, task.metric(ablated[1:], full[1:], positions[1:]))
@@ -130,8 +138,10 @@ def test_a_method_returning_non_finite_scores_is_named(reverse, monkeypatch, bad
         return scores
 
     monkeypatch.setitem(METHODS, "eap", dataclasses.replace(get_method("eap"), run=three_bad))
-    with pytest.raises(NonFiniteScoresError,
-                       match=r"eap with \{'objective': 'answer'.*\} returned 3 NaN or infinite scores of 77 edges"):
+    with pytest.raises(
+        NonFiniteScoresError,
+        match=r"eap with \{'objective': 'answer'.*\} returned 3 NaN or infinite scores of 77 edges",
+    ):
         discover(reverse, "eap")
 
 
@@ -158,16 +168,22 @@ def test_sp_whose_metric_goes_nan_mid_training(reverse):
     task = dataclasses.replace(reverse, metric=Metric("flaky", nan_from_the_third_step))
     graph = task.graph()
     config = SubnetworkProbingConfig(steps=10)
-    with pytest.raises(NonFiniteMetricError, match=r"metric 'flaky' of task tracr-reverse is nan on the sampled, "
-                                                   r"partly ablated masks at step 3 of 10 \(lr=0.02\)"):
+    with pytest.raises(
+        NonFiniteMetricError,
+        match=r"metric 'flaky' of task tracr-reverse is nan on the sampled, "
+        r"partly ablated masks at step 3 of 10 \(lr=0.02\)",
+    ):
         train_gates(task, graph, task_ablation(task, graph), torch.arange(graph.n_edges), graph.n_edges, config, 0)
 
 
 def test_sp_with_a_metric_whose_gradient_is_infinite_names_the_gradient(reverse):
     """Before, NaN gradients made the gates NaN and the next forward blamed the mask (InvalidMaskError)."""
     task = dataclasses.replace(reverse, metric=Metric("root", root_of_squared_error))
-    with pytest.raises(NonFiniteMetricError, match=r"the gradient of metric 'root' of task tracr-reverse is NaN or "
-                                                   r"infinite at step 1 of 5"):
+    with pytest.raises(
+        NonFiniteMetricError,
+        match=r"the gradient of metric 'root' of task tracr-reverse is NaN or "
+        r"infinite at step 1 of 5",
+    ):
         discover(task, "node-sp", steps=5)
 
 

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-
 from conftest import tracr
-from edgewise.patching.ablation import make_ablation
+
 from edgewise.graph import Edge, Graph
 from edgewise.patching import patched_forward
+from edgewise.patching.ablation import make_ablation
 from edgewise.patching.reference import per_edge_forward, single_edge_patch
 
 TRACR = ["tracr-reverse", "tracr-proportion", "tracr-pair-balance", "tracr-dyck2"]
@@ -93,13 +93,15 @@ def _hand_patch_reverse(model, clean, corrupt, writer_hook, writer_head, reader_
 def test_single_edge_removal_matches_hand_written_hook_patch(reverse, edge, hooks):
     # Inputs of different lengths, so that length and opp_idx differ between paired rows and every edge here
     # changes the output (on the task's own data, all of one length, most of them would change nothing).
-    encode = reverse.extras["compiled"].encode
+    encode = reverse.family.compiled.encode
     clean = encode([[1, 2, 3], [2, 3, 1, 1, 2], [3, 3, 1, 2], [1, 1]])
     corrupt = encode([[2, 1, 3, 3, 1], [1, 2], [1, 1, 2, 3, 3], [3, 2, 1]])
     graph = reverse.graph()
     mask = torch.ones(graph.n_edges)
     mask[graph.edge_index(edge)] = 0
-    patched = patched_forward(reverse.model, graph, clean, make_ablation("resample", reverse.model, graph, corrupt), mask)
+    patched = patched_forward(
+        reverse.model, graph, clean, make_ablation("resample", reverse.model, graph, corrupt), mask
+    )
     reference = _hand_patch_reverse(reverse.model, clean, corrupt, *hooks)
     assert (reference - reverse.model(clean)).abs().max() > 1e-2  # the edge matters: the check has teeth
     assert torch.allclose(patched, reference, atol=1e-5)

@@ -11,12 +11,13 @@ import pytest
 import torch
 from conftest import tracr
 
-from edgewise.suite.bench.summary import summary_markdown
 from edgewise.diagnostics import diagnose, redundant_groups
 from edgewise.evaluate import effective_truth
 from edgewise.evaluate.ground_truth import OUTPUT_TOLERANCE, removal_changes, scored_change
 from edgewise.graph import Edge
 from edgewise.patching import full_logits, patched_forward, task_ablation
+from edgewise.suite.bench import RunRecord
+from edgewise.suite.bench.summary import summary_markdown
 
 COPIES = {"tracr-redundant-or": 2, "tracr-redundant-majority": 3, "tracr-redundant-backup": 2}
 
@@ -28,9 +29,9 @@ def _prev_is_x(sequence: list) -> list[bool]:
 @pytest.mark.parametrize("name", list(COPIES))
 def test_each_program_says_whether_the_previous_token_is_x(name):
     task = tracr(name)
-    values = task.extras["compiled"].output_values
+    values = task.family.compiled.output_values
     answers = full_logits(task).argmax(-1)[:, 1:]  # after BOS
-    expected = torch.tensor([_prev_is_x(s) for s in task.extras["sequences"]])
+    expected = torch.tensor([_prev_is_x(s) for s in task.family.sequences])
     assert [[values[a] for a in row] for row in answers.tolist()] == expected.tolist()
 
 
@@ -50,11 +51,14 @@ def _heads_replaced(task, layer: int, heads: tuple[int, ...], kind: str) -> torc
     return task.model.run_with_hooks(task.clean, fwd_hooks=[(name, replace)])
 
 
-@pytest.mark.parametrize("name, layer, kind, suffice", [
-    ("tracr-redundant-or", 1, "zero", 1),
-    ("tracr-redundant-majority", 1, "zero", 2),
-    ("tracr-redundant-majority", 1, "resample", 2),
-])
+@pytest.mark.parametrize(
+    "name, layer, kind, suffice",
+    [
+        ("tracr-redundant-or", 1, "zero", 1),
+        ("tracr-redundant-majority", 1, "zero", 2),
+        ("tracr-redundant-majority", 1, "resample", 2),
+    ],
+)
 @torch.no_grad()
 def test_copies_back_each_other_up_by_hand_and_redundant_groups_agree(name, layer, kind, suffice):
     """Removing fewer copies than `suffice` allows leaves every answer; removing one more changes some. The groups
@@ -80,8 +84,9 @@ def test_redundancy_aware_truth_is_the_union_of_minimal_faithful_circuits(kind):
     for time): the faithful ones, the inclusion-minimal among them, and their union, which must be the effective
     truth on the same inputs."""
     full = tracr("tracr-redundant-or")
-    task = dataclasses.replace(full, clean=full.clean[:24], corrupt=full.corrupt[:24],
-                               scored_positions=full.scored_positions[:24])
+    task = dataclasses.replace(
+        full, clean=full.clean[:24], corrupt=full.corrupt[:24], scored_positions=full.scored_positions[:24]
+    )
     graph = task.graph()
     ablated = task_ablation(task, graph, kind)
     derived = sorted(task.ground_truth_edges(graph), key=graph.edge_index)
@@ -125,7 +130,15 @@ def test_diagnose_names_the_groups_and_the_bench_summary_counts_copies_kept():
     [group] = report["redundant_groups"]
     assert group["description"] == "any 2 of A1.0, A1.1 and A1.2 suffice"
     assert group["copies_kept"] == 2  # the greedy minimal circuit keeps two of three
-    records = [{"task": "t", "graph": "plain", "ablation": "resample", "method": m, "redundancy": [
-        {"copies": ["A1.0", "A1.1", "A1.2"], "suffice": 2, "copies_kept": kept}]} for m, kept in (("a", 3), ("b", 1))]
-    summary = summary_markdown(records)
+    records = [
+        {
+            "task": "t",
+            "graph": "plain",
+            "ablation": "resample",
+            "method": m,
+            "redundancy": [{"copies": ["A1.0", "A1.1", "A1.2"], "suffice": 2, "copies_kept": kept}],
+        }
+        for m, kept in (("a", 3), ("b", 1))
+    ]
+    summary = summary_markdown([RunRecord.from_json(r) for r in records])
     assert "copies kept" in summary and "| 3/3 |" in summary and "| 1/3 |" in summary

@@ -8,7 +8,6 @@ import copy
 
 import pytest
 import torch
-
 from test_removal import _tasks
 
 from edgewise.errors import InvalidHyperparameterError
@@ -23,11 +22,13 @@ def _hand_relearning(task, steps: int, lr: float) -> list[float]:
     written = {}
 
     def forward():
-        hooks = [("hook_a_out", lambda v, hook: written.__setitem__("a", v)),
-                 ("hook_out", lambda v, hook: v - written["a"])]
+        hooks = [
+            ("hook_a_out", lambda v, hook: written.__setitem__("a", v)),
+            ("hook_out", lambda v, hook: v - written["a"]),
+        ]
         return model.run_with_hooks(task.clean, fwd_hooks=hooks)
 
-    answers = task.extras["answers"][:, 0]
+    answers = task.answers[:, 0]
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     curve = []
     for step in range(steps + 1):

@@ -8,7 +8,6 @@ import math
 
 import pytest
 import torch
-
 from test_removal import _tasks
 
 from edgewise.errors import GraphMismatchError, InvalidHyperparameterError
@@ -19,8 +18,10 @@ from edgewise.interventions.removal_mask import suppression
 def test_suppression_is_kl_from_uniform_by_hand():
     skill_a, _ = _tasks()
     logits = torch.randn(32, 1, 4, generator=torch.Generator().manual_seed(0))
-    by_hand = sum(sum(0.25 * (math.log(0.25) - logits[i, 0].log_softmax(-1)[c].item()) for c in range(4))
-                  for i in range(32)) / 32
+    by_hand = (
+        sum(sum(0.25 * (math.log(0.25) - logits[i, 0].log_softmax(-1)[c].item()) for c in range(4)) for i in range(32))
+        / 32
+    )
     assert suppression(skill_a, logits).item() == pytest.approx(by_hand, rel=1e-5)
     assert suppression(skill_a, torch.zeros(32, 1, 4)).item() == pytest.approx(0.0, abs=1e-7)
 
@@ -32,9 +33,12 @@ def test_the_mask_removes_skill_a_keeps_b_and_removes_only_edges_that_do_that_al
     graph = skill_a.graph()
     # brute force: which single edges take A out (accuracy <= chance) and keep B, measured with `remove` (checked
     # against hand-written ablations in tests/test_removal.py); by construction they are A's input and output
-    removes_a_alone = {edge for edge in graph.edges
-                       if (r := remove(skill_a, {edge}, [skill_b], "zero")).forget.accuracy_after <= 0.5
-                       and r.retain[0].accuracy_after == 1.0}
+    removes_a_alone = {
+        edge
+        for edge in graph.edges
+        if (r := remove(skill_a, {edge}, [skill_b], "zero")).forget.accuracy_after <= 0.5
+        and r.retain[0].accuracy_after == 1.0
+    }
     assert removes_a_alone == {e for e in graph.edges if (e.writer, e.reader) in {("embed", "a"), ("a", "out")}}
     assert removed and removed <= removes_a_alone
     result = remove(skill_a, removed, [skill_b], "zero")

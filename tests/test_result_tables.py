@@ -49,15 +49,23 @@ def test_committed_pages_are_what_the_json_renders(tmp_path):
     rendered = sorted(p.name for p in tmp_path.glob("*.md"))
     assert rendered, "render_tables.py rendered no pages"
     committed = sorted(p.name for p in PAGES.glob("*.md") if render_tables.is_generated(p))
-    stale = [f"docs/results/{name}" for name in sorted(set(rendered) | set(committed))
-             if not (PAGES / name).exists() or not (tmp_path / name).exists()
-             or (PAGES / name).read_text() != (tmp_path / name).read_text()]
-    uncommitted = [render_tables.Provenance(RESULTS).label(p) for p in sorted(RESULTS.rglob("*.json"))
-                   if render_tables.Provenance(RESULTS).commit(p) is None]
+    stale = [
+        f"docs/results/{name}"
+        for name in sorted(set(rendered) | set(committed))
+        if not (PAGES / name).exists()
+        or not (tmp_path / name).exists()
+        or (PAGES / name).read_text() != (tmp_path / name).read_text()
+    ]
+    uncommitted = [
+        render_tables.Provenance(RESULTS).label(p)
+        for p in sorted(RESULTS.rglob("*.json"))
+        if render_tables.Provenance(RESULTS).commit(p) is None
+    ]
     assert not stale, (
         f"{', '.join(stale)} differ from what benchmarks/render_tables.py renders from benchmarks/results/: run "
         "`python benchmarks/render_tables.py` and commit docs/results/"
-        + (f" (commit the changed JSON first: {', '.join(uncommitted)})" if uncommitted else ""))
+        + (f" (commit the changed JSON first: {', '.join(uncommitted)})" if uncommitted else "")
+    )
 
 
 def test_a_changed_value_changes_its_page(tmp_path):

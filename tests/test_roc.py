@@ -99,9 +99,9 @@ def test_roc_auc_treats_float_noise_as_zero(reverse):
     values[2:] = torch.linspace(-1e-19, 1e-19, graph.n_edges - 2)  # noise on edges with no effect
     values[1] = 0.0  # a true edge with no effect ties with the noise, it does not lose to half of it
     noisy = EdgeScores(graph, values, "t")
-    assert roc_auc(noisy, truth) == pytest.approx(pairwise_auroc([1.0, 0.0] + [0.0] * (graph.n_edges - 2),
-                                                                     [True, True] + [False] * (graph.n_edges - 2)))
-
+    assert roc_auc(noisy, truth) == pytest.approx(
+        pairwise_auroc([1.0, 0.0] + [0.0] * (graph.n_edges - 2), [True, True] + [False] * (graph.n_edges - 2))
+    )
 
 
 def test_one_auroc_in_float32_and_float64():

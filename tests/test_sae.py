@@ -68,8 +68,9 @@ def numpy_encode(sae, x, k=None, subtract_b_dec=True):
     return np.maximum(pre, 0.0)
 
 
-@pytest.mark.parametrize("architecture,k,subtract", [("relu", None, True), ("topk", 3, True), ("relu", None, False),
-                                                     ("topk", 3, False)])
+@pytest.mark.parametrize(
+    "architecture,k,subtract", [("relu", None, True), ("topk", 3, True), ("relu", None, False), ("topk", 3, False)]
+)
 def test_encode_and_decode_follow_the_formulas(architecture, k, subtract):
     sae = random_sae(architecture, k, subtract)
     x = torch.randn(20, 6)
@@ -170,12 +171,14 @@ def test_statistics_of_equal_rows_have_no_fvu():
 def test_direction_recovery_by_hand():
     e = torch.eye(4)
     angle = math.radians(30)
-    decoder = torch.stack([
-        3 * e[1],  # e1, at another length: cosine 1
-        math.cos(angle) * e[0] + math.sin(angle) * e[3],  # e0 rotated by 30 degrees: cosine cos(30)
-        -e[2],  # the opposite of e2: cosine -1, so e2's best is 0 (from the rows orthogonal to it)
-        torch.zeros(4),  # a pruned feature: cosine 0, not NaN
-    ])
+    decoder = torch.stack(
+        [
+            3 * e[1],  # e1, at another length: cosine 1
+            math.cos(angle) * e[0] + math.sin(angle) * e[3],  # e0 rotated by 30 degrees: cosine cos(30)
+            -e[2],  # the opposite of e2: cosine -1, so e2's best is 0 (from the rows orthogonal to it)
+            torch.zeros(4),  # a pruned feature: cosine 0, not NaN
+        ]
+    )
     recovery = direction_recovery(decoder, 2 * e[:3])
     np.testing.assert_allclose(recovery.best_cosine, [math.cos(angle), 1.0, 0.0], atol=1e-12)
     assert recovery.best_feature[:2] == (1, 0)
@@ -183,36 +186,45 @@ def test_direction_recovery_by_hand():
     assert direction_recovery(decoder, e[:3], threshold=0.8).fraction_recovered == pytest.approx(2 / 3)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"architecture": "topk", "k": None}, "k must be an integer in 1..d_sae=10"),
-    ({"architecture": "topk", "k": 11}, "k must be an integer in 1..d_sae=10"),
-    ({"architecture": "relu", "k": 3}, "relu SAE takes none"),
-    ({"architecture": "jumprelu"}, "unknown SAE architecture 'jumprelu'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"architecture": "topk", "k": None}, "k must be an integer in 1..d_sae=10"),
+        ({"architecture": "topk", "k": 11}, "k must be an integer in 1..d_sae=10"),
+        ({"architecture": "relu", "k": 3}, "relu SAE takes none"),
+        ({"architecture": "jumprelu"}, "unknown SAE architecture 'jumprelu'"),
+    ],
+)
 def test_bad_sae_arguments(kwargs, match):
     with pytest.raises(InvalidHyperparameterError, match=match):
         SparseAutoencoder(6, 10, **kwargs)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"steps": 0}, "steps must be an integer >= 1"),
-    ({"batch_size": 0}, "batch_size must be an integer >= 1"),
-    ({"lr": -1.0}, "lr must be a finite number > 0"),
-    ({"architecture": "relu", "l1": -0.1}, "l1 must be a finite number >= 0"),
-    ({"architecture": "topk", "k": 2, "l1": 0.5}, "a topk SAE's sparsity is set by k"),
-    ({"architecture": "topk"}, "k must be an integer"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"steps": 0}, "steps must be an integer >= 1"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+        ({"lr": -1.0}, "lr must be a finite number > 0"),
+        ({"architecture": "relu", "l1": -0.1}, "l1 must be a finite number >= 0"),
+        ({"architecture": "topk", "k": 2, "l1": 0.5}, "a topk SAE's sparsity is set by k"),
+        ({"architecture": "topk"}, "k must be an integer"),
+    ],
+)
 def test_bad_training_config(kwargs, match):
     with pytest.raises(InvalidHyperparameterError, match=match):
         SAETrainingConfig(d_sae=10, **{"architecture": "relu", **kwargs})
 
 
-@pytest.mark.parametrize("activations,match", [
-    (torch.zeros(0, 6), "hold no rows"),
-    (torch.zeros(6), r"must be a tensor \[n_rows, d_in\], got \(6,\)"),
-    (torch.tensor([[0.0] * 6, [float("nan")] + [0.0] * 5]), "1 of 2 activation rows hold NaN.*row 1"),
-    (torch.zeros(3, 6, dtype=torch.long), "must be floating point"),
-])
+@pytest.mark.parametrize(
+    "activations,match",
+    [
+        (torch.zeros(0, 6), "hold no rows"),
+        (torch.zeros(6), r"must be a tensor \[n_rows, d_in\], got \(6,\)"),
+        (torch.tensor([[0.0] * 6, [float("nan")] + [0.0] * 5]), "1 of 2 activation rows hold NaN.*row 1"),
+        (torch.zeros(3, 6, dtype=torch.long), "must be floating point"),
+    ],
+)
 def test_bad_activations(activations, match):
     with pytest.raises(InvalidActivationsError, match=match):
         train_sparse_autoencoder(activations, 4, "relu", steps=1)
@@ -225,12 +237,15 @@ def test_encode_of_the_wrong_width():
         random_sae().encode(torch.zeros(2, 5))
 
 
-@pytest.mark.parametrize("decoder,directions,threshold,match", [
-    (torch.zeros(3, 4), torch.eye(5)[:2], 0.9, "width 4 but the directions have width 5"),
-    (torch.zeros(3, 4), torch.zeros(2, 4), 0.9, r"rows \[0, 1\] are zero"),
-    (torch.zeros(3, 4), torch.eye(4), 1.5, r"threshold is a cosine in \[-1, 1\]"),
-    (torch.zeros(4), torch.eye(4), 0.9, "decoder must be a non-empty matrix"),
-])
+@pytest.mark.parametrize(
+    "decoder,directions,threshold,match",
+    [
+        (torch.zeros(3, 4), torch.eye(5)[:2], 0.9, "width 4 but the directions have width 5"),
+        (torch.zeros(3, 4), torch.zeros(2, 4), 0.9, r"rows \[0, 1\] are zero"),
+        (torch.zeros(3, 4), torch.eye(4), 1.5, r"threshold is a cosine in \[-1, 1\]"),
+        (torch.zeros(4), torch.eye(4), 0.9, "decoder must be a non-empty matrix"),
+    ],
+)
 def test_bad_directions(decoder, directions, threshold, match):
     with pytest.raises(InvalidDirectionsError, match=match):
         direction_recovery(decoder, directions, threshold)
@@ -283,7 +298,9 @@ def test_other_activations_or_config_train_apart(tmp_path, data, trainings):
     x = data[0][:200]
     cached_sparse_autoencoder(x, cache_dir=tmp_path, config=SAETrainingConfig(**CACHED))
     cached_sparse_autoencoder(x[:150], cache_dir=tmp_path, config=SAETrainingConfig(**CACHED))
-    cached_sparse_autoencoder(x.double(), cache_dir=tmp_path, config=SAETrainingConfig(**CACHED))  # same values, another dtype
+    cached_sparse_autoencoder(
+        x.double(), cache_dir=tmp_path, config=SAETrainingConfig(**CACHED)
+    )  # same values, another dtype
     cached_sparse_autoencoder(x, cache_dir=tmp_path, config=SAETrainingConfig(**{**CACHED, "seed": 1}))
     assert len(trainings) == 4
     assert len(list(tmp_path.iterdir())) == 4
@@ -300,7 +317,9 @@ def test_damaged_entry_is_retrained_with_a_warning(tmp_path, data, trainings):
     assert_same_weights(first, second)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        cached_sparse_autoencoder(x, cache_dir=tmp_path, config=SAETrainingConfig(**CACHED))  # the entry was replaced by a good one
+        cached_sparse_autoencoder(
+            x, cache_dir=tmp_path, config=SAETrainingConfig(**CACHED)
+        )  # the entry was replaced by a good one
     assert len(trainings) == 2
 
 

@@ -18,10 +18,20 @@ D_IN, D_SAE = 5, 8
 def cfg_6(architecture="standard", **fields) -> dict:
     """Returns a cfg.json as SAELens 6.18 writes it (StandardSAE / TopKSAE .save_model)."""
     cfg = {
-        "d_in": D_IN, "d_sae": D_SAE, "dtype": "float32", "device": "cpu", "apply_b_dec_to_input": True,
-        "normalize_activations": "none", "reshape_activations": "none",
-        "metadata": {"sae_lens_version": "6.18.0", "sae_lens_training_version": "6.18.0", "model_name": "gpt2",
-                     "hook_name": "blocks.2.hook_resid_pre", "hook_head_index": None},
+        "d_in": D_IN,
+        "d_sae": D_SAE,
+        "dtype": "float32",
+        "device": "cpu",
+        "apply_b_dec_to_input": True,
+        "normalize_activations": "none",
+        "reshape_activations": "none",
+        "metadata": {
+            "sae_lens_version": "6.18.0",
+            "sae_lens_training_version": "6.18.0",
+            "model_name": "gpt2",
+            "hook_name": "blocks.2.hook_resid_pre",
+            "hook_head_index": None,
+        },
     }
     if architecture == "topk":
         cfg |= {"k": 3, "rescale_acts_by_decoder_norm": False}
@@ -31,12 +41,27 @@ def cfg_6(architecture="standard", **fields) -> dict:
 def cfg_5(**fields) -> dict:
     """Returns a cfg.json as SAELens 5 wrote it (SAEConfig.to_dict), for a topk SAE."""
     return {
-        "architecture": "standard", "d_in": D_IN, "d_sae": D_SAE, "dtype": "float32", "device": "cpu",
-        "model_name": "gpt2", "hook_name": "blocks.2.hook_resid_pre", "hook_layer": 2, "hook_head_index": None,
-        "activation_fn_str": "topk", "activation_fn_kwargs": {"k": 3}, "apply_b_dec_to_input": True,
-        "finetuning_scaling_factor": False, "sae_lens_training_version": "5.11.0", "prepend_bos": True,
-        "dataset_path": "Skylion007/openwebtext", "dataset_trust_remote_code": True, "context_size": 128,
-        "normalize_activations": "none", "neuronpedia_id": None, "model_from_pretrained_kwargs": {},
+        "architecture": "standard",
+        "d_in": D_IN,
+        "d_sae": D_SAE,
+        "dtype": "float32",
+        "device": "cpu",
+        "model_name": "gpt2",
+        "hook_name": "blocks.2.hook_resid_pre",
+        "hook_layer": 2,
+        "hook_head_index": None,
+        "activation_fn_str": "topk",
+        "activation_fn_kwargs": {"k": 3},
+        "apply_b_dec_to_input": True,
+        "finetuning_scaling_factor": False,
+        "sae_lens_training_version": "5.11.0",
+        "prepend_bos": True,
+        "dataset_path": "Skylion007/openwebtext",
+        "dataset_trust_remote_code": True,
+        "context_size": 128,
+        "normalize_activations": "none",
+        "neuronpedia_id": None,
+        "model_from_pretrained_kwargs": {},
         "seqpos_slice": [None],
     } | fields
 
@@ -121,9 +146,19 @@ def test_saelens_5_layout(tmp_path):
 
 
 def test_saelens_3_layout_with_old_names(tmp_path):
-    old = {"d_in": D_IN, "d_sae": D_SAE, "dtype": "float32", "device": "cpu", "model_name": "gpt2",
-           "hook_point": "blocks.0.hook_resid_pre", "hook_point_layer": 0, "hook_point_head_index": None,
-           "activation_fn": "relu", "apply_b_dec_to_input": False, "normalize_activations": False}
+    old = {
+        "d_in": D_IN,
+        "d_sae": D_SAE,
+        "dtype": "float32",
+        "device": "cpu",
+        "model_name": "gpt2",
+        "hook_point": "blocks.0.hook_resid_pre",
+        "hook_point_layer": 0,
+        "hook_point_head_index": None,
+        "activation_fn": "relu",
+        "apply_b_dec_to_input": False,
+        "normalize_activations": False,
+    }
     sae, cfg = load_saelens(write_folder(tmp_path / "sae", old))
     assert cfg["metadata"]["hook_name"] == "blocks.0.hook_resid_pre"
     assert cfg["architecture"] == "standard" and cfg["normalize_activations"] == "none"
@@ -163,11 +198,22 @@ def test_written_cfg_is_saelens_6s_layout(tmp_path):
     written = json.loads((tmp_path / "sae" / "cfg.json").read_text())
     # what SAELens 6.18's TopKSAE.save_model writes, but for the version fields
     assert written == {
-        "d_in": D_IN, "d_sae": D_SAE, "dtype": "float32", "device": "cpu", "apply_b_dec_to_input": True,
-        "normalize_activations": "none", "reshape_activations": "none",
-        "metadata": {"sae_lens_version": "6.0.0", "sae_lens_training_version": None,
-                     "hook_name": "blocks.2.hook_resid_pre", "model_name": "gpt2"},
-        "k": 3, "rescale_acts_by_decoder_norm": False, "architecture": "topk",
+        "d_in": D_IN,
+        "d_sae": D_SAE,
+        "dtype": "float32",
+        "device": "cpu",
+        "apply_b_dec_to_input": True,
+        "normalize_activations": "none",
+        "reshape_activations": "none",
+        "metadata": {
+            "sae_lens_version": "6.0.0",
+            "sae_lens_training_version": None,
+            "hook_name": "blocks.2.hook_resid_pre",
+            "model_name": "gpt2",
+        },
+        "k": 3,
+        "rescale_acts_by_decoder_norm": False,
+        "architecture": "topk",
     }
     assert list(written) == list(cfg_6("topk"))  # in SAELens's field order
 
@@ -182,26 +228,35 @@ def bad_weights(**changes):
     return {name: tensor for name, tensor in (random_weights() | changes).items() if tensor is not None}
 
 
-@pytest.mark.parametrize("cfg,weights,match", [
-    (cfg_6("jumprelu"), bad_weights(threshold=torch.zeros(D_SAE)),
-     "architecture 'jumprelu' is not supported.*threshold"),
-    (cfg_6("gated"), None, "architecture 'gated' is not supported; edgewise loads 'standard' and 'topk'"),
-    (cfg_6(normalize_activations="expected_average_only_in"), None,
-     "normalize_activations='expected_average_only_in' is not supported.*normalize_activations='none'"),
-    (cfg_5(normalize_activations=True), None, "normalize_activations='expected_average_only_in' is not supported"),
-    (cfg_5(hook_name="blocks.0.attn.hook_z"), None, "reshape_activations='hook_z' is not supported"),
-    (cfg_6("topk", k=0), None, "a topk SAE needs k, an integer in 1..d_sae=8"),
-    (cfg_5(activation_fn_kwargs={}), None, "a topk SAE needs k"),
-    (cfg_5(activation_fn_str="tanh-relu"), None, "activation_fn 'tanh-relu' is not supported"),
-    (cfg_6(d_sae="8"), None, "d_sae must be an integer >= 1, got '8'"),
-    (cfg_6(dtype="int8"), None, "dtype 'int8' is not one SAELens writes"),
-    (cfg_6(apply_b_dec_to_input="yes"), None, "apply_b_dec_to_input must be true or false"),
-    (cfg_6(), bad_weights(W_dec=torch.zeros(D_IN, D_SAE)), r"W_dec has shape \(5, 8\).*make it \(8, 5\)"),
-    (cfg_6(), bad_weights(b_enc=None), r"missing \['b_enc'\]"),
-    (cfg_6(), bad_weights(b_gate=torch.zeros(D_SAE)), r"unexpected \['b_gate'\]"),
-    (cfg_5(), bad_weights(scaling_factor=torch.full((D_SAE,), 2.0)), "scaling_factor .* is not supported"),
-    (cfg_6(metadata={"sae_lens_version": "six"}), None, "sae_lens_version 'six' is not a SAELens version"),
-])
+@pytest.mark.parametrize(
+    "cfg,weights,match",
+    [
+        (
+            cfg_6("jumprelu"),
+            bad_weights(threshold=torch.zeros(D_SAE)),
+            "architecture 'jumprelu' is not supported.*threshold",
+        ),
+        (cfg_6("gated"), None, "architecture 'gated' is not supported; edgewise loads 'standard' and 'topk'"),
+        (
+            cfg_6(normalize_activations="expected_average_only_in"),
+            None,
+            "normalize_activations='expected_average_only_in' is not supported.*normalize_activations='none'",
+        ),
+        (cfg_5(normalize_activations=True), None, "normalize_activations='expected_average_only_in' is not supported"),
+        (cfg_5(hook_name="blocks.0.attn.hook_z"), None, "reshape_activations='hook_z' is not supported"),
+        (cfg_6("topk", k=0), None, "a topk SAE needs k, an integer in 1..d_sae=8"),
+        (cfg_5(activation_fn_kwargs={}), None, "a topk SAE needs k"),
+        (cfg_5(activation_fn_str="tanh-relu"), None, "activation_fn 'tanh-relu' is not supported"),
+        (cfg_6(d_sae="8"), None, "d_sae must be an integer >= 1, got '8'"),
+        (cfg_6(dtype="int8"), None, "dtype 'int8' is not one SAELens writes"),
+        (cfg_6(apply_b_dec_to_input="yes"), None, "apply_b_dec_to_input must be true or false"),
+        (cfg_6(), bad_weights(W_dec=torch.zeros(D_IN, D_SAE)), r"W_dec has shape \(5, 8\).*make it \(8, 5\)"),
+        (cfg_6(), bad_weights(b_enc=None), r"missing \['b_enc'\]"),
+        (cfg_6(), bad_weights(b_gate=torch.zeros(D_SAE)), r"unexpected \['b_gate'\]"),
+        (cfg_5(), bad_weights(scaling_factor=torch.full((D_SAE,), 2.0)), "scaling_factor .* is not supported"),
+        (cfg_6(metadata={"sae_lens_version": "six"}), None, "sae_lens_version 'six' is not a SAELens version"),
+    ],
+)
 def test_unsupported_folders_are_refused(tmp_path, cfg, weights, match):
     folder = write_folder(tmp_path / "sae", cfg, weights)
     with pytest.raises(SAEFormatError, match=match) as raised:

@@ -16,7 +16,6 @@ def test_scores_round_trip_through_json(reverse, tmp_path):
     assert loaded.method == "random" and loaded.seed == 4
 
 
-
 def test_unreadable_scores_file(tmp_path):
     (tmp_path / "s.json").write_text("not json")
     with pytest.raises(ScoresFileError, match=r"cannot read .*s\.json.*edgewise discover --json FILE"):

@@ -1,6 +1,6 @@
 """The SIIT tasks: the committed models reproduce their recorded accuracy; interchange interventions written here with
-plain TransformerLens hooks (independent of edgewise.suite.models.siit and edgewise.patching) show, on held-out inputs, that
-the aligned nodes carry the high-level model's variables (IIA) and that no other head or MLP matters (strict IIA);
+plain TransformerLens hooks (independent of edgewise.suite.models.siit and edgewise.patching) show, on held-out inputs,
+that the aligned nodes carry the high-level model's variables (IIA) and that no other head or MLP matters (strict IIA);
 and the aligned ground truth alone, patched by edgewise's edge-masked forward, keeps the outputs. Bounds and measured
 numbers are in docs/siit.md."""
 
@@ -13,9 +13,9 @@ import torch
 
 from edgewise.errors import GraphMismatchError
 from edgewise.graph.nodes import head_node, mlp_node
+from edgewise.patching import patched_forward, task_ablation
 from edgewise.suite.models.siit.alignment import Alignment
 from edgewise.suite.models.siit.weights import weights_path
-from edgewise.patching import patched_forward, task_ablation
 from edgewise.suite.tasks import get_task, task_names
 from edgewise.suite.tasks.registry import SIIT_TASKS, TRAINED_TASKS, held_out_size
 from edgewise.suite.tasks.trained.siit import NODE_LEVEL
@@ -37,6 +37,7 @@ def record_of(task) -> dict:
 
 # --- interchange interventions by hand --------------------------------------------------------------------------------
 
+
 def output_hook(name: str) -> tuple[str, int | None]:
     """Returns (hook, head or None) where head `A{l}.{h}` or `MLP {l}` writes its output."""
     if name.startswith("MLP "):
@@ -48,7 +49,8 @@ def output_hook(name: str) -> tuple[str, int | None]:
 def components(cfg) -> list[str]:
     """Returns the names of every head and MLP of a model."""
     return [f"A{layer}.{h}" for layer in range(cfg.n_layers) for h in range(cfg.n_heads)] + [
-        f"MLP {layer}" for layer in range(cfg.n_layers)]
+        f"MLP {layer}" for layer in range(cfg.n_layers)
+    ]
 
 
 @torch.no_grad()
@@ -86,7 +88,7 @@ def pairs(task) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 def test_weights_reproduce_the_recorded_accuracy(task):
-    high = task.extras["high_level"].model
+    high = task.family.high_level.model
     with torch.no_grad():
         accuracy = same_outputs(task.model(task.clean), high(task.clean), task.scored_positions, task.categorical)
     assert accuracy == pytest.approx(record_of(task)["measured"]["held_out"]["accuracy"], abs=1e-6)
@@ -94,21 +96,24 @@ def test_weights_reproduce_the_recorded_accuracy(task):
 
 
 def test_aligned_nodes_reproduce_the_high_level_counterfactuals(task):
-    high, low = task.extras["high_level"].model, task.model
+    high, low = task.family.high_level.model, task.model
     base, source, positions = pairs(task)
-    for high_name, low_name in task.extras["alignment"].to_dict().items():
-        iia = same_outputs(resampled_logits(low, base, source, [low_name]),
-                           resampled_logits(high, base, source, [high_name]), positions, task.categorical)
+    for high_name, low_name in task.family.alignment.to_dict().items():
+        iia = same_outputs(
+            resampled_logits(low, base, source, [low_name]),
+            resampled_logits(high, base, source, [high_name]),
+            positions,
+            task.categorical,
+        )
         assert iia >= IIA_BOUND, (task.name, high_name, iia)
 
 
 def test_non_aligned_nodes_do_not_matter(task):
-    high, low = task.extras["high_level"].model, task.model
+    high, low = task.family.high_level.model, task.model
     base, source, positions = pairs(task)
-    non_aligned = [n for n in components(low.cfg) if n not in task.extras["alignment"].to_dict().values()]
+    non_aligned = [n for n in components(low.cfg) if n not in task.family.alignment.to_dict().values()]
     with torch.no_grad():
-        strict = same_outputs(resampled_logits(low, base, source, non_aligned), high(base), positions,
-                              task.categorical)
+        strict = same_outputs(resampled_logits(low, base, source, non_aligned), high(base), positions, task.categorical)
     assert strict >= STRICT_BOUND, (task.name, strict)
 
 
@@ -117,12 +122,17 @@ def test_resampling_the_aligned_nodes_changes_the_outputs(task):
     low = task.model
     base, source, positions = pairs(task)
     with torch.no_grad():
-        kept = same_outputs(resampled_logits(low, base, source, list(task.extras["alignment"].to_dict().values())),
-                            low(base), positions, task.categorical)
+        kept = same_outputs(
+            resampled_logits(low, base, source, list(task.family.alignment.to_dict().values())),
+            low(base),
+            positions,
+            task.categorical,
+        )
     assert kept < 0.8, (task.name, kept)
 
 
 # --- the ground truth -------------------------------------------------------------------------------------------------
+
 
 def test_the_ground_truth_alone_keeps_the_outputs(task):
     graph = task.graph()
@@ -131,23 +141,24 @@ def test_the_ground_truth_alone_keeps_the_outputs(task):
     with torch.no_grad():
         full = task.model(task.clean)
         alone = patched_forward(task.model, graph, task.clean, ablated, graph.mask_for(truth).unsqueeze(0))[0]
-        rest = patched_forward(task.model, graph, task.clean, ablated,
-                               graph.mask_for(set(graph.edges) - truth).unsqueeze(0))[0]
+        rest = patched_forward(
+            task.model, graph, task.clean, ablated, graph.mask_for(set(graph.edges) - truth).unsqueeze(0)
+        )[0]
     assert same_outputs(alone, full, task.scored_positions, task.categorical) >= STRICT_BOUND
     assert task.metric(alone, full, task.scored_positions).item() < TRUTH_KL_BOUND
     assert same_outputs(rest, full, task.scored_positions, task.categorical) < 0.8
 
 
 def test_the_ground_truth_is_the_high_level_circuit_through_the_alignment(task):
-    high_truth = task.extras["high_level"].ground_truth
-    alignment = task.extras["alignment"].to_dict()
+    high_truth = task.family.high_level.ground_truth
+    alignment = task.family.alignment.to_dict()
 
     def low(name: str) -> str:
         if name in ("Resid Start", "Resid End"):
             return name
         if name.startswith("MLP"):
             return alignment[name]
-        head, attention_input = (name.rsplit(".", 1) if name.count(".") == 2 else (name, ""))
+        head, attention_input = name.rsplit(".", 1) if name.count(".") == 2 else (name, "")
         return alignment[head] + (f".{attention_input}" if attention_input else "")
 
     mapped = sorted((low(w), low(r)) for w, r in high_truth)
@@ -164,10 +175,11 @@ def test_the_ground_truth_is_the_high_level_circuit_through_the_alignment(task):
 
 # --- registry and alignment -------------------------------------------------------------------------------------------
 
+
 def test_siit_tasks_are_registered_with_the_programs_held_out_split(task):
     assert task.name in task_names() and task.name in TRAINED_TASKS
     assert held_out_size(task.name) == task.clean.shape[0] == held_out_size(SIIT_TASKS[task.name])
-    assert task.model.cfg.normalization and task.model.cfg.n_heads > task.extras["high_level"].model.cfg.n_heads
+    assert task.model.cfg.normalization and task.model.cfg.n_heads > task.family.high_level.model.cfg.n_heads
 
 
 def test_an_unaligned_node_has_no_low_level_partner():
@@ -179,6 +191,7 @@ def test_an_unaligned_node_has_no_low_level_partner():
 
 # --- planted redundancy in a trained model --------------------------------------------------------------------------
 
+
 @torch.no_grad()
 def test_the_trained_or_copies_back_each_other_up_as_the_compiled_ones_do():
     """siit-tracr-redundant-or's aligned heads A1.2 and A1.3 are two copies of "the previous token is x" combined by
@@ -187,8 +200,8 @@ def test_the_trained_or_copies_back_each_other_up_as_the_compiled_ones_do():
     (A1.0, A1.1), by hooks written here. The logits do move under a single knock-out (by up to about 2), which is why
     logit-tolerance truths do not pair the trained copies (docs/siit.md)."""
     task = get_task("siit-tracr-redundant-or", held_out=True)
-    compiled = task.extras["high_level"]
-    no_x = compiled.encode([["w" if c == "x" else c for c in s] for s in task.extras["sequences"]])
+    compiled = task.family.high_level
+    no_x = compiled.encode([["w" if c == "x" else c for c in s] for s in task.family.sequences])
     scored = task.scored_positions
     for model, copies in ((task.model, (2, 3)), (compiled.model, (0, 1))):
         full = model(task.clean).argmax(-1)
@@ -209,7 +222,7 @@ def test_the_strict_loss_trains_the_non_aligned_nodes_only_through_their_source_
     from edgewise.suite.models.siit.training import siit_losses
 
     task = get_task("siit-tracr-redundant-or")
-    low, high, alignment = task.model, task.extras["high_level"].model, task.extras["alignment"]
+    low, high, alignment = task.model, task.family.high_level.model, task.family.alignment
     base, source = task.clean[:16], task.clean[16:32]
     for through in (False, True):
         low.zero_grad(set_to_none=True)

@@ -10,13 +10,11 @@ ablation, and against the derived circuit only as the tie-limited value it must 
 
 import pytest
 import torch
-
 from conftest import tracr
-from edgewise.methods import hard_concrete
+
 from edgewise.evaluate import effective_ground_truth, faithfulness, roc_auc
 from edgewise.graph import Edge
-from edgewise.methods import discover
-from edgewise.methods import lambda_sweep
+from edgewise.methods import discover, hard_concrete, lambda_sweep
 from edgewise.methods.subnetwork_probing import deterministic_circuit, node_gates
 from edgewise.patching import task_ablation
 
@@ -27,9 +25,16 @@ RESAMPLE_CIRCUIT = {
 }
 # ACDC's canonical tracr-reverse circuit (its own zero-ablation run), merged embeddings: docs/ground-truth.md.
 ACDC_REVERSE = {
-    Edge("Resid Start", "A0.0.V"), Edge("Resid Start", "MLP 0"), Edge("A0.0", "MLP 0"), Edge("Resid Start", "MLP 1"),
-    Edge("MLP 0", "MLP 1"), Edge("MLP 1", "MLP 2"), Edge("MLP 2", "A3.0.Q"), Edge("Resid Start", "A3.0.K"),
-    Edge("Resid Start", "A3.0.V"), Edge("A3.0", "Resid End"),
+    Edge("Resid Start", "A0.0.V"),
+    Edge("Resid Start", "MLP 0"),
+    Edge("A0.0", "MLP 0"),
+    Edge("Resid Start", "MLP 1"),
+    Edge("MLP 0", "MLP 1"),
+    Edge("MLP 1", "MLP 2"),
+    Edge("MLP 2", "A3.0.Q"),
+    Edge("Resid Start", "A3.0.K"),
+    Edge("Resid Start", "A3.0.V"),
+    Edge("A3.0", "Resid End"),
 }
 
 
@@ -100,7 +105,10 @@ def test_lagrangian_reaches_the_target_edge_count(proportion):
     assert hard_concrete.expected_l0(scores.scores).sum().item() == pytest.approx(target, abs=0.5)
     circuit = deterministic_circuit(scores)
     assert abs(len(circuit) - target) <= 1
-    assert faithfulness(proportion, scores.graph, task_ablation(proportion, scores.graph, "zero"), set(circuit.edges)) > 0.99
+    assert (
+        faithfulness(proportion, scores.graph, task_ablation(proportion, scores.graph, "zero"), set(circuit.edges))
+        > 0.99
+    )
 
 
 def test_lambda_sweep_keeps_fewer_edges_as_lambda_grows(proportion):
@@ -151,8 +159,9 @@ def test_gate_trajectory_is_log_alpha_along_training_as_a_shorter_run_ends(propo
     short = discover(proportion, "edge-sp", steps=20, **settings)
     trajectory = long.trajectory
     assert trajectory.steps == tuple(range(0, 41, 2)) and trajectory.values.shape == (21, long.graph.n_edges)
-    assert torch.allclose(trajectory.values[0], torch.full((long.graph.n_edges,), hard_concrete.log_alpha_for(0.9),
-                                                           dtype=torch.float64))
+    assert torch.allclose(
+        trajectory.values[0], torch.full((long.graph.n_edges,), hard_concrete.log_alpha_for(0.9), dtype=torch.float64)
+    )
     assert torch.equal(trajectory.values[-1], long.scores)
     assert torch.allclose(trajectory.values[trajectory.steps.index(20)], short.scores, atol=1e-6)
     path = tmp_path / "scores.json"

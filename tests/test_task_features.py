@@ -7,28 +7,46 @@ import json
 
 import pytest
 import torch
+from conftest import run_edgewise
 from safetensors.torch import save_file
 
-from conftest import run_edgewise
 from edgewise.errors import SAEFormatError
+from edgewise.features.sets import add_sae_features, add_trained_features
 from edgewise.patching import full_logits, patched_forward, task_ablation
 from edgewise.patching.checks import run_checks
-from edgewise.features.sets import add_sae_features, add_trained_features
 
 
 def _write_saelens(folder, directions: torch.Tensor, hook: str, head: int | None = None) -> None:
     """Writes a ReLU SAE whose encoder reads and decoder writes `directions` [n, d], as SAELens 6 lays it out."""
     folder.mkdir(parents=True)
     n, d = directions.shape
-    save_file({"W_enc": directions.T.clone().contiguous(), "b_enc": torch.zeros(n), "W_dec": directions.clone(),
-               "b_dec": torch.zeros(d)}, str(folder / "sae_weights.safetensors"))
+    save_file(
+        {
+            "W_enc": directions.T.clone().contiguous(),
+            "b_enc": torch.zeros(n),
+            "W_dec": directions.clone(),
+            "b_dec": torch.zeros(d),
+        },
+        str(folder / "sae_weights.safetensors"),
+    )
     metadata = {"hook_name": hook, "sae_lens_version": "6.0.0", "model_name": "tracr"}
     if head is not None:
         metadata["hook_head_index"] = head
-    (folder / "cfg.json").write_text(json.dumps({
-        "architecture": "standard", "d_in": d, "d_sae": n, "dtype": "float32", "device": "cpu",
-        "apply_b_dec_to_input": True, "normalize_activations": "none", "reshape_activations": "none",
-        "metadata": metadata}))
+    (folder / "cfg.json").write_text(
+        json.dumps(
+            {
+                "architecture": "standard",
+                "d_in": d,
+                "d_sae": n,
+                "dtype": "float32",
+                "device": "cpu",
+                "apply_b_dec_to_input": True,
+                "normalize_activations": "none",
+                "reshape_activations": "none",
+                "metadata": metadata,
+            }
+        )
+    )
 
 
 def test_saelens_folders_split_the_writers_their_hooks_name(proportion, tmp_path):
@@ -40,8 +58,10 @@ def test_saelens_folders_split_the_writers_their_hooks_name(proportion, tmp_path
     assert set(graph.dictionaries) == {"MLP 0", "A1.0"} and graph.features == f"sae:{tmp_path}"
     assert "MLP 0[0]" in graph.writers and "A1.0[error]" in graph.writers
     ablated = task_ablation(proportion, graph, "resample")
-    assert (patched_forward(proportion.model, graph, proportion.clean, ablated, torch.ones(graph.n_edges))
-            - full_logits(proportion)).abs().max() < 1e-5
+    assert (
+        patched_forward(proportion.model, graph, proportion.clean, ablated, torch.ones(graph.n_edges))
+        - full_logits(proportion)
+    ).abs().max() < 1e-5
     assert all(r.passed for r in run_checks(proportion, features=name, n_edges=3, n_masks=1))
     assert not proportion.knows_truth(graph)  # feature-level truth is known for oracle features only
 
@@ -68,14 +88,23 @@ def test_trained_saes_recover_the_oracle_directions_and_stay_exact(proportion, t
     assert all(r["l0"] <= 1.0 for r in report.values())
     graph = task.graph(features="train")
     ablated = task_ablation(task, graph, "zero")
-    assert (patched_forward(task.model, graph, task.clean, ablated, torch.ones(graph.n_edges))
-            - full_logits(task)).abs().max() < 1e-4
+    assert (
+        patched_forward(task.model, graph, task.clean, ablated, torch.ones(graph.n_edges)) - full_logits(task)
+    ).abs().max() < 1e-4
 
 
 def test_cli_discovers_over_saelens_features(proportion, tmp_path):
     _write_saelens(tmp_path / "mlp0", proportion.dictionaries["oracle"]["MLP 0"].decoder, "blocks.0.hook_mlp_out")
-    result = run_edgewise("discover", "tracr-proportion", "--method", "eap", "--features", f"sae:{tmp_path}",
-                          "--json", str(tmp_path / "s.json"))
+    result = run_edgewise(
+        "discover",
+        "tracr-proportion",
+        "--method",
+        "eap",
+        "--features",
+        f"sae:{tmp_path}",
+        "--json",
+        str(tmp_path / "s.json"),
+    )
     assert result.returncode == 0, result.stderr
     assert "MLP 0[0]" in (tmp_path / "s.json").read_text()
     bad = run_edgewise("discover", "tracr-proportion", "--features", "pca")

@@ -42,18 +42,24 @@ def test_empty_board_is_a_draw_whatever_the_first_move():
 
 
 def test_an_immediate_win_is_worth_one():
-    board = (1, 1, 0,
-             2, 2, 0,
-             0, 0, 0)  # X to move: 2 wins at once; 5 only blocks O
+    board = (1, 1, 0, 2, 2, 0, 0, 0, 0)  # X to move: 2 wins at once; 5 only blocks O
     assert move_values(board)[2] == 1
     assert position_value(board) == 1
     assert winner((1, 1, 1, 2, 2, 0, 0, 0, 0)) == 1
 
 
 def test_a_double_threat_loses_whatever_the_move():
-    board = (1, 1, 0,
-             1, 2, 0,
-             0, 0, 2)  # O to move; X threatens 2 (top row) and 6 (left column), and O cannot win first
+    board = (
+        1,
+        1,
+        0,
+        1,
+        2,
+        0,
+        0,
+        0,
+        2,
+    )  # O to move; X threatens 2 (top row) and 6 (left column), and O cannot win first
     assert board in nonterminal_positions()
     assert move_values(board) == {m: -1 for m in (2, 5, 6, 7)}
     assert legal_moves((1, 1, 1, 2, 2, 0, 0, 0, 0)) == ()

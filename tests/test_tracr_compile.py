@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from edgewise.suite.tasks.tracr.compile import compile_program, compile_with_tracr, program_fingerprint
-from edgewise.suite.tasks.tracr import TRACR_TASKS
 from edgewise.patching import full_logits, task_ablation
+from edgewise.suite.tasks.tracr import TRACR_TASKS
+from edgewise.suite.tasks.tracr.compile import compile_program, compile_with_tracr, program_fingerprint
 
 
 def _tracr_forward(assembled):
@@ -105,7 +105,7 @@ def test_user_program_with_causal_attention_becomes_a_task():
     prefix = rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LEQ)
     program = rasp.numerical(rasp.Aggregate(prefix, is_a, default=0)).named("frac_a")
     task = tracr_task(program, {"a", "b"}, 4, "user-frac-a", causal=True)
-    compiled = task.extras["compiled"]
+    compiled = task.family.compiled
     assert task.model.cfg.attention_dir == "causal" and not task.categorical
     _, assembled = compile_with_tracr(program, {"a", "b"}, 4, "user-frac-a", causal=True)
     tracr_forward = _tracr_forward(assembled)
@@ -115,11 +115,21 @@ def test_user_program_with_causal_attention_becomes_a_task():
         with torch.no_grad():
             ours = compiled.model(tokens)[..., 0].numpy()
         np.testing.assert_allclose(ours, theirs, atol=1e-4)
-    expected = {("Resid Start", "MLP 0"), ("Resid Start", "A1.0.Q"), ("Resid Start", "A1.0.K"),
-                ("MLP 0", "A1.0.V"), ("A1.0", "Resid End")}
+    expected = {
+        ("Resid Start", "MLP 0"),
+        ("Resid Start", "A1.0.Q"),
+        ("Resid Start", "A1.0.K"),
+        ("MLP 0", "A1.0.V"),
+        ("A1.0", "Resid End"),
+    }
     assert set(task.ground_truth) == expected
     graph = task.graph()
     with torch.no_grad():
-        kept = patched_forward(task.model, graph, task.clean, task_ablation(task, graph, "zero"),
-                               graph.mask_for(task.ground_truth_edges(graph)))
+        kept = patched_forward(
+            task.model,
+            graph,
+            task.clean,
+            task_ablation(task, graph, "zero"),
+            graph.mask_for(task.ground_truth_edges(graph)),
+        )
     assert torch.allclose(kept, full_logits(task), atol=1e-5)

@@ -3,7 +3,6 @@
 import math
 
 import torch
-
 from conftest import random_transformer
 
 
@@ -33,7 +32,9 @@ def _manual_forward(model, tokens):
             out = out + scores.softmax(-1) @ v @ a.W_O[h]
         resid = resid + out
         x = ln(resid, block.ln2)
-        resid = resid + torch.nn.functional.gelu(x @ block.mlp.W_in + block.mlp.b_in) @ block.mlp.W_out + block.mlp.b_out
+        resid = (
+            resid + torch.nn.functional.gelu(x @ block.mlp.W_in + block.mlp.b_in) @ block.mlp.W_out + block.mlp.b_out
+        )
     return ln(resid, model.ln_final) @ model.W_U + model.b_U
 
 
@@ -63,7 +64,7 @@ def test_per_head_results_sum_to_attention_output(random_model, random_batches):
 @torch.no_grad()
 def test_padding_is_masked_out_of_attention(reverse):
     """A padded row gives the same outputs on its real positions as the unpadded row."""
-    compiled = reverse.extras["compiled"]
+    compiled = reverse.family.compiled
     short = compiled.encode([[1, 2, 3]])
     padded = compiled.encode([[1, 2, 3], [1, 2, 3, 1, 2]])[:1]
     assert padded.shape[1] == 6 and (padded[0, 4:] == compiled.pad_id).all()

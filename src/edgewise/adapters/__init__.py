@@ -24,12 +24,19 @@ def adapter_for(model: object) -> Adapter:
     if isinstance(model, TransformerBridge):
         return BridgeAdapter(model)
     raise UnsupportedArchitectureError(
-        f"edgewise has no adapter for {type(model).__name__}. Supported: edgewise.transformer.Transformer "
+        f"edgewise has no adapter for {type(model).__name__}. Supported: edgewise.models.Transformer "
         "(tracr and trained models) and transformer_lens.TransformerBridge (Hugging Face causal LMs, booted with "
         "TransformerBridge.boot_transformers). Any other HookedRootModule: declare its writer and reader hook points "
         "with edgewise.DeclaredAdapter (docs/any-model.md)."
     )
 
 
-__all__ = ["Adapter", "BridgeAdapter", "DeclaredAdapter", "HookGroup", "TransformerAdapter", "adapter_for",
-           "boot_bridge"]
+__all__ = [
+    "Adapter",
+    "BridgeAdapter",
+    "DeclaredAdapter",
+    "HookGroup",
+    "TransformerAdapter",
+    "adapter_for",
+    "boot_bridge",
+]

@@ -20,16 +20,38 @@ from ..graph import HookGroup, embedding_node, head_node, mlp_node, output_node
 
 
 class Adapter(ABC):
-    """Describes one hookable model to edgewise: its hook groups in residual order, and its forward."""
+    """Describes one hookable model to edgewise: its hook groups in residual order, and its forward.
 
-    model: torch.nn.Module  # a HookedRootModule or a TransformerBridge: anything with `.hooks(fwd_hooks=...)`
+    A subclass sets `model` and implements `hook_groups`; the rest has defaults for token models.
+
+    Attributes:
+        model: a HookedRootModule or a TransformerBridge: anything with `.hooks(fwd_hooks=...)` and a `hook_dict`
+            of its hook points.
+    """
+
+    model: torch.nn.Module
 
     @abstractmethod
     def hook_groups(self, split_embeddings: bool = False) -> list[HookGroup]:
-        """Returns the writer and reader groups in the order the residual stream meets them."""
+        """Returns the writer and reader groups in the order the residual stream meets them.
+
+        Args:
+            split_embeddings: make token and position embeddings separate writers (`Tok Embed`, `Pos Embed`)
+                instead of one `Resid Start`.
+
+        Returns:
+            The hook groups, in residual-stream order.
+        """
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Returns logits [batch, pos, vocab] for token ids [batch, pos]."""
+        """Returns logits [batch, pos, vocab] for token ids [batch, pos].
+
+        Args:
+            tokens: token ids [batch, pos].
+
+        Returns:
+            The model's logits [batch, pos, vocab].
+        """
         return self.model(tokens)
 
     @contextmanager
@@ -40,6 +62,16 @@ class Adapter(ABC):
         that reset costs as much as the forward itself. A hook point that holds no hooks yet runs `fn` as its forward
         (see `_as_forward`); the others get a TransformerLens hook. Either way hooks run in the order given, after
         any the point held before.
+
+        Args:
+            fwd_hooks: (hook point name, hook function) pairs; a hook function returns a replacement value, or None
+                to leave the value as it is.
+
+        Yields:
+            Nothing; the hooks are in place inside the `with` block.
+
+        Raises:
+            GraphMismatchError: the model has no hook point of a given name (the graph was built for another model).
         """
         replaced, handles = [], []
         try:
@@ -65,27 +97,45 @@ class Adapter(ABC):
 
     def copy(self) -> "Adapter":
         """Returns an independent adapter over a copy of the model (its own parameters and hook points), for
-        interventions that train or edit weights and must leave this model as it is."""
+        interventions that train or edit weights and must leave this model as it is.
+
+        Returns:
+            A deep copy of this adapter, its model included.
+        """
         return copy.deepcopy(self)
 
     def n_positions(self, inputs: torch.Tensor) -> int:
-        """Returns how many sequence positions the model's stream has on `inputs` [batch, pos] (token ids)."""
+        """Returns how many sequence positions the model's stream has on `inputs` [batch, pos] (token ids).
+
+        Args:
+            inputs: the model's inputs [batch, pos].
+
+        Returns:
+            The length of the inputs' second axis.
+        """
         return inputs.shape[1]
 
     @property
     def n_layers(self) -> int:
+        """Returns the model's number of layers (`model.cfg.n_layers`)."""
         return self.model.cfg.n_layers
 
     def describe(self) -> dict:
-        """Returns the model's size in a few numbers, for listings."""
+        """Returns the model's size in a few numbers, for listings: `n_layers`, `n_heads` and `d_model` of
+        `model.cfg`."""
         cfg = self.model.cfg
         return {"n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "d_model": cfg.d_model}
 
 
 def _is_bare(point: torch.nn.Module) -> bool:
     """Whether a hook point is TransformerLens' plain identity with no hooks, no conversion and no replaced forward."""
-    return (type(point).forward is HookPoint.forward and "forward" not in point.__dict__ and not point._forward_hooks
-            and not point._forward_pre_hooks and getattr(point, "hook_conversion", None) is None)
+    return (
+        type(point).forward is HookPoint.forward
+        and "forward" not in point.__dict__
+        and not point._forward_hooks
+        and not point._forward_pre_hooks
+        and getattr(point, "hook_conversion", None) is None
+    )
 
 
 def _as_forward(fn: Callable, point: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -125,8 +175,12 @@ def layered_hook_groups(
     for layer in range(n_layers):
         block = f"blocks.{layer}"
         groups += [
-            HookGroup("reader", f"{block}.hook_{x}_input",
-                      tuple(head_node(layer, h, x) for h in range(n_heads if x == "q" else n_kv_heads)), True)
+            HookGroup(
+                "reader",
+                f"{block}.hook_{x}_input",
+                tuple(head_node(layer, h, x) for h in range(n_heads if x == "q" else n_kv_heads)),
+                True,
+            )
             for x in ("q", "k", "v")
         ]
         groups += [

@@ -49,7 +49,7 @@ def boot_bridge(hf_folder: Path) -> "TransformerBridge":
 
     The bridge loads the folder's tokenizer itself (as `bridge.tokenizer`; it prepends BOS).
 
-    Parameters:
+    Args:
         hf_folder: a Hugging Face model folder (config, weights, tokenizer) on this machine.
 
     Returns:
@@ -69,6 +69,14 @@ class BridgeAdapter(Adapter):
     UnsupportedArchitectureError for blocks whose attention heads or MLP do not write additively into the
     residual stream: parallel attention + MLP, post-sublayer norms (Gemma 2/3, OLMo 2), scaled residual adds
     (Granite), attention with no per-head q/k/v fork (MLA, delegated attention) and joint q/k norms.
+
+    Args:
+        bridge: the booted bridge (`boot_bridge`, or `TransformerBridge.boot_transformers`); its hook switches are
+            turned on in place.
+
+    Raises:
+        UnsupportedArchitectureError: a block does not add its heads' and MLP's outputs to the residual stream
+            directly, or the bridge cannot switch on a hook the graph needs.
     """
 
     def __init__(self, bridge: "TransformerBridge"):
@@ -82,11 +90,20 @@ class BridgeAdapter(Adapter):
     def copy(self) -> "BridgeAdapter":
         """Returns an adapter over a fresh boot of the same Hugging Face folder carrying this model's current weights.
         Not a deep copy: the bridge's capture hooks close over their own bridge's modules, so a deep copy would keep
-        writing its pre-norm residuals into this bridge and fork post-norm ones into its own q/k/v hooks."""
+        writing its pre-norm residuals into this bridge and fork post-norm ones into its own q/k/v hooks.
+
+        Returns:
+            A new adapter over a fresh bridge with this model's weights and train/eval mode.
+
+        Raises:
+            UnsupportedArchitectureError: the model was not booted from a local folder.
+        """
         folder = Path(self.model.original_model.config._name_or_path)
         if not folder.is_dir():
-            raise UnsupportedArchitectureError(f"{self._model_name()} was not booted from a local folder ({folder}), so "
-                                               "it cannot be copied; boot it with edgewise.adapters.boot_bridge")
+            raise UnsupportedArchitectureError(
+                f"{self._model_name()} was not booted from a local folder ({folder}), so "
+                "it cannot be copied; boot it with edgewise.adapters.boot_bridge"
+            )
         bridge = boot_bridge(folder)
         bridge.load_state_dict(self.model.state_dict())
         bridge.train(self.model.training)
@@ -94,26 +111,50 @@ class BridgeAdapter(Adapter):
 
     @property
     def n_heads(self) -> int:
+        """Returns the number of query heads per layer."""
         return int(self.model.cfg.n_heads)
 
     @property
     def n_kv_heads(self) -> int:
+        """Returns the number of key-value heads per layer (`n_heads` without grouped-query attention)."""
         return int(getattr(self.model.cfg, "n_key_value_heads", None) or self.model.cfg.n_heads)
 
     def describe(self) -> dict:
         """Returns n_layers, n_heads, n_kv_heads and d_model."""
         cfg = self.model.cfg
         return {
-            "n_layers": cfg.n_layers, "n_heads": self.n_heads, "n_kv_heads": self.n_kv_heads, "d_model": cfg.d_model
+            "n_layers": cfg.n_layers,
+            "n_heads": self.n_heads,
+            "n_kv_heads": self.n_kv_heads,
+            "d_model": cfg.d_model,
         }
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Returns logits [batch, pos, vocab] for token ids [batch, pos] (no BOS is added; no padding mask)."""
+        """Returns logits [batch, pos, vocab] for token ids [batch, pos] (no BOS is added; no padding mask).
+
+        Args:
+            tokens: token ids [batch, pos], BOS included where the model expects one.
+
+        Returns:
+            The model's logits [batch, pos, vocab].
+        """
         return self.model(tokens, return_type="logits")
 
     def hook_groups(self, split_embeddings: bool = False) -> list[HookGroup]:
         """Returns `Resid Start`, then per layer q/k/v input readers, head writers, MLP reader and writer, then
-        `Resid End` (the last block's output, before the final norm)."""
+        `Resid End` (the last block's output, before the final norm).
+
+        Args:
+            split_embeddings: make the token embedding and the learned position embedding separate writers
+                (`Tok Embed`, `Pos Embed`) instead of one `Resid Start` (the residual entering block 0).
+
+        Returns:
+            The hook groups, in residual-stream order, under the bridge's canonical hook names.
+
+        Raises:
+            UnsupportedArchitectureError: `split_embeddings` on a model without a learned position embedding
+                (rotary, alibi), or a hook the groups need is missing.
+        """
         split = {"embed_hooks": self._embedding_hooks()} if split_embeddings else {}
         groups = layered_hook_groups(
             n_layers=self.n_layers,

@@ -37,6 +37,30 @@ class DeclaredAdapter(Adapter):
     writer's input (a block reads the stream, then writes its branch); a writer no reader feeds is where the stream
     starts (an embedding, a stem), and a reader that feeds no writer is an output (a head reading the final stream).
     `feeds` maps a reader to the writers whose sum it is, where that is not every earlier writer.
+
+    Constructing it runs the model once on `example_inputs`, takes the order of the hook points from that forward,
+    and checks that every reader's input is the sum of its writers' outputs plus a constant.
+
+    Args:
+        model: a HookedRootModule whose declared outputs and inputs are HookPoints (`self.setup()` called).
+        writers: the writer hook points: {node name: hook name}, or hook names that name their nodes.
+        readers: the reader hook points, in the same form.
+        example_inputs: at least two different inputs [batch, ...] to verify the declaration on.
+        feeds: for a reader that sees only some earlier writers: {reader: the writers whose sum it is}. None: every
+            reader reads every writer before it.
+        split: writers whose output becomes one node per channel (axis 1 of the value, as a transformer's
+            attention output is one node per head): `block 0.c3` carries channel 3 of block 0's output. Only for
+            models without a sequence axis.
+        sequence: the values' axis 1 is a sequence axis, [batch, pos, ...]; False: one position per input.
+        output: turns the model's return value into one tensor (e.g. picks the logits from a tuple); None: the
+            return value is that tensor.
+        run: replaces the model's forward (e.g. a method that skips a step outside the stream); None: the model.
+        tolerance: the relative mismatch allowed between a reader's input and the sum of its writers.
+
+    Raises:
+        DeclarationError: the model has no hook points, a declared name is unknown, a hook point is declared twice,
+            never runs or runs twice, the example inputs cannot verify anything, or a reader's input is not the sum
+            of its writers plus a constant.
     """
 
     def __init__(
@@ -52,11 +76,6 @@ class DeclaredAdapter(Adapter):
         run: Callable[[torch.Tensor], object] | None = None,
         tolerance: float = 1e-4,
     ):
-        """`split` names writers whose output becomes one node per channel (axis 1 of the value, as a transformer's
-        attention output is one node per head): `block 0.c3` carries channel 3 of block 0's output. `output` turns
-        the model's return value into one tensor (e.g. picks the logits from a tuple); `run` replaces the model's forward
-        (e.g. a method that skips a step outside the stream); `tolerance` is the relative mismatch allowed between a
-        reader's input and the sum of its writers."""
         if not hasattr(model, "hook_dict"):
             raise DeclarationError(
                 f"{type(model).__name__} has no hook points: subclass transformer_lens.hook_points.HookedRootModule, "
@@ -85,7 +104,8 @@ class DeclaredAdapter(Adapter):
             if missing:
                 raise DeclarationError(
                     f"{role} hook points {missing} are not in {type(self.model).__name__}; its hook points are "
-                    f"{sorted(self.model.hook_dict)}")
+                    f"{sorted(self.model.hook_dict)}"
+                )
         unknown = [w for w in self._split if w not in self._writers]
         if unknown:
             raise DeclarationError(f"split names {unknown}, which are not declared writers: {list(self._writers)}")
@@ -96,11 +116,22 @@ class DeclaredAdapter(Adapter):
                 raise DeclarationError(f"feeds names {reader!r}, which is not a declared reader: {list(self._readers)}")
             unknown = [w for w in fed if w not in self._writers]
             if unknown:
-                raise DeclarationError(f"feeds of {reader!r} name {unknown}, which are not declared writers: "
-                                       f"{list(self._writers)}")
+                raise DeclarationError(
+                    f"feeds of {reader!r} name {unknown}, which are not declared writers: {list(self._writers)}"
+                )
 
     def canonical(self, value: torch.Tensor) -> torch.Tensor:
-        """Returns a hook value (or output) [batch, ...] viewed as [batch, pos, d]: what the rest of edgewise sees."""
+        """Returns a hook value (or output) [batch, ...] viewed as [batch, pos, d]: what the rest of edgewise sees.
+
+        Args:
+            value: a hook value or model output [batch, ...] ([batch, pos, ...] with `sequence=True`).
+
+        Returns:
+            The value reshaped to [batch, pos, d]: [batch, 1, numel] without a sequence axis.
+
+        Raises:
+            DeclarationError: `sequence=True` and the value has fewer than two axes.
+        """
         if self.sequence:
             if value.dim() < 2:
                 raise DeclarationError(f"sequence=True needs values [batch, pos, ...]; got shape {tuple(value.shape)}")
@@ -109,7 +140,14 @@ class DeclaredAdapter(Adapter):
 
     def channels(self, value: torch.Tensor) -> torch.Tensor:
         """Returns a split writer's value [batch, channels, ...] as one output per channel in the stream's space,
-        [batch, 1, channels, d]: channel c's slice in place, zeros elsewhere, so the channels sum to the value."""
+        [batch, 1, channels, d]: channel c's slice in place, zeros elsewhere, so the channels sum to the value.
+
+        Args:
+            value: a split writer's raw hook value [batch, channels, ...].
+
+        Returns:
+            One output per channel [batch, 1, channels, d], d the value's size per example.
+        """
         per_channel = value.reshape(value.shape[0], value.shape[1], -1)  # [batch, channels, rest]
         eye = torch.eye(value.shape[1], dtype=value.dtype, device=value.device)
         spread = per_channel.unsqueeze(2) * eye[None, :, :, None]  # [batch, channel, channel slot, rest]
@@ -118,7 +156,17 @@ class DeclaredAdapter(Adapter):
     @contextmanager
     def hooks(self, fwd_hooks: list[tuple[str, Callable]]) -> Iterator[None]:
         """Adds forward hooks that see each value as [batch, pos, d] ([batch, 1, channels, d] at a split writer)
-        and may return a replacement of that shape. A split writer's value is read, never replaced."""
+        and may return a replacement of that shape. A split writer's value is read, never replaced.
+
+        Args:
+            fwd_hooks: (hook point name, hook function) pairs, as `Adapter.hooks` takes them.
+
+        Yields:
+            Nothing; the hooks are in place inside the `with` block.
+
+        Raises:
+            GraphMismatchError: the model has no hook point of a given name.
+        """
         split_hooks = {self._writers[w] for w in self._split}
 
         def viewed(name: str, fn: Callable) -> Callable:
@@ -135,20 +183,43 @@ class DeclaredAdapter(Adapter):
             yield
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Returns the model's output on `inputs` [batch, ...] as [batch, pos, n_outputs]."""
+        """Returns the model's output on `inputs` [batch, ...] as [batch, pos, n_outputs].
+
+        Args:
+            inputs: the model's inputs [batch, ...].
+
+        Returns:
+            The output of `run` (or the model), passed through `output`, viewed as [batch, pos, n_outputs].
+        """
         out = self._run(inputs)
         return self.canonical(out if self._output is None else self._output(out))
 
     def n_positions(self, inputs: torch.Tensor) -> int:
-        """Returns the stream's positions: the inputs' second axis with `sequence=True`, else one."""
+        """Returns the stream's positions: the inputs' second axis with `sequence=True`, else one.
+
+        Args:
+            inputs: the model's inputs [batch, ...].
+
+        Returns:
+            The number of positions.
+        """
         return inputs.shape[1] if self.sequence else 1
 
     def hook_groups(self, split_embeddings: bool = False) -> list[HookGroup]:
-        """Returns one group per declared node, in the order the model's forward reaches their hook points."""
+        """Returns one group per declared node, in the order the model's forward reaches their hook points.
+
+        Args:
+            split_embeddings: ignored: a declared model's writers are the ones declared.
+
+        Returns:
+            The hook groups: a writer no reader is named after is an embedding, a reader no writer is named after an
+                output, the others modules; a split writer's group has one node per channel.
+        """
         return list(self._groups)
 
     @property
     def n_layers(self) -> int:
+        """Returns the number of declared writers."""
         return sum(1 for g in self._groups if g.kind == "writer")
 
     def describe(self) -> dict:
@@ -156,7 +227,14 @@ class DeclaredAdapter(Adapter):
         return {"n_layers": self.n_layers, "n_heads": 0, "d_model": self._width}
 
     def to(self, device: str | torch.device) -> "DeclaredAdapter":
-        """Moves the model to `device` in place and returns this adapter (Task.to moves a task's model)."""
+        """Moves the model to `device` in place and returns this adapter (Task.to moves a task's model).
+
+        Args:
+            device: the device to move the model to.
+
+        Returns:
+            This adapter.
+        """
         self.model.to(device)
         return self
 
@@ -167,7 +245,8 @@ class DeclaredAdapter(Adapter):
         if inputs.shape[0] < 2 or bool((inputs == inputs[:1]).all()):
             raise DeclarationError(
                 f"example_inputs of shape {tuple(inputs.shape)} cannot verify the declaration: give at least two "
-                "different inputs, so that a reader's input that is not the sum of its writers shows up as a mismatch")
+                "different inputs, so that a reader's input that is not the sum of its writers shows up as a mismatch"
+            )
         values: dict[str, torch.Tensor] = {}
         order: list[tuple[str, str]] = []
         by_hook: dict[str, list[tuple[str, str]]] = {}
@@ -176,8 +255,10 @@ class DeclaredAdapter(Adapter):
                 by_hook.setdefault(hook, []).append((role, node))
         twice = {hook: keys for hook, keys in by_hook.items() if len(keys) > 1}
         if twice:
-            raise DeclarationError(f"hook points declared more than once: {twice}; give each writer and each reader "
-                                   "its own HookPoint (a head and a branch reading the same stream: one HookPoint each)")
+            raise DeclarationError(
+                f"hook points declared more than once: {twice}; give each writer and each reader "
+                "its own HookPoint (a head and a branch reading the same stream: one HookPoint each)"
+            )
 
         def saver(hook_name: str):
             def save(value: torch.Tensor, hook) -> None:
@@ -185,7 +266,8 @@ class DeclaredAdapter(Adapter):
                 if key in values:
                     raise DeclarationError(
                         f"hook point {hook_name} runs more than once per forward; declare hook points that run once "
-                        "(give a module reused in a loop one HookPoint per use)")
+                        "(give a module reused in a loop one HookPoint per use)"
+                    )
                 values[key] = value.detach().clone()
                 order.append(key)
 
@@ -193,8 +275,12 @@ class DeclaredAdapter(Adapter):
 
         with super().hooks([(h, saver(h)) for h in by_hook]):
             self._run(inputs)
-        silent = [f"{role} {node}" for role, named in (("writer", self._writers), ("reader", self._readers))
-                  for node in named if (role, node) not in values]
+        silent = [
+            f"{role} {node}"
+            for role, named in (("writer", self._writers), ("reader", self._readers))
+            for node in named
+            if (role, node) not in values
+        ]
         if silent:
             raise DeclarationError(f"declared hook points never ran in the model's forward: {silent}")
         return values, order
@@ -207,8 +293,9 @@ class DeclaredAdapter(Adapter):
                 if name not in self._split:
                     groups.append(HookGroup("writer", self._writers[name], (Node(name, kind),), False))
                     continue
-                nodes = tuple(Node(f"{name}.c{c}", kind, index=c, component=name)
-                              for c in range(self._n_channels[name]))
+                nodes = tuple(
+                    Node(f"{name}.c{c}", kind, index=c, component=name) for c in range(self._n_channels[name])
+                )
                 groups.append(HookGroup("writer", self._writers[name], nodes, True))
             else:
                 kind = NodeKind.MODULE if name in self._writers else NodeKind.OUTPUT
@@ -227,8 +314,10 @@ class DeclaredAdapter(Adapter):
             fed = self._feeds.get(name, tuple(earlier))
             late = [w for w in fed if w not in earlier]
             if late:
-                raise DeclarationError(f"reader {name!r} is declared to read {late}, which the forward reaches only "
-                                       "after it; a reader can only sum writers that ran before it")
+                raise DeclarationError(
+                    f"reader {name!r} is declared to read {late}, which the forward reaches only "
+                    "after it; a reader can only sum writers that ran before it"
+                )
             reader = values[("reader", name)]
             if not fed:
                 raise DeclarationError(f"reader {name!r} runs before every declared writer, so no edge reaches it")
@@ -239,7 +328,8 @@ class DeclaredAdapter(Adapter):
                     raise DeclarationError(
                         f"reader {name!r} has shape {tuple(reader.shape)} (as [batch, pos, d]) but its writer "
                         f"{writer!r} has {tuple(out.shape)}: a reader must be a sum of its writers; declare `feeds` "
-                        "where a reader sees only some earlier writers (after a change of shape)")
+                        "where a reader sees only some earlier writers (after a change of shape)"
+                    )
                 rest -= out
             mismatch = (rest - rest[:1]).abs().max().item()
             scale = max(reader.abs().max().item(), 1.0)
@@ -248,4 +338,5 @@ class DeclaredAdapter(Adapter):
                     f"reader {name!r}'s input is not the sum of its writers {list(fed)} plus a constant: they differ "
                     f"by up to {mismatch:.3g} across the example inputs (input size {scale:.3g}). A writer feeding it "
                     "is not declared, or something non-additive (a norm, a nonlinearity, a concatenation) sits between "
-                    "the writers and this hook point")
+                    "the writers and this hook point"
+                )

@@ -13,7 +13,6 @@ from ..methods import discover
 from ..patching import full_logits, run_checks, task_ablation
 from ..report import plot_circuit, plot_faithfulness_curves, plot_roc_curves
 from ..tasks import Task
-from ..suite.tasks import get_task
 
 ABLATIONS = ("resample", "zero")  # the two that disagree most about reverse's circuit
 METHODS = ("edge-sp", "acdc", "eap")
@@ -21,14 +20,14 @@ METHODS = ("edge-sp", "acdc", "eap")
 
 def _describe(task: Task) -> None:
     """Prints the task: model, data, metric, a few answers, graph and ground truth."""
-    compiled = task.extras["compiled"]
+    compiled = task.family.compiled  # a tracr task's (TracrData)
     cfg = task.model.cfg
     graph = task.graph()
     print(f"== task {task.name}: {task.description}")
     print(f"model: {cfg.n_layers} layers, {cfg.n_heads} head(s)/layer, d_model {cfg.d_model}, d_mlp {cfg.d_mlp}")
     print(f"data: {task.clean.shape[0]} clean inputs of {task.clean.shape[1]} tokens; {task.pairing}")
     print(f"metric: {task.metric.name} to the full model's outputs on non-BOS positions")
-    for seq, answer in list(zip(task.extras["sequences"], compiled.decode(full_logits(task))))[:3]:
+    for seq, answer in list(zip(task.family.sequences, compiled.decode(full_logits(task))))[:3]:
         print(f"  {seq} -> {answer}")
     truth = sorted(task.ground_truth_edges(graph), key=graph.edge_index)
     print(f"\n== graph: {graph}; per-position: {task.graph(per_position=True).n_edges} edges")
@@ -37,6 +36,8 @@ def _describe(task: Task) -> None:
 
 def run_demo(task_name: str, out: Path) -> int:
     """Prints the demo and writes plots and demo.json under `out`; returns the exit code (1 if a check failed)."""
+    from ..suite.tasks import get_task  # at call time, as every command loads what it runs
+
     task = get_task(task_name)
     _describe(task)
     graph = task.graph()
@@ -45,39 +46,63 @@ def run_demo(task_name: str, out: Path) -> int:
     print("\n== patching exactness (independent references)")
     checks = run_checks(task)
     for r in checks:
-        print(f"  {'PASS' if r.passed else 'FAIL'}  diff {r.max_abs_diff:.1e} (patch moves logits {r.effect:.2g})  {r.name}")
+        verdict = "PASS" if r.passed else "FAIL"
+        print(f"  {verdict}  diff {r.max_abs_diff:.1e} (patch moves logits {r.effect:.2g})  {r.name}")
 
-    print("\n== circuit discovery (each method's own circuit: edge-sp's open gates, the edges ACDC kept, EAP's top k "
-          "with k = the effective truth's size)")
+    print(
+        "\n== circuit discovery (each method's own circuit: edge-sp's open gates, the edges ACDC kept, EAP's top k "
+        "with k = the effective truth's size)"
+    )
     print(f"  {'ablation':<9}{'method':<9}{'edges':>6}{'AUROC':>7}{'eff.':>7}{'faithful':>9}{'seconds':>9}  circuit")
     out.mkdir(parents=True, exist_ok=True)
     files, runs = [], []
     for ablation in ABLATIONS:
         ablated = task_ablation(task, graph, ablation)
         truths = ground_truths(task, graph, ablated)
-        evaluations = {m: RunEvaluation(task, discover(task, m, seed=0, progress=True, graph=graph, ablated=ablated),
-                                        ablated, truths) for m in METHODS}
+        evaluations = {
+            m: RunEvaluation(
+                task, discover(task, m, seed=0, progress=True, graph=graph, ablated=ablated), ablated, truths
+            )
+            for m in METHODS
+        }
         for method, evaluation in evaluations.items():
             circuit = evaluation.circuit
             run = {
-                "ablation": ablation, "method": method, "seconds": evaluation.scores.seconds,
+                "ablation": ablation,
+                "method": method,
+                "seconds": evaluation.scores.seconds,
                 "circuit": [e.endpoints() for e in sorted(circuit.edges, key=graph.edge_index)],
-                "auroc": evaluation.auroc("compiler"), "auroc_effective": evaluation.auroc("effective"),
+                "auroc": evaluation.auroc("compiler"),
+                "auroc_effective": evaluation.auroc("effective"),
                 "faithfulness": evaluation.circuit_faithfulness,
             }
             runs.append(run)
             names = ", ".join(e.name for e in sorted(circuit.edges, key=graph.edge_index))
-            print(f"  {ablation:<9}{method:<9}{len(circuit):>6}{run['auroc']:>7.3f}{run['auroc_effective']:>7.3f}"
-                  f"{run['faithfulness']:>9.3f}{run['seconds']:>9.2f}  {names}")
+            print(
+                f"  {ablation:<9}{method:<9}{len(circuit):>6}{run['auroc']:>7.3f}{run['auroc_effective']:>7.3f}"
+                f"{run['faithfulness']:>9.3f}{run['seconds']:>9.2f}  {names}"
+            )
         setting = f"{task.name}, {ablation} ablation"
-        files += plot_circuit(graph, set(evaluations["edge-sp"].circuit.edges),
-                              out / f"{task.name}-{ablation}-edge-sp-circuit", truth,
-                              title=f"edge-sp circuit vs the compiler's ground truth: {setting}")
-        files += plot_roc_curves({"compiler's ground truth": {m: e.roc("compiler") for m, e in evaluations.items()},
-                                  "effective ground truth": {m: e.roc("effective") for m, e in evaluations.items()}},
-                                 out / f"{task.name}-{ablation}-roc", f"edge ROC: {setting}")
-        files += plot_faithfulness_curves({m: e.faithfulness_curve for m, e in evaluations.items()},
-                                          out / f"{task.name}-{ablation}-faithfulness", f"faithfulness: {setting}")
+        files += plot_circuit(
+            graph,
+            set(evaluations["edge-sp"].circuit.edges),
+            out / f"{task.name}-{ablation}-edge-sp-circuit",
+            truth,
+            title=f"edge-sp circuit vs the compiler's ground truth: {setting}",
+        )
+        files += plot_roc_curves(
+            {
+                "compiler's ground truth": {m: e.roc("compiler") for m, e in evaluations.items()},
+                "effective ground truth": {m: e.roc("effective") for m, e in evaluations.items()},
+            },
+            out / f"{task.name}-{ablation}-roc",
+            f"edge ROC: {setting}",
+        )
+        files += plot_faithfulness_curves(
+            {m: e.faithfulness_curve for m, e in evaluations.items()},
+            out / f"{task.name}-{ablation}-faithfulness",
+            f"faithfulness: {setting}",
+        )
 
     print("\n== why the circuits differ from the compiler's (edgewise diagnose " + task.name + " has the full report)")
     diagnosis = diagnose(task, ablations=ABLATIONS)
@@ -93,15 +118,24 @@ def run_demo(task_name: str, out: Path) -> int:
         for removed in minimal.removed:
             reasons[removed.reason] = reasons.get(removed.reason, 0) + 1
         why = ", ".join(f"{n} {reason}" for reason, n in reasons.items()) or "nothing removable"
-        print(f"  {ablation}: the minimal faithful circuit has {len(minimal.edges)} of {len(minimal.start)} true "
-              f"edges; removed: {why}")
+        print(
+            f"  {ablation}: the minimal faithful circuit has {len(minimal.edges)} of {len(minimal.start)} true "
+            f"edges; removed: {why}"
+        )
     if constant:
-        print("  -> resample ablation swaps a constant writer's output for the same value, so no method can find "
-              "those edges by resampling: a small circuit can be genuinely faithful.")
+        print(
+            "  -> resample ablation swaps a constant writer's output for the same value, so no method can find "
+            "those edges by resampling: a small circuit can be genuinely faithful."
+        )
 
-    record = {"task": task.name, "n_edges": graph.n_edges,
-              "ground_truth": [e.endpoints() for e in sorted(truth, key=graph.edge_index)],
-              "checks": [r.to_dict() for r in checks], "runs": runs, "diagnosis": diagnosis.to_dict()}
+    record = {
+        "task": task.name,
+        "n_edges": graph.n_edges,
+        "ground_truth": [e.endpoints() for e in sorted(truth, key=graph.edge_index)],
+        "checks": [r.to_dict() for r in checks],
+        "runs": runs,
+        "diagnosis": diagnosis.to_dict(),
+    }
     (out / "demo.json").write_text(json.dumps(record, indent=1))
     files.append(out / "demo.json")
     print("\nwrote " + ", ".join(str(f) for f in files if f.suffix != ".svg") + " (and SVGs)")

@@ -22,8 +22,10 @@ def _tasks(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    header = (f"{'task':<32}{'layers':>7}{'heads':>6}{'d_model':>8}{'edges':>7}{'per-pos':>9}{'truth':>7}{'n':>5}"
-              f"{'held-out':>9}  metric")
+    header = (
+        f"{'task':<32}{'layers':>7}{'heads':>6}{'d_model':>8}{'edges':>7}{'per-pos':>9}{'truth':>7}{'n':>5}"
+        f"{'held-out':>9}  metric"
+    )
     print(header)
     for r in rows:
         print(
@@ -31,11 +33,15 @@ def _tasks(args: argparse.Namespace) -> int:
             f"{r['n_edges_per_position']:>9}{r['n_ground_truth_edges'] or '-':>7}{r['n_examples']:>5}"
             f"{r['n_held_out'] or 'none':>9}  {r['metric']}" + _compression_note(r.get("compression"))
         )
-    print("held-out: inputs kept apart from discovery for evaluation (`edgewise bench` scores on them); none: every "
-          "input of the task's form is used (tracr-reverse: ACDC's 6 permutations)")
+    print(
+        "held-out: inputs kept apart from discovery for evaluation (`edgewise bench` scores on them); none: every "
+        "input of the task's form is used (tracr-reverse: ACDC's 6 permutations)"
+    )
     if any(r.get("compression") for r in rows):
-        print("compressed: residual directions -> dimensions after the learned projection, and how often the "
-              "compressed model gives tracr's output (discovery / held-out inputs)")
+        print(
+            "compressed: residual directions -> dimensions after the learned projection, and how often the "
+            "compressed model gives tracr's output (discovery / held-out inputs)"
+        )
     return 0
 
 
@@ -45,26 +51,29 @@ def _compression_note(compression: dict | None) -> str:
         return ""
     held_out = compression["held_out_accuracy"]
     agreement = f"{compression['accuracy']:.1%}" + ("" if held_out is None else f" / {held_out:.1%}")
-    return (f"  compressed {compression['n_directions']} -> {compression['d_compressed']}, agrees with tracr on "
-            f"{agreement}")
+    return (
+        f"  compressed {compression['n_directions']} -> {compression['d_compressed']}, agrees with tracr on {agreement}"
+    )
 
 
 def _graph(args: argparse.Namespace) -> int:
-    from ..suite.tasks import get_task
+    from ..suite.tasks import TracrData, get_task
 
     _check_writable(args.json)
     task = get_task(args.task)
     graph = task.graph(per_position=args.per_position, features=_task_features(task, args.features))
     known = task.knows_truth(graph)
     truth = sorted(task.ground_truth_edges(graph), key=graph.edge_index) if known else []
-    compiled = task.extras.get("compiled")  # a tracr task: the compiler says which RASP operation lives where
+    # a tracr task: the compiler says which RASP operation lives where
+    compiled = task.family.compiled if isinstance(task.family, TracrData) else None
     operations = compiled.writer_operations() if compiled is not None else {}
     carried = {e: compiled.carried(graph.writer_node(e.writer).component, e.reader) for e in truth} if compiled else {}
     if args.json:
         record = {**graph.to_dict(), "ground_truth": [e.endpoints() for e in truth]}
         if compiled is not None:
-            record["operations"] = {w: operations[w] for w in dict.fromkeys(n.component for n in graph.writer_nodes)
-                                    if w in operations}
+            record["operations"] = {
+                w: operations[w] for w in dict.fromkeys(n.component for n in graph.writer_nodes) if w in operations
+            }
             record["carries"] = [[*e.endpoints(), carried[e]] for e in truth]
         Path(args.json).write_text(json.dumps(record, indent=1))
         print(f"wrote {args.json}: {len(graph.nodes)} nodes, {graph.n_edges} edges, {len(truth)} ground-truth edges")
@@ -98,8 +107,10 @@ def _check(args: argparse.Namespace) -> int:
         task.model.to(torch.float64)
     results = run_checks(task, per_position=args.per_position, features=_task_features(task, args.features))
     for r in results:
-        print(f"{'PASS' if r.passed else 'FAIL'}  diff {r.max_abs_diff:.1e} <= {r.tolerance:.0e}  "
-              f"(patch moves logits by {r.effect:.2g})  {r.name}")
+        print(
+            f"{'PASS' if r.passed else 'FAIL'}  diff {r.max_abs_diff:.1e} <= {r.tolerance:.0e}  "
+            f"(patch moves logits by {r.effect:.2g})  {r.name}"
+        )
     failed = [r for r in results if not r.passed]
     print(f"{len(results) - len(failed)}/{len(results)} patching checks passed on {task.name}")
     return 1 if failed else 0
@@ -126,9 +137,13 @@ def _check_writable(path: str | None, folder: bool = False) -> None:
 
 
 def _features_argument(parser: argparse.ArgumentParser, sets: str = "oracle | train | sae:DIR") -> None:
-    parser.add_argument("--features", metavar="SET", help=f"split writers into dictionary features ({sets}): oracle "
-                        "is tracr's labelled residual directions (feature-level ground truth known); train fits a TopK "
-                        "SAE per writer on the task's inputs; sae:DIR loads SAELens folders")
+    parser.add_argument(
+        "--features",
+        metavar="SET",
+        help=f"split writers into dictionary features ({sets}): oracle "
+        "is tracr's labelled residual directions (feature-level ground truth known); train fits a TopK "
+        "SAE per writer on the task's inputs; sae:DIR loads SAELens folders",
+    )
 
 
 def _task_features(task, features: str | None) -> str | None:
@@ -138,13 +153,15 @@ def _task_features(task, features: str | None) -> str | None:
     from ..features import TRAINED, add_sae_features, add_trained_features
 
     if features.startswith("sae:"):
-        return add_sae_features(task, features[len("sae:"):])
+        return add_sae_features(task, features[len("sae:") :])
     if features == TRAINED:
         for writer, report in add_trained_features(task, progress=True).items():
             recovered = report.get("oracle_recovered")
-            print(f"trained SAE on {writer}: {report['n_active']} of {report['n_features']} features active, "
-                  f"L0 {report['l0']:.2f}, FVU {report['fvu'] if report['fvu'] is None else round(report['fvu'], 4)}"
-                  + ("" if recovered is None else f", oracle directions recovered (cosine >= 0.9): {recovered:.0%}"))
+            print(
+                f"trained SAE on {writer}: {report['n_active']} of {report['n_features']} features active, "
+                f"L0 {report['l0']:.2f}, FVU {report['fvu'] if report['fvu'] is None else round(report['fvu'], 4)}"
+                + ("" if recovered is None else f", oracle directions recovered (cosine >= 0.9): {recovered:.0%}")
+            )
         return TRAINED
     raise UsageError(f"unknown feature set {features!r}: use oracle, train or sae:DIR")
 
@@ -181,17 +198,26 @@ def _discover(args: argparse.Namespace) -> int:
     task = get_task(args.task, metric=args.metric)
     graph = task.graph(per_position=args.per_position, features=_task_features(task, args.features))
     ablated = task_ablation(task, graph, args.ablation)
-    scores = discover(task, args.method, seed=args.seed, progress=True, graph=graph, ablated=ablated,
-                      preset=args.preset, minimise=args.objective, **hyperparameters)
+    scores = discover(
+        task,
+        args.method,
+        seed=args.seed,
+        progress=True,
+        graph=graph,
+        ablated=ablated,
+        preset=args.preset,
+        minimise=args.objective,
+        **hyperparameters,
+    )
     if args.json:
         scores.save(args.json)
     truths = ground_truths(task, graph, ablated)
     run = RunEvaluation(task, scores, ablated, truths, circuit_size=args.top_k)
-    print(f"{args.method} on {task.name} ({graph}, {args.ablation} ablation, seed {args.seed}): "
-          f"{scores.seconds:.2f} s")
+    print(f"{args.method} on {task.name} ({graph}, {args.ablation} ablation, seed {args.seed}): {scores.seconds:.2f} s")
     if truths:
         effective = truths["effective"]
-        line = f"ROC AUC against the ground truth: {run.auroc('compiler'):.3f} (compiler's, {len(truths['compiler'])} edges)"
+        n_true = len(truths["compiler"])
+        line = f"ROC AUC against the ground truth: {run.auroc('compiler'):.3f} (compiler's, {n_true} edges)"
         if run.auroc("effective") is not None:
             line += f", {run.auroc('effective'):.3f} (effective under {args.ablation}, {len(effective)} edges)"
         print(line)
@@ -208,8 +234,10 @@ def _discover(args: argparse.Namespace) -> int:
         print(f"  {score:+.4g}  {edge.name}{mark}{kept}")
     if args.circuit_out:
         circuit.save(args.circuit_out)
-        print(f"wrote the circuit to {args.circuit_out} (check it with `edgewise diagnose {task.name} "
-              f"--circuit {args.circuit_out}`)")
+        print(
+            f"wrote the circuit to {args.circuit_out} (check it with `edgewise diagnose {task.name} "
+            f"--circuit {args.circuit_out}`)"
+        )
     if args.json:
         print(f"wrote {args.json}")
     return 0
@@ -220,9 +248,11 @@ def _print_objective(task, graph, ablated, circuit) -> None:
     from ..evaluate import circuit_objective
 
     values = circuit_objective(task, graph, ablated, circuit)
-    print(f"objective {values.metric}: full model {values.full:.4g}, circuit {values.circuit:.4g}, empty circuit "
-          f"{values.empty:.4g} (lower is what the method sought; `edgewise diagnose {task.name} --circuit FILE` shows "
-          "what the circuit does)")
+    print(
+        f"objective {values.metric}: full model {values.full:.4g}, circuit {values.circuit:.4g}, empty circuit "
+        f"{values.empty:.4g} (lower is what the method sought; `edgewise diagnose {task.name} --circuit FILE` shows "
+        "what the circuit does)"
+    )
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -310,17 +340,22 @@ def _bench(args: argparse.Namespace) -> int:
     records = run_bench(sweep, args.out, progress=True, wait=args.wait, jobs=args.jobs)
     families = Path(args.out) / "families.md"
     if not args.no_plots:
-        from ..suite.bench import family_summary, plot_bench, plot_families
+        from ..suite.bench import RunRecord, family_summary, plot_bench, plot_families
 
         plot_bench(args.out)
         if families.exists():
-            plot_families(family_summary(json.loads((Path(args.out) / "results.json").read_text())),
-                          Path(args.out) / "plots" / "families")
+            results = json.loads((Path(args.out) / "results.json").read_text())
+            plot_families(
+                family_summary([RunRecord.from_json(fields) for fields in results]),
+                Path(args.out) / "plots" / "families",
+            )
     print((Path(args.out) / "summary.md").read_text())
     if families.exists():
         print(families.read_text())
-    print(f"wrote {Path(args.out) / 'results.json'} (every finished run in the folder): this sweep's {len(records)} "
-          f"runs, {time.perf_counter() - start:.1f} s")
+    print(
+        f"wrote {Path(args.out) / 'results.json'} (every finished run in the folder): this sweep's {len(records)} "
+        f"runs, {time.perf_counter() - start:.1f} s"
+    )
     return 0
 
 
@@ -333,8 +368,11 @@ def _diagnose(args: argparse.Namespace) -> int:
     circuit = Circuit.load(args.circuit, task=args.task) if args.circuit else None
     scores = EdgeScores.load(args.scores, task=args.task) if args.scores else None
     task = get_task(args.task, metric=args.metric)
-    per_position = (args.per_position or (circuit is not None and circuit.per_position)
-                    or (scores is not None and scores.graph.per_position))
+    per_position = (
+        args.per_position
+        or (circuit is not None and circuit.per_position)
+        or (scores is not None and scores.graph.per_position)
+    )
     features = _task_features(task, args.features)
     ablations = args.ablations or ((scores.ablation,) if scores is not None else ABLATIONS)
     diagnosis = diagnose(task, per_position, ablations, circuit, features=features, scores=scores)
@@ -347,41 +385,66 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 def _remove(args: argparse.Namespace) -> int:
     from ..graph import Circuit
-    from ..interventions import (RemovalMaskConfig, RemovalSettings, compare_removals, discovered_circuits,
-                                 minus_retain)
+    from ..interventions import (
+        GivenCircuit,
+        RemovalMaskConfig,
+        RemovalSettings,
+        compare_removals,
+        discovered_circuits,
+        minus_retain,
+    )
     from ..suite.tasks import task_split
 
     _check_writable(args.json)
     _check_writable(args.plot)
     if args.subtract_retain and not (args.method and args.retain):
-        raise UsageError("--subtract-retain needs --method (the circuits to fit on each retain task "
-                         "too) and --retain")
+        raise UsageError("--subtract-retain needs --method (the circuits to fit on each retain task too) and --retain")
     forget = task_split(args.task)
     retain = [task_split(name) for name in args.retain or ()]
     if args.circuit:
         circuit = Circuit.load(args.circuit, task=args.task)
-        circuits, per_position = {circuit.description or "circuit": set(circuit.edges)}, circuit.per_position
+        circuits, per_position = [GivenCircuit(circuit.description, circuit.edges)], circuit.per_position
     else:  # each method fits on the discovery inputs; its circuit follows the method's rule (discover's)
         per_position = args.per_position
-        fit = lambda task: discovered_circuits(task, [(m, {}) for m in args.method], args.ablation,  # noqa: E731
-                                               per_position, args.seed, (args.top_k,), progress=True)
+        fit = lambda task: discovered_circuits(
+            task,
+            [(m, {}) for m in args.method],
+            args.ablation,  # noqa: E731
+            per_position,
+            args.seed,
+            (args.top_k,),
+            progress=True,
+        )
         circuits = fit(forget.discovery)
         if args.subtract_retain:
-            circuits.update(minus_retain(circuits, [fit(split.discovery) for split in retain]))
+            circuits += minus_retain(circuits, [fit(split.discovery) for split in retain])
     given = {"alpha": args.mask_alpha, "lambda_": args.mask_lambda, "steps": args.mask_steps}
     mask = RemovalMaskConfig(**{k: v for k, v in given.items() if v is not None}) if args.removal_mask else None
-    settings = RemovalSettings(args.ablation, per_position, args.nodes, args.random_seeds, tuple(args.task_vector or ()),
-                               args.gradient_ascent, args.edit_steps, args.edit_lr, mask, args.relearn_steps,
-                               args.relearn_lr, args.seed)
+    settings = RemovalSettings(
+        args.ablation,
+        per_position,
+        args.nodes,
+        args.random_seeds,
+        tuple(args.task_vector or ()),
+        args.gradient_ascent,
+        args.edit_steps,
+        args.edit_lr,
+        mask,
+        args.relearn_steps,
+        args.relearn_lr,
+        args.seed,
+    )
     comparison = compare_removals(forget, circuits, retain, settings, progress=True)
-    print(f"removing from {comparison.forget} ({args.ablation} ablation), measured on {comparison.measured_on} "
-          f"inputs; per task: metric {forget.evaluation.metric.name} to the full model, accuracy before -> after")
+    print(
+        f"removing from {comparison.forget} ({args.ablation} ablation), measured on {comparison.measured_on} "
+        f"inputs; per task: metric {forget.evaluation.metric.name} to the full model, accuracy before -> after"
+    )
     header = ["intervention", "size", f"forget {comparison.forget}", *(f"retain {t}" for t in comparison.retain)]
     if args.relearn_steps:
         header.append(f"relearned in (of {args.relearn_steps} steps)")
     rows = []
     for row in comparison.rows:
-        cells = [row.result.label, row.result.size, *(_measure_cell(m) for m in (row.result.forget, *row.result.retain))]
+        cells = [row.label, row.result.size, *(_measure_cell(m) for m in (row.result.forget, *row.result.retain))]
         if row.relearning is not None:
             cells.append("not" if row.relearning.recovered_at is None else f"{row.relearning.recovered_at} steps")
         rows.append(cells)
@@ -394,14 +457,15 @@ def _remove(args: argparse.Namespace) -> int:
     if args.plot:
         from ..report import plot_removals
 
-        print("wrote " + ", ".join(str(p) for p in plot_removals(comparison.to_dict(), args.plot)))
+        print("wrote " + ", ".join(str(p) for p in plot_removals(comparison, args.plot)))
     return 0
 
 
 def _measure_cell(measure) -> str:
     """Returns `0.31, 1.00 -> 0.42` (metric, accuracy before -> after) for an intervention's effect on one task."""
-    accuracy = "" if measure.accuracy_after is None else (
-        f", {measure.accuracy_before:.2f} -> {measure.accuracy_after:.2f}")
+    accuracy = (
+        "" if measure.accuracy_after is None else (f", {measure.accuracy_before:.2f} -> {measure.accuracy_after:.2f}")
+    )
     return f"{measure.metric:.3g}{accuracy}"
 
 
@@ -433,16 +497,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-position", action="store_true")
     _features_argument(p)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--preset", choices=["tuned", "published"], default="tuned",
-                   help="tuned: edgewise's defaults; published: the method's authors' settings (docs/presets.md)")
-    p.add_argument("--top-k", type=_positive_int, metavar="K",
-                   help="size of top-k circuits and edges to print (default: the effective truth's size, else 20)")
+    p.add_argument(
+        "--preset",
+        choices=["tuned", "published"],
+        default="tuned",
+        help="tuned: edgewise's defaults; published: the method's authors' settings (docs/presets.md)",
+    )
+    p.add_argument(
+        "--top-k",
+        type=_positive_int,
+        metavar="K",
+        help="size of top-k circuits and edges to print (default: the effective truth's size, else 20)",
+    )
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="a hyperparameter, e.g. --set steps=500")
     p.add_argument("--metric", choices=["kl", "mse", "l2"], help="faithfulness metric (default: the task's own)")
     p.add_argument("--json", metavar="FILE", help="write {method, seconds, scores: [[writer, reader, score]]}")
     p.add_argument("--circuit-out", metavar="FILE", help="write the method's circuit (input of diagnose --circuit)")
-    p.add_argument("--objective", metavar="NAME", help="minimise one of the task's objectives instead of "
-                   "faithfulness (edge-sp, node-sp), e.g. tictactoe's worst-move")
+    p.add_argument(
+        "--objective",
+        metavar="NAME",
+        help="minimise one of the task's objectives instead of "
+        "faithfulness (edge-sp, node-sp), e.g. tictactoe's worst-move",
+    )
     p.set_defaults(run=_discover)
     p = sub.add_parser("export", help="write edge scores (and a circuit) as another tool's file: MIB's circuit JSON")
     p.add_argument("scores", metavar="SCORES.json", help="edge scores from `edgewise discover --json`")
@@ -473,57 +549,106 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--graphs", type=_comma_list, help="comma-separated graph kinds: plain, per-position")
     _features_argument(p, "oracle | train")
     p.add_argument("--seeds", type=_comma_ints, help="comma-separated seeds, e.g. 0,1,2")
-    p.add_argument("--preset", choices=["tuned", "published", "both"],
-                   help="hyperparameters: edgewise's tuned defaults (default), the authors' published settings, or both")
+    p.add_argument(
+        "--preset",
+        choices=["tuned", "published", "both"],
+        help="hyperparameters: edgewise's tuned defaults (default), the authors' published settings, or both",
+    )
     p.add_argument("--no-plots", action="store_true", help="write results and summary only")
-    p.add_argument("--wait", action="store_true", help="wait for another bench writing into --out to finish "
-                   "(default: exit with status 2 naming it)")
-    p.add_argument("--jobs", type=int, default=1, help="runs at once, in worker processes (one per core; their "
-                   "times share the machine, and each record says how many ran beside it)")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for another bench writing into --out to finish (default: exit with status 2 naming it)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs at once, in worker processes (one per core; their "
+        "times share the machine, and each record says how many ran beside it)",
+    )
     p.set_defaults(run=_bench)
-    p = sub.add_parser("diagnose", help="constant writers, the ground truth's minimal circuit per ablation, and what "
-                       "a circuit outputs")
+    p = sub.add_parser(
+        "diagnose", help="constant writers, the ground truth's minimal circuit per ablation, and what a circuit outputs"
+    )
     p.add_argument("task")
-    p.add_argument("--circuit", metavar="FILE", help="a Circuit JSON whose behaviour to check (default: each "
-                   "ablation's minimal circuit)")
-    p.add_argument("--scores", metavar="FILE", help="EdgeScores JSON (`edgewise discover --json`, a bench's "
-                   "scores/): explain where the method goes wrong against the effective truth, and check its circuit")
-    p.add_argument("--ablations", type=_comma_list, help="comma-separated ablations (default: resample,mean,zero; "
-                   "with --scores: the scores' ablation)")
+    p.add_argument(
+        "--circuit",
+        metavar="FILE",
+        help="a Circuit JSON whose behaviour to check (default: each ablation's minimal circuit)",
+    )
+    p.add_argument(
+        "--scores",
+        metavar="FILE",
+        help="EdgeScores JSON (`edgewise discover --json`, a bench's "
+        "scores/): explain where the method goes wrong against the effective truth, and check its circuit",
+    )
+    p.add_argument(
+        "--ablations",
+        type=_comma_list,
+        help="comma-separated ablations (default: resample,mean,zero; with --scores: the scores' ablation)",
+    )
     p.add_argument("--per-position", action="store_true", help="diagnose the per-position graph")
     p.add_argument("--metric", choices=["kl", "mse", "l2"], help="faithfulness metric (default: the task's own)")
     _features_argument(p)
     p.add_argument("--json", metavar="FILE", help="write the diagnostics to FILE")
     p.set_defaults(run=_diagnose)
-    p = sub.add_parser("remove", help="ablate a circuit and measure what the model lost (the task) and kept (--retain "
-                       "tasks), beside random edges of the same number")
+    p = sub.add_parser(
+        "remove",
+        help="ablate a circuit and measure what the model lost (the task) and kept (--retain "
+        "tasks), beside random edges of the same number",
+    )
     p.add_argument("task", help="the forget task")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--circuit", metavar="FILE", help="a Circuit JSON (`edgewise discover --circuit-out`)")
-    source.add_argument("--method", type=_comma_list, help="discover each comma-separated method's circuit on the "
-                        "task's discovery inputs, e.g. acdc,eap,edge-sp")
+    source.add_argument(
+        "--method",
+        type=_comma_list,
+        help="discover each comma-separated method's circuit on the task's discovery inputs, e.g. acdc,eap,edge-sp",
+    )
     p.add_argument("--ablation", default="resample", help="how removed edges are fed: resample (default), mean, zero")
     p.add_argument("--retain", type=_comma_list, help="comma-separated tasks of the same model to keep")
     p.add_argument("--per-position", action="store_true", help="with --method: the per-position graph")
-    p.add_argument("--top-k", type=int, help="with --method: circuit size of a top-k method (default: the effective "
-                   "truth's, else 20)")
+    p.add_argument(
+        "--top-k",
+        type=int,
+        help="with --method: circuit size of a top-k method (default: the effective truth's, else 20)",
+    )
     p.add_argument("--seed", type=int, default=0, help="the seed of the methods, the mask and the weight edits")
     p.add_argument("--nodes", action="store_true", help="also remove each circuit's nodes (every edge out of them)")
-    p.add_argument("--subtract-retain", action="store_true", help="with --method and --retain: also each circuit "
-                   "less the same method's circuits for the retain tasks (what the task uses alone)")
+    p.add_argument(
+        "--subtract-retain",
+        action="store_true",
+        help="with --method and --retain: also each circuit "
+        "less the same method's circuits for the retain tasks (what the task uses alone)",
+    )
     p.add_argument("--random-seeds", type=int, default=3, help="random-edge baselines per circuit size (default 3)")
-    p.add_argument("--removal-mask", action="store_true", help="also a removal mask trained to forget the task and "
-                   "keep the --retain tasks (hard-concrete gates on every edge)")
+    p.add_argument(
+        "--removal-mask",
+        action="store_true",
+        help="also a removal mask trained to forget the task and "
+        "keep the --retain tasks (hard-concrete gates on every edge)",
+    )
     p.add_argument("--mask-alpha", type=float, help="the mask's weight of the retain KL (default 1)")
     p.add_argument("--mask-lambda", type=float, help="the mask's weight of the fraction of edges removed (default 0.1)")
     p.add_argument("--mask-steps", type=int, help="Adam steps of the mask (default 200)")
-    p.add_argument("--task-vector", type=_comma_floats, metavar="ALPHAS", help="also task vectors: fine-tune a copy "
-                   "on the task, subtract alpha times the weight change, one row per comma-separated alpha")
+    p.add_argument(
+        "--task-vector",
+        type=_comma_floats,
+        metavar="ALPHAS",
+        help="also task vectors: fine-tune a copy "
+        "on the task, subtract alpha times the weight change, one row per comma-separated alpha",
+    )
     p.add_argument("--gradient-ascent", action="store_true", help="also gradient ascent on the task (a copy)")
     p.add_argument("--edit-steps", type=int, default=100, help="Adam steps of the weight edits (default 100)")
     p.add_argument("--edit-lr", type=float, default=1e-3, help="learning rate of the weight edits (default 1e-3)")
-    p.add_argument("--relearn-steps", type=int, default=0, help="fine-tune every intervened model this many steps "
-                   "on the task and report when its accuracy is back to 90%% of the full model's (default 0: no)")
+    p.add_argument(
+        "--relearn-steps",
+        type=int,
+        default=0,
+        help="fine-tune every intervened model this many steps "
+        "on the task and report when its accuracy is back to 90%% of the full model's (default 0: no)",
+    )
     p.add_argument("--relearn-lr", type=float, default=1e-3, help="learning rate of relearning (default 1e-3)")
     p.add_argument("--json", metavar="FILE", help="write every removal's measurements to FILE")
     p.add_argument("--plot", metavar="FILE", help="draw forget drop against retain kept, one point per intervention")

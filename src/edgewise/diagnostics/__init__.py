@@ -8,6 +8,21 @@ from .minimal_circuit import MinimalCircuit, minimal_circuit
 from .misses import MissReport, explain_misses
 from .redundancy import RedundantGroup, redundant_groups
 
-__all__ = ["ABLATIONS", "BehaviourCheck", "Diagnosis", "DiagnosticsSettings", "MinimalCircuit", "MissReport",
-           "RedundantGroup", "behaviour_check", "constant_writers", "diagnose", "explain_misses", "format_diagnosis", "minimal_circuit",
-           "redundant_groups", "top_class", "writer_variation"]
+__all__ = [
+    "ABLATIONS",
+    "BehaviourCheck",
+    "Diagnosis",
+    "DiagnosticsSettings",
+    "MinimalCircuit",
+    "MissReport",
+    "RedundantGroup",
+    "behaviour_check",
+    "constant_writers",
+    "diagnose",
+    "explain_misses",
+    "format_diagnosis",
+    "minimal_circuit",
+    "redundant_groups",
+    "top_class",
+    "writer_variation",
+]

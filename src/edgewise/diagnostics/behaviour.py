@@ -13,12 +13,12 @@ a numerical circuit that outputs roughly the mean. The flags name those cases:
 - `ignores input`: at every scored position where the full model's answer depends on the input, the circuit gives
   one answer for every input; `ignores input at some positions` when that holds at some of them only;
 - `fixed preference`: where the answers on offer change with the input (a game's legal moves: the task's
-  `extras["offered"]`, [batch, pos, classes] bool), one fixed ranking of the classes explains at least
+  `task.offered`, [batch, pos, classes] bool), one fixed ranking of the classes explains at least
   `preference_share` of the answers (it always plays the first free square of one list: a corner, then another
   corner...) while it explains fewer of the full model's. Such a circuit looks at the input only to see what is
   on offer.
 
-With the true value of every answer (`extras["answer_values"]`, [batch, pos, classes]: a game's minimax value of
+With the true value of every answer (`task.answer_values`, [batch, pos, classes]: a game's minimax value of
 each move), each row also reports the mean true value of its answers, so a circuit that "plays the worst move" is
 measured against the game, not against the network's own judgement.
 """
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -64,10 +63,18 @@ class OutputBehaviour:
 
     def to_dict(self) -> dict:
         """Returns the summary as JSON-ready data."""
-        return {"label": self.label, "n_edges": self.n_edges, "loss": self.loss, "agreement": self.agreement,
-                "distribution": self.distribution, "fixed_positions": list(self.fixed_positions),
-                "flags": list(self.flags), "preference": list(self.preference),
-                "preference_share": self.preference_share, "answer_value": self.answer_value}
+        return {
+            "label": self.label,
+            "n_edges": self.n_edges,
+            "loss": self.loss,
+            "agreement": self.agreement,
+            "distribution": self.distribution,
+            "fixed_positions": list(self.fixed_positions),
+            "flags": list(self.flags),
+            "preference": list(self.preference),
+            "preference_share": self.preference_share,
+            "answer_value": self.answer_value,
+        }
 
 
 @dataclass(frozen=True)
@@ -81,18 +88,6 @@ class BehaviourCheck:
     def to_dict(self) -> dict:
         """Returns the check as JSON-ready data."""
         return {"ablation": self.ablation, "categorical": self.categorical, "rows": [r.to_dict() for r in self.rows]}
-
-
-def _class_label(task: Task) -> Callable[[int], str]:
-    """Returns what names an output class: the value tracr's compiler recorded for it, the token a language model's
-    tokenizer decodes it to (quoted), or its index."""
-    values = getattr(task.extras.get("compiled"), "output_values", None)
-    if values is not None:
-        return lambda c: str(values[c])
-    tokenizer = task.extras.get("tokenizer")
-    if tokenizer is not None:
-        return lambda c: repr(tokenizer.decode([c]))
-    return str
 
 
 def top_class(logits: torch.Tensor, tolerance: float) -> torch.Tensor:
@@ -126,16 +121,21 @@ def _distribution(task: Task, logits: torch.Tensor, tolerance: float) -> dict[st
     mean, std, min and max."""
     if not task.categorical:
         scored = logits[task.scored_positions]
-        return {"mean": scored.mean().item(), "std": scored.std(unbiased=False).item(),
-                "min": scored.min().item(), "max": scored.max().item()}
-    label = _class_label(task)
+        return {
+            "mean": scored.mean().item(),
+            "std": scored.std(unbiased=False).item(),
+            "min": scored.min().item(),
+            "max": scored.max().item(),
+        }
+    label = task.class_label or str  # a compiled program's value, a decoded token, or the class index
     top = top_class(logits, tolerance)[task.scored_positions]
     counts = Counter(top.tolist())
     return {("tie" if c < 0 else label(c)): n / len(top) for c, n in counts.most_common()}
 
 
-def _agreement(task: Task, logits: torch.Tensor, full: torch.Tensor, full_std: float,
-               thresholds: BehaviourThresholds) -> float:
+def _agreement(
+    task: Task, logits: torch.Tensor, full: torch.Tensor, full_std: float, thresholds: BehaviourThresholds
+) -> float:
     """Returns the share of scored positions answered as the full model answers them: the same top class (or both
     tied), or outputs within agreement_spread of the full model's standard deviation."""
     scored = task.scored_positions
@@ -171,7 +171,7 @@ def preference_order(answers: torch.Tensor, offered: torch.Tensor) -> tuple[list
 def _on_offer(task: Task, logits: torch.Tensor) -> torch.Tensor:
     """Returns the logits with each class not on offer lowered to one below the lowest offered logit of its row: the
     top class is then always on offer, and a game's -1e9 at illegal moves does not swamp the equality tolerance."""
-    offered = task.extras.get("offered")
+    offered = task.offered
     if offered is None or not task.categorical:
         return logits
     offered = offered.to(logits.device).expand_as(logits)
@@ -182,27 +182,33 @@ def _on_offer(task: Task, logits: torch.Tensor) -> torch.Tensor:
 def _offered_answers(task: Task, logits: torch.Tensor, thresholds: BehaviourThresholds) -> tuple:
     """Returns (the fixed ranking as labels, the share it explains) of the scored answers, or ((), None) for a task
     whose offered answers do not change with the input."""
-    offered = task.extras.get("offered")
+    offered = task.offered
     if offered is None or not task.categorical:
         return (), None
     scored = task.scored_positions
     order, share = preference_order(top_class(logits, thresholds.tolerance)[scored], offered.to(scored.device)[scored])
-    label = _class_label(task)
+    label = task.class_label or str  # a compiled program's value, a decoded token, or the class index
     return tuple(label(c) for c in order), share
 
 
 def _answer_value(task: Task, logits: torch.Tensor, thresholds: BehaviourThresholds) -> float | None:
     """Returns the mean true value of the top answers at the scored positions (ties: the mean over the tied
     answers' values is not defined, so they count as the lowest-index top class), or None without answer values."""
-    values = task.extras.get("answer_values")
+    values = task.answer_values
     if values is None or not task.categorical:
         return None
     top = logits.argmax(-1)
     return values.to(logits.device).gather(-1, top.unsqueeze(-1)).squeeze(-1)[task.scored_positions].mean().item()
 
 
-def _flags(task: Task, here: dict[str, float], full: dict[str, float], fixed: tuple[int, ...],
-           full_fixed: tuple[int, ...], thresholds: BehaviourThresholds) -> tuple[str, ...]:
+def _flags(
+    task: Task,
+    here: dict[str, float],
+    full: dict[str, float],
+    fixed: tuple[int, ...],
+    full_fixed: tuple[int, ...],
+    thresholds: BehaviourThresholds,
+) -> tuple[str, ...]:
     """Returns the behaviour flags of one variant against the full model's distribution and fixed positions."""
     flags = []
     if task.categorical:
@@ -249,26 +255,33 @@ def behaviour_check(
     rows = []
     kept = int((mask > 0).sum())  # edges that carry any of their clean value
     full_share = _offered_answers(task, full_on_offer, thresholds)[1]
-    for name, n_edges, raw in [("full model", graph.n_edges, full), (label, kept, circuit_logits),
-                               ("empty circuit", 0, empty_logits)]:
+    for name, n_edges, raw in [
+        ("full model", graph.n_edges, full),
+        (label, kept, circuit_logits),
+        ("empty circuit", 0, empty_logits),
+    ]:
         logits = _on_offer(task, raw)
         distribution = _distribution(task, logits, thresholds.tolerance)
         fixed = _fixed_positions(task, logits, thresholds.tolerance)
         preference, share = _offered_answers(task, logits, thresholds)
         flags = _flags(task, distribution, full_distribution, fixed, full_fixed, thresholds)
         if share is not None and share >= thresholds.preference_share > full_share:
-            flags += (f"fixed preference ({' > '.join(preference[:4])}{' ...' if len(preference) > 4 else ''} "
-                      f"explains {share:.0%} of answers)",)
-        rows.append(OutputBehaviour(
-            label=name,
-            n_edges=n_edges,
-            loss=task.metric(raw, full, task.scored_positions).item(),
-            agreement=_agreement(task, logits, full_on_offer, full_std, thresholds),
-            distribution=distribution,
-            fixed_positions=fixed,
-            flags=flags,
-            preference=preference,
-            preference_share=share,
-            answer_value=_answer_value(task, logits, thresholds),
-        ))
+            flags += (
+                f"fixed preference ({' > '.join(preference[:4])}{' ...' if len(preference) > 4 else ''} "
+                f"explains {share:.0%} of answers)",
+            )
+        rows.append(
+            OutputBehaviour(
+                label=name,
+                n_edges=n_edges,
+                loss=task.metric(raw, full, task.scored_positions).item(),
+                agreement=_agreement(task, logits, full_on_offer, full_std, thresholds),
+                distribution=distribution,
+                fixed_positions=fixed,
+                flags=flags,
+                preference=preference,
+                preference_share=share,
+                answer_value=_answer_value(task, logits, thresholds),
+            )
+        )
     return BehaviourCheck(ablation=ablated.kind, categorical=task.categorical, rows=tuple(rows))

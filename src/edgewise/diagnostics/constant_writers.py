@@ -36,9 +36,15 @@ class WriterVariation:
 
     def to_dict(self) -> dict:
         """Returns the writer's variation as JSON-ready data; `positions` are the constant ones."""
-        return {"writer": self.writer, "constant": self.constant, "positions": list(self.constant_positions),
-                "varying_positions": list(self.varying_positions), "zero_positions": list(self.zero_positions),
-                "scale": self.scale, "max_deviation": self.max_deviation}
+        return {
+            "writer": self.writer,
+            "constant": self.constant,
+            "positions": list(self.constant_positions),
+            "varying_positions": list(self.varying_positions),
+            "zero_positions": list(self.zero_positions),
+            "scale": self.scale,
+            "max_deviation": self.max_deviation,
+        }
 
 
 def live_tokens(task: Task, tokens: torch.Tensor) -> torch.Tensor:
@@ -112,5 +118,7 @@ def no_op_positions(
     clean = writer_outputs(graph, record_writer_outputs(task.adapter, graph, task.clean))
     replaced = writer_outputs(graph, ablated.values)
     live = live_tokens(task, task.clean).unsqueeze(-1)
-    return {name: ((out - replaced[name]).abs() * live).amax(dim=(0, 2)) <= tolerance * (1 + out.abs().max().item())
-            for name, out in clean.items()}
+    return {
+        name: ((out - replaced[name]).abs() * live).amax(dim=(0, 2)) <= tolerance * (1 + out.abs().max().item())
+        for name, out in clean.items()
+    }

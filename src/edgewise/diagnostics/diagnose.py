@@ -70,8 +70,10 @@ class AblationDiagnosis:
                 "removable": [r.to_dict() for r in m.removed],
                 "kept": [k.to_dict() for k in m.kept],
             }
-        record["redundant_groups"] = [{**g.to_dict(), "description": g.describe(), "copies_kept": kept}
-                                      for g, kept in zip(self.redundancy, self.copies_kept)]
+        record["redundant_groups"] = [
+            {**g.to_dict(), "description": g.describe(), "copies_kept": kept}
+            for g, kept in zip(self.redundancy, self.copies_kept)
+        ]
         record["misses"] = None if self.misses is None else self.misses.to_dict()
         return {**record, "empty_loss": self.behaviour.rows[-1].loss, "behaviour": self.behaviour.to_dict()}
 
@@ -131,15 +133,21 @@ def diagnose(
     knows_truth = task.knows_truth(graph)
     if scores is not None:
         if scores.graph != graph:
-            raise GraphMismatchError(f"the scores' graph ({scores.graph.n_edges} edges) is not task {task.name}'s "
-                                     f"{'per-position' if per_position else 'plain'} graph ({graph.n_edges} edges); "
-                                     "diagnose them with the graph they were found on (--per-position, --features)")
+            raise GraphMismatchError(
+                f"the scores' graph ({scores.graph.n_edges} edges) is not task {task.name}'s "
+                f"{'per-position' if per_position else 'plain'} graph ({graph.n_edges} edges); "
+                "diagnose them with the graph they were found on (--per-position, --features)"
+            )
         if not knows_truth:
-            raise GraphMismatchError(f"task {task.name} has no ground truth to rank the scores against; pass their "
-                                     "circuit instead (`--circuit FILE`)")
+            raise GraphMismatchError(
+                f"task {task.name} has no ground truth to rank the scores against; pass their "
+                "circuit instead (`--circuit FILE`)"
+            )
     if circuit is None and not knows_truth:
-        raise GraphMismatchError(f"task {task.name} has no ground-truth circuit to minimise; pass the circuit whose "
-                                 "behaviour to check (`--circuit FILE`)")
+        raise GraphMismatchError(
+            f"task {task.name} has no ground-truth circuit to minimise; pass the circuit whose "
+            "behaviour to check (`--circuit FILE`)"
+        )
     if circuit is not None:  # raise GraphMismatchError, naming the fix, for a circuit of another task or graph
         circuit.check_task(task.name)
         circuit.mask(graph)
@@ -163,10 +171,18 @@ def diagnose(
         else:
             edges, label = set(minimal.start), "ground truth"
         check = behaviour_check(task, graph, ablated, edges, label, settings.behaviour)
-        results[kind] = AblationDiagnosis(kind, minimal, check, groups, tuple(g.copies_kept(edges) for g in groups),
-                                          misses)
-    return Diagnosis(task.name, graph, task.metric.name, settings, task.bos_position,
-                     tuple(writer_variation(task, graph, settings.writer_tolerance)), results)
+        results[kind] = AblationDiagnosis(
+            kind, minimal, check, groups, tuple(g.copies_kept(edges) for g in groups), misses
+        )
+    return Diagnosis(
+        task.name,
+        graph,
+        task.metric.name,
+        settings,
+        task.bos_position,
+        tuple(writer_variation(task, graph, settings.writer_tolerance)),
+        results,
+    )
 
 
 def _positions(positions: tuple[int, ...], all_positions: tuple[int, ...]) -> str:
@@ -187,8 +203,10 @@ def _answers(row: OutputBehaviour, categorical: bool, shown: int = 4) -> str:
 
 def _writer_lines(diagnosis: Diagnosis) -> list[str]:
     """Returns the constant-writers section; writers that are zero everywhere share one line."""
-    lines = [f"== constant writers: output the same on every input (clean and corrupted), within "
-             f"{diagnosis.settings.writer_tolerance:g} x (1 + largest |output|)"]
+    lines = [
+        f"== constant writers: output the same on every input (clean and corrupted), within "
+        f"{diagnosis.settings.writer_tolerance:g} x (1 + largest |output|)"
+    ]
     empty = []
     for w in diagnosis.constant_writers:
         evaluated = tuple(sorted(w.constant_positions + w.varying_positions))
@@ -206,8 +224,10 @@ def _writer_lines(diagnosis: Diagnosis) -> list[str]:
     if not diagnosis.constant_writers:
         lines.append("  none")
     if diagnosis.constant_only_at_bos:
-        lines.append(f"  constant only at the BOS position {diagnosis.bos_position}: "
-                     + ", ".join(diagnosis.constant_only_at_bos))
+        lines.append(
+            f"  constant only at the BOS position {diagnosis.bos_position}: "
+            + ", ".join(diagnosis.constant_only_at_bos)
+        )
     return lines
 
 
@@ -217,29 +237,41 @@ def _ablation_lines(diagnosis: Diagnosis, a: AblationDiagnosis) -> list[str]:
     lines = [f"== {a.ablation} ablation"]
     if m is not None:
         verdict = "faithful" if m.faithful else f"NOT faithful (max output change {m.start_change:.3g})"
-        lines.append(f"  ground truth ({len(m.start)} edges): {verdict}, {metric} {m.start_loss:.3g} "
-                     f"(empty circuit: {a.behaviour.rows[-1].loss:.3g})")
+        lines.append(
+            f"  ground truth ({len(m.start)} edges): {verdict}, {metric} {m.start_loss:.3g} "
+            f"(empty circuit: {a.behaviour.rows[-1].loss:.3g})"
+        )
     if m is not None and m.edges is not None:
         lines.append(f"  minimal circuit: {len(m.edges)} edges, {metric} {m.loss:.3g}; removing one of them gives")
-        lines += [f"    {k.edge.name:<28} {metric} {k.loss_without:.3g}, max output change {k.change_without:.2g}"
-                  + ("  (redundant: removable alone from the ground truth)" if k.redundant else "") for k in m.kept]
+        lines += [
+            f"    {k.edge.name:<28} {metric} {k.loss_without:.3g}, max output change {k.change_without:.2g}"
+            + ("  (redundant: removable alone from the ground truth)" if k.redundant else "")
+            for k in m.kept
+        ]
         lines.append(f"  removed from the ground truth: {len(m.removed)} edges")
         lines += [f"    {r.edge.name:<28} {r.reason}: {r.detail}" for r in m.removed]
     if a.redundancy:
-        lines.append("  redundant copies (removing a copy alone changes nothing, removing all but the sufficient ones "
-                     "breaks the task; the effective truth keeps every copy):")
-        lines += [f"    {g.describe()}; the {a.behaviour.rows[1].label} keeps {kept} of {len(g.copies)}"
-                  for g, kept in zip(a.redundancy, a.copies_kept)]
+        lines.append(
+            "  redundant copies (removing a copy alone changes nothing, removing all but the sufficient ones "
+            "breaks the task; the effective truth keeps every copy):"
+        )
+        lines += [
+            f"    {g.describe()}; the {a.behaviour.rows[1].label} keeps {kept} of {len(g.copies)}"
+            for g, kept in zip(a.redundancy, a.copies_kept)
+        ]
     rows = a.behaviour.rows
     width = max(len(row.label) for row in rows) + 2
     lines.append(f"  behaviour of the {rows[1].label} on the task's inputs:")
     valued = rows[0].answer_value is not None
-    lines.append(f"    {'':<{width}}{'edges':>6}{metric:>10}{'agree':>7}{'value' if valued else '':>7}  "
-                 f"{'answers':<40} flags")
+    lines.append(
+        f"    {'':<{width}}{'edges':>6}{metric:>10}{'agree':>7}{'value' if valued else '':>7}  {'answers':<40} flags"
+    )
     for row in rows:
         value = f"{row.answer_value:>7.3f}" if valued else ""
-        lines.append(f"    {row.label:<{width}}{row.n_edges:>6}{row.loss:>10.3g}{row.agreement:>7.2f}{value}  "
-                     f"{_answers(row, a.behaviour.categorical):<40} {', '.join(row.flags) or '-'}")
+        lines.append(
+            f"    {row.label:<{width}}{row.n_edges:>6}{row.loss:>10.3g}{row.agreement:>7.2f}{value}  "
+            f"{_answers(row, a.behaviour.categorical):<40} {', '.join(row.flags) or '-'}"
+        )
     if valued:
         lines.append("    value: the mean true value of the answers (a game's minimax value of the chosen moves)")
     if a.misses is not None:
@@ -250,9 +282,13 @@ def _ablation_lines(diagnosis: Diagnosis, a: AblationDiagnosis) -> list[str]:
 def format_diagnosis(diagnosis: Diagnosis) -> str:
     """Returns the diagnosis as the text report `edgewise diagnose` prints."""
     kind = ("per-position" if diagnosis.graph.per_position else "plain") + (
-        f", {diagnosis.graph.features} features" if diagnosis.graph.features else "")
-    lines = [f"{diagnosis.task}: {diagnosis.graph.n_edges} edges ({kind} graph), metric {diagnosis.metric}; faithful "
-             f"= every scored output within {diagnosis.settings.output_tolerance:g} of the full model's", ""]
+        f", {diagnosis.graph.features} features" if diagnosis.graph.features else ""
+    )
+    lines = [
+        f"{diagnosis.task}: {diagnosis.graph.n_edges} edges ({kind} graph), metric {diagnosis.metric}; faithful "
+        f"= every scored output within {diagnosis.settings.output_tolerance:g} of the full model's",
+        "",
+    ]
     lines += _writer_lines(diagnosis)
     for a in diagnosis.ablations.values():
         lines += [""] + _ablation_lines(diagnosis, a)

@@ -46,8 +46,13 @@ class RemovedEdge:
     change_alone: float  # the largest |scored output change| with only this edge removed from the start circuit
 
     def to_dict(self) -> dict:
-        return {"edge": self.edge.endpoints(), "reason": self.reason, "detail": self.detail,
-                "loss_alone": self.loss_alone, "change_alone": self.change_alone}
+        return {
+            "edge": self.edge.endpoints(),
+            "reason": self.reason,
+            "detail": self.detail,
+            "loss_alone": self.loss_alone,
+            "change_alone": self.change_alone,
+        }
 
 
 @dataclass(frozen=True)
@@ -60,8 +65,12 @@ class KeptEdge:
     redundant: bool  # its removal alone from the start circuit changed nothing: a removed path carried the same
 
     def to_dict(self) -> dict:
-        return {"edge": self.edge.endpoints(), "loss_without": self.loss_without,
-                "change_without": self.change_without, "redundant": self.redundant}
+        return {
+            "edge": self.edge.endpoints(),
+            "loss_without": self.loss_without,
+            "change_without": self.change_without,
+            "redundant": self.redundant,
+        }
 
 
 @dataclass(frozen=True)
@@ -131,8 +140,10 @@ def _removal_reason(
         if ablated.kind == "zero":
             return "zero writer", f"{edge.writer} is zero where this edge reads it: zeroing it changes nothing"
         same = "every input and position" if ablated.kind == "mean" else "every input"
-        return ("constant writer",
-                f"{edge.writer} is the same on {same} where this edge reads it: the ablated value is the clean one")
+        return (
+            "constant writer",
+            f"{edge.writer} is the same on {same} where this edge reads it: the ablated value is the clean one",
+        )
     if alone_moves:
         earlier = [r.edge.name for r in removed_before if r.reason not in ("constant writer", "zero writer")]
         earlier = earlier or [r.edge.name for r in removed_before]
@@ -185,8 +196,17 @@ def minimal_circuit(
             trial_run = runs.recorded(current - {edge})
             if runs.changes(trial_run[0]).item() > output_tolerance:
                 continue
-            reason, detail = _removal_reason(edge, graph, ablated, is_no_op[edge], alone[edge][1] > output_tolerance,
-                                             current_run, trial_run, removed, writer_tolerance)
+            reason, detail = _removal_reason(
+                edge,
+                graph,
+                ablated,
+                is_no_op[edge],
+                alone[edge][1] > output_tolerance,
+                current_run,
+                trial_run,
+                removed,
+                writer_tolerance,
+            )
             removed.append(RemovedEdge(edge, reason, detail, *alone[edge]))
             current.discard(edge)
             current_run = trial_run
@@ -194,8 +214,19 @@ def minimal_circuit(
             break
         kept = sorted(current, key=graph.edge_index)
         kept_losses, kept_changes = runs.losses([current - {e} for e in kept]) if kept else ([], [])
-    kept_edges = tuple(KeptEdge(e, without, change, alone[e][1] <= output_tolerance)
-                       for e, without, change in zip(kept, kept_losses, kept_changes))
+    kept_edges = tuple(
+        KeptEdge(e, without, change, alone[e][1] <= output_tolerance)
+        for e, without, change in zip(kept, kept_losses, kept_changes)
+    )
     loss = task.metric(current_run[0], runs.full, task.scored_positions).item()
-    return MinimalCircuit(ablated.kind, frozenset(start), losses[0], changes[0], True, frozenset(current), loss,
-                          tuple(removed), kept_edges)
+    return MinimalCircuit(
+        ablated.kind,
+        frozenset(start),
+        losses[0],
+        changes[0],
+        True,
+        frozenset(current),
+        loss,
+        tuple(removed),
+        kept_edges,
+    )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from ..evaluate import EffectiveTruth, removal_changes, roc_auc, truth_tolerance
-from ..graph import Edge, EdgeScores, ScoreTrajectory, ZERO_TOLERANCE
+from ..graph import ZERO_TOLERANCE, Edge, EdgeScores, ScoreTrajectory
 from ..methods import hard_concrete
 from ..patching import AblatedOutputs, full_logits
 from ..tasks import Task
@@ -32,8 +32,14 @@ class RankedEdge:
     detail: str
 
     def to_dict(self) -> dict:
-        return {"edge": self.edge.endpoints(), "rank": self.rank, "score": self.score,
-                "change_alone": self.change_alone, "reason": self.reason, "detail": self.detail}
+        return {
+            "edge": self.edge.endpoints(),
+            "rank": self.rank,
+            "score": self.score,
+            "change_alone": self.change_alone,
+            "reason": self.reason,
+            "detail": self.detail,
+        }
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,14 @@ class MissReport:
     false_high: tuple[RankedEdge, ...]  # false edges scored above the lowest true edge's score (at most SHOWN_FALSE)
 
     def to_dict(self) -> dict:
-        return {"method": self.method, "ablation": self.ablation, "auroc": self.auroc, "n_true": self.n_true,
-                "missed": [m.to_dict() for m in self.missed], "false_high": [f.to_dict() for f in self.false_high]}
+        return {
+            "method": self.method,
+            "ablation": self.ablation,
+            "auroc": self.auroc,
+            "n_true": self.n_true,
+            "missed": [m.to_dict() for m in self.missed],
+            "false_high": [f.to_dict() for f in self.false_high],
+        }
 
 
 def _copy_of(edge: Edge, groups: tuple[RedundantGroup, ...]) -> tuple[RedundantGroup, int] | None:
@@ -61,35 +73,56 @@ def _copy_of(edge: Edge, groups: tuple[RedundantGroup, ...]) -> tuple[RedundantG
     return None
 
 
-def _missed_reason(edge: Edge, rank: dict[Edge, int], score: float, change: float, tolerance: float,
-                   groups: tuple[RedundantGroup, ...], first_false: tuple[Edge, int, float],
-                   ties: int) -> tuple[str, str]:
+def _missed_reason(
+    edge: Edge,
+    rank: dict[Edge, int],
+    score: float,
+    change: float,
+    tolerance: float,
+    groups: tuple[RedundantGroup, ...],
+    first_false: tuple[Edge, int, float],
+    ties: int,
+) -> tuple[str, str]:
     """Returns why a true edge ranks below a false one; `ties` false edges have its score."""
     found = _copy_of(edge, groups)
     if found is not None:
         group, i = found
-        others = [(min(rank[e] for e in c), name) for j, (c, name) in enumerate(zip(group.copies, group.names))
-                  if j != i]
+        others = [
+            (min(rank[e] for e in c), name) for j, (c, name) in enumerate(zip(group.copies, group.names)) if j != i
+        ]
         best_rank, best_name = min(others)
-        partner = (f"the method ranks copy {best_name} higher (its best edge at rank {best_rank})"
-                   if best_rank < rank[edge] else "no other copy ranks higher")
-        return "redundant partner", (f"one edge of copy {group.names[i]} ({group.describe()}): removing it alone "
-                                     f"changes the outputs by {change:.2g}, so a single-removal signal sees nothing; "
-                                     f"{partner}")
+        partner = (
+            f"the method ranks copy {best_name} higher (its best edge at rank {best_rank})"
+            if best_rank < rank[edge]
+            else "no other copy ranks higher"
+        )
+        return "redundant partner", (
+            f"one edge of copy {group.names[i]} ({group.describe()}): removing it alone "
+            f"changes the outputs by {change:.2g}, so a single-removal signal sees nothing; "
+            f"{partner}"
+        )
     false_edge, false_rank, false_score = first_false
     if score == 0 and change > tolerance:
-        return "below resolution", (f"its score is zero at the method's resolution ({ZERO_TOLERANCE:g} of the largest "
-                                    f"|score|), yet removing it alone changes the outputs by {change:.2g}")
+        return "below resolution", (
+            f"its score is zero at the method's resolution ({ZERO_TOLERANCE:g} of the largest "
+            f"|score|), yet removing it alone changes the outputs by {change:.2g}"
+        )
     if ties:
-        return "tied", (f"score {score:.3g}, the same as {ties} false edges: the method cannot tell them apart (AUROC "
-                        f"counts ties one half), though removing it alone changes the outputs by {change:.2g}")
+        return "tied", (
+            f"score {score:.3g}, the same as {ties} false edges: the method cannot tell them apart (AUROC "
+            f"counts ties one half), though removing it alone changes the outputs by {change:.2g}"
+        )
     if change <= tolerance:
-        return "needed only in the circuit", (f"removing it alone from the full model changes the outputs by "
-                                              f"{change:.2g}: edges outside the truth carry the same, so its effect "
-                                              "shows only once they are gone")
-    return "score disagrees with effect", (f"score {score:.3g}, below false edge {false_edge.name} (rank {false_rank}, "
-                                           f"score {false_score:.3g}), though removing it alone changes the outputs "
-                                           f"by {change:.2g}")
+        return "needed only in the circuit", (
+            f"removing it alone from the full model changes the outputs by "
+            f"{change:.2g}: edges outside the truth carry the same, so its effect "
+            "shows only once they are gone"
+        )
+    return "score disagrees with effect", (
+        f"score {score:.3g}, below false edge {false_edge.name} (rank {false_rank}, "
+        f"score {false_score:.3g}), though removing it alone changes the outputs "
+        f"by {change:.2g}"
+    )
 
 
 def gate_story(trajectory: ScoreTrajectory, index: int) -> str:
@@ -101,7 +134,7 @@ def gate_story(trajectory: ScoreTrajectory, index: int) -> str:
     is_open = [value > hard_concrete.KEEP_THRESHOLD for _, value in points]
     crossings = [points[i][0] for i in range(1, len(points)) if is_open[i] != is_open[i - 1]]
     state = "open" if is_open[-1] else "closed"
-    when = (f"{state} since step {crossings[-1]}" if crossings else f"{state} throughout")
+    when = f"{state} since step {crossings[-1]}" if crossings else f"{state} throughout"
     return f"its gate's log_alpha {path}: {when}"
 
 
@@ -116,18 +149,29 @@ def _false_reason(edge: Edge, change: float, tolerance: float, no_op: dict[str, 
     same = no_op[edge.writer]  # [pos]: where the writer's ablated value is its clean output
     constant = bool(same.all() if edge.position is None else same[edge.position])
     if change > tolerance:
-        return "carries signal", (f"removing it alone changes the outputs by {change:.2g}, but the circuit does "
-                                  "not need it: the truth's edges reproduce the outputs without it")
+        return "carries signal", (
+            f"removing it alone changes the outputs by {change:.2g}, but the circuit does "
+            "not need it: the truth's edges reproduce the outputs without it"
+        )
     if constant:
-        return "carries nothing", (f"its writer {edge.writer} outputs the same under this ablation as on the clean "
-                                   "inputs, so ablating it replaces a value by itself")
-    return "carries nothing", (f"removing it alone changes the outputs by {change:.2g}: the method's score is not "
-                               "an effect the metric sees")
+        return "carries nothing", (
+            f"its writer {edge.writer} outputs the same under this ablation as on the clean "
+            "inputs, so ablating it replaces a value by itself"
+        )
+    return "carries nothing", (
+        f"removing it alone changes the outputs by {change:.2g}: the method's score is not an effect the metric sees"
+    )
 
 
 @torch.no_grad()
-def explain_misses(task: Task, scores: EdgeScores, ablated: AblatedOutputs, truth: EffectiveTruth,
-                   groups: tuple[RedundantGroup, ...] = (), tolerance: float | None = None) -> MissReport:
+def explain_misses(
+    task: Task,
+    scores: EdgeScores,
+    ablated: AblatedOutputs,
+    truth: EffectiveTruth,
+    groups: tuple[RedundantGroup, ...] = (),
+    tolerance: float | None = None,
+) -> MissReport:
     """Returns the misses of `scores` against the effective truth `truth` (on the task's inputs, under `ablated`,
     the scores' ablation), each explained; `groups` are the truth's redundant groups."""
     graph = scores.graph
@@ -141,28 +185,55 @@ def explain_misses(task: Task, scores: EdgeScores, ablated: AblatedOutputs, trut
     missed = [e for e, _ in ranked if e in true and first_false is not None and rank[e] > first_false[1]]
     false_high = [e for e, _ in ranked if e not in true and value[e] > lowest_true][:SHOWN_FALSE]
     involved = missed + false_high
-    changes = dict(zip(involved, removal_changes(task, graph, ablated, set(graph.edges), [(e,) for e in involved],
-                                                 full_logits(task)))) if involved else {}
+    changes = (
+        dict(
+            zip(
+                involved,
+                removal_changes(task, graph, ablated, set(graph.edges), [(e,) for e in involved], full_logits(task)),
+            )
+        )
+        if involved
+        else {}
+    )
     no_op = no_op_positions(task, graph, ablated) if false_high else {}
     false_scores = [value[e] for e, _ in ranked if e not in true]
     gate = lambda e, reason: _with_gate(reason, scores.trajectory, graph.edge_index(e))  # noqa: E731
-    missed_edges = tuple(RankedEdge(e, rank[e], value[e], changes[e], *gate(e, _missed_reason(
-        e, rank, value[e], changes[e], tolerance, groups, first_false, false_scores.count(value[e])))) for e in missed)
-    false_edges = tuple(RankedEdge(e, rank[e], value[e], changes[e],
-                                   *gate(e, _false_reason(e, changes[e], tolerance, no_op))) for e in false_high)
+    missed_edges = tuple(
+        RankedEdge(
+            e,
+            rank[e],
+            value[e],
+            changes[e],
+            *gate(
+                e,
+                _missed_reason(
+                    e, rank, value[e], changes[e], tolerance, groups, first_false, false_scores.count(value[e])
+                ),
+            ),
+        )
+        for e in missed
+    )
+    false_edges = tuple(
+        RankedEdge(e, rank[e], value[e], changes[e], *gate(e, _false_reason(e, changes[e], tolerance, no_op)))
+        for e in false_high
+    )
     return MissReport(scores.method, scores.ablation, roc_auc(scores, true), len(true), missed_edges, false_edges)
 
 
 def format_misses(report: MissReport) -> list[str]:
     """Returns the report's lines as `edgewise diagnose --scores` prints them."""
-    lines = [f"== where {report.method} goes wrong under {report.ablation} ablation: AUROC {report.auroc:.3f} against "
-             f"the effective truth ({report.n_true} edges)"]
+    lines = [
+        f"== where {report.method} goes wrong under {report.ablation} ablation: AUROC {report.auroc:.3f} against "
+        f"the effective truth ({report.n_true} edges)"
+    ]
     if not report.missed and not report.false_high:
         lines.append("  nowhere: every true edge ranks above every false one")
         return lines
     lines.append(f"  true edges ranked below a false one ({len(report.missed)}):")
     lines += [f"    #{m.rank:<4} {m.edge.name:<28} {m.reason}: {m.detail}" for m in report.missed]
-    lines.append(f"  false edges scored above a true one: {len(report.false_high) or 'none'}"
-                 + (f" (the best {SHOWN_FALSE})" if len(report.false_high) == SHOWN_FALSE else ""))
+    lines.append(
+        f"  false edges scored above a true one: {len(report.false_high) or 'none'}"
+        + (f" (the best {SHOWN_FALSE})" if len(report.false_high) == SHOWN_FALSE else "")
+    )
     lines += [f"    #{f.rank:<4} {f.edge.name:<28} {f.reason}: {f.detail}" for f in report.false_high]
     return lines

@@ -36,8 +36,11 @@ class RedundantGroup:
         return sum(copy <= edges for copy in self.copies)
 
     def to_dict(self) -> dict:
-        return {"copies": list(self.names), "suffice": self.suffice,
-                "edges": [sorted(e.name for e in copy) for copy in self.copies]}
+        return {
+            "copies": list(self.names),
+            "suffice": self.suffice,
+            "edges": [sorted(e.name for e in copy) for copy in self.copies],
+        }
 
 
 def _components(partners: tuple[tuple, ...]) -> list[set]:
@@ -91,8 +94,13 @@ def _copy_names(copies: list[frozenset[Edge]], graph: Graph) -> tuple[list[str],
 
 
 @torch.no_grad()
-def redundant_groups(task: Task, graph: Graph, ablated: AblatedOutputs, truth: EffectiveTruth | None = None,
-                     tolerance: float | None = None) -> list[RedundantGroup]:
+def redundant_groups(
+    task: Task,
+    graph: Graph,
+    ablated: AblatedOutputs,
+    truth: EffectiveTruth | None = None,
+    tolerance: float | None = None,
+) -> list[RedundantGroup]:
     """Returns the redundant groups of the task's circuit under this ablation, in graph order; none where single
     removals already find a faithful truth. `truth` is the effective truth when already computed; `tolerance` as
     in `effective_truth`.
@@ -113,9 +121,13 @@ def redundant_groups(task: Task, graph: Graph, ablated: AblatedOutputs, truth: E
         named.append((copies, *_copy_names(copies, graph)))
     touched = {n for copies, _, mixed in named if mixed for copy in copies for e in copy for n in _ends(e, graph)}
     writer_groups = _writer_groups(task, graph, ablated, circuit, touched, reference, tolerance) if touched else []
-    return [RedundantGroup(tuple(copies), tuple(names),
-                           _suffice(task, graph, ablated, circuit, copies, reference, tolerance))
-            for copies, names, mixed in named if not (mixed and writer_groups)] + writer_groups
+    return [
+        RedundantGroup(
+            tuple(copies), tuple(names), _suffice(task, graph, ablated, circuit, copies, reference, tolerance)
+        )
+        for copies, names, mixed in named
+        if not (mixed and writer_groups)
+    ] + writer_groups
 
 
 def _ends(edge: Edge, graph: Graph) -> tuple[str, str]:
@@ -124,20 +136,36 @@ def _ends(edge: Edge, graph: Graph) -> tuple[str, str]:
     return edge.writer, graph.reader_node(edge.reader).component
 
 
-def _suffice(task: Task, graph: Graph, ablated: AblatedOutputs, circuit: set[Edge], removals: list[Iterable[Edge]],
-             reference: torch.Tensor, tolerance: float) -> int:
+def _suffice(
+    task: Task,
+    graph: Graph,
+    ablated: AblatedOutputs,
+    circuit: set[Edge],
+    removals: list[Iterable[Edge]],
+    reference: torch.Tensor,
+    tolerance: float,
+) -> int:
     """Returns the fewest copies, any of them, that keep every scored output with the rest of `circuit`;
     removals[i] is what removing copy i takes out of the circuit."""
     for k in range(1, len(removals)):
-        dropped = [tuple(e for j, c in enumerate(removals) if j not in kept for e in c)
-                   for kept in itertools.combinations(range(len(removals)), k)]
+        dropped = [
+            tuple(e for j, c in enumerate(removals) if j not in kept for e in c)
+            for kept in itertools.combinations(range(len(removals)), k)
+        ]
         if max(removal_changes(task, graph, ablated, circuit, dropped, reference)) <= tolerance:
             return k
     return len(removals)
 
 
-def _writer_groups(task: Task, graph: Graph, ablated: AblatedOutputs, circuit: set[Edge], among: set[str],
-                   reference: torch.Tensor, tolerance: float) -> list[RedundantGroup]:
+def _writer_groups(
+    task: Task,
+    graph: Graph,
+    ablated: AblatedOutputs,
+    circuit: set[Edge],
+    among: set[str],
+    reference: torch.Tensor,
+    tolerance: float,
+) -> list[RedundantGroup]:
     """Returns the groups of whole writers of `circuit` (those in `among`): writers each removable alone (every edge
     out of it) but not together with a partner. A copy is every circuit edge into or out of its writer."""
     outgoing: dict[str, tuple[Edge, ...]] = {}

@@ -12,14 +12,60 @@ from .faithfulness import (
     faithfulness,
     faithfulness_curve,
 )
-from .ground_truth import (MAX_PAIRS, OUTPUT_TOLERANCE, EffectiveTruth, effective_ground_truth, effective_truth,
-                           removal_changes, scored_change, truth_tolerance)
+from .ground_truth import (
+    MAX_PAIRS,
+    OUTPUT_TOLERANCE,
+    EffectiveTruth,
+    effective_ground_truth,
+    effective_truth,
+    removal_changes,
+    scored_change,
+    truth_tolerance,
+)
 from .objective import CircuitObjective, circuit_objective
 from .roc import RocCurve, circuit_nodes, node_roc_auc, node_roc_curve, node_scores, roc_auc, roc_curve
-from .run import DEFAULT_CIRCUIT_SIZE, FAITHFUL_LEVEL, RunEvaluation, ground_truths, truths_from
+from .run import (
+    DEFAULT_CIRCUIT_SIZE,
+    FAITHFUL_LEVEL,
+    RunEvaluation,
+    RunFigures,
+    TruthFigures,
+    ground_truths,
+    truths_from,
+)
 
-__all__ = ["DEFAULT_CIRCUIT_SIZE", "CircuitObjective", "circuit_objective", "FAITHFUL_LEVEL", "MAX_PAIRS", "OUTPUT_TOLERANCE", "EffectiveTruth", "FaithfulnessCurve", "RocCurve", "RunEvaluation", "circuit_loss",
-           "circuit_nodes", "circuit_sizes", "circuits_faithfulness", "cmd", "cpr", "edges_to_reach",
-           "effective_ground_truth", "effective_truth", "faithfulness", "faithfulness_curve", "ground_truths",
-           "node_roc_auc", "node_roc_curve", "node_scores", "removal_changes", "roc_auc", "roc_curve",
-           "scored_change", "truth_tolerance", "truths_from"]
+__all__ = [
+    "DEFAULT_CIRCUIT_SIZE",
+    "CircuitObjective",
+    "circuit_objective",
+    "FAITHFUL_LEVEL",
+    "MAX_PAIRS",
+    "OUTPUT_TOLERANCE",
+    "EffectiveTruth",
+    "FaithfulnessCurve",
+    "RocCurve",
+    "RunEvaluation",
+    "RunFigures",
+    "TruthFigures",
+    "circuit_loss",
+    "circuit_nodes",
+    "circuit_sizes",
+    "circuits_faithfulness",
+    "cmd",
+    "cpr",
+    "edges_to_reach",
+    "effective_ground_truth",
+    "effective_truth",
+    "faithfulness",
+    "faithfulness_curve",
+    "ground_truths",
+    "node_roc_auc",
+    "node_roc_curve",
+    "node_scores",
+    "removal_changes",
+    "roc_auc",
+    "roc_curve",
+    "scored_change",
+    "truth_tolerance",
+    "truths_from",
+]

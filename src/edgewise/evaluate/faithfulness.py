@@ -17,8 +17,9 @@ from .roc import trapezoid
 
 
 @torch.no_grad()
-def circuit_loss(task: Task, graph: Graph, ablated: AblatedOutputs, edges: set[Edge],
-                 full: torch.Tensor | None = None) -> float:
+def circuit_loss(
+    task: Task, graph: Graph, ablated: AblatedOutputs, edges: set[Edge], full: torch.Tensor | None = None
+) -> float:
     """Returns the task metric between the circuit (every other edge ablated) and the full model (`full`: its logits
     on the clean batch, when the caller has them).
 
@@ -31,8 +32,8 @@ def circuit_loss(task: Task, graph: Graph, ablated: AblatedOutputs, edges: set[E
             (`full_logits`).
 
     Returns:
-        The task's metric of the circuit against the full model on the scored positions: a distance, 0 when the
-        circuit matches the full model.
+        The task's metric of the circuit against the full model on the scored positions: a distance, 0 when the circuit
+            matches the full model.
     """
     logits = patched_forward(task.model, graph, task.clean, ablated, graph.mask_for(edges))
     return task.metric(logits, full_logits(task) if full is None else full, task.scored_positions).item()
@@ -55,8 +56,9 @@ def faithfulness(task: Task, graph: Graph, ablated: AblatedOutputs, edges: set[E
 
 
 @torch.no_grad()
-def circuits_faithfulness(task: Task, graph: Graph, ablated: AblatedOutputs, circuits: Sequence[set[Edge]]
-                          ) -> list[float]:
+def circuits_faithfulness(
+    task: Task, graph: Graph, ablated: AblatedOutputs, circuits: Sequence[set[Edge]]
+) -> list[float]:
     """Returns `faithfulness` of each circuit, with the full model's logits and the empty circuit's loss computed
     once for all of them (NaN for each when the empty circuit's loss is 0: the ablation changes nothing).
 
@@ -71,8 +73,10 @@ def circuits_faithfulness(task: Task, graph: Graph, ablated: AblatedOutputs, cir
     """
     full = full_logits(task)
     empty = circuit_loss(task, graph, ablated, set(), full)
-    return [1.0 - circuit_loss(task, graph, ablated, edges, full) / empty if empty > 0 else float("nan")
-            for edges in circuits]
+    return [
+        1.0 - circuit_loss(task, graph, ablated, edges, full) / empty if empty > 0 else float("nan")
+        for edges in circuits
+    ]
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,14 @@ class FaithfulnessCurve:
 
     @classmethod
     def from_dict(cls, record: dict) -> "FaithfulnessCurve":
-        """Returns the curve that `to_dict` wrote as `record`."""
+        """Returns the curve that `to_dict` wrote as `record`.
+
+        Args:
+            record: the dict `to_dict` returned, or the same fields read back from JSON.
+
+        Returns:
+            The curve.
+        """
         return cls(record["sizes"], record["faithfulness"], record["n_edges"])
 
 

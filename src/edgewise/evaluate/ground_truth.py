@@ -28,8 +28,8 @@ class EffectiveTruth:
     (each removable alone, not both) that make a redundant copy count.
 
     Attributes:
-        edges: the effective truth's edges: `needed`, plus both edges of every pair in `partners` when they keep the
-            outputs, or else the whole derived circuit (`effective_truth`).
+        edges: the effective truth's edges: `needed` when those alone keep the outputs, else `needed` plus every
+            edge of `partners` when those do, else the whole derived circuit (`effective_truth`).
     """
 
     edges: frozenset[Edge]
@@ -72,8 +72,14 @@ def scored_change(task: Task, logits: torch.Tensor, full: torch.Tensor, measure:
     return (logits - full).abs().amax(-1)[..., task.scored_positions].amax(-1)
 
 
-def removal_changes(task: Task, graph: Graph, ablated: AblatedOutputs, circuit: set[Edge],
-                    removals: list[tuple[Edge, ...]], reference: torch.Tensor) -> list[float]:
+def removal_changes(
+    task: Task,
+    graph: Graph,
+    ablated: AblatedOutputs,
+    circuit: set[Edge],
+    removals: list[tuple[Edge, ...]],
+    reference: torch.Tensor,
+) -> list[float]:
     """Returns, per removal, the largest scored output change from `reference` of `circuit` without those edges.
 
     The change is `scored_change` by the task's truth measure: with "argmax", the fraction of scored positions whose
@@ -97,18 +103,20 @@ def removal_changes(task: Task, graph: Graph, ablated: AblatedOutputs, circuit: 
     changes: list[float] = []
     starts = range(0, len(removals), MASKS_PER_FORWARD)
     for start in tqdm(starts, desc="removals", unit="forward", leave=False, disable=len(starts) < 16):
-        chunk = removals[start:start + MASKS_PER_FORWARD]
+        chunk = removals[start : start + MASKS_PER_FORWARD]
         masks = keep.repeat(len(chunk), 1)
         for row, edges in enumerate(chunk):
             masks[row, [graph.edge_index(e) for e in edges]] = 0
-        changes += scored_change(task, patched_forward(task.model, graph, task.clean, ablated, masks),
-                                 reference).tolist()
+        changes += scored_change(
+            task, patched_forward(task.model, graph, task.clean, ablated, masks), reference
+        ).tolist()
     return changes
 
 
 @torch.no_grad()
-def effective_truth(task: Task, graph: Graph, ablated: AblatedOutputs,
-                    tolerance: float | None = None) -> EffectiveTruth:
+def effective_truth(
+    task: Task, graph: Graph, ablated: AblatedOutputs, tolerance: float | None = None
+) -> EffectiveTruth:
     """Returns the effective truth under this ablation on the task's data (docs/ground-truth.md):
 
     1. the derived circuit's edges whose removal alone moves a scored output of the circuit by more than
@@ -158,14 +166,16 @@ def effective_truth(task: Task, graph: Graph, ablated: AblatedOutputs,
     pairs = list(itertools.combinations(free, 2))
     if len(pairs) > MAX_PAIRS:
         return everything
-    partners = tuple(p for p, m in zip(pairs, removal_changes(task, graph, ablated, set(truth), pairs, alone))
-                     if m > tolerance)
+    partners = tuple(
+        p for p, m in zip(pairs, removal_changes(task, graph, ablated, set(truth), pairs, alone)) if m > tolerance
+    )
     with_copies = needed | {e for pair in partners for e in pair}
     return EffectiveTruth(with_copies, needed, partners) if partners and keeps_outputs(with_copies) else everything
 
 
-def effective_ground_truth(task: Task, graph: Graph, ablated: AblatedOutputs,
-                           tolerance: float | None = None) -> set[Edge]:
+def effective_ground_truth(
+    task: Task, graph: Graph, ablated: AblatedOutputs, tolerance: float | None = None
+) -> set[Edge]:
     """Returns the edges of the effective truth under this ablation (`effective_truth`): what AUROC is taken
     against.
 

@@ -39,7 +39,22 @@ STATISTICS_BATCH = 4096  # rows encoded at once by sae_statistics: bounds the [r
 
 
 class SparseAutoencoder(torch.nn.Module):
-    """An SAE with encoder W_enc [d_in, d_sae], b_enc [d_sae] and decoder W_dec [d_sae, d_in], b_dec [d_in]."""
+    """An SAE with encoder W_enc [d_in, d_sae], b_enc [d_sae] and decoder W_dec [d_sae, d_in], b_dec [d_in].
+
+    Its weights start at zero: train one (`train_sparse_autoencoder`) or load one (`load_saelens`).
+
+    Args:
+        d_in: the width of the activations it encodes.
+        d_sae: the number of features.
+        architecture: `relu` (every positive pre-activation) or `topk` (the k largest, then ReLU).
+        k: features kept per input; required for `topk`, None for `relu`.
+        apply_b_dec_to_input: subtract b_dec from the input before encoding (SAELens's switch: some SAEs were
+            trained on x itself rather than on x - b_dec).
+
+    Raises:
+        InvalidHyperparameterError: a size is not a positive integer, the architecture is unknown, k does not suit
+            it, or apply_b_dec_to_input is not a bool.
+    """
 
     def __init__(
         self,
@@ -53,10 +68,10 @@ class SparseAutoencoder(torch.nn.Module):
         _check_shape(d_in, d_sae, architecture, k)
         if not isinstance(apply_b_dec_to_input, bool):
             raise InvalidHyperparameterError(
-                f"apply_b_dec_to_input must be True or False, got {apply_b_dec_to_input!r}")
+                f"apply_b_dec_to_input must be True or False, got {apply_b_dec_to_input!r}"
+            )
         self.architecture = architecture
         self.k = k
-        # SAELens's switch: some SAEs were trained on x itself rather than on x - b_dec
         self.apply_b_dec_to_input = apply_b_dec_to_input
         self.W_enc = torch.nn.Parameter(torch.zeros(d_in, d_sae))
         self.b_enc = torch.nn.Parameter(torch.zeros(d_sae))
@@ -83,17 +98,39 @@ class SparseAutoencoder(torch.nn.Module):
 
     def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
         """Returns (x - b_dec) @ W_enc + b_enc [..., d_sae] (without subtracting b_dec if apply_b_dec_to_input is
-        False), the encoder's output before the activation function."""
+        False), the encoder's output before the activation function.
+
+        Args:
+            x: activations [..., d_in].
+
+        Returns:
+            The pre-activations [..., d_sae].
+
+        Raises:
+            InvalidActivationsError: the last axis of `x` is not d_in.
+        """
         if x.shape[-1:] != (self.d_in,):
             raise InvalidActivationsError(
                 f"this SAE encodes activations [..., {self.d_in}], got shape {tuple(x.shape)}; pass activations of "
-                f"the hook it was trained on")
+                f"the hook it was trained on"
+            )
         if self.apply_b_dec_to_input:
             x = x - self.b_dec
         return x @ self.W_enc + self.b_enc
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Returns the feature activations [..., d_sae] of activations x [..., d_in]."""
+        """Returns the feature activations [..., d_sae] of activations x [..., d_in].
+
+        Args:
+            x: activations [..., d_in].
+
+        Returns:
+            The feature activations [..., d_sae]: the ReLU of the pre-activations, or for `topk` the ReLU of the k
+                largest with every other feature 0.
+
+        Raises:
+            InvalidActivationsError: the last axis of `x` is not d_in.
+        """
         pre = self.pre_activations(x)
         if self.architecture == "relu":
             return pre.relu()
@@ -101,11 +138,25 @@ class SparseAutoencoder(torch.nn.Module):
         return torch.zeros_like(pre).scatter(-1, indices, values.relu())
 
     def decode(self, features: torch.Tensor) -> torch.Tensor:
-        """Returns the reconstruction f @ W_dec + b_dec [..., d_in] of feature activations f [..., d_sae]."""
+        """Returns the reconstruction f @ W_dec + b_dec [..., d_in] of feature activations f [..., d_sae].
+
+        Args:
+            features: feature activations [..., d_sae].
+
+        Returns:
+            The reconstruction [..., d_in].
+        """
         return features @ self.W_dec + self.b_dec
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Returns the reconstruction decode(encode(x)) [..., d_in]."""
+        """Returns the reconstruction decode(encode(x)) [..., d_in].
+
+        Args:
+            x: activations [..., d_in].
+
+        Returns:
+            The reconstruction [..., d_in].
+        """
         return self.decode(self.encode(x))
 
     def extra_repr(self) -> str:
@@ -121,13 +172,16 @@ def _check_shape(d_in: int, d_sae: int, architecture: str, k: int | None) -> Non
             raise InvalidHyperparameterError(f"{name} must be an integer >= 1, got {value!r}")
     if architecture not in ARCHITECTURES:
         raise InvalidHyperparameterError(
-            f"unknown SAE architecture {architecture!r}; edgewise has {', '.join(map(repr, ARCHITECTURES))}")
+            f"unknown SAE architecture {architecture!r}; edgewise has {', '.join(map(repr, ARCHITECTURES))}"
+        )
     if architecture == "relu" and k is not None:
         raise InvalidHyperparameterError(
-            f"k={k!r} is the topk architecture's feature count; a relu SAE takes none (pass architecture='topk')")
+            f"k={k!r} is the topk architecture's feature count; a relu SAE takes none (pass architecture='topk')"
+        )
     if architecture == "topk" and (not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= d_sae):
         raise InvalidHyperparameterError(
-            f"a topk SAE keeps k features per input: k must be an integer in 1..d_sae={d_sae}, got {k!r}")
+            f"a topk SAE keeps k features per input: k must be an integer in 1..d_sae={d_sae}, got {k!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -135,7 +189,12 @@ class SAETrainingConfig:
     """Hyperparameters of train_sparse_autoencoder; defaults fit small data (thousands of rows, d_in 20-600). On one
     CPU thread the default 1000 steps take ~2 s at d_in 20 (d_sae 80), ~5 s at d_in 64 (d_sae 256) and ~50 s at
     d_in 600 (d_sae 1200). Training sees the activations rescaled to unit RMS norm about their mean, so the defaults
-    do not depend on the activations' scale; the trained SAE is rescaled back."""
+    do not depend on the activations' scale; the trained SAE is rescaled back.
+
+    Raises:
+        InvalidHyperparameterError: a field is out of its range (a size below 1, k unsuited to the architecture, lr
+            not a finite positive number, a negative l1, an l1 set for a topk SAE, an unknown decoder_bias).
+    """
 
     d_sae: int  # number of features; no default: it is the dictionary size the experiment is about
     architecture: Architecture = "topk"  # topk needs no penalty tuning and fixes L0 (Gao et al. 2024)
@@ -159,18 +218,22 @@ class SAETrainingConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidHyperparameterError(
-                    f"{name} must be an integer >= 1, got {value!r}; the default is {getattr(type(self), name)}")
+                    f"{name} must be an integer >= 1, got {value!r}; the default is {getattr(type(self), name)}"
+                )
         if not (isinstance(self.lr, (int, float)) and 0 < self.lr < float("inf")):
-            raise InvalidHyperparameterError(f"lr must be a finite number > 0, got {self.lr!r}; the default is "
-                                             f"{type(self).lr}")
+            raise InvalidHyperparameterError(
+                f"lr must be a finite number > 0, got {self.lr!r}; the default is {type(self).lr}"
+            )
         if not (isinstance(self.l1, (int, float)) and 0 <= self.l1 < float("inf")):
             raise InvalidHyperparameterError(
                 f"l1 must be a finite number >= 0 (0: no sparsity penalty), got {self.l1!r}; the default is "
-                f"{type(self).l1}")
+                f"{type(self).l1}"
+            )
         if self.architecture == "topk" and self.l1 != type(self).l1:
             raise InvalidHyperparameterError(
                 f"l1={self.l1} penalises relu SAEs; a topk SAE's sparsity is set by k (pass architecture='relu' to "
-                f"train with an L1 penalty)")
+                f"train with an L1 penalty)"
+            )
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise InvalidHyperparameterError(f"seed must be an integer, got {self.seed!r}")
 
@@ -187,15 +250,50 @@ def train_sparse_autoencoder(
     seed: int = SAETrainingConfig.seed,
     progress: bool = False,
 ) -> SparseAutoencoder:
-    """Returns an SAE trained on activations [n, d_in]; the same seed and activations give bit-identical weights."""
+    """Returns an SAE trained on activations [n, d_in]; the same seed and activations give bit-identical weights.
+
+    The hyperparameters are `SAETrainingConfig`'s fields, with its defaults; `train_with_config` says how it trains.
+
+    Args:
+        activations: the activations to fit [n, d_in], finite floating point.
+        d_sae: the number of features.
+        architecture: `topk` or `relu`.
+        k: features kept per input (`topk`); None for `relu`.
+        l1: the L1 penalty's weight (`relu` only).
+        steps: Adam steps.
+        lr: Adam's learning rate, on activations rescaled to unit RMS norm.
+        batch_size: rows per step.
+        seed: drives the initial weights and the batch order.
+        progress: show a progress bar.
+
+    Returns:
+        The trained SAE, on the activations' device, in float32.
+
+    Raises:
+        InvalidHyperparameterError: a hyperparameter is out of its range (see `SAETrainingConfig`).
+        InvalidActivationsError: the activations are not a non-empty, finite, floating-point matrix.
+    """
     config = SAETrainingConfig(d_sae, architecture, k, l1, steps, lr, batch_size, seed)
     return train_with_config(activations, config, progress)
 
 
-def train_with_config(activations: torch.Tensor, config: SAETrainingConfig, progress: bool = False
-                      ) -> SparseAutoencoder:
+def train_with_config(
+    activations: torch.Tensor, config: SAETrainingConfig, progress: bool = False
+) -> SparseAutoencoder:
     """Returns an SAE trained on activations [n, d_in] with `config`: Adam on the squared reconstruction error (plus
-    the L1 penalty for relu SAEs), the decoder's rows renormalised to unit norm after every step."""
+    the L1 penalty for relu SAEs), the decoder's rows renormalised to unit norm after every step.
+
+    Args:
+        activations: the activations to fit [n, d_in], finite floating point.
+        config: the training hyperparameters.
+        progress: show a progress bar with the batch's reconstruction error.
+
+    Returns:
+        The trained SAE, on the activations' device, in float32, scaled back to the activations' units.
+
+    Raises:
+        InvalidActivationsError: the activations are not a non-empty, finite, floating-point matrix.
+    """
     x = _checked_activations(activations)
     generator = torch.Generator().manual_seed(config.seed)
     mean = x.mean(0)
@@ -212,7 +310,7 @@ def train_with_config(activations: torch.Tensor, config: SAETrainingConfig, prog
     for _ in bar:
         if len(order) < config.batch_size:  # a fresh pass over the rows, in an order drawn from the seed
             order = torch.cat([order, torch.randperm(len(x), generator=generator)])
-        batch, order = x[order[: config.batch_size].to(x.device)], order[config.batch_size:]
+        batch, order = x[order[: config.batch_size].to(x.device)], order[config.batch_size :]
         features = sae.encode(batch)
         reconstruction = (sae.decode(features) - batch).pow(2).sum(-1).mean()
         # decoder rows have unit norm, so the summed activations are the usual L1 on f_i * ||W_dec[i]||
@@ -232,8 +330,9 @@ def train_with_config(activations: torch.Tensor, config: SAETrainingConfig, prog
     return sae
 
 
-def _initial_sae(d_in: int, config: SAETrainingConfig, b_dec: torch.Tensor, generator: torch.Generator
-                 ) -> SparseAutoencoder:
+def _initial_sae(
+    d_in: int, config: SAETrainingConfig, b_dec: torch.Tensor, generator: torch.Generator
+) -> SparseAutoencoder:
     """Returns the SAE training starts from: random unit decoder rows, the encoder their transpose (so each feature
     first reads the direction it writes), zero b_enc, and the given b_dec (the data mean: the best constant
     reconstruction; or zero)."""
@@ -254,11 +353,13 @@ def _checked_activations(activations: torch.Tensor, dtype: torch.dtype = torch.f
         shape = tuple(activations.shape) if isinstance(activations, torch.Tensor) else type(activations).__name__
         raise InvalidActivationsError(
             f"SAE activations must be a tensor [n_rows, d_in], got {shape}; flatten batch and position first "
-            f"(activations.reshape(-1, d_in))")
+            f"(activations.reshape(-1, d_in))"
+        )
     if activations.shape[0] == 0 or activations.shape[1] == 0:
         raise InvalidActivationsError(
             f"SAE activations of shape {tuple(activations.shape)} hold no rows (or no dimensions); collect "
-            f"activations on some inputs first")
+            f"activations on some inputs first"
+        )
     if not activations.is_floating_point():
         raise InvalidActivationsError(f"SAE activations must be floating point, got {activations.dtype}")
     x = activations.detach().to(dtype)
@@ -266,24 +367,45 @@ def _checked_activations(activations: torch.Tensor, dtype: torch.dtype = torch.f
     if bad.any():
         raise InvalidActivationsError(
             f"{int(bad.sum())} of {len(x)} activation rows hold NaN or infinity (the first is row "
-            f"{int(bad.nonzero()[0])}); drop them or fix the model run that produced them")
+            f"{int(bad.nonzero()[0])}); drop them or fix the model run that produced them"
+        )
     return x
 
 
 @dataclass(frozen=True)
 class SAEStatistics:
-    """How well an SAE reconstructs a set of activations, and how sparsely."""
+    """How well an SAE reconstructs a set of activations, and how sparsely.
 
-    mse: float  # mean squared error per element: mean over rows and dimensions of (x_hat - x)^2
-    fvu: float  # fraction of variance unexplained: sum (x_hat - x)^2 / sum (x - mean x)^2; nan if the rows are equal
-    l0: float  # mean number of active (non-zero) features per row
-    dead_fraction: float  # fraction of features active on none of the rows
+    Attributes:
+        mse: mean squared error per element: mean over rows and dimensions of (x_hat - x)^2.
+        fvu: fraction of variance unexplained: sum (x_hat - x)^2 / sum (x - mean x)^2; nan if the rows are equal.
+        l0: mean number of active (non-zero) features per row.
+        dead_fraction: fraction of features active on none of the rows.
+        n_rows: the number of activation rows measured.
+    """
+
+    mse: float
+    fvu: float
+    l0: float
+    dead_fraction: float
     n_rows: int
 
 
 @torch.no_grad()
 def sae_statistics(sae: SparseAutoencoder, activations: torch.Tensor) -> SAEStatistics:
-    """Returns the SAE's reconstruction error, L0 and dead-feature fraction on activations [n, d_in]."""
+    """Returns the SAE's reconstruction error, L0 and dead-feature fraction on activations [n, d_in].
+
+    Args:
+        sae: the SAE to measure.
+        activations: activations [n, d_in], finite floating point; encoded in batches of `STATISTICS_BATCH` rows.
+
+    Returns:
+        The statistics.
+
+    Raises:
+        InvalidActivationsError: the activations are not a non-empty, finite, floating-point matrix, or their
+            width is not the SAE's d_in.
+    """
     x = _checked_activations(activations, sae.W_enc.dtype).to(sae.W_enc.device)
     squared_error = torch.zeros((), dtype=torch.float64)
     active = torch.zeros((), dtype=torch.float64)
@@ -305,11 +427,18 @@ def sae_statistics(sae: SparseAutoencoder, activations: torch.Tensor) -> SAEStat
 
 @dataclass(frozen=True)
 class DirectionRecovery:
-    """How well a dictionary's decoder rows recover known target directions, by cosine similarity."""
+    """How well a dictionary's decoder rows recover known target directions, by cosine similarity.
 
-    best_cosine: tuple[float, ...]  # per target direction: the largest (signed) cosine with any decoder row
-    best_feature: tuple[int, ...]  # per target direction: the decoder row that attains it
-    fraction_recovered: float  # fraction of target directions whose best cosine is >= threshold
+    Attributes:
+        best_cosine: per target direction: the largest (signed) cosine with any decoder row.
+        best_feature: per target direction: the decoder row that attains it.
+        fraction_recovered: fraction of target directions whose best cosine is >= threshold.
+        threshold: the cosine at which a direction counts as recovered.
+    """
+
+    best_cosine: tuple[float, ...]
+    best_feature: tuple[int, ...]
+    fraction_recovered: float
     threshold: float
 
 
@@ -320,6 +449,18 @@ def direction_recovery(decoder: torch.Tensor, directions: torch.Tensor, threshol
 
     Signed, not absolute: a feature fires with one sign, so a row opposite to a direction does not recover it.
     A zero decoder row (a pruned feature) has cosine 0 with everything.
+
+    Args:
+        decoder: the decoder rows [n_features, d].
+        directions: the target directions [n_directions, d], finite and non-zero.
+        threshold: the cosine, in [-1, 1], at which a direction counts as recovered.
+
+    Returns:
+        The best cosine and feature per direction, and the fraction recovered.
+
+    Raises:
+        InvalidDirectionsError: a matrix is empty or not 2-D, the widths differ, the threshold lies outside
+            [-1, 1], or a direction is zero or not finite.
     """
     for name, matrix in (("decoder", decoder), ("directions", directions)):
         if not isinstance(matrix, torch.Tensor) or matrix.ndim != 2 or 0 in matrix.shape:
@@ -328,7 +469,8 @@ def direction_recovery(decoder: torch.Tensor, directions: torch.Tensor, threshol
     if decoder.shape[1] != directions.shape[1]:
         raise InvalidDirectionsError(
             f"decoder rows have width {decoder.shape[1]} but the directions have width {directions.shape[1]}; "
-            f"compare directions in the space the SAE reconstructs")
+            f"compare directions in the space the SAE reconstructs"
+        )
     if not -1.0 <= threshold <= 1.0:
         raise InvalidDirectionsError(f"threshold is a cosine in [-1, 1], got {threshold!r}")
     targets = directions.detach().double()
@@ -336,7 +478,8 @@ def direction_recovery(decoder: torch.Tensor, directions: torch.Tensor, threshol
     if not (torch.isfinite(targets).all() and (norms > 0).all()):
         raise InvalidDirectionsError(
             f"target directions must be finite and non-zero; rows {(~(norms > 0)).nonzero().flatten().tolist()} "
-            f"are zero (or some entries are NaN or infinite)")
+            f"are zero (or some entries are NaN or infinite)"
+        )
     rows = torch.nn.functional.normalize(decoder.detach().double(), dim=-1)
     cosines = (targets / norms[:, None]) @ rows.T  # [n_directions, n_features]
     best, index = cosines.max(dim=-1)
@@ -354,13 +497,28 @@ def default_cache_dir() -> Path:
 
 
 def cached_sparse_autoencoder(
-    activations: torch.Tensor, config: SAETrainingConfig, progress: bool = False, cache_dir: Path | None = None,
+    activations: torch.Tensor,
+    config: SAETrainingConfig,
+    progress: bool = False,
+    cache_dir: Path | None = None,
 ) -> SparseAutoencoder:
     """Returns the SAE train_with_config would train on these activations, from the cache when it holds one.
 
     Entries are SAELens folders keyed by a hash of the activations (bytes, shape, dtype) and the whole training
     config. One that cannot be read, or was saved for another key, is retrained and replaced with a CacheWarning
     naming the folder; a cache that cannot be written is warned about, and the trained SAE is returned all the same.
+
+    Args:
+        activations: the activations to fit [n, d_in], finite floating point.
+        config: the training hyperparameters.
+        progress: show a progress bar while training.
+        cache_dir: the folder of cache entries; None: `$EDGEWISE_CACHE/saes`, or `~/.cache/edgewise/saes`.
+
+    Returns:
+        The SAE, on the activations' device.
+
+    Raises:
+        InvalidActivationsError: the activations are not a non-empty, finite, floating-point matrix.
     """
     # imported here: saelens.py imports this module for SparseAutoencoder
     from .saelens import load_saelens
@@ -368,15 +526,19 @@ def cached_sparse_autoencoder(
     x = _checked_activations(activations)
     key = cache_key(activations, config)
     folder = (default_cache_dir() if cache_dir is None else Path(cache_dir)) / (
-        f"sae-{config.architecture}-{config.d_sae}-{key}")
+        f"sae-{config.architecture}-{config.d_sae}-{key}"
+    )
     if folder.exists():
         try:
             sae, cfg = load_saelens(folder)
             _check_entry(cfg, key)
             return sae.to(x.device)  # where training would have put it
         except (SAEFormatError, _UnusableEntry) as problem:
-            warnings.warn(f"SAE cache entry {folder} cannot be used ({problem}); retraining and replacing it",
-                          CacheWarning, stacklevel=2)
+            warnings.warn(
+                f"SAE cache entry {folder} cannot be used ({problem}); retraining and replacing it",
+                CacheWarning,
+                stacklevel=2,
+            )
     sae = train_with_config(x, config, progress)
     _save(sae, folder, key, config)
     return sae
@@ -389,8 +551,11 @@ def cache_key(activations: torch.Tensor, config: SAETrainingConfig) -> str:
 
     digest = hashlib.sha256()
     raw = activations.detach().cpu().contiguous().reshape(-1).view(torch.uint8)  # any dtype, bfloat16 included
-    digest.update(json.dumps([list(activations.shape), str(activations.dtype), asdict(config), CACHE_FORMAT,
-                              version("edgewise")]).encode())
+    digest.update(
+        json.dumps(
+            [list(activations.shape), str(activations.dtype), asdict(config), CACHE_FORMAT, version("edgewise")]
+        ).encode()
+    )
     digest.update(raw.numpy().tobytes())
     return digest.hexdigest()[:16]
 

@@ -45,15 +45,38 @@ PRE_6_RENAMES = {
     "activation_fn_str": "activation_fn",
 }
 METADATA_KEYS = (
-    "model_name", "hook_name", "hook_layer", "model_class_name", "hook_head_index", "model_from_pretrained_kwargs",
-    "prepend_bos", "exclude_special_tokens", "neuronpedia_id", "context_size", "seqpos_slice", "dataset_path",
-    "sae_lens_version", "sae_lens_training_version", "hook_name_out", "hook_head_index_out",
+    "model_name",
+    "hook_name",
+    "hook_layer",
+    "model_class_name",
+    "hook_head_index",
+    "model_from_pretrained_kwargs",
+    "prepend_bos",
+    "exclude_special_tokens",
+    "neuronpedia_id",
+    "context_size",
+    "seqpos_slice",
+    "dataset_path",
+    "sae_lens_version",
+    "sae_lens_training_version",
+    "hook_name_out",
+    "hook_head_index_out",
 )
 
 
 def save_saelens(sae: SparseAutoencoder, folder: str | Path, hook_name: str | None, **metadata) -> tuple[Path, Path]:
     """Returns the paths of the weights and cfg written to `folder` in SAELens 6's layout; `hook_name` (the hook
-    the SAE reads, None if unknown) and `metadata` (JSON values: model_name, ...) go under cfg["metadata"]."""
+    the SAE reads, None if unknown) and `metadata` (JSON values: model_name, ...) go under cfg["metadata"].
+
+    Args:
+        sae: the SAE to write; its weights are written from the CPU, in their dtype.
+        folder: the folder to write into; created if missing.
+        hook_name: the hook the SAE reads, or None.
+        **metadata (object): more fields for cfg["metadata"], JSON values only.
+
+    Returns:
+        The paths of `sae_weights.safetensors` and `cfg.json`.
+    """
     folder = Path(folder)
     cfg = saelens_cfg(sae, hook_name, **metadata)
     text = json.dumps(cfg)  # before anything is written: metadata that is not JSON leaves no half-written folder
@@ -74,8 +97,12 @@ def saelens_cfg(sae: SparseAutoencoder, hook_name: str | None, **metadata) -> di
         "apply_b_dec_to_input": sae.apply_b_dec_to_input,
         "normalize_activations": "none",
         "reshape_activations": "none",
-        "metadata": {"sae_lens_version": FORMAT_VERSION, "sae_lens_training_version": None, "hook_name": hook_name,
-                     **metadata},
+        "metadata": {
+            "sae_lens_version": FORMAT_VERSION,
+            "sae_lens_training_version": None,
+            "hook_name": hook_name,
+            **metadata,
+        },
     }
     if sae.architecture == "topk":
         cfg |= {"k": sae.k, "rescale_acts_by_decoder_norm": False}  # edgewise's decoder is used as it is
@@ -84,7 +111,19 @@ def saelens_cfg(sae: SparseAutoencoder, hook_name: str | None, **metadata) -> di
 
 def load_saelens(folder: str | Path) -> tuple[SparseAutoencoder, dict]:
     """Returns the SAE in a SAELens folder, on the CPU in the cfg's dtype, and its cfg in SAELens 6's layout (the
-    hook it reads is `cfg["metadata"]["hook_name"]`)."""
+    hook it reads is `cfg["metadata"]["hook_name"]`).
+
+    Args:
+        folder: a SAELens folder holding `cfg.json` and `sae_weights.safetensors`, in SAELens 6's layout or an
+            earlier (3-5) one.
+
+    Returns:
+        The SAE (a `topk` SAE with rescale_acts_by_decoder_norm folded into its weights) and its cfg.
+
+    Raises:
+        SAEFormatError: the folder, its cfg or its weights are missing or unreadable, or describe an SAE edgewise
+            does not support (see the module's docstring).
+    """
     folder = Path(folder)
     cfg = _in_6_layout(_read_cfg(folder), folder)
     d_in, d_sae = _size(cfg, "d_in", folder), _size(cfg, "d_sae", folder)
@@ -94,16 +133,19 @@ def load_saelens(folder: str | Path) -> tuple[SparseAutoencoder, dict]:
             raise SAEFormatError(
                 f"{folder / CFG_FILENAME}: {name}={cfg[name]!r} is not supported; edgewise feeds an SAE the hook's "
                 f"activations as they are, so it loads SAEs with {name}='none' (SAELens folds an activation norm "
-                f"scaling factor into the weights with fold_activation_norm_scaling_factor)")
+                f"scaling factor into the weights with fold_activation_norm_scaling_factor)"
+            )
     apply_b_dec_to_input = cfg.get("apply_b_dec_to_input", True)
     if not isinstance(apply_b_dec_to_input, bool):
         raise SAEFormatError(
-            f"{folder / CFG_FILENAME}: apply_b_dec_to_input must be true or false, got {apply_b_dec_to_input!r}")
+            f"{folder / CFG_FILENAME}: apply_b_dec_to_input must be true or false, got {apply_b_dec_to_input!r}"
+        )
     dtype = DTYPES.get(cfg.get("dtype", "float32"))
     if dtype is None:
         raise SAEFormatError(
             f"{folder / CFG_FILENAME}: dtype {cfg['dtype']!r} is not one SAELens writes; supported: "
-            f"{', '.join(sorted(DTYPES))}")
+            f"{', '.join(sorted(DTYPES))}"
+        )
     weights = _read_weights(folder, d_in, d_sae, dtype)
     if architecture == "topk" and cfg.get("rescale_acts_by_decoder_norm", False):
         _fold_decoder_norm(weights)
@@ -117,13 +159,14 @@ def _read_cfg(folder: Path) -> dict:
     path = folder / CFG_FILENAME
     if not folder.is_dir():
         raise SAEFormatError(
-            f"{folder} is not a folder; a SAELens SAE is a folder holding {CFG_FILENAME} and {WEIGHTS_FILENAME}")
+            f"{folder} is not a folder; a SAELens SAE is a folder holding {CFG_FILENAME} and {WEIGHTS_FILENAME}"
+        )
     try:
         cfg = json.loads(path.read_text())
     except FileNotFoundError:
         raise SAEFormatError(
-            f"{folder} has no {CFG_FILENAME}; a SAELens SAE is a folder holding {CFG_FILENAME} and "
-            f"{WEIGHTS_FILENAME}") from None
+            f"{folder} has no {CFG_FILENAME}; a SAELens SAE is a folder holding {CFG_FILENAME} and {WEIGHTS_FILENAME}"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise SAEFormatError(f"{path} cannot be read as JSON ({type(err).__name__}: {err})") from err
     if not isinstance(cfg, dict):
@@ -145,7 +188,8 @@ def _in_6_layout(cfg: dict, folder: Path) -> dict:
     elif activation != "relu":
         raise SAEFormatError(
             f"{folder / CFG_FILENAME}: activation_fn {activation!r} is not supported; edgewise loads SAEs with "
-            f"'relu' and 'topk' activations")
+            f"'relu' and 'topk' activations"
+        )
     normalize = cfg.get("normalize_activations")
     if isinstance(normalize, bool):  # SAELens 3's switch for what SAELens 5 calls expected_average_only_in
         normalize = "expected_average_only_in" if normalize else "none"
@@ -157,8 +201,9 @@ def _in_6_layout(cfg: dict, folder: Path) -> dict:
         "apply_b_dec_to_input": cfg.get("apply_b_dec_to_input", True),
         "normalize_activations": normalize or "none",
         # SAELens 6's default for pre-6 SAEs: those on attention's z flatten its heads
-        "reshape_activations": cfg.get("reshape_activations", "hook_z" if "hook_z" in str(cfg.get("hook_name")) else
-                                       "none"),
+        "reshape_activations": cfg.get(
+            "reshape_activations", "hook_z" if "hook_z" in str(cfg.get("hook_name")) else "none"
+        ),
         "metadata": {name: cfg[name] for name in METADATA_KEYS if name in cfg},
     }
     if architecture == "topk":
@@ -172,7 +217,8 @@ def _major(version, folder: Path) -> int:
     head = str(version).split(".")[0]
     if not head.isdigit():
         raise SAEFormatError(
-            f"{folder / CFG_FILENAME}: sae_lens_version {version!r} is not a SAELens version such as '6.18.0'")
+            f"{folder / CFG_FILENAME}: sae_lens_version {version!r} is not a SAELens version such as '6.18.0'"
+        )
     return int(head)
 
 
@@ -192,14 +238,16 @@ def _architecture(cfg: dict, d_sae: int, folder: Path) -> tuple[str, int | None]
         hint = " (jumprelu's per-feature thresholds are not implemented)" if theirs == "jumprelu" else ""
         raise SAEFormatError(
             f"{folder / CFG_FILENAME}: architecture {theirs!r} is not supported{hint}; edgewise loads "
-            f"{' and '.join(map(repr, ARCHITECTURES))} SAEs")
+            f"{' and '.join(map(repr, ARCHITECTURES))} SAEs"
+        )
     if theirs != "topk":
         return ARCHITECTURES[theirs], None
     k = cfg.get("k")
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= d_sae:
         raise SAEFormatError(
             f"{folder / CFG_FILENAME}: a topk SAE needs k, an integer in 1..d_sae={d_sae} (before SAELens 6: "
-            f'"activation_fn_kwargs": {{"k": ...}}); got {k!r}')
+            f'"activation_fn_kwargs": {{"k": ...}}); got {k!r}'
+        )
     return "topk", k
 
 
@@ -210,7 +258,8 @@ def _read_weights(folder: Path, d_in: int, d_sae: int, dtype: torch.dtype) -> di
     if not path.is_file():
         raise SAEFormatError(
             f"{folder} has no {WEIGHTS_FILENAME}; a SAELens SAE is a folder holding {CFG_FILENAME} and "
-            f"{WEIGHTS_FILENAME}")
+            f"{WEIGHTS_FILENAME}"
+        )
     try:
         tensors = load_file(path)
     except Exception as err:  # safetensors reports a damaged file as SafetensorError, and some as OSError
@@ -220,7 +269,8 @@ def _read_weights(folder: Path, d_in: int, d_sae: int, dtype: torch.dtype) -> di
     if scaling is not None and not torch.equal(scaling, torch.ones_like(scaling)):
         raise SAEFormatError(
             f"{path}: scaling_factor (SAELens's finetuning scaling of the features) is not supported unless it is all "
-            f"ones")
+            f"ones"
+        )
     expected = {"W_enc": (d_in, d_sae), "b_enc": (d_sae,), "W_dec": (d_sae, d_in), "b_dec": (d_in,)}
     missing = [name for name in expected if name not in tensors]
     extra = sorted(set(tensors) - set(expected))
@@ -228,12 +278,14 @@ def _read_weights(folder: Path, d_in: int, d_sae: int, dtype: torch.dtype) -> di
         hint = " (threshold is a jumprelu SAE's)" if "threshold" in extra else ""
         raise SAEFormatError(
             f"{path}: a standard or topk SAE holds exactly {', '.join(expected)}; missing {missing}, unexpected "
-            f"{extra}{hint}")
+            f"{extra}{hint}"
+        )
     for name, shape in expected.items():
         if tuple(tensors[name].shape) != shape:
             raise SAEFormatError(
                 f"{path}: {name} has shape {tuple(tensors[name].shape)}, but d_in={d_in} and d_sae={d_sae} in "
-                f"{CFG_FILENAME} make it {shape}")
+                f"{CFG_FILENAME} make it {shape}"
+            )
     return {name: tensors[name].to(dtype) for name in expected}
 
 

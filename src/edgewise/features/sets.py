@@ -9,8 +9,9 @@ from pathlib import Path
 
 import torch
 
-from ..graph import Dictionary
 from ..errors import GraphMismatchError, SAEFormatError
+from ..graph import Dictionary
+from ..tasks import Task
 from .sae import (
     DirectionRecovery,
     SAETrainingConfig,
@@ -19,14 +20,21 @@ from .sae import (
     sae_statistics,
 )
 from .saelens import load_saelens
-from ..tasks import Task
 
 TRAINED = "train"
 
 
 @torch.no_grad()
 def writer_outputs(task: Task) -> dict[str, torch.Tensor]:
-    """Returns each writer's output on the task's clean and corrupted inputs, one row per position: [rows, d_model]."""
+    """Returns each writer's output on the task's clean and corrupted inputs, one row per position: [rows, d_model].
+
+    Args:
+        task: the task whose model runs on its clean, then its corrupted inputs.
+
+    Returns:
+        Each writer's outputs [rows, d_model], one row per input and position, clean rows first, by writer name; each
+            head of a per-head group is a writer of its own.
+    """
     groups = [g for g in task.adapter.hook_groups() if g.kind == "writer"]
     parts: dict[str, list[torch.Tensor]] = {}
 
@@ -52,12 +60,27 @@ def _active(dictionary: Dictionary, outputs: torch.Tensor) -> Dictionary:
 def add_sae_features(task: Task, folder: str | Path) -> str:
     """Returns the name (`sae:FOLDER`) of the dictionary set read from SAELens folders: `folder` itself or each of
     its sub-folders holding a cfg.json; each SAE splits the writer whose hook its cfg names (`hook_name`, and
-    `hook_head_index` for one attention head), keeping the features active on the task's inputs."""
+    `hook_head_index` for one attention head), keeping the features active on the task's inputs.
+
+    The set is stored as `task.dictionaries["sae:FOLDER"]`, replacing any set of that name.
+
+    Args:
+        task: the task whose writers the SAEs split.
+        folder: a SAELens folder, or a folder of SAELens folders.
+
+    Returns:
+        The set's name, for `task.graph(features=name)`.
+
+    Raises:
+        SAEFormatError: no SAELens folder is found, one cannot be read, its hook is not a writer of the model (or
+            a per-head hook without `hook_head_index`), or its d_in is not the writer's width.
+    """
     folder = Path(folder)
     found = [folder] if (folder / "cfg.json").exists() else sorted(p.parent for p in folder.glob("*/cfg.json"))
     if not found:
-        raise SAEFormatError(f"{folder} holds no SAELens folder (a cfg.json beside sae_weights.safetensors, or "
-                             "sub-folders that do)")
+        raise SAEFormatError(
+            f"{folder} holds no SAELens folder (a cfg.json beside sae_weights.safetensors, or sub-folders that do)"
+        )
     groups = [g for g in task.adapter.hook_groups() if g.kind == "writer"]
     outputs = writer_outputs(task)
     dictionaries = {}
@@ -66,8 +89,9 @@ def add_sae_features(task: Task, folder: str | Path) -> str:
         metadata = cfg.get("metadata", {})  # load_saelens returns SAELens 6's layout, hook fields under metadata
         writer = _writer_at(groups, metadata.get("hook_name"), metadata.get("hook_head_index"), path)
         if sae.d_in != outputs[writer].shape[-1]:
-            raise SAEFormatError(f"the SAE in {path} reads {sae.d_in} dimensions, but {writer} writes "
-                                 f"{outputs[writer].shape[-1]}")
+            raise SAEFormatError(
+                f"the SAE in {path} reads {sae.d_in} dimensions, but {writer} writes {outputs[writer].shape[-1]}"
+            )
         dictionaries[writer] = _active(Dictionary.from_sae(sae.eval()), outputs[writer])
     name = f"sae:{folder}"
     task.dictionaries[name] = dictionaries
@@ -79,22 +103,49 @@ def _writer_at(groups, hook: str | None, head: int | None, path: Path) -> str:
     for group in groups:
         if group.hook == hook:
             if group.per_head and head is None:
-                raise SAEFormatError(f"the SAE in {path} reads {hook}, which holds one output per head; set "
-                                     "hook_head_index in its cfg.json to the head it splits")
+                raise SAEFormatError(
+                    f"the SAE in {path} reads {hook}, which holds one output per head; set "
+                    "hook_head_index in its cfg.json to the head it splits"
+                )
             return group.nodes[head if group.per_head else 0].name
     hooks = ", ".join(g.hook for g in groups)
-    raise SAEFormatError(f"the SAE in {path} reads hook {hook!r}, which is not a writer of this model; edgewise "
-                         f"splits writer outputs: {hooks}")
+    raise SAEFormatError(
+        f"the SAE in {path} reads hook {hook!r}, which is not a writer of this model; edgewise "
+        f"splits writer outputs: {hooks}"
+    )
 
 
-def add_trained_features(task: Task, expansion: int = 2, k: int = 1, seed: int = 0, decoder_bias: str = "zero",
-                         progress: bool = False) -> dict[str, dict]:
+def add_trained_features(
+    task: Task, expansion: int = 2, k: int = 1, seed: int = 0, decoder_bias: str = "zero", progress: bool = False
+) -> dict[str, dict]:
     """Trains a TopK SAE (expansion x d_model features, k active) on every writer's outputs on the task's inputs
     (cached), stores them as the set `train`, and returns per writer its reconstruction statistics and, where the
     task has oracle features, how well the SAE recovers them (best cosine per oracle direction); where the oracle
     features have a ground truth, the trained ones get the truth of the oracle features they recover
     (`matched_truth`). `decoder_bias` "zero" (default) suits writer outputs that are sums of features (a
-    component writes nothing at 0); "mean" centres them, as for a language model's residual stream."""
+    component writes nothing at 0); "mean" centres them, as for a language model's residual stream.
+
+    Writers that write nothing on the task's inputs get no SAE.
+
+    Args:
+        task: the task whose writers are split; its `dictionaries` (and `feature_ground_truth`) gain the set.
+        expansion: features per dimension of d_model.
+        k: features kept per input (at most expansion x d_model).
+        seed: the training seed.
+        decoder_bias: `zero` or `mean` (`SAETrainingConfig.decoder_bias`).
+        progress: show training progress bars.
+
+    Returns:
+        Per writer: `fvu` (None where undefined), `l0`, `dead_fraction`, `n_features`, `n_active` (features active
+            on the task's inputs, which the set keeps); with oracle features also `oracle_recovered` (the fraction
+            of the oracle directions the writer writes that the SAE recovers) and `oracle_best_cosine` (per oracle
+            feature label).
+
+    Raises:
+        GraphMismatchError: no writer writes anything on the task's inputs.
+        InvalidHyperparameterError: expansion, k or decoder_bias is invalid (raised when the first SAE's config is
+            built).
+    """
     outputs = writer_outputs(task)
     oracle = task.dictionaries.get("oracle", {})
     dictionaries, report, matches = {}, {}, {}
@@ -102,14 +153,19 @@ def add_trained_features(task: Task, expansion: int = 2, k: int = 1, seed: int =
         if rows.abs().max() == 0:
             continue  # writes nothing on these inputs: no feature to find
         d_model = rows.shape[-1]
-        config = SAETrainingConfig(expansion * d_model, "topk", min(k, expansion * d_model), seed=seed,
-                                   decoder_bias=decoder_bias)
+        config = SAETrainingConfig(
+            expansion * d_model, "topk", min(k, expansion * d_model), seed=seed, decoder_bias=decoder_bias
+        )
         sae = cached_sparse_autoencoder(rows, config, progress=progress)
         dictionaries[writer] = _active(Dictionary.from_sae(sae), rows)
         stats = sae_statistics(sae, rows)
-        report[writer] = {"fvu": None if math.isnan(stats.fvu) else stats.fvu, "l0": stats.l0,
-                          "dead_fraction": stats.dead_fraction, "n_features": sae.d_sae,
-                          "n_active": dictionaries[writer].n_features}
+        report[writer] = {
+            "fvu": None if math.isnan(stats.fvu) else stats.fvu,
+            "l0": stats.l0,
+            "dead_fraction": stats.dead_fraction,
+            "n_features": sae.d_sae,
+            "n_active": dictionaries[writer].n_features,
+        }
         if writer in oracle:
             # directions the writer writes on these inputs: above a tenth of its largest, so interference in a
             # compressed model (a direction read through its neighbours, ~1e-2) does not count as writing
@@ -117,14 +173,17 @@ def add_trained_features(task: Task, expansion: int = 2, k: int = 1, seed: int =
             used = oracle[writer].active(rows, tolerance=max(0.1 * scale, 1e-6))
             recovery: DirectionRecovery = direction_recovery(sae.decoder, oracle[writer].decoder[used])
             report[writer]["oracle_recovered"] = recovery.fraction_recovered
-            report[writer]["oracle_best_cosine"] = dict(zip([oracle[writer].labels[i] for i in used],
-                                                           recovery.best_cosine))
+            report[writer]["oracle_best_cosine"] = dict(
+                zip([oracle[writer].labels[i] for i in used], recovery.best_cosine)
+            )
             kept = {index: label for label, index in zip(dictionaries[writer].labels, dictionaries[writer].indices)}
-            matches.update({  # oracle feature name -> the trained feature that recovers it
-                f"{writer}[{oracle[writer].labels[i]}]": f"{writer}[{kept[feature]}]"
-                for i, feature, cosine in zip(used, recovery.best_feature, recovery.best_cosine)
-                if cosine >= recovery.threshold and feature in kept
-            })
+            matches.update(
+                {  # oracle feature name -> the trained feature that recovers it
+                    f"{writer}[{oracle[writer].labels[i]}]": f"{writer}[{kept[feature]}]"
+                    for i, feature, cosine in zip(used, recovery.best_feature, recovery.best_cosine)
+                    if cosine >= recovery.threshold and feature in kept
+                }
+            )
     if not dictionaries:
         raise GraphMismatchError(f"no writer of task {task.name} writes anything on its inputs; nothing to train on")
     task.dictionaries[TRAINED] = dictionaries
@@ -136,5 +195,13 @@ def add_trained_features(task: Task, expansion: int = 2, k: int = 1, seed: int =
 def matched_truth(oracle_truth: list[tuple[str, str]], matches: dict[str, str]) -> list[tuple[str, str]]:
     """Returns the feature-level truth of trained features: a trained feature that recovers an oracle feature (best
     cosine >= 0.9) inherits that feature's true edges; the others, and every error node, have none. A method that
-    finds the circuit through unmatched features or the error node is scored down: the SAE missed the feature."""
+    finds the circuit through unmatched features or the error node is scored down: the SAE missed the feature.
+
+    Args:
+        oracle_truth: the oracle features' true edges, as (feature node, reader) names.
+        matches: oracle feature node name -> the trained feature node name that recovers it.
+
+    Returns:
+        The trained features' true edges, sorted.
+    """
     return sorted({(matches[feature], reader) for feature, reader in oracle_truth if feature in matches})

@@ -5,10 +5,42 @@ from .circuit import Circuit, circuit_from_scores, connected_edges
 from .dictionary import Dictionary, feature_graph, feature_groups, node_outputs
 from .graph import Edge, Graph
 from .kinds import GraphKind
-from .nodes import (HookGroup, Node, NodeKind, embedding_node, error_node, feature_node, head_node, mlp_node,
-                    output_node, parse_node_name)
+from .nodes import (
+    HookGroup,
+    Node,
+    NodeKind,
+    embedding_node,
+    error_node,
+    feature_node,
+    head_node,
+    mlp_node,
+    output_node,
+    parse_node_name,
+)
 from .scores import ZERO_TOLERANCE, EdgeScores, ScoreTrajectory
 
-__all__ = ["ZERO_TOLERANCE", "Circuit", "Dictionary", "Edge", "EdgeScores", "Graph", "GraphKind", "HookGroup", "Node", "NodeKind",
-           "ScoreTrajectory", "circuit_from_scores", "connected_edges", "embedding_node", "error_node", "feature_graph",
-           "feature_groups", "feature_node", "head_node", "mlp_node", "node_outputs", "output_node", "parse_node_name"]
+__all__ = [
+    "ZERO_TOLERANCE",
+    "Circuit",
+    "Dictionary",
+    "Edge",
+    "EdgeScores",
+    "Graph",
+    "GraphKind",
+    "HookGroup",
+    "Node",
+    "NodeKind",
+    "ScoreTrajectory",
+    "circuit_from_scores",
+    "connected_edges",
+    "embedding_node",
+    "error_node",
+    "feature_graph",
+    "feature_groups",
+    "feature_node",
+    "head_node",
+    "mlp_node",
+    "node_outputs",
+    "output_node",
+    "parse_node_name",
+]

@@ -18,15 +18,36 @@ from .nodes import HookGroup, Node, NodeKind, error_node, feature_node
 
 
 class Dictionary:
-    """Features of one writer's output: `encode(out) -> [..., n_features]` and `decoder` [n_features, d_model]."""
+    """Features of one writer's output: `encode(out) -> [..., n_features]` and `decoder` [n_features, d_model].
 
-    def __init__(self, labels: Sequence[str], decoder: torch.Tensor, encode: Callable[[torch.Tensor], torch.Tensor],
-                 indices: Sequence[int] | None = None):
-        """`indices`: for a dictionary restricted to some features, their positions in `encode`'s output."""
+    Args:
+        labels: one label per feature, shown in its node's name (`MLP 2[opp_idx:2]`).
+        decoder: each feature's decoder direction [n_features, d_model]; stored detached.
+        encode: the feature activations of outputs, [..., d_model] -> [..., n_encoded].
+        indices: for a dictionary restricted to some features, their positions in `encode`'s output; None: every
+            output of `encode`, in order.
+
+    Attributes:
+        labels: the feature labels, as a tuple.
+        decoder: the decoder directions [n_features, d_model].
+        indices: each feature's position in `encode`'s output.
+
+    Raises:
+        GraphMismatchError: `decoder` is not a matrix with one row per label.
+    """
+
+    def __init__(
+        self,
+        labels: Sequence[str],
+        decoder: torch.Tensor,
+        encode: Callable[[torch.Tensor], torch.Tensor],
+        indices: Sequence[int] | None = None,
+    ):
         if decoder.dim() != 2 or decoder.shape[0] != len(labels):
             raise GraphMismatchError(
                 f"a dictionary needs one decoder row per feature label: got decoder {tuple(decoder.shape)} for "
-                f"{len(labels)} labels")
+                f"{len(labels)} labels"
+            )
         self.labels = tuple(labels)
         self.decoder = decoder.detach()
         self._encode = encode
@@ -36,14 +57,33 @@ class Dictionary:
     @classmethod
     def from_directions(cls, directions: torch.Tensor, labels: Sequence[str]) -> "Dictionary":
         """Returns the linear dictionary whose features are the coordinates of the output along `directions`
-        [n, d_model] (least squares, so exact for outputs inside their span: tracr's labelled residual directions)."""
+        [n, d_model] (least squares, so exact for outputs inside their span: tracr's labelled residual directions).
+
+        Args:
+            directions: the feature directions [n, d_model]; they are also the decoder.
+            labels: one label per direction.
+
+        Returns:
+            A dictionary whose `encode` multiplies by the directions' pseudo-inverse.
+
+        Raises:
+            GraphMismatchError: the number of labels is not the number of directions.
+        """
         directions = directions.detach().to(torch.float64)
         reader = torch.linalg.pinv(directions)  # [d_model, n]
         return cls(labels, directions.float(), lambda x: x @ reader.to(x))
 
     @classmethod
     def from_sae(cls, sae: torch.nn.Module) -> "Dictionary":
-        """Returns the dictionary of a sparse autoencoder (`encode`, `decoder`, `labels`; see edgewise.features)."""
+        """Returns the dictionary of a sparse autoencoder (`encode`, `decoder`, `labels`; see edgewise.features).
+
+        Args:
+            sae: a module with `encode`, `decoder` [d_sae, d_in] and `labels`, such as
+                `edgewise.features.SparseAutoencoder`.
+
+        Returns:
+            A dictionary over all of the SAE's features.
+        """
         return cls(sae.labels, sae.decoder, lambda x: sae.encode(x))
 
     @property
@@ -51,36 +91,80 @@ class Dictionary:
         return len(self.labels)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Returns the feature activations [..., n_features] of outputs x [..., d_model]."""
+        """Returns the feature activations [..., n_features] of outputs x [..., d_model].
+
+        Args:
+            x: writer outputs [..., d_model].
+
+        Returns:
+            The activations of this dictionary's features (only the kept ones, if restricted) [..., n_features].
+        """
         activations = self._encode(x)
         return activations if self._select is None else activations[..., self._select]
 
     def split(self, x: torch.Tensor) -> torch.Tensor:
-        """Returns the parts of outputs x [..., d_model]: each feature's contribution, then the error [..., n + 1, d]."""
+        """Returns the parts of outputs x [..., d_model]: each feature's contribution, then the error [..., n + 1, d].
+
+        Args:
+            x: writer outputs [..., d_model].
+
+        Returns:
+            The parts [..., n_features + 1, d_model]: feature i's activation times its decoder row, then the error
+                (x minus the features' sum), so the parts sum to x.
+        """
         features = self.encode(x).unsqueeze(-1) * self.decoder.to(x)  # [..., n_features, d_model]
         error = x - features.sum(-2)
         return torch.cat([features, error.unsqueeze(-2)], dim=-2)
 
     def restricted(self, keep: Sequence[int]) -> "Dictionary":
-        """Returns the dictionary of features `keep` (positions in this one); the others move into the error."""
+        """Returns the dictionary of features `keep` (positions in this one); the others move into the error.
+
+        Args:
+            keep: positions of the features to keep, in this dictionary's order.
+
+        Returns:
+            A dictionary with the same `encode`, whose `indices` point into `encode`'s output.
+        """
         keep = list(keep)
-        return Dictionary([self.labels[i] for i in keep], self.decoder[keep], self._encode,
-                          [self.indices[i] for i in keep])
+        return Dictionary(
+            [self.labels[i] for i in keep], self.decoder[keep], self._encode, [self.indices[i] for i in keep]
+        )
 
     def active(self, outputs: torch.Tensor, tolerance: float = 1e-6) -> list[int]:
         """Returns the features that are non-zero somewhere on `outputs` [..., d_model]: only they can carry
-        anything, so a feature graph keeps them and leaves the rest to the error node."""
+        anything, so a feature graph keeps them and leaves the rest to the error node.
+
+        Args:
+            outputs: writer outputs [..., d_model].
+            tolerance: a feature is active where its largest |activation| is above this.
+
+        Returns:
+            Positions of the active features in this dictionary, ascending.
+        """
         activity = self.encode(outputs).abs().reshape(-1, self.n_features).amax(0)
         return [i for i, a in enumerate(activity.tolist()) if a > tolerance]
 
 
 def feature_groups(groups: Sequence[HookGroup], dictionaries: dict[str, Dictionary]) -> list[HookGroup]:
-    """Returns the hook groups with each writer that has a dictionary replaced by its feature nodes and error node."""
+    """Returns the hook groups with each writer that has a dictionary replaced by its feature nodes and error node.
+
+    Args:
+        groups: the model's hook groups in residual-stream order.
+        dictionaries: the dictionary of each writer to split, by writer name.
+
+    Returns:
+        The groups in the same order; a split writer's group holds, in its place, one feature node per feature and
+            then its error node.
+
+    Raises:
+        GraphMismatchError: a dictionary names a writer the groups do not hold.
+    """
     known = {n.name for g in groups if g.kind == "writer" for n in g.nodes}
     unknown = sorted(set(dictionaries) - known)
     if unknown:
-        raise GraphMismatchError(f"dictionaries given for {unknown}, which are not writers of this model; its "
-                                 f"writers are {sorted(known)}")
+        raise GraphMismatchError(
+            f"dictionaries given for {unknown}, which are not writers of this model; its writers are {sorted(known)}"
+        )
     split = []
     for group in groups:
         if group.kind != "writer" or not any(n.name in dictionaries for n in group.nodes):
@@ -98,10 +182,21 @@ def feature_groups(groups: Sequence[HookGroup], dictionaries: dict[str, Dictiona
     return split
 
 
-def feature_graph(groups: Sequence[HookGroup], n_positions: int | None, features: str,
-                  dictionaries: dict[str, Dictionary]) -> Graph:
+def feature_graph(
+    groups: Sequence[HookGroup], n_positions: int | None, features: str, dictionaries: dict[str, Dictionary]
+) -> Graph:
     """Returns the graph of `groups` with the writers that `dictionaries` cover split into features; dictionaries of
-    writers these groups lack (Tok Embed and Pos Embed in a graph with merged embeddings, say) are left out."""
+    writers these groups lack (Tok Embed and Pos Embed in a graph with merged embeddings, say) are left out.
+
+    Args:
+        groups: the model's hook groups in residual-stream order.
+        n_positions: the sequence length of a per-position graph; None for a plain graph.
+        features: the name of the dictionary set (`oracle`, `sae:DIR`, `train`, ...).
+        dictionaries: the dictionary of each writer to split, by writer name.
+
+    Returns:
+        The feature graph, holding the dictionaries it used.
+    """
     writers = {n.name for g in groups if g.kind == "writer" for n in g.nodes}
     present = {w: d for w, d in dictionaries.items() if w in writers}
     return Graph(feature_groups(groups, present), n_positions, features, present)
@@ -109,7 +204,20 @@ def feature_graph(groups: Sequence[HookGroup], n_positions: int | None, features
 
 def node_outputs(group: HookGroup, dictionaries: dict[str, Dictionary], value: torch.Tensor) -> torch.Tensor:
     """Returns the outputs of a writer group's nodes [..., n_nodes, d_model] from its hook value
-    [..., (head,) d_model]: each head's (or the single output's) slice, or a dictionary's parts of it."""
+    [..., (head,) d_model]: each head's (or the single output's) slice, or a dictionary's parts of it.
+
+    Args:
+        group: a writer group of the graph.
+        dictionaries: the graph's dictionaries, by writer name.
+        value: the group's hook value [..., head, d_model] for a per-head group, else [..., d_model].
+
+    Returns:
+        One output per node of the group, in its node order [..., n_nodes, d_model].
+
+    Raises:
+        GraphMismatchError: the group splits a writer that `dictionaries` has no dictionary for (a feature graph
+            loaded from a file).
+    """
     slots = value if group.per_head else value.unsqueeze(-2)
     if not group.split:
         return slots
@@ -123,5 +231,6 @@ def node_outputs(group: HookGroup, dictionaries: dict[str, Dictionary], value: t
             raise GraphMismatchError(
                 f"writer {component} is split into features but this graph holds no dictionary for it (feature "
                 "graphs loaded from a file keep their nodes only); rebuild the graph with its dictionaries, e.g. "
-                "task.graph(features='oracle')")
+                "task.graph(features='oracle')"
+            )
     return torch.cat(parts, dim=-2)

@@ -28,8 +28,10 @@ def write_json(path: str | Path, record: dict, error: type[Exception], indent: i
         at = _non_finite_at(record)
         if at is None:  # a refusal of something else, which json's own message explains
             raise
-        raise error(f"cannot write {path}: {at} is not a finite number, and JSON has no NaN or infinity; give a "
-                    "finite value there") from None
+        raise error(
+            f"cannot write {path}: {at} is not a finite number, and JSON has no NaN or infinity; give a "
+            "finite value there"
+        ) from None
     Path(path).write_text(text)
 
 

@@ -20,7 +20,13 @@ from .nodes import HookGroup, Node, NodeKind
 
 @dataclass(frozen=True, order=True)
 class Edge:
-    """One writer -> reader edge; `position` is set only in per-position graphs."""
+    """One writer -> reader edge; `position` is set only in per-position graphs.
+
+    Attributes:
+        writer: the writer node's name.
+        reader: the reader node's name.
+        position: the sequence position the edge carries in a per-position graph; None in a plain graph.
+    """
 
     writer: str
     reader: str
@@ -40,7 +46,18 @@ class Edge:
 
     @classmethod
     def from_endpoints(cls, writer: str, reader: str) -> "Edge":
-        """Parses the JSON form written by `endpoints`."""
+        """Parses the JSON form written by `endpoints`.
+
+        Args:
+            writer: the writer's name, with `@position` in a per-position graph.
+            reader: the reader's name, with `@position` in a per-position graph.
+
+        Returns:
+            The edge.
+
+        Raises:
+            GraphMismatchError: the two names carry different positions.
+        """
         if "@" in writer:
             w, wp = writer.rsplit("@", 1)
             r, rp = reader.rsplit("@", 1)
@@ -57,10 +74,36 @@ class Graph:
     and error nodes; `dictionaries` maps each split writer's name to the object that splits its output (see
     `edgewise.graph.dictionary`). Files keep the nodes, not the dictionaries: a loaded feature graph scores and
     evaluates, but patching needs it rebuilt with its dictionaries (`task.graph(features=...)`).
+
+    Args:
+        groups: the model's hook groups in residual-stream order; every writer feeds every reader after it (or the
+            writers a reader group's `fed_by` names).
+        n_positions: the sequence length of a per-position graph, whose edges repeat once per position; None for a
+            plain graph.
+        features: the name of the dictionary set of a feature graph; None for a graph of the model's own nodes.
+        dictionaries: the `Dictionary` of each split writer, by writer name.
+
+    Attributes:
+        writer_nodes: the writer nodes in residual-stream order; `writers` holds their names.
+        reader_nodes: the reader nodes in residual-stream order; `readers` holds their names.
+        edges: every edge, in the order of the mask vector: by reader group, reader, writer, then position.
+        group_offset: for each group, the index of its first node among the writers (or readers).
+        writers_before: for each group, the number of writers in the groups before it.
+        edge_writer: the writer index of each edge [n_edges].
+        edge_reader: the reader index of each edge [n_edges].
+        edge_position: the position of each edge [n_edges] (0 in a plain graph).
+
+    Raises:
+        GraphMismatchError: the groups name a writer or a reader twice.
     """
 
-    def __init__(self, groups: list[HookGroup], n_positions: int | None = None, features: str | None = None,
-                 dictionaries: dict | None = None):
+    def __init__(
+        self,
+        groups: list[HookGroup],
+        n_positions: int | None = None,
+        features: str | None = None,
+        dictionaries: dict | None = None,
+    ):
         self.groups = tuple(groups)
         self.n_positions = n_positions
         self.features = features
@@ -108,7 +151,22 @@ class Graph:
         """Returns the graph of `model` (or of an Adapter); per-position graphs need the sequence length.
 
         A convenience for users: it asks `edgewise.adapters` for the model's hook groups. Inside the library a graph
-        is built from the groups an adapter already gave (`Task.graph`), so the data path never turns back here."""
+        is built from the groups an adapter already gave (`Task.graph`), so the data path never turns back here.
+
+        Args:
+            model: a model `edgewise.adapters.adapter_for` knows, or an `Adapter`.
+            per_position: build a per-position graph (one edge per position) rather than a plain one.
+            n_positions: the sequence length of the task's data; required with `per_position`, refused without.
+            split_embeddings: make token and position embeddings separate writers (`Tok Embed`, `Pos Embed`) instead
+                of one `Resid Start`.
+
+        Returns:
+            The graph of the model's hook groups.
+
+        Raises:
+            UnsupportedArchitectureError: no adapter describes `model`.
+            GraphMismatchError: `per_position` without `n_positions`, or `n_positions` without `per_position`.
+        """
         from ..adapters import adapter_for
 
         adapter = adapter_for(model)
@@ -127,32 +185,84 @@ class Graph:
         return len(self.edges)
 
     def writer_node(self, name: str) -> Node:
-        """Returns the writer named `name`, or raises GraphMismatchError."""
+        """Returns the writer named `name`, or raises GraphMismatchError.
+
+        Args:
+            name: a writer's name, without a position.
+
+        Returns:
+            The writer node.
+
+        Raises:
+            GraphMismatchError: the graph has no writer `name`.
+        """
         if name not in self._writer_index:
             raise GraphMismatchError(f"this graph has no writer {name!r}; its writers are {', '.join(self.writers)}")
         return self.writer_nodes[self._writer_index[name]]
 
     def reader_node(self, name: str) -> Node:
-        """Returns the reader named `name`, or raises GraphMismatchError."""
+        """Returns the reader named `name`, or raises GraphMismatchError.
+
+        Args:
+            name: a reader's name, without a position.
+
+        Returns:
+            The reader node.
+
+        Raises:
+            GraphMismatchError: the graph has no reader `name`.
+        """
         if name not in self._reader_index:
             raise GraphMismatchError(f"this graph has no reader {name!r}; its readers are {', '.join(self.readers)}")
         return self.reader_nodes[self._reader_index[name]]
 
     def writer_group(self, writer: str) -> HookGroup:
-        """Returns the hook group that holds `writer`."""
+        """Returns the hook group that holds `writer`.
+
+        Args:
+            writer: a writer's name.
+
+        Returns:
+            The writer group whose nodes include `writer`.
+
+        Raises:
+            GraphMismatchError: the graph has no writer `writer`.
+        """
         self.writer_node(writer)
         return next(g for g in self.groups if g.kind == "writer" and writer in g.names)
 
     def fed_writers(self, reader: str) -> list[int]:
         """Returns the indices of the writer nodes of the computation `reader` feeds (a q/k/v input's head, an MLP's
         output): one node, or in a feature graph its split writer's feature and error nodes; none for a reader no
-        writer follows (the output)."""
+        writer follows (the output).
+
+        Args:
+            reader: a reader's name.
+
+        Returns:
+            Indices into `writers`.
+
+        Raises:
+            GraphMismatchError: the graph has no reader `reader`.
+        """
         return self._component_writers.get(self.reader_node(reader).component, [])
 
     def reached_positions(self, reader: str, position: int) -> list[int]:
         """Returns the positions of the fed node's output that the reader's input at `position` can change: every
         position for a key or value input (attention moves information along the sequence) and for a declared model's
-        module (nothing says it does not mix positions), else `position`."""
+        module (nothing says it does not mix positions), else `position`.
+
+        Args:
+            reader: a reader's name.
+            position: the position of the reader's input.
+
+        Returns:
+            Positions of the fed node's output. Meant for per-position graphs: "every position" is
+                `range(n_positions)`.
+
+        Raises:
+            GraphMismatchError: the graph has no reader `reader`.
+        """
         node = self.reader_node(reader)
         if node.attends or node.kind is NodeKind.MODULE:
             return list(range(self.n_positions))
@@ -160,7 +270,17 @@ class Graph:
 
     def edge_nodes(self, edge: Edge) -> tuple[str, str]:
         """Returns the labels of the (writer, component) nodes an edge joins: a reader belongs to its component
-        (`A1.0.Q` -> `A1.0`), and a per-position edge joins the two nodes at its position (`A1.0@2`)."""
+        (`A1.0.Q` -> `A1.0`), and a per-position edge joins the two nodes at its position (`A1.0@2`).
+
+        Args:
+            edge: an edge of this graph.
+
+        Returns:
+            The writer's label and the reader's component's label.
+
+        Raises:
+            GraphMismatchError: the graph has no reader `edge.reader`.
+        """
         component = self.reader_node(edge.reader).component
         if edge.position is None:
             return edge.writer, component
@@ -190,7 +310,17 @@ class Graph:
         return [f"{n}@{p}" for p in range(self.n_positions) for n in names]
 
     def edge_index(self, edge: Edge | tuple) -> int:
-        """Returns the position of `edge` in the mask vector, or raises GraphMismatchError."""
+        """Returns the position of `edge` in the mask vector, or raises GraphMismatchError.
+
+        Args:
+            edge: an `Edge`, or a tuple `(writer, reader)` or `(writer, reader, position)`.
+
+        Returns:
+            The edge's index in `edges`.
+
+        Raises:
+            GraphMismatchError: the edge is not in this graph.
+        """
         key = edge if isinstance(edge, Edge) else Edge(*edge)
         try:
             return self._index[key]
@@ -205,14 +335,36 @@ class Graph:
         return edge in self._index
 
     def mask_for(self, edges: "set[Edge] | list[Edge]", keep: float = 1.0) -> torch.Tensor:
-        """Returns a mask [n_edges] that keeps exactly `edges` (value `keep`) and ablates every other edge."""
+        """Returns a mask [n_edges] that keeps exactly `edges` (value `keep`) and ablates every other edge.
+
+        Args:
+            edges: the edges to keep.
+            keep: the mask value of a kept edge (1: fully kept).
+
+        Returns:
+            A float mask [n_edges]: `keep` at `edges`, 0 elsewhere.
+
+        Raises:
+            GraphMismatchError: an edge is not in this graph.
+        """
         mask = torch.zeros(self.n_edges)
         for e in edges:
             mask[self.edge_index(e)] = keep
         return mask
 
     def check_mask(self, mask: torch.Tensor) -> torch.Tensor:
-        """Returns `mask` as float [n_masks, n_edges], or raises GraphMismatchError naming the expected shape."""
+        """Returns `mask` as float [n_masks, n_edges], or raises GraphMismatchError naming the expected shape.
+
+        Args:
+            mask: a float mask [n_edges] or [n_masks, n_edges]; 1 keeps an edge, 0 ablates it.
+
+        Returns:
+            The mask [n_masks, n_edges] (a mask [n_edges] gains a leading axis of 1).
+
+        Raises:
+            GraphMismatchError: `mask` is not a float tensor, or its last axis is not `n_edges`.
+            InvalidMaskError: `mask` holds NaN or infinite values.
+        """
         if not isinstance(mask, torch.Tensor) or not mask.is_floating_point():
             raise GraphMismatchError(
                 f"the mask must be a float tensor [n_edges] or [n_masks, n_edges]; got {type(mask).__name__}"
@@ -241,24 +393,54 @@ class Graph:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Graph":
-        """Returns the graph that `to_dict` described; raises GraphMismatchError for other JSON."""
+        """Returns the graph that `to_dict` described; raises GraphMismatchError for other JSON.
+
+        Args:
+            d: a record written by `to_dict` (or `edgewise graph --json`).
+
+        Returns:
+            The graph, without dictionaries: a feature graph scores and evaluates, but does not patch.
+
+        Raises:
+            GraphMismatchError: the record holds no hook groups.
+        """
         if "groups" not in d:
-            raise GraphMismatchError("this JSON has no hook groups: Graph.load reads files written by Graph.save or "
-                                     "by `edgewise graph --json`")
+            raise GraphMismatchError(
+                "this JSON has no hook groups: Graph.load reads files written by Graph.save or "
+                "by `edgewise graph --json`"
+            )
         return cls([HookGroup.from_dict(g) for g in d["groups"]], d["n_positions"], d.get("features"))
 
     def save(self, path: str | Path) -> None:
-        """Writes the graph as JSON."""
+        """Writes the graph as JSON.
+
+        Args:
+            path: the file to write.
+        """
         Path(path).write_text(json.dumps(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | Path) -> "Graph":
-        """Returns the graph saved at `path`."""
+        """Returns the graph saved at `path`.
+
+        Args:
+            path: a file written by `save` or `edgewise graph --json`.
+
+        Returns:
+            The graph, without dictionaries.
+
+        Raises:
+            GraphMismatchError: the file holds no hook groups.
+        """
         return cls.from_dict(json.loads(Path(path).read_text()))
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, Graph) and self.groups == other.groups and self.n_positions == other.n_positions
-                and self.features == other.features)
+        return (
+            isinstance(other, Graph)
+            and self.groups == other.groups
+            and self.n_positions == other.n_positions
+            and self.features == other.features
+        )
 
     def __repr__(self) -> str:
         kind = f"per-position x{self.n_positions}" if self.per_position else "plain"

@@ -46,8 +46,11 @@ class GraphKind:
             base, features = BASES[text.per_position], text.features or ""
         else:
             base, _, features = str(text).partition("/")
-        if base not in BASES or (feature_sets is not None and features and features not in feature_sets) or (
-                "/" in str(text) and not features):
+        if (
+            base not in BASES
+            or (feature_sets is not None and features and features not in feature_sets)
+            or ("/" in str(text) and not features)
+        ):
             allowed = [*BASES, *(f"{b}/{f}" for b in BASES for f in feature_sets or ("SET",))]
             raise UnknownGraphKindError(f"unknown graph kind {str(text)!r}; choose from {', '.join(allowed)}")
         return cls(base == "per-position", features or None)

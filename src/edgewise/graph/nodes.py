@@ -164,9 +164,14 @@ class HookGroup:
         return self.per_head or self.split
 
     def to_dict(self) -> dict:
-        """Returns the group as JSON-ready data: kind, hook, node names, per_head, node records, and fed_by where set."""
-        record = {"kind": self.kind, "hook": self.hook, "names": list(self.names), "per_head": self.per_head,
-                  "nodes": [n.to_dict() for n in self.nodes]}
+        """Returns the group as JSON-ready data: kind, hook, node names, per_head, node records, fed_by where set."""
+        record = {
+            "kind": self.kind,
+            "hook": self.hook,
+            "names": list(self.names),
+            "per_head": self.per_head,
+            "nodes": [n.to_dict() for n in self.nodes],
+        }
         return record if self.fed_by is None else {**record, "fed_by": list(self.fed_by)}
 
     @classmethod
@@ -255,8 +260,9 @@ def feature_node(writer: Node, label: str, index: int) -> Node:
     Returns:
         A node of kind `FEATURE` with the writer's layer and head, whose component is the writer.
     """
-    return Node(f"{writer.name}[{label}]", NodeKind.FEATURE, writer.layer, writer.head, index=index,
-                component=writer.name)
+    return Node(
+        f"{writer.name}[{label}]", NodeKind.FEATURE, writer.layer, writer.head, index=index, component=writer.name
+    )
 
 
 def error_node(writer: Node) -> Node:

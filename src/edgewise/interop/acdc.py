@@ -85,13 +85,35 @@ def _unknown(name: object, why: str = "") -> GraphMismatchError:
 
 
 def format_acdc_node(hook: str, index: AcdcIndex = WHOLE) -> str:
-    """Returns ACDC's printed form of a node, e.g. `blocks.3.hook_q_input[:, :, 0]` or `hook_embed[:]`."""
+    """Returns ACDC's printed form of a node, e.g. `blocks.3.hook_q_input[:, :, 0]` or `hook_embed[:]`.
+
+    Args:
+        hook: the TransformerLens hook name.
+        index: the TorchIndex: a tuple or list of None and ints, or ACDC's TorchIndex; the default is the whole hook.
+
+    Returns:
+        The printed form `hook[...]`, None printed as `:`.
+
+    Raises:
+        GraphMismatchError: `index` is not a TorchIndex-like tuple of None and ints.
+    """
     parts = [":" if i is None else str(i) for i in _as_index(index, hook)]
     return f"{hook}[{', '.join(parts)}]"
 
 
 def parse_acdc_node(text: str) -> tuple[str, AcdcIndex]:
-    """Returns (hook, index) from ACDC's printed form; a name without brackets means the whole hook, `[:]`."""
+    """Returns (hook, index) from ACDC's printed form; a name without brackets means the whole hook, `[:]`.
+
+    Args:
+        text: the printed node, e.g. `blocks.3.hook_q_input[:, :, 0]`; `COLON` or `COL` may stand for `:`, as in
+            ACDC's graphviz output.
+
+    Returns:
+        The hook name and the index as a tuple of None (for `:`) and ints.
+
+    Raises:
+        GraphMismatchError: the brackets hold something other than colons and integers.
+    """
     match = _PRINTED_INDEX.match(text.strip())
     if match is None:
         return text.strip(), WHOLE
@@ -184,15 +206,28 @@ def from_acdc_name(node: str, index: object = None, split_embeddings: bool = Fal
 
     Raises GraphMismatchError for unknown names and for nodes inside a head (`attn.hook_q` etc.), which edgewise's
     graph does not have.
+
+    Args:
+        node: the ACDC hook name, or its printed form with the index in brackets.
+        index: the TorchIndex (tuple, list or ACDC's TorchIndex); None takes the index printed in `node`, else the
+            whole hook.
+        split_embeddings: map `hook_embed` / `hook_pos_embed` to `Tok Embed` / `Pos Embed` (a graph built with
+            split embeddings) rather than both to `Resid Start`.
+
+    Returns:
+        The edgewise (and auto-circuit) node name, e.g. `A3.0.Q` for `blocks.3.hook_q_input[:, :, 0]`.
+
+    Raises:
+        GraphMismatchError: the name or index is not one ACDC's graph has, the node lies inside a head, or
+            `split_embeddings` is asked of ACDC's merged embedding node `blocks.0.hook_resid_pre`.
     """
     hook, printed_index = parse_acdc_node(node)
     idx = printed_index if index is None else _as_index(index, node)
     role, name, _ = _classify(hook, idx, split_embeddings)
     if role == "inner":
         raise GraphMismatchError(
-            f"{format_acdc_node(hook, idx)} lies inside head {parse_node_name(name).component}; edgewise's graph has no "
-            "node "
-            "there (a reader's input feeds the head directly). Use the head's input hook, e.g. "
+            f"{format_acdc_node(hook, idx)} lies inside head {parse_node_name(name).component}; edgewise's graph has "
+            "no node there (a reader's input feeds the head directly). Use the head's input hook, e.g. "
             f"{format_acdc_node(hook.replace('.attn.hook_', '.hook_') + '_input', idx)}"
         )
     return name
@@ -206,6 +241,18 @@ def to_acdc_name(
     `MLP {l}` is both a writer (hook_mlp_out) and a reader (hook_mlp_in): pass `role` for it. `Resid End` becomes
     `blocks.{n_layers - 1}.hook_resid_post`, so it needs `n_layers`. `Resid Start` becomes ACDC's merged embedding
     node `blocks.0.hook_resid_pre`; `Tok Embed` / `Pos Embed` become `hook_embed` / `hook_pos_embed`.
+
+    Args:
+        node: the edgewise / auto-circuit node name, e.g. `A3.0`, `A3.0.Q`, `MLP 2`, `Resid End`.
+        role: whether the node is meant as a writer or a reader; needed for `MLP {l}`, checked for the others.
+        n_layers: the model's number of layers; needed for `Resid End`.
+
+    Returns:
+        ACDC's hook name and TorchIndex tuple: `(None, None, head)` for a head, `(None,)` for a whole hook.
+
+    Raises:
+        GraphMismatchError: `node` is not an edgewise node name, is not of `role`, or lacks the `role` or
+            `n_layers` it needs.
     """
     parsed = _classify_edgewise(node, split_embeddings=True)
     if parsed is None:
@@ -242,6 +289,15 @@ def acdc_edge_type(edge: Iterable) -> AcdcEdgeType:
 
     MLP-internal edges (hook_mlp_in -> hook_mlp_out) are reported as PLACEHOLDER, ACDC's current label; its early
     versions called them DIRECT_COMPUTATION. Raises GraphMismatchError for pairs ACDC's graph cannot hold.
+
+    Args:
+        edge: the ACDC edge, receiver first; indices as tuples, lists or ACDC TorchIndex.
+
+    Returns:
+        "ADDITION", "DIRECT_COMPUTATION" or "PLACEHOLDER".
+
+    Raises:
+        GraphMismatchError: the edge is not a 4-tuple of known ACDC nodes, or joins nodes no ACDC edge joins.
     """
     (r_role, r_name, r_id), (s_role, s_name, s_id) = _classify_acdc_edge(tuple(edge), split_embeddings=False)
     if s_role == "writer" and r_role == "reader":
@@ -304,6 +360,19 @@ def import_acdc_edges(
     have no counterpart in edgewise's graph and are dropped. `hook_embed` and `hook_pos_embed` both become
     `Resid Start` unless `split_embeddings`. With `graph`, every edge is checked to be one of its edges.
     Unknown names raise GraphMismatchError naming the bad name and the accepted forms.
+
+    Args:
+        edges: the circuit's edges in any of the forms above, or a Mapping from ACDC 4-tuples to present flags (or
+            to objects with a `present` attribute).
+        split_embeddings: keep `hook_embed` / `hook_pos_embed` apart as `Tok Embed` / `Pos Embed`.
+        graph: a graph to check every edge against; None: no check.
+
+    Returns:
+        The (writer, reader) name pairs of the circuit's residual-stream edges.
+
+    Raises:
+        GraphMismatchError: an item cannot be read, names an unknown node, is not writer -> reader, or (with
+            `graph`) is not an edge of `graph`.
     """
     if isinstance(edges, Mapping):
         items = [key for key, present in edges.items() if getattr(present, "present", present)]
@@ -349,6 +418,17 @@ def export_acdc_edges(edges: Iterable, n_layers: int | None = None) -> list[Acdc
 
     Only ADDITION edges are written: ACDC's DIRECT_COMPUTATION / PLACEHOLDER edges inside each used head and MLP are
     not (add them when ACDC needs a connected correspondence). `n_layers` is needed when an edge reads `Resid End`.
+
+    Args:
+        edges: the edges, as `Edge`s or (writer, reader) name pairs; an `Edge`'s position is not written.
+        n_layers: the model's number of layers, for edges into `Resid End`.
+
+    Returns:
+        One ACDC 4-tuple per edge, in the order given.
+
+    Raises:
+        GraphMismatchError: a name is not an edgewise node name, a writer or reader is in the wrong place, or
+            `n_layers` is missing for `Resid End`.
     """
     out = []
     for edge in edges:

@@ -37,9 +37,9 @@ from ..errors import EdgewiseError, GraphMismatchError, OutputPathError
 from ..graph import Circuit, EdgeScores, Graph, Node, NodeKind
 
 MIB_FORMAT = (
-    "EAP-IG's Graph.to_json / MIB circuit JSON: {\"cfg\": {\"n_layers\": int, \"n_heads\": int, "
-    "\"parallel_attn_mlp\": false, \"d_model\": int}, \"nodes\": {\"input\": {\"in_graph\": bool}, ...}, "
-    "\"edges\": {\"input->a0.h0<q>\": {\"score\": float, \"in_graph\": bool}, ...}}"
+    'EAP-IG\'s Graph.to_json / MIB circuit JSON: {"cfg": {"n_layers": int, "n_heads": int, '
+    '"parallel_attn_mlp": false, "d_model": int}, "nodes": {"input": {"in_graph": bool}, ...}, '
+    '"edges": {"input->a0.h0<q>": {"score": float, "in_graph": bool}, ...}}'
 )
 
 _SOURCE = re.compile(r"^(?:input|a(\d+)\.h(\d+)|m(\d+))$")
@@ -68,7 +68,19 @@ def mib_node_names(node: Node, group_size: int = 1) -> tuple[str, ...]:
     attention, which is one MIB input per query head of its group (`group_size` query heads per key-value head).
 
     Writers and the MLP get MIB's node names (`input`, `a{l}.h{h}`, `m{l}`); readers get the names after `->` in a
-    MIB edge (`a{l}.h{h}<q>`, `m{l}`, `logits`). Raises GraphMismatchError for nodes MIB's graphs do not have."""
+    MIB edge (`a{l}.h{h}<q>`, `m{l}`, `logits`). Raises GraphMismatchError for nodes MIB's graphs do not have.
+
+    Args:
+        node: the edgewise node, a writer or a reader.
+        group_size: query heads per key-value head in the node's layer (1 without grouped-query attention); used
+            only for key and value inputs.
+
+    Returns:
+        The MIB names: `group_size` of them for a key or value input, else one.
+
+    Raises:
+        GraphMismatchError: the node is a feature, error or module node, which MIB's graphs do not have.
+    """
     if node.kind is NodeKind.EMBEDDING:
         return ("input",)
     if node.kind is NodeKind.OUTPUT:
@@ -92,7 +104,20 @@ def edgewise_node(mib_name: str, graph: Graph) -> Node:
     """Returns the node of `graph` that MIB node `mib_name` denotes: a writer for `input` / `a{l}.h{h}`, a reader for
     `a{l}.h{h}<q|k|v>` / `logits`, the MLP for `m{l}`; MIB's query head h of a key or value input becomes the
     key-value head of its group. Raises MibFileError for a name that is not MIB's, GraphMismatchError for a node
-    `graph` lacks."""
+    `graph` lacks.
+
+    Args:
+        mib_name: the MIB node name, e.g. `input`, `a0.h3`, `a0.h3<k>`, `m1`, `logits`.
+        graph: the plain head/MLP graph the name is looked up in.
+
+    Returns:
+        The node of `graph`.
+
+    Raises:
+        MibFileError: `mib_name` is not a MIB node name.
+        GraphMismatchError: `graph` has no such node, or MIB's format cannot hold `graph` (per position, split
+            embeddings, dictionary features, unequal heads per layer).
+    """
     shape = _shape(graph)
     key = _identity(mib_name, shape)
     if key not in shape.nodes:
@@ -117,6 +142,20 @@ def to_mib(
     written as given; EAP-IG's loader needs an integer but reads it only to size neuron masks, which edge files do
     not have, so 0 is written when it is unknown. Raises GraphMismatchError for graphs MIB cannot hold (per
     position, split embeddings, dictionary features) and MibFileError for non-finite scores.
+
+    Args:
+        scores: the edge scores, on a plain graph with embeddings merged into `Resid Start`.
+        circuit: the circuit whose edges are marked in_graph; None marks none.
+        n_heads: the model's query heads per layer, checked against the graph's; None: not checked.
+        d_model: the model's width, written to the cfg; None writes 0.
+
+    Returns:
+        The record, with `cfg`, `nodes` and `edges` keys, as `save_mib` writes it.
+
+    Raises:
+        GraphMismatchError: MIB's format cannot hold the graph, `n_heads` differs from the graph's, or
+            `circuit` holds edges the graph lacks.
+        MibFileError: a score is not finite, or `d_model` is not a positive integer.
     """
     graph = scores.graph
     shape = _shape(graph)
@@ -156,6 +195,20 @@ def from_mib(record: dict, graph: Graph, method: str = "mib", task: str = "") ->
     MibFileError naming the count and an example, as do unknown names and non-finite or non-numeric scores. Node
     flags and any node or neuron scores are not read: MIB's evaluator derives nodes from edges too. A cfg whose
     n_layers or n_heads differs from the graph's raises GraphMismatchError.
+
+    Args:
+        record: the MIB circuit record, as `load_mib` returns it.
+        graph: the plain head/MLP graph of the model the file was written for.
+        method: the method name the scores carry.
+        task: the task name the scores and the circuit carry.
+
+    Returns:
+        The scores, float64 on `graph`'s edges, and the circuit of the in_graph edges.
+
+    Raises:
+        MibFileError: the record is not MIB's, or its cfg, edge names or entries are malformed or incomplete.
+        GraphMismatchError: the cfg is of another model (n_layers, n_heads, parallel attention and MLP), or MIB's
+            format cannot hold `graph`.
     """
     cfg, edges = _check_record(record, "the MIB record")
     shape = _shape(graph)
@@ -180,14 +233,28 @@ def from_mib(record: dict, graph: Graph, method: str = "mib", task: str = "") ->
         if any(edges[name]["in_graph"] for name in names):
             chosen.add(edge)
     scores = EdgeScores(graph, torch.tensor(values, dtype=torch.float64), method, task=task)
-    circuit = Circuit(frozenset(chosen), description="in_graph edges of a MIB circuit file", metadata={"source": "mib"},
-                      task=task, n_graph_edges=graph.n_edges)
+    circuit = Circuit(
+        frozenset(chosen),
+        description="in_graph edges of a MIB circuit file",
+        metadata={"source": "mib"},
+        task=task,
+        n_graph_edges=graph.n_edges,
+    )
     return scores, circuit
 
 
 def save_mib(record: dict, path: str | Path) -> None:
     """Writes a MIB circuit record (from `to_mib`) as JSON at `path`; raises OutputPathError if the path is not
-    writable and MibFileError if the record is not a MIB record."""
+    writable and MibFileError if the record is not a MIB record.
+
+    Args:
+        record: the MIB circuit record (`to_mib`).
+        path: the file to write; its folder must exist.
+
+    Raises:
+        MibFileError: the record lacks a `cfg`, `nodes` or `edges` object, or holds a NaN or infinite number.
+        OutputPathError: the file cannot be written.
+    """
     _check_record(record, "the record to save")
     try:
         text = json.dumps(record, allow_nan=False)  # NaN is not JSON, and MIB's evaluator cannot rank it
@@ -201,7 +268,17 @@ def save_mib(record: dict, path: str | Path) -> None:
 
 def load_mib(path: str | Path) -> dict:
     """Returns the MIB circuit record saved at `path`; raises MibFileError for a missing, non-JSON or malformed file,
-    naming the format expected. Pass the record to `from_mib` to map it onto a graph."""
+    naming the format expected. Pass the record to `from_mib` to map it onto a graph.
+
+    Args:
+        path: the MIB circuit file, JSON.
+
+    Returns:
+        The record as read, checked only to have `cfg`, `nodes` and `edges` objects.
+
+    Raises:
+        MibFileError: the file is missing, unreadable, not JSON, or lacks a `cfg`, `nodes` or `edges` object.
+    """
     try:
         record = json.loads(Path(path).read_text())
     except OSError as error:
@@ -369,10 +446,10 @@ def _check_cfg(cfg: dict, shape: _MibShape) -> None:
 def _check_entry(name: str, entry: object) -> None:
     """Raises MibFileError unless `entry` is MIB's {"score": finite number, "in_graph": bool}."""
     if not isinstance(entry, dict) or not isinstance(entry.get("in_graph"), bool):
-        raise MibFileError(f"edge {name!r} is {entry!r}; MIB edges are {{\"score\": float, \"in_graph\": bool}}")
+        raise MibFileError(f'edge {name!r} is {entry!r}; MIB edges are {{"score": float, "in_graph": bool}}')
     score = entry.get("score")
     if isinstance(score, bool) or not isinstance(score, (int, float)):
-        raise MibFileError(f"edge {name!r} has score {score!r}, not a number; MIB edges are {{\"score\": float, ...}}")
+        raise MibFileError(f'edge {name!r} has score {score!r}, not a number; MIB edges are {{"score": float, ...}}')
     if not math.isfinite(score):
         raise MibFileError(
             f"edge {name!r} has score {score}; scores must be finite: re-run the method that wrote the file, or "

@@ -2,16 +2,19 @@
 node-level: each circuit node's whole output) are ablated; random edges of each circuit's size, a removal mask
 trained for the purpose, task vectors and gradient ascent are the baselines. Everything that trains (the methods
 before, the mask, the weight edits, relearning) uses the discovery inputs; everything is measured on the held-out
-inputs where the task has them. `edgewise remove` and benchmarks/removal.py print what this returns."""
+inputs where the task has them. `edgewise remove` and benchmarks/removal.py print what this returns. Every row
+says what it removed as typed data (interventions/removed.py); its label is computed from that."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from tqdm.auto import tqdm
 
+from ..adapters import Adapter
 from ..evaluate import RunEvaluation, circuit_nodes, circuits_faithfulness
 from ..graph import Edge, Graph
 from ..methods import discover, get_method, top_k_circuit
@@ -20,6 +23,19 @@ from ..tasks import Task
 from .relearning import Relearning, relearn
 from .removal import Reference, Removal, random_edges, remove
 from .removal_mask import RemovalMaskConfig, learn_removal_mask
+from .removed import (
+    CircuitNodes,
+    DiscoveredCircuit,
+    GradientAscent,
+    RandomEdges,
+    RemovalKind,
+    RemovalMask,
+    Removed,
+    RemovedCircuit,
+    TaskVector,
+    removed_from_dict,
+    removed_from_label,
+)
 from .weight_edits import WeightEdit, fine_tune, task_vector_model, weight_edit
 
 
@@ -52,22 +68,84 @@ class RemovalSettings:
 
 @dataclass(frozen=True)
 class ComparedRemoval:
-    """One row: an intervention's effect, the forget-task faithfulness of the circuit it removed (circuits only:
-    how good a circuit the method found), and how fast the capability came back."""
+    """One row: what was removed, the intervention's effect, the forget-task faithfulness of the circuit it removed
+    (circuits only: how good a circuit the method found), and how fast the capability came back.
 
-    kind: str  # circuit, nodes, random, removal mask, task vector, gradient ascent
+    Attributes:
+        removed: what the row removed, typed: a circuit, its nodes, random edges, a removal mask, a weight edit.
+        result: the measured effect: a `Removal` (ablated edges) or a `WeightEdit` (an edited copy).
+        circuit_faithfulness: the removed circuit's faithfulness on the forget task; None for every other kind.
+        relearning: the forget accuracy while a copy relearns; None without relearning.
+    """
+
+    removed: Removed
     result: Removal | WeightEdit
     circuit_faithfulness: float | None = None
     relearning: Relearning | None = None
 
+    @property
+    def kind(self) -> RemovalKind:
+        """Returns the row's kind (circuit, nodes, random, removal mask, task vector, gradient ascent)."""
+        return self.removed.kind
+
+    @property
+    def label(self) -> str:
+        """Returns the row's label for files and screens (`eap: top 20`), computed from what it removed."""
+        return self.removed.label
+
     def to_dict(self) -> dict:
-        return {"kind": self.kind, **self.result.to_dict(), "circuit_faithfulness": self.circuit_faithfulness,
-                "relearning": None if self.relearning is None else self.relearning.to_dict()}
+        """Returns the row as JSON-ready data: its kind, the result's record (its `label` among it), the circuit's
+        faithfulness, the relearning curve, and what was removed (`removed`: the fields, without edges)."""
+        return {
+            "kind": self.kind.value,
+            **self.result.to_dict(),
+            "circuit_faithfulness": self.circuit_faithfulness,
+            "relearning": None if self.relearning is None else self.relearning.to_dict(),
+            "removed": self.removed.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(
+        cls, record: dict, circuits: dict[str, RemovedCircuit] | None = None, n_graph_edges: int | None = None
+    ) -> "ComparedRemoval":
+        """Returns the row `to_dict` wrote; a row written before rows stored what they removed has it parsed from
+        its kind and label (`removed_from_label`).
+
+        Args:
+            record: a record of `to_dict`.
+            circuits: the comparison's circuits read so far, by label: a node-level row takes its circuit from here.
+            n_graph_edges: the graph's size, for ablation rows written before they stored it.
+
+        Returns:
+            The row.
+
+        Raises:
+            RemovalFileError: the row's kind is unknown, or an old row's label is not one its kind writes.
+        """
+        if "weight_change" in record:
+            result = WeightEdit.from_dict(record)
+        else:
+            result = Removal.from_dict(record, n_graph_edges)
+        edges = result.edges if isinstance(result, Removal) else frozenset()
+        if "removed" in record:
+            removed = removed_from_dict(record["removed"], edges, circuits)
+        else:
+            removed = removed_from_label(record["kind"], record["label"], edges, circuits)
+        relearning = None if record.get("relearning") is None else Relearning.from_dict(record["relearning"])
+        return cls(removed, result, record.get("circuit_faithfulness"), relearning)
 
 
 @dataclass(frozen=True)
 class RemovalComparison:
-    """Every intervention on one forget task, with the retain tasks and the inputs they were measured on."""
+    """Every intervention on one forget task, with the retain tasks and the inputs they were measured on.
+
+    Attributes:
+        forget: the forget task's name.
+        retain: the retain tasks' names.
+        ablation: the ablation removed edges carried (`resample`, `mean`, `zero`).
+        measured_on: which inputs were measured: `held-out`, or the discovery inputs where there are none.
+        rows: one per intervention, in the order they ran.
+    """
 
     forget: str
     retain: tuple[str, ...]
@@ -76,38 +154,121 @@ class RemovalComparison:
     rows: tuple[ComparedRemoval, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict:
-        return {"task": self.forget, "retain": list(self.retain), "ablation": self.ablation,
-                "measured_on": self.measured_on, "removals": [row.to_dict() for row in self.rows]}
+        """Returns the comparison as JSON-ready data (what `edgewise remove --json` writes); `from_dict` reads it."""
+        return {
+            "task": self.forget,
+            "retain": list(self.retain),
+            "ablation": self.ablation,
+            "measured_on": self.measured_on,
+            "removals": [row.to_dict() for row in self.rows],
+        }
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "RemovalComparison":
+        """Returns the comparison `to_dict` wrote, also from files written before rows stored what they removed
+        (benchmarks/results/removal/*.json); keys it does not know (a benchmark's `seconds`) are ignored.
+
+        Args:
+            record: a record of `to_dict`, e.g. `json.loads` of `edgewise remove --json`'s file.
+
+        Returns:
+            The comparison, its rows typed again.
+
+        Raises:
+            RemovalFileError: a row's kind is unknown, or an old row's label is not one its kind writes.
+        """
+        removals = record["removals"]
+        # old ablation rows lack the graph's size; every row of a comparison is on one graph, so any non-empty
+        # row's share of the graph gives it
+        n_graph_edges = next(
+            (round(r["n_edges"] / r["fraction_of_edges"]) for r in removals if r.get("fraction_of_edges")), None
+        )
+        circuits: dict[str, RemovedCircuit] = {}
+        rows = []
+        for removal in removals:
+            row = ComparedRemoval.from_dict(removal, circuits, n_graph_edges)
+            if row.kind is RemovalKind.CIRCUIT:
+                circuits[row.label] = row.removed
+            rows.append(row)
+        return cls(record["task"], tuple(record["retain"]), record["ablation"], record["measured_on"], tuple(rows))
 
 
-def discovered_circuits(task: Task, settings: Sequence[tuple[str, dict]], ablation: str = "resample",
-                        per_position: bool = False, seed: int = 0, sizes: Sequence[int | None] = (None,),
-                        progress: bool = False) -> dict[str, frozenset[Edge]]:
-    """Returns the circuit of each (method, hyperparameters) setting fitted on the task's inputs, by label (`eap: top
-    20`, `acdc: threshold 0.1`, `edge-sp: deterministic gate > 0.5`): each method's own rule, and for top-k methods
-    one circuit per size in `sizes` (None: discover's default, the effective truth's size or 20)."""
+def discovered_circuits(
+    task: Task,
+    settings: Sequence[tuple[str, dict]],
+    ablation: str = "resample",
+    per_position: bool = False,
+    seed: int = 0,
+    sizes: Sequence[int | None] = (None,),
+    progress: bool = False,
+) -> list[DiscoveredCircuit]:
+    """Returns the circuit of each (method, hyperparameters) setting fitted on the task's inputs: each method's own
+    rule, and for top-k methods one circuit per size in `sizes`.
+
+    Args:
+        task: the task whose inputs the methods fit on (the discovery inputs).
+        settings: (method, hyperparameters beyond its defaults) pairs; the values are numbers.
+        ablation: the ablation the methods run with.
+        per_position: fit on the per-position graph.
+        seed: the methods' seed.
+        sizes: k of the top-k methods' circuits, one circuit each (None: discover's default, the effective truth's
+            size or 20).
+        progress: show the methods' progress bars.
+
+    Returns:
+        The circuits, labelled like `eap: top 20`, `acdc: threshold 0.1`, `edge-sp: deterministic gate > 0.5`.
+    """
     graph = task.graph(per_position)
     ablated = task_ablation(task, graph, ablation)
-    circuits = {}
+    circuits = []
     for method, hyperparameters in settings:
-        scores = discover(task, method, ablation, seed=seed, progress=progress, graph=graph, ablated=ablated,
-                          **hyperparameters)
-        setting = ", ".join(f"{k} {v:g}" for k, v in hyperparameters.items())
+        scores = discover(
+            task, method, ablation, seed=seed, progress=progress, graph=graph, ablated=ablated, **hyperparameters
+        )
         top_k = get_method(method).circuit is top_k_circuit
         for k in sizes if top_k else (None,):
-            circuit = RunEvaluation(task, scores, ablated, circuit_size=k).circuit
-            rule = circuit.description.split(": ", 1)[-1] if top_k or not setting else ""
-            circuits[f"{method}: " + ", ".join(part for part in (setting, rule) if part)] = frozenset(circuit.edges)
+            evaluation = RunEvaluation(task, scores, ablated, circuit_size=k)
+            circuit = evaluation.circuit
+            # the rule is the part of the circuit's description after its method's name (`top 20`)
+            rule = circuit.description.removeprefix(f"{scores.method}: ")
+            circuits.append(
+                DiscoveredCircuit(
+                    method,
+                    tuple(hyperparameters.items()),
+                    rule,
+                    evaluation.circuit_size if top_k else None,
+                    edges=frozenset(circuit.edges),
+                )
+            )
     return circuits
 
 
-def minus_retain(circuits: dict[str, frozenset[Edge]], retain_circuits: Sequence[dict[str, frozenset[Edge]]]
-                 ) -> dict[str, frozenset[Edge]]:
-    """Returns each circuit less the edges of the retain tasks' circuits of the same label (the same method and
-    setting, fitted on each retain task), as `LABEL minus retain circuits`: what the forget task uses alone. Labels
-    some retain task lacks are left out."""
-    return {f"{label} minus retain circuits": edges.difference(*(other[label] for other in retain_circuits))
-            for label, edges in circuits.items() if all(label in other for other in retain_circuits)}
+def minus_retain(
+    circuits: Sequence[DiscoveredCircuit], retain_circuits: Sequence[Sequence[DiscoveredCircuit]]
+) -> list[DiscoveredCircuit]:
+    """Returns each circuit less the edges of the retain tasks' circuits of the same method and setting (fitted on
+    each retain task): what the forget task uses alone, labelled `LABEL minus retain circuits`.
+
+    Args:
+        circuits: the forget task's circuits (`discovered_circuits`).
+        retain_circuits: each retain task's circuits, at the same settings.
+
+    Returns:
+        One circuit per forget circuit for which every retain task has a circuit of the same method, setting and
+        rule; the others are left out.
+    """
+
+    def same(circuit: DiscoveredCircuit) -> DiscoveredCircuit:  # the circuit as its fields name it, less its edges
+        return dataclasses.replace(circuit, edges=frozenset())
+
+    by_setting = [{same(other): other.edges for other in circuits_of_task} for circuits_of_task in retain_circuits]
+    return [
+        dataclasses.replace(
+            circuit, minus_retain=True, edges=circuit.edges.difference(*(other[same(circuit)] for other in by_setting))
+        )
+        for circuit in circuits
+        if not circuit.minus_retain and all(same(circuit) in other for other in by_setting)
+    ]
 
 
 def node_edges(graph: Graph, edges: set[Edge] | frozenset[Edge]) -> frozenset[Edge]:
@@ -119,57 +280,114 @@ def node_edges(graph: Graph, edges: set[Edge] | frozenset[Edge]) -> frozenset[Ed
     return frozenset(e for e in graph.edges if e.writer not in inputs and graph.edge_nodes(e)[0] in nodes)
 
 
-def compare_removals(forget: TaskSplit, circuits: dict[str, set[Edge]], retain: list[TaskSplit] | tuple = (),
-                     settings: RemovalSettings | None = None, progress: bool = False) -> RemovalComparison:
-    """Returns each circuit's removal (by label) and every baseline the settings ask for, on the evaluation inputs;
-    the retain tasks must run the forget task's model."""
+def compare_removals(
+    forget: TaskSplit,
+    circuits: Sequence[RemovedCircuit],
+    retain: Sequence[TaskSplit] = (),
+    settings: RemovalSettings | None = None,
+    progress: bool = False,
+) -> RemovalComparison:
+    """Returns each circuit's removal and every baseline the settings ask for, measured on the evaluation inputs.
+
+    Args:
+        forget: the forget task's inputs: the discovery ones train the mask and weight edits, the evaluation ones
+            are measured.
+        circuits: the circuits to remove (`discovered_circuits`, `minus_retain`, or a `GivenCircuit` of a file).
+        retain: the retain tasks; they must run the forget task's model.
+        settings: the baselines to run and how; None: `RemovalSettings()`, the circuits and three random draws.
+        progress: show progress bars.
+
+    Returns:
+        The comparison: a row per circuit (and its nodes), per random draw of each circuit size, the removal mask,
+        each task vector and gradient ascent, in that order.
+    """
     settings = settings or RemovalSettings()
     evaluation, graph = forget.evaluation, forget.evaluation.graph(settings.per_position)
     retained = [split.evaluation for split in retain]
-    references = {t.name: Reference.of(t, t.graph(settings.per_position), settings.ablation)
-                  for t in (evaluation, *retained)}
-    ablate = lambda edges, label: remove(evaluation, edges, retained, settings.ablation,  # noqa: E731
-                                         settings.per_position, label, references)
-    faithful = circuits_faithfulness(evaluation, graph, references[evaluation.name].ablated, list(circuits.values()))
+    references = {
+        t.name: Reference.of(t, t.graph(settings.per_position), settings.ablation) for t in (evaluation, *retained)
+    }
+
+    def ablated(
+        removed: Removed, edges: set[Edge] | frozenset[Edge], faithfulness: float | None = None
+    ) -> ComparedRemoval:
+        return ComparedRemoval(
+            removed,
+            remove(evaluation, edges, retained, settings.ablation, settings.per_position, removed.label, references),
+            faithfulness,
+        )
+
+    faithful = circuits_faithfulness(
+        evaluation, graph, references[evaluation.name].ablated, [circuit.edges for circuit in circuits]
+    )
     rows = []
-    for (label, edges), circuit_faithfulness in zip(circuits.items(), faithful):
-        rows.append(ComparedRemoval("circuit", ablate(edges, label), circuit_faithfulness))
+    for circuit, circuit_faithfulness in zip(circuits, faithful):
+        rows.append(ablated(circuit, circuit.edges, circuit_faithfulness))
         if settings.nodes:
-            rows.append(ComparedRemoval("nodes", ablate(node_edges(graph, edges), f"{label}, its nodes")))
-    for size in sorted({len(edges) for edges in circuits.values()} - {0}):
-        rows += [ComparedRemoval("random", ablate(random_edges(graph, size, seed), f"random {size} edges (seed "
-                                                  f"{seed})")) for seed in range(settings.random_seeds)]
+            rows.append(ablated(CircuitNodes(circuit), node_edges(graph, circuit.edges)))
+    for size in sorted({len(circuit.edges) for circuit in circuits} - {0}):
+        rows += [
+            ablated(RandomEdges(size, seed), random_edges(graph, size, seed)) for seed in range(settings.random_seeds)
+        ]
     if settings.removal_mask is not None:
-        mask = learn_removal_mask(forget.discovery, [s.discovery for s in retain], settings.ablation,
-                                  settings.per_position, settings.removal_mask, settings.seed, progress)
-        rows.append(ComparedRemoval("removal mask", ablate(mask, f"removal mask (alpha {settings.removal_mask.alpha:g}"
-                                                                 f", lambda {settings.removal_mask.lambda_:g})")))
-    edits = {}
+        mask = learn_removal_mask(
+            forget.discovery,
+            [s.discovery for s in retain],
+            settings.ablation,
+            settings.per_position,
+            settings.removal_mask,
+            settings.seed,
+            progress,
+        )
+        rows.append(ablated(RemovalMask(settings.removal_mask.alpha, settings.removal_mask.lambda_), mask))
+    edits: dict[TaskVector | GradientAscent, Adapter] = {}
     if settings.task_vector:
         tuned = fine_tune(forget.discovery, settings.edit_steps, settings.edit_lr, seed=settings.seed)
-        edits.update({f"task vector, alpha {alpha:g}": task_vector_model(forget.discovery.adapter, tuned, alpha)
-                      for alpha in settings.task_vector})
+        edits.update(
+            {
+                TaskVector(alpha): task_vector_model(forget.discovery.adapter, tuned, alpha)
+                for alpha in settings.task_vector
+            }
+        )
         del tuned
         gc.collect()  # model copies sit in reference cycles (a bridge's): free the fine-tuned one now
     if settings.gradient_ascent:
-        edits[f"gradient ascent, {settings.edit_steps} steps"] = fine_tune(
-            forget.discovery, settings.edit_steps, settings.edit_lr, ascend=True, seed=settings.seed)
-    rows += [ComparedRemoval("gradient ascent" if label.startswith("gradient") else "task vector",
-                             weight_edit(evaluation, adapter, retained, label, references))
-             for label, adapter in edits.items()]
+        edits[GradientAscent(settings.edit_steps)] = fine_tune(
+            forget.discovery, settings.edit_steps, settings.edit_lr, ascend=True, seed=settings.seed
+        )
+    rows += [
+        ComparedRemoval(edit, weight_edit(evaluation, adapter, retained, edit.label, references))
+        for edit, adapter in edits.items()
+    ]
     if settings.relearn_steps:
-        rows = [_with_relearning(row, forget, edits, settings)
-                for row in tqdm(rows, desc="relearning", disable=not progress, leave=False)]
-    return RemovalComparison(evaluation.name, tuple(t.name for t in retained), settings.ablation,
-                             "held-out" if forget.held_out else "discovery (the task has no held-out inputs)",
-                             tuple(rows))
+        rows = [
+            _with_relearning(row, forget, edits, settings)
+            for row in tqdm(rows, desc="relearning", disable=not progress, leave=False)
+        ]
+    return RemovalComparison(
+        evaluation.name,
+        tuple(t.name for t in retained),
+        settings.ablation,
+        "held-out" if forget.held_out else "discovery (the task has no held-out inputs)",
+        tuple(rows),
+    )
 
 
-def _with_relearning(row: ComparedRemoval, forget: TaskSplit, edits: dict, settings: RemovalSettings
-                     ) -> ComparedRemoval:
+def _with_relearning(
+    row: ComparedRemoval, forget: TaskSplit, edits: dict[Removed, Adapter], settings: RemovalSettings
+) -> ComparedRemoval:
     """Returns the row with its relearning curve: the removed edges stay ablated, a weight edit relearns its copy."""
     edges = row.result.edges if isinstance(row.result, Removal) else frozenset()
-    curve = relearn(forget.discovery, forget.evaluation, edges, settings.ablation, settings.per_position,
-                    edits.get(row.result.label), settings.relearn_steps, settings.relearn_lr, row.result.label,
-                    settings.seed)
-    return ComparedRemoval(row.kind, row.result, row.circuit_faithfulness, curve)
+    curve = relearn(
+        forget.discovery,
+        forget.evaluation,
+        edges,
+        settings.ablation,
+        settings.per_position,
+        edits.get(row.removed),
+        settings.relearn_steps,
+        settings.relearn_lr,
+        row.label,
+        settings.seed,
+    )
+    return dataclasses.replace(row, relearning=curve)

@@ -38,17 +38,43 @@ class Relearning:
     @property
     def recovered_at(self) -> int | None:
         """Returns the first step count at which the accuracy is back to RECOVERED x the full model's, or None."""
-        return next((step for step, value in enumerate(self.accuracy) if value >= RECOVERED * self.full_accuracy),
-                    None)
+        return next((step for step, value in enumerate(self.accuracy) if value >= RECOVERED * self.full_accuracy), None)
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "accuracy": list(self.accuracy), "full_accuracy": self.full_accuracy,
-                "lr": self.lr, "recovered_at": self.recovered_at, "recovered_share": RECOVERED}
+        return {
+            "label": self.label,
+            "accuracy": list(self.accuracy),
+            "full_accuracy": self.full_accuracy,
+            "lr": self.lr,
+            "recovered_at": self.recovered_at,
+            "recovered_share": RECOVERED,
+        }
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "Relearning":
+        """Returns the relearning curve `to_dict` wrote (`recovered_at` follows from the curve again).
+
+        Args:
+            record: a record of `to_dict`.
+
+        Returns:
+            The relearning curve.
+        """
+        return cls(record["label"], tuple(record["accuracy"]), record["full_accuracy"], record["lr"])
 
 
-def relearn(train: Task, evaluation: Task, edges: set[Edge] | frozenset[Edge] = frozenset(),
-            ablation: str = "resample", per_position: bool = False, adapter: Adapter | None = None, steps: int = 10,
-            lr: float = 1e-3, label: str = "", seed: int = 0) -> Relearning:
+def relearn(
+    train: Task,
+    evaluation: Task,
+    edges: set[Edge] | frozenset[Edge] = frozenset(),
+    ablation: str = "resample",
+    per_position: bool = False,
+    adapter: Adapter | None = None,
+    steps: int = 10,
+    lr: float = 1e-3,
+    label: str = "",
+    seed: int = 0,
+) -> Relearning:
     """Returns the forget accuracy on `evaluation`'s inputs while a copy of `adapter` (default: the task's own model)
     relearns on `train`'s, with `edges` ablated throughout; neither the task's model nor `adapter` changes."""
     check_training(train, steps, lr)
@@ -61,12 +87,14 @@ def relearn(train: Task, evaluation: Task, edges: set[Edge] | frozenset[Edge] = 
 
     def measured() -> float:
         with torch.no_grad():
-            return accuracy(evaluation, removal_logits(evaluation, evaluation_graph, edges, ablation, learner), full)
+            return accuracy(evaluation, removal_logits(evaluation, evaluation_graph, edges, ablation, copy[0]), full)
 
+    copy = [learner]  # the closures reach the copy through this list, so that emptying it releases the copy
+    del learner
     curve = [measured()]
-    forward = lambda: removal_logits(train, train_graph, edges, ablation, learner)  # noqa: E731
-    for _ in answer_steps(learner, train, steps, lr, forward=forward):
+    forward = lambda: removal_logits(train, train_graph, edges, ablation, copy[0])
+    for _ in answer_steps(copy[0], train, steps, lr, forward=forward):
         curve.append(measured())
-    del learner, forward, measured
+    copy.clear()
     gc.collect()  # a bridge copy sits in reference cycles: only the cycle collector frees its weights and Adam state
     return Relearning(label, tuple(curve), accuracy(evaluation, full, full), lr)

@@ -38,11 +38,13 @@ class RemovalMaskConfig:
 
     def __post_init__(self):
         if self.steps < 1 or self.n_samples < 1:
-            raise InvalidHyperparameterError(f"steps and n_samples must be at least 1, got {self.steps} and "
-                                             f"{self.n_samples}")
+            raise InvalidHyperparameterError(
+                f"steps and n_samples must be at least 1, got {self.steps} and {self.n_samples}"
+            )
         if not (self.alpha >= 0 and self.lambda_ >= 0 and self.lr > 0):
-            raise InvalidHyperparameterError(f"alpha={self.alpha} and lambda_={self.lambda_} must be >= 0 and "
-                                             f"lr={self.lr} above 0")
+            raise InvalidHyperparameterError(
+                f"alpha={self.alpha} and lambda_={self.lambda_} must be >= 0 and lr={self.lr} above 0"
+            )
         if not 0.0 < self.init_gate < 1.0:
             raise InvalidHyperparameterError(f"init_gate={self.init_gate} must lie strictly between 0 and 1")
 
@@ -52,15 +54,23 @@ def suppression(task: Task, logits: torch.Tensor) -> torch.Tensor:
     return kl_divergence(logits, torch.zeros_like(logits), task.scored_positions)
 
 
-def learn_removal_mask(forget: Task, retain: list[Task] | tuple[Task, ...] = (), ablation: str = "resample",
-                       per_position: bool = False, config: RemovalMaskConfig | None = None, seed: int = 0,
-                       progress: bool = False) -> frozenset[Edge]:
+def learn_removal_mask(
+    forget: Task,
+    retain: list[Task] | tuple[Task, ...] = (),
+    ablation: str = "resample",
+    per_position: bool = False,
+    config: RemovalMaskConfig | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> frozenset[Edge]:
     """Returns the edges a removal mask trained on the tasks' inputs (the discovery split, by the caller's choice)
     removes: those whose noise-free gate ends at or below 0.5. The retain tasks must run the forget task's model."""
     config = config or RemovalMaskConfig()
     if not forget.categorical:
-        raise InvalidHyperparameterError(f"task {forget.name} has numerical outputs; the removal mask suppresses a "
-                                         "distribution over answers, so it needs a categorical forget task")
+        raise InvalidHyperparameterError(
+            f"task {forget.name} has numerical outputs; the removal mask suppresses a "
+            "distribution over answers, so it needs a categorical forget task"
+        )
     for task in retain:
         check_same_model(forget, task)
     graph = forget.graph(per_position)
@@ -72,21 +82,34 @@ def learn_removal_mask(forget: Task, retain: list[Task] | tuple[Task, ...] = (),
     bar = tqdm(range(config.steps), disable=not progress, desc="removal mask", leave=False)
     for step in bar:
         masks = hard_concrete.sample_mask(log_alpha, config.n_samples, generator)  # [samples, edges]
-        forgetting = suppression(forget, patched_forward(forget.adapter, graph, forget.clean, ablated[forget.name],
-                                                         masks)).mean()
-        keeping = (torch.stack([faithfulness_loss(t, graph, ablated[t.name], masks, references[t.name]).mean()
-                                for t in retain]).mean() if retain else torch.zeros(()))
+        forgetting = suppression(
+            forget, patched_forward(forget.adapter, graph, forget.clean, ablated[forget.name], masks)
+        ).mean()
+        keeping = (
+            torch.stack(
+                [faithfulness_loss(t, graph, ablated[t.name], masks, references[t.name]).mean() for t in retain]
+            ).mean()
+            if retain
+            else torch.zeros(())
+        )
         removed = 1 - hard_concrete.expected_l0(log_alpha).mean()
         loss = forgetting + config.alpha * keeping + config.lambda_ * removed
         if not bool(loss.isfinite()):
             raise NonFiniteMetricError(
                 f"removal mask: the loss is {loss.item()} at step {step + 1} (suppression {forgetting.item()}, retain "
-                f"metric {keeping.item()}); make the retain tasks' metrics finite for any outputs")
+                f"metric {keeping.item()}); make the retain tasks' metrics finite for any outputs"
+            )
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         if progress:
-            bar.set_postfix({"suppression": f"{forgetting.item():.3g}", "retain": f"{keeping.item():.3g}",
-                             "removed": int((log_alpha.detach() <= hard_concrete.KEEP_THRESHOLD).sum())})
-    return frozenset(graph.edges[i] for i in torch.nonzero(log_alpha.detach() <= hard_concrete.KEEP_THRESHOLD)
-                     .flatten().tolist())
+            bar.set_postfix(
+                {
+                    "suppression": f"{forgetting.item():.3g}",
+                    "retain": f"{keeping.item():.3g}",
+                    "removed": int((log_alpha.detach() <= hard_concrete.KEEP_THRESHOLD).sum()),
+                }
+            )
+    return frozenset(
+        graph.edges[i] for i in torch.nonzero(log_alpha.detach() <= hard_concrete.KEEP_THRESHOLD).flatten().tolist()
+    )

@@ -1,7 +1,7 @@
 """Removal baselines that edit weights instead of ablating edges, each applied to a copy of the model (the task's
 own model is never changed): task vectors (Ilharco et al. 2023: fine-tune on the forget task, subtract alpha times
 the weight change) and gradient ascent on the forget task. Both train on the task's discovery inputs toward (or
-away from) its answers: `extras["answers"]` where the task has them, else the full model's top class."""
+away from) its answers: `task.answers` where the task has them, else the full model's top class."""
 
 from __future__ import annotations
 
@@ -32,13 +32,34 @@ class WeightEdit:
         return f"|dw| {self.weight_change:.3g}"
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "weight_change": self.weight_change, "forget": self.forget.to_dict(),
-                "retain": [m.to_dict() for m in self.retain]}
+        return {
+            "label": self.label,
+            "weight_change": self.weight_change,
+            "forget": self.forget.to_dict(),
+            "retain": [m.to_dict() for m in self.retain],
+        }
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "WeightEdit":
+        """Returns the weight edit `to_dict` wrote.
+
+        Args:
+            record: a record of `to_dict`.
+
+        Returns:
+            The weight edit.
+        """
+        return cls(
+            record["label"],
+            record["weight_change"],
+            TaskMeasure.from_dict(record["forget"]),
+            tuple(TaskMeasure.from_dict(m) for m in record["retain"]),
+        )
 
 
 def _answers(task: Task) -> torch.Tensor:
     """Returns the class to train toward at each position [batch, pos] (-1 where nothing is scored)."""
-    answers = task.extras.get("answers")
+    answers = task.answers
     if answers is None:
         with torch.no_grad():
             answers = full_logits(task).argmax(-1)
@@ -48,14 +69,22 @@ def _answers(task: Task) -> torch.Tensor:
 def check_training(task: Task, steps: int, lr: float) -> None:
     """Raises InvalidHyperparameterError unless the task has answers to train on and steps, lr are usable."""
     if not task.categorical:
-        raise InvalidHyperparameterError(f"task {task.name} has numerical outputs; weight-edit baselines train on "
-                                         "answers, so they need a categorical task")
+        raise InvalidHyperparameterError(
+            f"task {task.name} has numerical outputs; weight-edit baselines train on "
+            "answers, so they need a categorical task"
+        )
     if steps < 0 or not lr > 0:
         raise InvalidHyperparameterError(f"steps={steps} and lr={lr} must be at least 0 and above 0")
 
 
-def answer_steps(adapter: Adapter, task: Task, steps: int, lr: float, ascend: bool = False,
-                 forward: Callable[[], torch.Tensor] | None = None) -> Iterator[int]:
+def answer_steps(
+    adapter: Adapter,
+    task: Task,
+    steps: int,
+    lr: float,
+    ascend: bool = False,
+    forward: Callable[[], torch.Tensor] | None = None,
+) -> Iterator[int]:
     """Takes `steps` Adam steps on the adapter's model, in place, of cross-entropy toward the task's answers on its
     inputs (`ascend`: away from them), all inputs in every step; yields the number of steps taken after each.
     `forward` gives the logits [batch, pos, classes] to train (default: the adapter's plain forward)."""
@@ -97,8 +126,13 @@ def task_vector_model(adapter: Adapter, tuned: Adapter, alpha: float) -> Adapter
 
 
 @torch.no_grad()
-def weight_edit(forget: Task, edited: Adapter, retain: list[Task] | tuple[Task, ...] = (),
-                label: str = "weight edit", references: dict[str, Reference] | None = None) -> WeightEdit:
+def weight_edit(
+    forget: Task,
+    edited: Adapter,
+    retain: list[Task] | tuple[Task, ...] = (),
+    label: str = "weight edit",
+    references: dict[str, Reference] | None = None,
+) -> WeightEdit:
     """Returns what the edited copy of the forget task's adapter and model does to the forget task and each retain
     task (which must run the original model), beside the size of the change. `references`, by task name: the
     original model's logits on each task's inputs (as `remove` takes them), when many edits share them."""

@@ -12,9 +12,38 @@ Adding a method is adding one file to this folder that calls `@register`.
 from . import hard_concrete
 from .discovery import check_metric, check_scores, discover, frozen_weights, lambda_sweep
 from .hyperparameters import make_config, resolve_config
-from .registry import (METHODS, PRESETS, CircuitRule, Method, MethodFn, get_method, method_circuit, method_names,
-                       preset_hyperparameters, register, top_k_circuit)
+from .registry import (
+    METHODS,
+    PRESETS,
+    CircuitRule,
+    Method,
+    MethodFn,
+    get_method,
+    method_circuit,
+    method_names,
+    preset_hyperparameters,
+    register,
+    top_k_circuit,
+)
 
-__all__ = ["METHODS", "PRESETS", "CircuitRule", "Method", "MethodFn", "check_metric", "check_scores", "discover",
-           "frozen_weights", "get_method", "hard_concrete", "lambda_sweep", "make_config", "method_circuit",
-           "method_names", "preset_hyperparameters", "register", "resolve_config", "top_k_circuit"]
+__all__ = [
+    "METHODS",
+    "PRESETS",
+    "CircuitRule",
+    "Method",
+    "MethodFn",
+    "check_metric",
+    "check_scores",
+    "discover",
+    "frozen_weights",
+    "get_method",
+    "hard_concrete",
+    "lambda_sweep",
+    "make_config",
+    "method_circuit",
+    "method_names",
+    "preset_hyperparameters",
+    "register",
+    "resolve_config",
+    "top_k_circuit",
+]

@@ -54,7 +54,11 @@ from .registry import register
 
 @dataclass(frozen=True)
 class AcdcConfig:
-    """ACDC's hyperparameters: the threshold on the metric's increase, and two execution knobs."""
+    """ACDC's hyperparameters: the threshold on the metric's increase, and two execution knobs.
+
+    Raises:
+        InvalidHyperparameterError: masks_per_forward is below 1.
+    """
 
     threshold: float = 1e-3  # tau; the middle (log scale) of ACDC's tracr sweep 10^-5..10^-1 (its metric range 0-0.1)
     skip_dead_nodes: bool = True  # ACDC drops the inputs of a node that feeds nothing without testing them
@@ -67,11 +71,24 @@ class AcdcConfig:
 
 def acdc_circuit(scores: EdgeScores, k: int | None = None) -> Circuit:
     """Returns the circuit ACDC kept: the edges whose measured change reached the run's threshold, whatever size `k`
-    asks for."""
+    asks for.
+
+    Args:
+        scores: ACDC's scores, with the run's `threshold` among their hyperparameters.
+        k: ignored: ACDC's threshold decides the circuit.
+
+    Returns:
+        The circuit of the edges scoring at least the threshold.
+    """
     threshold = scores.hyperparameters["threshold"]
     kept = {e for e, s in zip(scores.graph.edges, scores.scores.tolist()) if s >= threshold}
-    return Circuit(frozenset(kept), scores.graph.per_position, f"acdc: change >= {threshold}", task=scores.task,
-                   n_graph_edges=scores.graph.n_edges)
+    return Circuit(
+        frozenset(kept),
+        scores.graph.per_position,
+        f"acdc: change >= {threshold}",
+        task=scores.task,
+        n_graph_edges=scores.graph.n_edges,
+    )
 
 
 # ACDC's tracr runs sweep the threshold over 10**linspace(-5, -1, 21) and have no default (--threshold is required);
@@ -80,7 +97,19 @@ def acdc_circuit(scores: EdgeScores, k: int | None = None) -> Circuit:
 def acdc_scores(
     task: Task, graph: Graph, ablated: AblatedOutputs, config: AcdcConfig, seed: int, progress: bool
 ) -> torch.Tensor:
-    """ACDC's measured metric change per edge; the kept edges (change >= threshold) outrank every removed one."""
+    """ACDC's measured metric change per edge; the kept edges (change >= threshold) outrank every removed one.
+
+    Args:
+        task: the task whose faithfulness metric ACDC measures.
+        graph: the graph whose edges are considered, reader by reader from the output backwards.
+        ablated: what removed edges carry.
+        config: the threshold and execution knobs.
+        seed: unused: ACDC is deterministic.
+        progress: show a progress bar over the readers.
+
+    Returns:
+        Each edge's measured metric change [n_edges] in float64; dead-node edges skipped without a forward score 0.
+    """
     with torch.no_grad():
         reference = full_logits(task)
 
@@ -102,8 +131,9 @@ def acdc_scores(
     return scores
 
 
-def _decide(metric, mask: torch.Tensor, scores: torch.Tensor, candidates: list[int], current: float,
-            config: AcdcConfig) -> float:
+def _decide(
+    metric, mask: torch.Tensor, scores: torch.Tensor, candidates: list[int], current: float, config: AcdcConfig
+) -> float:
     """Applies the greedy rule to `candidates` in order, updating `mask` and `scores`; returns the new metric.
 
     Each forward evaluates a block of candidates under a guess of the earlier decisions (see the module docstring);
@@ -153,5 +183,4 @@ def _dead_inputs(graph: Graph, mask: torch.Tensor, reader: int, candidates: list
     if not graph.per_position:
         return list(candidates) if not kept_out.any() else []
     alive = set(graph.edge_position[kept_out].tolist())
-    return [e for e in candidates
-            if not alive.intersection(graph.reached_positions(name, int(graph.edge_position[e])))]
+    return [e for e in candidates if not alive.intersection(graph.reached_positions(name, int(graph.edge_position[e])))]

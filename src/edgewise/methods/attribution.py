@@ -46,7 +46,20 @@ def _check(method: str, objective: str | None = None, **at_least_one: int) -> No
 
 
 def behaviour(task: Task, logits: torch.Tensor, reference: torch.Tensor, objective: str) -> torch.Tensor:
-    """Returns B(logits): higher = closer to the full model's behaviour; [n_masks] for batched logits, else scalar."""
+    """Returns B(logits): higher = closer to the full model's behaviour; [n_masks] for batched logits, else scalar.
+
+    Args:
+        task: the task whose answers or metric define the behaviour.
+        logits: outputs [batch, pos, vocab], or [n_masks, batch, pos, vocab] from a batch of masks.
+        reference: the full model's outputs [batch, pos, vocab].
+        objective: `answer` (task.answer_score) or `metric` (minus the task's metric).
+
+    Returns:
+        B [n_masks], or a scalar for unbatched logits.
+
+    Raises:
+        InvalidHyperparameterError: `objective` is not one of `OBJECTIVES`.
+    """
     if objective == "answer":
         return answer_score(task, logits, reference)
     if objective == "metric":
@@ -58,7 +71,19 @@ def mask_gradient(
     task: Task, graph: Graph, ablated: AblatedOutputs, mask: torch.Tensor, reference: torch.Tensor, objective: str
 ) -> torch.Tensor:
     """Returns d B / d mask at `mask` [n_edges]: (out_u - ablated_u) . d B / d input_v per edge, summed over the
-    batch (and over positions in plain graphs); [n_edges]."""
+    batch (and over positions in plain graphs); [n_edges].
+
+    Args:
+        task: the task, run on its clean inputs.
+        graph: the graph whose mask is differentiated.
+        ablated: what ablated edges carry.
+        mask: the mask [n_edges] at which the gradient is taken.
+        reference: the full model's outputs [batch, pos, vocab].
+        objective: `answer` or `metric` (see `behaviour`).
+
+    Returns:
+        d B / d mask [n_edges].
+    """
     mask = mask.detach().clone().requires_grad_(True)
     logits = patched_forward(task.adapter, graph, task.clean, ablated, mask)
     (grad,) = torch.autograd.grad(behaviour(task, logits, reference, objective), mask)
@@ -80,7 +105,11 @@ def _steps(steps: int, progress: bool, name: str):
 
 @dataclass(frozen=True)
 class EAPConfig:
-    """Edge attribution patching (Syed et al. 2023)."""
+    """Edge attribution patching (Syed et al. 2023).
+
+    Raises:
+        InvalidHyperparameterError: an unknown objective.
+    """
 
     objective: str = "answer"  # `metric` (KL/MSE) has zero gradient at the full model: EAP would score every edge 0
     absolute: bool = True  # EAP papers rank edges by |attribution|: an edge that hurts the behaviour matters too
@@ -91,7 +120,20 @@ class EAPConfig:
 
 @register("eap", EAPConfig, published={"absolute": True})
 def eap_scores(task: Task, graph: Graph, ablated: AblatedOutputs, config: EAPConfig, seed: int, progress: bool):
-    """Edge attribution patching: (ablated_u - clean_u) . d loss / d input_v on the clean run, one backward pass."""
+    """Edge attribution patching: (ablated_u - clean_u) . d loss / d input_v on the clean run, one backward pass.
+
+    Args:
+        task: the task whose behaviour is measured, on its clean inputs.
+        graph: the graph whose edges are scored.
+        ablated: what ablated edges carry.
+        config: the method's hyperparameters.
+        seed: unused: the method is deterministic.
+        progress: show a progress bar.
+
+    Returns:
+        (torch.Tensor): The scores [n_edges] in float64, their absolute values with `absolute`:
+            d B / d mask at mask = ones.
+    """
     reference = full_logits(task)
     grad = mask_gradient(task, graph, ablated, torch.ones(graph.n_edges), reference, config.objective)
     return _finish(grad, config.absolute)
@@ -102,7 +144,11 @@ def eap_scores(task: Task, graph: Graph, ablated: AblatedOutputs, config: EAPCon
 
 @dataclass(frozen=True)
 class EAPIGInputsConfig:
-    """EAP with integrated gradients over the input embeddings (Hanna et al. 2024, "EAP-IG")."""
+    """EAP with integrated gradients over the input embeddings (Hanna et al. 2024, "EAP-IG").
+
+    Raises:
+        InvalidHyperparameterError: an unknown objective, or steps below 1.
+    """
 
     steps: int = 5  # Hanna et al.'s default m = 5: enough for faithful circuits at five times EAP's cost
     objective: str = "answer"  # the paper scores logit differences; `metric` (e.g. KL) has gradients off the full model
@@ -148,6 +194,18 @@ def eap_ig_inputs_scores(
     How: on the interpolated run the mask gradient at ones is (out_u^k - ablated_u) . grad_v^k. Patching with the
     stand-in ablated values  out_u^k - (clean_u - ablated_u)  (out_u^k recorded on the same interpolated run, without
     gradients) turns it into (clean_u - ablated_u) . grad_v^k; at mask = ones they do not change the forward.
+
+    Args:
+        task: the task whose behaviour is measured, on its clean inputs.
+        graph: the graph whose edges are scored.
+        ablated: what ablated edges carry.
+        config: the method's hyperparameters.
+        seed: unused: the method is deterministic.
+        progress: show a progress bar over the steps.
+
+    Returns:
+        (torch.Tensor): The scores [n_edges] in float64, their absolute values with `absolute`:
+            (clean_u - ablated_u) . d B / d input_v, averaged over the steps.
     """
     adapter = task.adapter
     reference = full_logits(task)
@@ -158,8 +216,9 @@ def eap_ig_inputs_scores(
     total = torch.zeros(graph.n_edges)
     for alpha in _steps(config.steps, progress, "eap-ig-inputs"):
         # Registered before patching's writer hooks on the same points, so those see the interpolated embeddings.
-        with adapter.hooks([(g.hook, _interpolation(clean[g.hook], difference[g.hook], alpha, g.split))
-                            for g in input_groups]):
+        with adapter.hooks(
+            [(g.hook, _interpolation(clean[g.hook], difference[g.hook], alpha, g.split)) for g in input_groups]
+        ):
             interpolated = record_writer_outputs(adapter, graph, task.clean)
             stand_in = AblatedOutputs(
                 ablated.kind, {h: interpolated[h] - difference[h] for h in interpolated}, tuple(task.clean.shape)
@@ -173,7 +232,11 @@ def eap_ig_inputs_scores(
 
 @dataclass(frozen=True)
 class EAPIGActivationsConfig:
-    """Integrated gradients over the edge mask, from every edge ablated to the full model."""
+    """Integrated gradients over the edge mask, from every edge ablated to the full model.
+
+    Raises:
+        InvalidHyperparameterError: an unknown objective, or steps below 1.
+    """
 
     steps: int = 5  # as EAP-IG (inputs), so the two variants cost the same; raise it for completeness to hold tightly
     objective: str = "answer"  # off the full model `metric` has gradients too; `answer` keeps the scale of EAP
@@ -196,6 +259,18 @@ def eap_ig_activations_scores(
     inside it. Completeness: the scores sum to B(full) - B(all ablated), up to the right Riemann sum's O(1/steps)
     error. With steps = 1 this is EAP. (Hanna et al.'s `ig-activations` instead interpolates one layer's outputs at a
     time and keeps the clean-minus-corrupted factor fixed.)
+
+    Args:
+        task: the task whose behaviour is measured, on its clean inputs.
+        graph: the graph whose edges are scored.
+        ablated: what ablated edges carry.
+        config: the method's hyperparameters.
+        seed: unused: the method is deterministic.
+        progress: show a progress bar over the steps.
+
+    Returns:
+        (torch.Tensor): The scores [n_edges] in float64, their absolute values with `absolute`:
+            d B / d mask averaged over the steps' masks.
     """
     reference = full_logits(task)
     total = torch.zeros(graph.n_edges)
@@ -209,7 +284,11 @@ def eap_ig_activations_scores(
 
 @dataclass(frozen=True)
 class ExactConfig:
-    """Exact edge patching: one forward per edge, batched."""
+    """Exact edge patching: one forward per edge, batched.
+
+    Raises:
+        InvalidHyperparameterError: an unknown objective, or chunk_size below 1.
+    """
 
     objective: str = "metric"  # the task's own metric, as ACDC and EAP-IG's exact scores use
     absolute: bool = True  # rank by the size of the change; for a distance metric the change is already >= 0
@@ -221,14 +300,31 @@ class ExactConfig:
 
 @register("exact", ExactConfig)
 def exact_scores(task: Task, graph: Graph, ablated: AblatedOutputs, config: ExactConfig, seed: int, progress: bool):
-    """Exact patching: B(full) - B(edge alone ablated), all other edges kept: what the estimates approximate."""
+    """Exact patching: B(full) - B(edge alone ablated), all other edges kept: what the estimates approximate.
+
+    Args:
+        task: the task whose behaviour is measured, on its clean inputs.
+        graph: the graph whose edges are scored.
+        ablated: what ablated edges carry.
+        config: the method's hyperparameters.
+        seed: unused: the method is deterministic.
+        progress: show a progress bar over the chunks.
+
+    Returns:
+        (torch.Tensor): The scores [n_edges] in float64, their absolute values with `absolute`:
+            B(full) - B(edge ablated).
+    """
     reference = full_logits(task)
     adapter = task.adapter
     scores = torch.empty(graph.n_edges, dtype=torch.float64)
     starts = range(0, graph.n_edges, config.chunk_size)
     with torch.no_grad():
-        full = behaviour(task, patched_forward(adapter, graph, task.clean, ablated, torch.ones(graph.n_edges)),
-                         reference, config.objective)
+        full = behaviour(
+            task,
+            patched_forward(adapter, graph, task.clean, ablated, torch.ones(graph.n_edges)),
+            reference,
+            config.objective,
+        )
         for start in tqdm(starts, desc="exact", leave=False) if progress else starts:
             edges = torch.arange(start, min(start + config.chunk_size, graph.n_edges))
             masks = torch.ones(len(edges), graph.n_edges)

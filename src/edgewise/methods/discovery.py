@@ -10,8 +10,13 @@ from typing import Iterator
 
 import torch
 
-from ..errors import (InvalidHyperparameterError, NonFiniteMetricError, NonFiniteScoresError,
-                      UnknownMethodError, UnknownObjectiveError)
+from ..errors import (
+    InvalidHyperparameterError,
+    NonFiniteMetricError,
+    NonFiniteScoresError,
+    UnknownMethodError,
+    UnknownObjectiveError,
+)
 from ..graph import EdgeScores, Graph, ScoreTrajectory
 from ..patching import AblatedOutputs, patched_forward, task_ablation
 from ..tasks import METRICS, Metric, Task
@@ -25,11 +30,22 @@ def check_metric(task: Task, graph: Graph, ablated: AblatedOutputs) -> None:
     the fully ablated model, the two ends of every mask a method tries. It costs one forward with both masks.
 
     The full model's outputs come from the same masked forward (all ones), which equals the plain forward, so a
-    metric that compares exact outputs sees zero distance there."""
+    metric that compares exact outputs sees zero distance there.
+
+    Args:
+        task: the task whose metric is checked, on its clean inputs.
+        graph: the graph the method will mask.
+        ablated: what ablated edges carry.
+
+    Raises:
+        NonFiniteMetricError: the metric is NaN or infinite at either end.
+    """
     ends = torch.stack([torch.ones(graph.n_edges), torch.zeros(graph.n_edges)])  # [2, n_edges]: keep all, ablate all
     logits = patched_forward(task.adapter, graph, task.clean, ablated, ends)  # [2, batch, pos, vocab]
-    cases = {"on the full model against itself": logits[0],
-             f"on the fully ablated model ({ablated.kind} ablation of every edge)": logits[1]}
+    cases = {
+        "on the full model against itself": logits[0],
+        f"on the fully ablated model ({ablated.kind} ablation of every edge)": logits[1],
+    }
     for case, outputs in cases.items():
         value = torch.as_tensor(task.metric(outputs, logits[0], task.scored_positions))
         if not bool(torch.isfinite(value).all()):
@@ -43,7 +59,16 @@ def check_metric(task: Task, graph: Graph, ablated: AblatedOutputs) -> None:
 
 def check_scores(scores: torch.Tensor, method: str, config: object) -> None:
     """Raises NonFiniteScoresError naming the method, its hyperparameters and how many of the scores [n_edges] are
-    NaN or infinite."""
+    NaN or infinite.
+
+    Args:
+        scores: a method's scores [n_edges].
+        method: the method's name, for the message.
+        config: the method's config dataclass, for the message.
+
+    Raises:
+        NonFiniteScoresError: a score is NaN or infinite.
+    """
     bad = ~torch.isfinite(scores)
     if bool(bad.any()):
         raise NonFiniteScoresError(
@@ -58,7 +83,14 @@ def check_scores(scores: torch.Tensor, method: str, config: object) -> None:
 def frozen_weights(model: torch.nn.Module) -> Iterator[None]:
     """Switches off the gradients of the model's parameters for the block, then restores each: every method
     differentiates with respect to masks only, and a backward that also computed weight gradients would do work
-    nobody uses and leave `.grad` tensors on the task's model."""
+    nobody uses and leave `.grad` tensors on the task's model.
+
+    Args:
+        model: the model whose parameters are frozen; parameters that took no gradient before stay so after.
+
+    Yields:
+        Nothing; the parameters are frozen inside the `with` block.
+    """
     parameters = [p for p in model.parameters() if p.requires_grad]
     for p in parameters:
         p.requires_grad_(False)
@@ -92,15 +124,45 @@ def discover(
     game network play its worst move. The scores record its name under hyperparameters["minimise"].
 
     Before the method runs, `check_metric` makes sure the task's metric is finite at both ends of the mask range
-    (NonFiniteMetricError); after it, `check_scores` rejects NaN or infinite scores (NonFiniteScoresError)."""
+    (NonFiniteMetricError); after it, `check_scores` rejects NaN or infinite scores (NonFiniteScoresError).
+
+    Args:
+        task: the task: model, inputs and metric.
+        method: a registered method's name (`method_names()`).
+        ablation: the ablation edges carry when `ablated` is not given (`resample`, `zero`, `mean`,
+            `per-position-mean`).
+        per_position: score the per-position graph when `graph` is not given.
+        seed: seeds torch's global generator before the method runs, and the method itself.
+        progress: show the method's progress bar.
+        graph: the graph to score; None: the task's plain or per-position graph.
+        ablated: the ablated outputs; None: `ablation` recorded on `graph`.
+        preset: `tuned` or `published` (see PRESETS).
+        minimise: an objective to minimise in place of the faithfulness metric: one of the task's named objectives
+            or a Metric; None: the task's metric. Only for methods registered with `objectives=True`.
+        **hyperparameters (object): overrides of the config's fields, as values or command-line text.
+
+    Returns:
+        The scores [n_edges] (on the CPU) with the method, hyperparameters (and objective), seed, seconds, ablation
+            and task recorded, and a training method's trajectory.
+
+    Raises:
+        UnknownMethodError: an unknown method, preset or hyperparameter name.
+        InvalidHyperparameterError: a hyperparameter value that is not of its field's type or is out of range.
+        UnknownObjectiveError: `minimise` given to a method that takes no objective, or naming no objective of
+            the task.
+        UnknownAblationError: an unknown `ablation`.
+        NonFiniteMetricError: the metric is NaN or infinite on the full or the fully ablated model.
+        NonFiniteScoresError: the method returned NaN or infinite scores.
+    """
     spec = get_method(method)
     config = resolve_config(spec, preset, hyperparameters)
     recorded = dataclasses.asdict(config)
     if minimise is not None:
         if not spec.objectives:
             takes = ", ".join(m.name for m in METHODS.values() if m.objectives)
-            raise UnknownObjectiveError(f"{method} scores edges by faithfulness only and takes no objective; "
-                                        f"{takes} minimise one")
+            raise UnknownObjectiveError(
+                f"{method} scores edges by faithfulness only and takes no objective; {takes} minimise one"
+            )
         task = task.with_objective(minimise)
         recorded["minimise"] = task.metric.name
     graph = task.graph(per_position=per_position) if graph is None else graph
@@ -120,10 +182,34 @@ def discover(
 
 
 def lambda_sweep(
-    task: Task, lambdas: list[float], method: str = "edge-sp", ablation: str = "resample", per_position: bool = False,
-    seed: int = 0, progress: bool = False, **hyperparameters,
+    task: Task,
+    lambdas: list[float],
+    method: str = "edge-sp",
+    ablation: str = "resample",
+    per_position: bool = False,
+    seed: int = 0,
+    progress: bool = False,
+    **hyperparameters,
 ) -> dict[float, EdgeScores]:
-    """Returns the scores of one run per lambda (same seed and other hyperparameters), keyed by lambda."""
+    """Returns the scores of one run per lambda (same seed and other hyperparameters), keyed by lambda.
+
+    Args:
+        task: the task.
+        lambdas: the values of `lambda_` to run, one `discover` call each.
+        method: `edge-sp` or `node-sp`.
+        ablation: the ablation edges carry.
+        per_position: score the per-position graph.
+        seed: the seed of every run.
+        progress: show each run's progress bar.
+        **hyperparameters (object): the other hyperparameters, the same for every run; not `target_edges`.
+
+    Returns:
+        Each lambda's scores, keyed by lambda.
+
+    Raises:
+        UnknownMethodError: `method` is not edge-sp or node-sp.
+        InvalidHyperparameterError: `target_edges` is set (it replaces lambda_).
+    """
     if method not in ("edge-sp", "node-sp"):
         raise UnknownMethodError(f"lambda_sweep runs edge-sp or node-sp, not {method!r}")
     if hyperparameters.get("target_edges") is not None:

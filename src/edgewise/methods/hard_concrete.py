@@ -20,7 +20,16 @@ _EPS = 1e-6  # keeps logit(u) finite
 
 
 def sample_mask(log_alpha: torch.Tensor, n_samples: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Returns hard-concrete gates [n_samples, *log_alpha.shape] in [0, 1], differentiable in log_alpha."""
+    """Returns hard-concrete gates [n_samples, *log_alpha.shape] in [0, 1], differentiable in log_alpha.
+
+    Args:
+        log_alpha: the gates' parameters, any shape.
+        n_samples: independent draws of every gate.
+        generator: the generator of the uniform noise (drawn on the CPU); None: torch's global one.
+
+    Returns:
+        The sampled gates [n_samples, *log_alpha.shape], on log_alpha's device and in its dtype.
+    """
     u = torch.rand((n_samples, *log_alpha.shape), generator=generator, dtype=log_alpha.dtype)
     u = u.to(log_alpha.device).clamp(_EPS, 1 - _EPS)
     s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + log_alpha) / BETA)
@@ -28,12 +37,26 @@ def sample_mask(log_alpha: torch.Tensor, n_samples: int = 1, generator: torch.Ge
 
 
 def deterministic_mask(log_alpha: torch.Tensor) -> torch.Tensor:
-    """Returns the noise-free gates clamp(sigmoid(log_alpha) * (zeta - gamma) + gamma, 0, 1), shaped as log_alpha."""
+    """Returns the noise-free gates clamp(sigmoid(log_alpha) * (zeta - gamma) + gamma, 0, 1), shaped as log_alpha.
+
+    Args:
+        log_alpha: the gates' parameters, any shape.
+
+    Returns:
+        The gates, shaped as log_alpha.
+    """
     return (torch.sigmoid(log_alpha) * (ZETA - GAMMA) + GAMMA).clamp(0.0, 1.0)
 
 
 def expected_l0(log_alpha: torch.Tensor) -> torch.Tensor:
-    """Returns P(gate > 0) = sigmoid(log_alpha - beta * log(-gamma / zeta)) per gate: the expected L0 norm's terms."""
+    """Returns P(gate > 0) = sigmoid(log_alpha - beta * log(-gamma / zeta)) per gate: the expected L0 norm's terms.
+
+    Args:
+        log_alpha: the gates' parameters, any shape.
+
+    Returns:
+        The probability that each gate is open, shaped as log_alpha; their sum is the expected L0 norm.
+    """
     return torch.sigmoid(log_alpha - BETA * math.log(-GAMMA / ZETA))
 
 
@@ -41,6 +64,15 @@ def log_alpha_for(deterministic_value: float) -> float:
     """Returns the log_alpha whose deterministic gate equals `deterministic_value` (strictly between 0 and 1).
 
     ACDC's subnetwork probing starts every gate at 0.9, which is log_alpha = log 5.
+
+    Args:
+        deterministic_value: the gate value, strictly between 0 and 1.
+
+    Returns:
+        log_alpha such that `deterministic_mask(log_alpha)` is `deterministic_value`.
+
+    Raises:
+        ValueError: `deterministic_value` is not strictly between 0 and 1.
     """
     if not 0.0 < deterministic_value < 1.0:
         raise ValueError(f"a deterministic gate value must lie strictly between 0 and 1, got {deterministic_value}")

@@ -42,21 +42,59 @@ def _convert(method: str, name: str, kind: object, value: object) -> object:
                 return value
         except ValueError:
             continue
-    names = " or ".join("an integer" if t is int else "a finite number" if t is float else "true/false" if t is bool
-                        else "text" if t is str else getattr(t, "__name__", str(t)) for t in allowed)
-    raise InvalidHyperparameterError(
-        f"{method}: {name}={value!r} is not {names}{' (or none)' if optional else ''}"
+    names = " or ".join(
+        "an integer"
+        if t is int
+        else "a finite number"
+        if t is float
+        else "true/false"
+        if t is bool
+        else "text"
+        if t is str
+        else getattr(t, "__name__", str(t))
+        for t in allowed
     )
+    raise InvalidHyperparameterError(f"{method}: {name}={value!r} is not {names}{' (or none)' if optional else ''}")
 
 
 def resolve_config(method: Method, preset: str, hyperparameters: dict) -> object:
-    """Returns the method's config under `preset`, with `hyperparameters` overriding it: what `discover` runs."""
+    """Returns the method's config under `preset`, with `hyperparameters` overriding it: what `discover` runs.
+
+    Args:
+        method: the registered method.
+        preset: `tuned` or `published` (see `PRESETS`).
+        hyperparameters: overrides by field name: values, or text from the command line.
+
+    Returns:
+        An instance of the method's config dataclass.
+
+    Raises:
+        UnknownMethodError: an unknown preset, or a name the config has no field for.
+        InvalidHyperparameterError: a value that cannot be converted to its field's type, or that the config
+            rejects.
+    """
     return make_config(method, {**preset_hyperparameters(method, preset), **hyperparameters})
 
 
 def make_config(method: Method, hyperparameters: dict) -> object:
     """Returns the method's config with `hyperparameters` (values, or text from the command line) converted to each
-    field's declared type and replacing the defaults; unknown names and unconvertible values raise."""
+    field's declared type and replacing the defaults; unknown names and unconvertible values raise.
+
+    Text is parsed: `true`/`false` for booleans, integers, finite numbers, and `none` for optional fields; NaN and
+    infinities are never accepted.
+
+    Args:
+        method: the registered method.
+        hyperparameters: values by field name; fields not named keep their defaults.
+
+    Returns:
+        An instance of the method's config dataclass.
+
+    Raises:
+        UnknownMethodError: a name the config has no field for.
+        InvalidHyperparameterError: a value that cannot be converted to its field's type, or that the config
+            rejects.
+    """
     types = _field_types(method.config)
     unknown = sorted(set(hyperparameters) - set(types))
     if unknown:

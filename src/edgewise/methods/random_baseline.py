@@ -16,5 +16,17 @@ class RandomConfig:
 
 @register("random", RandomConfig)
 def random_scores(task, graph, ablated, config: RandomConfig, seed: int, progress: bool) -> torch.Tensor:
-    """Uniform random scores, reproducible from the seed."""
+    """Uniform random scores, reproducible from the seed.
+
+    Args:
+        task (Task): the task; unused.
+        graph (Graph): the graph whose edges are scored.
+        ablated (AblatedOutputs): what ablated edges carry; unused.
+        config: no hyperparameters.
+        seed: seeds the generator of the draws.
+        progress: unused.
+
+    Returns:
+        Scores [n_edges] drawn uniformly from [0, 1), in float64.
+    """
     return torch.rand(graph.n_edges, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)

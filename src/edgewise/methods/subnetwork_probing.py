@@ -51,7 +51,13 @@ GATE_DTYPE = torch.float32  # of log_alpha and the Lagrangian multipliers
 
 @dataclass(frozen=True)
 class SubnetworkProbingConfig:
-    """Hyperparameters of edge-sp and node-sp; defaults are tuned for tracr-sized graphs on CPU."""
+    """Hyperparameters of edge-sp and node-sp; defaults are tuned for tracr-sized graphs on CPU.
+
+    Raises:
+        InvalidHyperparameterError: a value out of its range (steps or n_samples below 1, a fraction outside
+            [0, 1], init_gate not strictly between 0 and 1, an lr that is not positive or would overflow the float32
+            gates, a negative lambda_ or target_edges, candidates below 1, or SP as its own pre-filter).
+    """
 
     lambda_: float = 0.1  # weight of the mean expected L0 (fixed-lambda mode); sweep it with `lambda_sweep`
     target_edges: int | None = None  # kept-edge target: replaces lambda_ by Edge Pruning's Lagrangian
@@ -78,14 +84,18 @@ class SubnetworkProbingConfig:
             object.__setattr__(self, "steps", 200 if self.target_edges is None else 500)
         if self.steps < 1 or self.n_samples < 1:
             raise InvalidHyperparameterError(
-                f"steps and n_samples must be at least 1, got {self.steps} and {self.n_samples}")
+                f"steps and n_samples must be at least 1, got {self.steps} and {self.n_samples}"
+            )
         for name in ("warmup", "noise_free_tail"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise InvalidHyperparameterError(f"{name} is a fraction of the steps in [0, 1], got {getattr(self, name)}")
+                raise InvalidHyperparameterError(
+                    f"{name} is a fraction of the steps in [0, 1], got {getattr(self, name)}"
+                )
         if not 0.0 < self.init_gate < 1.0:
             raise InvalidHyperparameterError(
                 f"init_gate={self.init_gate} must lie strictly between 0 and 1 (a gate at 0 or 1 has an infinite "
-                "log_alpha); ACDC starts at 0.9")
+                "log_alpha); ACDC starts at 0.9"
+            )
         # A first step beyond the float32 range cannot be taken (torch raises an overflow RuntimeError): Adam's is
         # lr / (1 - beta1) = 10 lr (its bias correction), plain gradient ascent's is multiplier_lr. Below that, Adam's
         # steps shrink once the gates saturate, so no lr drives them to infinity.
@@ -94,7 +104,8 @@ class SubnetworkProbingConfig:
             if not 0 < value < limit:
                 raise InvalidHyperparameterError(
                     f"{name}={value} must be a number > 0 and below {limit:.3g}, where its first step would overflow "
-                    f"the float32 gates; the default is {getattr(type(self), name)}")
+                    f"the float32 gates; the default is {getattr(type(self), name)}"
+                )
         if not self.lambda_ >= 0:
             raise InvalidHyperparameterError(f"lambda_={self.lambda_} must be a number >= 0 (0: no sparsity penalty)")
         if self.target_edges is not None and self.target_edges < 0:
@@ -102,26 +113,55 @@ class SubnetworkProbingConfig:
         if self.candidates is not None and self.candidates < 1:
             raise InvalidHyperparameterError(f"candidates={self.candidates} must be at least 1 (None: every edge)")
         if self.prefilter in ("edge-sp", "node-sp"):
-            raise InvalidHyperparameterError(f"prefilter={self.prefilter!r} would train SP to pre-filter SP; use an "
-                                             "attribution method (eap, eap-ig-inputs, exact)")
+            raise InvalidHyperparameterError(
+                f"prefilter={self.prefilter!r} would train SP to pre-filter SP; use an "
+                "attribution method (eap, eap-ig-inputs, exact)"
+            )
 
 
 TRAJECTORY_POINTS = 20  # checkpoints of the gates' log_alpha recorded along training, besides the initial one
 
 
 def train_gates(
-    task: Task, graph: Graph, ablated: AblatedOutputs, gate_of_edge: torch.Tensor, n_gates: int,
-    config: SubnetworkProbingConfig, seed: int, progress: bool = False,
+    task: Task,
+    graph: Graph,
+    ablated: AblatedOutputs,
+    gate_of_edge: torch.Tensor,
+    n_gates: int,
+    config: SubnetworkProbingConfig,
+    seed: int,
+    progress: bool = False,
 ) -> tuple[torch.Tensor, tuple[int, ...], torch.Tensor]:
     """Returns the trained log_alpha [n_gates] and its trajectory: the steps recorded (0 = before training, the
     last = config.steps) and log_alpha at each [n_checkpoints, n_gates]. Edge e is gated by gate gate_of_edge[e]
-    ([n_edges] long), or is always ablated where gate_of_edge[e] == n_gates (an edge the pre-filter left out)."""
+    ([n_edges] long), or is always ablated where gate_of_edge[e] == n_gates (an edge the pre-filter left out).
+
+    Args:
+        task: the task whose faithfulness metric (or objective) is minimised.
+        graph: the graph whose edges are masked.
+        ablated: what ablated edges carry.
+        gate_of_edge: each edge's gate [n_edges], or n_gates for an edge that stays ablated.
+        n_gates: the number of gates.
+        config: the training hyperparameters.
+        seed: seeds the generator of the gate noise.
+        progress: show a progress bar with the metric and the number of kept edges.
+
+    Returns:
+        The trained log_alpha [n_gates], the recorded steps, and log_alpha at each [n_checkpoints, n_gates].
+
+    Raises:
+        InvalidHyperparameterError: target_edges is above the graph's number of edges, or the sparsity term or its
+            gradient becomes NaN or infinite.
+        NonFiniteMetricError: the metric, or its gradient, becomes NaN or infinite during training.
+    """
     if config.target_edges is not None and not 0 <= config.target_edges <= graph.n_edges:
         raise InvalidHyperparameterError(
-            f"target_edges must lie in [0, {graph.n_edges}] for this graph, got {config.target_edges}")
+            f"target_edges must lie in [0, {graph.n_edges}] for this graph, got {config.target_edges}"
+        )
     generator = torch.Generator().manual_seed(seed)
-    log_alpha = torch.full((n_gates,), hard_concrete.log_alpha_for(config.init_gate), dtype=GATE_DTYPE,
-                           requires_grad=True)
+    log_alpha = torch.full(
+        (n_gates,), hard_concrete.log_alpha_for(config.init_gate), dtype=GATE_DTYPE, requires_grad=True
+    )
     optimizer = torch.optim.Adam([log_alpha], lr=config.lr)
     multipliers = torch.zeros(2, dtype=GATE_DTYPE, requires_grad=True)  # l1, l2 of the Lagrangian
     ascent = torch.optim.SGD([multipliers], lr=config.multiplier_lr, maximize=True)
@@ -139,8 +179,9 @@ def train_gates(
         masks = torch.cat([gates, gates.new_zeros(len(gates), 1)], dim=1)[:, gate_of_edge]  # [samples, edges]
         faithfulness = faithfulness_loss(task, graph, ablated, masks, reference=full).mean()
         target = 1 - min(1.0, (step + 1) / warmup_steps) * (1 - (config.target_edges or 0) / graph.n_edges)
-        sparsity_of = functools.partial(sparsity_term, config=config, gate_of_edge=gate_of_edge,
-                                        multipliers=multipliers, target=target)
+        sparsity_of = functools.partial(
+            sparsity_term, config=config, gate_of_edge=gate_of_edge, multipliers=multipliers, target=target
+        )
         sparsity = sparsity_of(log_alpha)
         log_alpha.grad = multipliers.grad = None  # what zero_grad does, without its profiler records (1% of a step)
         (faithfulness + sparsity).backward()
@@ -152,16 +193,33 @@ def train_gates(
             steps.append(step + 1)
             history.append(log_alpha.detach().clone())
         if progress:
-            kept_edges = int((log_alpha.detach() > hard_concrete.KEEP_THRESHOLD)[gate_of_edge[gate_of_edge < n_gates]]
-                             .sum())
+            kept_edges = int(
+                (log_alpha.detach() > hard_concrete.KEEP_THRESHOLD)[gate_of_edge[gate_of_edge < n_gates]].sum()
+            )
             bar.set_postfix({task.metric.name: f"{faithfulness.item():.4g}", "kept_edges": kept_edges})
     return log_alpha.detach(), tuple(steps), torch.stack(history)
 
 
-def sparsity_term(log_alpha: torch.Tensor, config: SubnetworkProbingConfig, gate_of_edge: torch.Tensor,
-                  multipliers: torch.Tensor, target: float) -> torch.Tensor:
+def sparsity_term(
+    log_alpha: torch.Tensor,
+    config: SubnetworkProbingConfig,
+    gate_of_edge: torch.Tensor,
+    multipliers: torch.Tensor,
+    target: float,
+) -> torch.Tensor:
     """Returns the step's sparsity term: lambda_ x the expected L0, or with target_edges the Lagrangian of the
-    expected kept fraction of edges against this step's target."""
+    expected kept fraction of edges against this step's target.
+
+    Args:
+        log_alpha: the gates' parameters [n_gates].
+        config: lambda_ and target_edges.
+        gate_of_edge: each edge's gate [n_edges], or n_gates for an edge that stays ablated (it counts as closed).
+        multipliers: the Lagrangian's l1 and l2 [2].
+        target: this step's target for the kept fraction of edges.
+
+    Returns:
+        The sparsity term, a scalar.
+    """
     l0 = hard_concrete.expected_l0(log_alpha)
     if config.target_edges is None:
         return config.lambda_ * l0.mean()
@@ -169,19 +227,40 @@ def sparsity_term(log_alpha: torch.Tensor, config: SubnetworkProbingConfig, gate
     return multipliers[0] * gap + multipliers[1] * gap**2
 
 
-def check_step(step: int, task: Task, config: SubnetworkProbingConfig, faithfulness: torch.Tensor,
-               sparsity: torch.Tensor, sparsity_of: Callable[[torch.Tensor], torch.Tensor],
-               log_alpha: torch.Tensor) -> None:
+def check_step(
+    step: int,
+    task: Task,
+    config: SubnetworkProbingConfig,
+    faithfulness: torch.Tensor,
+    sparsity: torch.Tensor,
+    sparsity_of: Callable[[torch.Tensor], torch.Tensor],
+    log_alpha: torch.Tensor,
+) -> None:
     """Raises the error that names the cause when a training step met a NaN or infinity, before the optimizer would
     make the gates NaN: the task's metric, its value or its gradient (NonFiniteMetricError), or the sparsity term
     (InvalidHyperparameterError). Finite gradients keep the gates finite under the config's bound on lr. Only a
-    non-finite gradient pays for a second look: the sparsity term's own gradient (no forward) says which it was."""
+    non-finite gradient pays for a second look: the sparsity term's own gradient (no forward) says which it was.
+
+    Args:
+        step: the step's index, from 0.
+        task: the task, for the message.
+        config: the training hyperparameters, for the message.
+        faithfulness: the step's faithfulness loss, a scalar.
+        sparsity: the step's sparsity term, a scalar.
+        sparsity_of: the step's sparsity term as a function of log_alpha.
+        log_alpha: the gates' parameters [n_gates], with the step's gradient.
+
+    Raises:
+        NonFiniteMetricError: the metric's value or its gradient is NaN or infinite.
+        InvalidHyperparameterError: the sparsity term or its gradient is NaN or infinite.
+    """
     at = f"at step {step + 1} of {config.steps} (lr={config.lr})"
     metric = f"metric {task.metric.name!r} of task {task.name}"
     if not bool(faithfulness.isfinite()):  # the step's one device sync: the gates and their gradient are on the CPU
         raise NonFiniteMetricError(
             f"subnetwork probing: {metric} is {faithfulness.item()} on the sampled, partly ablated masks {at}; make "
-            "the metric return a finite distance for any outputs")
+            "the metric return a finite distance for any outputs"
+        )
     finite_sparsity = bool(sparsity.isfinite())
     if finite_sparsity and bool(log_alpha.grad.isfinite().all()):
         return
@@ -193,15 +272,25 @@ def check_step(step: int, task: Task, config: SubnetworkProbingConfig, faithfuln
         raise InvalidHyperparameterError(
             f"subnetwork probing: the sparsity term or its gradient is NaN or infinite {at}, with lambda_="
             f"{config.lambda_}, target_edges={config.target_edges}, multiplier_lr={config.multiplier_lr}; lower "
-            "lambda_ or multiplier_lr")
+            "lambda_ or multiplier_lr"
+        )
     raise NonFiniteMetricError(
         f"subnetwork probing: the gradient of {metric} is NaN or infinite {at} though its value is finite: it is "
         "not differentiable at these outputs (e.g. a square root of a zero distance); train on a smooth metric "
-        "such as kl or mse")
+        "such as kl or mse"
+    )
 
 
 def node_gates(graph: Graph) -> tuple[torch.Tensor, int]:
-    """Returns (gate of each edge [n_edges], number of gates) for one gate per writer (per writer and position)."""
+    """Returns (gate of each edge [n_edges], number of gates) for one gate per writer (per writer and position).
+
+    Args:
+        graph: the graph whose edges share their writer's gate.
+
+    Returns:
+        Each edge's gate index [n_edges], and the number of gates: the writers (times the positions in a
+            per-position graph).
+    """
     if not graph.per_position:
         return graph.edge_writer, len(graph.writers)
     return graph.edge_writer * graph.n_positions + graph.edge_position, len(graph.writers) * graph.n_positions
@@ -209,9 +298,22 @@ def node_gates(graph: Graph) -> tuple[torch.Tensor, int]:
 
 def deterministic_circuit(scores: EdgeScores, k: int | None = None) -> Circuit:
     """Returns the edges of edge-sp or node-sp scores whose noise-free gate is above 0.5 (log_alpha above 0): the
-    circuit SP reports, whatever size `k` asks for."""
-    return Circuit.from_mask(scores.graph, scores.scores, hard_concrete.KEEP_THRESHOLD,
-                             description=f"{scores.method}: deterministic gate > 0.5", task=scores.task)
+    circuit SP reports, whatever size `k` asks for.
+
+    Args:
+        scores: edge-sp or node-sp scores (log_alpha per edge).
+        k: ignored: the gates decide the circuit.
+
+    Returns:
+        The circuit of the edges scoring above `hard_concrete.KEEP_THRESHOLD`.
+    """
+    return Circuit.from_mask(
+        scores.graph,
+        scores.scores,
+        hard_concrete.KEEP_THRESHOLD,
+        description=f"{scores.method}: deterministic gate > 0.5",
+        task=scores.task,
+    )
 
 
 # Edge-level SP as auto-circuit's registry runs it ("Subnetwork Edge Probing", prune_algos.py): Adam lr 0.1, 200
@@ -222,24 +324,43 @@ AUTO_CIRCUIT_SEP = {"lr": 0.1, "steps": 200, "lambda_": 0.5, "n_samples": 1, "in
 ACDC_SP = {"lr": 1e-3, "steps": 10000, "lambda_": 10**-1.5, "n_samples": 1, "init_gate": 0.9, "noise_free_tail": 0.0}
 
 
-@register("edge-sp", SubnetworkProbingConfig, circuit=deterministic_circuit, published=AUTO_CIRCUIT_SEP,
-          objectives=True)
+@register(
+    "edge-sp", SubnetworkProbingConfig, circuit=deterministic_circuit, published=AUTO_CIRCUIT_SEP, objectives=True
+)
 def edge_subnetwork_probing(task, graph, ablated, config: SubnetworkProbingConfig, seed: int, progress: bool):
     """Subnetwork probing with one hard-concrete gate per edge; scores are the learned log_alpha, and their
-    trajectory is log_alpha along training (an edge the pre-filter left out keeps its final score throughout)."""
+    trajectory is log_alpha along training (an edge the pre-filter left out keeps its final score throughout).
+
+    With `candidates`, the `prefilter` method (under its default config) scores every edge first and gates are
+    trained on its top `candidates` edges by |score| only; the others stay ablated and score below every
+    candidate, in the pre-filter's order.
+
+    Args:
+        task (Task): the task whose faithfulness metric (or objective) is minimised.
+        graph (Graph): the graph whose edges are gated.
+        ablated (AblatedOutputs): what ablated edges carry.
+        config: the training hyperparameters.
+        seed: seeds the gate noise.
+        progress: show progress bars.
+
+    Returns:
+        (tuple[torch.Tensor, ScoreTrajectory]): The scores [n_edges] and their trajectory.
+    """
     if config.candidates is None or config.candidates >= graph.n_edges:
-        log_alpha, steps, history = train_gates(task, graph, ablated, torch.arange(graph.n_edges), graph.n_edges,
-                                                config, seed, progress)
+        log_alpha, steps, history = train_gates(
+            task, graph, ablated, torch.arange(graph.n_edges), graph.n_edges, config, seed, progress
+        )
         return log_alpha, ScoreTrajectory(steps, history)
     prior = get_method(config.prefilter).scores(task, graph, ablated, progress=progress).abs()
     order = prior.argsort(descending=True, stable=True)  # [n_edges]: the pre-filter's ranking
     candidates = order[: config.candidates]
     gate_of_edge = torch.full((graph.n_edges,), config.candidates)
     gate_of_edge[candidates] = torch.arange(config.candidates)
-    log_alpha, steps, history = train_gates(task, graph, ablated, gate_of_edge, config.candidates, config, seed,
-                                            progress)
+    log_alpha, steps, history = train_gates(
+        task, graph, ablated, gate_of_edge, config.candidates, config, seed, progress
+    )
     # Left-out edges rank below every candidate, one apart in the pre-filter's order; equal priors share a score
-    left_out = order[config.candidates:]
+    left_out = order[config.candidates :]
     descending = -prior[left_out]  # ascending, as searchsorted needs
     scores = torch.empty(graph.n_edges, dtype=log_alpha.dtype)
     scores[candidates] = log_alpha
@@ -252,7 +373,19 @@ def edge_subnetwork_probing(task, graph, ablated, config: SubnetworkProbingConfi
 @register("node-sp", SubnetworkProbingConfig, circuit=deterministic_circuit, published=ACDC_SP, objectives=True)
 def node_subnetwork_probing(task, graph, ablated, config: SubnetworkProbingConfig, seed: int, progress: bool):
     """Subnetwork probing with one gate per writer node (ACDC's SP); each edge scores its writer's log_alpha (and
-    has its trajectory)."""
+    has its trajectory).
+
+    Args:
+        task (Task): the task whose faithfulness metric (or objective) is minimised.
+        graph (Graph): the graph whose writers are gated.
+        ablated (AblatedOutputs): what ablated edges carry.
+        config: the training hyperparameters; `candidates` does not apply.
+        seed: seeds the gate noise.
+        progress: show a progress bar.
+
+    Returns:
+        (tuple[torch.Tensor, ScoreTrajectory]): The scores [n_edges] and their trajectory.
+    """
     gate_of_edge, n_gates = node_gates(graph)
     log_alpha, steps, history = train_gates(task, graph, ablated, gate_of_edge, n_gates, config, seed, progress)
     return log_alpha[gate_of_edge], ScoreTrajectory(steps, history[:, gate_of_edge])

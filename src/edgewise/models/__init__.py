@@ -1,5 +1,7 @@
-"""The model stage: edgewise's own transformer (tracr-compiled and project-trained models) and loaders of pretrained
-models. Pretrained loaders import transformers only when called."""
+"""The model stage: edgewise's own transformer, the decoder that tracr-compiled and project-trained models run on
+(a HookedRootModule with TransformerLens hook names; optional LayerNorm, grouped-query attention and padding).
+Pretrained models are booted through TransformerBridge (`edgewise.adapters.boot_bridge`); the benchmark's own models
+and their loaders live in `edgewise.suite.models`."""
 
 from .transformer import Transformer, TransformerConfig
 

@@ -22,7 +22,25 @@ from ..errors import InvalidTokensError
 
 @dataclass(frozen=True)
 class TransformerConfig:
-    """Shape and options of a Transformer; serialisable with `asdict`."""
+    """Shape and options of a Transformer; serialisable with `asdict`.
+
+    Attributes:
+        n_layers: number of blocks.
+        d_model: width of the residual stream.
+        n_heads: attention (query) heads per block.
+        d_head: width of a head's queries, keys and values.
+        d_mlp: width of the MLP's hidden layer.
+        d_vocab: number of input token ids.
+        d_vocab_out: number of logits per position.
+        n_ctx: the longest sequence the position embedding covers.
+        n_key_value_heads: key-value heads per block, for grouped-query attention (dividing n_heads); None: one k/v
+            per query head.
+        normalization: LayerNorm before attention, MLP and unembedding.
+        attention_dir: `causal` (a query sees only earlier keys) or `bidirectional`.
+        act_fn: the MLP's activation, `relu` or `gelu`.
+        pad_token_id: keys holding this token are masked out of attention; None: no padding.
+        attn_only: no MLP blocks (d_mlp is then unused): a trained induction model's shape.
+    """
 
     n_layers: int
     d_model: int
@@ -32,18 +50,20 @@ class TransformerConfig:
     d_vocab: int
     d_vocab_out: int
     n_ctx: int
-    n_key_value_heads: int | None = None  # None: one k/v per query head
-    normalization: bool = False  # LayerNorm before attention, MLP and unembedding
+    n_key_value_heads: int | None = None
+    normalization: bool = False
     attention_dir: Literal["causal", "bidirectional"] = "causal"
     act_fn: Literal["relu", "gelu"] = "relu"
-    pad_token_id: int | None = None  # keys holding this token are masked out of attention
-    attn_only: bool = False  # no MLP blocks (d_mlp is then unused): a trained induction model's shape
+    pad_token_id: int | None = None
+    attn_only: bool = False
 
     @property
     def n_kv_heads(self) -> int:
+        """Returns the number of key-value heads per block: n_key_value_heads, or n_heads when that is None."""
         return self.n_key_value_heads or self.n_heads
 
     def to_dict(self) -> dict:
+        """Returns the config's fields by name (`dataclasses.asdict`)."""
         return asdict(self)
 
 
@@ -198,8 +218,10 @@ def check_tokens(tokens: torch.Tensor, d_vocab: int, n_ctx: int) -> None:
     """Raises InvalidTokensError unless `tokens` are integer ids [batch, pos] in [0, d_vocab) with pos <= n_ctx."""
     if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2 or tokens.is_floating_point():
         shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
-        raise InvalidTokensError(f"tokens must be an integer tensor [batch, pos]; got {shape} (add a batch axis with "
-                                 "tokens[None] for one sequence)")
+        raise InvalidTokensError(
+            f"tokens must be an integer tensor [batch, pos]; got {shape} (add a batch axis with "
+            "tokens[None] for one sequence)"
+        )
     if tokens.shape[1] > n_ctx:
         raise InvalidTokensError(f"sequence length {tokens.shape[1]} exceeds the model's n_ctx={n_ctx}")
     if tokens.numel() and (tokens.min() < 0 or tokens.max() >= d_vocab):
@@ -209,7 +231,13 @@ def check_tokens(tokens: torch.Tensor, d_vocab: int, n_ctx: int) -> None:
 
 
 class Transformer(HookedRootModule):
-    """A decoder-only transformer: tokens [batch, pos] -> logits [batch, pos, d_vocab_out]."""
+    """A decoder-only transformer: tokens [batch, pos] -> logits [batch, pos, d_vocab_out].
+
+    Built with weights from `init_weights()` (seed 0) and its hook points set up; load or copy trained weights in.
+
+    Args:
+        cfg: the model's shape and options.
+    """
 
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
@@ -226,7 +254,12 @@ class Transformer(HookedRootModule):
         self.setup()
 
     def init_weights(self, seed: int = 0, std: float = 0.02) -> None:
-        """Fills every weight matrix with N(0, std^2); biases stay zero and LayerNorm scales one."""
+        """Fills every weight matrix with N(0, std^2); biases stay zero and LayerNorm scales one.
+
+        Args:
+            seed: seeds the generator the weights are drawn from, so the same seed gives the same weights.
+            std: the standard deviation of the weights.
+        """
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             for name, param in self.named_parameters():
@@ -234,6 +267,18 @@ class Transformer(HookedRootModule):
                     param.copy_(torch.randn(param.shape, generator=generator) * std)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Returns the logits [batch, pos, d_vocab_out] of token ids [batch, pos].
+
+        Args:
+            tokens: integer token ids [batch, pos] in [0, d_vocab), with pos <= n_ctx.
+
+        Returns:
+            The logits [batch, pos, d_vocab_out].
+
+        Raises:
+            InvalidTokensError: the tokens are not integer ids [batch, pos] in range, or the sequence is longer than
+                n_ctx.
+        """
         check_tokens(tokens, self.cfg.d_vocab, self.cfg.n_ctx)
         positions = torch.arange(tokens.shape[-1], device=tokens.device)
         pos_embed = self.W_pos[positions].expand(tokens.shape[0], -1, -1)

@@ -3,8 +3,8 @@ and the slow independent references and exactness checks that it is tested again
 
 from .ablation import (
     ABLATIONS,
-    Ablation,
     AblatedOutputs,
+    Ablation,
     make_ablation,
     mean_ablation,
     per_position_mean_ablation,
@@ -19,6 +19,22 @@ from .checks import run_checks
 from .forward import patched_forward
 from .objectives import answer_score, faithfulness_loss, full_logits
 
-__all__ = ["ABLATIONS", "AblatedOutputs", "Ablation", "answer_score", "faithfulness_loss", "full_logits", "make_ablation",
-           "mean_ablation", "patched_forward", "per_position_mean_ablation", "record_writer_outputs",
-           "release_freed_memory", "resample_ablation", "run_checks", "task_ablation", "writer_savers", "zero_ablation"]
+__all__ = [
+    "ABLATIONS",
+    "AblatedOutputs",
+    "Ablation",
+    "answer_score",
+    "faithfulness_loss",
+    "full_logits",
+    "make_ablation",
+    "mean_ablation",
+    "patched_forward",
+    "per_position_mean_ablation",
+    "record_writer_outputs",
+    "release_freed_memory",
+    "resample_ablation",
+    "run_checks",
+    "task_ablation",
+    "writer_savers",
+    "zero_ablation",
+]

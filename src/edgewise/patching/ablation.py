@@ -15,8 +15,8 @@ from typing import Callable
 import torch
 
 from ..adapters import Adapter, adapter_for
-from ..graph import Graph, HookGroup, node_outputs
 from ..errors import BatchShapeError, UnknownAblationError
+from ..graph import Graph, HookGroup, node_outputs
 from ..tasks import Task
 
 
@@ -158,10 +158,13 @@ def make_ablation(name: str | Ablation, model: object, graph: Graph, tokens: tor
     return ABLATIONS[Ablation.parse(name)](model, graph, tokens)
 
 
-def task_ablation(task: Task, graph: Graph, kind: str | Ablation = Ablation.RESAMPLE, adapter: Adapter | None = None
-                  ) -> AblatedOutputs:
+def task_ablation(
+    task: Task, graph: Graph, kind: str | Ablation = Ablation.RESAMPLE, adapter: Adapter | None = None
+) -> AblatedOutputs:
     """Returns the named ablation of a task's writers: resample uses the corrupted batch, the others average (or
     shape zeros on) the clean batch. `adapter`: the writers as another copy of the task's model computes them (an
     edited or relearning copy), instead of the task's own."""
     kind = Ablation.parse(kind)
-    return make_ablation(kind, adapter or task.adapter, graph, task.corrupt if kind is Ablation.RESAMPLE else task.clean)
+    return make_ablation(
+        kind, adapter or task.adapter, graph, task.corrupt if kind is Ablation.RESAMPLE else task.clean
+    )

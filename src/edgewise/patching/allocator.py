@@ -24,7 +24,11 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (mal
 @functools.cache
 def keep_freed_memory() -> bool:
     """Returns whether glibc's malloc keeps freed memory in this process (setting it on the first call): False where
-    the C library is not glibc, or where EDGEWISE_MALLOC=system asks to leave it alone."""
+    the C library is not glibc, or where EDGEWISE_MALLOC=system asks to leave it alone.
+
+    Returns:
+        Whether both glibc thresholds were set; the first call's answer, cached for the process.
+    """
     return os.environ.get(OPT_OUT) != "system" and _set_glibc_thresholds()
 
 

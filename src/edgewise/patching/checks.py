@@ -20,7 +20,15 @@ from .reference import per_edge_forward, single_edge_patch
 @dataclass(frozen=True)
 class CheckResult:
     """One exactness check: the largest absolute logit difference from its reference, the tolerance, and how far
-    the patch moved the logits from the plain forward (a check whose patch changes nothing proves little)."""
+    the patch moved the logits from the plain forward (a check whose patch changes nothing proves little).
+
+    Attributes:
+        name: what is checked against what, e.g. `mask of ones = plain forward`.
+        max_abs_diff: the largest absolute logit difference between the patched forward and its reference.
+        tolerance: the largest difference that passes: `run_checks`'s tolerance times the plain forward's largest
+            |logit|, or times 1 where that is smaller.
+        effect: the largest absolute logit difference between the patched forward and the plain one.
+    """
 
     name: str
     max_abs_diff: float
@@ -29,12 +37,18 @@ class CheckResult:
 
     @property
     def passed(self) -> bool:
+        """Returns whether `max_abs_diff` is within `tolerance`."""
         return self.max_abs_diff <= self.tolerance
 
     def to_dict(self) -> dict:
         """Returns the check as JSON-ready data."""
-        return {"name": self.name, "max_abs_diff": self.max_abs_diff, "tolerance": self.tolerance,
-                "effect": self.effect, "passed": self.passed}
+        return {
+            "name": self.name,
+            "max_abs_diff": self.max_abs_diff,
+            "tolerance": self.tolerance,
+            "effect": self.effect,
+            "passed": self.passed,
+        }
 
 
 def _diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -73,11 +87,35 @@ def _effective_edges(
 
 @torch.no_grad()
 def run_checks(
-    task: Task, per_position: bool = False, n_edges: int = 6, n_masks: int = 2, tolerance: float = 1e-5, seed: int = 0,
+    task: Task,
+    per_position: bool = False,
+    n_edges: int = 6,
+    n_masks: int = 2,
+    tolerance: float = 1e-5,
+    seed: int = 0,
     features: str | None = None,
 ) -> list[CheckResult]:
     """Returns the exactness checks of the patching forward on `task` (tolerance scaled by the logits' size), on its
-    head/MLP graph or, with `features`, on the feature graph of that dictionary set."""
+    head/MLP graph or, with `features`, on the feature graph of that dictionary set.
+
+    The checks: a mask of ones gives the plain forward; a mask of zeros under resample ablation gives the forward on
+    the corrupted batch; removing each of up to `n_edges` edges, those of a sample that move the logits most (one per
+    reader kind first), matches a hand-written hook patch (`single_edge_patch`); and `n_masks` random masks match the
+    per-edge reference (`per_edge_forward`) under every ablation, batched into one forward for resample.
+
+    Args:
+        task: the task whose model, clean and corrupted batches are used.
+        per_position: check the graph unrolled over the task's positions.
+        n_edges: the most single-edge removals to check.
+        n_masks: how many random masks to check per ablation.
+        tolerance: the largest logit difference that passes, relative to the plain forward's largest |logit| (when
+            over 1).
+        seed: seeds the candidate edges' sample and the random masks.
+        features: a dictionary set's name (a key of `task.dictionaries`); None: the head/MLP graph.
+
+    Returns:
+        One result per check, in the order above.
+    """
     graph = task.graph(per_position=per_position, features=features)
     adapter = task.adapter
     clean, corrupt = task.clean, task.corrupt
@@ -85,20 +123,29 @@ def run_checks(
     tol = tolerance * max(1.0, full.abs().max().item())
     resample = task_ablation(task, graph, "resample")
     ones, zeros = torch.ones(graph.n_edges, dtype=full.dtype), torch.zeros(graph.n_edges, dtype=full.dtype)
+
     def check(name: str, patched: torch.Tensor, reference: torch.Tensor) -> CheckResult:
         return CheckResult(name, _diff(patched, reference), tol, _diff(patched, full))
 
     results = [
         check("mask of ones = plain forward", patched_forward(adapter, graph, clean, resample, ones), full),
-        check("mask of zeros (resample) = corrupted forward",
-              patched_forward(adapter, graph, clean, resample, zeros), corrupted),
+        check(
+            "mask of zeros (resample) = corrupted forward",
+            patched_forward(adapter, graph, clean, resample, zeros),
+            corrupted,
+        ),
     ]
     for edge in _effective_edges(adapter, graph, clean, resample, full, n_edges, seed):
         mask = ones.clone()
         mask[graph.edge_index(edge)] = 0
         patched = patched_forward(adapter, graph, clean, resample, mask)
-        results.append(check(f"remove {edge.name} = hand-written hook patch", patched,
-                             single_edge_patch(adapter, graph, clean, corrupt, edge)))
+        results.append(
+            check(
+                f"remove {edge.name} = hand-written hook patch",
+                patched,
+                single_edge_patch(adapter, graph, clean, corrupt, edge),
+            )
+        )
     generator = torch.Generator().manual_seed(seed)
     masks = torch.rand(n_masks, graph.n_edges, generator=generator).to(full.dtype)
     batched = patched_forward(adapter, graph, clean, resample, masks)
@@ -107,6 +154,11 @@ def run_checks(
         for i, mask in enumerate(masks):
             patched = batched[i] if kind == "resample" else patched_forward(adapter, graph, clean, ablated, mask)
             label = "batched " if kind == "resample" else ""
-            results.append(check(f"random mask {i} ({kind}, {label}one pass) = per-edge reference", patched,
-                                 per_edge_forward(adapter, graph, clean, ablated, mask)))
+            results.append(
+                check(
+                    f"random mask {i} ({kind}, {label}one pass) = per-edge reference",
+                    patched,
+                    per_edge_forward(adapter, graph, clean, ablated, mask),
+                )
+            )
     return results

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 
 from ..adapters import Adapter, adapter_for
-from ..graph import Graph, node_outputs
 from ..errors import GraphMismatchError
+from ..graph import Graph, node_outputs
 from .ablation import AblatedOutputs
 from .allocator import keep_freed_memory
 
@@ -97,8 +97,11 @@ class _DeltaStack:
             self.buffer = _POOL.take(outputs, shape, self)
             self.flat = self.buffer.view(shape[0], shape[1], -1)
         slots = self.buffer[:, self.count : self.count + n]
-        torch.sub(outputs.detach() if outputs.requires_grad else outputs, ablated,
-                  out=slots if d == self.width else slots[..., :d])
+        torch.sub(
+            outputs.detach() if outputs.requires_grad else outputs,
+            ablated,
+            out=slots if d == self.width else slots[..., :d],
+        )
         if d < self.width:
             slots[..., d:] = 0
         if ablated.requires_grad:
@@ -123,8 +126,16 @@ class _StagePatch(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, coef, stack: _DeltaStack, lo: int, hi: int, base: torch.Tensor | None, slots: list[int],
-                *deltas: torch.Tensor):
+    def forward(
+        ctx,
+        coef,
+        stack: _DeltaStack,
+        lo: int,
+        hi: int,
+        base: torch.Tensor | None,
+        slots: list[int],
+        *deltas: torch.Tensor,
+    ):
         ctx.stack, ctx.lo, ctx.hi, ctx.slots, ctx.shapes = stack, lo, hi, slots, [d.shape for d in deltas]
         ctx.save_for_backward(coef)
         return _weighted_sum(coef, stack, lo, hi, base)
@@ -136,14 +147,17 @@ class _StagePatch(torch.autograd.Function):
         grad_coef = _coef_grad(coef, ctx.stack, ctx.lo, ctx.hi, grad_out) if ctx.needs_input_grad[0] else None
         grad_stack = ctx.stack.grad_buffer()
         _add_stack_grad(grad_stack, ctx.lo, ctx.hi, coef, grad_out)
-        grads = [grad_stack[:, slot : slot + shape[1], ..., : shape[-1]].clone()
-                 for slot, shape in zip(ctx.slots, ctx.shapes)]
+        grads = [
+            grad_stack[:, slot : slot + shape[1], ..., : shape[-1]].clone()
+            for slot, shape in zip(ctx.slots, ctx.shapes)
+        ]
         grad_base = grad_out if ctx.needs_input_grad[4] else None
         return (grad_coef, None, None, None, grad_base, None, *grads)
 
 
-def _weighted_sum(coef: torch.Tensor, stack: _DeltaStack, lo: int, hi: int,
-                  base: torch.Tensor | None = None) -> torch.Tensor:
+def _weighted_sum(
+    coef: torch.Tensor, stack: _DeltaStack, lo: int, hi: int, base: torch.Tensor | None = None
+) -> torch.Tensor:
     """Returns base + the sum over the stack's writers lo:hi of their coefficients times their deltas (base: that
     shape, or None). Plain coefficients [mask, readers, writers] give [mask, readers, batch * pos * width]: one batched
     matrix product into a pooled buffer that the stack holds (einsum's route permutes and copies the stack first);
@@ -360,8 +374,14 @@ def _plan_stages(graph: Graph) -> tuple[dict[int, _Stage], list[tuple[int, int, 
     spans = []  # (n_before, r0, r1, group indices)
     for run in runs:
         last = graph.groups[run[-1]]
-        spans.append((graph.writers_before[run[0]], graph.group_offset[run[0]],
-                      graph.group_offset[run[-1]] + len(last.names), run))
+        spans.append(
+            (
+                graph.writers_before[run[0]],
+                graph.group_offset[run[0]],
+                graph.group_offset[run[-1]] + len(last.names),
+                run,
+            )
+        )
     blocks: list[list[tuple]] = []
     for span in spans:
         if not blocks or span[0] - blocks[-1][0][0] > blocks[-1][0][0] // 2:
@@ -394,7 +414,27 @@ def patched_forward(
 
     The mask moves to the tokens' device and the model's dtype (differentiably): methods keep their gate parameters
     where they like, and a GPU or float64 model runs the forward. On the CPU the first call sets glibc's malloc to keep
-    freed memory for reuse (`allocator.keep_freed_memory`; EDGEWISE_MALLOC=system leaves it alone)."""
+    freed memory for reuse (`allocator.keep_freed_memory`; EDGEWISE_MALLOC=system leaves it alone).
+
+    Args:
+        model: the model, or its adapter (`edgewise.adapters.adapter_for` finds one for a model).
+        graph: the model's graph, whose edges the mask weighs.
+        tokens: the inputs, `[batch, pos]` token ids or the `[batch, ...]` inputs of a declared model.
+        ablated: what an ablated edge carries, recorded on this graph (`task_ablation`).
+        mask: the edge weights, float `[n_edges]` or `[n_masks, n_edges]`: each reader's input takes `mask` of the
+            writer's output and `1 - mask` of its ablated output; may take gradients.
+
+    Returns:
+        The logits, `[batch, pos, vocab]` for a mask `[n_edges]`, `[n_masks, batch, pos, vocab]` for masks `[n_masks,
+            n_edges]`.
+
+    Raises:
+        GraphMismatchError: the mask is not a float tensor of the graph's edges, a per-position graph's positions
+            differ from the batch's, or the graph's hooks or `ablated` do not match the model.
+        InvalidMaskError: the mask holds NaN or infinite values.
+        BatchShapeError: `ablated` cannot be paired with `tokens` (a resample ablation of another batch shape, or an
+            ablation holding another number of positions).
+    """
     adapter = adapter_for(model)
     if tokens.device.type == "cpu":
         keep_freed_memory()

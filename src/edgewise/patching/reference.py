@@ -50,6 +50,16 @@ def single_edge_patch(
 
     Run 1 caches the writer's output on the corrupted batch. Run 2 runs the clean batch, notes the writer's own
     output, and adds (corrupted - clean) writer output to the reader's input only (only at `edge.position` if set).
+
+    Args:
+        model: the model, or its adapter.
+        graph: the model's graph, which holds `edge`.
+        clean: the clean inputs, `[batch, pos]` token ids (or a declared model's `[batch, ...]` inputs).
+        corrupt: the corrupted inputs, the same shape, paired row by row with `clean`.
+        edge: the edge to resample-ablate.
+
+    Returns:
+        The logits of the clean forward with that edge patched, `[batch, pos, vocab]`.
     """
     adapter = adapter_for(model)
     w_group = graph.writer_group(edge.writer)
@@ -89,6 +99,16 @@ def per_edge_forward(
     input_r = bias_r + sum_w mask[w->r] * out_w + (1 - mask[w->r]) * ablated_w,  bias_r = hook value - sum_w out_w.
 
     Differentiable (plain autograd through every step), so it also serves as the reference for gradients.
+
+    Args:
+        model: the model, or its adapter.
+        graph: the model's graph, whose edges the mask weighs.
+        tokens: the inputs, `[batch, pos]` token ids (or a declared model's `[batch, ...]` inputs).
+        ablated: what an ablated edge carries, recorded on this graph.
+        mask: the edge weights, `[n_edges]` (one mask; no leading mask dimension).
+
+    Returns:
+        The logits, `[batch, pos, vocab]`.
     """
     adapter = adapter_for(model)
     outputs: dict[str, torch.Tensor] = {}  # writer name -> this run's output [batch, pos, d_model]

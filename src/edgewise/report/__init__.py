@@ -6,5 +6,12 @@ from .choices import plot_choice_maps
 from .plots import draw_circuit, plot_circuit, plot_faithfulness_curves, plot_roc_curves, save_figure
 from .removal_plots import plot_removals
 
-__all__ = ["draw_circuit", "plot_choice_maps", "plot_circuit", "plot_faithfulness_curves", "plot_removals",
-           "plot_roc_curves", "save_figure"]
+__all__ = [
+    "draw_circuit",
+    "plot_choice_maps",
+    "plot_circuit",
+    "plot_faithfulness_curves",
+    "plot_removals",
+    "plot_roc_curves",
+    "save_figure",
+]

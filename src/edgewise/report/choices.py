@@ -13,14 +13,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 from .plots import save_figure  # noqa: E402
 
 
-def plot_choice_maps(panels: dict[str, list[float]], shape: tuple[int, int], path: str | Path,
-                     title: str = "") -> list[Path]:
+def plot_choice_maps(
+    panels: dict[str, list[float]], shape: tuple[int, int], path: str | Path, title: str = ""
+) -> list[Path]:
     """Draws one heat map per panel of the share of answers on each square (`panels`: label -> share per class,
-    classes in row-major board order) and writes PNG and SVG; returns the written paths."""
+    classes in row-major board order) and writes PNG and SVG; returns the written paths.
+
+    Args:
+        panels: the share of answers per class (a list of rows x cols shares in row-major order), by panel label;
+            one panel per entry, in order.
+        shape: the board's (rows, cols).
+        path: where to write: its suffix is replaced by .png and .svg; missing folders are made.
+        title: the figure's title.
+
+    Returns:
+        The PNG and SVG paths.
+    """
     rows, cols = shape
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.0), squeeze=False)
     for ax, (label, shares) in zip(axes[0], panels.items()):
-        grid = [shares[r * cols:(r + 1) * cols] for r in range(rows)]
+        grid = [shares[r * cols : (r + 1) * cols] for r in range(rows)]
         ax.imshow(grid, cmap="Oranges", vmin=0, vmax=max(max(shares), 1e-9))
         for r in range(rows):
             for c in range(cols):

@@ -78,6 +78,16 @@ def plot_circuit(
 
     With `truth`, edges in both are green, found-only edges orange, missed ground-truth edges dashed red; without it,
     found edges are coloured by the reader input they enter (q, k, v, or residual).
+
+    Args:
+        graph: the plain graph the edges belong to; writers split into features are drawn as their parts.
+        found: the circuit's edges.
+        path: where to write: its suffix is replaced by .png and .svg; missing folders are made.
+        truth: the ground-truth edges to compare with; None (or empty): no comparison.
+        title: the figure's title.
+
+    Returns:
+        The PNG and SVG paths.
     """
     pos = _layout(graph)
     height = max(y for _, y in pos.values()) + 1
@@ -96,17 +106,37 @@ def plot_circuit(
             "",
             xy=(x1 + offset, y1 - 0.15),
             xytext=(x0, y0 + 0.15),
-            arrowprops={"arrowstyle": "->", "color": color, "linestyle": style, "lw": 1.4,
-                        "connectionstyle": "arc3,rad=0.15" if abs(y1 - y0) > 1 else "arc3"},
+            arrowprops={
+                "arrowstyle": "->",
+                "color": color,
+                "linestyle": style,
+                "lw": 1.4,
+                "connectionstyle": "arc3,rad=0.15" if abs(y1 - y0) > 1 else "arc3",
+            },
         )
     for name, (x, y) in pos.items():
         node = graph.writer_node(name) if name in graph.writers else None
         if node is not None and node.part != name:  # a feature: its label within the writer, upright to fit a row
-            ax.text(x, y, node.part, ha="center", va="center", fontsize=6, rotation=90,
-                    bbox={"boxstyle": "round", "facecolor": "#eef4ff", "edgecolor": "gray"})
+            ax.text(
+                x,
+                y,
+                node.part,
+                ha="center",
+                va="center",
+                fontsize=6,
+                rotation=90,
+                bbox={"boxstyle": "round", "facecolor": "#eef4ff", "edgecolor": "gray"},
+            )
             continue
-        ax.text(x, y, name, ha="center", va="center", fontsize=8,
-                bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "gray"})
+        ax.text(
+            x,
+            y,
+            name,
+            ha="center",
+            va="center",
+            fontsize=8,
+            bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "gray"},
+        )
     if truth:
         handles = [plt.Line2D([], [], color=c, linestyle=s, label=lab) for lab, (c, s, _, _) in _DIFF_STYLE.items()]
     else:
@@ -122,10 +152,24 @@ def plot_circuit(
 
 def circuit_dot(graph: Graph, found: set[Edge], truth: set[Edge], title: str = "") -> str:
     """Returns a plain graph's circuit as Graphviz DOT source: edges in `found | truth` from writer to component,
-    bottom to top, coloured as `plot_circuit` colours them and labelled with the attention input they enter."""
+    bottom to top, coloured as `plot_circuit` colours them and labelled with the attention input they enter.
+
+    Args:
+        graph: the plain graph the edges belong to.
+        found: the circuit's edges.
+        truth: the ground-truth edges.
+        title: the diagram's label (double quotes become single quotes).
+
+    Returns:
+        The DOT source, one line per edge in graph order.
+    """
     quoted_title = title.replace('"', "'")  # a double quote would end DOT's string
-    lines = ["digraph circuit {", "  rankdir=BT;", f'  label="{quoted_title}";',
-             "  node [shape=box, style=rounded, fontsize=10];"]
+    lines = [
+        "digraph circuit {",
+        "  rankdir=BT;",
+        f'  label="{quoted_title}";',
+        "  node [shape=box, style=rounded, fontsize=10];",
+    ]
     for edge in sorted(found | truth, key=graph.edge_index):
         target, kind = _target(graph, edge)
         color, style = _DIFF_STYLE[_edge_status(edge, found, truth)][2:]
@@ -138,7 +182,21 @@ def plot_circuit_graphviz(
     graph: Graph, found: set[Edge], path: str | Path, truth: set[Edge], title: str = ""
 ) -> list[Path]:
     """Draws the circuit against the truth with Graphviz's `dot`; writes the DOT source, PNG and SVG and returns the
-    two images' paths."""
+    two images' paths.
+
+    Args:
+        graph: the plain graph the edges belong to.
+        found: the circuit's edges.
+        path: where to write: its suffix is replaced by .dot, .png and .svg; missing folders are made.
+        truth: the ground-truth edges.
+        title: the diagram's label.
+
+    Returns:
+        The PNG and SVG paths.
+
+    Raises:
+        subprocess.CalledProcessError: `dot` fails.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     source = path.with_suffix(".dot")
@@ -153,7 +211,19 @@ def plot_circuit_graphviz(
 
 def draw_circuit(graph: Graph, found: set[Edge], path: str | Path, truth: set[Edge], title: str = "") -> list[Path]:
     """Draws a plain graph's circuit against the truth (true, found-only and missed edges apart) with Graphviz when
-    `dot` is installed, else with `plot_circuit`; returns the written PNG and SVG paths."""
+    `dot` is installed, else with `plot_circuit`; returns the written PNG and SVG paths.
+
+    Args:
+        graph: the plain graph the edges belong to.
+        found: the circuit's edges.
+        path: where to write: its suffix is replaced by .png and .svg (and .dot with Graphviz); missing folders are
+            made.
+        truth: the ground-truth edges.
+        title: the figure's title.
+
+    Returns:
+        The PNG and SVG paths.
+    """
     if shutil.which("dot"):
         return plot_circuit_graphviz(graph, found, path, truth, title)
     return plot_circuit(graph, found, path, truth, title)
@@ -161,12 +231,26 @@ def draw_circuit(graph: Graph, found: set[Edge], path: str | Path, truth: set[Ed
 
 def plot_roc_curves(panels: dict[str, dict[str, RocCurve]], path: str | Path, title: str = "") -> list[Path]:
     """Draws ROC curves, one panel per ground truth and one line per method (its AUROC in the legend); writes PNG and
-    SVG and returns their paths."""
+    SVG and returns their paths.
+
+    Args:
+        panels: the ROC curves by method name, by ground-truth name (one panel each, in order).
+        path: where to write: its suffix is replaced by .png and .svg; missing folders are made.
+        title: the figure's title.
+
+    Returns:
+        The PNG and SVG paths.
+    """
     fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 4.2), squeeze=False)
     for ax, (truth_name, curves) in zip(axes[0], panels.items()):
         for i, (method, curve) in enumerate(curves.items()):
-            ax.plot(curve.false_positive_rate, curve.true_positive_rate, linestyle=_LINE_STYLES[i % len(_LINE_STYLES)],
-                    lw=1.5, label=f"{method} ({curve.auc:.2f})")
+            ax.plot(
+                curve.false_positive_rate,
+                curve.true_positive_rate,
+                linestyle=_LINE_STYLES[i % len(_LINE_STYLES)],
+                lw=1.5,
+                label=f"{method} ({curve.auc:.2f})",
+            )
         ax.plot([0, 1], [0, 1], color="gray", linestyle=":", lw=0.8)
         ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="false positive rate", ylabel="true positive rate", title=truth_name)
         ax.legend(fontsize=7, loc="lower right", title="method (AUROC)", title_fontsize=7)
@@ -178,7 +262,17 @@ def plot_faithfulness_curves(
     curves: dict[str, FaithfulnessCurve], path: str | Path, title: str = "", level: float = 0.95
 ) -> list[Path]:
     """Draws faithfulness against the number of edges kept, one line per method, with a line at `level`; writes PNG
-    and SVG and returns their paths. The x axis is logarithmic past one edge (symlog): methods differ at small sizes."""
+    and SVG and returns their paths. The x axis is logarithmic past one edge (symlog): methods differ at small sizes.
+
+    Args:
+        curves: the faithfulness curves by method name, one line each.
+        path: where to write: its suffix is replaced by .png and .svg; missing folders are made.
+        title: the figure's title.
+        level: the faithfulness the horizontal reference line marks.
+
+    Returns:
+        The PNG and SVG paths.
+    """
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for i, (method, curve) in enumerate(curves.items()):
         ax.plot(curve.sizes, curve.faithfulness, linestyle=_LINE_STYLES[i % len(_LINE_STYLES)], lw=1.5, label=method)
@@ -191,7 +285,15 @@ def plot_faithfulness_curves(
 
 
 def save_figure(fig, path: str | Path) -> list[Path]:
-    """Writes the figure as PNG and SVG at `path` (its suffix replaced), closes it, and returns the two paths."""
+    """Writes the figure as PNG and SVG at `path` (its suffix replaced), closes it, and returns the two paths.
+
+    Args:
+        fig (matplotlib.figure.Figure): the figure; it is closed afterwards.
+        path: where to write: its suffix is replaced by .png and .svg; missing folders are made.
+
+    Returns:
+        The PNG and SVG paths.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     written = []

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 
 from ..adapters import Adapter, adapter_for
-from ..graph import Edge, Graph, feature_graph
 from ..errors import BatchShapeError, EmptyInputsError, GraphMismatchError, UnknownObjectiveError, UsageError
+from ..graph import Edge, Graph, feature_graph
 from .metrics import Metric
 
 
@@ -48,12 +48,26 @@ class Task:
     # over the scored positions; "argmax", the fraction of scored positions whose top output changes (a trained
     # model's copies add up in the logits, so half a logit shift is no change of behaviour; docs/induction.md)
     truth_measure: Literal["logits", "argmax"] = "logits"
-    extras: dict = field(default_factory=dict)
+    # The correct class at each scored position [batch, pos] (-1 elsewhere), where the task knows it: removal's
+    # accuracy and the weight edits train toward it (without it: the full model's top class)
+    answers: torch.Tensor | None = None
+    # The classes the task offers at each position [batch, pos, classes] bool (a game's legal moves), and the true
+    # value of each [batch, pos, classes] (a game's minimax values): the behaviour check reads both
+    offered: torch.Tensor | None = None
+    answer_values: torch.Tensor | None = None
+    # Names an output class on screens: a compiled program's value, the token a tokenizer decodes (None: its index)
+    class_label: Callable[[int], str] | None = None
+    # How each named dictionary set was made, where it was fitted (trained SAEs: per writer, statistics and recovery)
+    dictionary_reports: dict[str, dict] = field(default_factory=dict)
+    # The task family's own typed record (a built-in family's inputs, compiled program, prompts, ...); no library
+    # stage reads it
+    family: object | None = None
 
     def __post_init__(self):
         if self.truth_measure not in ("logits", "argmax"):
-            raise UsageError(f"task {self.name}: truth_measure must be 'logits' or 'argmax', got "
-                             f"{self.truth_measure!r}")
+            raise UsageError(
+                f"task {self.name}: truth_measure must be 'logits' or 'argmax', got {self.truth_measure!r}"
+            )
         if self.clean.shape != self.corrupt.shape:
             raise BatchShapeError(
                 f"task {self.name}: clean batch {tuple(self.clean.shape)} and corrupted batch "
@@ -86,7 +100,10 @@ class Task:
         """Returns this task with its model and token batches on `device` (e.g. "cuda"); every method then runs its
         forwards there, and scores come back to the CPU. The model moves in place, as torch modules do."""
         return dataclasses.replace(
-            self, model=self.model.to(device), clean=self.clean.to(device), corrupt=self.corrupt.to(device),
+            self,
+            model=self.model.to(device),
+            clean=self.clean.to(device),
+            corrupt=self.corrupt.to(device),
             scored_positions=self.scored_positions.to(device),
         )
 
@@ -98,7 +115,8 @@ class Task:
         if objective not in self.objectives:
             raise UnknownObjectiveError(
                 f"task {self.name} has no objective {objective!r}; it has {', '.join(self.objectives) or 'none'} "
-                "(pass an edgewise.tasks.Metric to minimise your own)")
+                "(pass an edgewise.tasks.Metric to minimise your own)"
+            )
         return dataclasses.replace(self, metric=self.objectives[objective])
 
     @property
@@ -120,7 +138,8 @@ class Task:
             known = ", ".join(self.dictionaries) or "none"
             raise GraphMismatchError(
                 f"task {self.name} has no {features!r} features (it has: {known}); tracr tasks have 'oracle' "
-                "features, and `--features sae:DIR` loads sparse autoencoders saved in SAELens's format")
+                "features, and `--features sae:DIR` loads sparse autoencoders saved in SAELens's format"
+            )
         return feature_graph(groups, n_positions, features, self.dictionaries[features])
 
     def ground_truth_edges(self, graph: Graph, include_bos: bool = True) -> set[Edge]:
@@ -149,7 +168,8 @@ class Task:
                 known = ", ".join(self.feature_ground_truth) or "no feature set"
                 raise GraphMismatchError(
                     f"task {self.name} has no ground truth for its {graph.features!r} features (it is known for "
-                    f"{known}); score such a graph by faithfulness, or use tracr's oracle features")
+                    f"{known}); score such a graph by faithfulness, or use tracr's oracle features"
+                )
             writers, readers = set(graph.writers), set(graph.readers)  # truths cover merged and split embeddings
             return [(w, r) for w, r in truth if w in writers and r in readers]
         split = graph.split_embeddings

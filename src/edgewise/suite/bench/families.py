@@ -9,6 +9,7 @@ import itertools
 from dataclasses import dataclass
 
 from ..tasks import TRACR_TASKS, TRAINED_TASKS
+from .records import RunRecord
 from .summary import markdown_table
 
 REDUNDANT = tuple(name for name in TRACR_TASKS if name.startswith("tracr-redundant-"))
@@ -34,7 +35,7 @@ def ranks(values: list[float]) -> list[float]:
         end = start
         while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
             end += 1
-        for i in order[start:end + 1]:
+        for i in order[start : end + 1]:
             result[i] = (start + end) / 2 + 1
         start = end + 1
     return result
@@ -67,40 +68,43 @@ class FamilySummary:
     partial: dict[str, tuple[str, ...]]  # method -> families where it lacks some (task, ablation) the others ran
 
     def to_dict(self) -> dict:
-        return {"methods": list(self.methods), "families": list(self.families), "auroc": self.auroc,
-                "runs": self.runs, "correlation": self.correlation, "method_runs": self.method_runs,
-                "partial": {m: list(f) for m, f in self.partial.items() if f}}
+        return {
+            "methods": list(self.methods),
+            "families": list(self.families),
+            "auroc": self.auroc,
+            "runs": self.runs,
+            "correlation": self.correlation,
+            "method_runs": self.method_runs,
+            "partial": {m: list(f) for m, f in self.partial.items() if f},
+        }
 
 
-def method_label(record: dict) -> str:
-    """Returns the record's method as the summary names it: `acdc` at edgewise's tuned preset, `acdc (published)`
-    at the authors' settings, so that both presets of one sweep stay apart."""
-    preset = record.get("preset", "tuned")
-    return record["method"] if preset == "tuned" else f"{record['method']} ({preset})"
-
-
-def family_summary(records: list[dict]) -> FamilySummary:
+def family_summary(records: list[RunRecord]) -> FamilySummary:
     """Returns the cross-benchmark summary of bench records (any mix of tasks, ablations, presets and seeds; records
     of tasks in no family and runs without an AUROC are left out); each preset of a method is its own row."""
     values: dict[tuple[str, str], list[float]] = {}
     cells: dict[tuple[str, str], set[tuple[str, str | None]]] = {}  # (method, family) -> its (task, ablation)s
     for r in records:
-        family = family_of(r["task"])
-        if family is not None and r.get("auroc_effective") is not None:
-            values.setdefault((method_label(r), family), []).append(r["auroc_effective"])
-            cells.setdefault((method_label(r), family), set()).add((r["task"], r.get("ablation")))
+        family, auroc = family_of(r.task), r.figure("auroc", "effective")
+        if family is not None and auroc is not None:  # each preset of a method is its own row (RunRecord.label)
+            values.setdefault((r.label, family), []).append(auroc)
+            cells.setdefault((r.label, family), set()).add((r.task, str(r.ablation)))
     methods = tuple(dict.fromkeys(m for m, _ in values))
     families = tuple(f for f in FAMILIES if any((m, f) in values for m in methods))
-    auroc = {m: {f: (sum(values[m, f]) / len(values[m, f]) if (m, f) in values else None) for f in families}
-             for m in methods}
+    auroc = {
+        m: {f: (sum(values[m, f]) / len(values[m, f]) if (m, f) in values else None) for f in families} for m in methods
+    }
     method_runs = {m: {f: len(values.get((m, f), [])) for f in families} for m in methods}
     runs = {f: max(method_runs[m][f] for m in methods) for f in families}
     family_cells = {f: set().union(*(cells.get((m, f), set()) for m in methods)) for f in families}
     partial = {m: tuple(f for f in families if (m, f) in cells and cells[m, f] != family_cells[f]) for m in methods}
     correlation = {}
     for a, b in itertools.combinations(families, 2):
-        shared = [m for m in methods if auroc[m][a] is not None and auroc[m][b] is not None
-                  and a not in partial[m] and b not in partial[m]]
+        shared = [
+            m
+            for m in methods
+            if auroc[m][a] is not None and auroc[m][b] is not None and a not in partial[m] and b not in partial[m]
+        ]
         rho = spearman([auroc[m][a] for m in shared], [auroc[m][b] for m in shared]) if len(shared) > 2 else None
         correlation[f"{a} vs {b}"] = rho
     return FamilySummary(methods, families, auroc, runs, correlation, method_runs, partial)
@@ -121,6 +125,9 @@ def family_markdown(summary: FamilySummary) -> str:
     header = ["method", *(f"{f} ({summary.runs[f]} runs)" for f in summary.families)]
     rows = [[m, *(cell(m, f) for f in summary.families)] for m in summary.methods]
     rho = "; ".join(f"{pair}: {'n/a' if v is None else f'{v:+.2f}'}" for pair, v in summary.correlation.items())
-    note = ("" if not any(summary.partial.values()) else
-            " (methods with a partial family are left out of the correlations that involve it)")
+    note = (
+        ""
+        if not any(summary.partial.values())
+        else " (methods with a partial family are left out of the correlations that involve it)"
+    )
     return f"{markdown_table(header, rows)}\nSpearman's rank correlation of the methods between families{note}: {rho}\n"

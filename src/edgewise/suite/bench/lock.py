@@ -22,8 +22,7 @@ LOCK_FILE = ".lock"
 
 
 @contextlib.contextmanager
-def folder_lock(folder: Path, wait: bool = False,
-                on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+def folder_lock(folder: Path, wait: bool = False, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
     """Yields while this process holds `folder`'s lock (creating the folder); raises BenchFolderBusyError when
     another process holds it, or with `wait` blocks until it is released, first passing `on_wait` a sentence that
     names the holder."""
@@ -39,8 +38,9 @@ def folder_lock(folder: Path, wait: bool = False,
             if not wait:
                 raise BenchFolderBusyError(
                     f"results folder {folder} is in use by another bench: {holder}. Wait until it finishes and run "
-                    f"again (it resumes, skipping the runs it finished; `edgewise bench --wait` or run_bench(..., wait=True) waits by itself), "
-                    f"or write to another folder (--out)") from None
+                    "again (it resumes, skipping the runs it finished; `edgewise bench --wait` or "
+                    "run_bench(..., wait=True) waits by itself), or write to another folder (--out)"
+                ) from None
             if on_wait is not None:
                 on_wait(f"waiting for results folder {folder}, in use by {holder}")
             fcntl.flock(fd, fcntl.LOCK_EX)

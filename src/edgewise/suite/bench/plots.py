@@ -7,13 +7,17 @@ import json
 import textwrap
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window (as edgewise.report does)
+import matplotlib.pyplot as plt  # noqa: E402
+
 from edgewise.evaluate import FAITHFUL_LEVEL, FaithfulnessCurve, RocCurve
 from edgewise.graph import Edge, EdgeScores, circuit_from_scores
 from edgewise.report import draw_circuit, plot_faithfulness_curves, plot_roc_curves, save_figure
 
 from .families import FamilySummary
-
-import matplotlib.pyplot as plt  # noqa: E402, I001  (after edgewise.report, which chose the Agg backend)
+from .records import RunRecord
 
 
 def plot_bench(out: str | Path, level: float = FAITHFUL_LEVEL) -> None:
@@ -22,42 +26,47 @@ def plot_bench(out: str | Path, level: float = FAITHFUL_LEVEL) -> None:
     that truth's size. Reads the finished runs of the bench folder `out`."""
     out = Path(out)
     finished = [json.loads(path.read_text()) for path in sorted((out / "runs").glob("*.json"))]
-    groups: dict[tuple, list[dict]] = {}
-    for r in finished:
-        groups.setdefault((r["task"], r["graph"], r["ablation"]), []).append(r)
+    groups: dict[tuple, list[tuple[RunRecord, dict]]] = {}  # (task, graph, ablation) -> (record, curves) per run
+    for fields in finished:
+        r = RunRecord.from_json(fields)
+        groups.setdefault((r.task, str(r.graph), str(r.ablation)), []).append((r, fields["curves"]))
     for (task, graph, ablation), runs in groups.items():
-        seed = min(r["seed"] for r in runs)
-        runs = [r for r in runs if r["seed"] == seed]
+        seed = min(r.seed for r, _ in runs)
+        runs = [(r, curves) for r, curves in runs if r.seed == seed]
         stem = f"{task}-{graph.replace('/', '+')}-{ablation}"
         setting = f"{task}, {graph} graph, {ablation} ablation, seed {seed}"
         panels = {
-            title: {_label(r): RocCurve.from_dict(r["curves"][name]) for r in runs if r["curves"].get(name)}
+            title: {r.label: RocCurve.from_dict(curves[name]) for r, curves in runs if curves.get(name)}
             for title, name in (("compiler's ground truth", "roc"), ("effective ground truth", "roc_effective"))
         }
         if any(panels.values()):  # a task without a ground truth has faithfulness curves only
             plot_roc_curves(panels, out / "plots" / f"{stem}-roc", f"edge ROC: {setting}")
         plot_faithfulness_curves(
-            {_label(r): FaithfulnessCurve.from_dict(r["curves"]["faithfulness"]) for r in runs
-             if r["curves"]["faithfulness"]},
-            out / "plots" / f"{stem}-faithfulness", f"faithfulness: {setting}", level,
+            {
+                r.label: FaithfulnessCurve.from_dict(curves["faithfulness"])
+                for r, curves in runs
+                if curves["faithfulness"]
+            },
+            out / "plots" / f"{stem}-faithfulness",
+            f"faithfulness: {setting}",
+            level,
         )
         if graph not in ("plain", "plain/oracle"):
             continue
-        for r in runs:
-            truth = {Edge.from_endpoints(w, rd) for w, rd in r["effective_ground_truth"] or []}
+        for r, _ in runs:
+            truth = {Edge.from_endpoints(w, rd) for w, rd in r.effective_ground_truth or []}
             if not truth:
                 continue
-            scores = EdgeScores.load(out / "scores" / f"{r['key']}.json")
+            scores = EdgeScores.load(out / "scores" / f"{r.key}.json")
             found = set(circuit_from_scores(scores, top_k=len(truth)).edges)
-            label = _label(r)
-            draw_circuit(scores.graph, found, out / "plots" / "circuits" / f"{stem}-{label.replace(' ', '-')}",
-                         truth, f"{label} on {setting}\ntop {len(truth)} edges vs the effective ground truth")
-
-
-def _label(record: dict) -> str:
-    """Returns a run's method, with its preset when that is not edgewise's tuned default: `edge-sp (published)`."""
-    preset = record.get("preset", "tuned")
-    return record["method"] if preset == "tuned" else f"{record['method']} ({preset})"
+            label = r.label
+            draw_circuit(
+                scores.graph,
+                found,
+                out / "plots" / "circuits" / f"{stem}-{label.replace(' ', '-')}",
+                truth,
+                f"{label} on {setting}\ntop {len(truth)} edges vs the effective ground truth",
+            )
 
 
 def plot_families(summary: FamilySummary, path: str | Path) -> list[Path]:
@@ -67,8 +76,12 @@ def plot_families(summary: FamilySummary, path: str | Path) -> list[Path]:
     width = 0.8 / len(summary.families)
     for i, family in enumerate(summary.families):
         heights = [summary.auroc[m][family] or 0.0 for m in summary.methods]
-        bars = ax.bar([x + (i - (len(summary.families) - 1) / 2) * width for x in range(len(summary.methods))],
-                      heights, width, label=f"{family} ({summary.runs[family]} runs)")
+        bars = ax.bar(
+            [x + (i - (len(summary.families) - 1) / 2) * width for x in range(len(summary.methods))],
+            heights,
+            width,
+            label=f"{family} ({summary.runs[family]} runs)",
+        )
         for bar, method in zip(bars, summary.methods):
             if family in summary.partial[method]:
                 bar.set_hatch("///")
@@ -78,7 +91,9 @@ def plot_families(summary: FamilySummary, path: str | Path) -> list[Path]:
     ax.set_ylabel("mean AUROC, effective truth")
     rho = ", ".join(f"{pair} {v:+.2f}" for pair, v in summary.correlation.items() if v is not None)
     hatched = "; hatched: partial (part of the family's runs)" if any(summary.partial.values()) else ""
-    ax.set_title("methods across task families\n" + textwrap.fill(f"Spearman's rank correlation: {rho}{hatched}", 100),
-                 fontsize=8)
+    ax.set_title(
+        "methods across task families\n" + textwrap.fill(f"Spearman's rank correlation: {rho}{hatched}", 100),
+        fontsize=8,
+    )
     ax.legend(fontsize=8, loc="lower left")
     return save_figure(fig, path)

@@ -28,6 +28,7 @@ summary.md cover every run there, while run_bench returns only its own sweep's r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -45,15 +46,17 @@ from tqdm.auto import tqdm
 from edgewise.diagnostics import RedundantGroup, redundant_groups
 from edgewise.errors import InvalidSweepError
 from edgewise.evaluate import RunEvaluation, effective_truth, truths_from
+from edgewise.features import TRAINED, add_trained_features
 from edgewise.graph import Edge, EdgeScores, Graph, GraphKind
 from edgewise.methods import discover
 from edgewise.patching import AblatedOutputs, Ablation, faithfulness_loss, task_ablation
 from edgewise.tasks import Task
-from edgewise.features import TRAINED, add_trained_features
+
 from ..tasks import get_task, held_out_size
 from .families import family_markdown, family_summary
 from .lock import folder_lock
 from .memory import PeakMemory
+from .records import RunRecord
 from .summary import summary_markdown
 from .sweep import RunSpec, Sweep, graph_kind
 
@@ -73,8 +76,9 @@ class Setting:
     redundancy: tuple[RedundantGroup, ...] = ()  # the effective truth's redundant copies, on the evaluation inputs
 
     @classmethod
-    def of(cls, task: Task, kind: "str | GraphKind", ablation: "str | Ablation", held_out: Task | None = None
-           ) -> "Setting":
+    def of(
+        cls, task: Task, kind: "str | GraphKind", ablation: "str | Ablation", held_out: Task | None = None
+    ) -> "Setting":
         """Returns the setting, scored on `held_out` (the task on its evaluation inputs) when given; the effective
         truth costs a patched forward per true edge (dyck2 per-position: 20 s; its partner search under zero
         ablation: minutes), so the bench builds it once for all the methods and seeds that share it."""
@@ -90,23 +94,31 @@ class Setting:
             effective = effective_truth(evaluation_task, graph, evaluation_ablated)
             truths = truths_from(evaluation_task, graph, effective)
             groups = tuple(redundant_groups(evaluation_task, graph, evaluation_ablated, effective))
-        return cls(graph, ablated, evaluation_task, evaluation_ablated, truths,
-                   "discovery" if held_out is None else "held-out", report, groups)
+        return cls(
+            graph,
+            ablated,
+            evaluation_task,
+            evaluation_ablated,
+            truths,
+            "discovery" if held_out is None else "held-out",
+            report,
+            groups,
+        )
 
 
 def _trained_features(task: Task, held_out: Task | None) -> dict:
     """Returns the report of the SAEs trained on the task's discovery inputs (once per task; cached on disk), after
     giving the held-out task the same dictionaries and matched truth, so runs are scored on the features they fit."""
-    if TRAINED not in task.extras:
-        task.extras[TRAINED] = add_trained_features(task)
+    if TRAINED not in task.dictionary_reports:
+        task.dictionary_reports[TRAINED] = add_trained_features(task)
     if held_out is not None:
         held_out.dictionaries[TRAINED] = task.dictionaries[TRAINED]
         if TRAINED in task.feature_ground_truth:
             held_out.feature_ground_truth[TRAINED] = task.feature_ground_truth[TRAINED]
-    return task.extras[TRAINED]
+    return task.dictionary_reports[TRAINED]
 
 
-def run_one(task: Task, spec: RunSpec, setting: Setting | None = None) -> tuple[dict, dict, EdgeScores]:
+def run_one(task: Task, spec: RunSpec, setting: Setting | None = None) -> tuple[RunRecord, dict, EdgeScores]:
     """Returns one run's record, its curves (ROC edge and node level against both truths, faithfulness) and scores.
 
     The method fits on the task's (discovery) inputs; faithfulness, CPR/CMD and the effective truth are measured on
@@ -119,36 +131,47 @@ def run_one(task: Task, spec: RunSpec, setting: Setting | None = None) -> tuple[
     setting = setting or Setting.of(task, spec.graph, spec.ablation)
     on_cuda = next(task.adapter.model.parameters()).device.type == "cuda"
     with PeakMemory(on_cuda) as memory:
-        scores = discover(task, spec.method, seed=spec.seed, graph=setting.graph, ablated=setting.ablated,
-                          **spec.hyperparameters)
+        scores = discover(
+            task, spec.method, seed=spec.seed, graph=setting.graph, ablated=setting.ablated, **spec.hyperparameters
+        )
     start = time.perf_counter()
     evaluation = RunEvaluation(setting.evaluation_task, scores, setting.evaluation_ablated, setting.truths)
     graph, effective = setting.graph, setting.truths.get("effective")  # None: a task without a ground truth
-    record = {
-        "key": spec.key, "task": spec.task, "graph": str(spec.graph), "method": spec.method,
-        "preset": spec.preset, "ablation": str(spec.ablation),
-        "seed": spec.seed, "hyperparameters": spec.hyperparameters, "n_edges": graph.n_edges,
-        "evaluated_on": setting.evaluated_on, "n_evaluation_inputs": setting.evaluation_task.clean.shape[0],
-        "n_true_edges": None if effective is None else len(setting.truths["compiler"]),
-        "n_effective_edges": None if effective is None else len(effective),
-        "effective_ground_truth": None if effective is None else [
-            e.endpoints() for e in sorted(effective, key=graph.edge_index)],
-        **evaluation.record(),
-        "redundancy": [{**group.to_dict(), "copies_kept": group.copies_kept(set(evaluation.circuit.edges))}
-                       for group in setting.redundancy],
-        **({} if setting.dictionary_report is None else {"dictionaries": setting.dictionary_report}),
-    }
+    figures = evaluation.figures()
     curve = evaluation.faithfulness_curve
     curves: dict = {"faithfulness": None if any(map(math.isnan, curve.faithfulness)) else curve.to_dict()}
     for truth in setting.truths:
         suffix = "" if truth == "compiler" else f"_{truth}"
         for level, roc in (("", evaluation.roc(truth)), ("node_", evaluation.node_roc(truth))):
             curves[f"{level}roc{suffix}"] = None if roc is None else roc.to_dict()
-    record.update({
-        "seconds": scores.seconds, "evaluation_seconds": time.perf_counter() - start,
-        "peak_memory_mib": memory.peak_mib, "memory_measure": memory.measure,
-        "device": "cuda" if on_cuda else "cpu", "threads": torch.get_num_threads(),
-    })
+    record = RunRecord(
+        spec.key,
+        spec.task,
+        spec.graph,
+        spec.method,
+        spec.preset,
+        spec.ablation,
+        spec.seed,
+        spec.hyperparameters,
+        graph.n_edges,
+        setting.evaluated_on,
+        setting.evaluation_task.clean.shape[0],
+        None if effective is None else len(setting.truths["compiler"]),
+        None if effective is None else len(effective),
+        None if effective is None else [e.endpoints() for e in sorted(effective, key=graph.edge_index)],
+        figures,
+        [
+            {**group.to_dict(), "copies_kept": group.copies_kept(set(evaluation.circuit.edges))}
+            for group in setting.redundancy
+        ],
+        setting.dictionary_report,
+        scores.seconds,
+        time.perf_counter() - start,
+        memory.peak_mib,
+        memory.measure,
+        "cuda" if on_cuda else "cpu",
+        torch.get_num_threads(),
+    )
     return record, curves, scores
 
 
@@ -194,12 +217,12 @@ def run_bench(sweep: Sweep, out: str | Path, progress: bool = True, wait: bool =
         else:
             _run_parallel(pending, out, progress, len(specs), jobs)
         records = _folder_records(out, [s.key for s in specs])
-        write_atomic(out / "results.json", json.dumps(records, indent=1, allow_nan=False))
+        write_atomic(out / "results.json", json.dumps([r.to_json() for r in records], indent=1, allow_nan=False))
         write_atomic(out / "summary.md", summary_markdown(records))
         families = family_summary(records)
         if len(families.families) > 1:  # the cross-benchmark table, once runs span two task families
             write_atomic(out / "families.md", family_markdown(families))
-    return records[:len(specs)]
+    return records[: len(specs)]
 
 
 def _tell_waiting(message: str) -> None:
@@ -216,8 +239,12 @@ def _run_parallel(pending: list[RunSpec], out: Path, progress: bool, n_specs: in
         groups.setdefault((spec.task, spec.graph, spec.ablation), []).append(spec)
     threads = max(1, torch.get_num_threads() // jobs)
     context = multiprocessing.get_context("spawn")  # a forked copy of torch's or jax's thread pools can hang
-    with tqdm(total=n_specs, initial=n_specs - len(pending), desc=f"bench ({jobs} jobs)", unit="run",
-              disable=not progress) as bar, ProcessPoolExecutor(jobs, mp_context=context) as pool:
+    with (
+        tqdm(
+            total=n_specs, initial=n_specs - len(pending), desc=f"bench ({jobs} jobs)", unit="run", disable=not progress
+        ) as bar,
+        ProcessPoolExecutor(jobs, mp_context=context) as pool,
+    ):
         futures = {pool.submit(_run_group, group, out, jobs, threads): group for group in groups.values()}
         try:
             for future in as_completed(futures):
@@ -242,10 +269,11 @@ def _run_pending(pending: list[RunSpec], out: Path, progress: bool, n_specs: int
     task: Task | None = None  # runs come task by task, so one task (and its settings) at a time is kept
     held_out: Task | None = None
     settings: dict[tuple[str, str], Setting] = {}
-    with tqdm(total=n_specs, initial=n_specs - len(pending), desc="bench", unit="run",
-              disable=not progress) as bar:
+    with tqdm(total=n_specs, initial=n_specs - len(pending), desc="bench", unit="run", disable=not progress) as bar:
         for spec in pending:
-            bar.set_postfix_str(f"{spec.task} {spec.graph} {spec.ablation} {spec.method} ({spec.preset}) seed {spec.seed}")
+            bar.set_postfix_str(
+                f"{spec.task} {spec.graph} {spec.ablation} {spec.method} ({spec.preset}) seed {spec.seed}"
+            )
             if task is None or task.name != spec.task:
                 task, settings = get_task(spec.task), {}
                 held_out = get_task(spec.task, held_out=True) if held_out_size(spec.task) else None
@@ -255,14 +283,15 @@ def _run_pending(pending: list[RunSpec], out: Path, progress: bool, n_specs: int
             record, curves, scores = run_one(task, spec, settings[spec.graph, spec.ablation])
             # Scores first: a run counts as finished once its record exists, and then its scores do too.
             write_atomic(out / "scores" / f"{spec.key}.json", json.dumps(scores.to_dict(), allow_nan=False))
-            write_atomic(out / "runs" / f"{spec.key}.json",
-                         json.dumps({**record, "jobs": jobs, "curves": curves}, allow_nan=False))
+            record = dataclasses.replace(record, jobs=jobs)
+            write_atomic(
+                out / "runs" / f"{spec.key}.json", json.dumps({**record.to_json(), "curves": curves}, allow_nan=False)
+            )
             bar.update()
 
 
-def _folder_records(out: Path, keys: list[str]) -> list[dict]:
+def _folder_records(out: Path, keys: list[str]) -> list[RunRecord]:
     """Returns the records (without curves) of the runs `keys` names, in that order, then of every other finished
     run in `out`, sorted by key; each of `keys` must be finished."""
     others = sorted({p.stem for p in (out / "runs").glob("*.json")} - set(keys))
-    finished = [json.loads((out / "runs" / f"{key}.json").read_text()) for key in [*keys, *others]]
-    return [{k: v for k, v in r.items() if k != "curves"} for r in finished]
+    return [RunRecord.from_json(json.loads((out / "runs" / f"{key}.json").read_text())) for key in [*keys, *others]]

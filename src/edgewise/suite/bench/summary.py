@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .records import RunRecord
+
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     """Returns a Markdown table: the header, the separator, then one line per row of already formatted cells."""
@@ -22,44 +24,68 @@ def _cell(values: list, digits: int = 3) -> str:
     return text if len(present) == len(values) else f"{text} ({len(present)}/{len(values)})"
 
 
-_SUMMARY_COLUMNS = (  # (header, record field, digits)
-    ("AUROC", "auroc", 3), ("AUROC eff.", "auroc_effective", 3), ("node AUROC", "node_auroc", 3),
-    ("node AUROC eff.", "node_auroc_effective", 3), ("f at eff. size", "faithfulness_at_truth_size_effective", 3),
-    ("CPR", "cpr", 3), ("CMD", "cmd", 3),
-    ("edges to 95%", "edges_to_95", 1), ("seconds", "seconds", 2), ("peak MiB", "peak_memory_mib", 1),
+_SUMMARY_COLUMNS = (  # (header, figure, truth, digits): RunRecord.figure(figure, truth)
+    ("AUROC", "auroc", "compiler", 3),
+    ("AUROC eff.", "auroc", "effective", 3),
+    ("node AUROC", "node_auroc", "compiler", 3),
+    ("node AUROC eff.", "node_auroc", "effective", 3),
+    ("f at eff. size", "faithfulness_at_truth_size", "effective", 3),
+    ("CPR", "cpr", None, 3),
+    ("CMD", "cmd", None, 3),
+    ("edges to 95%", "edges_to_95", None, 1),
+    ("seconds", "seconds", None, 2),
+    ("peak MiB", "peak_memory_mib", None, 1),
 )
 
 
-def copies_kept(record: dict) -> str:
+def copies_kept(record: RunRecord) -> str:
     """Returns how many copies of each redundant group the run's circuit keeps, `2/2` (both), `1/2`, `0/2`
     (neither), groups apart by `; `, or `` for a setting without redundancy."""
-    return "; ".join(f"{g['copies_kept']}/{len(g['copies'])}" for g in record.get("redundancy") or [])
+    return "; ".join(f"{g['copies_kept']}/{len(g['copies'])}" for g in record.redundancy)
 
 
-def _copies_cell(records: list[dict]) -> str:
+def _copies_cell(records: list[RunRecord]) -> str:
     """Returns the copies kept over seeds: one value when every seed agrees, else each seed's, in order."""
     kept = list(dict.fromkeys(copies_kept(r) for r in records))
     return " | ".join(kept) if len(kept) > 1 else kept[0]
 
 
-def summary_markdown(records: list[dict]) -> str:
+def summary_markdown(records: list[RunRecord]) -> str:
     """Returns the Markdown summary: one row per task, graph, ablation and method, with means over seeds, and for
     settings with redundant copies how many of them the circuits keep."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        groups.setdefault((r["task"], r["graph"], r["ablation"], r["method"], r.get("preset", "tuned")), []).append(r)
-    redundant = any(r.get("redundancy") for r in records)
-    rows = [[*key, str(len(rs)), *(_cell([r.get(name) for r in rs], digits) for _, name, digits in _SUMMARY_COLUMNS),
-             *([_copies_cell(rs)] if redundant else [])]
-            for key, rs in groups.items()]
-    header = ["task", "graph", "ablation", "method", "preset", "seeds", *(h for h, _, _ in _SUMMARY_COLUMNS),
-              *(["copies kept"] if redundant else [])]
+        groups.setdefault((r.task, str(r.graph), str(r.ablation), r.method, r.preset), []).append(r)
+    redundant = any(r.redundancy for r in records)
+    rows = [
+        [
+            *key,
+            str(len(rs)),
+            *(
+                _cell([r.figure(name, truth or "compiler") for r in rs], digits)
+                for _, name, truth, digits in _SUMMARY_COLUMNS
+            ),
+            *([_copies_cell(rs)] if redundant else []),
+        ]
+        for key, rs in groups.items()
+    ]
+    header = [
+        "task",
+        "graph",
+        "ablation",
+        "method",
+        "preset",
+        "seeds",
+        *(h for h, *_ in _SUMMARY_COLUMNS),
+        *(["copies kept"] if redundant else []),
+    ]
     notes = (
         "Methods fit on each task's discovery inputs and are scored on its held-out inputs (tracr-reverse has none: "
         "its 6 inputs serve both). Preset: tuned = edgewise's defaults (tuned on these tasks), published = the "
-        "method authors' settings (docs/presets.md). AUROC: against the compiler's ground truth; eff.: against its edges that change the outputs under the "
-        "ablation. Node AUROC: a node scores its best edge's score. f at eff. size: faithfulness of the top-k circuit, "
-        "k the effective truth's size. CPR and CMD: MIB's areas under f and |1 - f| "
+        "method authors' settings (docs/presets.md). AUROC: against the compiler's ground truth; eff.: against its "
+        "edges that change the outputs under the ablation. Node AUROC: a node scores its best edge's score. f at eff. "
+        "size: faithfulness of the top-k circuit, k the effective truth's size. CPR and CMD: MIB's areas under f and "
+        "|1 - f| "
         "over the fraction of edges kept. Edges to 95%: the smallest top-k circuit with faithfulness >= 0.95 (runs "
         "that reach it, of all, in brackets). Seconds and peak MiB: the method alone; peak memory on CPU is the "
         "sampled rise of the process's resident set, approximate. Means ± standard deviation over seeds. Copies kept "

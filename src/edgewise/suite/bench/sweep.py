@@ -8,9 +8,10 @@ import json
 from dataclasses import dataclass, field
 
 from edgewise.errors import InvalidSweepError, UnknownGraphKindError, UnknownTaskError
-from edgewise.methods import PRESETS, get_method, method_names, resolve_config
 from edgewise.graph import GraphKind
+from edgewise.methods import PRESETS, get_method, method_names, resolve_config
 from edgewise.patching import Ablation
+
 from ..tasks import ALL_TRACR_TASKS, task_names
 
 GRAPH_KINDS = ("plain", "per-position")
@@ -76,11 +77,15 @@ class Sweep:
         self._check()
         configs = {
             (m, p): dataclasses.asdict(resolve_config(get_method(m), p, self.hyperparameters.get(m, {})))
-            for m in self.methods for p in ("tuned", *self.presets)
+            for m in self.methods
+            for p in ("tuned", *self.presets)
         }
         # a preset with the tuned settings is the tuned run: one run, one record, whichever preset asked for it
-        distinct = list(dict.fromkeys((m, p if configs[m, p] != configs[m, "tuned"] else "tuned")
-                                      for m in self.methods for p in self.presets))
+        distinct = list(
+            dict.fromkeys(
+                (m, p if configs[m, p] != configs[m, "tuned"] else "tuned") for m in self.methods for p in self.presets
+            )
+        )
         return [
             RunSpec(task, graph, method, ablation, seed, configs[method, preset], preset)
             for task in self.tasks
@@ -91,8 +96,14 @@ class Sweep:
         ]
 
     def _check(self) -> None:
-        for name, values in (("tasks", self.tasks), ("methods", self.methods), ("ablations", self.ablations),
-                             ("graphs", self.graphs), ("seeds", self.seeds), ("presets", self.presets)):
+        for name, values in (
+            ("tasks", self.tasks),
+            ("methods", self.methods),
+            ("ablations", self.ablations),
+            ("graphs", self.graphs),
+            ("seeds", self.seeds),
+            ("presets", self.presets),
+        ):
             if not values:
                 raise InvalidSweepError(f"the sweep lists no {name}; give at least one")
         unknown = [t for t in self.tasks if t not in task_names()]
@@ -107,8 +118,10 @@ class Sweep:
             graph_kind(kind)
         unknown = sorted(set(self.hyperparameters) - set(self.methods))
         if unknown:
-            raise InvalidSweepError(f"hyperparameters are set for {unknown[0]!r}, which the sweep does not run; add it "
-                                    f"to the methods ({', '.join(self.methods)}) or drop its settings")
+            raise InvalidSweepError(
+                f"hyperparameters are set for {unknown[0]!r}, which the sweep does not run; add it "
+                f"to the methods ({', '.join(self.methods)}) or drop its settings"
+            )
 
 
 def quick_sweep() -> Sweep:

@@ -10,8 +10,9 @@ _EXPORTS = {
     **dict.fromkeys(["load_checkpoint", "save_checkpoint"], "checkpoint"),
     **dict.fromkeys(["REDUNDANT_WEIGHTS_PATH", "load_induction", "save_induction"], "induction"),
     **dict.fromkeys(["load_multitask", "save_multitask"], "multitask"),
-    **dict.fromkeys(["ILLEGAL_LOGIT", "TicTacToeConfig", "TicTacToeNet", "load_tictactoe", "save_tictactoe"],
-                    "tictactoe"),
+    **dict.fromkeys(
+        ["ILLEGAL_LOGIT", "TicTacToeConfig", "TicTacToeNet", "load_tictactoe", "save_tictactoe"], "tictactoe"
+    ),
     **dict.fromkeys(["Alignment", "LowLevelShape", "align"], "siit.alignment"),
     **dict.fromkeys(["SiitConfig", "train_siit"], "siit.training"),
     **dict.fromkeys(["SiitScores", "measure_siit"], "siit.measures"),

@@ -19,8 +19,7 @@ def save_checkpoint(model: torch.nn.Module, config: dict, path: Path, **fields: 
     return path
 
 
-def load_checkpoint(path: Path, build: Callable[[dict], torch.nn.Module],
-                    missing: str) -> tuple[torch.nn.Module, dict]:
+def load_checkpoint(path: Path, build: Callable[[dict], torch.nn.Module], missing: str) -> tuple[torch.nn.Module, dict]:
     """Returns `build(config)` with the weights saved at `path` (float32, in eval mode) and the other fields saved
     with them; raises TrainedWeightsMissingError saying `missing` (which model, and the command that writes the
     file) when absent."""

@@ -62,8 +62,12 @@ def folded_state(model: Transformer, projection: torch.Tensor) -> dict[str, torc
 
 
 def compress_residual(
-    model: Transformer, tokens: torch.Tensor, scored: torch.Tensor, config: CompressionConfig,
-    apart: Sequence[tuple[torch.Tensor, torch.Tensor]] = (), progress: bool = False,
+    model: Transformer,
+    tokens: torch.Tensor,
+    scored: torch.Tensor,
+    config: CompressionConfig,
+    apart: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
+    progress: bool = False,
 ) -> CompressedModel:
     """Returns `model` with its residual stream compressed to `config.d_compressed` dimensions, W trained so the
     compressed model's outputs at the `scored` positions [batch, pos] and its residual stream after every layer
@@ -78,10 +82,13 @@ def compress_residual(
     if cfg.normalization:
         raise UnsupportedArchitectureError(
             "residual compression folds W into the weights, which LayerNorm does not commute with; compress models "
-            "without normalisation (tracr's)")
+            "without normalisation (tracr's)"
+        )
     if not 0 < config.d_compressed < cfg.d_model:
-        raise InvalidHyperparameterError(f"d_compressed must lie in [1, {cfg.d_model}) to compress a d_model="
-                                         f"{cfg.d_model} residual stream; got {config.d_compressed}")
+        raise InvalidHyperparameterError(
+            f"d_compressed must lie in [1, {cfg.d_model}) to compress a d_model="
+            f"{cfg.d_model} residual stream; got {config.d_compressed}"
+        )
     compressed = Transformer(dataclasses.replace(cfg, d_model=config.d_compressed)).eval()
     hooks = [f"blocks.{layer}.hook_resid_post" for layer in range(cfg.n_layers)]
     with torch.no_grad():
@@ -94,8 +101,12 @@ def compress_residual(
     losses = []
     residuals: dict[str, torch.Tensor] = {}  # each step's residual stream after every layer, overwritten per step
     saves = [(name, lambda value, hook: residuals.__setitem__(hook.name, value)) for name in hooks]
-    for _ in tqdm(range(config.steps), disable=not progress, desc=f"compressing {cfg.d_model} -> "
-                  f"{config.d_compressed} dimensions", leave=False):
+    for _ in tqdm(
+        range(config.steps),
+        disable=not progress,
+        desc=f"compressing {cfg.d_model} -> {config.d_compressed} dimensions",
+        leave=False,
+    ):
         with compressed.hooks(fwd_hooks=saves):
             logits = functional_call(compressed, folded_state(model, projection), (tokens,))
         output_loss = (logits - target).pow(2)[scored].mean()

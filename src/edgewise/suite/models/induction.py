@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .checkpoint import load_checkpoint, save_checkpoint
 from edgewise.models import Transformer, TransformerConfig
+
+from .checkpoint import load_checkpoint, save_checkpoint
 
 WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "induction.pt"
 REDUNDANT_WEIGHTS_PATH = WEIGHTS_PATH.with_name("induction_redundant.pt")
@@ -28,6 +29,9 @@ def save_induction(model: Transformer, path: Path = WEIGHTS_PATH) -> Path:
 def load_induction(path: Path = WEIGHTS_PATH) -> Transformer:
     """Returns the trained induction Transformer saved at `path` (by default the committed weights), in eval mode."""
     option = " --redundant" if path == REDUNDANT_WEIGHTS_PATH else ""
-    return load_checkpoint(path, lambda config: Transformer(TransformerConfig(**config)),
-                           f"induction model weights at {path}: run `python {TRAIN_SCRIPT}{option}` (about a minute "
-                           "on one CPU) to train the model and write them")[0]
+    return load_checkpoint(
+        path,
+        lambda config: Transformer(TransformerConfig(**config)),
+        f"induction model weights at {path}: run `python {TRAIN_SCRIPT}{option}` (about a minute "
+        "on one CPU) to train the model and write them",
+    )[0]

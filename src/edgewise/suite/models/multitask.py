@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .checkpoint import load_checkpoint, save_checkpoint
 from edgewise.models import Transformer, TransformerConfig
+
+from .checkpoint import load_checkpoint, save_checkpoint
 
 WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "multitask.pt"
 TRAIN_SCRIPT = "scripts/train_multitask.py"
@@ -23,6 +24,9 @@ def save_multitask(model: Transformer, path: Path = WEIGHTS_PATH) -> Path:
 
 def load_multitask(path: Path = WEIGHTS_PATH) -> Transformer:
     """Returns the trained multitask Transformer saved at `path` (by default the committed weights), in eval mode."""
-    return load_checkpoint(path, lambda config: Transformer(TransformerConfig(**config)),
-                           f"multitask model weights at {path}: run `python {TRAIN_SCRIPT}` (a few minutes on one "
-                           "CPU) to train the model and write them")[0]
+    return load_checkpoint(
+        path,
+        lambda config: Transformer(TransformerConfig(**config)),
+        f"multitask model weights at {path}: run `python {TRAIN_SCRIPT}` (a few minutes on one "
+        "CPU) to train the model and write them",
+    )[0]

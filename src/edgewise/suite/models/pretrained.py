@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from edgewise.cache import cache_root
 from edgewise.adapters import boot_bridge
+from edgewise.cache import cache_root
 from edgewise.errors import PretrainedModelMissingError
 
 if TYPE_CHECKING:

@@ -67,8 +67,13 @@ class TicTacToeNet(HookedRootModule):
             self.blocks = nn.ModuleList(ResidualBlock(width) for _ in range(cfg.blocks))
             self.policy_head = nn.Sequential(nn.ReLU(), nn.Conv2d(width, 1, 1), nn.Flatten())
             self.value_head = nn.Sequential(
-                nn.ReLU(), nn.Conv2d(width, 2, 1), nn.Flatten(),
-                nn.Linear(18, cfg.value_width), nn.ReLU(), nn.Linear(cfg.value_width, 9), nn.Tanh(),
+                nn.ReLU(),
+                nn.Conv2d(width, 2, 1),
+                nn.Flatten(),
+                nn.Linear(18, cfg.value_width),
+                nn.ReLU(),
+                nn.Linear(cfg.value_width, 9),
+                nn.Tanh(),
             )
         self.hook_stem = HookPoint()
         self.hook_policy_in = HookPoint()
@@ -98,6 +103,9 @@ def save_tictactoe(model: TicTacToeNet, path: Path = WEIGHTS_PATH) -> Path:
 
 def load_tictactoe(path: Path = WEIGHTS_PATH) -> TicTacToeNet:
     """Returns the trained TicTacToeNet saved at `path` (by default the committed weights), float32, in eval mode."""
-    return load_checkpoint(path, lambda config: TicTacToeNet(TicTacToeConfig(**config)),
-                           f"TicTacToeNet weights at {path}: run `python {TRAIN_SCRIPT}` (a few minutes on one CPU) to "
-                           "train the network and write them")[0]
+    return load_checkpoint(
+        path,
+        lambda config: TicTacToeNet(TicTacToeConfig(**config)),
+        f"TicTacToeNet weights at {path}: run `python {TRAIN_SCRIPT}` (a few minutes on one CPU) to "
+        "train the network and write them",
+    )[0]

@@ -52,15 +52,25 @@ class TaskCard:
 
 def card_of(task: "Task", n_held_out: int | None = None) -> TaskCard:
     """Returns the card of a built task (its plain graph counts the edges)."""
+    from .tracr.suite import TracrData
+
     describe = task.adapter.describe()
     n_edges = task.graph().n_edges
     return TaskCard(
-        name=task.name, n_layers=describe["n_layers"], n_heads=describe["n_heads"], d_model=describe["d_model"],
-        n_edges=n_edges, n_edges_per_position=n_edges * task.n_positions,
+        name=task.name,
+        n_layers=describe["n_layers"],
+        n_heads=describe["n_heads"],
+        d_model=describe["d_model"],
+        n_edges=n_edges,
+        n_edges_per_position=n_edges * task.n_positions,
         n_ground_truth_edges=None if task.ground_truth is None else len(task.ground_truth),
-        n_examples=task.clean.shape[0], metric=task.metric.name, description=task.description, n_held_out=n_held_out,
-        compression=getattr(task.extras.get("compiled"), "compression", None) or None,
-        truth_measure=task.truth_measure, truth_tolerance=task.truth_tolerance,
+        n_examples=task.clean.shape[0],
+        metric=task.metric.name,
+        description=task.description,
+        n_held_out=n_held_out,
+        compression=(task.family.compiled.compression or None) if isinstance(task.family, TracrData) else None,
+        truth_measure=task.truth_measure,
+        truth_tolerance=task.truth_tolerance,
     )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgewise.errors import UnknownTaskError
+
 from .tracr.specs import ALL_TRACR_TASKS
 
 if TYPE_CHECKING:
@@ -21,28 +22,39 @@ if TYPE_CHECKING:
     from edgewise.tasks import Task
 
 # task name -> (module under edgewise.tasks, factory taking metric=...)
-LM_TASKS = {"smollm2-ioi": ("lm.ioi", "smollm2_ioi_task"),
-            "smollm2-capitals": ("lm.templated", "smollm2_capitals_task"),
-            "smollm2-self-text": ("lm.self_text", "smollm2_self_text_task")}
+LM_TASKS = {
+    "smollm2-ioi": ("lm.ioi", "smollm2_ioi_task"),
+    "smollm2-capitals": ("lm.templated", "smollm2_capitals_task"),
+    "smollm2-self-text": ("lm.self_text", "smollm2_self_text_task"),
+}
 # evaluation inputs of each LM task: as many as its discovery inputs, none of them repeated
 LM_HELD_OUT = {"smollm2-ioi": 24, "smollm2-capitals": 24, "smollm2-self-text": 8}
 # tasks on project-trained game networks (declared through their hook points), as (module, factory)
-GAME_TASKS = {"tictactoe": ("game.task", "tictactoe_task"),
-              "tictactoe-no-corners": ("game.task", "tictactoe_no_corners_task")}
+GAME_TASKS = {
+    "tictactoe": ("game.task", "tictactoe_task"),
+    "tictactoe-no-corners": ("game.task", "tictactoe_no_corners_task"),
+}
 GAME_POSITIONS = 256  # discovery positions of a game task, and as many other positions held out
 # tasks on project-trained transformers with a verified circuit, as (module, factory)
-TRAINED_TASKS = {"induction": ("trained.induction", "induction_task"),
-                 "induction-redundant": ("trained.induction", "induction_redundant_task")}
+TRAINED_TASKS = {
+    "induction": ("trained.induction", "induction_task"),
+    "induction-redundant": ("trained.induction", "induction_redundant_task"),
+}
 TRAINED_SEQUENCES = 128  # discovery sequences of a trained task, and as many others held out
 # SIIT models of tracr programs (tasks.trained.siit), on their program's inputs: task name -> the tracr program
-SIIT_TASKS = {f"siit-{program}": program for program in ("tracr-hist", "tracr-count", "tracr-shift",
-                                                               "tracr-redundant-or")}
+SIIT_TASKS = {
+    f"siit-{program}": program for program in ("tracr-hist", "tracr-count", "tracr-shift", "tracr-redundant-or")
+}
 TRAINED_TASKS.update({name: ("trained.siit", "siit_task") for name in SIIT_TASKS})
 # one model trained on four algorithms chosen by a task token (tasks.trained.multitask): forget one, retain the others
-TRAINED_TASKS.update({"multitask-reverse": ("trained.multitask", "multitask_reverse_task"),
-                      "multitask-sort": ("trained.multitask", "multitask_sort_task"),
-                      "multitask-count": ("trained.multitask", "multitask_count_task"),
-                      "multitask-shift": ("trained.multitask", "multitask_shift_task")})
+TRAINED_TASKS.update(
+    {
+        "multitask-reverse": ("trained.multitask", "multitask_reverse_task"),
+        "multitask-sort": ("trained.multitask", "multitask_sort_task"),
+        "multitask-count": ("trained.multitask", "multitask_count_task"),
+        "multitask-shift": ("trained.multitask", "multitask_shift_task"),
+    }
+)
 
 
 def task_names() -> list[str]:
@@ -56,15 +68,18 @@ def user_task(spec: str) -> "Task":
     The function takes no arguments and returns a Task."""
     path, _, function = spec.rpartition(":")
     if not Path(path).is_file():
-        raise UnknownTaskError(f"{spec!r}: {path} is not a file; give FILE.py:FUNCTION, e.g. "
-                               "examples/residual_cnn.py:make_task")
+        raise UnknownTaskError(
+            f"{spec!r}: {path} is not a file; give FILE.py:FUNCTION, e.g. examples/residual_cnn.py:make_task"
+        )
     sys.path.insert(0, str(Path(path).resolve().parent))  # the file's own imports of its neighbours
     module_spec = importlib.util.spec_from_file_location(Path(path).stem, path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     if not callable(getattr(module, function, None)):
-        raise UnknownTaskError(f"{path} has no function {function!r}; it defines "
-                               f"{', '.join(n for n, v in vars(module).items() if callable(v) and not n.startswith('_'))}")
+        raise UnknownTaskError(
+            f"{path} has no function {function!r}; it defines "
+            f"{', '.join(n for n, v in vars(module).items() if callable(v) and not n.startswith('_'))}"
+        )
     return getattr(module, function)()
 
 
@@ -74,14 +89,17 @@ def get_task(name: str, metric: str | None = None, held_out: bool = False) -> "T
     does not have."""
     if name.endswith(".py") or ".py:" in name:
         if metric is not None or held_out:
-            raise UnknownTaskError(f"{name}: a task from a file has its own metric and inputs; drop --metric and "
-                                   "held-out evaluation, or build them into the function")
+            raise UnknownTaskError(
+                f"{name}: a task from a file has its own metric and inputs; drop --metric and "
+                "held-out evaluation, or build them into the function"
+            )
         return user_task(name)
     if name in LM_TASKS or name in GAME_TASKS or name in TRAINED_TASKS:
         module, factory = {**LM_TASKS, **GAME_TASKS, **TRAINED_TASKS}[name]
         program = {"program": SIIT_TASKS[name]} if name in SIIT_TASKS else {}  # one factory serves every SIIT task
-        return getattr(importlib.import_module(f"{__package__}.{module}"), factory)(metric=metric, held_out=held_out,
-                                                                                     **program)
+        return getattr(importlib.import_module(f"{__package__}.{module}"), factory)(
+            metric=metric, held_out=held_out, **program
+        )
     if name in ALL_TRACR_TASKS:
         from .tracr.suite import get_task as tracr_task
 

@@ -25,11 +25,21 @@ def low_level_config(high: TransformerConfig, shape: LowLevelShape) -> Transform
     """Returns the config of a low-level model for `high`: the same layers, vocabulary, context, attention direction
     and padding, with `shape`'s widths, LayerNorm and ReLU MLPs."""
     if shape.n_heads < high.n_heads:
-        raise GraphMismatchError(f"a low-level model of {shape.n_heads} heads cannot hold the high-level model's "
-                                 f"{high.n_heads} heads per layer; give LowLevelShape(n_heads>={high.n_heads})")
-    return dataclasses.replace(high, n_heads=shape.n_heads, d_model=shape.d_model, d_head=shape.d_head,
-                               d_mlp=shape.d_mlp, n_key_value_heads=None, normalization=True, act_fn="relu",
-                               attn_only=False)
+        raise GraphMismatchError(
+            f"a low-level model of {shape.n_heads} heads cannot hold the high-level model's "
+            f"{high.n_heads} heads per layer; give LowLevelShape(n_heads>={high.n_heads})"
+        )
+    return dataclasses.replace(
+        high,
+        n_heads=shape.n_heads,
+        d_model=shape.d_model,
+        d_head=shape.d_head,
+        d_mlp=shape.d_mlp,
+        n_key_value_heads=None,
+        normalization=True,
+        act_fn="relu",
+        attn_only=False,
+    )
 
 
 def component_nodes(cfg: TransformerConfig) -> list[Node]:
@@ -71,7 +81,8 @@ class Alignment:
         if partner is None:
             raise GraphMismatchError(
                 f"{node.name} belongs to {component.name}, which the alignment does not map (it maps "
-                f"{', '.join(n.name for n in self.high_nodes)}); align every node the high-level circuit uses")
+                f"{', '.join(n.name for n in self.high_nodes)}); align every node the high-level circuit uses"
+            )
         if node.kind is NodeKind.HEAD and node.input is not None:
             return head_node(partner.layer, partner.head, node.input)
         return partner

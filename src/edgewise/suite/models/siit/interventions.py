@@ -26,8 +26,9 @@ def writer_hook(node: Node) -> tuple[str, int | None]:
     raise GraphMismatchError(f"{node.name} is not a head or an MLP; interventions replace head and MLP outputs only")
 
 
-def writer_outputs(model: Transformer, tokens: torch.Tensor, nodes: list[Node],
-                   grad: bool = False) -> dict[Node, torch.Tensor]:
+def writer_outputs(
+    model: Transformer, tokens: torch.Tensor, nodes: list[Node], grad: bool = False
+) -> dict[Node, torch.Tensor]:
     """Returns each node's output [batch, pos, d_model] on `tokens`: detached, or (`grad`) with autograd kept, so
     that a loss on a forward they are patched into also trains the nodes that computed them."""
     hooks = {node: writer_hook(node) for node in nodes}
@@ -41,8 +42,7 @@ def writer_outputs(model: Transformer, tokens: torch.Tensor, nodes: list[Node],
     return {node: saved[hook] if head is None else saved[hook][:, :, head] for node, (hook, head) in hooks.items()}
 
 
-def intervened_logits(model: Transformer, tokens: torch.Tensor,
-                      replacements: dict[Node, torch.Tensor]) -> torch.Tensor:
+def intervened_logits(model: Transformer, tokens: torch.Tensor, replacements: dict[Node, torch.Tensor]) -> torch.Tensor:
     """Returns the logits on `tokens` with each node's output replaced by `replacements[node]` [batch, pos, d_model]
     (differentiable in the model's weights: the forward keeps autograd)."""
     by_hook: dict[str, list[tuple[int | None, torch.Tensor]]] = defaultdict(list)
@@ -58,6 +58,7 @@ def intervened_logits(model: Transformer, tokens: torch.Tensor,
             for head, value in heads:
                 activation[:, :, head] = value
             return activation
+
         return hook_fn
 
     return model.run_with_hooks(tokens, fwd_hooks=[(hook, replace(heads)) for hook, heads in by_hook.items()])

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from edgewise.models import Transformer
+
 from .alignment import Alignment
 from .interventions import intervened_logits, writer_outputs
 
@@ -30,8 +31,9 @@ class SiitScores:
         return asdict(self)
 
 
-def agreement(low: torch.Tensor, high: torch.Tensor, scored: torch.Tensor, categorical: bool,
-              tolerance: float = NUMERIC_TOLERANCE) -> float:
+def agreement(
+    low: torch.Tensor, high: torch.Tensor, scored: torch.Tensor, categorical: bool, tolerance: float = NUMERIC_TOLERANCE
+) -> float:
     """Returns the fraction of scored positions ([batch, pos] bool) where the low-level logits [batch, pos, out] give
     the high-level output: the same argmax, or (numerical) every output within `tolerance`."""
     if categorical:
@@ -49,8 +51,15 @@ def interchange_pairs(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def measure_siit(high: Transformer, low: Transformer, alignment: Alignment, tokens: torch.Tensor,
-                 scored: torch.Tensor, categorical: bool, tolerance: float = NUMERIC_TOLERANCE) -> SiitScores:
+def measure_siit(
+    high: Transformer,
+    low: Transformer,
+    alignment: Alignment,
+    tokens: torch.Tensor,
+    scored: torch.Tensor,
+    categorical: bool,
+    tolerance: float = NUMERIC_TOLERANCE,
+) -> SiitScores:
     """Returns the scores of `low` on `tokens` [batch, pos] (`scored` [batch, pos] marks the positions that count),
     interventions taken over every ordered pair of distinct inputs."""
     base_rows, source_rows = interchange_pairs(tokens.shape[0])
@@ -60,9 +69,13 @@ def measure_siit(high: Transformer, low: Transformer, alignment: Alignment, toke
     high_sources = writer_outputs(high, source, alignment.high_nodes)
     low_sources = writer_outputs(low, source, alignment.low_nodes + non_aligned)
     node_iia = {
-        high_node.name: agreement(intervened_logits(low, base, {low_node: low_sources[low_node]}),
-                                  intervened_logits(high, base, {high_node: high_sources[high_node]}),
-                                  positions, categorical, tolerance)
+        high_node.name: agreement(
+            intervened_logits(low, base, {low_node: low_sources[low_node]}),
+            intervened_logits(high, base, {high_node: high_sources[high_node]}),
+            positions,
+            categorical,
+            tolerance,
+        )
         for high_node, low_node in alignment.pairs
     }
     strict = intervened_logits(low, base, {node: low_sources[node] for node in non_aligned})

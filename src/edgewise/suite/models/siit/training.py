@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from edgewise.models import Transformer
+
 from .alignment import Alignment
 from .interventions import intervened_logits, writer_outputs
 
@@ -48,9 +49,17 @@ def output_loss(low: torch.Tensor, high: torch.Tensor, scored: torch.Tensor, cat
     return (low[scored] - high[scored]).pow(2).mean()
 
 
-def siit_losses(high: Transformer, low: Transformer, alignment: Alignment, base: torch.Tensor,
-                source: torch.Tensor, scored: torch.Tensor, categorical: bool, node: int,
-                strict_through_sources: bool = False) -> dict[str, torch.Tensor]:
+def siit_losses(
+    high: Transformer,
+    low: Transformer,
+    alignment: Alignment,
+    base: torch.Tensor,
+    source: torch.Tensor,
+    scored: torch.Tensor,
+    categorical: bool,
+    node: int,
+    strict_through_sources: bool = False,
+) -> dict[str, torch.Tensor]:
     """Returns the behaviour, IIT (on aligned pair `node`) and strict losses of one batch of (base, source) tokens
     [batch, pos], scored on the base inputs' `scored` positions [batch, pos]; `strict_through_sources`: as in
     SiitConfig."""
@@ -71,22 +80,40 @@ def siit_losses(high: Transformer, low: Transformer, alignment: Alignment, base:
     }
 
 
-def train_siit(high: Transformer, low: Transformer, alignment: Alignment, tokens: torch.Tensor,
-               scored: torch.Tensor, categorical: bool, cfg: SiitConfig, log_every: int = 250) -> Transformer:
+def train_siit(
+    high: Transformer,
+    low: Transformer,
+    alignment: Alignment,
+    tokens: torch.Tensor,
+    scored: torch.Tensor,
+    categorical: bool,
+    cfg: SiitConfig,
+    log_every: int = 250,
+) -> Transformer:
     """Returns `low` trained by SIIT towards `high` on input pairs drawn from `tokens` [n, pos] (`scored` [n, pos]:
     the positions whose outputs count), from random weights of `cfg.init_std`; in eval mode."""
     low.init_weights(cfg.seed, cfg.init_std)
     low.train()
     optimiser = torch.optim.Adam(low.parameters(), lr=cfg.learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda step: 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+        optimiser, lambda step: 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+    )
     generator = torch.Generator().manual_seed(cfg.seed)
     weights = {"behaviour": cfg.behaviour_weight, "iit": cfg.iit_weight, "strict": cfg.strict_weight}
     for step in range(cfg.steps):
         base, source = torch.randint(tokens.shape[0], (2, cfg.batch_size), generator=generator)
         node = int(torch.randint(len(alignment.pairs), (), generator=generator))
-        losses = siit_losses(high, low, alignment, tokens[base], tokens[source], scored[base], categorical, node,
-                             cfg.strict_through_sources)
+        losses = siit_losses(
+            high,
+            low,
+            alignment,
+            tokens[base],
+            tokens[source],
+            scored[base],
+            categorical,
+            node,
+            cfg.strict_through_sources,
+        )
         loss = sum(weights[name] * value for name, value in losses.items())
         optimiser.zero_grad()
         loss.backward()

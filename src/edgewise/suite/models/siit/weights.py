@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..checkpoint import load_checkpoint, save_checkpoint
 from edgewise.models import Transformer, TransformerConfig
+
+from ..checkpoint import load_checkpoint, save_checkpoint
 from .alignment import Alignment
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -27,7 +28,10 @@ def load_siit(program: str, path: Path | None = None) -> tuple[Transformer, Alig
     """Returns the SIIT model of `program` (from `path`, by default the committed weights) in eval mode, and its
     alignment."""
     path = weights_path(program) if path is None else path
-    model, saved = load_checkpoint(path, lambda config: Transformer(TransformerConfig(**config)),
-                                   f"SIIT model weights for {program} at {path}: run `python {TRAIN_SCRIPT} "
-                                   f"{program}` (a minute or two on one CPU) to train the model and write them")
+    model, saved = load_checkpoint(
+        path,
+        lambda config: Transformer(TransformerConfig(**config)),
+        f"SIIT model weights for {program} at {path}: run `python {TRAIN_SCRIPT} "
+        f"{program}` (a minute or two on one CPU) to train the model and write them",
+    )
     return model, Alignment.from_dict(saved["alignment"])

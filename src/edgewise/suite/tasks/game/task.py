@@ -2,7 +2,8 @@
 its hook points, with objectives beyond faithfulness.
 
 The graph's writers are the channels of the stem and of each residual block's branch (one node per channel, as a
-transformer has one per head); its readers are each branch's input and the policy head's input. The value head is the judge, not part of the graph: objectives score the policy's moves by the
+transformer has one per head); its readers are each branch's input and the policy head's input. The value head is the
+judge, not part of the graph: objectives score the policy's moves by the
 *full* network's value head, as in the worst-move episode this task reproduces (a sparse mask that "makes the
 network play its worst move" turned out to play one corner everywhere).
 
@@ -13,15 +14,27 @@ network play its worst move" turned out to play one corner everywhere).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from edgewise.adapters import DeclaredAdapter
-from ...models import ILLEGAL_LOGIT, load_tictactoe
 from edgewise.tasks import METRICS, Metric, Task
+
+from ...models import ILLEGAL_LOGIT, load_tictactoe
 from ..registry import GAME_POSITIONS as DISCOVERY_POSITIONS
 from .tictactoe import tictactoe_dataset
 
 CORNERS = (0, 2, 6, 8)
+
+
+@dataclass(frozen=True)
+class GameData:
+    """A game task's own record (`task.family`): each row's board, and the full network's value of each move
+    [batch, 1, 9], which judges the moves its objectives score."""
+
+    boards: list
+    judge: torch.Tensor
 
 
 def _declaration(n_blocks: int) -> tuple[dict[str, str], dict[str, str]]:
@@ -74,8 +87,9 @@ def tictactoe_no_corners_task(metric: str | None = None, held_out: bool = False,
     return tictactoe_task(metric, held_out, channels, name="tictactoe-no-corners")
 
 
-def tictactoe_task(metric: str | None = None, held_out: bool = False, channels: bool = True,
-                   name: str = "tictactoe") -> Task:
+def tictactoe_task(
+    metric: str | None = None, held_out: bool = False, channels: bool = True, name: str = "tictactoe"
+) -> Task:
     """Returns a tic-tac-toe task: `DISCOVERY_POSITIONS` non-terminal positions (or as many others, `held_out`),
     each paired with another position for resample ablation, the KL of the policy over the moves on offer as
     faithfulness metric, and the
@@ -91,19 +105,33 @@ def tictactoe_task(metric: str | None = None, held_out: bool = False, channels: 
     writers, readers = _declaration(len(model.blocks))
     # The graph's outputs are the policy head's logits before occupied cells are masked: the mask reads the board
     # directly, around the trunk, so the metric, the objectives and the behaviour check apply it instead
-    adapter = DeclaredAdapter(model, writers, readers, example_inputs=clean, split=list(writers) if channels else (),
-                              output=_policy, run=model.heads)
+    adapter = DeclaredAdapter(
+        model,
+        writers,
+        readers,
+        example_inputs=clean,
+        split=list(writers) if channels else (),
+        output=_policy,
+        run=model.heads,
+    )
     with torch.no_grad():
         judge = model(clean)[:, 1].unsqueeze(1)  # [batch, 1, 9]: the full network's value of each move
     offered = offered_moves(data.legal[rows], forbidden).unsqueeze(1)  # [batch, 1, 9]
     restriction = "" if not forbidden else ", no corners where another legal move exists"
     return Task(
-        name=name, model=adapter, clean=clean, corrupt=corrupt, metric=offered_metric(METRICS[metric or "kl"], offered),
+        name=name,
+        model=adapter,
+        clean=clean,
+        corrupt=corrupt,
+        metric=offered_metric(METRICS[metric or "kl"], offered),
         scored_positions=torch.ones(len(rows), 1, dtype=torch.bool),
         description=f"tic-tac-toe policy of a residual CNN on {len(rows)} solved positions{restriction}",
         pairing="each position paired with another position of the game",
-        objectives={label: move_value_objective(label, judge, offered, sign)
-                    for label, sign in (("worst-move", 1.0), ("best-move", -1.0))},
-        extras={"offered": offered, "answer_values": data.move_values[rows].unsqueeze(1), "boards": [
-            data.boards[i] for i in rows.tolist()], "judge": judge},
+        objectives={
+            label: move_value_objective(label, judge, offered, sign)
+            for label, sign in (("worst-move", 1.0), ("best-move", -1.0))
+        },
+        offered=offered,
+        answer_values=data.move_values[rows].unsqueeze(1),
+        family=GameData([data.boards[i] for i in rows.tolist()], judge),
     )

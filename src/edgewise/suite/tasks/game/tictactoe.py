@@ -45,7 +45,7 @@ def legal_moves(board: Board) -> tuple[int, ...]:
 
 def play(board: Board, move: int) -> Board:
     """Returns the board after the player to move takes cell `move` (assumed legal)."""
-    return board[:move] + (to_move(board),) + board[move + 1:]
+    return board[:move] + (to_move(board),) + board[move + 1 :]
 
 
 @lru_cache(maxsize=None)

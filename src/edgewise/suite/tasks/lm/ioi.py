@@ -13,14 +13,39 @@ from pathlib import Path
 
 import torch
 
-from ...models import PretrainedModel, load_smollm2
 from edgewise.tasks import METRICS, Task
-from .prompts import encode_pairs, last_position_answers, last_position_mask, one_token_id, prompt_split
+
+from ...models import PretrainedModel, load_smollm2
+from .prompts import (
+    PromptData,
+    encode_pairs,
+    last_position_answers,
+    last_position_mask,
+    one_token_id,
+    prompt_split,
+    token_label,
+)
 
 # Every name and every filled template is the same number of tokens for SmolLM2's tokenizer (checked at load), so
 # the batch needs no padding and every answer is at the last position.
-IOI_NAMES = ("Mary", "John", "Tom", "Anna", "Lisa", "Mark", "Paul", "Kate", "James", "Sarah", "David", "Emma",
-             "Peter", "Laura", "Mike", "Jane")
+IOI_NAMES = (
+    "Mary",
+    "John",
+    "Tom",
+    "Anna",
+    "Lisa",
+    "Mark",
+    "Paul",
+    "Kate",
+    "James",
+    "Sarah",
+    "David",
+    "Emma",
+    "Peter",
+    "Laura",
+    "Mike",
+    "Jane",
+)
 IOI_TEMPLATES = (
     "When {A} and {B} went to the store, {B} gave a drink to",
     "When {A} and {B} went to the park, {B} gave a ball to",
@@ -42,23 +67,32 @@ def ioi_prompts(n: int = 24, seed: int = 0, exclude: list[dict] | None = None) -
         if clean in taken:
             continue
         taken.add(clean)
-        prompts.append({"clean": clean, "io": io, "s": s, "c": c,
-                        "corrupt": clean.replace(f", {s} gave", f", {c} gave")})
+        prompts.append(
+            {"clean": clean, "io": io, "s": s, "c": c, "corrupt": clean.replace(f", {s} gave", f", {c} gave")}
+        )
     return prompts
 
 
-def smollm2_ioi_task(metric: str | None = None, n_prompts: int = 24, cache_dir: Path | None = None,
-                     loaded: PretrainedModel | None = None, held_out: bool = False) -> Task:
+def smollm2_ioi_task(
+    metric: str | None = None,
+    n_prompts: int = 24,
+    cache_dir: Path | None = None,
+    loaded: PretrainedModel | None = None,
+    held_out: bool = False,
+) -> Task:
     """Returns IOI on SmolLM2-135M-Instruct (`loaded`, or loaded from `cache_dir`): clean and ABC-corrupted prompts,
-    the metric (default KL) on the next token after "gave a ... to"; prompts and answer ids are in `extras`.
-    `held_out`: the evaluation split, n_prompts other prompts (another seed, no discovery prompt repeated)."""
+    the metric (default KL) on the next token after "gave a ... to"; prompts and answer ids are in `task.family`
+    (PromptData). `held_out`: the evaluation split, n_prompts other prompts (another seed, no discovery prompt
+    repeated)."""
     loaded = load_smollm2(cache_dir) if loaded is None else loaded
     tokenizer = loaded.tokenizer
     prompts = prompt_split(ioi_prompts, n_prompts, held_out)
-    clean, corrupt = encode_pairs(tokenizer, prompts,
-                                  fix="every IOI name and template must tokenise alike (one token per name)")
-    answers = torch.tensor([[one_token_id(tokenizer, p["io"]), one_token_id(tokenizer, p["s"])]
-                            for p in prompts])  # [batch, (io, s)]
+    clean, corrupt = encode_pairs(
+        tokenizer, prompts, fix="every IOI name and template must tokenise alike (one token per name)"
+    )
+    answers = torch.tensor(
+        [[one_token_id(tokenizer, p["io"]), one_token_id(tokenizer, p["s"])] for p in prompts]
+    )  # [batch, (io, s)]
     return Task(
         name="smollm2-ioi",
         model=loaded.bridge,
@@ -68,16 +102,18 @@ def smollm2_ioi_task(metric: str | None = None, n_prompts: int = 24, cache_dir: 
         scored_positions=last_position_mask(clean),
         bos_position=0,
         description=f"indirect object identification on SmolLM2-135M-Instruct ({len(prompts)} "
-                    f"{'held-out ' if held_out else ''}prompts, {clean.shape[1]} tokens with BOS)",
+        f"{'held-out ' if held_out else ''}prompts, {clean.shape[1]} tokens with BOS)",
         pairing="corrupted prompt = the clean one with the second subject mention replaced by a third name (ABC)",
-        extras={"prompts": prompts, "answer_ids": answers, "tokenizer": tokenizer,
-                "answers": last_position_answers(clean, answers[:, 0].tolist())},  # the indirect object
+        answers=last_position_answers(clean, answers[:, 0].tolist()),  # the indirect object
+        class_label=token_label(tokenizer),
+        family=PromptData(prompts, tokenizer, answers),
     )
 
 
 def ioi_logit_difference(task: Task, logits: torch.Tensor) -> torch.Tensor:
     """Returns logit(IO) - logit(S) at the last position, per prompt [..., batch]: IOI's usual behaviour score."""
     last = logits[..., -1, :]
-    answers = task.extras["answer_ids"]
+    answers = task.family.answer_ids
     return last.gather(-1, answers[:, :1].expand(*last.shape[:-1], 1)).squeeze(-1) - last.gather(
-        -1, answers[:, 1:].expand(*last.shape[:-1], 1)).squeeze(-1)
+        -1, answers[:, 1:].expand(*last.shape[:-1], 1)
+    ).squeeze(-1)

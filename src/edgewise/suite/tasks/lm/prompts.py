@@ -4,6 +4,7 @@ prompts, one-token answers, and the last-position mask and answers of a next-tok
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 import torch
@@ -14,6 +15,21 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 HELD_OUT_SEED = 1  # the evaluation split's prompts: drawn with this seed, none of them a discovery prompt
+
+
+@dataclass(frozen=True)
+class PromptData:
+    """A language-model task's own record (`task.family`): its prompts (or openings), the tokenizer that encoded
+    them, and, for IOI, each prompt's answer ids [batch, (io, s)]."""
+
+    prompts: list
+    tokenizer: "PreTrainedTokenizerBase"
+    answer_ids: torch.Tensor | None = None
+
+
+def token_label(tokenizer: "PreTrainedTokenizerBase") -> Callable[[int], str]:
+    """Returns what names output class c of a language model: the token the tokenizer decodes it to, quoted."""
+    return lambda c: repr(tokenizer.decode([c]))
 
 
 def prompt_split(draw: Callable[..., list[dict]], n: int, held_out: bool) -> list[dict]:
@@ -31,17 +47,19 @@ def encode_equal_length(tokenizer: "PreTrainedTokenizerBase", texts: list[str], 
     by_length = {len(row): text for row, text in zip(ids, texts)}
     if len(by_length) != 1:
         examples = "; ".join(f"{length} tokens: {text!r}" for length, text in sorted(by_length.items()))
-        raise BatchShapeError(f"prompts tokenised to different lengths ({examples}); a batch without padding needs "
-                              f"one length: {fix}")
+        raise BatchShapeError(
+            f"prompts tokenised to different lengths ({examples}); a batch without padding needs one length: {fix}"
+        )
     return torch.tensor(ids)
 
 
-def encode_pairs(tokenizer: "PreTrainedTokenizerBase", prompts: list[dict], fix: str
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_pairs(
+    tokenizer: "PreTrainedTokenizerBase", prompts: list[dict], fix: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns the clean and the corrupted prompts' token ids ([n, pos] each, one length for both: resample ablation
     pairs them row by row); raises BatchShapeError with `fix` as `encode_equal_length` does."""
     tokens = encode_equal_length(tokenizer, [p["clean"] for p in prompts] + [p["corrupt"] for p in prompts], fix)
-    return tokens[:len(prompts)], tokens[len(prompts):]
+    return tokens[: len(prompts)], tokens[len(prompts) :]
 
 
 def one_token_id(tokenizer: "PreTrainedTokenizerBase", word: str) -> int:
@@ -49,8 +67,10 @@ def one_token_id(tokenizer: "PreTrainedTokenizerBase", word: str) -> int:
     is more than one token, since an answer must fit the one position the metric scores."""
     ids = tokenizer(" " + word, add_special_tokens=False).input_ids
     if len(ids) != 1:
-        raise BatchShapeError(f"answer {word!r} is {len(ids)} tokens ({tokenizer.convert_ids_to_tokens(ids)}); a "
-                              "next-token answer must be one token: choose an entity whose answer is one token")
+        raise BatchShapeError(
+            f"answer {word!r} is {len(ids)} tokens ({tokenizer.convert_ids_to_tokens(ids)}); a "
+            "next-token answer must be one token: choose an entity whose answer is one token"
+        )
     return ids[0]
 
 
@@ -63,7 +83,7 @@ def last_position_mask(tokens: torch.Tensor) -> torch.Tensor:
 
 def last_position_answers(tokens: torch.Tensor, answer_ids: list[int]) -> torch.Tensor:
     """Returns [batch, pos] long: each prompt's answer id at the last position, -1 elsewhere (not scored): the
-    `extras["answers"]` that accuracy and the weight edits of capability removal read."""
+    `task.answers` that accuracy and the weight edits of capability removal read."""
     answers = torch.full_like(tokens, -1)
     answers[:, -1] = torch.tensor(answer_ids)
     return answers

@@ -18,19 +18,36 @@ from typing import TYPE_CHECKING
 import torch
 
 from edgewise.errors import InvalidHyperparameterError
-from ...models import PretrainedModel, load_smollm2
 from edgewise.tasks import METRICS, Task
-from .prompts import encode_equal_length
+
+from ...models import PretrainedModel, load_smollm2
+from .prompts import PromptData, encode_equal_length, token_label
 
 if TYPE_CHECKING:
     from transformer_lens import TransformerBridge
 
 # Each opening is 4 tokens after BOS, so the batch grows without padding; none of their greedy continuations reaches
 # an end-of-turn token within 24 tokens (openings whose continuation did, e.g. "The weather today is", are left out).
-DISCOVERY_OPENINGS = ("In the kitchen,", "My favourite book is", "The old house stood", "Our garden has many",
-                      "The river flows past", "She opened the door", "The library was quiet", "The small village was")
-HELD_OUT_OPENINGS = ("Every morning, I", "Last summer we went", "The baker makes fresh", "The football match was",
-                     "In the forest,", "My brother works as", "The mountain road is", "Our school has a")
+DISCOVERY_OPENINGS = (
+    "In the kitchen,",
+    "My favourite book is",
+    "The old house stood",
+    "Our garden has many",
+    "The river flows past",
+    "She opened the door",
+    "The library was quiet",
+    "The small village was",
+)
+HELD_OUT_OPENINGS = (
+    "Every morning, I",
+    "Last summer we went",
+    "The baker makes fresh",
+    "The football match was",
+    "In the forest,",
+    "My brother works as",
+    "The mountain road is",
+    "Our school has a",
+)
 TEXT_TOKENS = 24  # every text's length with BOS: 4 opening tokens and 19 the model chose
 
 
@@ -44,8 +61,13 @@ def greedy_continuation(bridge: "TransformerBridge", tokens: torch.Tensor, lengt
     return tokens
 
 
-def smollm2_self_text_task(metric: str | None = None, n_tokens: int = TEXT_TOKENS, cache_dir: Path | None = None,
-                           loaded: PretrainedModel | None = None, held_out: bool = False) -> Task:
+def smollm2_self_text_task(
+    metric: str | None = None,
+    n_tokens: int = TEXT_TOKENS,
+    cache_dir: Path | None = None,
+    loaded: PretrainedModel | None = None,
+    held_out: bool = False,
+) -> Task:
     """Returns SmolLM2-135M-Instruct on its own greedy continuations of 8 openings (`loaded`, or loaded from
     `cache_dir`), each text n_tokens long with BOS; the corrupted batch is the clean one rolled by one row (another
     text), the metric (default KL) at every position but BOS. `held_out`: 8 other openings. Generating is n_tokens - 5
@@ -54,8 +76,10 @@ def smollm2_self_text_task(metric: str | None = None, n_tokens: int = TEXT_TOKEN
     openings = list(HELD_OUT_OPENINGS if held_out else DISCOVERY_OPENINGS)
     starts = encode_equal_length(loaded.tokenizer, openings, fix="every opening must be 4 tokens after BOS")
     if n_tokens <= starts.shape[1]:
-        raise InvalidHyperparameterError(f"n_tokens={n_tokens} leaves the model nothing to write after the "
-                                         f"{starts.shape[1]}-token openings; ask for more, e.g. {TEXT_TOKENS}")
+        raise InvalidHyperparameterError(
+            f"n_tokens={n_tokens} leaves the model nothing to write after the "
+            f"{starts.shape[1]}-token openings; ask for more, e.g. {TEXT_TOKENS}"
+        )
     clean = greedy_continuation(loaded.bridge, starts, n_tokens)
     scored = torch.ones_like(clean, dtype=torch.bool)
     scored[:, 0] = False  # BOS is the same in every text: resampling another text cannot change the output there
@@ -68,7 +92,8 @@ def smollm2_self_text_task(metric: str | None = None, n_tokens: int = TEXT_TOKEN
         scored_positions=scored,
         bos_position=0,
         description=f"SmolLM2-135M-Instruct on its own greedy text ({len(openings)} {'held-out ' if held_out else ''}"
-                    f"openings continued to {n_tokens} tokens with BOS), scored at every position after BOS",
+        f"openings continued to {n_tokens} tokens with BOS), scored at every position after BOS",
         pairing="corrupted text = the clean batch rolled by one row (another of the model's texts)",
-        extras={"prompts": openings, "tokenizer": loaded.tokenizer},
+        class_label=token_label(loaded.tokenizer),
+        family=PromptData(openings, loaded.tokenizer),
     )

@@ -15,9 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgewise.errors import InvalidHyperparameterError
-from ...models import PretrainedModel, load_smollm2
 from edgewise.tasks import METRICS, Task
-from .prompts import encode_pairs, last_position_answers, last_position_mask, one_token_id, prompt_split
+
+from ...models import PretrainedModel, load_smollm2
+from .prompts import (
+    PromptData,
+    encode_pairs,
+    last_position_answers,
+    last_position_mask,
+    one_token_id,
+    prompt_split,
+    token_label,
+)
 
 
 @dataclass(frozen=True)
@@ -33,23 +42,80 @@ class FactTemplate:
 # space), so one batch mixes them without padding. Left out, though one token: capitals and languages the model gets
 # wrong (Spain -> " Barcelona", Canada -> " Toronto", Portugal's language -> " a", ...), and contested or
 # several-language answers (Israel's capital, Ireland's language).
-CAPITALS = FactTemplate("capital", "The capital city of {} is", {
-    "France": "Paris", "Germany": "Berlin", "Italy": "Rome", "Japan": "Tokyo", "China": "Beijing",
-    "Russia": "Moscow", "Greece": "Athens", "Portugal": "Lisbon", "Austria": "Vienna", "Poland": "Warsaw",
-    "Ireland": "Dublin", "England": "London", "Norway": "Oslo", "Sweden": "Stockholm", "Finland": "Helsinki",
-    "Denmark": "Copenhagen", "Hungary": "Budapest", "Kenya": "Nairobi", "Cuba": "Havana", "Syria": "Damascus",
-    "Belgium": "Brussels", "Netherlands": "Amsterdam", "Chile": "Santiago", "Korea": "Seoul",
-    "Philippines": "Manila", "Afghanistan": "Kabul", "Bulgaria": "Sofia", "Scotland": "Edinburgh",
-})
-LANGUAGES = FactTemplate("language", "The official language of {} is", {
-    "France": "French", "Germany": "German", "Italy": "Italian", "Spain": "Spanish", "Japan": "Japanese",
-    "Russia": "Russian", "Greece": "Greek", "Poland": "Polish", "Sweden": "Swedish", "Norway": "Norwegian",
-    "Finland": "Finnish", "Hungary": "Hungarian", "Netherlands": "Dutch", "Turkey": "Turkish", "Thailand": "Thai",
-    "Vietnam": "Vietnamese", "Iran": "Persian", "Egypt": "Arabic", "Brazil": "Portuguese", "Romania": "Romanian",
-    "Bulgaria": "Bulgarian", "Serbia": "Serbian", "Croatia": "Croatian", "Iceland": "Icelandic",
-    "Argentina": "Spanish", "Chile": "Spanish", "Peru": "Spanish", "Cuba": "Spanish", "Colombia": "Spanish",
-    "Austria": "German", "England": "English", "Syria": "Arabic", "Iraq": "Arabic", "Morocco": "Arabic",
-})
+CAPITALS = FactTemplate(
+    "capital",
+    "The capital city of {} is",
+    {
+        "France": "Paris",
+        "Germany": "Berlin",
+        "Italy": "Rome",
+        "Japan": "Tokyo",
+        "China": "Beijing",
+        "Russia": "Moscow",
+        "Greece": "Athens",
+        "Portugal": "Lisbon",
+        "Austria": "Vienna",
+        "Poland": "Warsaw",
+        "Ireland": "Dublin",
+        "England": "London",
+        "Norway": "Oslo",
+        "Sweden": "Stockholm",
+        "Finland": "Helsinki",
+        "Denmark": "Copenhagen",
+        "Hungary": "Budapest",
+        "Kenya": "Nairobi",
+        "Cuba": "Havana",
+        "Syria": "Damascus",
+        "Belgium": "Brussels",
+        "Netherlands": "Amsterdam",
+        "Chile": "Santiago",
+        "Korea": "Seoul",
+        "Philippines": "Manila",
+        "Afghanistan": "Kabul",
+        "Bulgaria": "Sofia",
+        "Scotland": "Edinburgh",
+    },
+)
+LANGUAGES = FactTemplate(
+    "language",
+    "The official language of {} is",
+    {
+        "France": "French",
+        "Germany": "German",
+        "Italy": "Italian",
+        "Spain": "Spanish",
+        "Japan": "Japanese",
+        "Russia": "Russian",
+        "Greece": "Greek",
+        "Poland": "Polish",
+        "Sweden": "Swedish",
+        "Norway": "Norwegian",
+        "Finland": "Finnish",
+        "Hungary": "Hungarian",
+        "Netherlands": "Dutch",
+        "Turkey": "Turkish",
+        "Thailand": "Thai",
+        "Vietnam": "Vietnamese",
+        "Iran": "Persian",
+        "Egypt": "Arabic",
+        "Brazil": "Portuguese",
+        "Romania": "Romanian",
+        "Bulgaria": "Bulgarian",
+        "Serbia": "Serbian",
+        "Croatia": "Croatian",
+        "Iceland": "Icelandic",
+        "Argentina": "Spanish",
+        "Chile": "Spanish",
+        "Peru": "Spanish",
+        "Cuba": "Spanish",
+        "Colombia": "Spanish",
+        "Austria": "German",
+        "England": "English",
+        "Syria": "Arabic",
+        "Iraq": "Arabic",
+        "Morocco": "Arabic",
+    },
+)
 FACT_TEMPLATES = (CAPITALS, LANGUAGES)
 
 
@@ -59,14 +125,16 @@ def fact_prompts(n: int = 24, seed: int = 0, exclude: list[dict] | None = None) 
     answer. Raises InvalidHyperparameterError when a template has fewer unused facts than its share of n."""
     rng = random.Random(seed)
     taken = {p["clean"] for p in exclude or []}
-    unused = {family.name: [c for c in family.answers if family.template.format(c) not in taken]
-              for family in FACT_TEMPLATES}
+    unused = {
+        family.name: [c for c in family.answers if family.template.format(c) not in taken] for family in FACT_TEMPLATES
+    }
     for index, family in enumerate(FACT_TEMPLATES):
         needed = len(range(index, n, len(FACT_TEMPLATES)))  # this template's share of n, as they alternate
         if needed > len(unused[family.name]):
             raise InvalidHyperparameterError(
                 f"n={n} prompts need {needed} {family.name} facts, but only {len(unused[family.name])} are left "
-                f"after the {len(taken)} excluded prompts; ask for fewer prompts or add facts to the table")
+                f"after the {len(taken)} excluded prompts; ask for fewer prompts or add facts to the table"
+            )
         rng.shuffle(unused[family.name])
     prompts = []
     for i in range(n):
@@ -74,23 +142,36 @@ def fact_prompts(n: int = 24, seed: int = 0, exclude: list[dict] | None = None) 
         country = unused[family.name].pop()
         answer = family.answers[country]
         corrupt_country = rng.choice(sorted(c for c, a in family.answers.items() if a != answer))
-        prompts.append({"clean": family.template.format(country), "corrupt": family.template.format(corrupt_country),
-                        "family": family.name, "country": country, "answer": answer,
-                        "corrupt_country": corrupt_country})
+        prompts.append(
+            {
+                "clean": family.template.format(country),
+                "corrupt": family.template.format(corrupt_country),
+                "family": family.name,
+                "country": country,
+                "answer": answer,
+                "corrupt_country": corrupt_country,
+            }
+        )
     return prompts
 
 
-def smollm2_capitals_task(metric: str | None = None, n_prompts: int = 24, cache_dir: Path | None = None,
-                          loaded: PretrainedModel | None = None, held_out: bool = False) -> Task:
+def smollm2_capitals_task(
+    metric: str | None = None,
+    n_prompts: int = 24,
+    cache_dir: Path | None = None,
+    loaded: PretrainedModel | None = None,
+    held_out: bool = False,
+) -> Task:
     """Returns factual recall (capitals and official languages) on SmolLM2-135M-Instruct (`loaded`, or loaded from
     `cache_dir`): clean prompts and prompts about another country, the metric (default KL) on the answer token;
-    `extras["answers"]` holds each answer's id at the last position. `held_out`: the evaluation split, n_prompts
+    `task.answers` holds each answer's id at the last position. `held_out`: the evaluation split, n_prompts
     other prompts (another seed, no discovery prompt repeated). The tables hold 62 facts: 24 + 24 fit."""
     loaded = load_smollm2(cache_dir) if loaded is None else loaded
     tokenizer = loaded.tokenizer
     prompts = prompt_split(fact_prompts, n_prompts, held_out)
-    clean, corrupt = encode_pairs(tokenizer, prompts,
-                                  fix="every country in the fact tables must be one token after a space")
+    clean, corrupt = encode_pairs(
+        tokenizer, prompts, fix="every country in the fact tables must be one token after a space"
+    )
     scored = last_position_mask(clean)
     answers = last_position_answers(clean, [one_token_id(tokenizer, p["answer"]) for p in prompts])
     return Task(
@@ -102,7 +183,9 @@ def smollm2_capitals_task(metric: str | None = None, n_prompts: int = 24, cache_
         scored_positions=scored,
         bos_position=0,
         description=f"factual recall (capitals, official languages) on SmolLM2-135M-Instruct ({len(prompts)} "
-                    f"{'held-out ' if held_out else ''}prompts, {clean.shape[1]} tokens with BOS)",
+        f"{'held-out ' if held_out else ''}prompts, {clean.shape[1]} tokens with BOS)",
         pairing="corrupted prompt = the same question about another country, whose answer differs",
-        extras={"prompts": prompts, "answers": answers, "tokenizer": tokenizer},
+        answers=answers,
+        class_label=token_label(tokenizer),
+        family=PromptData(prompts, tokenizer),
     )

@@ -23,11 +23,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from edgewise.graph import Graph, feature_graph, head_node, mlp_node, output_node
 from edgewise.adapters import TransformerAdapter
 from edgewise.cache import cache_root
 from edgewise.errors import CacheWarning, CompileError, InvalidTokensError
+from edgewise.graph import Graph, feature_graph, head_node, mlp_node, output_node
 from edgewise.models import Transformer, TransformerConfig
+
 from .oracle import oracle_dictionaries
 from .truth import derived_edges, derived_feature_edges
 
@@ -68,7 +69,8 @@ class CompiledProgram:
         """Returns, per writer, the RASP variables it computes with their operations: `opp_idx_4 (SequenceMap)`."""
         return {
             writer: [f"{v} ({self._operation(v)})" for v in dict.fromkeys(self.variables[d] for d in labels)]
-            for writer, labels in self.writes.items() if labels
+            for writer, labels in self.writes.items()
+            if labels
         }
 
     def _operation(self, variable: str) -> str:
@@ -192,8 +194,9 @@ def compile_program(
     return cached_program(name, key, lambda: _compile(program, vocab, max_seq_len, name, causal)[0], cache_dir)
 
 
-def cached_program(name: str, key: str, build: Callable[[], CompiledProgram],
-                   cache_dir: Path | None = None) -> CompiledProgram:
+def cached_program(
+    name: str, key: str, build: Callable[[], CompiledProgram], cache_dir: Path | None = None
+) -> CompiledProgram:
     """Returns the program stored for task `name` under cache key `key`, or `build()`'s, stored for next time.
 
     An entry that is damaged, of another cache format, or saved for another key or task is rebuilt and replaced,
@@ -206,8 +209,9 @@ def cached_program(name: str, key: str, build: Callable[[], CompiledProgram],
     except (FileNotFoundError, NotADirectoryError):
         pass  # no entry yet: build one
     except _UnusableEntry as problem:
-        warnings.warn(f"tracr cache entry {path} {problem}; rebuilding {name} and replacing it", CacheWarning,
-                      stacklevel=3)
+        warnings.warn(
+            f"tracr cache entry {path} {problem}; rebuilding {name} and replacing it", CacheWarning, stacklevel=3
+        )
     program = build()
     program.fingerprint = key
     _save(program, path, key)
@@ -278,9 +282,11 @@ def _compile(program, vocab, max_seq_len, name, causal):
     ground_truth, ground_truth_split = (derived_edges(model, g, reads, writes, directions) for g in component_graphs)
     dictionaries = oracle_dictionaries(writes, list(assembled.residual_labels))
     feature_ground_truth = [  # over both graphs: merged embeddings (Resid Start) and split (Tok Embed, Pos Embed)
-        edge for g in component_graphs
-        for edge in derived_feature_edges(model, feature_graph(g.groups, None, "oracle", dictionaries), g, reads,
-                                          writes, directions)
+        edge
+        for g in component_graphs
+        for edge in derived_feature_edges(
+            model, feature_graph(g.groups, None, "oracle", dictionaries), g, reads, writes, directions
+        )
     ]
     compiled = CompiledProgram(
         name=name,
@@ -296,8 +302,11 @@ def _compile(program, vocab, max_seq_len, name, causal):
         residual_labels=list(assembled.residual_labels),
         feature_ground_truth=feature_ground_truth,
         variables={label: label.partition(":")[0] for label in assembled.residual_labels},
-        operations={str(label): type(data["EXPR"]).__name__ for label, data in extracted.graph.nodes(data=True)
-                    if not isinstance(data["EXPR"], (rasp.TokensType, rasp.IndicesType, rasp.Selector))},
+        operations={
+            str(label): type(data["EXPR"]).__name__
+            for label, data in extracted.graph.nodes(data=True)
+            if not isinstance(data["EXPR"], (rasp.TokensType, rasp.IndicesType, rasp.Selector))
+        },
     )
     return compiled, assembled
 
@@ -386,7 +395,11 @@ def _residual_reads_and_writes(craft_model, module_names, sink) -> tuple[dict, d
             writes[mlp_node(layer).name] = {_label(d) for d in block.snd.output_space.basis}
             continue
         for head, craft_head in enumerate(block.as_multi().heads()):
-            spaces = {"q": craft_head.w_qk.left_space, "k": craft_head.w_qk.right_space, "v": craft_head.w_ov.input_space}
+            spaces = {
+                "q": craft_head.w_qk.left_space,
+                "k": craft_head.w_qk.right_space,
+                "v": craft_head.w_ov.input_space,
+            }
             for attention_input, space in spaces.items():
                 reads[head_node(layer, head, attention_input).name] = {_label(d) for d in space.basis}
             writes[head_node(layer, head).name] = {_label(d) for d in craft_head.w_ov.output_space.basis}
@@ -402,9 +415,25 @@ class _UnusableEntry(Exception):
 
 
 _STORED_FIELDS = (
-    "format", "fingerprint", "name", "config", "state_dict", "vocab", "max_seq_len", "encoding", "output_values",
-    "ground_truth", "ground_truth_split", "reads", "writes", "residual_labels", "feature_ground_truth", "variables",
-    "operations", "projection", "compression",
+    "format",
+    "fingerprint",
+    "name",
+    "config",
+    "state_dict",
+    "vocab",
+    "max_seq_len",
+    "encoding",
+    "output_values",
+    "ground_truth",
+    "ground_truth_split",
+    "reads",
+    "writes",
+    "residual_labels",
+    "feature_ground_truth",
+    "variables",
+    "operations",
+    "projection",
+    "compression",
 )
 
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import torch
 
-from edgewise.graph import NodeKind, feature_graph
 from edgewise.adapters import TransformerAdapter
 from edgewise.errors import InvalidHyperparameterError
-from ...models import CompressionConfig, compress_residual
+from edgewise.graph import NodeKind, feature_graph
 from edgewise.models import Transformer
+
+from ...models import CompressionConfig, compress_residual
 from .compile import CACHE_FORMAT, CompiledProgram, cached_program
 from .truth import node_weights
 
@@ -62,8 +63,9 @@ def unread_directions(compiled: CompiledProgram) -> list[tuple[torch.Tensor, tor
     """Returns, per reader, the residual directions that earlier writers write but the reader does not read along
     a true feature edge (as dimension indices), with the reader's input weights [d_residual, k]: what compression
     must keep apart for the compiled circuit to stay the compressed model's."""
-    graph = feature_graph(TransformerAdapter(compiled.model).hook_groups(), None, "oracle",
-                          compiled.oracle_dictionaries())
+    graph = feature_graph(
+        TransformerAdapter(compiled.model).hook_groups(), None, "oracle", compiled.oracle_dictionaries()
+    )
     truth = set(compiled.feature_ground_truth)
     dimension = {label: i for i, label in enumerate(compiled.residual_labels)}
     unread: dict[str, set[int]] = {}
@@ -71,8 +73,10 @@ def unread_directions(compiled: CompiledProgram) -> list[tuple[torch.Tensor, tor
         writer = graph.writer_node(edge.writer)
         if writer.kind is NodeKind.FEATURE and (edge.writer, edge.reader) not in truth:
             unread.setdefault(edge.reader, set()).add(dimension[compiled.writes[writer.component][writer.index]])
-    pairs = [(torch.tensor(sorted(rows)), node_weights(compiled.model, graph.reader_node(reader), "reader"))
-             for reader, rows in unread.items()]
+    pairs = [
+        (torch.tensor(sorted(rows)), node_weights(compiled.model, graph.reader_node(reader), "reader"))
+        for reader, rows in unread.items()
+    ]
     return [(rows, weights) for rows, weights in pairs if weights.abs().amax() > 0]  # a reader that reads nothing
 
 
@@ -84,9 +88,15 @@ def max_overlap(projection: torch.Tensor) -> float:
     return cosines.max().item()
 
 
-def compress_program(compiled: CompiledProgram, name: str, config: CompressionConfig, sequences: list[list],
-                     held_out: list[list] | None = None, cache_dir: Path | None = None,
-                     progress: bool = False) -> CompiledProgram:
+def compress_program(
+    compiled: CompiledProgram,
+    name: str,
+    config: CompressionConfig,
+    sequences: list[list],
+    held_out: list[list] | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = False,
+) -> CompiledProgram:
     """Returns `compiled` with its residual stream compressed as `config` says, trained on `sequences` (from the
     cache when possible), named `name`; its `compression` records the dimensions, the final loss and the agreement
     with tracr's outputs on the training inputs and on `held_out` inputs (None when there are none)."""
@@ -95,10 +105,13 @@ def compress_program(compiled: CompiledProgram, name: str, config: CompressionCo
         raise InvalidHyperparameterError(
             f"{name}: {widest} writes {len(compiled.writes[widest])} residual directions, more than d_compressed="
             f"{config.d_compressed} dimensions hold apart, so its oracle features would no longer be exact; compress "
-            f"to at least {len(compiled.writes[widest])} dimensions")
-    key = hashlib.sha256(json.dumps(
-        [compiled.fingerprint, dataclasses.asdict(config), repr(sequences), repr(held_out), CACHE_FORMAT]
-    ).encode()).hexdigest()[:16]
+            f"to at least {len(compiled.writes[widest])} dimensions"
+        )
+    key = hashlib.sha256(
+        json.dumps(
+            [compiled.fingerprint, dataclasses.asdict(config), repr(sequences), repr(held_out), CACHE_FORMAT]
+        ).encode()
+    ).hexdigest()[:16]
 
     def build() -> CompiledProgram:
         tokens = compiled.encode(sequences)
@@ -114,7 +127,8 @@ def compress_program(compiled: CompiledProgram, name: str, config: CompressionCo
             "held_out_accuracy": None if held_out is None else output_agreement(compiled, result.model, held_out),
             "max_overlap": max_overlap(result.projection),
         }
-        return dataclasses.replace(compiled, name=name, model=result.model.eval(), projection=result.projection,
-                                   compression=report)
+        return dataclasses.replace(
+            compiled, name=name, model=result.model.eval(), projection=result.projection, compression=report
+        )
 
     return cached_program(name, key, build, cache_dir)

@@ -9,8 +9,9 @@ import torch
 from edgewise.graph import Dictionary
 
 
-def oracle_dictionaries(writes: dict[str, list[str]], residual_labels: list[str],
-                        projection: torch.Tensor | None = None) -> dict[str, Dictionary]:
+def oracle_dictionaries(
+    writes: dict[str, list[str]], residual_labels: list[str], projection: torch.Tensor | None = None
+) -> dict[str, Dictionary]:
     """Returns, for every writer, the dictionary of the residual directions it writes (the compiler's `writes`);
     feature i of writer w is the coordinate of w's output along direction `writes[w][i]`. In a compressed program
     (residual x -> x @ `projection`) direction i is row i of the projection: no longer orthogonal to the others, but
@@ -19,5 +20,6 @@ def oracle_dictionaries(writes: dict[str, list[str]], residual_labels: list[str]
     basis = torch.eye(len(residual_labels)) if projection is None else projection
     return {
         writer: Dictionary.from_directions(basis[[dimension[label] for label in labels]], labels)
-        for writer, labels in writes.items() if labels
+        for writer, labels in writes.items()
+        if labels
     }

@@ -24,8 +24,9 @@ def all_or_sample(
     return pool if len(pool) <= n else random.Random(seed).sample(pool, n)
 
 
-def _held_out(discovery: Callable[[], list[list]], vocab, length: int, n: int = 100,
-              distinct: bool = False) -> Callable[[], list[list]]:
+def _held_out(
+    discovery: Callable[[], list[list]], vocab, length: int, n: int = 100, distinct: bool = False
+) -> Callable[[], list[list]]:
     """Returns the evaluation split of a task whose discovery inputs are `discovery()`: up to n other inputs of the
     same form, drawn with another seed."""
     return lambda: all_or_sample(vocab, length, n, seed=1, distinct=distinct, exclude=discovery())
@@ -87,8 +88,15 @@ def _sampled(name: str, program: Callable, vocab, description: str, distinct: bo
     """Returns a task on 100 random inputs of length 5 (every input when there are fewer), with 100 others (or all
     the rest) held out."""
     discovery = lambda: all_or_sample(vocab, 5, 100, distinct=distinct)  # noqa: E731
-    return TracrSpec(name, program, frozenset(vocab), 5, discovery, description,
-                     held_out=_held_out(discovery, vocab, 5, distinct=distinct))
+    return TracrSpec(
+        name,
+        program,
+        frozenset(vocab),
+        5,
+        discovery,
+        description,
+        held_out=_held_out(discovery, vocab, 5, distinct=distinct),
+    )
 
 
 def _lengths_one_to_five(vocab, seed_offset: int = 0, exclude: list[list] | None = None) -> list[list]:
@@ -121,14 +129,25 @@ def _specs() -> list[TracrSpec]:
             corruption="shuffle",
             held_out=lambda: proportion()[50:],  # ACDC's second 50
         ),
-        _sampled("tracr-hist", lambda lib, rasp: lib.make_hist().named("hist"), abc,
-                 "how often each token occurs in the sequence"),
-        _sampled("tracr-sort", lambda lib, rasp: lib.make_sort_unique(rasp.tokens, rasp.tokens).named("sort"),
-                 set(range(1, 9)), "sort tokens with unique keys (5 distinct tokens of 8, so the sorted output varies)",
-                 distinct=True),
-        _sampled("tracr-sort-repeated",
-                 lambda lib, rasp: lib.make_sort(rasp.tokens, rasp.tokens, max_seq_len=5, min_key=1).named("sort"),
-                 {1, 2, 3}, "sort tokens whose keys repeat (ties broken by position)"),
+        _sampled(
+            "tracr-hist",
+            lambda lib, rasp: lib.make_hist().named("hist"),
+            abc,
+            "how often each token occurs in the sequence",
+        ),
+        _sampled(
+            "tracr-sort",
+            lambda lib, rasp: lib.make_sort_unique(rasp.tokens, rasp.tokens).named("sort"),
+            set(range(1, 9)),
+            "sort tokens with unique keys (5 distinct tokens of 8, so the sorted output varies)",
+            distinct=True,
+        ),
+        _sampled(
+            "tracr-sort-repeated",
+            lambda lib, rasp: lib.make_sort(rasp.tokens, rasp.tokens, max_seq_len=5, min_key=1).named("sort"),
+            {1, 2, 3},
+            "sort tokens whose keys repeat (ties broken by position)",
+        ),
         TracrSpec(
             "tracr-length",
             lambda lib, rasp: lib.make_length().named("length"),
@@ -139,8 +158,12 @@ def _specs() -> list[TracrSpec]:
             # lengths 1 and 2 have 3 and 9 inputs, all used for discovery: the held-out inputs have lengths 3-5
             held_out=lambda: _lengths_one_to_five(abc, seed_offset=100, exclude=_lengths_one_to_five(abc)),
         ),
-        _sampled("tracr-pair-balance", lambda lib, rasp: lib.make_pair_balance(rasp.tokens, "(", ")").named(
-            "pair_balance"), frozenset("()a"), "fraction of open minus close brackets so far"),
+        _sampled(
+            "tracr-pair-balance",
+            lambda lib, rasp: lib.make_pair_balance(rasp.tokens, "(", ")").named("pair_balance"),
+            frozenset("()a"),
+            "fraction of open minus close brackets so far",
+        ),
         TracrSpec(
             "tracr-dyck2",
             lambda lib, rasp: lib.make_shuffle_dyck2(),
@@ -150,20 +173,48 @@ def _specs() -> list[TracrSpec]:
             "1 if the two bracket types are each balanced (shuffle-Dyck-2), else 0",
             held_out=lambda: _brackets(["()", "{}"], 4, 100, exclude=dyck2()),  # other unbalanced strings
         ),
-        _sampled("tracr-count", lambda lib, rasp: lib.make_count(rasp.tokens, "a"), abc,
-                 "number of 'a' tokens, at every position"),
-        _sampled("tracr-detect-pattern", lambda lib, rasp: lib.detect_pattern(rasp.tokens, "abc"), abc,
-                 "1 where the pattern 'abc' ends, else 0"),
-        _sampled("tracr-sort-freq", lambda lib, rasp: lib.make_sort_freq(5).named("sort_freq"), abc,
-                 "tokens sorted by how often they occur"),
-        _sampled("tracr-shift", lambda lib, rasp: lib.shift_by(2, rasp.tokens).named("shift"), abc,
-                 "the sequence shifted right by two positions"),
-        _sampled("tracr-redundant-or", redundant_or, wxyz,
-                 "whether the previous token is 'x', computed by two heads combined by an OR (redundant copies)"),
-        _sampled("tracr-redundant-majority", redundant_majority, wxyz,
-                 "whether the previous token is 'x', computed by three heads combined by a majority vote"),
-        _sampled("tracr-redundant-backup", redundant_backup, wxyz,
-                 "whether the previous token is 'x', from a layer-1 head OR a deeper backup head"),
+        _sampled(
+            "tracr-count",
+            lambda lib, rasp: lib.make_count(rasp.tokens, "a"),
+            abc,
+            "number of 'a' tokens, at every position",
+        ),
+        _sampled(
+            "tracr-detect-pattern",
+            lambda lib, rasp: lib.detect_pattern(rasp.tokens, "abc"),
+            abc,
+            "1 where the pattern 'abc' ends, else 0",
+        ),
+        _sampled(
+            "tracr-sort-freq",
+            lambda lib, rasp: lib.make_sort_freq(5).named("sort_freq"),
+            abc,
+            "tokens sorted by how often they occur",
+        ),
+        _sampled(
+            "tracr-shift",
+            lambda lib, rasp: lib.shift_by(2, rasp.tokens).named("shift"),
+            abc,
+            "the sequence shifted right by two positions",
+        ),
+        _sampled(
+            "tracr-redundant-or",
+            redundant_or,
+            wxyz,
+            "whether the previous token is 'x', computed by two heads combined by an OR (redundant copies)",
+        ),
+        _sampled(
+            "tracr-redundant-majority",
+            redundant_majority,
+            wxyz,
+            "whether the previous token is 'x', computed by three heads combined by a majority vote",
+        ),
+        _sampled(
+            "tracr-redundant-backup",
+            redundant_backup,
+            wxyz,
+            "whether the previous token is 'x', from a layer-1 head OR a deeper backup head",
+        ),
     ]
 
 
@@ -175,10 +226,12 @@ def _compressed(base: str, d_compressed: int, residual_weight: float, steps: int
     projection trained on the base task's discovery inputs for `steps` steps."""
     spec = TRACR_TASKS[base]
     return dataclasses.replace(
-        spec, name=f"{base}-compressed", base=base,
+        spec,
+        name=f"{base}-compressed",
+        base=base,
         compression={"d_compressed": d_compressed, "residual_weight": residual_weight, "steps": steps},
         description=f"{spec.description}; residual stream compressed to {d_compressed} dimensions by a learned "
-                    "projection, so its features are in superposition",
+        "projection, so its features are in superposition",
     )
 
 
@@ -187,7 +240,8 @@ def _compressed(base: str, d_compressed: int, residual_weight: float, steps: int
 # shift); `edgewise tasks` and benchmarks/compressed.py report the agreement. Programs that do not compress so
 # (hist, sort and sort-repeated lose outputs at 16, 24 and 20 dimensions) are left out.
 COMPRESSED_TASKS: dict[str, TracrSpec] = {
-    spec.name: spec for spec in (
+    spec.name: spec
+    for spec in (
         _compressed("tracr-reverse", 16, 1.0, 2000),
         _compressed("tracr-detect-pattern", 16, 0.1, 2000),
         _compressed("tracr-shift", 12, 0.1, 1000),

@@ -8,14 +8,17 @@ Sattolo's algorithm), so no row is paired with itself and the corrupted inputs h
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from edgewise.errors import BatchShapeError, UnknownTaskError
 from edgewise.tasks import METRICS, Task
-from .compile import CompiledProgram, compile_program
+
 from ...models import CompressionConfig
+from .compile import CompiledProgram, compile_program
 from .compressed import compress_program
 from .specs import ALL_TRACR_TASKS, TRACR_TASKS, TracrSpec, all_or_sample
 
@@ -57,8 +60,28 @@ def tracr_task(
     return compiled_task(compiled, sequences, seed, metric, description, corruption)
 
 
-def compiled_task(compiled: CompiledProgram, sequences: list[list], seed: int = 0, metric: str | None = None,
-                  description: str = "", corruption: str = "derangement") -> Task:
+@dataclass(frozen=True)
+class TracrData:
+    """A tracr task's own record (`task.family`): the compiled (or compressed) program and the input sequences
+    before encoding, row i of the clean batch being sequence i."""
+
+    compiled: CompiledProgram
+    sequences: list[list]
+
+
+def value_label(values: list) -> "Callable[[int], str]":
+    """Returns what names output class c of a compiled program: the value its compiler recorded for it."""
+    return lambda c: str(values[c])
+
+
+def compiled_task(
+    compiled: CompiledProgram,
+    sequences: list[list],
+    seed: int = 0,
+    metric: str | None = None,
+    description: str = "",
+    corruption: str = "derangement",
+) -> Task:
     """Returns the Task of a compiled (or compressed) program on `sequences`; see tracr_task."""
     name = compiled.name
     if len(sequences) < 2:
@@ -90,7 +113,8 @@ def compiled_task(compiled: CompiledProgram, sequences: list[list], seed: int = 
         pairing=f"corrupted row i = clean row perm[i], perm a random {corruption} (seed {seed})",
         dictionaries={"oracle": compiled.oracle_dictionaries()},
         feature_ground_truth={"oracle": list(compiled.feature_ground_truth)},
-        extras={"compiled": compiled, "sequences": sequences},
+        class_label=value_label(compiled.output_values) if compiled.categorical else None,
+        family=TracrData(compiled, sequences),
     )
 
 
@@ -101,13 +125,21 @@ def compile_spec(name: str, cache_dir: Path | None = None, progress: bool = Fals
     if spec.compression is not None:
         base = TRACR_TASKS[spec.base]
         held_out = None if base.held_out is None else base.held_out()
-        return compress_program(compile_spec(spec.base, cache_dir), name, CompressionConfig(**spec.compression),
-                                base.sequences(), held_out, cache_dir, progress)
+        return compress_program(
+            compile_spec(spec.base, cache_dir),
+            name,
+            CompressionConfig(**spec.compression),
+            base.sequences(),
+            held_out,
+            cache_dir,
+            progress,
+        )
     return compile_program(spec.build_program(), set(spec.vocab), spec.max_seq_len, spec.name, cache_dir=cache_dir)
 
 
-def get_task(name: str, metric: str | None = None, held_out: bool = False, cache_dir: Path | None = None,
-             progress: bool = False) -> Task:
+def get_task(
+    name: str, metric: str | None = None, held_out: bool = False, cache_dir: Path | None = None, progress: bool = False
+) -> Task:
     """Returns the built-in task `name`, optionally with another metric (e.g. ACDC's "l2") or on its held-out
     inputs (the evaluation split: inputs the discovery split does not hold; tracr-proportion: ACDC's second 50
     sequences); raises UnknownTaskError for unknown names and for a held-out split a task does not have."""

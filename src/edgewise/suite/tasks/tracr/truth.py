@@ -45,14 +45,21 @@ def _carries(model: Transformer, writer: Node, reader: Node, labels: list[str], 
 def derived_edges(model: Transformer, graph: Graph, reads: dict, writes: dict, directions: dict) -> list:
     """Returns the (writer, reader) edges of a head/MLP graph along which the program moves information."""
     return [
-        (e.writer, e.reader) for e in graph.edges
-        if _carries(model, graph.writer_node(e.writer), graph.reader_node(e.reader),
-                    sorted(set(writes.get(e.writer, ())) & set(reads.get(e.reader, ()))), directions)
+        (e.writer, e.reader)
+        for e in graph.edges
+        if _carries(
+            model,
+            graph.writer_node(e.writer),
+            graph.reader_node(e.reader),
+            sorted(set(writes.get(e.writer, ())) & set(reads.get(e.reader, ()))),
+            directions,
+        )
     ]
 
 
-def derived_feature_edges(model: Transformer, graph: Graph, components: Graph, reads: dict, writes: dict,
-                          directions: dict) -> list:
+def derived_feature_edges(
+    model: Transformer, graph: Graph, components: Graph, reads: dict, writes: dict, directions: dict
+) -> list:
     """Returns the (feature, reader) edges of an oracle feature graph along which the program moves information:
     the feature's direction (written by its writer, `writes[writer][index]`) is one the reader reads. `components`
     is the head/MLP graph the features split. Error nodes carry nothing: an oracle dictionary reconstructs its writer
@@ -64,6 +71,7 @@ def derived_feature_edges(model: Transformer, graph: Graph, components: Graph, r
             continue
         label = writes[node.component][node.index]
         if label in reads.get(e.reader, ()) and _carries(
-                model, components.writer_node(node.component), graph.reader_node(e.reader), [label], directions):
+            model, components.writer_node(node.component), graph.reader_node(e.reader), [label], directions
+        ):
             truth.append((e.writer, e.reader))
     return truth

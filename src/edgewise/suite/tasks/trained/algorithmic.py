@@ -53,8 +53,16 @@ def random_inputs(n_rows: int, generator: torch.Generator) -> torch.Tensor:
 def sequences(task: str, inputs: torch.Tensor) -> torch.Tensor:
     """Returns [batch, SEQUENCE_LENGTH] long: BOS, `task`'s token, `inputs` [batch, N_INPUTS], SEP, the answers."""
     rows = inputs.shape[0]
-    return torch.cat([torch.full((rows, 1), BOS), torch.full((rows, 1), TASK_TOKENS[task]), inputs,
-                      torch.full((rows, 1), SEP), answers_of(task, inputs)], 1)
+    return torch.cat(
+        [
+            torch.full((rows, 1), BOS),
+            torch.full((rows, 1), TASK_TOKENS[task]),
+            inputs,
+            torch.full((rows, 1), SEP),
+            answers_of(task, inputs),
+        ],
+        1,
+    )
 
 
 def mixed_sequences(n_rows: int, weights: tuple[float, ...], generator: torch.Generator) -> torch.Tensor:

@@ -9,10 +9,13 @@ second "wrong" token, which a logit difference would, and the uniformly random c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from ...models import REDUNDANT_WEIGHTS_PATH, load_induction
 from edgewise.tasks import METRICS, Task
+
+from ...models import REDUNDANT_WEIGHTS_PATH, load_induction
 from ..registry import TRAINED_SEQUENCES
 from .sequences import N_CONTENT, next_tokens, repeated_segments, unrepeated_sequences
 
@@ -48,9 +51,21 @@ REDUNDANT_INDUCTION_CIRCUIT = [
 ]
 
 
+@dataclass(frozen=True)
+class CopyingData:
+    """An induction task's own record (`task.family`): where each row's repeated segment starts and how long it is,
+    and the model's copying accuracy on the clean and on the corrupted inputs."""
+
+    segment_starts: torch.Tensor  # [batch]
+    segment_lengths: torch.Tensor  # [batch]
+    accuracy: float
+    corrupt_accuracy: float
+
+
 @torch.no_grad()
-def copying_accuracy(model: torch.nn.Module, tokens: torch.Tensor, answers: torch.Tensor,
-                     positions: torch.Tensor) -> float:
+def copying_accuracy(
+    model: torch.nn.Module, tokens: torch.Tensor, answers: torch.Tensor, positions: torch.Tensor
+) -> float:
     """Returns how often the model's top next token is `answers` [batch, pos] at `positions` [batch, pos]."""
     return (model(tokens).argmax(-1) == answers)[positions].float().mean().item()
 
@@ -63,8 +78,14 @@ def induction_task(metric: str | None = None, held_out: bool = False) -> Task:
 def induction_redundant_task(metric: str | None = None, held_out: bool = False) -> Task:
     """Returns the induction-redundant task (see `copying_task`) on the model trained with head dropout, whose two
     heads per role each do it alone."""
-    return copying_task("induction-redundant", load_induction(REDUNDANT_WEIGHTS_PATH), REDUNDANT_INDUCTION_CIRCUIT,
-                        " with two heads in each role", metric, held_out)
+    return copying_task(
+        "induction-redundant",
+        load_induction(REDUNDANT_WEIGHTS_PATH),
+        REDUNDANT_INDUCTION_CIRCUIT,
+        " with two heads in each role",
+        metric,
+        held_out,
+    )
 
 
 # A removal changes nothing when it changes the copied token at no more than 5% of the scored positions. The logits
@@ -73,8 +94,14 @@ def induction_redundant_task(metric: str | None = None, held_out: bool = False) 
 TRUTH_TOLERANCE = 0.05
 
 
-def copying_task(name: str, model: torch.nn.Module, truth: list[tuple[str, str]], model_words: str,
-                 metric: str | None, held_out: bool) -> Task:
+def copying_task(
+    name: str,
+    model: torch.nn.Module,
+    truth: list[tuple[str, str]],
+    model_words: str,
+    metric: str | None,
+    held_out: bool,
+) -> Task:
     """Returns task `name` of `model` with ground truth `truth` on TRAINED_SEQUENCES repeated-segment sequences
     (`held_out`: as many others, drawn from another seed), each paired with a sequence of distinct tokens that nothing
     can be copied from; scored at the repeat's predictable positions, by KL unless `metric` names another."""
@@ -83,17 +110,25 @@ def copying_task(name: str, model: torch.nn.Module, truth: list[tuple[str, str]]
     corrupt = unrepeated_sequences(TRAINED_SEQUENCES, generator)
     answers, positions = batch.answers, batch.predictable
     return Task(
-        name=name, model=model, clean=batch.tokens, corrupt=corrupt, metric=METRICS[metric or "kl"],
-        scored_positions=positions, ground_truth=list(truth), bos_position=0,
-        truth_measure="argmax", truth_tolerance=TRUTH_TOLERANCE,
+        name=name,
+        model=model,
+        clean=batch.tokens,
+        corrupt=corrupt,
+        metric=METRICS[metric or "kl"],
+        scored_positions=positions,
+        ground_truth=list(truth),
+        bos_position=0,
+        truth_measure="argmax",
+        truth_tolerance=TRUTH_TOLERANCE,
         description=f"in-context copying of a repeated random segment by a trained 2-layer attention-only "
-                    f"transformer{model_words} ({TRAINED_SEQUENCES} {'held-out ' if held_out else ''}sequences)",
+        f"transformer{model_words} ({TRAINED_SEQUENCES} {'held-out ' if held_out else ''}sequences)",
         pairing=f"row i's corrupted sequence: BOS and {N_CONTENT} distinct tokens drawn afresh, so no token repeats "
-                "and nothing can be copied; it is scored at row i's positions",
-        extras={
-            "answers": answers,  # [batch, pos]: the copied token at each scored position, -1 elsewhere
-            "segment_starts": batch.starts, "segment_lengths": batch.lengths,
-            "accuracy": copying_accuracy(model, batch.tokens, answers, positions),
-            "corrupt_accuracy": copying_accuracy(model, corrupt, next_tokens(corrupt), positions),
-        },
+        "and nothing can be copied; it is scored at row i's positions",
+        answers=answers,  # [batch, pos]: the copied token at each scored position, -1 elsewhere
+        family=CopyingData(
+            batch.starts,
+            batch.lengths,
+            copying_accuracy(model, batch.tokens, answers, positions),
+            copying_accuracy(model, corrupt, next_tokens(corrupt), positions),
+        ),
     )

@@ -11,19 +11,37 @@ about -log p_patched(answer), the loss of the behaviour itself, with no second "
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import torch
 
-from ...models import load_multitask
 from edgewise.models import Transformer
 from edgewise.tasks import METRICS, Task
+
+from ...models import load_multitask
 from ..registry import TRAINED_SEQUENCES
 from .algorithmic import (
-    N_INPUTS, TASKS, answer_accuracy, random_inputs, scored_answers, scored_positions, sequences,
+    N_INPUTS,
+    TASKS,
+    answer_accuracy,
+    random_inputs,
+    scored_answers,
+    scored_positions,
+    sequences,
 )
 
 DISCOVERY_SEED = 1  # the training script draws its batches from seed 0 and measures on seed 12345
 HELD_OUT_SEED = 2
+
+
+@dataclass(frozen=True)
+class MultitaskData:
+    """A multitask task's own record (`task.family`): the model's accuracy on the clean inputs and on the corrupted
+    ones (against the clean answers), and the other tasks of the same model (what a removal should retain)."""
+
+    accuracy: float
+    corrupt_accuracy: float
+    retain_tasks: tuple[str, ...]
 
 
 @functools.cache
@@ -52,19 +70,25 @@ def multitask_task(task_name: str, metric: str | None = None, held_out: bool = F
     model = shared_multitask_model()
     answers = scored_answers(clean)
     return Task(
-        name=f"multitask-{task_name}", model=model, clean=clean, corrupt=corrupt, metric=METRICS[metric or "kl"],
-        scored_positions=scored_positions(TRAINED_SEQUENCES), ground_truth=None, bos_position=0,
+        name=f"multitask-{task_name}",
+        model=model,
+        clean=clean,
+        corrupt=corrupt,
+        metric=METRICS[metric or "kl"],
+        scored_positions=scored_positions(TRAINED_SEQUENCES),
+        ground_truth=None,
+        bos_position=0,
         description=f"{task_name} of {N_INPUTS} values by a trained 2-layer transformer that also solves "
-                    f"{', '.join(t for t in TASKS if t != task_name)}, selected by a task token "
-                    f"({TRAINED_SEQUENCES} {'held-out ' if held_out else ''}sequences)",
+        f"{', '.join(t for t in TASKS if t != task_name)}, selected by a task token "
+        f"({TRAINED_SEQUENCES} {'held-out ' if held_out else ''}sequences)",
         pairing=f"row i's corrupted sequence: the same task token, {N_INPUTS} inputs drawn afresh and their own "
-                f"{task_name} answers (teacher forced), so the answers row i is scored on change",
-        extras={
-            "answers": answers,  # [batch, pos]: the correct answer at each scored position, -1 elsewhere
-            "accuracy": answer_accuracy(model, clean, answers),
-            "corrupt_accuracy": answer_accuracy(model, corrupt, answers),  # on corrupted inputs, against clean answers
-            "retain_tasks": [f"multitask-{t}" for t in TASKS if t != task_name],  # the others on the same model
-        },
+        f"{task_name} answers (teacher forced), so the answers row i is scored on change",
+        answers=answers,  # [batch, pos]: the correct answer at each scored position, -1 elsewhere
+        family=MultitaskData(
+            answer_accuracy(model, clean, answers),
+            answer_accuracy(model, corrupt, answers),
+            tuple(f"multitask-{t}" for t in TASKS if t != task_name),
+        ),
     )
 
 

@@ -1,6 +1,6 @@
 """The SIIT tasks (`siit-<program>`): a transformer of realistic shape trained by strict interchange-intervention
-training (edgewise.suite.models.siit, InterpBench's recipe) to implement a tracr program's circuit in chosen heads and MLPs,
-on the tracr task's data, corruption and metric.
+training (edgewise.suite.models.siit, InterpBench's recipe) to implement a tracr program's circuit in chosen heads and
+MLPs, on the tracr task's data, corruption and metric.
 
 The ground truth is the program's derived circuit (edgewise.suite.tasks.tracr.truth) mapped through the alignment: a
 high-level head A{l}.{h} (and its Q, K, V inputs) becomes its aligned low-level head, MLP l stays MLP l, and Resid
@@ -14,11 +14,14 @@ every edge among the aligned nodes instead.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 from edgewise.errors import UnknownTaskError
 from edgewise.graph import Graph, Node, NodeKind, head_node, mlp_node
-from ...models import Alignment, load_siit
 from edgewise.tasks import Task
+
+from ...models import Alignment, load_siit
+from ..tracr.compile import CompiledProgram
 from ..tracr.specs import TRACR_TASKS, all_or_sample
 from ..tracr.suite import get_task as tracr_task
 
@@ -33,6 +36,16 @@ TRUTH_TOLERANCE = 1.0
 # output, and MLP 1 to the output: the program's 12 edges alone keep 0.90 of the held-out answers, every edge among
 # its aligned nodes (28) keeps all of them (docs/siit.md).
 NODE_LEVEL = frozenset({"tracr-redundant-or"})
+
+
+@dataclass(frozen=True)
+class SiitData:
+    """A SIIT task's own record (`task.family`): the compiled high-level program the model was trained to implement,
+    which low-level head or MLP implements each of its components, and the input sequences."""
+
+    high_level: CompiledProgram
+    alignment: Alignment
+    sequences: list[list]
 
 
 def high_level_nodes(truth: list[tuple[str, str]], graph: Graph) -> list[Node]:
@@ -50,8 +63,9 @@ def high_level_nodes(truth: list[tuple[str, str]], graph: Graph) -> list[Node]:
 
 def aligned_truth(truth: list[tuple[str, str]], graph: Graph, alignment: Alignment) -> list[tuple[str, str]]:
     """Returns the high-level circuit's edges (of `graph`, the high-level model's) as low-level model edges."""
-    return [(alignment.low_node(graph.writer_node(w)).name, alignment.low_node(graph.reader_node(r)).name)
-            for w, r in truth]
+    return [
+        (alignment.low_node(graph.writer_node(w)).name, alignment.low_node(graph.reader_node(r)).name) for w, r in truth
+    ]
 
 
 def training_inputs(program: str) -> list[list]:
@@ -59,12 +73,16 @@ def training_inputs(program: str) -> list[list]:
     ones: SIIT trains on these and reports its scores on the held-out split."""
     spec = TRACR_TASKS.get(program)
     if spec is None or spec.held_out is None:
-        raise UnknownTaskError(f"SIIT trains compiled tracr tasks with a held-out split; {program!r} is not one (use "
-                               f"one of {', '.join(n for n, s in TRACR_TASKS.items() if s.held_out is not None)})")
+        raise UnknownTaskError(
+            f"SIIT trains compiled tracr tasks with a held-out split; {program!r} is not one (use "
+            f"one of {', '.join(n for n, s in TRACR_TASKS.items() if s.held_out is not None)})"
+        )
     lengths = {len(s) for s in spec.sequences()}
     if len(lengths) != 1:
-        raise UnknownTaskError(f"{program}'s inputs have lengths {sorted(lengths)}; SIIT trains programs whose inputs "
-                               "have one length, so that every input of that length can be enumerated")
+        raise UnknownTaskError(
+            f"{program}'s inputs have lengths {sorted(lengths)}; SIIT trains programs whose inputs "
+            "have one length, so that every input of that length can be enumerated"
+        )
     return all_or_sample(spec.vocab, lengths.pop(), 10**6, exclude=spec.held_out())
 
 
@@ -81,8 +99,11 @@ def siit_task(program: str, metric: str | None = None, held_out: bool = False) -
     corruption and metric, with the aligned circuit (node-level for the NODE_LEVEL programs) as its ground truth."""
     high = tracr_task(program, metric=metric, held_out=held_out)
     low, alignment = load_siit(program)
-    truth = (aligned_node_truth(Graph.from_model(low), alignment) if program in NODE_LEVEL
-             else aligned_truth(high.ground_truth, high.graph(), alignment))
+    truth = (
+        aligned_node_truth(Graph.from_model(low), alignment)
+        if program in NODE_LEVEL
+        else aligned_truth(high.ground_truth, high.graph(), alignment)
+    )
     return dataclasses.replace(
         high,
         name=f"siit-{program}",
@@ -93,6 +114,7 @@ def siit_task(program: str, metric: str | None = None, held_out: bool = False) -
         feature_ground_truth={},
         truth_tolerance=TRUTH_TOLERANCE,
         description=f"SIIT-trained model of {program} ({high.description}); its circuit in "
-                    f"{', '.join(n.name for n in alignment.low_nodes)}",
-        extras={"high_level": high.extras["compiled"], "alignment": alignment, "sequences": high.extras["sequences"]},
+        f"{', '.join(n.name for n in alignment.low_nodes)}",
+        class_label=high.class_label,
+        family=SiitData(high.family.compiled, alignment, high.family.sequences),
     )

@@ -1,0 +1,159 @@
+"""Run records: what one bench run measured, as one typed object with one JSON form.
+
+A record says what ran (task, graph kind, method, preset, ablation, seed, hyperparameters), what it was scored on
+(the evaluation inputs and the ground truths' sizes), every figure (`RunFigures`), and what it cost. `to_json`
+writes the flat JSON of `runs/KEY.json` and `results.json`; `from_json` reads it back, also from files written
+before a field existed (a missing preset is `tuned`, a missing `evaluated_on` is `discovery`, missing figures and
+costs are None), and keeps fields it does not know so that a rewrite loses nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgewise.evaluate import RunFigures
+from edgewise.graph import GraphKind
+from edgewise.patching import Ablation
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One finished bench run.
+
+    Attributes:
+        key: the run's file stem (RunSpec.key).
+        task: the task's name.
+        graph: the graph kind the method ran on.
+        method: the method's name.
+        preset: `tuned` (edgewise's defaults) or `published` (the authors' settings).
+        ablation: what ablated edges carried.
+        seed: the method's seed.
+        hyperparameters: every hyperparameter the method ran with.
+        n_edges: the graph's edges.
+        evaluated_on: `held-out`, or `discovery` for a task without held-out inputs.
+        n_evaluation_inputs: the inputs the figures were measured on.
+        n_true_edges: the compiler's ground truth's size (None: the task has none).
+        n_effective_edges: the effective truth's size (None: the task has none).
+        effective_ground_truth: the effective truth's edges as [writer, reader(, position)] lists.
+        figures: every figure of the run.
+        redundancy: the effective truth's redundant groups, each with the copies the circuit keeps.
+        dictionaries: trained features' report (`plain/train` graphs), else None.
+        seconds: the method's time.
+        evaluation_seconds: the time to score the run.
+        peak_memory_mib: the method's peak memory (approximate on the CPU).
+        memory_measure: how peak memory was measured.
+        device: `cpu` or `cuda`.
+        threads: torch's threads.
+        jobs: how many runs ran beside each other (they share cores and memory bandwidth).
+        other: fields of the file this record does not know (written by another version), kept as they were.
+    """
+
+    key: str
+    task: str
+    graph: GraphKind
+    method: str
+    preset: str
+    ablation: Ablation
+    seed: int
+    hyperparameters: dict
+    n_edges: int
+    evaluated_on: str
+    n_evaluation_inputs: int | None
+    n_true_edges: int | None
+    n_effective_edges: int | None
+    effective_ground_truth: list | None
+    figures: RunFigures
+    redundancy: list[dict] = field(default_factory=list)
+    dictionaries: dict | None = None
+    seconds: float | None = None
+    evaluation_seconds: float | None = None
+    peak_memory_mib: float | None = None
+    memory_measure: str | None = None
+    device: str | None = None
+    threads: int | None = None
+    jobs: int = 1
+    other: dict = field(default_factory=dict)
+
+    _HEAD = (
+        "key",
+        "task",
+        "graph",
+        "method",
+        "preset",
+        "ablation",
+        "seed",
+        "hyperparameters",
+        "n_edges",
+        "evaluated_on",
+        "n_evaluation_inputs",
+        "n_true_edges",
+        "n_effective_edges",
+        "effective_ground_truth",
+    )
+    _COST = ("seconds", "evaluation_seconds", "peak_memory_mib", "memory_measure", "device", "threads", "jobs")
+
+    @property
+    def label(self) -> str:
+        """Returns the method as summaries name it: `acdc` at the tuned preset, `acdc (published)` otherwise."""
+        return self.method if self.preset == "tuned" else f"{self.method} ({self.preset})"
+
+    def figure(self, name: str, truth: str = "compiler") -> float | None:
+        """Returns one figure: a truth's (`auroc`, `node_auroc`, `faithfulness_at_truth_size`; None where the run
+        has no such truth) or the run's own (`cpr`, `cmd`, `edges_to_95`, `circuit_faithfulness`, ...).
+
+        Args:
+            name: the figure's name, as RunFigures and TruthFigures call it.
+            truth: for a truth's figure, which truth: `compiler` or `effective`.
+
+        Returns:
+            The value, or None.
+        """
+        if name in RunFigures.TRUTH_FIELDS:
+            figures = self.figures.truths.get(truth)
+            return None if figures is None else getattr(figures, name)
+        return getattr(self.figures, name) if name in RunFigures.SCALARS else getattr(self, name)
+
+    def to_json(self) -> dict:
+        """Returns the record as the flat JSON object of `results.json` (the fields of earlier versions' files)."""
+        head = {name: getattr(self, name) for name in self._HEAD}
+        head.update(graph=str(self.graph), ablation=str(self.ablation))
+        tail = {
+            "redundancy": self.redundancy,
+            **({} if self.dictionaries is None else {"dictionaries": self.dictionaries}),
+        }
+        cost = {name: getattr(self, name) for name in self._COST}
+        return {**head, **self.figures.to_json(), **tail, **cost, **self.other}
+
+    @classmethod
+    def from_json(cls, fields: dict) -> "RunRecord":
+        """Returns the record of a `runs/KEY.json` or `results.json` entry (curves, if present, are left out).
+
+        Args:
+            fields: the JSON object.
+
+        Returns:
+            The record; fields of older files that are missing take their defaults (see the module).
+        """
+        known = {*cls._HEAD, *cls._COST, *RunFigures.SCALARS, "redundancy", "dictionaries", "curves"}
+        known |= {
+            f"{name}{'' if truth == 'compiler' else '_' + truth}"
+            for name in RunFigures.TRUTH_FIELDS
+            for truth in RunFigures.TRUTH_NAMES
+        }
+        head = {name: fields.get(name) for name in cls._HEAD}
+        head.update(
+            graph=GraphKind.parse(fields["graph"]),
+            ablation=Ablation.parse(fields["ablation"]),
+            preset=fields.get("preset") or "tuned",
+            evaluated_on=fields.get("evaluated_on") or "discovery",
+            hyperparameters=fields.get("hyperparameters") or {},
+        )
+        cost = {name: fields[name] for name in cls._COST if name in fields}
+        return cls(
+            **head,
+            figures=RunFigures.from_json(fields),
+            redundancy=fields.get("redundancy") or [],
+            dictionaries=fields.get("dictionaries"),
+            **cost,
+            other={k: v for k, v in fields.items() if k not in known},
+        )
