@@ -470,7 +470,11 @@ def _measure_cell(measure) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Returns the parser of every `edgewise` subcommand."""
+    """Returns the parser of every `edgewise` subcommand.
+
+    Returns:
+        The parser; each subcommand's parsed arguments carry the function that runs it as `run`.
+    """
     parser = argparse.ArgumentParser(prog="edgewise", description="Circuit discovery on edge graphs.")
     parser.add_argument("--version", action="version", version=f"edgewise {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -657,7 +661,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs one `edgewise` command; returns its exit status (2 for errors edgewise explains)."""
+    """Runs one `edgewise` command; returns its exit status (2 for errors edgewise explains).
+
+    Args:
+        argv: the arguments after `edgewise`; None reads `sys.argv`.
+
+    Returns:
+        The command's exit status, or 2 after printing an EdgewiseError's message to stderr.
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

@@ -37,29 +37,50 @@ from ..tasks import Task
 
 @dataclass(frozen=True)
 class BehaviourThresholds:
-    """When outputs count as equal, as agreeing with the full model, and as (near-)constant."""
+    """When outputs count as equal, as agreeing with the full model, and as (near-)constant.
 
-    tolerance: float = 1e-5  # numbers within tolerance * (1 + largest |output|) are equal: float32 noise is ~1e-7
-    near_constant_share: float = 0.9  # one class answering 90% of positions is the "always answer X" failure
-    near_constant_spread: float = 0.1  # a tenth of the full model's standard deviation is a flat numerical output
-    agreement_spread: float = 0.1  # numerical answers within a tenth of the full model's std agree with it
-    preference_share: float = 0.95  # a fixed ranking explaining 95% of the answers ignores the rest of the input
+    Attributes:
+        tolerance: numbers within tolerance * (1 + largest |output|) are equal: float32 noise is ~1e-7.
+        near_constant_share: one class answering 90% of positions is the "always answer X" failure.
+        near_constant_spread: a tenth of the full model's standard deviation is a flat numerical output.
+        agreement_spread: numerical answers within a tenth of the full model's std agree with it.
+        preference_share: a fixed ranking explaining 95% of the answers ignores the rest of the input.
+    """
+
+    tolerance: float = 1e-5
+    near_constant_share: float = 0.9
+    near_constant_spread: float = 0.1
+    agreement_spread: float = 0.1
+    preference_share: float = 0.95
 
 
 @dataclass(frozen=True)
 class OutputBehaviour:
-    """What one variant of the model (full, a circuit, the empty circuit) answers at the scored positions."""
+    """What one variant of the model (full, a circuit, the empty circuit) answers at the scored positions.
+
+    Attributes:
+        label: the variant's name (`full model`, the circuit's label, `empty circuit`).
+        n_edges: the edges it keeps (a mask's edges above 0).
+        loss: the task metric to the full model.
+        agreement: share of scored positions answered as the full model does (numerical: within agreement_spread).
+        distribution: categorical: share of each top class (or `tie`); numerical: mean, std, min, max.
+        fixed_positions: scored positions whose answer is the same for every input.
+        flags: the behaviour flags (see the module docstring); () for none.
+        preference: the fixed ranking that best explains the answers (tasks with offered answers).
+        preference_share: the share of answers it explains.
+        answer_value: mean true value of the answers (tasks with answer values).
+    """
 
     label: str
     n_edges: int
-    loss: float  # the task metric to the full model
-    agreement: float  # share of scored positions answered as the full model does (numerical: within agreement_spread)
-    distribution: dict[str, float]  # categorical: share of each top class (or tie); numerical: mean, std, min, max
-    fixed_positions: tuple[int, ...]  # scored positions whose answer is the same for every input
+    loss: float
+    agreement: float
+    distribution: dict[str, float]
+    fixed_positions: tuple[int, ...]
     flags: tuple[str, ...]
-    preference: tuple[str, ...] = ()  # the fixed ranking that best explains the answers (tasks with offered answers)
-    preference_share: float | None = None  # the share of answers it explains
-    answer_value: float | None = None  # mean true value of the answers (tasks with answer values)
+    preference: tuple[str, ...] = ()
+    preference_share: float | None = None
+    answer_value: float | None = None
 
     def to_dict(self) -> dict:
         """Returns the summary as JSON-ready data."""
@@ -79,7 +100,13 @@ class OutputBehaviour:
 
 @dataclass(frozen=True)
 class BehaviourCheck:
-    """The full model, a circuit and the empty circuit under one ablation, side by side."""
+    """The full model, a circuit and the empty circuit under one ablation, side by side.
+
+    Attributes:
+        ablation: the ablation's kind.
+        categorical: whether the task's outputs are classes (else numbers).
+        rows: the full model's, the circuit's and the empty circuit's behaviour, in that order.
+    """
 
     ablation: str
     categorical: bool
@@ -92,7 +119,15 @@ class BehaviourCheck:
 
 def top_class(logits: torch.Tensor, tolerance: float) -> torch.Tensor:
     """Returns the top class [batch, pos], or -1 where the two largest logits tie within tolerance: the answer is then
-    no class, and an argmax would pick one by index or float noise."""
+    no class, and an argmax would pick one by index or float noise.
+
+    Args:
+        logits: outputs [batch, pos, classes].
+        tolerance: logits within tolerance * (1 + |largest logit|) of each other tie.
+
+    Returns:
+        The class indices [batch, pos], -1 at ties; a plain argmax where there is one class.
+    """
     if logits.shape[-1] < 2:
         return logits.argmax(-1)
     top2 = logits.topk(2, dim=-1).values
@@ -150,7 +185,16 @@ def preference_order(answers: torch.Tensor, offered: torch.Tensor) -> tuple[list
     """Returns the fixed ranking of classes that best explains `answers` [n] (class indices) given what was on offer
     [n, classes] (bool), and the share of answers it explains: answer i is explained when it is the highest-ranked
     class on offer at i. Greedy: each step ranks next the class that the fewest undecided answers contradict (on
-    offer there, not chosen), ties broken by how many it explains."""
+    offer there, not chosen), ties broken by how many it explains.
+
+    Args:
+        answers: [n] the class answered each time (-1: no single class, which no ranking explains).
+        offered: [n, classes] bool: the classes on offer each time.
+
+    Returns:
+        The ranking (class indices, best first; it stops once every answer is decided) and the share of answers it
+        explains.
+    """
     undecided = torch.ones(len(answers), dtype=torch.bool)
     chosen = torch.nn.functional.one_hot(answers.clamp(min=0), offered.shape[-1]).bool() & (answers >= 0)[:, None]
     order, explained = [], 0
@@ -243,7 +287,22 @@ def behaviour_check(
 ) -> BehaviourCheck:
     """Returns what the full model, `circuit` (a set of edges, or a mask [n_edges] with values in [0, 1], such as a
     subnetwork-probing gate vector) and the empty circuit answer on the clean inputs under this ablation, with flags
-    where an answer is (near-)constant or ignores the input: a low loss alone does not rule those out."""
+    where an answer is (near-)constant or ignores the input: a low loss alone does not rule those out.
+
+    Args:
+        task: the task whose clean inputs are run.
+        graph: the graph `circuit` is taken on.
+        ablated: the ablation every edge outside the circuit takes.
+        circuit: the circuit's edges, or a float mask [n_edges].
+        label: the circuit's row label.
+        thresholds: when outputs count as equal, agreeing and (near-)constant.
+
+    Returns:
+        The check, its rows the full model, the circuit and the empty circuit.
+
+    Raises:
+        GraphMismatchError: `circuit` holds an edge outside `graph`, or a mask of the wrong shape.
+    """
     full = full_logits(task)
     mask = graph.check_mask(circuit)[0] if isinstance(circuit, torch.Tensor) else graph.mask_for(circuit)
     masks = torch.stack([mask, torch.zeros(graph.n_edges)])

@@ -28,12 +28,22 @@ ABLATIONS = (Ablation.RESAMPLE, Ablation.MEAN, Ablation.ZERO)  # what `diagnose`
 
 @dataclass(frozen=True)
 class DiagnosticsSettings:
-    """Tolerances of the diagnostics (reasons beside OUTPUT_TOLERANCE, WRITER_TOLERANCE and BehaviourThresholds)."""
+    """Tolerances of the diagnostics (reasons beside OUTPUT_TOLERANCE, WRITER_TOLERANCE and BehaviourThresholds).
 
-    output_tolerance: float = OUTPUT_TOLERANCE  # faithful: every scored output within this of the full model's
-    writer_tolerance: float = WRITER_TOLERANCE  # constant: deviation <= this * (1 + the writer's largest |output|)
+    Attributes:
+        output_tolerance: faithful: every scored output within this of the full model's.
+        writer_tolerance: constant: deviation <= this * (1 + the writer's largest |output|).
+        behaviour: the behaviour check's thresholds.
+        truth_tolerance: the effective truth's (its redundant copies', the misses it explains): None takes the
+            task's truth_tolerance.
+
+    Raises:
+        InvalidHyperparameterError: a tolerance is negative or NaN.
+    """
+
+    output_tolerance: float = OUTPUT_TOLERANCE
+    writer_tolerance: float = WRITER_TOLERANCE
     behaviour: BehaviourThresholds = field(default_factory=BehaviourThresholds)
-    # the effective truth's (its redundant copies', the misses it explains): None takes the task's truth_tolerance
     truth_tolerance: float | None = None
 
     def __post_init__(self):
@@ -46,14 +56,23 @@ class DiagnosticsSettings:
 @dataclass(frozen=True)
 class AblationDiagnosis:
     """The ground truth's minimisation (None without a ground truth), its redundant copies and the behaviour check
-    under one ablation."""
+    under one ablation.
+
+    Attributes:
+        ablation: the ablation's kind.
+        minimal: the ground truth's minimal circuit, or None without a ground truth.
+        behaviour: the behaviour check of the checked circuit.
+        redundancy: the effective truth's redundant groups.
+        copies_kept: per redundant group, the copies the checked circuit keeps whole.
+        misses: where given scores (of this ablation) go wrong against the effective truth.
+    """
 
     ablation: str
     minimal: MinimalCircuit | None
     behaviour: BehaviourCheck
     redundancy: tuple[RedundantGroup, ...] = ()
-    copies_kept: tuple[int, ...] = ()  # per redundant group, the copies the checked circuit keeps whole
-    misses: MissReport | None = None  # where given scores (of this ablation) go wrong against the effective truth
+    copies_kept: tuple[int, ...] = ()
+    misses: MissReport | None = None
 
     def to_dict(self) -> dict:
         """Returns the diagnosis as JSON-ready data, edges in the graph's order."""
@@ -80,14 +99,24 @@ class AblationDiagnosis:
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """Every diagnostic of one task on one graph."""
+    """Every diagnostic of one task on one graph.
+
+    Attributes:
+        task: the task's name.
+        graph: the graph diagnosed.
+        metric: the task metric's name.
+        settings: the tolerances used.
+        bos_position: the task's BOS position, or None.
+        writers: every writer's variation, constant or not.
+        ablations: each ablation's diagnosis, by ablation kind.
+    """
 
     task: str
     graph: Graph
     metric: str
     settings: DiagnosticsSettings
     bos_position: int | None
-    writers: tuple[WriterVariation, ...]  # every writer, constant or not
+    writers: tuple[WriterVariation, ...]
     ablations: dict[str, AblationDiagnosis]
 
     @property
@@ -127,7 +156,26 @@ def diagnose(
     minimal circuit and redundant copies, plus a behaviour check of `circuit` (default: the method's circuit of
     `scores`, else that ablation's minimal circuit, or the ground truth where it is not faithful); on the graph split
     by the dictionary set `features` when given. With `scores`, the ablation they were found under also says where
-    their method goes wrong (`explain_misses`)."""
+    their method goes wrong (`explain_misses`).
+
+    Args:
+        task: the task to diagnose.
+        per_position: diagnose the per-position graph.
+        ablations: the ablations to compare, as names or Ablation values.
+        circuit: the circuit whose behaviour to check; None: as above.
+        settings: the tolerances.
+        features: the task's dictionary set that splits the graph's writers; None: no features.
+        scores: a method's scores on the same graph, whose misses to explain under their ablation.
+
+    Returns:
+        The diagnosis.
+
+    Raises:
+        UnknownAblationError: an unknown ablation name.
+        GraphMismatchError: `scores` were found on another graph, or the task has no ground truth while `scores`
+            are given or `circuit` is None, or `circuit` belongs to another task or graph, or the task lacks the
+            `features` set.
+    """
     ablations = tuple(Ablation.parse(kind) for kind in ablations)  # UnknownAblationError before any work
     graph = task.graph(per_position, features=features)
     knows_truth = task.knows_truth(graph)
@@ -280,7 +328,14 @@ def _ablation_lines(diagnosis: Diagnosis, a: AblationDiagnosis) -> list[str]:
 
 
 def format_diagnosis(diagnosis: Diagnosis) -> str:
-    """Returns the diagnosis as the text report `edgewise diagnose` prints."""
+    """Returns the diagnosis as the text report `edgewise diagnose` prints.
+
+    Args:
+        diagnosis: the diagnosis of `diagnose`.
+
+    Returns:
+        The report, lines joined by newlines.
+    """
     kind = ("per-position" if diagnosis.graph.per_position else "plain") + (
         f", {diagnosis.graph.features} features" if diagnosis.graph.features else ""
     )

@@ -37,15 +37,24 @@ from .constant_writers import WRITER_TOLERANCE, no_op_positions
 
 @dataclass(frozen=True)
 class RemovedEdge:
-    """An edge the minimisation removed, and why that leaves the outputs unchanged."""
+    """An edge the minimisation removed, and why that leaves the outputs unchanged.
+
+    Attributes:
+        edge: the removed edge.
+        reason: constant writer, zero writer, reader ignores it, absorbed downstream, masked by removals.
+        detail: the reason in a sentence that names the nodes.
+        loss_alone: the task metric with only this edge removed from the start circuit.
+        change_alone: the largest |scored output change| with only this edge removed from the start circuit.
+    """
 
     edge: Edge
-    reason: str  # constant writer, zero writer, reader ignores it, absorbed downstream, masked by removals
+    reason: str
     detail: str
-    loss_alone: float  # the task metric with only this edge removed from the start circuit
-    change_alone: float  # the largest |scored output change| with only this edge removed from the start circuit
+    loss_alone: float
+    change_alone: float
 
     def to_dict(self) -> dict:
+        """Returns the removal as JSON-ready data, the edge as its endpoints."""
         return {
             "edge": self.edge.endpoints(),
             "reason": self.reason,
@@ -57,14 +66,22 @@ class RemovedEdge:
 
 @dataclass(frozen=True)
 class KeptEdge:
-    """An edge of the minimal circuit, with what removing it (alone) from the minimal circuit costs."""
+    """An edge of the minimal circuit, with what removing it (alone) from the minimal circuit costs.
+
+    Attributes:
+        edge: the kept edge.
+        loss_without: the task metric of the minimal circuit without this edge.
+        change_without: the largest |scored output change| of the minimal circuit without this edge.
+        redundant: its removal alone from the start circuit changed nothing: a removed path carried the same.
+    """
 
     edge: Edge
     loss_without: float
     change_without: float
-    redundant: bool  # its removal alone from the start circuit changed nothing: a removed path carried the same
+    redundant: bool
 
     def to_dict(self) -> dict:
+        """Returns the kept edge as JSON-ready data, the edge as its endpoints."""
         return {
             "edge": self.edge.endpoints(),
             "loss_without": self.loss_without,
@@ -75,13 +92,25 @@ class KeptEdge:
 
 @dataclass(frozen=True)
 class MinimalCircuit:
-    """The greedy minimisation of a start circuit under one ablation; `edges` is None when the start is unfaithful."""
+    """The greedy minimisation of a start circuit under one ablation; `edges` is None when the start is unfaithful.
+
+    Attributes:
+        ablation: the ablation's kind.
+        start: the circuit the minimisation starts from.
+        start_loss: the task metric of the start circuit.
+        start_change: the largest |scored output change| of the start circuit.
+        faithful: whether the start circuit keeps every scored output within the tolerance.
+        edges: the minimal circuit, or None when the start is unfaithful.
+        loss: the task metric of the minimal circuit, or None when the start is unfaithful.
+        removed: the removed edges with their reasons, in the order they were removed.
+        kept: the minimal circuit's edges, in graph order.
+    """
 
     ablation: str
     start: frozenset[Edge]
     start_loss: float
-    start_change: float  # the largest |scored output change| of the start circuit
-    faithful: bool  # whether the start circuit keeps every scored output within the tolerance
+    start_change: float
+    faithful: bool
     edges: frozenset[Edge] | None
     loss: float | None
     removed: tuple[RemovedEdge, ...]
@@ -173,6 +202,20 @@ def minimal_circuit(
     Edges whose ablation is a no-op go first, then those whose removal alone changes nothing, then the rest (which
     may become removable once others are gone). Another order can give another 1-minimal circuit, when the ablated
     values of some edges stand in for others (tracr-reverse under mean ablation: docs/diagnostics.md).
+
+    Args:
+        task: the task whose clean inputs are run.
+        graph: the graph the circuit's edges are taken on.
+        ablated: the ablation every removed edge takes.
+        start: the circuit to minimise; None: the task's ground truth on `graph`.
+        output_tolerance: the largest |scored output change| (in logits) that counts as none.
+        writer_tolerance: the tolerance of a writer's constant output, as in `writer_variation`.
+
+    Returns:
+        The minimal circuit with its removed and kept edges; `edges` None when `start` itself changes the outputs.
+
+    Raises:
+        GraphMismatchError: `start` is None and the task has no ground truth for this kind of graph.
     """
     start = set(task.ground_truth_edges(graph) if start is None else start)
     runs = _PatchedRuns(task, graph, ablated)

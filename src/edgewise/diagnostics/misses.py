@@ -22,16 +22,27 @@ SHOWN_FALSE = 10  # false edges ranked above a true one that the report explains
 
 @dataclass(frozen=True)
 class RankedEdge:
-    """One edge as the method ranked it, with its measured effect and the reason it is where it should not be."""
+    """One edge as the method ranked it, with its measured effect and the reason it is where it should not be.
+
+    Attributes:
+        edge: the edge.
+        rank: 1: the method's most important edge (ties keep graph order).
+        score: as AUROC sees it: within ZERO_TOLERANCE of the largest |score|, zero.
+        change_alone: the largest scored output change when only this edge is removed from the full model.
+        reason: the reason in a few words (`redundant partner`, `below resolution`, `tied`, `needed only in the
+            circuit`, `score disagrees with effect`; false edges: `carries signal`, `carries nothing`).
+        detail: the reason in a sentence with the numbers behind it.
+    """
 
     edge: Edge
-    rank: int  # 1: the method's most important edge (ties keep graph order)
-    score: float  # as AUROC sees it: within ZERO_TOLERANCE of the largest |score|, zero
-    change_alone: float  # the largest scored output change when only this edge is removed from the full model
+    rank: int
+    score: float
+    change_alone: float
     reason: str
     detail: str
 
     def to_dict(self) -> dict:
+        """Returns the ranked edge as JSON-ready data, the edge as its endpoints."""
         return {
             "edge": self.edge.endpoints(),
             "rank": self.rank,
@@ -44,16 +55,26 @@ class RankedEdge:
 
 @dataclass(frozen=True)
 class MissReport:
-    """The misses of one method's scores against the effective truth under the scores' ablation."""
+    """The misses of one method's scores against the effective truth under the scores' ablation.
+
+    Attributes:
+        method: the scores' method.
+        ablation: the scores' ablation.
+        auroc: the scores' edge AUROC against the effective truth.
+        n_true: the effective truth's size.
+        missed: true edges ranked below the best-ranked false edge.
+        false_high: false edges scored above the lowest true edge's score (at most SHOWN_FALSE).
+    """
 
     method: str
     ablation: str
     auroc: float
     n_true: int
-    missed: tuple[RankedEdge, ...]  # true edges ranked below the best-ranked false edge
-    false_high: tuple[RankedEdge, ...]  # false edges scored above the lowest true edge's score (at most SHOWN_FALSE)
+    missed: tuple[RankedEdge, ...]
+    false_high: tuple[RankedEdge, ...]
 
     def to_dict(self) -> dict:
+        """Returns the report as JSON-ready data."""
         return {
             "method": self.method,
             "ablation": self.ablation,
@@ -127,7 +148,15 @@ def _missed_reason(
 
 def gate_story(trajectory: ScoreTrajectory, index: int) -> str:
     """Returns how one SP gate moved, in words: its log_alpha at five of the recorded steps, and when it last
-    crossed the keep threshold (open: log_alpha > 0, the noise-free gate above 0.5)."""
+    crossed the keep threshold (open: log_alpha > 0, the noise-free gate above 0.5).
+
+    Args:
+        trajectory: the scores' recorded gate values over training (SP's).
+        index: the edge's index in the graph.
+
+    Returns:
+        One clause, e.g. `its gate's log_alpha 1.00 (step 0) -> ... -> -0.50 (step 900): closed since step 400`.
+    """
     points = trajectory.of(index)
     shown = sorted({points[round(i * (len(points) - 1) / 4)] for i in range(5)})
     path = " -> ".join(f"{value:.2f} (step {step})" for step, value in shown)
@@ -173,7 +202,20 @@ def explain_misses(
     tolerance: float | None = None,
 ) -> MissReport:
     """Returns the misses of `scores` against the effective truth `truth` (on the task's inputs, under `ablated`,
-    the scores' ablation), each explained; `groups` are the truth's redundant groups."""
+    the scores' ablation), each explained; `groups` are the truth's redundant groups.
+
+    Args:
+        task: the task the scores were found on.
+        scores: the method's edge scores; their graph is the one examined.
+        ablated: the scores' ablation, under which each edge's effect is measured.
+        truth: the effective truth on the scores' graph under `ablated`.
+        groups: the truth's redundant groups (`redundant_groups`), which explain missed copies; () for none.
+        tolerance: the largest scored output change that counts as none; None: the task's (`truth_tolerance`).
+
+    Returns:
+        The report: the missed true edges and (at most SHOWN_FALSE) the false edges ranked high, each with its
+        reason.
+    """
     graph = scores.graph
     tolerance = truth_tolerance(task, tolerance)
     ranked = scores.ranked()
@@ -221,7 +263,14 @@ def explain_misses(
 
 
 def format_misses(report: MissReport) -> list[str]:
-    """Returns the report's lines as `edgewise diagnose --scores` prints them."""
+    """Returns the report's lines as `edgewise diagnose --scores` prints them.
+
+    Args:
+        report: the report of `explain_misses`.
+
+    Returns:
+        The lines, without newlines.
+    """
     lines = [
         f"== where {report.method} goes wrong under {report.ablation} ablation: AUROC {report.auroc:.3f} against "
         f"the effective truth ({report.n_true} edges)"

@@ -20,7 +20,14 @@ from ..tasks import Task
 @dataclass(frozen=True)
 class RedundantGroup:
     """Copies of one computation: each copy's edges, its name (the nodes only it uses) and how many copies, any of
-    them, keep every scored output with the rest of the effective truth."""
+    them, keep every scored output with the rest of the effective truth.
+
+    Attributes:
+        copies: each copy's edges.
+        names: each copy's name: the heads only it touches (else other nodes only it touches, else its edges), or
+            the writer for a group of whole writers.
+        suffice: the fewest copies, any of them, that keep every scored output.
+    """
 
     copies: tuple[frozenset[Edge], ...]
     names: tuple[str, ...]
@@ -32,10 +39,18 @@ class RedundantGroup:
         return f"{listed} each suffice" if self.suffice == 1 else f"any {self.suffice} of {listed} suffice"
 
     def copies_kept(self, edges: set[Edge] | frozenset[Edge]) -> int:
-        """Returns how many copies a circuit keeps whole (every edge of the copy in `edges`)."""
+        """Returns how many copies a circuit keeps whole (every edge of the copy in `edges`).
+
+        Args:
+            edges: the circuit's edges.
+
+        Returns:
+            The number of copies all of whose edges are in `edges`.
+        """
         return sum(copy <= edges for copy in self.copies)
 
     def to_dict(self) -> dict:
+        """Returns the group as JSON-ready data: the copies' names, `suffice`, and each copy's edge names."""
         return {
             "copies": list(self.names),
             "suffice": self.suffice,
@@ -109,7 +124,21 @@ def redundant_groups(
     node of its own, named by its edges), groups of whole writers (every circuit edge out of a head removed at once)
     over the nodes those groups touch replace them, if there are any: when roles are fully connected (two
     previous-token heads each feeding two induction heads) no pair of single edges breaks the task, and only whole
-    heads show the copies."""
+    heads show the copies.
+
+    Args:
+        task: the task whose circuit is examined; it must know its ground truth on `graph`.
+        graph: the graph the circuit's edges are taken on.
+        ablated: the ablation removed edges take.
+        truth: the effective truth on `graph` under `ablated`; None computes it.
+        tolerance: the largest scored output change that counts as none; None: the task's (`truth_tolerance`).
+
+    Returns:
+        The groups, in graph order (groups of whole writers last).
+
+    Raises:
+        GraphMismatchError: the task has no ground truth for this kind of graph.
+    """
     tolerance = truth_tolerance(task, tolerance)
     truth = truth or effective_truth(task, graph, ablated, tolerance)
     derived = task.ground_truth_edges(graph)

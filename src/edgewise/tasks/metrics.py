@@ -19,21 +19,48 @@ def _masked_mean(per_position: torch.Tensor, positions: torch.Tensor) -> torch.T
 
 
 def kl_divergence(logits: torch.Tensor, reference: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Returns KL(softmax(reference) || softmax(logits)): the full model's distribution is the target."""
+    """Returns KL(softmax(reference) || softmax(logits)): the full model's distribution is the target.
+
+    Args:
+        logits: the patched model's outputs [..., batch, pos, classes] (any leading mask dimensions).
+        reference: the full model's outputs [batch, pos, classes], broadcast against `logits`.
+        positions: [batch, pos] bool: the scored positions.
+
+    Returns:
+        The distance averaged over the batch and the scored positions, one per leading mask dimension ([] without).
+    """
     ref_logp = reference.log_softmax(-1)
     per_position = (ref_logp.exp() * (ref_logp - logits.log_softmax(-1))).sum(-1)
     return _masked_mean(per_position, positions)
 
 
 def mean_squared_error(logits: torch.Tensor, reference: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Returns the squared difference of the outputs, summed over output dimensions (one for numerical tasks)."""
+    """Returns the squared difference of the outputs, summed over output dimensions (one for numerical tasks).
+
+    Args:
+        logits: the patched model's outputs [..., batch, pos, out] (any leading mask dimensions).
+        reference: the full model's outputs [batch, pos, out], broadcast against `logits`.
+        positions: [batch, pos] bool: the scored positions.
+
+    Returns:
+        The distance averaged over the batch and the scored positions, one per leading mask dimension ([] without).
+    """
     return _masked_mean((logits - reference).pow(2).sum(-1), positions)
 
 
 def l2_distance(logits: torch.Tensor, reference: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """Returns the Euclidean distance between output vectors. (ACDC's tracr "l2" is the mean squared difference,
     without the root: `mse` here; docs/presets.md.) Its gradient at distance 0 is taken as 0, not sqrt's NaN, so
-    gradient methods and SP can train on it."""
+    gradient methods and SP can train on it.
+
+    Args:
+        logits: the patched model's outputs [..., batch, pos, out] (any leading mask dimensions).
+        reference: the full model's outputs [batch, pos, out], broadcast against `logits`.
+        positions: [batch, pos] bool: the scored positions.
+
+    Returns:
+        The distance averaged over the batch and the scored positions, one per leading mask dimension ([] without).
+    """
     squared = (logits - reference).pow(2).sum(-1)
     positive = squared > 0
     return _masked_mean(torch.where(positive, squared, torch.ones_like(squared)).sqrt() * positive, positions)
@@ -41,7 +68,12 @@ def l2_distance(logits: torch.Tensor, reference: torch.Tensor, positions: torch.
 
 @dataclass(frozen=True)
 class Metric:
-    """A named distance between patched and reference logits on the scored positions."""
+    """A named distance between patched and reference logits on the scored positions; calling it calls `fn`.
+
+    Attributes:
+        name: the metric's name, as records and the command line carry it (`kl`, `mse`, `l2`, an objective's name).
+        fn: (logits, reference, positions) -> the distance, as `kl_divergence` takes and returns them.
+    """
 
     name: str
     fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]

@@ -19,48 +19,77 @@ from .metrics import Metric
 
 @dataclass
 class Task:
-    """One behaviour of one model; clean row i is paired with corrupted row i for resample ablation."""
+    """One behaviour of one model; clean row i is paired with corrupted row i for resample ablation.
+
+    Attributes:
+        name: the task's name, as records and screens show it.
+        model: the model whose circuit is discovered.
+        clean: [batch, pos] token ids (a declared model: any [batch, ...] inputs it takes).
+        corrupt: the same shape, paired row by row with `clean`.
+        metric: the distance a method minimises between the patched and the full model's outputs.
+        scored_positions: [batch, pos] bool: where the metric looks.
+        ground_truth: plain-graph (writer, reader) edges of the known circuit, or None.
+        ground_truth_split: the same, token and position embeddings apart, or None.
+        bos_position: a position that holds the same token in every input (tracr's BOS), or None.
+        categorical: outputs are logits over classes (else: numbers, one per output dimension).
+        description: a sentence about the task, for screens.
+        pairing: how corrupted inputs were made from clean ones.
+        dictionaries: named sets of dictionaries that split writers into features
+            (`{"oracle": {"MLP 1": Dictionary, ...}}`).
+        feature_ground_truth: the feature-level ground truth of those sets where it is known: (feature, reader) edges
+            of plain feature graphs, by set name.
+        objectives: named objectives beyond faithfulness, each a Metric that a method minimises in place of `metric`
+            when asked (`discover(..., minimise=name)`): e.g. the game task's `worst-move`, the value of the move the
+            policy picks.
+        truth_tolerance: the largest scored output change that counts as none when the effective truth is taken
+            (None: float noise of compiled weights, edgewise.evaluate's OUTPUT_TOLERANCE); a trained model, where
+            every edge moves something a little, sets its own.
+        truth_measure: what a removal changes, for the effective truth and its redundant copies: `logits`, the
+            largest |output change| over the scored positions; `argmax`, the fraction of scored positions whose top
+            output changes (a trained model's copies add up in the logits, so half a logit shift is no change of
+            behaviour; docs/induction.md).
+        answers: the correct class at each scored position [batch, pos] (-1 elsewhere), where the task knows it:
+            removal's accuracy and the weight edits train toward it (None: the full model's top class).
+        offered: the classes the task offers at each position [batch, pos, classes] bool (a game's legal moves);
+            the behaviour check reads it.
+        answer_values: the true value of each class [batch, pos, classes] (a game's minimax values); the behaviour
+            check reads it.
+        class_label: names an output class on screens: a compiled program's value, the token a tokenizer decodes
+            (None: its index).
+        dictionary_reports: how each named dictionary set was made, where it was fitted (trained SAEs: per writer,
+            statistics and recovery).
+        family: the task family's own typed record (a built-in family's inputs, compiled program, prompts, ...); no
+            library stage reads it.
+
+    Raises:
+        UsageError: `truth_measure` is neither `logits` nor `argmax`.
+        BatchShapeError: `clean` and `corrupt` differ in shape, or `scored_positions` is not [batch, pos] of the
+            clean batch.
+        EmptyInputsError: the clean batch holds no rows, or no position is scored.
+    """
 
     name: str
     model: torch.nn.Module
-    clean: torch.Tensor  # [batch, pos] token ids (a declared model: any [batch, ...] inputs it takes)
-    corrupt: torch.Tensor  # the same shape, paired row by row with `clean`
+    clean: torch.Tensor
+    corrupt: torch.Tensor
     metric: Metric
-    scored_positions: torch.Tensor  # [batch, pos] bool: where the metric looks
-    ground_truth: list[tuple[str, str]] | None = None  # plain-graph (writer, reader) edges
-    ground_truth_split: list[tuple[str, str]] | None = None  # the same, token and position embeddings apart
-    bos_position: int | None = None  # a position that holds the same token in every input (tracr's BOS)
-    categorical: bool = True  # outputs are logits over classes (else: numbers, one per output dimension)
+    scored_positions: torch.Tensor
+    ground_truth: list[tuple[str, str]] | None = None
+    ground_truth_split: list[tuple[str, str]] | None = None
+    bos_position: int | None = None
+    categorical: bool = True
     description: str = ""
-    pairing: str = ""  # how corrupted inputs were made from clean ones
-    # Named sets of dictionaries that split writers into features ({"oracle": {"MLP 1": Dictionary, ...}}), and the
-    # feature-level ground truth of those sets where it is known: (feature, reader) edges of plain feature graphs
+    pairing: str = ""
     dictionaries: dict[str, dict] = field(default_factory=dict)
     feature_ground_truth: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    # Named objectives beyond faithfulness, each a Metric that a method minimises in place of `metric` when asked
-    # (`discover(..., minimise=name)`): e.g. the game task's "worst-move", the value of the move the policy picks
     objectives: dict[str, Metric] = field(default_factory=dict)
-    # The largest scored output change that counts as none when the effective truth is taken (None: float noise of
-    # compiled weights, edgewise.evaluate's OUTPUT_TOLERANCE); a trained model, where every edge moves something a
-    # little, sets its own
     truth_tolerance: float | None = None
-    # What a removal changes, for the effective truth and its redundant copies: "logits", the largest |output change|
-    # over the scored positions; "argmax", the fraction of scored positions whose top output changes (a trained
-    # model's copies add up in the logits, so half a logit shift is no change of behaviour; docs/induction.md)
     truth_measure: Literal["logits", "argmax"] = "logits"
-    # The correct class at each scored position [batch, pos] (-1 elsewhere), where the task knows it: removal's
-    # accuracy and the weight edits train toward it (without it: the full model's top class)
     answers: torch.Tensor | None = None
-    # The classes the task offers at each position [batch, pos, classes] bool (a game's legal moves), and the true
-    # value of each [batch, pos, classes] (a game's minimax values): the behaviour check reads both
     offered: torch.Tensor | None = None
     answer_values: torch.Tensor | None = None
-    # Names an output class on screens: a compiled program's value, the token a tokenizer decodes (None: its index)
     class_label: Callable[[int], str] | None = None
-    # How each named dictionary set was made, where it was fitted (trained SAEs: per writer, statistics and recovery)
     dictionary_reports: dict[str, dict] = field(default_factory=dict)
-    # The task family's own typed record (a built-in family's inputs, compiled program, prompts, ...); no library
-    # stage reads it
     family: object | None = None
 
     def __post_init__(self):
@@ -98,7 +127,14 @@ class Task:
 
     def to(self, device: str | torch.device) -> "Task":
         """Returns this task with its model and token batches on `device` (e.g. "cuda"); every method then runs its
-        forwards there, and scores come back to the CPU. The model moves in place, as torch modules do."""
+        forwards there, and scores come back to the CPU. The model moves in place, as torch modules do.
+
+        Args:
+            device: the device to move the model, `clean`, `corrupt` and `scored_positions` to.
+
+        Returns:
+            A copy of the task that holds the moved model and tensors (the other fields are shared).
+        """
         return dataclasses.replace(
             self,
             model=self.model.to(device),
@@ -109,7 +145,17 @@ class Task:
 
     def with_objective(self, objective: "str | Metric") -> "Task":
         """Returns this task with `objective` (one of its named objectives, or any Metric) as the metric a method
-        minimises; raises UnknownObjectiveError naming the task's objectives."""
+        minimises; raises UnknownObjectiveError naming the task's objectives.
+
+        Args:
+            objective: the name of one of the task's `objectives`, or a Metric to use as it is.
+
+        Returns:
+            A copy of the task whose `metric` is the objective.
+
+        Raises:
+            UnknownObjectiveError: `objective` is a name the task's `objectives` lack.
+        """
         if isinstance(objective, Metric):
             return dataclasses.replace(self, metric=objective)
         if objective not in self.objectives:
@@ -121,15 +167,29 @@ class Task:
 
     @property
     def adapter(self) -> Adapter:
+        """Returns the adapter that describes the task's model (`adapter_for`)."""
         return adapter_for(self.model)
 
     @property
     def n_positions(self) -> int:
+        """Returns the number of sequence positions: the width of `scored_positions`."""
         return self.scored_positions.shape[1]
 
     def graph(self, per_position: bool = False, split_embeddings: bool = False, features: str | None = None) -> Graph:
         """Returns the task model's graph, unrolled over the task's sequence positions if `per_position`; with
-        `features`, the writers its named dictionaries cover are split into feature and error nodes."""
+        `features`, the writers its named dictionaries cover are split into feature and error nodes.
+
+        Args:
+            per_position: unroll every node over the task's sequence positions.
+            split_embeddings: token and position embeddings as two writers rather than one.
+            features: the name of one of the task's `dictionaries` sets whose writers are split; None: no features.
+
+        Returns:
+            The graph (a feature graph when `features` is given).
+
+        Raises:
+            GraphMismatchError: the task has no dictionary set named `features`.
+        """
         groups = self.adapter.hook_groups(split_embeddings=split_embeddings)
         n_positions = self.n_positions if per_position else None
         if features is None:
@@ -147,6 +207,16 @@ class Task:
 
         Every position keeps the circuit faithful under every ablation. `include_bos=False` drops the BOS position,
         auto-circuit's convention: BOS is identical in clean and corrupted inputs, so resampling it is a no-op.
+
+        Args:
+            graph: the graph the edges are taken on; its kind (split embeddings, feature set) picks the truth.
+            include_bos: keep the edges at `bos_position` in a per-position graph.
+
+        Returns:
+            The true edges that `graph` holds.
+
+        Raises:
+            GraphMismatchError: the task has no ground truth for this kind of graph.
         """
         truth = self._truth_pairs(graph)
         if not graph.per_position:
@@ -155,7 +225,14 @@ class Task:
         return {Edge(w, r, p) for w, r in truth for p in positions}
 
     def knows_truth(self, graph: Graph) -> bool:
-        """Returns whether the task has a ground truth for this kind of graph (head/MLP, or its feature set)."""
+        """Returns whether the task has a ground truth for this kind of graph (head/MLP, or its feature set).
+
+        Args:
+            graph: the graph whose kind (split embeddings, feature set) is asked about.
+
+        Returns:
+            True where `ground_truth_edges` would succeed on `graph`.
+        """
         if graph.features is not None:
             return graph.features in self.feature_ground_truth
         return (self.ground_truth_split if graph.split_embeddings else self.ground_truth) is not None

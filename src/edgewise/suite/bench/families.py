@@ -22,12 +22,26 @@ FAMILIES: dict[str, tuple[str, ...]] = {
 
 
 def family_of(task: str) -> str | None:
-    """Returns the family that holds the task, or None."""
+    """Returns the family that holds the task, or None.
+
+    Args:
+        task: a task's name.
+
+    Returns:
+        A key of FAMILIES, or None for a task in no family.
+    """
     return next((family for family, tasks in FAMILIES.items() if task in tasks), None)
 
 
 def ranks(values: list[float]) -> list[float]:
-    """Returns the rank of each value, 1 for the smallest, ties sharing their mean rank."""
+    """Returns the rank of each value, 1 for the smallest, ties sharing their mean rank.
+
+    Args:
+        values: the values.
+
+    Returns:
+        The ranks, in the order of `values`.
+    """
     order = sorted(range(len(values)), key=values.__getitem__)
     result = [0.0] * len(values)
     start = 0
@@ -43,7 +57,15 @@ def ranks(values: list[float]) -> list[float]:
 
 def spearman(a: list[float], b: list[float]) -> float | None:
     """Returns Spearman's rank correlation of two equally long lists (Pearson's on their ranks), None when either is
-    constant."""
+    constant.
+
+    Args:
+        a: the first list.
+        b: the second list, as long as `a`.
+
+    Returns:
+        rho in [-1, 1], or None.
+    """
     ra, rb = ranks(a), ranks(b)
     ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
     cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
@@ -57,17 +79,29 @@ class FamilySummary:
     correlation of methods between each pair of families.
 
     A method that lacks some of a family's tasks or ablations (a long sweep still under way) is `partial` there: its
-    mean covers other tasks than the rest, so the table says so and the correlations leave it out."""
+    mean covers other tasks than the rest, so the table says so and the correlations leave it out.
+
+    Attributes:
+        methods: the methods (a method's preset is its own row, `RunRecord.label`), in the records' order.
+        families: the families any method has runs on, in FAMILIES order.
+        auroc: method -> family -> mean over tasks, ablations and seeds (None: no runs).
+        runs: family -> runs with an AUROC, per method (the most of any method).
+        correlation: `tracr vs siit` -> Spearman's rho over methods complete in both (None: fewer than 3, or
+            constant).
+        method_runs: method -> family -> its runs with an AUROC.
+        partial: method -> families where it lacks some (task, ablation) the others ran.
+    """
 
     methods: tuple[str, ...]
     families: tuple[str, ...]
-    auroc: dict[str, dict[str, float | None]]  # method -> family -> mean over tasks, ablations and seeds
-    runs: dict[str, int]  # family -> runs with an AUROC, per method (the most of any method)
-    correlation: dict[str, float | None]  # "tracr vs siit" -> Spearman's rho over methods complete in both
-    method_runs: dict[str, dict[str, int]]  # method -> family -> its runs with an AUROC
-    partial: dict[str, tuple[str, ...]]  # method -> families where it lacks some (task, ablation) the others ran
+    auroc: dict[str, dict[str, float | None]]
+    runs: dict[str, int]
+    correlation: dict[str, float | None]
+    method_runs: dict[str, dict[str, int]]
+    partial: dict[str, tuple[str, ...]]
 
     def to_dict(self) -> dict:
+        """Returns the summary as JSON-ready data (`partial` lists only methods with a partial family)."""
         return {
             "methods": list(self.methods),
             "families": list(self.families),
@@ -81,7 +115,14 @@ class FamilySummary:
 
 def family_summary(records: list[RunRecord]) -> FamilySummary:
     """Returns the cross-benchmark summary of bench records (any mix of tasks, ablations, presets and seeds; records
-    of tasks in no family and runs without an AUROC are left out); each preset of a method is its own row."""
+    of tasks in no family and runs without an AUROC are left out); each preset of a method is its own row.
+
+    Args:
+        records: the bench's run records.
+
+    Returns:
+        The summary.
+    """
     values: dict[tuple[str, str], list[float]] = {}
     cells: dict[tuple[str, str], set[tuple[str, str | None]]] = {}  # (method, family) -> its (task, ablation)s
     for r in records:
@@ -112,7 +153,14 @@ def family_summary(records: list[RunRecord]) -> FamilySummary:
 
 def family_markdown(summary: FamilySummary) -> str:
     """Returns the table of mean AUROC per method and family (a partial mean with the runs it covers), and the rank
-    correlations beneath it."""
+    correlations beneath it.
+
+    Args:
+        summary: the summary of `family_summary`.
+
+    Returns:
+        The Markdown, ending in a newline.
+    """
 
     def cell(method: str, family: str) -> str:
         value = summary.auroc[method][family]

@@ -25,7 +25,19 @@ LOCK_FILE = ".lock"
 def folder_lock(folder: Path, wait: bool = False, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
     """Yields while this process holds `folder`'s lock (creating the folder); raises BenchFolderBusyError when
     another process holds it, or with `wait` blocks until it is released, first passing `on_wait` a sentence that
-    names the holder."""
+    names the holder.
+
+    Args:
+        folder: the results folder; created if missing.
+        wait: block until the lock is released instead of raising.
+        on_wait: called once with a sentence naming the holder before a wait; None: wait silently.
+
+    Yields:
+        None, while the lock is held.
+
+    Raises:
+        BenchFolderBusyError: another process holds the lock and `wait` is False.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
     # Not truncated on open: a holder's line must survive for the message of whoever opens it next.

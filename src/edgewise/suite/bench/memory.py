@@ -18,6 +18,13 @@ class PeakMemory:
     Entry hands the memory malloc keeps free back to the system (the patching forward asks it to keep freed memory),
     so the run's own allocations raise the resident set; buffers the patching forward pools stay in use and are
     reused without raising it.
+
+    Args:
+        cuda: measure CUDA's allocator (else the process's resident set).
+        interval: seconds between samples on CPU.
+
+    Attributes:
+        peak_mib: the peak above the level at entry, in MiB; 0 until the block exits.
     """
 
     def __init__(self, cuda: bool = False, interval: float = 0.005):

@@ -23,7 +23,12 @@ from .records import RunRecord
 def plot_bench(out: str | Path, level: float = FAITHFUL_LEVEL) -> None:
     """Draws, per task, graph and ablation (first seed): ROC curves against both truths and faithfulness curves, one
     line per method; and per plain-graph run a diagram of its top-k circuit against the effective ground truth, k
-    that truth's size. Reads the finished runs of the bench folder `out`."""
+    that truth's size. Reads the finished runs of the bench folder `out`.
+
+    Args:
+        out: the bench folder; the plots go to its `plots/` (diagrams to `plots/circuits/`).
+        level: the faithfulness level the faithfulness plots mark.
+    """
     out = Path(out)
     finished = [json.loads(path.read_text()) for path in sorted((out / "runs").glob("*.json"))]
     groups: dict[tuple, list[tuple[RunRecord, dict]]] = {}  # (task, graph, ablation) -> (record, curves) per run
@@ -71,7 +76,15 @@ def plot_bench(out: str | Path, level: float = FAITHFUL_LEVEL) -> None:
 
 def plot_families(summary: FamilySummary, path: str | Path) -> list[Path]:
     """Draws the cross-benchmark summary: per method, one bar per family (mean AUROC against the effective truth;
-    hatched where the method covers only part of the family), the rank correlations in the title; PNG and SVG."""
+    hatched where the method covers only part of the family), the rank correlations in the title; PNG and SVG.
+
+    Args:
+        summary: the summary of `family_summary`.
+        path: where to write: its suffix is replaced by .png and .svg.
+
+    Returns:
+        The PNG and SVG paths.
+    """
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(summary.methods), 3.6))
     width = 0.8 / len(summary.families)
     for i, family in enumerate(summary.families):

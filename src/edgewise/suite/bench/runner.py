@@ -64,16 +64,27 @@ from .sweep import RunSpec, Sweep, graph_kind
 @dataclass(frozen=True)
 class Setting:
     """What every run on one task, graph and ablation shares: the graph, the ablation's values on the discovery
-    inputs (what methods fit), and the evaluation task with its ablation and truths (what runs are scored on)."""
+    inputs (what methods fit), and the evaluation task with its ablation and truths (what runs are scored on).
+
+    Attributes:
+        graph: the graph every run of the setting scores.
+        ablated: the ablation's values on the discovery inputs.
+        evaluation_task: the task on its evaluation inputs (the discovery task where it has no held-out split).
+        evaluation_ablated: the ablation's values on the evaluation inputs.
+        truths: the truths by name (`compiler`, `effective`) on the evaluation inputs; {} without a ground truth.
+        evaluated_on: `held-out`, or `discovery` for tasks without a held-out split.
+        dictionary_report: trained features: each SAE's statistics and oracle recovery.
+        redundancy: the effective truth's redundant copies, on the evaluation inputs.
+    """
 
     graph: Graph
     ablated: AblatedOutputs
     evaluation_task: Task
     evaluation_ablated: AblatedOutputs
-    truths: dict[str, set[Edge]]  # on the evaluation inputs
-    evaluated_on: str  # "held-out", or "discovery" for tasks without a held-out split
-    dictionary_report: dict | None = None  # trained features: each SAE's statistics and oracle recovery
-    redundancy: tuple[RedundantGroup, ...] = ()  # the effective truth's redundant copies, on the evaluation inputs
+    truths: dict[str, set[Edge]]
+    evaluated_on: str
+    dictionary_report: dict | None = None
+    redundancy: tuple[RedundantGroup, ...] = ()
 
     @classmethod
     def of(
@@ -81,7 +92,20 @@ class Setting:
     ) -> "Setting":
         """Returns the setting, scored on `held_out` (the task on its evaluation inputs) when given; the effective
         truth costs a patched forward per true edge (dyck2 per-position: 20 s; its partner search under zero
-        ablation: minutes), so the bench builds it once for all the methods and seeds that share it."""
+        ablation: minutes), so the bench builds it once for all the methods and seeds that share it.
+
+        Args:
+            task: the task on its discovery inputs.
+            kind: the graph kind (`plain`, `per-position`, either with `/oracle` or `/train`).
+            ablation: the ablation's name or value.
+            held_out: the task on its evaluation inputs; None scores on the discovery inputs.
+
+        Returns:
+            The setting.
+
+        Raises:
+            InvalidSweepError: an unknown graph kind.
+        """
         kind = graph_kind(kind)
         report = _trained_features(task, held_out) if kind.features == TRAINED else None
         graph = task.graph(per_position=kind.per_position, features=kind.features)
@@ -127,6 +151,15 @@ def run_one(task: Task, spec: RunSpec, setting: Setting | None = None) -> tuple[
     under resample ablation most compiler edges carry nothing, which caps every method against the compiler's truth.
     Seconds and peak memory cover the method alone; evaluation is timed apart. `setting` is
     `Setting.of(task, spec.graph, spec.ablation)` (scored on the discovery inputs), built here when not given.
+
+    Args:
+        task: the task on its discovery inputs.
+        spec: the run: method, hyperparameters, graph kind, ablation, seed.
+        setting: the setting shared with the other runs on this task, graph and ablation; None builds it.
+
+    Returns:
+        The run's record, its curves as JSON-ready data by name (`faithfulness`, `roc`, `node_roc`,
+        `roc_effective`, `node_roc_effective`; None where undefined), and the method's scores.
     """
     setting = setting or Setting.of(task, spec.graph, spec.ablation)
     on_cuda = next(task.adapter.model.parameters()).device.type == "cuda"
@@ -177,7 +210,12 @@ def run_one(task: Task, spec: RunSpec, setting: Setting | None = None) -> tuple[
 
 def write_atomic(path: Path, text: str) -> None:
     """Writes `text` to `path` through a temporary file beside it and os.replace: `path` holds its old content or
-    all of the new one, never part of it, and the temporary file is removed if the write fails."""
+    all of the new one, never part of it, and the temporary file is removed if the write fails.
+
+    Args:
+        path: the file to write; missing folders are made.
+        text: the file's new content.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -198,11 +236,29 @@ def _warm_up(task: Task) -> None:
     torch.optim.Adam([mask]).step()
 
 
-def run_bench(sweep: Sweep, out: str | Path, progress: bool = True, wait: bool = False, jobs: int = 1) -> list[dict]:
+def run_bench(
+    sweep: Sweep, out: str | Path, progress: bool = True, wait: bool = False, jobs: int = 1
+) -> list[RunRecord]:
     """Returns the sweep's records in sweep order, after running those not finished in `out` (`jobs` at a time) and
-    writing results.json and summary.md there over every finished run in `out` (`edgewise.report.plot_bench` draws
-    its plots). Holds `out`'s lock throughout: raises BenchFolderBusyError if another bench holds it, or with `wait`
-    waits for it to finish."""
+    writing results.json and summary.md there over every finished run in `out` (`plot_bench` draws its plots).
+    Holds `out`'s lock throughout: raises BenchFolderBusyError if another bench holds it, or with `wait` waits for
+    it to finish.
+
+    Args:
+        sweep: what to run.
+        out: the results folder; created if missing.
+        progress: show a progress bar, and say so on stderr while waiting for the lock.
+        wait: wait for another bench that holds `out` instead of raising.
+        jobs: how many runs at once, each in its own worker process.
+
+    Returns:
+        The sweep's RunRecords, in sweep order (finished earlier or now).
+
+    Raises:
+        InvalidSweepError: `jobs` is not a whole number >= 1, or the sweep is invalid (see `Sweep.runs`, which may
+            raise its other errors too).
+        BenchFolderBusyError: another bench holds `out` and `wait` is False.
+    """
     if not isinstance(jobs, int) or jobs < 1:
         raise InvalidSweepError(f"jobs={jobs!r}: the number of runs at once must be a whole number >= 1")
     out = Path(out)

@@ -6,7 +6,15 @@ from .records import RunRecord
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """Returns a Markdown table: the header, the separator, then one line per row of already formatted cells."""
+    """Returns a Markdown table: the header, the separator, then one line per row of already formatted cells.
+
+    Args:
+        header: the column names.
+        rows: the rows, each as many formatted cells as `header`.
+
+    Returns:
+        The table, ending in a newline.
+    """
     lines = [header, ["---"] * len(header), *rows]
     return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
 
@@ -40,7 +48,14 @@ _SUMMARY_COLUMNS = (  # (header, figure, truth, digits): RunRecord.figure(figure
 
 def copies_kept(record: RunRecord) -> str:
     """Returns how many copies of each redundant group the run's circuit keeps, `2/2` (both), `1/2`, `0/2`
-    (neither), groups apart by `; `, or `` for a setting without redundancy."""
+    (neither), groups apart by `; `, or an empty string for a setting without redundancy.
+
+    Args:
+        record: a run record; its `redundancy` is read.
+
+    Returns:
+        The copies kept per group.
+    """
     return "; ".join(f"{g['copies_kept']}/{len(g['copies'])}" for g in record.redundancy)
 
 
@@ -52,7 +67,14 @@ def _copies_cell(records: list[RunRecord]) -> str:
 
 def summary_markdown(records: list[RunRecord]) -> str:
     """Returns the Markdown summary: one row per task, graph, ablation and method, with means over seeds, and for
-    settings with redundant copies how many of them the circuits keep."""
+    settings with redundant copies how many of them the circuits keep.
+
+    Args:
+        records: the bench's run records.
+
+    Returns:
+        The Markdown page: a title, notes on the columns, and the table.
+    """
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         groups.setdefault((r.task, str(r.graph), str(r.ablation), r.method, r.preset), []).append(r)

@@ -22,7 +22,17 @@ FEATURE_SETS = ("oracle", "train")
 
 def graph_kind(kind: "str | GraphKind") -> GraphKind:
     """Returns the graph kind a sweep names (`plain`, `per-position`, either with `/oracle` or `/train`), or raises
-    InvalidSweepError listing the kinds a bench runs."""
+    InvalidSweepError listing the kinds a bench runs.
+
+    Args:
+        kind: the kind's text form, or a GraphKind (checked against FEATURE_SETS).
+
+    Returns:
+        The GraphKind.
+
+    Raises:
+        InvalidSweepError: an unknown kind or feature set.
+    """
     try:
         return GraphKind.parse(kind, FEATURE_SETS)
     except UnknownGraphKindError as err:
@@ -34,7 +44,21 @@ RECORD_FORMAT = 2  # part of every run key: bump when what a record measures cha
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run of a sweep: a method with all its hyperparameters, on a task's graph, under an ablation, with a seed."""
+    """One run of a sweep: a method with all its hyperparameters, on a task's graph, under an ablation, with a seed.
+
+    Attributes:
+        task: the task's name.
+        graph: the graph kind (its text form is parsed on construction).
+        method: the method's name.
+        ablation: the ablation (its name is parsed on construction).
+        seed: the method's seed.
+        hyperparameters: every hyperparameter of the method's config, by field name.
+        preset: where the hyperparameters come from: edgewise's tuned defaults or the authors' settings.
+
+    Raises:
+        InvalidSweepError: an unknown graph kind.
+        UnknownAblationError: an unknown ablation name.
+    """
 
     task: str
     graph: GraphKind
@@ -42,7 +66,7 @@ class RunSpec:
     ablation: Ablation
     seed: int
     hyperparameters: dict = field(default_factory=dict)
-    preset: str = "tuned"  # where the hyperparameters come from: edgewise's tuned defaults or the authors' settings
+    preset: str = "tuned"
 
     def __post_init__(self):
         object.__setattr__(self, "graph", graph_kind(self.graph))
@@ -59,21 +83,43 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class Sweep:
-    """What a benchmark runs: every combination of its tasks, graphs, ablations, methods, presets and seeds."""
+    """What a benchmark runs: every combination of its tasks, graphs, ablations, methods, presets and seeds.
+
+    Attributes:
+        tasks: the tasks' names.
+        methods: the methods' names.
+        ablations: the ablations, as names or Ablation values.
+        graphs: graph kinds: plain, per-position, plain/oracle, ...
+        seeds: the methods' seeds.
+        hyperparameters: per method: values replacing its defaults.
+        presets: tuned (edgewise's defaults) and/or published (the authors' settings).
+    """
 
     tasks: tuple[str, ...]
     methods: tuple[str, ...]
     ablations: tuple[str | Ablation, ...] = ("resample",)
-    graphs: tuple[str | GraphKind, ...] = ("plain",)  # graph kinds: plain, per-position, plain/oracle, ...
+    graphs: tuple[str | GraphKind, ...] = ("plain",)
     seeds: tuple[int, ...] = (0,)
-    hyperparameters: dict[str, dict] = field(default_factory=dict)  # per method: values replacing its defaults
-    presets: tuple[str, ...] = ("tuned",)  # tuned (edgewise's defaults) and/or published (the authors' settings)
+    hyperparameters: dict[str, dict] = field(default_factory=dict)
+    presets: tuple[str, ...] = ("tuned",)
 
     def runs(self) -> list[RunSpec]:
         """Returns the runs task by task (then graph, ablation, method, preset, seed); raises for any unknown name
         before anything runs. `hyperparameters` override both presets; a preset whose settings for a method are the
         tuned ones (exact and random have no published settings; ACDC's and EAP's are edgewise's defaults) runs as
-        the tuned run, once."""
+        the tuned run, once.
+
+        Returns:
+            The run specifications, each with its method's full resolved hyperparameters.
+
+        Raises:
+            InvalidSweepError: an empty field, an unknown preset or graph kind, or hyperparameters for a method the
+                sweep does not run.
+            UnknownTaskError: an unknown task.
+            UnknownAblationError: an unknown ablation.
+            UnknownMethodError: an unknown method, or a hyperparameter its config has no field for.
+            InvalidHyperparameterError: a hyperparameter value its config cannot take.
+        """
         self._check()
         configs = {
             (m, p): dataclasses.asdict(resolve_config(get_method(m), p, self.hyperparameters.get(m, {})))
@@ -126,12 +172,20 @@ class Sweep:
 
 def quick_sweep() -> Sweep:
     """Returns the quick sweep, well under a minute on one CPU thread: three small tracr tasks, a method of each
-    family plus the random baseline, resample ablation, plain graphs, one seed."""
+    family plus the random baseline, resample ablation, plain graphs, one seed.
+
+    Returns:
+        The sweep.
+    """
     methods = ("edge-sp", "acdc", "eap", "eap-ig-inputs", "random")
     return Sweep(("tracr-reverse", "tracr-proportion", "tracr-sort"), methods)
 
 
 def full_sweep() -> Sweep:
     """Returns the full sweep: every task and method, plain and per-position graphs, resample, mean and zero
-    ablation, seeds 0, 1 and 2 (deterministic methods repeat their result, at their small cost)."""
+    ablation, seeds 0, 1 and 2 (deterministic methods repeat their result, at their small cost).
+
+    Returns:
+        The sweep.
+    """
     return Sweep(tuple(ALL_TRACR_TASKS), tuple(method_names()), ("resample", "mean", "zero"), GRAPH_KINDS, (0, 1, 2))

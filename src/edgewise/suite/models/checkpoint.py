@@ -13,7 +13,17 @@ from edgewise.errors import TrainedWeightsMissingError
 
 def save_checkpoint(model: torch.nn.Module, config: dict, path: Path, **fields: object) -> Path:
     """Returns `path` after saving the model's `config` (what rebuilds it), its weights and any other `fields` (plain
-    data, e.g. an alignment) there."""
+    data, e.g. an alignment) there.
+
+    Args:
+        model: the model whose state dict is saved.
+        config: what rebuilds the model (plain data).
+        path: the file to write; missing folders are made.
+        **fields: other plain data saved beside them.
+
+    Returns:
+        `path`.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"config": config, "state_dict": model.state_dict(), **fields}, path)
     return path
@@ -22,7 +32,19 @@ def save_checkpoint(model: torch.nn.Module, config: dict, path: Path, **fields: 
 def load_checkpoint(path: Path, build: Callable[[dict], torch.nn.Module], missing: str) -> tuple[torch.nn.Module, dict]:
     """Returns `build(config)` with the weights saved at `path` (float32, in eval mode) and the other fields saved
     with them; raises TrainedWeightsMissingError saying `missing` (which model, and the command that writes the
-    file) when absent."""
+    file) when absent.
+
+    Args:
+        path: the saved file.
+        build: config -> the model, untrained.
+        missing: what the error says is missing, and how to write it.
+
+    Returns:
+        The model, and the other fields saved with it by name.
+
+    Raises:
+        TrainedWeightsMissingError: no file at `path`.
+    """
     if not path.is_file():
         raise TrainedWeightsMissingError(f"no {missing}")
     saved = torch.load(path, map_location="cpu", weights_only=True)

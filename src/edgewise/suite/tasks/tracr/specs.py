@@ -16,7 +16,19 @@ def all_or_sample(
     vocab, length: int, n: int, seed: int = 0, distinct: bool = False, exclude: list[list] | None = None
 ) -> list[list]:
     """Returns every sequence of `length` over `vocab` (but those in `exclude`) if there are at most n, else n
-    distinct ones at random."""
+    distinct ones at random.
+
+    Args:
+        vocab (Iterable): the values a sequence holds (sorted by repr, so the result does not depend on set order).
+        length: the sequences' length.
+        n: the most sequences returned.
+        seed: the seed of the random choice.
+        distinct: only sequences without a repeated value (permutations).
+        exclude: sequences to leave out (another split's).
+
+    Returns:
+        The sequences, each a list of values.
+    """
     values = sorted(vocab, key=repr)
     pool = itertools.permutations(values, length) if distinct else itertools.product(values, repeat=length)
     excluded = {tuple(s) for s in exclude or []}
@@ -60,24 +72,42 @@ def _brackets(pairs: list[str], length: int, n: int, exclude: list[list] | None 
 
 @dataclass(frozen=True)
 class TracrSpec:
-    """How one built-in task is made: its RASP program, vocabulary, maximum length and data."""
+    """How one built-in task is made: its RASP program, vocabulary, maximum length and data.
+
+    Attributes:
+        name: the task's name.
+        program: (tracr.compiler.lib, tracr.rasp.rasp) -> the program's SOp.
+        vocab: the input values.
+        max_seq_len: the longest input (BOS not counted).
+        sequences: () -> the discovery inputs.
+        description: the task in a sentence.
+        metric: the task's metric name; None: KL for categorical outputs, MSE for numerical ones.
+        corruption: how corrupted inputs are made: `derangement` or `shuffle`.
+        held_out: inputs kept apart for evaluating found circuits.
+        no_held_out: why there is no held-out split, when there is none.
+        compression: compressed tasks: CompressionConfig fields (`{"d_compressed": 16, ...}`).
+        base: compressed tasks: the task whose program they compress.
+    """
 
     name: str
-    program: Callable[[object, object], object]  # (tracr.compiler.lib, tracr.rasp.rasp) -> the program's SOp
+    program: Callable[[object, object], object]
     vocab: frozenset
     max_seq_len: int
     sequences: Callable[[], list[list]]
     description: str
     metric: str | None = None
     corruption: str = "derangement"
-    held_out: Callable[[], list[list]] | None = None  # inputs kept apart for evaluating found circuits
-    no_held_out: str = ""  # why there is no held-out split, when there is none
-    # compressed tasks: CompressionConfig fields ({"d_compressed": 16, ...}) and the task whose program they compress
+    held_out: Callable[[], list[list]] | None = None
+    no_held_out: str = ""
     compression: dict | None = None
     base: str = ""
 
     def build_program(self):
-        """Returns the task's RASP program; imports tracr (and with it jax) only now."""
+        """Returns the task's RASP program; imports tracr (and with it jax) only now.
+
+        Returns:
+            program (rasp.SOp): the program's output SOp.
+        """
         from tracr.compiler import lib
         from tracr.rasp import rasp
 
@@ -251,5 +281,9 @@ ALL_TRACR_TASKS: dict[str, TracrSpec] = {**TRACR_TASKS, **COMPRESSED_TASKS}
 
 
 def task_names() -> list[str]:
-    """Returns the names of the built-in tracr tasks, compiled then compressed."""
+    """Returns the names of the built-in tracr tasks, compiled then compressed.
+
+    Returns:
+        The names, keys of ALL_TRACR_TASKS.
+    """
     return list(ALL_TRACR_TASKS)

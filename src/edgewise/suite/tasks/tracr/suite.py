@@ -24,7 +24,15 @@ from .specs import ALL_TRACR_TASKS, TRACR_TASKS, TracrSpec, all_or_sample
 
 
 def derangement(n: int, seed: int = 0) -> list[int]:
-    """Returns a random cyclic permutation of range(n): no element maps to itself (for n >= 2)."""
+    """Returns a random cyclic permutation of range(n): no element maps to itself (for n >= 2).
+
+    Args:
+        n: the length.
+        seed: the seed of the random permutation.
+
+    Returns:
+        perm, a list where perm[i] is the index paired with i.
+    """
     perm = list(range(n))
     rng = random.Random(seed)
     for i in range(n - 1, 0, -1):  # Sattolo: j < i gives a single n-cycle
@@ -54,6 +62,27 @@ def tracr_task(
     or by a plain random shuffle (`corruption="shuffle"`, ACDC's rule for proportion, where a row may keep itself).
     The metric defaults to KL divergence for categorical outputs and MSE for numerical ones, scored on every
     non-BOS, non-padding position.
+
+    Args:
+        program (rasp.SOp): the RASP program's output SOp.
+        vocab: the input values.
+        max_seq_len: the longest input (BOS not counted).
+        name: the task's name; its compiled model is cached under it.
+        sequences: the inputs, each a list of values; None: every input of length `max_seq_len`, or `n` of them.
+        n: the most inputs drawn when `sequences` is None.
+        seed: the seed of the input sample and of the pairing.
+        metric: a metric name (`kl`, `mse`, `l2`); None: as above.
+        causal: compile with causal attention.
+        cache_dir: the cache root for the compiled model; None: edgewise's.
+        description: the task in a sentence.
+        corruption: `derangement` or `shuffle`.
+
+    Returns:
+        The task, with plain, split-embedding and oracle-feature ground truths; `task.family` is a TracrData.
+
+    Raises:
+        BatchShapeError: fewer than 2 inputs, or an unknown `corruption`.
+        UnknownTaskError: an unknown metric name.
     """
     compiled = compile_program(program, vocab, max_seq_len, name, causal=causal, cache_dir=cache_dir)
     sequences = all_or_sample(vocab, max_seq_len, n, seed) if sequences is None else sequences
@@ -63,14 +92,26 @@ def tracr_task(
 @dataclass(frozen=True)
 class TracrData:
     """A tracr task's own record (`task.family`): the compiled (or compressed) program and the input sequences
-    before encoding, row i of the clean batch being sequence i."""
+    before encoding, row i of the clean batch being sequence i.
+
+    Attributes:
+        compiled: the compiled (or compressed) program.
+        sequences: the clean inputs, each a list of values.
+    """
 
     compiled: CompiledProgram
     sequences: list[list]
 
 
 def value_label(values: list) -> "Callable[[int], str]":
-    """Returns what names output class c of a compiled program: the value its compiler recorded for it."""
+    """Returns what names output class c of a compiled program: the value its compiler recorded for it.
+
+    Args:
+        values: the program's output values, indexed by class.
+
+    Returns:
+        c -> `str(values[c])`.
+    """
     return lambda c: str(values[c])
 
 
@@ -82,7 +123,23 @@ def compiled_task(
     description: str = "",
     corruption: str = "derangement",
 ) -> Task:
-    """Returns the Task of a compiled (or compressed) program on `sequences`; see tracr_task."""
+    """Returns the Task of a compiled (or compressed) program on `sequences`; see tracr_task.
+
+    Args:
+        compiled: the compiled program.
+        sequences: the clean inputs, each a list of values.
+        seed: the seed of the pairing.
+        metric: a metric name; None: KL for categorical outputs, MSE for numerical ones.
+        description: the task in a sentence.
+        corruption: `derangement` or `shuffle`.
+
+    Returns:
+        The task.
+
+    Raises:
+        BatchShapeError: fewer than 2 sequences, or an unknown `corruption`.
+        UnknownTaskError: an unknown metric name.
+    """
     name = compiled.name
     if len(sequences) < 2:
         raise BatchShapeError(f"{name}: resample ablation pairs each input with another; give at least 2 sequences")
@@ -120,7 +177,19 @@ def compiled_task(
 
 def compile_spec(name: str, cache_dir: Path | None = None, progress: bool = False) -> CompiledProgram:
     """Returns the compiled (for a compressed task: compiled, then compressed) program of a built-in task, from the
-    cache when possible."""
+    cache when possible.
+
+    Args:
+        name: a built-in tracr task's name.
+        cache_dir: the cache root; None: edgewise's.
+        progress: show the compression's training progress.
+
+    Returns:
+        The compiled program.
+
+    Raises:
+        UnknownTaskError: `name` is not a tracr task.
+    """
     spec = _spec(name)
     if spec.compression is not None:
         base = TRACR_TASKS[spec.base]
@@ -142,7 +211,21 @@ def get_task(
 ) -> Task:
     """Returns the built-in task `name`, optionally with another metric (e.g. ACDC's "l2") or on its held-out
     inputs (the evaluation split: inputs the discovery split does not hold; tracr-proportion: ACDC's second 50
-    sequences); raises UnknownTaskError for unknown names and for a held-out split a task does not have."""
+    sequences); raises UnknownTaskError for unknown names and for a held-out split a task does not have.
+
+    Args:
+        name: a built-in tracr task's name.
+        metric: a metric name in place of the task's own; None keeps it.
+        held_out: build the task on its held-out inputs.
+        cache_dir: the cache root; None: edgewise's.
+        progress: show a compressed task's training progress.
+
+    Returns:
+        The task.
+
+    Raises:
+        UnknownTaskError: `name` is not a tracr task, or it has no held-out split while `held_out` is asked.
+    """
     spec = _spec(name)
     if held_out and spec.held_out is None:
         raise UnknownTaskError(f"{name} has no held-out split: {spec.no_held_out}")
