@@ -120,6 +120,13 @@ def test_lambda_sweep_keeps_fewer_edges_as_lambda_grows(proportion):
     assert sizes == [proportion.graph().n_edges, 3]
 
 
+def test_lambda_sweep_refuses_a_method_without_lambda(proportion):
+    from edgewise.errors import UnknownMethodError
+
+    with pytest.raises(UnknownMethodError, match=r"methods with a lambda_ \(edge-sp, node-sp\), not 'eap'"):
+        lambda_sweep(proportion, [0.1], "eap")
+
+
 def test_lambda_sweep_refuses_a_target(proportion):
     with pytest.raises(ValueError, match="target_edges"):
         lambda_sweep(proportion, [0.1], target_edges=3)
@@ -139,6 +146,19 @@ def test_prefilter_trains_gates_on_the_attribution_top_edges_only(reverse):
         assert (scores[a] > scores[b]) if prior[a] > prior[b] else (scores[a] == scores[b])
     circuit = {graph.edges[e] for e in scores.argsort(descending=True)[: len(RESAMPLE_CIRCUIT["tracr-reverse"])]}
     assert circuit == RESAMPLE_CIRCUIT["tracr-reverse"]
+
+
+def test_edges_the_prefilter_left_out_never_enter_the_circuit_even_when_every_gate_stays_open(reverse):
+    """With no sparsity pressure every trained gate stays open (log_alpha near its initial 1.6); the left-out edges,
+    ablated the whole run, must still fall below the keep threshold, so SP's own circuit holds candidates only."""
+    graph = reverse.graph()
+    ablated = task_ablation(reverse, graph, "resample")
+    prior = discover(reverse, "eap", graph=graph, ablated=ablated).scores.abs()
+    scores = discover(reverse, "edge-sp", graph=graph, ablated=ablated, candidates=5, steps=2, lambda_=0.0)
+    top = {graph.edges[e] for e in prior.argsort(descending=True, stable=True)[:5].tolist()}
+    assert min(scores.scores[graph.edge_index(e)] for e in top) > 1  # the premise: every candidate stayed open
+    circuit = deterministic_circuit(scores)
+    assert set(circuit.edges) == top
 
 
 def test_prefilter_refuses_sp_and_nonpositive_sizes():

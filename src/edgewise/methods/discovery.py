@@ -21,7 +21,7 @@ from ..graph import EdgeScores, Graph, ScoreTrajectory
 from ..patching import AblatedOutputs, patched_forward, task_ablation
 from ..tasks import METRICS, Metric, Task
 from .hyperparameters import resolve_config
-from .registry import METHODS, get_method
+from .registry import METHODS, get_method, method_names
 
 
 @torch.no_grad()
@@ -207,11 +207,14 @@ def lambda_sweep(
         Each lambda's scores, keyed by lambda.
 
     Raises:
-        UnknownMethodError: `method` is not edge-sp or node-sp.
+        UnknownMethodError: `method` has no `lambda_` hyperparameter (edge-sp and node-sp have).
         InvalidHyperparameterError: `target_edges` is set (it replaces lambda_).
     """
-    if method not in ("edge-sp", "node-sp"):
-        raise UnknownMethodError(f"lambda_sweep runs edge-sp or node-sp, not {method!r}")
+    swept = [
+        m.name for m in map(get_method, method_names()) if "lambda_" in {f.name for f in dataclasses.fields(m.config)}
+    ]
+    if method not in swept:
+        raise UnknownMethodError(f"lambda_sweep runs the methods with a lambda_ ({', '.join(swept)}), not {method!r}")
     if hyperparameters.get("target_edges") is not None:
         raise InvalidHyperparameterError("lambda_sweep varies lambda_; leave target_edges unset (it replaces lambda_)")
     return {

@@ -51,7 +51,7 @@ class Method:
         name: the name it is registered under (`edge-sp`, `acdc`, ...).
         config: its hyperparameter dataclass, whose defaults are edgewise's tuned ones.
         run: the method's function (`MethodFn`).
-        summary: one line on what it does: the first line of the function's docstring.
+        summary: one line on what it does: the first paragraph of the function's docstring.
         circuit: the rule that turns its scores into the circuit it reports.
         published: the authors' settings over the defaults (the `published` preset).
         objectives: it minimises the task's metric, so it can minimise a user objective in its place.
@@ -110,14 +110,13 @@ def register(
         objectives: the method minimises the task's metric, so it may minimise a user objective instead.
 
     Returns:
-        A decorator that registers the method function and returns it unchanged; the first line of its docstring
-            becomes the method's summary.
+        A decorator that registers the method function and returns it unchanged; the first paragraph of its
+            docstring becomes the method's summary.
     """
 
     def add(fn: MethodFn) -> MethodFn:
-        METHODS[name] = Method(
-            name, config, fn, (fn.__doc__ or "").strip().splitlines()[0], circuit, dict(published or {}), objectives
-        )
+        summary = " ".join((fn.__doc__ or "").strip().split("\n\n")[0].split())  # its first paragraph, one line
+        METHODS[name] = Method(name, config, fn, summary, circuit, dict(published or {}), objectives)
         return fn
 
     return add

@@ -359,12 +359,14 @@ def edge_subnetwork_probing(task, graph, ablated, config: SubnetworkProbingConfi
     log_alpha, steps, history = train_gates(
         task, graph, ablated, gate_of_edge, config.candidates, config, seed, progress
     )
-    # Left-out edges rank below every candidate, one apart in the pre-filter's order; equal priors share a score
+    # Left-out edges rank below every candidate and below the keep threshold (they stayed ablated all run, so no
+    # circuit may hold them), one apart in the pre-filter's order; equal priors share a score
     left_out = order[config.candidates :]
     descending = -prior[left_out]  # ascending, as searchsorted needs
     scores = torch.empty(graph.n_edges, dtype=log_alpha.dtype)
     scores[candidates] = log_alpha
-    scores[left_out] = log_alpha.min() - 1 - torch.searchsorted(descending, descending).to(log_alpha.dtype)
+    ceiling = torch.clamp(log_alpha.min(), max=hard_concrete.KEEP_THRESHOLD)
+    scores[left_out] = ceiling - 1 - torch.searchsorted(descending, descending).to(log_alpha.dtype)
     trajectory = scores.expand(len(steps), -1).clone()
     trajectory[:, candidates] = history
     return scores, ScoreTrajectory(steps, trajectory)

@@ -24,30 +24,55 @@ from edgewise.models import Transformer
 
 @dataclass(frozen=True)
 class CompressionConfig:
-    """How W is trained; the defaults compress tracr-reverse 41 -> 16 dimensions with every output kept."""
+    """How W is trained; the defaults compress tracr-reverse 41 -> 16 dimensions with every output kept.
+
+    Attributes:
+        d_compressed: the compressed residual stream's width, in [1, d_model).
+        steps: Adam steps with cosine decay; the loss has flattened by then on the compressed tracr tasks.
+        lr: the learning rate; W's entries are O(1 / sqrt(d)): large steps are fine early, the decay settles them.
+        residual_weight: the weight of the per-layer residual reconstruction against the output loss.
+        separation_weight: the weight of the interference penalty on what must stay apart (`apart` of
+            `compress_residual`): 0.01 keeps tracr-reverse's compiled circuit faithful under resample ablation with
+            every output kept; 1.0 costs outputs (33% kept).
+        seed: W starts as d_compressed orthonormal columns drawn from this seed.
+    """
 
     d_compressed: int
-    steps: int = 3000  # Adam with cosine decay; the loss has flattened by then on the compressed tracr tasks
-    lr: float = 1e-2  # W's entries are O(1 / sqrt(d)): large steps are fine early, the decay settles them
-    residual_weight: float = 1.0  # weight of the per-layer residual reconstruction against the output loss
-    # weight of the interference penalty on what must stay apart (`apart`): 0.01 keeps tracr-reverse's compiled
-    # circuit faithful under resample ablation with every output kept; 1.0 costs outputs (33% kept)
+    steps: int = 3000
+    lr: float = 1e-2
+    residual_weight: float = 1.0
     separation_weight: float = 0.01
-    seed: int = 0  # W starts as d_compressed orthonormal columns drawn from this seed
+    seed: int = 0
 
 
 @dataclass
 class CompressedModel:
-    """A compressed transformer, its projection (residual x -> x @ projection) and the training loss per step."""
+    """A compressed transformer, its projection (residual x -> x @ projection) and the training loss per step.
+
+    Attributes:
+        model: the compressed transformer (d_model = d_compressed), W folded into its weights.
+        projection: W, the trained projection [d_model, d_compressed].
+        losses: the training loss at each step.
+    """
 
     model: Transformer
-    projection: torch.Tensor  # [d_model, d_compressed]
+    projection: torch.Tensor
     losses: list[float] = field(default_factory=list)
 
 
 def folded_state(model: Transformer, projection: torch.Tensor) -> dict[str, torch.Tensor]:
     """Returns the state dict of `model` compressed by `projection` [d_model, d_compressed]: writers' weights times
-    W, readers' weights times W^T (differentiable in W)."""
+    W, readers' weights times W^T (differentiable in W).
+
+    Args:
+        model: the transformer to compress (without normalisation: the fold does not commute with LayerNorm).
+        projection: W [d_model, d_compressed].
+
+    Returns:
+        The compressed state dict: `W_E`, `W_pos`, every writer's output weights and biases (`W_O`, `b_O`, `W_out`,
+            `b_out`) times W; `W_Q`, `W_K`, `W_V`, `W_in` and `W_U` through W^T; the other entries as in `model`,
+            detached.
+    """
     w = projection
     state = {k: v.detach() for k, v in model.state_dict().items()}
     state["W_E"], state["W_pos"], state["W_U"] = state["W_E"] @ w, state["W_pos"] @ w, w.T @ state["W_U"]
@@ -77,7 +102,23 @@ def compress_residual(
     [d_model, k] that see nothing of them in the original; the compressed stream lets them see |e_i W W^T R|, and
     that interference (the change it makes to the reader's pre-activations, per unit of the direction) is
     penalised, so what never reached a reader does not reach it after compression either (a circuit of the
-    original stays a circuit of the compressed model)."""
+    original stays a circuit of the compressed model).
+
+    Args:
+        model: the transformer to compress; without normalisation.
+        tokens: the training inputs [batch, pos].
+        scored: a boolean mask [batch, pos] of the positions whose outputs are matched.
+        config: how W is trained.
+        apart: (directions, reader weights) pairs whose interference is penalised; empty: no penalty.
+        progress: show a progress bar over the training steps.
+
+    Returns:
+        The compressed model (in eval mode), the trained projection and the loss per step.
+
+    Raises:
+        UnsupportedArchitectureError: `model` has normalisation layers.
+        InvalidHyperparameterError: `config.d_compressed` is not in [1, d_model).
+    """
     cfg = model.cfg
     if cfg.normalization:
         raise UnsupportedArchitectureError(

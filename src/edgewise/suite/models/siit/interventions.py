@@ -18,7 +18,18 @@ from edgewise.models import Transformer
 
 
 def writer_hook(node: Node) -> tuple[str, int | None]:
-    """Returns (hook name, head index or None) where a head or MLP writes its output."""
+    """Returns (hook name, head index or None) where a head or MLP writes its output.
+
+    Args:
+        node: a head or MLP node.
+
+    Returns:
+        The hook's name (`blocks.{l}.attn.hook_result` or `blocks.{l}.hook_mlp_out`) and the head's index, or None
+            for an MLP.
+
+    Raises:
+        GraphMismatchError: the node is not a head or an MLP.
+    """
     if node.kind is NodeKind.HEAD:
         return f"blocks.{node.layer}.attn.hook_result", node.head
     if node.kind is NodeKind.MLP:
@@ -30,7 +41,20 @@ def writer_outputs(
     model: Transformer, tokens: torch.Tensor, nodes: list[Node], grad: bool = False
 ) -> dict[Node, torch.Tensor]:
     """Returns each node's output [batch, pos, d_model] on `tokens`: detached, or (`grad`) with autograd kept, so
-    that a loss on a forward they are patched into also trains the nodes that computed them."""
+    that a loss on a forward they are patched into also trains the nodes that computed them.
+
+    Args:
+        model: the transformer.
+        tokens: the inputs [batch, pos].
+        nodes: heads and MLPs of `model`.
+        grad: keep autograd through the outputs.
+
+    Returns:
+        Each node's output by node.
+
+    Raises:
+        GraphMismatchError: a node is not a head or an MLP.
+    """
     hooks = {node: writer_hook(node) for node in nodes}
     saved: dict[str, torch.Tensor] = {}
 
@@ -44,7 +68,19 @@ def writer_outputs(
 
 def intervened_logits(model: Transformer, tokens: torch.Tensor, replacements: dict[Node, torch.Tensor]) -> torch.Tensor:
     """Returns the logits on `tokens` with each node's output replaced by `replacements[node]` [batch, pos, d_model]
-    (differentiable in the model's weights: the forward keeps autograd)."""
+    (differentiable in the model's weights: the forward keeps autograd).
+
+    Args:
+        model: the transformer.
+        tokens: the inputs [batch, pos].
+        replacements: each head's or MLP's new output [batch, pos, d_model], by node.
+
+    Returns:
+        The logits [batch, pos, out].
+
+    Raises:
+        GraphMismatchError: a node is not a head or an MLP.
+    """
     by_hook: dict[str, list[tuple[int | None, torch.Tensor]]] = defaultdict(list)
     for node, value in replacements.items():
         hook, head = writer_hook(node)

@@ -20,14 +20,22 @@ NUMERIC_TOLERANCE = 0.04
 
 @dataclass(frozen=True)
 class SiitScores:
-    """Accuracy, IIA and strict IIA of a low-level model on some inputs, as fractions of scored positions."""
+    """Accuracy, IIA and strict IIA of a low-level model on some inputs, as fractions of scored positions.
+
+    Attributes:
+        accuracy: the fraction of scored positions where the low-level model gives the high-level output.
+        iia: the mean over aligned nodes of node_iia.
+        strict_iia: the agreement with the high-level model when every non-aligned node is resampled at once.
+        node_iia: high-level node name -> IIA of interventions on it.
+    """
 
     accuracy: float
-    iia: float  # the mean over aligned nodes of node_iia
-    strict_iia: float  # every non-aligned node resampled at once
-    node_iia: dict[str, float]  # high-level node name -> IIA of interventions on it
+    iia: float
+    strict_iia: float
+    node_iia: dict[str, float]
 
     def to_dict(self) -> dict:
+        """Returns the scores as a plain dict of the fields."""
         return asdict(self)
 
 
@@ -35,7 +43,18 @@ def agreement(
     low: torch.Tensor, high: torch.Tensor, scored: torch.Tensor, categorical: bool, tolerance: float = NUMERIC_TOLERANCE
 ) -> float:
     """Returns the fraction of scored positions ([batch, pos] bool) where the low-level logits [batch, pos, out] give
-    the high-level output: the same argmax, or (numerical) every output within `tolerance`."""
+    the high-level output: the same argmax, or (numerical) every output within `tolerance`.
+
+    Args:
+        low: the low-level logits [batch, pos, out].
+        high: the high-level logits [batch, pos, out].
+        scored: the positions that count [batch, pos].
+        categorical: compare argmaxes; False compares every output within `tolerance`.
+        tolerance: how far a numerical output may be from the high-level one.
+
+    Returns:
+        The fraction of scored positions that agree.
+    """
     if categorical:
         same = low.argmax(-1) == high.argmax(-1)
     else:
@@ -44,7 +63,14 @@ def agreement(
 
 
 def interchange_pairs(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Returns (base rows, source rows): every ordered pair of distinct rows of n."""
+    """Returns (base rows, source rows): every ordered pair of distinct rows of n.
+
+    Args:
+        n: the number of rows.
+
+    Returns:
+        Two index tensors [n * (n - 1)], base row i paired with source row i.
+    """
     base, source = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
     distinct = base != source
     return base[distinct], source[distinct]
@@ -61,7 +87,20 @@ def measure_siit(
     tolerance: float = NUMERIC_TOLERANCE,
 ) -> SiitScores:
     """Returns the scores of `low` on `tokens` [batch, pos] (`scored` [batch, pos] marks the positions that count),
-    interventions taken over every ordered pair of distinct inputs."""
+    interventions taken over every ordered pair of distinct inputs.
+
+    Args:
+        high: the high-level model.
+        low: the low-level model.
+        alignment: which low-level node implements each high-level one.
+        tokens: the inputs [batch, pos].
+        scored: the positions whose outputs count [batch, pos].
+        categorical: outputs are categorical (argmax compared); False: numerical, compared within `tolerance`.
+        tolerance: how far a numerical output may be from the high-level one.
+
+    Returns:
+        Accuracy on `tokens`; IIA per aligned node and their mean; strict IIA.
+    """
     base_rows, source_rows = interchange_pairs(tokens.shape[0])
     base, source, positions = tokens[base_rows], tokens[source_rows], scored[base_rows]
     high_base = high(base)

@@ -31,7 +31,12 @@ CORNERS = (0, 2, 6, 8)
 @dataclass(frozen=True)
 class GameData:
     """A game task's own record (`task.family`): each row's board, and the full network's value of each move
-    [batch, 1, 9], which judges the moves its objectives score."""
+    [batch, 1, 9], which judges the moves its objectives score.
+
+    Attributes:
+        boards: each row's board (tuples of 9 cells).
+        judge: the full network's value of each move for the mover [batch, 1, 9].
+    """
 
     boards: list
     judge: torch.Tensor
@@ -52,7 +57,15 @@ def _policy(output: torch.Tensor) -> torch.Tensor:
 
 def offered_moves(legal: torch.Tensor, forbidden: tuple[int, ...]) -> torch.Tensor:
     """Returns the moves on offer [n, 9]: the legal ones, less `forbidden` squares wherever another legal move
-    exists (a position whose only legal moves are forbidden keeps them)."""
+    exists (a position whose only legal moves are forbidden keeps them).
+
+    Args:
+        legal: the legal moves [n, 9] (bool).
+        forbidden: the cells off limits (e.g. CORNERS).
+
+    Returns:
+        The moves on offer [n, 9] (bool).
+    """
     allowed = legal.clone()
     allowed[:, list(forbidden)] = False
     return torch.where(allowed.any(-1, keepdim=True), allowed, legal)
@@ -61,7 +74,17 @@ def offered_moves(legal: torch.Tensor, forbidden: tuple[int, ...]) -> torch.Tens
 def move_value_objective(name: str, judge: torch.Tensor, offered: torch.Tensor, sign: float = 1.0) -> Metric:
     """Returns the objective  sign * E_{move ~ policy on offer}[judge(move)],  averaged over scored positions:
     `judge` [batch, 1, 9] is the full network's value of each move, `offered` [batch, 1, 9] the moves the policy may
-    play. sign +1: minimising it seeks the worst move by the network's own judgement."""
+    play. sign +1: minimising it seeks the worst move by the network's own judgement.
+
+    Args:
+        name: the objective's name.
+        judge: the full network's value of each move [batch, 1, 9].
+        offered: the moves the policy may play [batch, 1, 9] (bool).
+        sign: +1 (minimising seeks the worst move) or -1 (the best).
+
+    Returns:
+        The objective, as a Metric of (logits, reference, positions); the reference is not read.
+    """
 
     def objective(logits: torch.Tensor, reference: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         policy = logits.masked_fill(~offered.to(logits.device), ILLEGAL_LOGIT).softmax(-1)  # [..., batch, 1, 9]
@@ -73,7 +96,15 @@ def move_value_objective(name: str, judge: torch.Tensor, offered: torch.Tensor, 
 
 
 def offered_metric(metric: Metric, offered: torch.Tensor) -> Metric:
-    """Returns `metric` on the policy restricted to the moves on offer [batch, 1, 9] (others: ILLEGAL_LOGIT)."""
+    """Returns `metric` on the policy restricted to the moves on offer [batch, 1, 9] (others: ILLEGAL_LOGIT).
+
+    Args:
+        metric: the metric on policy logits.
+        offered: the moves on offer [batch, 1, 9] (bool).
+
+    Returns:
+        A metric of the same name that masks both the logits and the reference before calling `metric`.
+    """
 
     def restricted(logits: torch.Tensor, reference: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         off = ~offered.to(logits.device)
@@ -83,7 +114,19 @@ def offered_metric(metric: Metric, offered: torch.Tensor) -> Metric:
 
 
 def tictactoe_no_corners_task(metric: str | None = None, held_out: bool = False, channels: bool = True) -> Task:
-    """Returns `tictactoe` with the corners off limits wherever another legal move exists."""
+    """Returns `tictactoe` with the corners off limits wherever another legal move exists.
+
+    Args:
+        metric: the name of a metric in `METRICS` in place of KL; None keeps KL.
+        held_out: build the task on its held-out positions.
+        channels: one writer node per channel; False: one per block.
+
+    Returns:
+        The task (`tictactoe_task` with name `tictactoe-no-corners`).
+
+    Raises:
+        TrainedWeightsMissingError: the network's weights are not there.
+    """
     return tictactoe_task(metric, held_out, channels, name="tictactoe-no-corners")
 
 
@@ -92,9 +135,22 @@ def tictactoe_task(
 ) -> Task:
     """Returns a tic-tac-toe task: `DISCOVERY_POSITIONS` non-terminal positions (or as many others, `held_out`),
     each paired with another position for resample ablation, the KL of the policy over the moves on offer as
-    faithfulness metric, and the
-    objectives `worst-move` (minimise the full value head's value of the move played) and `best-move`. `channels`:
-    one writer node per channel (320 edges); else one per block (10 edges)."""
+    faithfulness metric, and the objectives `worst-move` (minimise the full value head's value of the move played)
+    and `best-move`. `channels`: one writer node per channel (320 edges); else one per block (10 edges).
+
+    Args:
+        metric: the name of a metric in `METRICS` in place of KL; None keeps KL. Either way it is taken over the
+            moves on offer.
+        held_out: build the task on the next `DISCOVERY_POSITIONS` positions of the same shuffle instead.
+        channels: one writer node per channel; False: one per block.
+        name: `tictactoe` (every legal move on offer) or `tictactoe-no-corners`.
+
+    Returns:
+        The task, its `family` a GameData with the boards and the judge.
+
+    Raises:
+        TrainedWeightsMissingError: the network's weights are not there.
+    """
     forbidden = {"tictactoe": (), "tictactoe-no-corners": CORNERS}[name]
     data = tictactoe_dataset()
     order = torch.randperm(len(data.boards), generator=torch.Generator().manual_seed(0))

@@ -56,7 +56,16 @@ IOI_TEMPLATES = (
 
 def ioi_prompts(n: int = 24, seed: int = 0, exclude: list[dict] | None = None) -> list[dict]:
     """Returns n IOI prompts: {clean, corrupt, io (the answer), s (the subject), c (the corrupting name)}, with
-    three distinct names each, drawn with a fixed seed; no clean prompt of `exclude` is drawn again."""
+    three distinct names each, drawn with a fixed seed; no clean prompt of `exclude` is drawn again.
+
+    Args:
+        n: the number of prompts; the templates take turns.
+        seed: the seed of the names drawn.
+        exclude: prompts (another split's) whose clean prompts are not drawn.
+
+    Returns:
+        The prompts, each a dict with keys `clean`, `corrupt`, `io`, `s`, `c`.
+    """
     rng = random.Random(seed)
     taken = {p["clean"] for p in exclude or []}
     prompts = []
@@ -83,7 +92,23 @@ def smollm2_ioi_task(
     """Returns IOI on SmolLM2-135M-Instruct (`loaded`, or loaded from `cache_dir`): clean and ABC-corrupted prompts,
     the metric (default KL) on the next token after "gave a ... to"; prompts and answer ids are in `task.family`
     (PromptData). `held_out`: the evaluation split, n_prompts other prompts (another seed, no discovery prompt
-    repeated)."""
+    repeated).
+
+    Args:
+        metric: the name of a metric in `METRICS`; None: KL.
+        n_prompts: the number of prompts.
+        cache_dir: the folder of dequantised models, when `loaded` is None; None: the default cache.
+        loaded: the model already loaded; None loads it.
+        held_out: build the task on the evaluation split.
+
+    Returns:
+        The task, scored at the last position; `answers` the indirect object's id there, `family` a PromptData whose
+            `answer_ids` [batch, 2] hold the (IO, S) ids.
+
+    Raises:
+        PretrainedModelMissingError: the model is not cached and cannot be made.
+        BatchShapeError: the prompts do not tokenise to one length, or a name is not one token.
+    """
     loaded = load_smollm2(cache_dir) if loaded is None else loaded
     tokenizer = loaded.tokenizer
     prompts = prompt_split(ioi_prompts, n_prompts, held_out)
@@ -111,7 +136,15 @@ def smollm2_ioi_task(
 
 
 def ioi_logit_difference(task: Task, logits: torch.Tensor) -> torch.Tensor:
-    """Returns logit(IO) - logit(S) at the last position, per prompt [..., batch]: IOI's usual behaviour score."""
+    """Returns logit(IO) - logit(S) at the last position, per prompt [..., batch]: IOI's usual behaviour score.
+
+    Args:
+        task: an IOI task (`smollm2_ioi_task`), whose `family.answer_ids` give the IO and S ids.
+        logits: the model's logits [..., batch, pos, d_vocab].
+
+    Returns:
+        The logit differences [..., batch].
+    """
     last = logits[..., -1, :]
     answers = task.family.answer_ids
     return last.gather(-1, answers[:, :1].expand(*last.shape[:-1], 1)).squeeze(-1) - last.gather(

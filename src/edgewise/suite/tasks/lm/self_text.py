@@ -55,7 +55,16 @@ TEXT_TOKENS = 24  # every text's length with BOS: 4 opening tokens and 19 the mo
 def greedy_continuation(bridge: "TransformerBridge", tokens: torch.Tensor, length: int) -> torch.Tensor:
     """Returns `tokens` [batch, pos] extended to [batch, length] by the bridge's top next token, one full forward per
     new token. No KV cache: with transformers 5.24, cached generation (`TransformerBridge.generate`, or the Hugging
-    Face model with `past_key_values`) gave tokens the plain forward does not ("------...")."""
+    Face model with `past_key_values`) gave tokens the plain forward does not ("------...").
+
+    Args:
+        bridge: the model.
+        tokens: the openings [batch, pos].
+        length: the length to grow them to; `tokens` is returned unchanged if it is not longer than pos.
+
+    Returns:
+        The continued token ids [batch, length].
+    """
     while tokens.shape[1] < length:
         tokens = torch.cat([tokens, bridge(tokens)[:, -1].argmax(-1, keepdim=True)], dim=1)
     return tokens
@@ -71,7 +80,23 @@ def smollm2_self_text_task(
     """Returns SmolLM2-135M-Instruct on its own greedy continuations of 8 openings (`loaded`, or loaded from
     `cache_dir`), each text n_tokens long with BOS; the corrupted batch is the clean one rolled by one row (another
     text), the metric (default KL) at every position but BOS. `held_out`: 8 other openings. Generating is n_tokens - 5
-    forwards of the growing batch: about 18 s for 24 tokens on 2 CPU cores."""
+    forwards of the growing batch: about 18 s for 24 tokens on 2 CPU cores.
+
+    Args:
+        metric: the name of a metric in `METRICS`; None: KL.
+        n_tokens: each text's length with BOS.
+        cache_dir: the folder of dequantised models, when `loaded` is None; None: the default cache.
+        loaded: the model already loaded; None loads it.
+        held_out: continue the held-out openings instead.
+
+    Returns:
+        The task, without `answers`; `family` a PromptData of the openings.
+
+    Raises:
+        PretrainedModelMissingError: the model is not cached and cannot be made.
+        BatchShapeError: the openings do not tokenise to one length.
+        InvalidHyperparameterError: `n_tokens` is no longer than the openings.
+    """
     loaded = load_smollm2(cache_dir) if loaded is None else loaded
     openings = list(HELD_OUT_OPENINGS if held_out else DISCOVERY_OPENINGS)
     starts = encode_equal_length(loaded.tokenizer, openings, fix="every opening must be 4 tokens after BOS")

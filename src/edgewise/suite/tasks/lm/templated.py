@@ -31,7 +31,13 @@ from .prompts import (
 
 @dataclass(frozen=True)
 class FactTemplate:
-    """One family of prompts: a template with a {} for the country, and each country's one-token answer."""
+    """One family of prompts: a template with a {} for the country, and each country's one-token answer.
+
+    Attributes:
+        name: the family's name (`capital`, `language`).
+        template: the prompt, with `{}` where the country goes.
+        answers: country -> its answer (one token after a space).
+    """
 
     name: str
     template: str
@@ -122,7 +128,19 @@ FACT_TEMPLATES = (CAPITALS, LANGUAGES)
 def fact_prompts(n: int = 24, seed: int = 0, exclude: list[dict] | None = None) -> list[dict]:
     """Returns n prompts {clean, corrupt, family, country, answer, corrupt_country}, alternating the fact templates,
     countries drawn with a fixed seed; no clean prompt of `exclude` is drawn again. The corrupting country has another
-    answer. Raises InvalidHyperparameterError when a template has fewer unused facts than its share of n."""
+    answer. Raises InvalidHyperparameterError when a template has fewer unused facts than its share of n.
+
+    Args:
+        n: the number of prompts.
+        seed: the seed of the countries drawn.
+        exclude: prompts (another split's) whose clean prompts are not drawn.
+
+    Returns:
+        The prompts, each a dict with keys `clean`, `corrupt`, `family`, `country`, `answer`, `corrupt_country`.
+
+    Raises:
+        InvalidHyperparameterError: a template has fewer unused facts than its share of n.
+    """
     rng = random.Random(seed)
     taken = {p["clean"] for p in exclude or []}
     unused = {
@@ -165,7 +183,23 @@ def smollm2_capitals_task(
     """Returns factual recall (capitals and official languages) on SmolLM2-135M-Instruct (`loaded`, or loaded from
     `cache_dir`): clean prompts and prompts about another country, the metric (default KL) on the answer token;
     `task.answers` holds each answer's id at the last position. `held_out`: the evaluation split, n_prompts
-    other prompts (another seed, no discovery prompt repeated). The tables hold 62 facts: 24 + 24 fit."""
+    other prompts (another seed, no discovery prompt repeated). The tables hold 62 facts: 24 + 24 fit.
+
+    Args:
+        metric: the name of a metric in `METRICS`; None: KL.
+        n_prompts: the number of prompts.
+        cache_dir: the folder of dequantised models, when `loaded` is None; None: the default cache.
+        loaded: the model already loaded; None loads it.
+        held_out: build the task on the evaluation split.
+
+    Returns:
+        The task, scored at the last position; `family` a PromptData of the prompts.
+
+    Raises:
+        PretrainedModelMissingError: the model is not cached and cannot be made.
+        InvalidHyperparameterError: the tables hold too few facts for the prompts asked.
+        BatchShapeError: the prompts do not tokenise to one length, or an answer is not one token.
+    """
     loaded = load_smollm2(cache_dir) if loaded is None else loaded
     tokenizer = loaded.tokenizer
     prompts = prompt_split(fact_prompts, n_prompts, held_out)

@@ -44,29 +44,55 @@ def default_cache_dir() -> Path:
 
 @dataclass
 class CompiledProgram:
-    """A tracr program loaded into an edgewise Transformer, with its input/output coding and true circuit."""
+    """A tracr program loaded into an edgewise Transformer, with its input/output coding and true circuit.
+
+    Attributes:
+        name: the task's name.
+        model: the compiled (or compressed) transformer, in eval mode.
+        vocab: input values, without BOS/PAD.
+        max_seq_len: the longest input the program was compiled for (BOS not counted).
+        encoding: input value (and BOS, PAD) -> token id.
+        output_values: categorical outputs: the value of each output logit; numerical: None.
+        ground_truth: plain-graph (writer, reader) edges the program uses, by node name.
+        ground_truth_split: the same with Tok Embed and Pos Embed apart.
+        reads: reader node name -> residual directions it reads.
+        writes: writer node name -> residual directions it writes.
+        residual_labels: the label of each residual dimension, in order.
+        feature_ground_truth: (feature, reader) edges over the oracle features, on both the merged and the split
+            embeddings' graphs.
+        variables: residual direction label -> the RASP variable it codes.
+        operations: RASP variable -> its operation (Map, Aggregate, ...).
+        fingerprint: the cache key it was stored under: the program's, or its compression's.
+        projection: in a compressed program (compressed.py), the projection [d_residual, d_model] (residual
+            x -> x @ projection); None for a compiled one.
+        compression: in a compressed program, how the compression went (dimensions, final loss, agreement with
+            tracr's outputs); {} for a compiled one.
+    """
 
     name: str
     model: Transformer
-    vocab: list  # input values, without BOS/PAD
+    vocab: list
     max_seq_len: int
-    encoding: dict  # input value (and BOS, PAD) -> token id
-    output_values: list | None  # categorical outputs: value of each output logit; numerical: None
-    ground_truth: list[tuple[str, str]]  # plain-graph (writer, reader) edges the program uses
-    ground_truth_split: list[tuple[str, str]] = field(default_factory=list)  # the same with Tok/Pos Embed apart
-    reads: dict[str, list[str]] = field(default_factory=dict)  # reader node -> residual directions it reads
-    writes: dict[str, list[str]] = field(default_factory=dict)  # writer node -> residual directions it writes
-    residual_labels: list[str] = field(default_factory=list)  # the label of each residual dimension, in order
-    feature_ground_truth: list[tuple[str, str]] = field(default_factory=list)  # (feature, reader), oracle features
-    variables: dict[str, str] = field(default_factory=dict)  # residual direction label -> the RASP variable it codes
-    operations: dict[str, str] = field(default_factory=dict)  # RASP variable -> its operation (Map, Aggregate, ...)
-    fingerprint: str = ""  # the cache key it was stored under: the program's, or its compression's
-    # Compressed programs (compressed.py): residual x -> x @ projection [d_residual, d_model], and how well it went
+    encoding: dict
+    output_values: list | None
+    ground_truth: list[tuple[str, str]]
+    ground_truth_split: list[tuple[str, str]] = field(default_factory=list)
+    reads: dict[str, list[str]] = field(default_factory=dict)
+    writes: dict[str, list[str]] = field(default_factory=dict)
+    residual_labels: list[str] = field(default_factory=list)
+    feature_ground_truth: list[tuple[str, str]] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)
+    operations: dict[str, str] = field(default_factory=dict)
+    fingerprint: str = ""
     projection: torch.Tensor | None = None
     compression: dict = field(default_factory=dict)
 
     def writer_operations(self) -> dict[str, list[str]]:
-        """Returns, per writer, the RASP variables it computes with their operations: `opp_idx_4 (SequenceMap)`."""
+        """Returns, per writer, the RASP variables it computes with their operations: `opp_idx_4 (SequenceMap)`.
+
+        Returns:
+            Writer node name -> its variables, each with its operation; writers that write nothing are left out.
+        """
         return {
             writer: [f"{v} ({self._operation(v)})" for v in dict.fromkeys(self.variables[d] for d in labels)]
             for writer, labels in self.writes.items()
@@ -82,29 +108,54 @@ class CompiledProgram:
         return "input" if owner is None else f"inside {owner}'s {self.operations[owner]}"
 
     def carried(self, writer: str, reader: str) -> list[str]:
-        """Returns the RASP variables a writer -> reader edge can carry: those of the directions both use."""
+        """Returns the RASP variables a writer -> reader edge can carry: those of the directions both use.
+
+        Args:
+            writer: the writer's node name.
+            reader: the reader's node name.
+
+        Returns:
+            The variables, in the writer's order; empty for an edge that carries nothing.
+        """
         shared = [d for d in self.writes.get(writer, ()) if d in set(self.reads.get(reader, ()))]
         return list(dict.fromkeys(self.variables[d] for d in shared))
 
     def oracle_dictionaries(self) -> dict:
         """Returns each writer's oracle dictionary: one feature per residual direction it writes (oracle.py), the
-        direction taken through the projection in a compressed program."""
+        direction taken through the projection in a compressed program.
+
+        Returns:
+            Writer node name -> its dictionary (Dictionary); writers that write nothing are left out.
+        """
         return oracle_dictionaries(self.writes, self.residual_labels, self.projection)
 
     @property
     def categorical(self) -> bool:
+        """Returns whether the outputs are categorical (one logit per value) rather than numerical."""
         return self.output_values is not None
 
     @property
     def bos_id(self) -> int:
+        """Returns the BOS token's id."""
         return self.encoding[COMPILER_BOS]
 
     @property
     def pad_id(self) -> int:
+        """Returns the PAD token's id."""
         return self.encoding[COMPILER_PAD]
 
     def encode(self, sequences: list[list]) -> torch.Tensor:
-        """Returns token ids [batch, 1 + longest] with BOS prepended and shorter sequences padded with PAD."""
+        """Returns token ids [batch, 1 + longest] with BOS prepended and shorter sequences padded with PAD.
+
+        Args:
+            sequences: input sequences of vocabulary values.
+
+        Returns:
+            The token ids (long).
+
+        Raises:
+            InvalidTokensError: a sequence is longer than `max_seq_len`, or holds a value outside the vocabulary.
+        """
         width = max(len(s) for s in sequences)
         if width > self.max_seq_len:
             raise InvalidTokensError(
@@ -117,7 +168,14 @@ class CompiledProgram:
         return torch.tensor(rows, dtype=torch.long)
 
     def decode(self, logits: torch.Tensor) -> list[list]:
-        """Returns the program's outputs per sequence (BOS position dropped): argmax values or numbers."""
+        """Returns the program's outputs per sequence (BOS position dropped): argmax values or numbers.
+
+        Args:
+            logits: the model's outputs [batch, pos, out].
+
+        Returns:
+            Per sequence, the output value at each position after BOS (padding positions included).
+        """
         if self.output_values is None:
             return logits[:, 1:, 0].tolist()
         return [[self.output_values[i] for i in row] for row in logits[:, 1:].argmax(-1).tolist()]
@@ -137,6 +195,15 @@ def program_fingerprint(program, vocab: set, max_seq_len: int, causal: bool) -> 
     Annotations are hashed as tracr reads them, not as they happen to be stored: tracr fills in default annotations
     (an SOp's categorical encoding) lazily, in place, the first time anything reads them, and the compiler reads them
     on every expression it compiles, including the `rasp.tokens` and `rasp.indices` every program shares.
+
+    Args:
+        program (rasp.SOp): the RASP program.
+        vocab: the input values.
+        max_seq_len: the longest input.
+        causal: whether it is compiled with causal attention.
+
+    Returns:
+        The first 16 hex digits of a SHA-256 hash.
     """
     from importlib.metadata import version
 
@@ -188,6 +255,20 @@ def compile_program(
 
     An entry that is damaged, of another cache format, or saved for another program or task is recompiled and
     replaced, with a CacheWarning naming the file; a cache that cannot be written is warned about, not raised.
+
+    Args:
+        program (rasp.SOp): the RASP program.
+        vocab: the input values.
+        max_seq_len: the longest input.
+        name: the task's name, stored with the entry and part of its file name.
+        causal: compile with causal attention.
+        cache_dir: the cache folder; None: `default_cache_dir()`.
+
+    Returns:
+        The compiled program.
+
+    Raises:
+        CompileError: `program` is not a RASP SOp, tracr cannot compile it, or its weights do not fit a Transformer.
     """
     _check_program(program, name)
     key = program_fingerprint(program, vocab, max_seq_len, causal)
@@ -201,6 +282,15 @@ def cached_program(
 
     An entry that is damaged, of another cache format, or saved for another key or task is rebuilt and replaced,
     with a CacheWarning naming the file; a cache that cannot be written is warned about, not raised.
+
+    Args:
+        name: the task's name, stored with the entry and part of its file name.
+        key: the cache key (a fingerprint), stored with the entry and part of its file name.
+        build: makes the program when the cache has no usable entry.
+        cache_dir: the cache folder; None: `default_cache_dir()`.
+
+    Returns:
+        The program, its `fingerprint` set to `key` when built here.
     """
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
     path = cache_dir / f"{name}-{key}.pt"
@@ -230,7 +320,21 @@ def _check_program(program, name: str) -> None:
 
 
 def compile_with_tracr(program, vocab: set, max_seq_len: int, name: str, causal: bool = False):
-    """Returns (CompiledProgram, tracr's AssembledTransformerModel), never from the cache: for exactness checks."""
+    """Returns (CompiledProgram, tracr's AssembledTransformerModel), never from the cache: for exactness checks.
+
+    Args:
+        program (rasp.SOp): the RASP program.
+        vocab: the input values.
+        max_seq_len: the longest input.
+        name: the task's name.
+        causal: compile with causal attention.
+
+    Returns:
+        compiled (tuple[CompiledProgram, AssembledTransformerModel]): edgewise's program and tracr's own model.
+
+    Raises:
+        CompileError: `program` is not a RASP SOp, tracr cannot compile it, or its weights do not fit a Transformer.
+    """
     _check_program(program, name)
     return _compile(program, vocab, max_seq_len, name, causal)
 

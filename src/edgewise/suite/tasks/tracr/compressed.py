@@ -32,7 +32,19 @@ NUMERICAL_TOLERANCE = 0.02
 def output_agreement(compiled: CompiledProgram, model: Transformer, sequences: list[list]) -> float:
     """Returns the fraction of the inputs' decided outputs where `model` gives the compiled program's: the same
     argmax for categorical outputs, within NUMERICAL_TOLERANCE for numbers. Decided: a scored position (neither BOS
-    nor padding) where tracr's output is not a tie (shift's first positions, which aggregate nothing, are)."""
+    nor padding) where tracr's output is not a tie (shift's first positions, which aggregate nothing, are).
+
+    Args:
+        compiled: the compiled program, whose model is the reference.
+        model: the model compared with it (e.g. its compressed model).
+        sequences: input sequences of vocabulary values.
+
+    Returns:
+        The fraction of decided outputs that agree.
+
+    Raises:
+        InvalidTokensError: a sequence is too long or holds a value outside the vocabulary.
+    """
     tokens = compiled.encode(sequences)
     return logits_agreement(compiled, tokens, model(tokens))
 
@@ -40,7 +52,16 @@ def output_agreement(compiled: CompiledProgram, model: Transformer, sequences: l
 @torch.no_grad()
 def logits_agreement(compiled: CompiledProgram, tokens: torch.Tensor, logits: torch.Tensor) -> float:
     """Returns the fraction of decided outputs on `tokens` [batch, pos] where `logits` [batch, pos, out] give the
-    compiled program's output (see output_agreement)."""
+    compiled program's output (see output_agreement).
+
+    Args:
+        compiled: the compiled program, whose model is the reference.
+        tokens: the inputs [batch, pos].
+        logits: the outputs compared [batch, pos, out].
+
+    Returns:
+        The fraction of decided outputs that agree.
+    """
     reference = compiled.model(tokens)
     if compiled.categorical:
         same = reference.argmax(-1) == logits.argmax(-1)
@@ -51,7 +72,16 @@ def logits_agreement(compiled: CompiledProgram, tokens: torch.Tensor, logits: to
 
 def decided_positions(compiled: CompiledProgram, tokens: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Returns [batch, pos]: the scored positions where the compiled model's output `reference` decides a value (for
-    categorical outputs, a top logit at least 0.5 above the next; tracr's are one-hot or ties)."""
+    categorical outputs, a top logit at least 0.5 above the next; tracr's are one-hot or ties).
+
+    Args:
+        compiled: the compiled program.
+        tokens: the inputs [batch, pos].
+        reference: the compiled model's outputs on them [batch, pos, out].
+
+    Returns:
+        A boolean mask [batch, pos]; for numerical outputs, every position that is neither BOS nor padding.
+    """
     scored = (tokens != compiled.bos_id) & (tokens != compiled.pad_id)
     if not compiled.categorical:
         return scored
@@ -62,7 +92,15 @@ def decided_positions(compiled: CompiledProgram, tokens: torch.Tensor, reference
 def unread_directions(compiled: CompiledProgram) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Returns, per reader, the residual directions that earlier writers write but the reader does not read along
     a true feature edge (as dimension indices), with the reader's input weights [d_residual, k]: what compression
-    must keep apart for the compiled circuit to stay the compressed model's."""
+    must keep apart for the compiled circuit to stay the compressed model's.
+
+    Args:
+        compiled: the compiled program.
+
+    Returns:
+        (dimension indices, reader input weights) pairs, as `compress_residual` takes them in `apart`; readers whose
+            weights are all zero are left out.
+    """
     graph = feature_graph(
         TransformerAdapter(compiled.model).hook_groups(), None, "oracle", compiled.oracle_dictionaries()
     )
@@ -82,7 +120,14 @@ def unread_directions(compiled: CompiledProgram) -> list[tuple[torch.Tensor, tor
 
 def max_overlap(projection: torch.Tensor) -> float:
     """Returns the largest |cosine| between two labelled directions after the projection (rows of it): 0 while
-    they stay orthogonal, as in the compiled program; near 1 where two can barely be told apart."""
+    they stay orthogonal, as in the compiled program; near 1 where two can barely be told apart.
+
+    Args:
+        projection: the projection [d_residual, d_compressed].
+
+    Returns:
+        The largest absolute cosine between two distinct rows.
+    """
     rows = torch.nn.functional.normalize(projection, dim=-1)
     cosines = (rows @ rows.T).abs().fill_diagonal_(0)
     return cosines.max().item()
@@ -99,7 +144,26 @@ def compress_program(
 ) -> CompiledProgram:
     """Returns `compiled` with its residual stream compressed as `config` says, trained on `sequences` (from the
     cache when possible), named `name`; its `compression` records the dimensions, the final loss and the agreement
-    with tracr's outputs on the training inputs and on `held_out` inputs (None when there are none)."""
+    with tracr's outputs on the training inputs and on `held_out` inputs (None when there are none).
+
+    Args:
+        compiled: the compiled program.
+        name: the compressed program's name (and cache entry's task name).
+        config: how the projection is trained.
+        sequences: the input sequences it is trained on.
+        held_out: other input sequences the agreement is also measured on; None: none.
+        cache_dir: the cache folder; None: the default tracr cache.
+        progress: show a progress bar while training.
+
+    Returns:
+        The compressed program: the compiled one's circuit and labels, with the compressed model, its projection
+            and `compression` (`d_residual`, `d_compressed`, `n_directions`, `steps`, `final_loss`, `accuracy`,
+            `held_out_accuracy`, `max_overlap`).
+
+    Raises:
+        InvalidHyperparameterError: a writer writes more directions than `config.d_compressed`, or
+            `config.d_compressed` is not below the residual width.
+    """
     widest = max(compiled.writes, key=lambda w: len(compiled.writes[w]))
     if config.d_compressed < len(compiled.writes[widest]):
         raise InvalidHyperparameterError(

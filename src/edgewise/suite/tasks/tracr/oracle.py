@@ -15,7 +15,16 @@ def oracle_dictionaries(
     """Returns, for every writer, the dictionary of the residual directions it writes (the compiler's `writes`);
     feature i of writer w is the coordinate of w's output along direction `writes[w][i]`. In a compressed program
     (residual x -> x @ `projection`) direction i is row i of the projection: no longer orthogonal to the others, but
-    still exact while a writer writes no more directions than the compressed stream has dimensions."""
+    still exact while a writer writes no more directions than the compressed stream has dimensions.
+
+    Args:
+        writes: writer node name -> the residual direction labels it writes.
+        residual_labels: the label of each residual dimension, in order.
+        projection: a compressed program's projection [d_residual, d_compressed]; None: the identity.
+
+    Returns:
+        Writer node name -> its dictionary; writers that write nothing are left out.
+    """
     dimension = {label: i for i, label in enumerate(residual_labels)}
     basis = torch.eye(len(residual_labels)) if projection is None else projection
     return {

@@ -26,14 +26,30 @@ def _votes(rasp, copies: list):
 
 
 def redundant_or(lib, rasp):
-    """Returns "the previous token is x", computed by two heads and combined by an OR (votes > 0)."""
+    """Returns "the previous token is x", computed by two heads and combined by an OR (votes > 0).
+
+    Args:
+        lib (module): tracr's `lib` (unused; every builder takes it).
+        rasp (module): tracr's `rasp`.
+
+    Returns:
+        program (rasp.SOp): the categorical program `prev_is_x`.
+    """
     is_x = _is_x(rasp)
     votes = _votes(rasp, [_previous_is_x(rasp, is_x, rasp.indices, i) for i in range(2)])
     return rasp.categorical(rasp.Map(lambda v: v > 0, votes)).named("prev_is_x")
 
 
 def redundant_majority(lib, rasp):
-    """Returns "the previous token is x", computed by three heads and combined by a majority vote (votes >= 2)."""
+    """Returns "the previous token is x", computed by three heads and combined by a majority vote (votes >= 2).
+
+    Args:
+        lib (module): tracr's `lib` (unused; every builder takes it).
+        rasp (module): tracr's `rasp`.
+
+    Returns:
+        program (rasp.SOp): the categorical program `prev_is_x`.
+    """
     is_x = _is_x(rasp)
     votes = _votes(rasp, [_previous_is_x(rasp, is_x, rasp.indices, i) for i in range(3)])
     return rasp.categorical(rasp.Map(lambda v: v >= 2, votes)).named("prev_is_x")
@@ -41,7 +57,15 @@ def redundant_majority(lib, rasp):
 
 def redundant_backup(lib, rasp):
     """Returns "the previous token is x" from a head in layer 1 OR a backup head in layer 2 whose query reads the
-    position through two MLPs: copies of different depth and shape, like IOI's backup name movers."""
+    position through two MLPs: copies of different depth and shape, like IOI's backup name movers.
+
+    Args:
+        lib (module): tracr's `lib` (unused; every builder takes it).
+        rasp (module): tracr's `rasp`.
+
+    Returns:
+        program (rasp.SOp): the categorical program `prev_is_x`.
+    """
     is_x = _is_x(rasp)
     position = rasp.indices
     for step in range(2):  # simplify=False: tracr would fuse the two maps into one MLP

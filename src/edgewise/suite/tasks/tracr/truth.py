@@ -15,6 +15,14 @@ def node_weights(model: Transformer, node: Node, role: str) -> torch.Tensor:
     """Returns the weights through which a node reads ([d_model, *] rows) or writes ([*, d_model] columns, as rows).
 
     A head's value input counts only through W_V W_O: a direction it reads but maps to zero carries nothing.
+
+    Args:
+        model: the compiled transformer.
+        node: an embedding, head (a head's q, k or v input as a reader), MLP or the output.
+        role: `reader` or `writer`; any other value is read as `reader`.
+
+    Returns:
+        The weights [d_model, k], one row per residual dimension (detached).
     """
     w = lambda t: t.detach()  # noqa: E731
     if node.kind is NodeKind.OUTPUT:
@@ -43,7 +51,18 @@ def _carries(model: Transformer, writer: Node, reader: Node, labels: list[str], 
 
 
 def derived_edges(model: Transformer, graph: Graph, reads: dict, writes: dict, directions: dict) -> list:
-    """Returns the (writer, reader) edges of a head/MLP graph along which the program moves information."""
+    """Returns the (writer, reader) edges of a head/MLP graph along which the program moves information.
+
+    Args:
+        model: the compiled transformer.
+        graph: its head/MLP graph.
+        reads: reader node name -> residual direction labels it reads.
+        writes: writer node name -> residual direction labels it writes.
+        directions: residual direction label -> its dimension.
+
+    Returns:
+        The true edges as (writer name, reader name), in the graph's edge order.
+    """
     return [
         (e.writer, e.reader)
         for e in graph.edges
@@ -63,7 +82,19 @@ def derived_feature_edges(
     """Returns the (feature, reader) edges of an oracle feature graph along which the program moves information:
     the feature's direction (written by its writer, `writes[writer][index]`) is one the reader reads. `components`
     is the head/MLP graph the features split. Error nodes carry nothing: an oracle dictionary reconstructs its writer
-    exactly."""
+    exactly.
+
+    Args:
+        model: the compiled transformer.
+        graph: the oracle feature graph.
+        components: the head/MLP graph its features split.
+        reads: reader node name -> residual direction labels it reads.
+        writes: writer node name -> residual direction labels it writes.
+        directions: residual direction label -> its dimension.
+
+    Returns:
+        The true edges as (feature name, reader name), in the graph's edge order.
+    """
     truth = []
     for e in graph.edges:
         node = graph.writer_node(e.writer)

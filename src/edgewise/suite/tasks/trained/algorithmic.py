@@ -33,7 +33,18 @@ SCORED = torch.arange(SEP_POSITION, SEQUENCE_LENGTH - 1)  # SEP and y_1 .. y_{n-
 
 
 def answers_of(task: str, inputs: torch.Tensor) -> torch.Tensor:
-    """Returns [batch, N_INPUTS] long: task `task`'s answers y for `inputs` x [batch, N_INPUTS]."""
+    """Returns [batch, N_INPUTS] long: task `task`'s answers y for `inputs` x [batch, N_INPUTS].
+
+    Args:
+        task: one of TASKS.
+        inputs: the values x [batch, N_INPUTS].
+
+    Returns:
+        The answers y [batch, N_INPUTS].
+
+    Raises:
+        UnknownTaskError: `task` is not one of TASKS.
+    """
     if task == "reverse":
         return inputs.flip(-1)
     if task == "sort":
@@ -46,12 +57,28 @@ def answers_of(task: str, inputs: torch.Tensor) -> torch.Tensor:
 
 
 def random_inputs(n_rows: int, generator: torch.Generator) -> torch.Tensor:
-    """Returns [n_rows, N_INPUTS] long: values drawn uniformly and independently (repeats allowed, so counts vary)."""
+    """Returns [n_rows, N_INPUTS] long: values drawn uniformly and independently (repeats allowed, so counts vary).
+
+    Args:
+        n_rows: the number of rows.
+        generator: the random generator drawn from.
+
+    Returns:
+        The inputs, values in 0 .. N_VALUES - 1.
+    """
     return torch.randint(N_VALUES, (n_rows, N_INPUTS), generator=generator)
 
 
 def sequences(task: str, inputs: torch.Tensor) -> torch.Tensor:
-    """Returns [batch, SEQUENCE_LENGTH] long: BOS, `task`'s token, `inputs` [batch, N_INPUTS], SEP, the answers."""
+    """Returns [batch, SEQUENCE_LENGTH] long: BOS, `task`'s token, `inputs` [batch, N_INPUTS], SEP, the answers.
+
+    Args:
+        task: one of TASKS.
+        inputs: the values x [batch, N_INPUTS].
+
+    Returns:
+        The sequences.
+    """
     rows = inputs.shape[0]
     return torch.cat(
         [
@@ -67,7 +94,16 @@ def sequences(task: str, inputs: torch.Tensor) -> torch.Tensor:
 
 def mixed_sequences(n_rows: int, weights: tuple[float, ...], generator: torch.Generator) -> torch.Tensor:
     """Returns [n_rows, SEQUENCE_LENGTH] long: sequences on random inputs, each row's task drawn with probability
-    proportional to its entry of `weights` (one per task of TASKS)."""
+    proportional to its entry of `weights` (one per task of TASKS).
+
+    Args:
+        n_rows: the number of rows.
+        weights: one non-negative weight per task of TASKS.
+        generator: the random generator drawn from (inputs, then tasks).
+
+    Returns:
+        The sequences.
+    """
     inputs = random_inputs(n_rows, generator)
     choice = torch.multinomial(torch.tensor(weights), n_rows, replacement=True, generator=generator)
     every = torch.stack([sequences(task, inputs) for task in TASKS])  # [task, batch, pos]
@@ -75,7 +111,14 @@ def mixed_sequences(n_rows: int, weights: tuple[float, ...], generator: torch.Ge
 
 
 def scored_positions(n_rows: int) -> torch.Tensor:
-    """Returns [n_rows, SEQUENCE_LENGTH] bool: True at SCORED, where the next token is an answer."""
+    """Returns [n_rows, SEQUENCE_LENGTH] bool: True at SCORED, where the next token is an answer.
+
+    Args:
+        n_rows: the number of rows.
+
+    Returns:
+        The mask, the same in every row.
+    """
     positions = torch.zeros(n_rows, SEQUENCE_LENGTH, dtype=torch.bool)
     positions[:, SCORED] = True
     return positions
@@ -83,7 +126,14 @@ def scored_positions(n_rows: int) -> torch.Tensor:
 
 def scored_answers(tokens: torch.Tensor) -> torch.Tensor:
     """Returns [batch, SEQUENCE_LENGTH] long: the answer predicted at each scored position (the next token), -1
-    elsewhere."""
+    elsewhere.
+
+    Args:
+        tokens: full sequences [batch, SEQUENCE_LENGTH].
+
+    Returns:
+        The answers, -1 outside SCORED.
+    """
     answers = torch.full_like(tokens, -1)
     answers[:, SCORED] = tokens[:, SCORED + 1]
     return answers
@@ -91,7 +141,16 @@ def scored_answers(tokens: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def answer_accuracy(model: torch.nn.Module, tokens: torch.Tensor, answers: torch.Tensor) -> float:
-    """Returns how often the model's top token on `tokens` is `answers` [batch, pos] at the scored positions."""
+    """Returns how often the model's top token on `tokens` is `answers` [batch, pos] at the scored positions.
+
+    Args:
+        model: the model, on any device (the tokens are moved to it).
+        tokens: the sequences [batch, SEQUENCE_LENGTH].
+        answers: the answer at each position [batch, SEQUENCE_LENGTH] (`scored_answers`).
+
+    Returns:
+        The fraction of scored positions (SCORED) where the top token is the answer.
+    """
     device = next(model.parameters()).device  # the shared model may have been moved by another task's `to`
     predicted = model(tokens.to(device))[:, SCORED].argmax(-1).cpu()
     return (predicted == answers[:, SCORED].cpu()).float().mean().item()

@@ -54,10 +54,17 @@ REDUNDANT_INDUCTION_CIRCUIT = [
 @dataclass(frozen=True)
 class CopyingData:
     """An induction task's own record (`task.family`): where each row's repeated segment starts and how long it is,
-    and the model's copying accuracy on the clean and on the corrupted inputs."""
+    and the model's copying accuracy on the clean and on the corrupted inputs.
 
-    segment_starts: torch.Tensor  # [batch]
-    segment_lengths: torch.Tensor  # [batch]
+    Attributes:
+        segment_starts: the position of each row's first segment token [batch].
+        segment_lengths: each row's segment length [batch].
+        accuracy: the copying accuracy on the clean inputs.
+        corrupt_accuracy: the accuracy of predicting the next token of the corrupted inputs at the same positions.
+    """
+
+    segment_starts: torch.Tensor
+    segment_lengths: torch.Tensor
     accuracy: float
     corrupt_accuracy: float
 
@@ -66,18 +73,50 @@ class CopyingData:
 def copying_accuracy(
     model: torch.nn.Module, tokens: torch.Tensor, answers: torch.Tensor, positions: torch.Tensor
 ) -> float:
-    """Returns how often the model's top next token is `answers` [batch, pos] at `positions` [batch, pos]."""
+    """Returns how often the model's top next token is `answers` [batch, pos] at `positions` [batch, pos].
+
+    Args:
+        model: the model.
+        tokens: the inputs [batch, pos].
+        answers: the expected next token at each position [batch, pos].
+        positions: the positions that count [batch, pos] (bool).
+
+    Returns:
+        The fraction of those positions where the top token is the answer.
+    """
     return (model(tokens).argmax(-1) == answers)[positions].float().mean().item()
 
 
 def induction_task(metric: str | None = None, held_out: bool = False) -> Task:
-    """Returns the induction task (see `copying_task`) on the model with one head per role."""
+    """Returns the induction task (see `copying_task`) on the model with one head per role.
+
+    Args:
+        metric: the name of a metric in `METRICS` in place of KL; None keeps KL.
+        held_out: build the task on its held-out sequences.
+
+    Returns:
+        The task, with INDUCTION_CIRCUIT as ground truth.
+
+    Raises:
+        TrainedWeightsMissingError: the model's weights are not there.
+    """
     return copying_task("induction", load_induction(), INDUCTION_CIRCUIT, "", metric, held_out)
 
 
 def induction_redundant_task(metric: str | None = None, held_out: bool = False) -> Task:
     """Returns the induction-redundant task (see `copying_task`) on the model trained with head dropout, whose two
-    heads per role each do it alone."""
+    heads per role each do it alone.
+
+    Args:
+        metric: the name of a metric in `METRICS` in place of KL; None keeps KL.
+        held_out: build the task on its held-out sequences.
+
+    Returns:
+        The task, with REDUNDANT_INDUCTION_CIRCUIT as ground truth.
+
+    Raises:
+        TrainedWeightsMissingError: the model's weights are not there.
+    """
     return copying_task(
         "induction-redundant",
         load_induction(REDUNDANT_WEIGHTS_PATH),
@@ -104,7 +143,20 @@ def copying_task(
 ) -> Task:
     """Returns task `name` of `model` with ground truth `truth` on TRAINED_SEQUENCES repeated-segment sequences
     (`held_out`: as many others, drawn from another seed), each paired with a sequence of distinct tokens that nothing
-    can be copied from; scored at the repeat's predictable positions, by KL unless `metric` names another."""
+    can be copied from; scored at the repeat's predictable positions, by KL unless `metric` names another.
+
+    Args:
+        name: the task's name.
+        model: the trained model.
+        truth: the verified circuit as (writer, reader) node names.
+        model_words: words added after "transformer" in the description (e.g. " with two heads in each role").
+        metric: the name of a metric in `METRICS`; None: KL.
+        held_out: draw the sequences from HELD_OUT_SEED instead of DISCOVERY_SEED.
+
+    Returns:
+        The task: argmax ground truth within TRUTH_TOLERANCE, `answers` the copied token at each scored position (-1
+            elsewhere), `family` a CopyingData.
+    """
     generator = torch.Generator().manual_seed(HELD_OUT_SEED if held_out else DISCOVERY_SEED)
     batch = repeated_segments(TRAINED_SEQUENCES, generator)
     corrupt = unrepeated_sequences(TRAINED_SEQUENCES, generator)

@@ -37,7 +37,13 @@ HELD_OUT_SEED = 2
 @dataclass(frozen=True)
 class MultitaskData:
     """A multitask task's own record (`task.family`): the model's accuracy on the clean inputs and on the corrupted
-    ones (against the clean answers), and the other tasks of the same model (what a removal should retain)."""
+    ones (against the clean answers), and the other tasks of the same model (what a removal should retain).
+
+    Attributes:
+        accuracy: the model's answer accuracy on the clean inputs.
+        corrupt_accuracy: its accuracy on the corrupted inputs, against the clean answers.
+        retain_tasks: the names of the model's other tasks (`multitask-<task>`).
+    """
 
     accuracy: float
     corrupt_accuracy: float
@@ -46,12 +52,28 @@ class MultitaskData:
 
 @functools.cache
 def shared_multitask_model() -> Transformer:
-    """Returns the committed multitask model, loaded once a process: every multitask Task holds this same object."""
+    """Returns the committed multitask model, loaded once a process: every multitask Task holds this same object.
+
+    Returns:
+        The model, in eval mode.
+
+    Raises:
+        TrainedWeightsMissingError: the model's weights are not there.
+    """
     return load_multitask()
 
 
 def task_accuracies(model: torch.nn.Module, seed: int, rows: int) -> dict[str, float]:
-    """Returns each task's argmax accuracy (to 4 places) on the answers of `rows` sequences drawn from `seed`."""
+    """Returns each task's argmax accuracy (to 4 places) on the answers of `rows` sequences drawn from `seed`.
+
+    Args:
+        model: the multitask model.
+        seed: seeds the generator the inputs are drawn from, task after task.
+        rows: sequences per task.
+
+    Returns:
+        Accuracy by task name (TASKS).
+    """
     generator = torch.Generator().manual_seed(seed)
     accuracies = {}
     for task in TASKS:
@@ -63,7 +85,20 @@ def task_accuracies(model: torch.nn.Module, seed: int, rows: int) -> dict[str, f
 def multitask_task(task_name: str, metric: str | None = None, held_out: bool = False) -> Task:
     """Returns task `multitask-<task_name>` (one of TASKS) on the shared multitask model: TRAINED_SEQUENCES sequences
     of that algorithm on random inputs (`held_out`: as many others, from another seed), each paired with the same
-    algorithm on freshly drawn inputs; scored where the answers are predicted, by KL unless `metric` names another."""
+    algorithm on freshly drawn inputs; scored where the answers are predicted, by KL unless `metric` names another.
+
+    Args:
+        task_name: one of TASKS.
+        metric: the name of a metric in `METRICS`; None: KL.
+        held_out: draw the sequences from HELD_OUT_SEED instead of DISCOVERY_SEED.
+
+    Returns:
+        The task, without ground truth; `answers` the correct answer at each scored position (-1 elsewhere),
+            `family` a MultitaskData.
+
+    Raises:
+        TrainedWeightsMissingError: the multitask model's weights are not there.
+    """
     generator = torch.Generator().manual_seed(HELD_OUT_SEED if held_out else DISCOVERY_SEED)
     clean = sequences(task_name, random_inputs(TRAINED_SEQUENCES, generator))  # an unknown name fails here
     corrupt = sequences(task_name, random_inputs(TRAINED_SEQUENCES, generator))
@@ -93,20 +128,64 @@ def multitask_task(task_name: str, metric: str | None = None, held_out: bool = F
 
 
 def multitask_reverse_task(metric: str | None = None, held_out: bool = False) -> Task:
-    """Returns the multitask-reverse task (see `multitask_task`)."""
+    """Returns the multitask-reverse task (see `multitask_task`).
+
+    Args:
+        metric: the name of a metric in `METRICS` in place of KL; None keeps KL.
+        held_out: build the task on its held-out sequences.
+
+    Returns:
+        The task.
+
+    Raises:
+        TrainedWeightsMissingError: the multitask model's weights are not there.
+    """
     return multitask_task("reverse", metric, held_out)
 
 
 def multitask_sort_task(metric: str | None = None, held_out: bool = False) -> Task:
-    """Returns the multitask-sort task (see `multitask_task`)."""
+    """Returns the multitask-sort task (see `multitask_task`).
+
+    Args:
+        metric: the name of a metric in `METRICS` in place of KL; None keeps KL.
+        held_out: build the task on its held-out sequences.
+
+    Returns:
+        The task.
+
+    Raises:
+        TrainedWeightsMissingError: the multitask model's weights are not there.
+    """
     return multitask_task("sort", metric, held_out)
 
 
 def multitask_count_task(metric: str | None = None, held_out: bool = False) -> Task:
-    """Returns the multitask-count task (see `multitask_task`)."""
+    """Returns the multitask-count task (see `multitask_task`).
+
+    Args:
+        metric: the name of a metric in `METRICS` in place of KL; None keeps KL.
+        held_out: build the task on its held-out sequences.
+
+    Returns:
+        The task.
+
+    Raises:
+        TrainedWeightsMissingError: the multitask model's weights are not there.
+    """
     return multitask_task("count", metric, held_out)
 
 
 def multitask_shift_task(metric: str | None = None, held_out: bool = False) -> Task:
-    """Returns the multitask-shift task (see `multitask_task`)."""
+    """Returns the multitask-shift task (see `multitask_task`).
+
+    Args:
+        metric: the name of a metric in `METRICS` in place of KL; None keeps KL.
+        held_out: build the task on its held-out sequences.
+
+    Returns:
+        The task.
+
+    Raises:
+        TrainedWeightsMissingError: the multitask model's weights are not there.
+    """
     return multitask_task("shift", metric, held_out)

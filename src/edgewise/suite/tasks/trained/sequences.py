@@ -25,11 +25,17 @@ SEGMENT_LENGTHS = range(4, 11)  # segment lengths drawn uniformly: offsets back 
 
 @dataclass(frozen=True)
 class RepeatedSegments:
-    """A batch of repeated-segment sequences and where each one's segment starts."""
+    """A batch of repeated-segment sequences and where each one's segment starts.
 
-    tokens: torch.Tensor  # [batch, SEQUENCE_LENGTH] long
-    starts: torch.Tensor  # [batch]: the position of s_1 (its first occurrence)
-    lengths: torch.Tensor  # [batch]: n, the segment's length
+    Attributes:
+        tokens: the sequences [batch, SEQUENCE_LENGTH] (long).
+        starts: the position of s_1 (its first occurrence) [batch].
+        lengths: n, the segment's length [batch].
+    """
+
+    tokens: torch.Tensor
+    starts: torch.Tensor
+    lengths: torch.Tensor
 
     @property
     def predictable(self) -> torch.Tensor:
@@ -46,7 +52,14 @@ class RepeatedSegments:
 
 
 def next_tokens(tokens: torch.Tensor) -> torch.Tensor:
-    """Returns [batch, pos] long: the token after each position of `tokens` [batch, pos], -1 after the last."""
+    """Returns [batch, pos] long: the token after each position of `tokens` [batch, pos], -1 after the last.
+
+    Args:
+        tokens: the sequences [batch, pos].
+
+    Returns:
+        The next tokens.
+    """
     return torch.cat([tokens[:, 1:], torch.full_like(tokens[:, :1], -1)], 1)
 
 
@@ -56,7 +69,15 @@ def _distinct_tokens(n_rows: int, n: int, generator: torch.Generator) -> torch.T
 
 
 def repeated_segments(n_rows: int, generator: torch.Generator) -> RepeatedSegments:
-    """Returns `n_rows` sequences with a repeated segment, drawn from `generator`."""
+    """Returns `n_rows` sequences with a repeated segment, drawn from `generator`.
+
+    Args:
+        n_rows: the number of sequences.
+        generator: the random generator drawn from (segment lengths, then tokens).
+
+    Returns:
+        The sequences with each one's segment start and length.
+    """
     choices = torch.tensor(list(SEGMENT_LENGTHS))
     lengths = choices[torch.randint(len(choices), (n_rows,), generator=generator)]
     first = _distinct_tokens(n_rows, N_CONTENT - SEGMENT_LENGTHS.start, generator)  # filler and segment, distinct
@@ -71,5 +92,13 @@ def repeated_segments(n_rows: int, generator: torch.Generator) -> RepeatedSegmen
 
 def unrepeated_sequences(n_rows: int, generator: torch.Generator) -> torch.Tensor:
     """Returns [n_rows, SEQUENCE_LENGTH] long: BOS and N_CONTENT distinct tokens, so no token repeats and nothing
-    can be copied."""
+    can be copied.
+
+    Args:
+        n_rows: the number of sequences.
+        generator: the random generator drawn from.
+
+    Returns:
+        The sequences.
+    """
     return torch.cat([torch.full((n_rows, 1), BOS), _distinct_tokens(n_rows, N_CONTENT, generator)], 1)

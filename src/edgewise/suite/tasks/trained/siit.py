@@ -41,7 +41,13 @@ NODE_LEVEL = frozenset({"tracr-redundant-or"})
 @dataclass(frozen=True)
 class SiitData:
     """A SIIT task's own record (`task.family`): the compiled high-level program the model was trained to implement,
-    which low-level head or MLP implements each of its components, and the input sequences."""
+    which low-level head or MLP implements each of its components, and the input sequences.
+
+    Attributes:
+        high_level: the compiled tracr program.
+        alignment: high-level head or MLP -> the low-level one that implements it.
+        sequences: the clean inputs, each a list of values (row i of the clean batch being sequence i).
+    """
 
     high_level: CompiledProgram
     alignment: Alignment
@@ -50,7 +56,15 @@ class SiitData:
 
 def high_level_nodes(truth: list[tuple[str, str]], graph: Graph) -> list[Node]:
     """Returns the heads and MLPs that a high-level circuit (plain-graph edges of `graph`) uses, in layer order: its
-    writers, and the nodes its readers feed."""
+    writers, and the nodes its readers feed.
+
+    Args:
+        truth: the circuit's (writer, reader) edges, by node name.
+        graph: the high-level model's plain graph.
+
+    Returns:
+        The heads (without inputs) and MLPs, by layer, each layer's heads before its MLP.
+    """
     used = set()
     for writer, reader in truth:
         for node in (graph.writer_node(writer), graph.reader_node(reader)):
@@ -62,7 +76,19 @@ def high_level_nodes(truth: list[tuple[str, str]], graph: Graph) -> list[Node]:
 
 
 def aligned_truth(truth: list[tuple[str, str]], graph: Graph, alignment: Alignment) -> list[tuple[str, str]]:
-    """Returns the high-level circuit's edges (of `graph`, the high-level model's) as low-level model edges."""
+    """Returns the high-level circuit's edges (of `graph`, the high-level model's) as low-level model edges.
+
+    Args:
+        truth: the high-level circuit's (writer, reader) edges, by node name.
+        graph: the high-level model's plain graph.
+        alignment: which low-level node implements each high-level one.
+
+    Returns:
+        The edges as (writer, reader) low-level node names, in the order of `truth`.
+
+    Raises:
+        GraphMismatchError: an edge touches a head or MLP the alignment does not map.
+    """
     return [
         (alignment.low_node(graph.writer_node(w)).name, alignment.low_node(graph.reader_node(r)).name) for w, r in truth
     ]
@@ -70,7 +96,18 @@ def aligned_truth(truth: list[tuple[str, str]], graph: Graph, alignment: Alignme
 
 def training_inputs(program: str) -> list[list]:
     """Returns every input of the tracr task's form (its discovery inputs' length and vocabulary) but the held-out
-    ones: SIIT trains on these and reports its scores on the held-out split."""
+    ones: SIIT trains on these and reports its scores on the held-out split.
+
+    Args:
+        program: a tracr task's name.
+
+    Returns:
+        The input sequences (every one, or a sample of at most `10**6` by `all_or_sample`).
+
+    Raises:
+        UnknownTaskError: `program` is not a compiled tracr task with a held-out split, or its inputs have more than
+            one length.
+    """
     spec = TRACR_TASKS.get(program)
     if spec is None or spec.held_out is None:
         raise UnknownTaskError(
@@ -88,7 +125,15 @@ def training_inputs(program: str) -> list[list]:
 
 def aligned_node_truth(graph: Graph, alignment: Alignment) -> list[tuple[str, str]]:
     """Returns every edge of the low-level `graph` among the aligned nodes, the embeddings and the output: the
-    node-level circuit, what SIIT itself constrains."""
+    node-level circuit, what SIIT itself constrains.
+
+    Args:
+        graph: the low-level model's plain graph.
+        alignment: which low-level node implements each high-level one.
+
+    Returns:
+        The edges as (writer, reader) node names, in the graph's edge order.
+    """
     nodes = {n.name for n in alignment.low_nodes}
     writers, readers = nodes | set(graph.input_writers), nodes | set(graph.output_readers)
     return [(e.writer, e.reader) for e in graph.edges if e.writer in writers and graph.edge_nodes(e)[1] in readers]
@@ -96,7 +141,20 @@ def aligned_node_truth(graph: Graph, alignment: Alignment) -> list[tuple[str, st
 
 def siit_task(program: str, metric: str | None = None, held_out: bool = False) -> Task:
     """Returns task siit-`program`: the SIIT model of tracr task `program` on that task's inputs (or held-out inputs),
-    corruption and metric, with the aligned circuit (node-level for the NODE_LEVEL programs) as its ground truth."""
+    corruption and metric, with the aligned circuit (node-level for the NODE_LEVEL programs) as its ground truth.
+
+    Args:
+        program: the tracr task's name (e.g. `tracr-hist`).
+        metric: the name of a metric in place of the tracr task's own; None keeps it.
+        held_out: build the task on the tracr task's held-out inputs.
+
+    Returns:
+        The task, its `family` a SiitData; no split-embedding or feature-level ground truth.
+
+    Raises:
+        UnknownTaskError: `program` is not a tracr task, or has no held-out split while `held_out` is asked.
+        TrainedWeightsMissingError: the SIIT model's weights for `program` are not there.
+    """
     high = tracr_task(program, metric=metric, held_out=held_out)
     low, alignment = load_siit(program)
     truth = (
