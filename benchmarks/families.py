@@ -7,7 +7,7 @@ A fixed sweep of `edgewise.suite.bench` (resumable): prints the table and writes
 benchmarks/results/families/{results.json, summary.md, families.json, families.md} and docs/img/families.png.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/families.py [--ablations resample mean zero] [--skip TASK ...]
-        [--preset tuned|published|both] [--methods M ...] [--out DIR] [--jobs N]
+        [--preset tuned|published|both] [--methods M ...] [--init METHOD] [--out DIR] [--jobs N]
 
 The summary covers every run in the output folder on the sweep's tasks, so sweeps of different methods or presets
 add up.
@@ -27,6 +27,20 @@ OUT = Path(__file__).parent / "results" / "families"
 PLOT = Path(__file__).parent.parent / "docs" / "img" / "families"
 
 
+def restore_runs(out: Path) -> None:
+    """Writes back the run files of the folder's committed results.json that are missing (runs/ is not committed),
+    without their curves, so that a sweep of other methods or settings adds its runs to the committed ones instead of
+    replacing them in results.json."""
+    results = out / "results.json"
+    if not results.exists():
+        return
+    for fields in json.loads(results.read_text()):
+        run = out / "runs" / f"{fields['key']}.json"
+        if not run.exists():
+            run.parent.mkdir(parents=True, exist_ok=True)
+            run.write_text(json.dumps({**fields, "curves": {}}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ablations", nargs="*", default=["resample", "mean", "zero"])
@@ -40,10 +54,19 @@ def main() -> None:
     parser.add_argument("--methods", nargs="*", default=method_names(), help="methods to run (default: all)")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--jobs", type=int, default=1, help="runs at once, in worker processes (one per core)")
+    parser.add_argument(
+        "--init",
+        metavar="METHOD",
+        help="warm-start edge-sp and node-sp from this attribution method's scores (init=METHOD): their rows in the "
+        "table read `edge-sp (init METHOD)`, beside the uniform start's rows from earlier sweeps into the folder",
+    )
     args = parser.parse_args()
     tasks = tuple(t for family in FAMILIES.values() for t in family if t not in args.skip)
     presets = PRESETS if args.preset == "both" else (args.preset,)
-    run_bench(Sweep(tasks, tuple(args.methods), tuple(args.ablations), presets=presets), args.out, jobs=args.jobs)
+    warm = {m: {"init": args.init} for m in args.methods if m in ("edge-sp", "node-sp")} if args.init else {}
+    sweep = Sweep(tasks, tuple(args.methods), tuple(args.ablations), hyperparameters=warm, presets=presets)
+    restore_runs(args.out)
+    run_bench(sweep, args.out, jobs=args.jobs)
     # every run in the folder, of this sweep's tasks: sweeps of other methods or presets add up
     records = [RunRecord.from_json(fields) for fields in json.loads((args.out / "results.json").read_text())]
     summary = family_summary([r for r in records if r.task in tasks])

@@ -492,12 +492,14 @@ def render_methods(results_dir: Path, prov: Provenance) -> str:
         return page("Every method on every task", intro, missing_file(prov, path))
     records = load(path)
 
-    def label(r: dict) -> str:
+    def label(r: dict) -> str:  # as RunRecord.label: the method, its warm start, its preset when not tuned
+        init = (r.get("hyperparameters") or {}).get("init")
         preset = r.get("preset") or "tuned"
-        return r["method"] if preset == "tuned" else f"{r['method']} ({preset})"
+        return r["method"] + (f" (init {init})" if init else "") + ("" if preset == "tuned" else f" ({preset})")
 
     cells = {(r["task"], r["ablation"], label(r)): r for r in records}
-    labels = ordered((label(r) for r in records), tuple(m + s for m in METHOD_ORDER for s in ("", " (published)")))
+    variants = ("", " (init eap)", " (published)")
+    labels = ordered((label(r) for r in records), tuple(m + s for m in METHOD_ORDER for s in variants))
     tasks = ordered((r["task"] for r in records), TASK_ORDER)
     ablations = ordered((r["ablation"] for r in records), ("resample", "mean", "zero"))
     seeds = sorted({r["seed"] for r in records})

@@ -22,7 +22,7 @@ from edgewise.graph import Edge, EdgeScores, circuit_from_scores
 from edgewise.patching import task_ablation
 from edgewise.patching.allocator import keep_freed_memory
 from edgewise.report import plots as report
-from edgewise.suite.bench import PeakMemory, RunRecord, Sweep, run_bench, runner
+from edgewise.suite.bench import PeakMemory, RunRecord, Sweep, family_summary, run_bench, runner, summary_markdown
 from edgewise.suite.bench.lock import folder_lock
 from edgewise.suite.tasks.tracr import get_task
 
@@ -486,3 +486,21 @@ def test_every_committed_results_file_loads_and_writes_back_unchanged():
             assert {k: written.get(k, "lost") for k in fields if k != "curves"} == {
                 k: v for k, v in fields.items() if k != "curves"
             }, path
+
+
+def test_a_warm_started_run_is_its_own_row_beside_the_uniform_start():
+    """edge-sp with init=eap and edge-sp's uniform start are two rows of the summary and of the families table; the
+    published preset adds its own suffix."""
+    base = {"task": "tracr-reverse", "graph": "plain", "ablation": "resample", "method": "edge-sp"}
+    uniform = RunRecord.from_json({**base, "key": "a", "auroc_effective": 0.5, "hyperparameters": {"init": None}})
+    warm = RunRecord.from_json({**base, "key": "b", "auroc_effective": 1.0, "hyperparameters": {"init": "eap"}})
+    published = RunRecord.from_json({**base, "key": "c", "preset": "published", "hyperparameters": {"init": "eap"}})
+    assert (uniform.label, warm.label, published.label) == (
+        "edge-sp",
+        "edge-sp (init eap)",
+        "edge-sp (init eap) (published)",
+    )
+    summary = summary_markdown([uniform, warm])
+    assert "| tracr-reverse | plain | resample | edge-sp | tuned |" in summary
+    assert "| tracr-reverse | plain | resample | edge-sp (init eap) | tuned |" in summary
+    assert family_summary([uniform, warm]).auroc == {"edge-sp": {"tracr": 0.5}, "edge-sp (init eap)": {"tracr": 1.0}}

@@ -8,6 +8,8 @@ irrelevant ones and tie with them; AUROC is therefore asserted against the minim
 ablation, and against the derived circuit only as the tie-limited value it must then reach.
 """
 
+import re
+
 import pytest
 import torch
 from conftest import tracr
@@ -15,7 +17,7 @@ from conftest import tracr
 from edgewise.evaluate import effective_ground_truth, faithfulness, roc_auc
 from edgewise.graph import Edge
 from edgewise.methods import discover, hard_concrete, lambda_sweep
-from edgewise.methods.subnetwork_probing import deterministic_circuit, node_gates
+from edgewise.methods.subnetwork_probing import SubnetworkProbingConfig, deterministic_circuit, node_gates
 from edgewise.patching import task_ablation
 
 # Minimal circuits faithful under resample ablation, typed in from docs/ground-truth.md.
@@ -197,3 +199,64 @@ def test_node_sp_trajectory_gives_every_edge_its_writers_gate(proportion):
     for writer in gate_of_edge.unique():
         same = values[:, gate_of_edge == writer]
         assert torch.equal(same, same[:, :1].expand_as(same))
+
+
+def _mean_ranks(values: list[float]) -> list[float]:
+    """Ranks from 0, ties sharing their mean rank: by counting, as a reader would by hand."""
+    return [sum(w < v for w in values) + (sum(w == v for w in values) - 1) / 2 for v in values]
+
+
+def test_a_warm_start_begins_each_gate_at_its_attribution_rank(reverse):
+    """init="eap": the trajectory's first point (the gates before training) puts every edge at its |EAP| rank, spread
+    linearly over init_gate's log_alpha +- init_spread; the uniform start puts all at init_gate's."""
+    graph = reverse.graph()
+    ablated = task_ablation(reverse, graph, "resample")
+    eap = discover(reverse, "eap", graph=graph, ablated=ablated).scores.abs().tolist()
+    warm = discover(reverse, "edge-sp", graph=graph, ablated=ablated, init="eap", init_spread=3.0, steps=2)
+    start = hard_concrete.log_alpha_for(0.9)
+    expected = [start + 3.0 * (2 * r / (len(eap) - 1) - 1) for r in _mean_ranks(eap)]
+    assert warm.trajectory.values[0].tolist() == pytest.approx(expected, abs=1e-5)
+    assert warm.hyperparameters["init"] == "eap"
+    uniform = discover(reverse, "edge-sp", graph=graph, ablated=ablated, steps=2)
+    assert uniform.trajectory.values[0].tolist() == pytest.approx([start] * graph.n_edges)
+
+
+def test_a_warm_started_node_sp_starts_each_node_from_its_best_edge(reverse):
+    graph = reverse.graph()
+    ablated = task_ablation(reverse, graph, "resample")
+    eap = discover(reverse, "eap", graph=graph, ablated=ablated).scores.abs()
+    best = [
+        max(eap[e].item() for e in range(graph.n_edges) if graph.edge_writer[e] == w) for w in range(len(graph.writers))
+    ]
+    warm = discover(reverse, "node-sp", graph=graph, ablated=ablated, init="eap", steps=2)
+    start = hard_concrete.log_alpha_for(0.9)
+    per_node = [start + 2.0 * (2 * r / (len(best) - 1) - 1) for r in _mean_ranks(best)]
+    assert warm.trajectory.values[0].tolist() == pytest.approx(
+        [per_node[w] for w in graph.edge_writer.tolist()], abs=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "error", "message"),
+    [
+        ({"init": "edge-sp"}, "InvalidHyperparameterError", "init='edge-sp' would train SP to start SP"),
+        ({"init": "node-sp"}, "InvalidHyperparameterError", "init='node-sp'"),
+        ({"init": "eapp"}, "UnknownMethodError", "unknown method 'eapp'"),
+        ({"init": "eap", "init_spread": -1.0}, "InvalidHyperparameterError", "init_spread=-1.0"),
+    ],
+)
+def test_a_bad_warm_start_is_refused_before_any_work(settings, error, message):
+    import edgewise.errors
+
+    with pytest.raises(getattr(edgewise.errors, error), match=re.escape(message)):
+        SubnetworkProbingConfig(**settings)
+
+
+def test_candidates_beyond_the_graph_and_candidates_for_node_sp_are_refused(reverse):
+    from edgewise.errors import InvalidHyperparameterError
+
+    graph = reverse.graph()
+    with pytest.raises(InvalidHyperparameterError, match=f"candidates=1000 exceeds the graph's {graph.n_edges} edges"):
+        discover(reverse, "edge-sp", candidates=1000, steps=1)
+    with pytest.raises(InvalidHyperparameterError, match="node-sp gates whole nodes"):
+        discover(reverse, "node-sp", candidates=10, steps=1)

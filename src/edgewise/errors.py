@@ -136,3 +136,7 @@ class UnknownMethodError(EdgewiseError, ValueError):
 
 class UnknownGraphKindError(EdgewiseError, ValueError):
     """A graph kind that is not `plain` or `per-position` (optionally `/` and a known feature set)."""
+
+
+class InsufficientMemoryError(EdgewiseError, MemoryError):
+    """A run whose buffers, estimated before any work, would not fit in the memory available."""

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from ..errors import InvalidHyperparameterError, NonFiniteMetricError
 from ..graph import Circuit, EdgeScores, Graph, ScoreTrajectory
-from ..patching import AblatedOutputs, faithfulness_loss, full_logits
+from ..patching import AblatedOutputs, check_memory, faithfulness_loss, full_logits
 from ..tasks import Task
 from . import hard_concrete
 from .registry import get_method, register
@@ -56,7 +56,9 @@ class SubnetworkProbingConfig:
     Raises:
         InvalidHyperparameterError: a value out of its range (steps or n_samples below 1, a fraction outside
             [0, 1], init_gate not strictly between 0 and 1, an lr that is not positive or would overflow the float32
-            gates, a negative lambda_ or target_edges, candidates below 1, or SP as its own pre-filter).
+            gates, a negative lambda_, target_edges or init_spread, candidates below 1, or SP as its own pre-filter
+            or warm start).
+        UnknownMethodError: `prefilter` or `init` names no registered method.
     """
 
     lambda_: float = 0.1  # weight of the mean expected L0 (fixed-lambda mode); sweep it with `lambda_sweep`
@@ -78,6 +80,11 @@ class SubnetworkProbingConfig:
     # ablated and rank below every candidate, in the pre-filter's order. None: gates on every edge.
     candidates: int | None = None
     prefilter: str = "eap"
+    # Warm start, as the strong MIB 2025 entries start edge masks from EAP-IG: None starts every gate at init_gate
+    # (ACDC's uniform start); a method's name (eap, eap-ig-inputs, ...) starts each gate from its scores' rank, the
+    # best at init_gate's log_alpha + init_spread and the worst at - init_spread (node-sp: a node's best edge)
+    init: str | None = None
+    init_spread: float = 2.0
 
     def __post_init__(self):
         if self.steps is None:
@@ -112,11 +119,14 @@ class SubnetworkProbingConfig:
             raise InvalidHyperparameterError(f"target_edges={self.target_edges} must be >= 0")
         if self.candidates is not None and self.candidates < 1:
             raise InvalidHyperparameterError(f"candidates={self.candidates} must be at least 1 (None: every edge)")
-        if self.prefilter in ("edge-sp", "node-sp"):
-            raise InvalidHyperparameterError(
-                f"prefilter={self.prefilter!r} would train SP to pre-filter SP; use an "
-                "attribution method (eap, eap-ig-inputs, exact)"
-            )
+        for name in ("prefilter", "init"):
+            if getattr(self, name) is not None and get_method(getattr(self, name)).config is SubnetworkProbingConfig:
+                raise InvalidHyperparameterError(
+                    f"{name}={getattr(self, name)!r} would train SP to start SP; use an attribution method (eap, "
+                    "eap-ig-inputs, exact)"
+                )
+        if not self.init_spread >= 0:
+            raise InvalidHyperparameterError(f"init_spread={self.init_spread} must be a number >= 0")
 
 
 TRAJECTORY_POINTS = 20  # checkpoints of the gates' log_alpha recorded along training, besides the initial one
@@ -131,6 +141,7 @@ def train_gates(
     config: SubnetworkProbingConfig,
     seed: int,
     progress: bool = False,
+    initial: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, tuple[int, ...], torch.Tensor]:
     """Returns the trained log_alpha [n_gates] and its trajectory: the steps recorded (0 = before training, the
     last = config.steps) and log_alpha at each [n_checkpoints, n_gates]. Edge e is gated by gate gate_of_edge[e]
@@ -145,6 +156,7 @@ def train_gates(
         config: the training hyperparameters.
         seed: seeds the generator of the gate noise.
         progress: show a progress bar with the metric and the number of kept edges.
+        initial: each gate's log_alpha at the start [n_gates] (a warm start); None: every gate at init_gate.
 
     Returns:
         The trained log_alpha [n_gates], the recorded steps, and log_alpha at each [n_checkpoints, n_gates].
@@ -152,16 +164,28 @@ def train_gates(
     Raises:
         InvalidHyperparameterError: target_edges is above the graph's number of edges, or the sparsity term or its
             gradient becomes NaN or infinite.
+        InsufficientMemoryError: the patched forward's buffers would not fit in the memory available (before any
+            step).
         NonFiniteMetricError: the metric, or its gradient, becomes NaN or infinite during training.
     """
     if config.target_edges is not None and not 0 <= config.target_edges <= graph.n_edges:
         raise InvalidHyperparameterError(
             f"target_edges must lie in [0, {graph.n_edges}] for this graph, got {config.target_edges}"
         )
-    generator = torch.Generator().manual_seed(seed)
-    log_alpha = torch.full(
-        (n_gates,), hard_concrete.log_alpha_for(config.init_gate), dtype=GATE_DTYPE, requires_grad=True
+    check_memory(  # n_samples masks a step, each taking gradients: the largest forward training runs
+        graph,
+        ablated,
+        task.clean,
+        task.adapter.n_positions(task.clean),
+        config.n_samples,
+        True,
+        f"subnetwork probing on {task.name} ({graph.n_edges} edges) with n_samples={config.n_samples}",
     )
+    generator = torch.Generator().manual_seed(seed)
+    start = hard_concrete.log_alpha_for(config.init_gate)
+    log_alpha = (
+        torch.full((n_gates,), start, dtype=GATE_DTYPE) if initial is None else initial.to(GATE_DTYPE).clone()
+    ).requires_grad_(True)
     optimizer = torch.optim.Adam([log_alpha], lr=config.lr)
     multipliers = torch.zeros(2, dtype=GATE_DTYPE, requires_grad=True)  # l1, l2 of the Lagrangian
     ascent = torch.optim.SGD([multipliers], lr=config.multiplier_lr, maximize=True)
@@ -281,6 +305,32 @@ def check_step(
     )
 
 
+def warm_start(gate_scores: torch.Tensor, config: SubnetworkProbingConfig) -> torch.Tensor:
+    """Returns each gate's starting log_alpha from attribution scores: by rank of |score| (ties sharing their mean
+    rank), linearly from init_gate's log_alpha - init_spread (the lowest) to + init_spread (the highest).
+
+    Args:
+        gate_scores: one attribution score per gate [n_gates].
+        config: gives init_gate and init_spread.
+
+    Returns:
+        The starting log_alpha [n_gates].
+    """
+    magnitude = gate_scores.abs().double()
+    ordered = magnitude.sort().values
+    below = torch.searchsorted(ordered, magnitude)  # gates scoring strictly less
+    ties = torch.searchsorted(ordered, magnitude, right=True) - below - 1  # other gates scoring the same
+    fraction = (below + ties / 2) / max(len(magnitude) - 1, 1)  # [n_gates] in [0, 1]
+    return hard_concrete.log_alpha_for(config.init_gate) + config.init_spread * (2 * fraction - 1)
+
+
+def _starting_scores(task, graph, ablated, config: SubnetworkProbingConfig, progress: bool) -> dict[str, torch.Tensor]:
+    """Returns the scores [n_edges] of the pre-filter (with candidates) and of the warm start (with init), by
+    method name: each method runs once, also when it serves both."""
+    names = {*([config.prefilter] if config.candidates is not None else []), *([config.init] if config.init else [])}
+    return {name: get_method(name).scores(task, graph, ablated, progress=progress) for name in sorted(names)}
+
+
 def node_gates(graph: Graph) -> tuple[torch.Tensor, int]:
     """Returns (gate of each edge [n_edges], number of gates) for one gate per writer (per writer and position).
 
@@ -346,18 +396,27 @@ def edge_subnetwork_probing(task, graph, ablated, config: SubnetworkProbingConfi
     Returns:
         (tuple[torch.Tensor, ScoreTrajectory]): The scores [n_edges] and their trajectory.
     """
-    if config.candidates is None or config.candidates >= graph.n_edges:
+    if config.candidates is not None and config.candidates > graph.n_edges:
+        raise InvalidHyperparameterError(
+            f"candidates={config.candidates} exceeds the graph's {graph.n_edges} edges; leave it unset to gate every "
+            "edge, or give at most that many"
+        )
+    scores_of = _starting_scores(task, graph, ablated, config, progress)
+    start = scores_of.get(config.init)
+    if config.candidates is None or config.candidates == graph.n_edges:
+        initial = None if start is None else warm_start(start, config)
         log_alpha, steps, history = train_gates(
-            task, graph, ablated, torch.arange(graph.n_edges), graph.n_edges, config, seed, progress
+            task, graph, ablated, torch.arange(graph.n_edges), graph.n_edges, config, seed, progress, initial
         )
         return log_alpha, ScoreTrajectory(steps, history)
-    prior = get_method(config.prefilter).scores(task, graph, ablated, progress=progress).abs()
+    prior = scores_of[config.prefilter].abs()
     order = prior.argsort(descending=True, stable=True)  # [n_edges]: the pre-filter's ranking
     candidates = order[: config.candidates]
     gate_of_edge = torch.full((graph.n_edges,), config.candidates)
     gate_of_edge[candidates] = torch.arange(config.candidates)
+    initial = None if start is None else warm_start(start[candidates], config)
     log_alpha, steps, history = train_gates(
-        task, graph, ablated, gate_of_edge, config.candidates, config, seed, progress
+        task, graph, ablated, gate_of_edge, config.candidates, config, seed, progress, initial
     )
     # Left-out edges rank below every candidate and below the keep threshold (they stayed ablated all run, so no
     # circuit may hold them), one apart in the pre-filter's order; equal priors share a score
@@ -381,13 +440,28 @@ def node_subnetwork_probing(task, graph, ablated, config: SubnetworkProbingConfi
         task (Task): the task whose faithfulness metric (or objective) is minimised.
         graph (Graph): the graph whose writers are gated.
         ablated (AblatedOutputs): what ablated edges carry.
-        config: the training hyperparameters; `candidates` does not apply.
+        config: the training hyperparameters; `candidates` does not apply (a node's edges share one gate).
         seed: seeds the gate noise.
         progress: show a progress bar.
 
     Returns:
         (tuple[torch.Tensor, ScoreTrajectory]): The scores [n_edges] and their trajectory.
+
+    Raises:
+        InvalidHyperparameterError: `candidates` is set.
     """
+    if config.candidates is not None:
+        raise InvalidHyperparameterError(
+            f"node-sp gates whole nodes, so candidates={config.candidates} (an edge pre-filter) does not apply; "
+            "leave it unset, or use edge-sp"
+        )
     gate_of_edge, n_gates = node_gates(graph)
-    log_alpha, steps, history = train_gates(task, graph, ablated, gate_of_edge, n_gates, config, seed, progress)
+    initial = None
+    if config.init is not None:  # a node starts from its best edge's score
+        edge_scores = _starting_scores(task, graph, ablated, config, progress)[config.init].abs()
+        best = torch.zeros(n_gates, dtype=edge_scores.dtype).scatter_reduce(0, gate_of_edge, edge_scores, "amax")
+        initial = warm_start(best, config)
+    log_alpha, steps, history = train_gates(
+        task, graph, ablated, gate_of_edge, n_gates, config, seed, progress, initial
+    )
     return log_alpha[gate_of_edge], ScoreTrajectory(steps, history[:, gate_of_edge])

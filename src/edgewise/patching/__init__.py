@@ -17,6 +17,7 @@ from .ablation import (
 from .allocator import release_freed_memory
 from .checks import run_checks
 from .forward import patched_forward
+from .memory import check_memory, patching_bytes
 from .objectives import answer_score, faithfulness_loss, full_logits
 
 __all__ = [
@@ -24,11 +25,13 @@ __all__ = [
     "AblatedOutputs",
     "Ablation",
     "answer_score",
+    "check_memory",
     "faithfulness_loss",
     "full_logits",
     "make_ablation",
     "mean_ablation",
     "patched_forward",
+    "patching_bytes",
     "per_position_mean_ablation",
     "record_writer_outputs",
     "release_freed_memory",

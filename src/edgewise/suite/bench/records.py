@@ -93,9 +93,17 @@ class RunRecord:
     _COST = ("seconds", "evaluation_seconds", "peak_memory_mib", "memory_measure", "device", "threads", "jobs")
 
     @property
+    def variant(self) -> str:
+        """Returns the method, with the attribution method it was warm-started from where it was: `edge-sp (init
+        eap)` (a warm start is a variant of the method a benchmark compares, not a preset)."""
+        init = self.hyperparameters.get("init")
+        return self.method + (f" (init {init})" if init else "")
+
+    @property
     def label(self) -> str:
-        """Returns the method as summaries name it: `acdc` at the tuned preset, `acdc (published)` otherwise."""
-        return self.method if self.preset == "tuned" else f"{self.method} ({self.preset})"
+        """Returns the method as summaries name it: its variant at the tuned preset (`acdc`, `edge-sp (init eap)`),
+        with the preset otherwise (`acdc (published)`)."""
+        return self.variant if self.preset == "tuned" else f"{self.variant} ({self.preset})"
 
     def figure(self, name: str, truth: str = "compiler") -> float | None:
         """Returns one figure: a truth's (`auroc`, `node_auroc`, `faithfulness_at_truth_size`; None where the run

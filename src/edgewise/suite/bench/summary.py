@@ -77,7 +77,7 @@ def summary_markdown(records: list[RunRecord]) -> str:
     """
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        groups.setdefault((r.task, str(r.graph), str(r.ablation), r.method, r.preset), []).append(r)
+        groups.setdefault((r.task, str(r.graph), str(r.ablation), r.variant, r.preset), []).append(r)
     redundant = any(r.redundancy for r in records)
     rows = [
         [
