@@ -1,5 +1,5 @@
 """Time and memory per edge-SP step on the largest feature graphs edgewise ships, with and without the attribution
-pre-filter (EAP's top N edges get gates, the rest stay ablated).
+pre-filter (EAP's top N edges get gates, the rest stay ablated), on the dense and on the sparse patching forward.
 
 Each case runs edge-sp for a fixed number of steps on one thread and reports seconds per step and the process's
 peak resident memory above its level before the run (sampled, approximate), plus the graph's size. Prints a table
@@ -23,16 +23,18 @@ from edgewise.suite.bench.memory import PeakMemory
 from edgewise.suite.tasks import get_task
 
 OUT = Path(__file__).parent / "results" / "feature_scale.json"
-CASES = [  # (task, per_position, candidates): the largest oracle feature graphs, plain and per position
-    ("tracr-dyck2", False, None),
-    ("tracr-dyck2", False, 500),
-    ("tracr-dyck2", True, None),
-    ("tracr-dyck2", True, 500),
-    ("tracr-sort-freq", True, None),
+CASES = [  # (task, per_position, candidates, patching): the largest oracle feature graphs, plain and per position
+    ("tracr-dyck2", False, None, "dense"),
+    ("tracr-dyck2", False, 500, "dense"),
+    ("tracr-dyck2", False, 500, "sparse"),
+    ("tracr-dyck2", True, None, "dense"),
+    ("tracr-dyck2", True, 500, "dense"),
+    ("tracr-dyck2", True, 500, "sparse"),
+    ("tracr-sort-freq", True, None, "dense"),
 ]
 
 
-def measure(task_name: str, per_position: bool, candidates: int | None, steps: int) -> dict:
+def measure(task_name: str, per_position: bool, candidates: int | None, patching: str, steps: int) -> dict:
     """Returns one case's graph size, seconds per SP step and peak memory (MiB above the start)."""
     task = get_task(task_name)
     graph = task.graph(per_position=per_position, features="oracle")
@@ -40,12 +42,13 @@ def measure(task_name: str, per_position: bool, candidates: int | None, steps: i
     discover(task, "edge-sp", graph=graph, ablated=ablated, steps=2)  # warm-up: first-call costs out of the timing
     with PeakMemory() as memory:
         start = time.perf_counter()
-        discover(task, "edge-sp", graph=graph, ablated=ablated, steps=steps, candidates=candidates)
+        discover(task, "edge-sp", graph=graph, ablated=ablated, steps=steps, candidates=candidates, patching=patching)
         seconds = time.perf_counter() - start
     return {
         "task": task_name,
         "per_position": per_position,
         "candidates": candidates,
+        "patching": patching,
         "n_edges": graph.n_edges,
         "n_writers": len(graph.writers),
         "batch": list(task.clean.shape),
@@ -61,13 +64,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
     rows = [measure(*case, args.steps) for case in CASES]
-    print("| task | graph | feature edges | writers | gated edges | s / step | peak MiB |")
-    print("|---|---|---|---|---|---|---|")
+    print("| task | graph | feature edges | writers | gated edges | patching | s / step | peak MiB |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         graph = "per-position" if r["per_position"] else "plain"
         print(
             f"| {r['task']} | {graph}/oracle | {r['n_edges']} | {r['n_writers']} | "
-            f"{r['candidates'] or r['n_edges']} | {r['seconds_per_step']:.3f} | {r['peak_memory_mib']:.0f} |"
+            f"{r['candidates'] or r['n_edges']} | {r['patching']} | {r['seconds_per_step']:.3f} | "
+            f"{r['peak_memory_mib']:.0f} |"
         )
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(rows, indent=2))

@@ -325,6 +325,29 @@ def render_speed(results_dir: Path, prov: Provenance) -> str:
                 "work (auto-circuit on 200 sequences, edgewise on ACDC's 6) and are not shown; "
                 "[peers](peers.md) has the comparison on identical work."
             )
+
+    path = results_dir / "sparse_patching.json"
+    blocks.append("## The sparse forward: cost that follows the gated edges")
+    if not path.exists():
+        blocks.append(missing_file(prov, path))
+    else:
+        d = load(path)
+        body = [
+            ["dense `patched_forward`, every edge in the mask", seconds(d["dense_s"]), "1.00"],
+            [f"`SparseMasking`, {d['n_gated']} gated", seconds(d["sparse_s"]), f"{d['sparse_over_dense']:.2f}"],
+            [
+                "plain forward + backward, no patching (the floor)",
+                seconds(d["plain_s"]),
+                f"{d['plain_over_dense']:.2f}",
+            ],
+        ]
+        blocks.append(
+            f"`benchmarks/sparse_patching.py`: forward + backward on {d['task']}'s {d['graph']}, batch "
+            f"{' x '.join(map(str, d['batch']))}, {d['fixed']}; median of {d['repeats']} alternating runs. Building "
+            f"the sparse masking takes {seconds(d['build_s'])}, once per run."
+        )
+        blocks.append(table(["path", "forward + backward", "/ dense"], body))
+        blocks.append(prov.line(path, machine=f"{d.get('machine')}, torch {d.get('torch')}, {d.get('threads')} thread"))
     return page("Speed", *blocks)
 
 
@@ -691,6 +714,7 @@ def render_features(results_dir: Path, prov: Provenance) -> str:
                 r["n_edges"],
                 r["n_writers"],
                 r["candidates"] if r.get("candidates") is not None else r["n_edges"],
+                r.get("patching", "dense"),
                 f"{r['seconds_per_step']:.3f}",
                 f"{r['peak_memory_mib']:.0f}",
             ]
@@ -699,9 +723,12 @@ def render_features(results_dir: Path, prov: Provenance) -> str:
         threads = sorted({r["threads"] for r in runs if r.get("threads") is not None})
         blocks += [
             f"`benchmarks/feature_scale.py`: {' or '.join(map(str, steps))} steps at the defaults; gated edges "
-            "below the graph's edges: an EAP pre-filter (`--set candidates=N`), its pass included; peak: the "
-            "sampled resident set above the start.",
-            table(["task", "graph", "feature edges", "writers", "gated edges", "s / step", "peak MiB"], rows),
+            "below the graph's edges: an EAP pre-filter (`--set candidates=N`), its pass included; patching: the "
+            "dense forward or the sparse one (`--set patching=sparse`, runs before it had the choice: dense); peak: "
+            "the sampled resident set above the start.",
+            table(
+                ["task", "graph", "feature edges", "writers", "gated edges", "patching", "s / step", "peak MiB"], rows
+            ),
             prov.line(path, machine=", ".join(plural(t, "thread") for t in threads) or None),
         ]
 

@@ -43,7 +43,7 @@ def test_graph_json_contract(tmp_path, per_position):
 def test_check_passes_on_a_tracr_task(precision):
     result = run_edgewise("check", "tracr-proportion", *precision)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "16/16 patching checks passed" in result.stdout
+    assert "17/17 patching checks passed" in result.stdout
     assert "patching checks passed" in result.stdout and "FAIL" not in result.stdout
 
 

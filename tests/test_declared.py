@@ -330,6 +330,6 @@ def test_a_task_file_runs_on_the_command_line(tmp_path):
         "                torch.ones(6, 1, dtype=torch.bool))\n"
     )
     result = run_edgewise("check", f"{source}:make")
-    assert result.returncode == 0 and "16/16 patching checks passed on mine" in result.stdout
+    assert result.returncode == 0 and "17/17 patching checks passed on mine" in result.stdout
     missing = run_edgewise("check", f"{source}:nothing")
     assert missing.returncode == 2 and "has no function 'nothing'" in missing.stderr

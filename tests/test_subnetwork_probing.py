@@ -243,6 +243,8 @@ def test_a_warm_started_node_sp_starts_each_node_from_its_best_edge(reverse):
         ({"init": "node-sp"}, "InvalidHyperparameterError", "init='node-sp'"),
         ({"init": "eapp"}, "UnknownMethodError", "unknown method 'eapp'"),
         ({"init": "eap", "init_spread": -1.0}, "InvalidHyperparameterError", "init_spread=-1.0"),
+        ({"patching": "fast"}, "InvalidHyperparameterError", "patching='fast' must be 'dense' or 'sparse'"),
+        ({"patching": "sparse"}, "InvalidHyperparameterError", "set candidates=N"),
     ],
 )
 def test_a_bad_warm_start_is_refused_before_any_work(settings, error, message):
@@ -260,3 +262,31 @@ def test_candidates_beyond_the_graph_and_candidates_for_node_sp_are_refused(reve
         discover(reverse, "edge-sp", candidates=1000, steps=1)
     with pytest.raises(InvalidHyperparameterError, match="node-sp gates whole nodes"):
         discover(reverse, "node-sp", candidates=10, steps=1)
+
+
+def test_a_prefiltered_run_trains_on_the_sparse_forward_as_it_would_on_the_dense_one(reverse, monkeypatch):
+    """With candidates and patching="sparse", edge-sp runs `SparseMasking`; the same run on a stand-in that feeds the
+    equivalent full mask to the dense `patched_forward` (an independent path) learns the same gates, as does the
+    default dense run."""
+    import edgewise.methods.subnetwork_probing as sp
+    from edgewise.patching import SparseMasking, patched_forward
+
+    built = []
+
+    class Dense(SparseMasking):
+        def forward(self, tokens, gates):
+            built.append(1)
+            return patched_forward(self.adapter, self.graph, tokens, self.ablated, self.full_mask(gates))
+
+    graph = reverse.graph()
+    ablated = task_ablation(reverse, graph, "zero")
+    settings = {"graph": graph, "ablated": ablated, "candidates": 15, "steps": 30}
+    sparse = discover(reverse, "edge-sp", patching="sparse", **settings)
+    default = discover(reverse, "edge-sp", **settings)
+    monkeypatch.setattr(sp, "SparseMasking", Dense)
+    dense = discover(reverse, "edge-sp", patching="sparse", **settings)
+    assert built  # the stand-in ran: patching="sparse" takes the sparse path
+    assert torch.allclose(sparse.scores, dense.scores, atol=1e-4)
+    assert torch.allclose(sparse.scores, default.scores, atol=1e-4)
+    assert sparse.hyperparameters["patching"] == "sparse" and default.hyperparameters["patching"] == "dense"
+    assert (sparse.scores - sparse.scores.mean()).abs().max() > 0.1  # the gates moved: the comparison has teeth

@@ -19,11 +19,13 @@ from .checks import run_checks
 from .forward import patched_forward
 from .memory import check_memory, patching_bytes
 from .objectives import answer_score, faithfulness_loss, full_logits
+from .sparse import SparseMasking
 
 __all__ = [
     "ABLATIONS",
     "AblatedOutputs",
     "Ablation",
+    "SparseMasking",
     "answer_score",
     "check_memory",
     "faithfulness_loss",

@@ -15,6 +15,7 @@ from ..tasks import Task
 from .ablation import task_ablation
 from .forward import patched_forward
 from .reference import per_edge_forward, single_edge_patch
+from .sparse import SparseMasking
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,9 @@ def run_checks(
     The checks: a mask of ones gives the plain forward; a mask of zeros under resample ablation gives the forward on
     the corrupted batch; removing each of up to `n_edges` edges, those of a sample that move the logits most (one per
     reader kind first), matches a hand-written hook patch (`single_edge_patch`); and `n_masks` random masks match the
-    per-edge reference (`per_edge_forward`) under every ablation, batched into one forward for resample.
+    per-edge reference (`per_edge_forward`) under every ablation, batched into one forward for resample; and the
+    sparse forward of a pre-filtered run (`SparseMasking`: a tenth of the edges gated, the rest ablated) matches it
+    too.
 
     Args:
         task: the task whose model, clean and corrupted batches are used.
@@ -161,4 +164,17 @@ def run_checks(
                     per_edge_forward(adapter, graph, clean, ablated, mask),
                 )
             )
+    # The sparse forward of a pre-filtered SP run: a tenth of the edges gated (random gates), the rest ablated
+    gated = torch.randperm(graph.n_edges, generator=generator)[: max(1, graph.n_edges // 10)]
+    gates = torch.rand(len(gated), generator=generator).to(full.dtype)
+    sparse = SparseMasking(adapter, graph, resample, gated, torch.zeros(graph.n_edges)).forward(clean, gates)
+    mask = torch.zeros(graph.n_edges, dtype=full.dtype)
+    mask[gated] = gates
+    results.append(
+        check(
+            f"sparse forward ({len(gated)} gated, the rest ablated) = per-edge reference",
+            sparse,
+            per_edge_forward(adapter, graph, clean, resample, mask),
+        )
+    )
     return results
