@@ -1145,6 +1145,53 @@ def render_startup(results_dir: Path, prov: Provenance) -> str:
     )
 
 
+def render_lm_sp(results_dir: Path, prov: Provenance) -> str:
+    path = results_dir / "lm_sp.json"
+    intro = (
+        "`benchmarks/lm_sp.py`: edge SP against attribution on a real language model, SmolLM2-135M's IOI graph. Each "
+        "method fits on the discovery prompts and is scored on the held-out prompts: the edges a top-k circuit "
+        "needs for 80%, 90% and 95% faithfulness, MIB's CPR (higher is better) and CMD (lower is better), and edge "
+        "SP's own circuit (its open gates) with its held-out faithfulness."
+    )
+    if not path.exists():
+        return page("Edge SP on a language model", intro, missing_file(prov, path))
+    d = load(path)
+    rows = [
+        [
+            f"`{r['label']}`",
+            num(r.get("edges_to_80"), "d", "not reached"),
+            num(r.get("edges_to_90"), "d", "not reached"),
+            num(r.get("edges_to_95"), "d", "not reached"),
+            num(r.get("cpr"), ".3f"),
+            num(r.get("cmd"), ".3f"),
+            f"{r['circuit_edges']} ({r['circuit_faithfulness']:.2f})" if "circuit_edges" in r else "-",
+            seconds(r["seconds"]),
+            num(r.get("peak_memory_mib"), ".0f"),
+        ]
+        for r in d["results"]
+    ]
+    sp = next((r for r in d["results"] if r["method"] == "edge-sp"), {})
+    settings = ", ".join(
+        f"{k} {v}" for k, v in (sp.get("hyperparameters") or {}).items() if k in ("steps", "n_samples")
+    )
+    caption = (
+        f"{d['task']}, {d['n_edges']} edges, {d['ablation']} ablation; {d['discovery_prompts']} discovery and "
+        f"{d['held_out_prompts']} held-out prompts; curves at {d['curve_sizes']} circuit sizes (a size is the first "
+        f"evaluated one at or past the true one); edge SP: {settings or 'its defaults'}, other settings its tuned "
+        "defaults."
+    )
+    machine = f"{d.get('device')}, {plural(d.get('threads', 1), 'thread')}, {d.get('machine')}, torch {d.get('torch')}"
+    picture = image(results_dir, "lm-sp-faithfulness.png", "faithfulness curves on held-out prompts")
+    return page(
+        "Edge SP on a language model",
+        intro,
+        caption,
+        table(["method", "edges for 80%", "90%", "95%", "CPR", "CMD", "own circuit (f)", "seconds", "peak MiB"], rows),
+        prov.line(path, machine=machine),
+        picture,
+    )
+
+
 def render_worst_move(results_dir: Path, prov: Provenance) -> str:
     path = results_dir / "worst_move.json"
     intro = (
@@ -1235,6 +1282,7 @@ PAGES = (  # (file, title on the index, what it holds, renderer)
         render_redundancy,
     ),
     ("removal.md", "Capability removal", "every intervention on the multitask model and on SmolLM2", render_removal),
+    ("lm-sp.md", "Edge SP on SmolLM2", "edge SP against EAP and EAP-IG on SmolLM2's IOI graph", render_lm_sp),
     ("startup.md", "Start-up", "the command line's start-up time", render_startup),
     ("worst-move.md", "Worst move", "the worst-move episode on tic-tac-toe", render_worst_move),
 )

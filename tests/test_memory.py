@@ -2,6 +2,8 @@
 independent count, taken by wrapping the pool), and a training run whose estimate exceeds the memory available stops
 before its first step."""
 
+import sys
+
 import pytest
 import torch
 
@@ -42,3 +44,33 @@ def test_training_that_would_not_fit_stops_before_its_first_step(reverse, monkey
     with pytest.raises(InsufficientMemoryError, match=r"n_samples=4.*GiB available; reduce the masks a step"):
         discover(reverse, "edge-sp", steps=5)
     assert calls == []  # no step ran
+
+
+def test_a_faithfulness_curve_takes_no_more_masks_a_forward_than_memory_allows(reverse, monkeypatch):
+    """With memory for about one mask, the curve runs one mask a forward and gives the curve it gives in one pass."""
+    import psutil
+
+    from edgewise.evaluate import faithfulness_curve
+
+    graph = reverse.graph()
+    ablated = task_ablation(reverse, graph, "zero")
+    scores = discover(reverse, "eap", graph=graph, ablated=ablated)
+    together = faithfulness_curve(reverse, scores, ablated)
+    one = patching_bytes(graph, ablated, reverse.clean.shape[0], reverse.clean.shape[1], 1, gradients=False)
+
+    class Scarce:
+        available = 4 * one + 1  # 25% of it: one mask's buffers
+
+    masks_per_forward = []
+    original = forward.patched_forward
+
+    def counting(model, graph, tokens, ablated, mask):
+        masks_per_forward.append(mask.shape[0])
+        return original(model, graph, tokens, ablated, mask)
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Scarce())
+    # the module by its name: the package face's `faithfulness` is the function of that name
+    monkeypatch.setattr(sys.modules["edgewise.evaluate.faithfulness"], "patched_forward", counting)
+    apart = faithfulness_curve(reverse, scores, ablated)
+    assert set(masks_per_forward) == {1} and len(masks_per_forward) == len(together.sizes)
+    assert apart.faithfulness == pytest.approx(together.faithfulness, abs=1e-6)

@@ -11,7 +11,7 @@ import torch
 
 from ..errors import InvalidHyperparameterError
 from ..graph import Edge, EdgeScores, Graph
-from ..patching import AblatedOutputs, full_logits, patched_forward
+from ..patching import AblatedOutputs, available_bytes, full_logits, patched_forward, patching_bytes
 from ..tasks import Task
 from .roc import trapezoid
 
@@ -143,6 +143,17 @@ def circuit_sizes(n_edges: int, every_k_up_to: int = 1000, n_sampled: int = 201)
     return sorted({0, n_edges, *linear.round().long().tolist(), *geometric.round().long().tolist()})
 
 
+CURVE_MEMORY_SHARE = 0.25  # of the memory available now, that one forward of a faithfulness curve may plan to take
+
+
+def _masks_that_fit(task: Task, graph: Graph, ablated: AblatedOutputs) -> int:
+    """Returns how many masks one forward of the curve may take: the patching buffers of that many (without
+    gradients) stay within CURVE_MEMORY_SHARE of the memory available (the GPU's free memory on CUDA)."""
+    tokens = task.clean
+    one = patching_bytes(graph, ablated, tokens.shape[0], task.adapter.n_positions(tokens), 1, gradients=False)
+    return max(1, int(CURVE_MEMORY_SHARE * available_bytes(tokens.device) // max(one, 1)))
+
+
 @torch.no_grad()
 def faithfulness_curve(
     task: Task,
@@ -159,8 +170,10 @@ def faithfulness_curve(
     MIB evaluates a handful of sizes (0.1% to 100% of the edges). Our graphs are small, so the curve here takes
     every k from 0 to n_edges, except on graphs over `every_k_up_to` edges (dyck2's: 1997, and 9985 per position),
     which get `n_sampled` sizes (see `circuit_sizes`) so that a curve costs seconds rather than a minute. The masks
-    are batched, at most `rows_per_forward` input rows to one patched forward. m is a distance to the full model,
-    so m(full) = 0 up to float error and f(k) is `faithfulness` of C_k.
+    are batched, at most `rows_per_forward` input rows to one patched forward, and no more masks than leave the
+    patching buffers (`patching_bytes`) within CURVE_MEMORY_SHARE of the memory available (a 70,000-edge language
+    model's buffers are hundreds of MB a mask). m is a distance to the full model, so m(full) = 0 up to float error
+    and f(k) is `faithfulness` of C_k.
 
     Args:
         task: the task (its model, clean batch, metric and scored positions).
@@ -182,7 +195,7 @@ def faithfulness_curve(
     rank = torch.empty(graph.n_edges, dtype=torch.long)
     rank[torch.argsort(-scores.snapped(), stable=True)] = torch.arange(graph.n_edges)
     full = full_logits(task)
-    per_forward = max(1, rows_per_forward // task.clean.shape[0])
+    per_forward = max(1, min(rows_per_forward // task.clean.shape[0], _masks_that_fit(task, graph, ablated)))
     losses = []
     for start in range(0, len(sizes), per_forward):
         chunk = torch.tensor(sizes[start : start + per_forward])

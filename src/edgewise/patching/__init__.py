@@ -17,7 +17,7 @@ from .ablation import (
 from .allocator import release_freed_memory
 from .checks import run_checks
 from .forward import patched_forward
-from .memory import check_memory, patching_bytes
+from .memory import available_bytes, check_memory, patching_bytes
 from .objectives import answer_score, faithfulness_loss, full_logits
 from .sparse import SparseMasking
 
@@ -27,6 +27,7 @@ __all__ = [
     "Ablation",
     "SparseMasking",
     "answer_score",
+    "available_bytes",
     "check_memory",
     "faithfulness_loss",
     "full_logits",

@@ -42,6 +42,21 @@ def patching_bytes(
     return per_node * (len(graph.writers) * (2 if gradients else 1) + readers)
 
 
+def available_bytes(device: torch.device) -> int:
+    """Returns the memory free for new tensors on `device`: the GPU's free memory on CUDA, else the machine's
+    available memory.
+
+    Args:
+        device: where the tensors would live.
+
+    Returns:
+        The bytes available now.
+    """
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return psutil.virtual_memory().available
+
+
 def check_memory(
     graph: Graph,
     ablated: AblatedOutputs,
@@ -71,10 +86,7 @@ def check_memory(
             to reduce.
     """
     needed = patching_bytes(graph, ablated, tokens.shape[0], n_positions, n_masks, gradients)
-    if tokens.device.type == "cuda":
-        available = torch.cuda.mem_get_info(tokens.device)[0]
-    else:
-        available = psutil.virtual_memory().available
+    available = available_bytes(tokens.device)
     if needed > HEADROOM * available:
         raise InsufficientMemoryError(
             f"{what}: the patched forward's buffers need about {needed / 2**30:.1f} GiB ({len(graph.writers)} writers "
