@@ -360,10 +360,16 @@ def _plan_of(graph: Graph) -> _Plan:
     return _PLANS[key]
 
 
-def _plan_stages(graph: Graph) -> tuple[dict[int, _Stage], list[tuple[int, int, int, int]]]:
-    """Returns the stage of every reader group (by group index), and the products they run in forward order (writers
-    lo:hi into readers r0:r1); a block grows while the writers added since its start stay under half of those before
-    it."""
+def reader_runs(graph: Graph) -> list[list[int]]:
+    """Returns the runs of reader groups with no writer group between them (a layer's q, k, v inputs), as lists of
+    group indices in forward order: the stages a patching forward computes one product for.
+
+    Args:
+        graph: the graph whose hook groups are grouped.
+
+    Returns:
+        The runs, each a list of consecutive reader groups' indices.
+    """
     runs: list[list[int]] = []
     for i, g in enumerate(graph.groups):
         if g.kind == "reader":
@@ -371,8 +377,15 @@ def _plan_stages(graph: Graph) -> tuple[dict[int, _Stage], list[tuple[int, int, 
                 runs[-1].append(i)
             else:
                 runs.append([i])
+    return runs
+
+
+def _plan_stages(graph: Graph) -> tuple[dict[int, _Stage], list[tuple[int, int, int, int]]]:
+    """Returns the stage of every reader group (by group index), and the products they run in forward order (writers
+    lo:hi into readers r0:r1); a block grows while the writers added since its start stay under half of those before
+    it."""
     spans = []  # (n_before, r0, r1, group indices)
-    for run in runs:
+    for run in reader_runs(graph):
         last = graph.groups[run[-1]]
         spans.append(
             (

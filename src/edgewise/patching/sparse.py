@@ -27,6 +27,7 @@ from ..errors import GraphMismatchError, InvalidMaskError
 from ..graph import Graph, node_outputs
 from .ablation import AblatedOutputs
 from .allocator import keep_freed_memory
+from .forward import reader_runs
 
 _DELTA, _OUT = 0, 1  # what a term's row holds: out_w - abl_w, or out_w
 
@@ -200,14 +201,7 @@ class SparseMasking:
         self.form_b = (n_kept < n_ablated) & open_reader  # [readers]
         b = self.form_b[reader]  # per edge: its reader takes form (b)
 
-        # The stages: runs of reader groups with no writer between them
-        runs: list[list[int]] = []
-        for i, g in enumerate(graph.groups):
-            if g.kind == "reader":
-                if runs and runs[-1][-1] == i - 1:
-                    runs[-1].append(i)
-                else:
-                    runs.append([i])
+        runs = reader_runs(graph)  # the stages, as the dense forward has them
         stage_of_reader = torch.empty(n_r, dtype=torch.long)
         firsts = []
         for s, run in enumerate(runs):
