@@ -50,7 +50,7 @@ def plot_bench(out: str | Path, level: float = FAITHFUL_LEVEL) -> None:
             {
                 r.label: FaithfulnessCurve.from_dict(curves["faithfulness"])
                 for r, curves in runs
-                if curves["faithfulness"]
+                if curves.get("faithfulness")  # none kept: a NaN curve, or a run restored without its curves
             },
             out / "plots" / f"{stem}-faithfulness",
             f"faithfulness: {setting}",
