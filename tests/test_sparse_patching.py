@@ -12,7 +12,7 @@ from conftest import random_transformer, tracr
 
 from edgewise import DeclaredAdapter
 from edgewise.errors import GraphMismatchError, InvalidMaskError
-from edgewise.graph import Graph
+from edgewise.graph import Dictionary, Graph, node_outputs
 from edgewise.patching import SparseMasking, patched_forward, task_ablation
 from edgewise.patching.ablation import make_ablation
 from edgewise.patching.reference import per_edge_forward
@@ -177,6 +177,66 @@ def test_work_follows_the_gated_edges(fixed_kind):
     assert len(masking.src) == len(gated) + int(torch.minimum(kept, ablated).sum())
     if fixed_kind != "mixed":
         assert len(masking.src) == len(gated)
+
+
+@torch.no_grad()
+def test_a_feature_graph_is_never_split_densely_and_only_read_features_are_multiplied_out(monkeypatch):
+    """Item 2 of the sparse path: the writers' feature outputs are computed only for features some gated edge reads
+    (activations x decoder rows), never as the dense [..., n_features, d_model] split; the result still equals the
+    per-edge reference."""
+    model, graph, clean, _, ablations = _setup("reverse-oracle")
+    features = [i for i, e in enumerate(graph.edges) if graph.writer_node(e.writer).kind == "feature"]
+    gated = torch.tensor(features[:3] + [i for i, e in enumerate(graph.edges) if e.reader in graph.output_readers])
+    gated = torch.unique(gated)
+    masking = SparseMasking(model, graph, ablations["resample"], gated, torch.zeros(graph.n_edges))
+    gates = torch.rand(len(gated), generator=torch.Generator().manual_seed(0))
+    expected = per_edge_forward(model, graph, clean, ablations["resample"], masking.full_mask(gates))
+    parts_asked: list[int] = []
+    original_parts = Dictionary.parts
+
+    def counted(self, x, which=None):
+        parts_asked.append(self.n_features + 1 if which is None else len(which))
+        return original_parts(self, x, which)
+
+    def refused(self, x):
+        raise AssertionError("the sparse forward split a writer densely")
+
+    monkeypatch.setattr(Dictionary, "split", refused)
+    monkeypatch.setattr(Dictionary, "parts", counted)
+    got = masking.forward(clean, gates)
+    _assert_close(got, expected)
+    read = {graph.writer_node(graph.edges[int(i)].writer) for i in gated}
+    assert sum(parts_asked) == sum(1 for w in read if w.kind in ("feature", "error"))
+
+
+def test_dictionary_parts_equal_the_dense_split_at_the_chosen_parts():
+    g = torch.Generator().manual_seed(0)
+    directions = torch.randn(5, 8, generator=g)
+    dictionary = Dictionary.from_directions(directions, [f"f{i}" for i in range(5)])
+    x = torch.randn(3, 4, 8, generator=g)
+    # the brute-force split: every feature's activation times its decoder row, the error as x minus their sum
+    activations = x @ torch.linalg.pinv(directions.double()).float()
+    dense = torch.cat([activations.unsqueeze(-1) * directions, (x - activations @ directions).unsqueeze(-2)], dim=-2)
+    assert dictionary.parts(x, []).shape == (3, 4, 0, 8)
+    for which in ([0], [1, 3], [2, 5], [5], [0, 1, 2, 3, 4, 5]):
+        _assert_close(dictionary.parts(x, which), dense[..., which, :])
+    _assert_close(dictionary.split(x), dense)
+    assert torch.allclose(dictionary.split(x).sum(-2), x, atol=1e-5)
+    for bad in ([3, 1], [6], [-1], [2, 2]):
+        with pytest.raises(GraphMismatchError, match="ascending"):
+            dictionary.parts(x, bad)
+
+
+def test_node_outputs_of_chosen_nodes_equal_the_full_outputs_at_those_nodes():
+    _, graph, clean, _, _ = _setup("reverse-oracle")
+    d = next(iter(graph.dictionaries.values())).decoder.shape[1]
+    for group in (g for g in graph.groups if g.kind == "writer"):
+        shape = (2, clean.shape[1], len(dict.fromkeys(n.component for n in group.nodes)), d)
+        value = torch.randn(shape if group.per_head else shape[:2] + shape[3:])
+        full = node_outputs(group, graph.dictionaries, value)
+        n = len(group.nodes)
+        for chosen in ([0], [n - 1], list(range(0, n, 2)), list(range(n))):
+            _assert_close(node_outputs(group, graph.dictionaries, value, chosen), full[..., chosen, :])
 
 
 @torch.no_grad()

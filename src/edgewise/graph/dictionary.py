@@ -112,9 +112,42 @@ class Dictionary:
             The parts [..., n_features + 1, d_model]: feature i's activation times its decoder row, then the error
                 (x minus the features' sum), so the parts sum to x.
         """
-        features = self.encode(x).unsqueeze(-1) * self.decoder.to(x)  # [..., n_features, d_model]
-        error = x - features.sum(-2)
-        return torch.cat([features, error.unsqueeze(-2)], dim=-2)
+        return self.parts(x)
+
+    def parts(self, x: torch.Tensor, which: Sequence[int] | None = None) -> torch.Tensor:
+        """Returns some parts of outputs x [..., d_model], computing only those: a feature's part is its activation
+        times its decoder row; the error is x minus the reconstruction (activations @ decoder), so that it never needs
+        the dense `[..., n_features, d_model]` split.
+
+        Args:
+            x: writer outputs [..., d_model].
+            which: the parts to return, ascending: i < n_features is feature i, n_features the error; None: all.
+
+        Returns:
+            The chosen parts in the order of `which`, [..., len(which), d_model].
+
+        Raises:
+            GraphMismatchError: `which` is not ascending or names a part outside 0..n_features.
+        """
+        activations, decoder = self.encode(x), self.decoder.to(x)
+        if which is None:
+            features, error = activations.unsqueeze(-1) * decoder, True
+        else:
+            which = list(which)
+            if which != sorted(set(which)) or (which and (which[0] < 0 or which[-1] > self.n_features)):
+                raise GraphMismatchError(
+                    f"parts must be ascending indices in 0..{self.n_features} (the last is the error); got {which}"
+                )
+            error = bool(which) and which[-1] == self.n_features
+            chosen = which[:-1] if error else which
+            if len(chosen) == self.n_features:
+                features = activations.unsqueeze(-1) * decoder
+            else:
+                index = torch.tensor(chosen, dtype=torch.long, device=x.device)
+                features = activations.index_select(-1, index).unsqueeze(-1) * decoder[index]
+        if not error:
+            return features
+        return torch.cat([features, (x - activations @ decoder).unsqueeze(-2)], dim=-2)
 
     def restricted(self, keep: Sequence[int]) -> "Dictionary":
         """Returns the dictionary of features `keep` (positions in this one); the others move into the error.
@@ -202,7 +235,9 @@ def feature_graph(
     return Graph(feature_groups(groups, present), n_positions, features, present)
 
 
-def node_outputs(group: HookGroup, dictionaries: dict[str, Dictionary], value: torch.Tensor) -> torch.Tensor:
+def node_outputs(
+    group: HookGroup, dictionaries: dict[str, Dictionary], value: torch.Tensor, nodes: Sequence[int] | None = None
+) -> torch.Tensor:
     """Returns the outputs of a writer group's nodes [..., n_nodes, d_model] from its hook value
     [..., (head,) d_model]: each head's (or the single output's) slice, or a dictionary's parts of it.
 
@@ -210,9 +245,11 @@ def node_outputs(group: HookGroup, dictionaries: dict[str, Dictionary], value: t
         group: a writer group of the graph.
         dictionaries: the graph's dictionaries, by writer name.
         value: the group's hook value [..., head, d_model] for a per-head group, else [..., d_model].
+        nodes: positions of the nodes to compute, ascending, in the group's node order; None: every node. Only
+            these are computed: a dictionary's unchosen features are never multiplied out.
 
     Returns:
-        One output per node of the group, in its node order [..., n_nodes, d_model].
+        One output per chosen node, in the group's node order [..., len(nodes), d_model].
 
     Raises:
         GraphMismatchError: the group splits a writer that `dictionaries` has no dictionary for (a feature graph
@@ -220,11 +257,22 @@ def node_outputs(group: HookGroup, dictionaries: dict[str, Dictionary], value: t
     """
     slots = value if group.per_head else value.unsqueeze(-2)
     if not group.split:
-        return slots
+        if nodes is None:
+            return slots
+        return slots.index_select(-2, torch.tensor(list(nodes), dtype=torch.long, device=value.device))
+    chosen = None if nodes is None else set(nodes)
     parts, whole = [], {n.name for n in group.nodes if n.kind not in (NodeKind.FEATURE, NodeKind.ERROR)}
-    for slot, component in enumerate(dict.fromkeys(n.component for n in group.nodes)):
+    sizes: dict[str, int] = {}
+    for node in group.nodes:
+        sizes[node.component] = sizes.get(node.component, 0) + 1
+    start = 0
+    for slot, (component, size) in enumerate(sizes.items()):
+        own = None if chosen is None else [i - start for i in range(start, start + size) if i in chosen]
+        start += size
+        if own == []:
+            continue
         if component in dictionaries:
-            parts.append(dictionaries[component].split(slots[..., slot, :]))
+            parts.append(dictionaries[component].parts(slots[..., slot, :], own))
         elif component in whole:
             parts.append(slots[..., slot : slot + 1, :])
         else:

@@ -46,16 +46,18 @@ class _SparseStage:
 
 
 class _RowStack:
-    """The writers' rows of one forward in one buffer that autograd never sees, [kinds, writers, P, mask, X]: per
-    kind (delta, output) and writer, P = 1 row of X = batch * pos * width values on a plain graph, or P = pos rows of
-    X = batch * width values on a per-position graph. `_RowPatch` reads it and routes gradients back to the writers'
-    outputs themselves (`pending`); narrower streams are zero-padded to `width`, as in `forward._DeltaStack`."""
+    """The rows of the writers some term reads, for one forward, in one buffer that autograd never sees,
+    [kinds, slots, P, mask, X]: per kind (delta, output) and read writer (its slot), P = 1 row of X = batch * pos *
+    width values on a plain graph, or P = pos rows of X = batch * width values on a per-position graph. Writers no
+    term reads take no slot, and their outputs are never split out of their hook values. `_RowPatch` reads it and
+    routes gradients back to the writers' outputs themselves (`pending`); narrower streams are zero-padded to
+    `width`, as in `forward._DeltaStack`."""
 
-    def __init__(self, kinds: tuple[int, ...], n_writers: int, width: int, per_position: bool):
-        self.kinds, self.n_writers, self.width, self.per_position = kinds, n_writers, width, per_position
+    def __init__(self, kinds: tuple[int, ...], n_slots: int, width: int, per_position: bool):
+        self.kinds, self.n_slots, self.width, self.per_position = kinds, n_slots, width, per_position
         self.count = 0
         self.buffer: torch.Tensor | None = None
-        self.rows: torch.Tensor | None = None  # the buffer as [kinds * writers * P, mask, X]
+        self.rows: torch.Tensor | None = None  # the buffer as [kinds * slots * P, mask, X]
         self.grad: torch.Tensor | None = None  # d loss / d buffer, accumulated by the products during backward
         self.pending: list[tuple[int, torch.Tensor]] = []  # (first writer, outputs) not yet given to a product
         self.tracks_grad = False
@@ -66,12 +68,12 @@ class _RowStack:
 
     def append(self, outputs: torch.Tensor, ablated: torch.Tensor) -> None:
         """Writes the rows of outputs [mask, node, batch, pos, d] (and outputs - ablated, ablated broadcast to them)
-        into the next writers' slots."""
+        into the next slots."""
         m, n, b, p, d = outputs.shape
         if self.buffer is None:
             n_pos = p if self.per_position else 1
             x = b * self.width if self.per_position else b * p * self.width
-            self.buffer = outputs.new_empty((len(self.kinds), self.n_writers, n_pos, m, x))
+            self.buffer = outputs.new_empty((len(self.kinds), self.n_slots, n_pos, m, x))
             self.rows = self.buffer.view(-1, m, x)
         values = outputs.detach()
         for k, kind in enumerate(self.kinds):
@@ -90,13 +92,14 @@ class _RowStack:
         self.count += n
 
     def grad_rows(self) -> torch.Tensor:
-        """Returns d loss / d rows [kinds * writers * P, mask, X], zero until the products' backwards add to it."""
+        """Returns d loss / d rows [kinds * slots * P, mask, X], zero until the products' backwards add to it."""
         if self.grad is None:
             self.grad = torch.zeros_like(self.buffer)
         return self.grad.view_as(self.rows)
 
     def output_grad(self, slot: int, shape: torch.Size) -> torch.Tensor:
-        """Returns d loss / d outputs [mask, node, batch, pos, d] of the writers from `slot`, summed over kinds."""
+        """Returns d loss / d outputs [mask, node, batch, pos, d] of the writers in slots from `slot`, summed over
+        kinds."""
         m, n, b, p, d = shape
         grad = self.grad[:, slot : slot + n]  # [kinds, node, P, mask, X]
         grad = grad[0] if len(self.kinds) == 1 else grad.sum(0)
@@ -226,10 +229,22 @@ class SparseMasking:
         # gated: g - 1 in form (a), g in (b); fixed: -1 for an ablated delta, +1 for a kept output
         self.constant = torch.where(st == 2, torch.where(eb, 0.0, -1.0), torch.where(st == 0, -1.0, 1.0))
         w, r, p = writer[edges], reader[edges], position[edges]
-        self.src = (kind_slot[kind] * n_w + w) * n_pos + p  # the term's row in the stack: kind, writer, position
+        read = torch.unique(w)  # the writers some term reads, ascending: only they take slots in the stack
+        slot_of_writer = torch.full((n_w,), -1, dtype=torch.long)
+        slot_of_writer[read] = torch.arange(len(read))
+        self.n_slots = len(read)
+        self.src = (kind_slot[kind] * len(read) + slot_of_writer[w]) * n_pos + p  # its row: kind, slot, position
         self.dst = (r - torch.tensor(firsts, dtype=torch.long)[stage]) * n_pos + p  # its reader's, in the stage
         counts = torch.bincount(stage, minlength=len(runs)).tolist()
 
+        self.read_nodes: dict[int, list[int]] = {}  # writer group index -> its read nodes, ascending
+        self.read_ablated: dict[int, torch.Tensor] = {}  # writer group index -> their ablated outputs
+        read_set, group_stacked = set(read.tolist()), iter(stacked)
+        for i, group in enumerate(graph.groups):
+            if group.kind == "writer":
+                first, value = graph.writers_before[i], next(group_stacked)
+                self.read_nodes[i] = [n for n in range(len(group.names)) if first + n in read_set]
+                self.read_ablated[i] = value[self.read_nodes[i]]
         constants = self._constants(stacked, (state != 1) & b)
         self.stages: list[_SparseStage] = []
         self.stage_of_group: dict[int, tuple[int, int]] = {}  # group index -> (stage, part)
@@ -380,18 +395,20 @@ class _SparseRun:
         self.coefs, self.stage_constants = coefs, stage_constants
         self.src, self.dst = terms  # each term's row in the stack, and its reader's row in its stage's product
         self.needs_total = bool(masking.form_b.any())
-        self.stack = _RowStack(masking.kinds, len(self.graph.writers), masking.width, self.graph.per_position)
+        self.stack = _RowStack(masking.kinds, masking.n_slots, masking.width, self.graph.per_position)
+        self.n_written = 0  # writers whose hooks have run
         self.total: torch.Tensor | None = None  # T: the sum of every writer's output so far, [mask, batch, pos, width]
         self.patches: dict[int, tuple[torch.Tensor, ...] | None] = {}  # by stage
 
     def writer_hook(self, group_index: int):
         group = self.graph.groups[group_index]
         ablated = self.masking.ablated.stacked(group)
+        read, read_ablated = self.masking.read_nodes[group_index], self.masking.read_ablated[group_index]
 
         def hook(value: torch.Tensor, hook) -> torch.Tensor:
-            if self.graph.writers_before[group_index] != self.stack.count:
+            if self.graph.writers_before[group_index] != self.n_written:
                 raise GraphMismatchError(
-                    f"writer hook {group.hook} ran after {self.stack.count} writers, but the graph places it after "
+                    f"writer hook {group.hook} ran after {self.n_written} writers, but the graph places it after "
                     f"{self.graph.writers_before[group_index]}: the adapter's hook order does not match the model"
                 )
             if ablated.shape[-1] != value.shape[-1]:
@@ -400,16 +417,16 @@ class _SparseRun:
                     f"{group.hook}: it was recorded on another model or graph; record it with this graph"
                 )
             value_by_mask = value.reshape(self.n_masks, self.batch, *value.shape[1:])
-            outputs = node_outputs(group, self.graph.dictionaries, value_by_mask).movedim(3, 1)  # [m, node, b, p, d]
-            if self.needs_total:
-                total = outputs.sum(1)
+            if self.needs_total:  # a group's node outputs sum to its hook value (over heads, if per head)
+                total = value_by_mask.sum(-2) if group.per_head else value_by_mask
                 if total.shape[-1] < self.masking.width:
                     total = torch.nn.functional.pad(total, (0, self.masking.width - total.shape[-1]))
                 self.total = total if self.total is None else self.total + total
-            if self.masking.kinds:
-                self.stack.append(outputs, ablated)
-            else:
-                self.stack.count += outputs.shape[1]
+            if read:
+                nodes = None if len(read) == len(group.names) else read
+                outputs = node_outputs(group, self.graph.dictionaries, value_by_mask, nodes)  # [m, b, p, node, d]
+                self.stack.append(outputs.movedim(3, 1), read_ablated)
+            self.n_written += len(group.names)
             return value
 
         return hook
@@ -420,9 +437,9 @@ class _SparseRun:
         stage = self.masking.stages[s]
 
         def hook(value: torch.Tensor, hook) -> torch.Tensor:
-            if self.stack.count != stage.n_before:
+            if self.n_written != stage.n_before:
                 raise GraphMismatchError(
-                    f"reader hook {group.hook} ran after {self.stack.count} writers, but the graph places it after "
+                    f"reader hook {group.hook} ran after {self.n_written} writers, but the graph places it after "
                     f"{stage.n_before}: the adapter's hook order does not match the model"
                 )
             if s not in self.patches:
