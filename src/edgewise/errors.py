@@ -90,6 +90,22 @@ class NonFiniteMetricError(EdgewiseError, ValueError):
     """A task metric that returns NaN or infinity on the full or the ablated model."""
 
 
+class InvalidMetricError(EdgewiseError, TypeError):
+    """A task metric (or objective) that is not an `edgewise.tasks.Metric`, e.g. a plain function."""
+
+
+class UnknownMetricError(EdgewiseError, KeyError):
+    """A metric name that is not in `edgewise.tasks.METRICS`; the message lists the known names."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+class MetricNotZeroError(EdgewiseError, ValueError):
+    """A task metric that is not 0 on the full model's own outputs: it is then no distance from the full model, and
+    every faithfulness value measured with it would be off by that amount."""
+
+
 class NonFiniteScoresError(EdgewiseError, ValueError):
     """A method that returned NaN or infinite edge scores."""
 
@@ -115,6 +131,24 @@ class InvalidDirectionsError(EdgewiseError, ValueError):
 class SAEFormatError(EdgewiseError, ValueError):
     """An SAE folder that is not in SAELens's format, or uses a SAELens setting edgewise does not implement; the message
     names the folder, the field and what is supported."""
+
+
+class SAEConfigError(SAEFormatError):
+    """An SAE folder's cfg.json field of the wrong type or out of range (d_in, d_sae, dtype, architecture, metadata,
+    hook_name, hook_head_index)."""
+
+
+class NonFiniteSAEWeightsError(SAEFormatError):
+    """An SAE folder whose weights hold NaN or infinite entries; the message names each tensor and how many."""
+
+
+class SAEHookError(SAEFormatError):
+    """An SAE that does not fit the writer its cfg names: a hook that is no writer of the model, a head index missing
+    or beyond the hook's heads, or a width other than the writer's."""
+
+
+class DuplicateSAEError(SAEHookError):
+    """Two SAE folders that split the same writer; the message names both folders."""
 
 
 class DeclarationError(EdgewiseError, ValueError):
