@@ -29,6 +29,7 @@ from ..errors import (
     InvalidActivationsError,
     InvalidDirectionsError,
     InvalidHyperparameterError,
+    OutputPathError,
     SAEFormatError,
 )
 
@@ -587,7 +588,7 @@ def _save(sae: SparseAutoencoder, folder: Path, key: str, config: SAETrainingCon
             shutil.rmtree(folder)
         folder.unlink(missing_ok=True)  # or a file in its place
         os.rename(tmp, folder)
-    except OSError as err:
+    except (OSError, OutputPathError) as err:  # save_saelens's atomic writer reports OSError as OutputPathError
         warnings.warn(
             f"could not write SAE cache entry {folder} ({type(err).__name__}: {err}); the SAE is trained but will be "
             f"trained again next time. Make {folder.parent} writable, or pass another cache_dir (or set "

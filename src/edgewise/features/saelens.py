@@ -12,6 +12,11 @@ Supported: "standard" (ReLU) and "topk" SAEs, with b_dec subtracted from the inp
 and topk's rescale_acts_by_decoder_norm, folded into the weights on load. Anything else raises SAEFormatError:
 other architectures (jumprelu's thresholds, gated SAEs, transcoders), normalize_activations other than "none",
 hook_z reshaping, and a finetuning scaling factor other than ones.
+
+Every folder is checked as it loads: cfg fields of the right types and ranges (SAEConfigError), and weights that are
+all finite (NonFiniteSAEWeightsError; an encoder of NaN would otherwise leave an SAE with no active feature). Whether
+`hook_head_index` is one of the hook's heads is known only with the model: `edgewise.features.add_sae_features`
+checks it where it attaches the SAE to a writer.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..errors import SAEFormatError
+from ..errors import NonFiniteSAEWeightsError, SAEConfigError, SAEFormatError
+from ..outputs import atomic_path, write_text
 from .sae import SparseAutoencoder
 
 CFG_FILENAME = "cfg.json"
@@ -82,8 +88,9 @@ def save_saelens(sae: SparseAutoencoder, folder: str | Path, hook_name: str | No
     text = json.dumps(cfg)  # before anything is written: metadata that is not JSON leaves no half-written folder
     folder.mkdir(parents=True, exist_ok=True)
     weights_path, cfg_path = folder / WEIGHTS_FILENAME, folder / CFG_FILENAME
-    save_file({name: getattr(sae, name).detach().cpu().contiguous() for name in WEIGHT_NAMES}, weights_path)
-    cfg_path.write_text(text)
+    with atomic_path(weights_path) as temporary:
+        save_file({name: getattr(sae, name).detach().cpu().contiguous() for name in WEIGHT_NAMES}, temporary)
+    write_text(cfg_path, text)
     return weights_path, cfg_path
 
 
@@ -123,9 +130,15 @@ def load_saelens(folder: str | Path) -> tuple[SparseAutoencoder, dict]:
     Raises:
         SAEFormatError: the folder, its cfg or its weights are missing or unreadable, or describe an SAE edgewise
             does not support (see the module's docstring).
+        SAEConfigError: a cfg field of the wrong type or out of range (d_in, d_sae, dtype, architecture, metadata
+            not an object, hook_name not a string, hook_head_index not an integer >= 0).
+        NonFiniteSAEWeightsError: a weight tensor holds NaN or infinite entries.
     """
     folder = Path(folder)
-    cfg = _in_6_layout(_read_cfg(folder), folder)
+    cfg = _read_cfg(folder)
+    _check_metadata_type(cfg, folder)  # before the layout is read from it
+    cfg = _in_6_layout(cfg, folder)
+    _check_hook_fields(cfg.get("metadata", {}), folder)
     d_in, d_sae = _size(cfg, "d_in", folder), _size(cfg, "d_sae", folder)
     architecture, k = _architecture(cfg, d_sae, folder)
     for name in ("normalize_activations", "reshape_activations"):
@@ -137,17 +150,23 @@ def load_saelens(folder: str | Path) -> tuple[SparseAutoencoder, dict]:
             )
     apply_b_dec_to_input = cfg.get("apply_b_dec_to_input", True)
     if not isinstance(apply_b_dec_to_input, bool):
-        raise SAEFormatError(
+        raise SAEConfigError(
             f"{folder / CFG_FILENAME}: apply_b_dec_to_input must be true or false, got {apply_b_dec_to_input!r}"
         )
-    dtype = DTYPES.get(cfg.get("dtype", "float32"))
+    dtype_name = cfg.get("dtype", "float32")
+    dtype = DTYPES.get(dtype_name) if isinstance(dtype_name, str) else None
     if dtype is None:
-        raise SAEFormatError(
+        raise SAEConfigError(
             f"{folder / CFG_FILENAME}: dtype {cfg['dtype']!r} is not one SAELens writes; supported: "
             f"{', '.join(sorted(DTYPES))}"
         )
     weights = _read_weights(folder, d_in, d_sae, dtype)
-    if architecture == "topk" and cfg.get("rescale_acts_by_decoder_norm", False):
+    rescale = cfg.get("rescale_acts_by_decoder_norm", False)
+    if not isinstance(rescale, bool):
+        raise SAEConfigError(
+            f"{folder / CFG_FILENAME}: rescale_acts_by_decoder_norm must be true or false, got {rescale!r}"
+        )
+    if architecture == "topk" and rescale:
         _fold_decoder_norm(weights)
     sae = SparseAutoencoder(d_in, d_sae, architecture, k, apply_b_dec_to_input).to(dtype)
     sae.load_state_dict(weights)
@@ -222,11 +241,45 @@ def _major(version, folder: Path) -> int:
     return int(head)
 
 
+def _check_metadata_type(cfg: dict, folder: Path) -> None:
+    """Returns nothing; raises SAEConfigError when the cfg has a `metadata` field that is not a JSON object."""
+    metadata = cfg.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise SAEConfigError(
+            f"{folder / CFG_FILENAME}: metadata must be a JSON object (SAELens 6 keeps hook_name, model_name, ... "
+            f"there), got a JSON {_json_type(metadata)}: {metadata!r}; write it as "
+            f'{{"hook_name": "...", "sae_lens_version": "{FORMAT_VERSION}", ...}}'
+        )
+
+
+def _check_hook_fields(metadata: dict, folder: Path) -> None:
+    """Returns nothing; raises SAEConfigError unless the metadata's hook_name is a string (or null) and its
+    hook_head_index an integer >= 0 (or null). Whether the head exists is known only with the model."""
+    hook = metadata.get("hook_name")
+    if hook is not None and not isinstance(hook, str):
+        raise SAEConfigError(
+            f"{folder / CFG_FILENAME}: hook_name must name the hook the SAE reads (a string such as "
+            f"'blocks.0.hook_mlp_out'), got {hook!r}"
+        )
+    head = metadata.get("hook_head_index")
+    if head is not None and (not isinstance(head, int) or isinstance(head, bool) or head < 0):
+        raise SAEConfigError(
+            f"{folder / CFG_FILENAME}: hook_head_index must be the index of one attention head (an integer >= 0) "
+            f"or null, got {head!r}"
+        )
+
+
+def _json_type(value) -> str:
+    """Returns the JSON name of a value json.loads made (`array`, `string`, ...)."""
+    names = {list: "array", str: "string", bool: "boolean", int: "number", float: "number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
 def _size(cfg: dict, name: str, folder: Path) -> int:
-    """Returns the cfg's `name` (d_in or d_sae); raises SAEFormatError unless it is an integer >= 1."""
+    """Returns the cfg's `name` (d_in or d_sae); raises SAEConfigError unless it is an integer >= 1."""
     value = cfg.get(name)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise SAEFormatError(f"{folder / CFG_FILENAME}: {name} must be an integer >= 1, got {value!r}")
+        raise SAEConfigError(f"{folder / CFG_FILENAME}: {name} must be an integer >= 1, got {value!r}")
     return value
 
 
@@ -234,6 +287,11 @@ def _architecture(cfg: dict, d_sae: int, folder: Path) -> tuple[str, int | None]
     """Returns edgewise's architecture and k for the cfg; raises SAEFormatError for an architecture edgewise does not
     implement or a topk SAE without a valid k."""
     theirs = cfg.get("architecture")
+    if not isinstance(theirs, str):
+        raise SAEConfigError(
+            f"{folder / CFG_FILENAME}: architecture must be a string, got {theirs!r}; edgewise loads "
+            f"{' and '.join(map(repr, ARCHITECTURES))} SAEs"
+        )
     if theirs not in ARCHITECTURES:
         hint = " (jumprelu's per-feature thresholds are not implemented)" if theirs == "jumprelu" else ""
         raise SAEFormatError(
@@ -244,7 +302,7 @@ def _architecture(cfg: dict, d_sae: int, folder: Path) -> tuple[str, int | None]
         return ARCHITECTURES[theirs], None
     k = cfg.get("k")
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= d_sae:
-        raise SAEFormatError(
+        raise SAEConfigError(
             f"{folder / CFG_FILENAME}: a topk SAE needs k, an integer in 1..d_sae={d_sae} (before SAELens 6: "
             f'"activation_fn_kwargs": {{"k": ...}}); got {k!r}'
         )
@@ -253,7 +311,8 @@ def _architecture(cfg: dict, d_sae: int, folder: Path) -> tuple[str, int | None]
 
 def _read_weights(folder: Path, d_in: int, d_sae: int, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """Returns W_enc, b_enc, W_dec and b_dec from the folder's safetensors file, in `dtype`; raises SAEFormatError
-    when the file is missing or unreadable, a tensor is missing or misshapen, or others change the computation."""
+    when the file is missing or unreadable, a tensor is missing or misshapen, or others change the computation, and
+    NonFiniteSAEWeightsError when a tensor holds NaN or infinite entries."""
     path = folder / WEIGHTS_FILENAME
     if not path.is_file():
         raise SAEFormatError(
@@ -286,7 +345,23 @@ def _read_weights(folder: Path, d_in: int, d_sae: int, dtype: torch.dtype) -> di
                 f"{path}: {name} has shape {tuple(tensors[name].shape)}, but d_in={d_in} and d_sae={d_sae} in "
                 f"{CFG_FILENAME} make it {shape}"
             )
-    return {name: tensors[name].to(dtype) for name in expected}
+    weights = {name: tensors[name].to(dtype) for name in expected}
+    bad = []
+    for name, tensor in weights.items():
+        n_bad = int((~torch.isfinite(tensor)).sum())
+        if n_bad:
+            # checked after the cast: a float32 value beyond float16's range is inf once the cfg's dtype holds it
+            overflow = (
+                f" (finite in the file, beyond {dtype}'s range)" if bool(torch.isfinite(tensors[name]).all()) else ""
+            )
+            bad.append(f"{name} has {n_bad} of {tensor.numel()} entries NaN or infinite{overflow}")
+    if bad:
+        raise NonFiniteSAEWeightsError(
+            f"{path}: {'; '.join(bad)}. An SAE with such weights encodes NaN, so the writer it splits would get no "
+            "usable feature; load a finite checkpoint instead (a training run that diverged saves NaN: take its last "
+            "finite save)"
+        )
+    return weights
 
 
 def _fold_decoder_norm(weights: dict[str, torch.Tensor]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import GraphMismatchError, SAEFormatError
+from ..errors import DuplicateSAEError, GraphMismatchError, SAEFormatError, SAEHookError
 from ..graph import Dictionary
 from ..tasks import Task
 from .sae import (
@@ -71,9 +71,14 @@ def add_sae_features(task: Task, folder: str | Path) -> str:
     Returns:
         The set's name, for `task.graph(features=name)`.
 
+    Every folder is loaded and matched to its writer before the model runs, so a bad folder costs no forward.
+
     Raises:
-        SAEFormatError: no SAELens folder is found, one cannot be read, its hook is not a writer of the model (or
-            a per-head hook without `hook_head_index`), or its d_in is not the writer's width.
+        SAEFormatError: no SAELens folder is found, or one cannot be read or is not supported (`load_saelens`,
+            including its SAEConfigError and NonFiniteSAEWeightsError).
+        SAEHookError: an SAE's hook is not a writer of the model, its hook_head_index is missing on a per-head hook,
+            set on one without heads or beyond the hook's heads, or its d_in is not the writer's width.
+        DuplicateSAEError: two folders split the same writer (the message names both).
     """
     folder = Path(folder)
     found = [folder] if (folder / "cfg.json").exists() else sorted(p.parent for p in folder.glob("*/cfg.json"))
@@ -82,15 +87,27 @@ def add_sae_features(task: Task, folder: str | Path) -> str:
             f"{folder} holds no SAELens folder (a cfg.json beside sae_weights.safetensors, or sub-folders that do)"
         )
     groups = [g for g in task.adapter.hook_groups() if g.kind == "writer"]
-    outputs = writer_outputs(task)
-    dictionaries = {}
+    saes, sources = {}, {}  # by writer: the SAE, and the folder it came from
     for path in found:
         sae, cfg = load_saelens(path)
         metadata = cfg.get("metadata", {})  # load_saelens returns SAELens 6's layout, hook fields under metadata
         writer = _writer_at(groups, metadata.get("hook_name"), metadata.get("hook_head_index"), path)
+        if writer in sources:
+            raise DuplicateSAEError(
+                f"the SAEs in {sources[writer]} and {path} both split {writer} (hook {metadata.get('hook_name')!r}"
+                f"{_head_text(metadata.get('hook_head_index'))}); a writer is split by one dictionary, so keep one "
+                "of the two folders (or move the other out of "
+                f"{folder})"
+            )
+        saes[writer], sources[writer] = sae, path
+    outputs = writer_outputs(task)
+    dictionaries = {}
+    for writer, sae in saes.items():
         if sae.d_in != outputs[writer].shape[-1]:
-            raise SAEFormatError(
-                f"the SAE in {path} reads {sae.d_in} dimensions, but {writer} writes {outputs[writer].shape[-1]}"
+            raise SAEHookError(
+                f"the SAE in {sources[writer]} reads {sae.d_in} dimensions, but {writer} writes "
+                f"{outputs[writer].shape[-1]}; it was trained on another model's hook (d_in in its cfg.json must be "
+                "the writer's width)"
             )
         dictionaries[writer] = _active(Dictionary.from_sae(sae.eval()), outputs[writer])
     name = f"sae:{folder}"
@@ -98,18 +115,38 @@ def add_sae_features(task: Task, folder: str | Path) -> str:
     return name
 
 
+def _head_text(head: int | None) -> str:
+    """Returns ", head N" for a per-head SAE, else ""."""
+    return "" if head is None else f", head {head}"
+
+
 def _writer_at(groups, hook: str | None, head: int | None, path: Path) -> str:
-    """Returns the writer whose output a hook (and head) carries, or raises SAEFormatError naming the writer hooks."""
+    """Returns the writer whose output a hook (and head) carries, or raises SAEHookError naming the writer hooks, or
+    the heads the hook has."""
     for group in groups:
-        if group.hook == hook:
-            if group.per_head and head is None:
-                raise SAEFormatError(
-                    f"the SAE in {path} reads {hook}, which holds one output per head; set "
-                    "hook_head_index in its cfg.json to the head it splits"
+        if group.hook != hook:
+            continue
+        n_heads = len(group.nodes)
+        if not group.per_head:
+            if head is not None:
+                raise SAEHookError(
+                    f"the SAE in {path} reads {hook} at hook_head_index={head}, but {hook} carries one output, not "
+                    "one per head; set hook_head_index to null in its cfg.json"
                 )
-            return group.nodes[head if group.per_head else 0].name
+            return group.nodes[0].name
+        if head is None:
+            raise SAEHookError(
+                f"the SAE in {path} reads {hook}, which holds one output per head; set "
+                f"hook_head_index in its cfg.json to the head it splits (0..{n_heads - 1})"
+            )
+        if head >= n_heads:
+            raise SAEHookError(
+                f"the SAE in {path} reads head {head} of {hook}, but that hook has {n_heads} heads; set "
+                f"hook_head_index in its cfg.json to one of 0..{n_heads - 1}"
+            )
+        return group.nodes[head].name
     hooks = ", ".join(g.hook for g in groups)
-    raise SAEFormatError(
+    raise SAEHookError(
         f"the SAE in {path} reads hook {hook!r}, which is not a writer of this model; edgewise "
         f"splits writer outputs: {hooks}"
     )
