@@ -123,7 +123,8 @@ def discover(
     minimises, for methods registered with `objectives=True` (edge-sp, node-sp): e.g. a sparse mask that makes a
     game network play its worst move. The scores record its name under hyperparameters["minimise"].
 
-    Before the method runs, `check_metric` makes sure the task's metric is finite at both ends of the mask range
+    Before the method runs, `Task.check_metric` makes sure the task's metric is 0 on the full model's own outputs
+    (MetricNotZeroError), and `check_metric` that it (or the objective) is finite at both ends of the mask range
     (NonFiniteMetricError); after it, `check_scores` rejects NaN or infinite scores (NonFiniteScoresError).
 
     Args:
@@ -151,12 +152,14 @@ def discover(
         UnknownObjectiveError: `minimise` given to a method that takes no objective, or naming no objective of
             the task.
         UnknownAblationError: an unknown `ablation`.
+        MetricNotZeroError: the task's metric is not 0 on the full model's own outputs (so it is no distance from it).
         NonFiniteMetricError: the metric is NaN or infinite on the full or the fully ablated model.
         NonFiniteScoresError: the method returned NaN or infinite scores.
     """
     spec = get_method(method)
     config = resolve_config(spec, preset, hyperparameters)
     recorded = dataclasses.asdict(config)
+    task.check_metric()  # the faithfulness metric, before an objective replaces it: evaluation still measures with it
     if minimise is not None:
         if not spec.objectives:
             takes = ", ".join(m.name for m in METHODS.values() if m.objectives)

@@ -6,7 +6,7 @@ from ..lazy import lazy_exports
 
 _EXPORTS = {
     **dict.fromkeys(["METRICS", "Metric", "kl_divergence", "l2_distance", "mean_squared_error"], "metrics"),
-    "Task": "task",
+    **dict.fromkeys(["METRIC_ZERO_TOLERANCE", "Task"], "task"),
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

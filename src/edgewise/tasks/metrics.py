@@ -2,6 +2,7 @@
 
 Every metric returns a distance (0 = identical to the full model, larger = less faithful), averaged over the
 batch and the scored positions, keeping any leading mask dimension: [n_masks] for logits [n_masks, batch, pos, v].
+A metric of your own is a `Metric(name, fn)`; it must be 0 when the logits are the reference (`Task.check_metric`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+
+from ..errors import InvalidMetricError, UnknownMetricError
 
 
 def _masked_mean(per_position: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -78,12 +81,35 @@ class Metric:
     name: str
     fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise InvalidMetricError(f"a Metric's name must be a non-empty string, got {self.name!r}")
+        if not callable(self.fn):
+            raise InvalidMetricError(
+                f"Metric {self.name!r}: fn must be a function (logits, reference, positions) -> distance, got "
+                f"{type(self.fn).__name__} {self.fn!r}"
+            )
+
     def __call__(self, logits: torch.Tensor, reference: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return self.fn(logits, reference, positions)
 
 
-METRICS = {
-    "kl": Metric("kl", kl_divergence),
-    "mse": Metric("mse", mean_squared_error),
-    "l2": Metric("l2", l2_distance),
-}
+class MetricsByName(dict):
+    """A dict of metrics by name whose lookup of an unknown name raises UnknownMetricError listing the known ones."""
+
+    def __missing__(self, name):
+        import difflib
+
+        close = difflib.get_close_matches(str(name), list(self), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UnknownMetricError(
+            f"unknown metric {name!r}.{hint} Known metrics: {', '.join(self)}; for another distance pass "
+            "Metric(name, fn) with fn(logits, reference, positions) -> distance"
+        )
+
+
+METRICS = MetricsByName(
+    kl=Metric("kl", kl_divergence),
+    mse=Metric("mse", mean_squared_error),
+    l2=Metric("l2", l2_distance),
+)

@@ -12,9 +12,22 @@ from typing import Callable, Literal
 import torch
 
 from ..adapters import Adapter, adapter_for
-from ..errors import BatchShapeError, EmptyInputsError, GraphMismatchError, UnknownObjectiveError, UsageError
+from ..errors import (
+    BatchShapeError,
+    EmptyInputsError,
+    GraphMismatchError,
+    InvalidMetricError,
+    MetricNotZeroError,
+    NonFiniteMetricError,
+    UnknownObjectiveError,
+    UsageError,
+)
 from ..graph import Edge, Graph, feature_graph
-from .metrics import Metric
+from .metrics import METRICS, Metric
+
+# The largest |metric(logits, logits)| that counts as 0: a distance computed from two equal tensors is exactly 0, and a
+# cosine or a ratio of them is within float32 rounding; a quantity such as a logit difference is not.
+METRIC_ZERO_TOLERANCE = 1e-5
 
 
 @dataclass
@@ -62,6 +75,7 @@ class Task:
             library stage reads it.
 
     Raises:
+        InvalidMetricError: `metric`, or one of `objectives`, is not a Metric (e.g. a plain function).
         UsageError: `truth_measure` is neither `logits` nor `argmax`.
         BatchShapeError: `clean` and `corrupt` differ in shape, or `scored_positions` is not [batch, pos] of the
             clean batch.
@@ -93,6 +107,9 @@ class Task:
     family: object | None = None
 
     def __post_init__(self):
+        _check_is_metric(self.metric, f"task {self.name}: metric")
+        for name, objective in self.objectives.items():
+            _check_is_metric(objective, f"task {self.name}: objective {name!r}")
         if self.truth_measure not in ("logits", "argmax"):
             raise UsageError(
                 f"task {self.name}: truth_measure must be 'logits' or 'argmax', got {self.truth_measure!r}"
@@ -125,6 +142,40 @@ class Task:
                 "sequences of at least one value)"
             )
 
+    @torch.no_grad()
+    def check_metric(self) -> None:
+        """Raises MetricNotZeroError unless the task's metric is 0 (within METRIC_ZERO_TOLERANCE) on the full model's
+        own outputs, and NonFiniteMetricError if it is NaN or infinite there; costs one forward of the clean inputs.
+
+        The metric is a distance from the full model: a circuit that keeps every edge is the full model, so its
+        distance must be 0. A metric that is not (an accuracy, a logit difference) makes every faithfulness value
+        meaningless; `discover` calls this before any method runs.
+
+        Raises:
+            NonFiniteMetricError: the metric is NaN or infinite on the full model against itself.
+            MetricNotZeroError: the metric is finite but not 0 there; the message gives the value.
+        """
+        logits = self.adapter.forward(self.clean)  # [batch, pos, vocab]
+        value = torch.as_tensor(self.metric(logits, logits, self.scored_positions)).detach().double()
+        if not bool(torch.isfinite(value).all()):
+            bad = value[~torch.isfinite(value)].flatten()[0].item()
+            raise NonFiniteMetricError(
+                f"task {self.name}: metric {self.metric.name!r} is {bad} on the full model against itself; every "
+                "method measures masked outputs with it, so its scores would be NaN. Make the metric return a finite "
+                f"distance for any outputs (guard divisions by zero and logs of 0) or use one of {', '.join(METRICS)}"
+            )
+        largest = value.abs().max().item()
+        if largest > METRIC_ZERO_TOLERANCE:
+            raise MetricNotZeroError(
+                f"task {self.name}: metric {self.metric.name!r} gives {largest:.6g} on the full model's own outputs "
+                f"(metric(logits, logits, positions)), not 0 (within {METRIC_ZERO_TOLERANCE:g}). A task's metric is "
+                "the distance of a circuit's outputs from the full model's: the circuit of every edge is the full "
+                "model, at distance 0, and faithfulness is measured from there, so with this metric it would be "
+                "meaningless (reported as 0). Make it a distance that is 0 when the logits equal the reference, or "
+                f"use one of {', '.join(METRICS)} (edgewise.tasks.METRICS); to maximise or minimise some other "
+                "quantity, pass it as an objective: discover(..., minimise=Metric(name, fn))"
+            )
+
     def to(self, device: str | torch.device) -> "Task":
         """Returns this task with its model and token batches on `device` (e.g. "cuda"); every method then runs its
         forwards there, and scores come back to the CPU. The model moves in place, as torch modules do.
@@ -155,9 +206,12 @@ class Task:
 
         Raises:
             UnknownObjectiveError: `objective` is a name the task's `objectives` lack.
+            InvalidMetricError: `objective` is neither a name nor a Metric (e.g. a plain function).
         """
         if isinstance(objective, Metric):
             return dataclasses.replace(self, metric=objective)
+        if not isinstance(objective, str):
+            _check_is_metric(objective, f"task {self.name}: objective")
         if objective not in self.objectives:
             raise UnknownObjectiveError(
                 f"task {self.name} has no objective {objective!r}; it has {', '.join(self.objectives) or 'none'} "
@@ -255,3 +309,16 @@ class Task:
             kind = " for graphs with split embeddings" if split and self.ground_truth is not None else ""
             raise GraphMismatchError(f"task {self.name} has no known ground-truth circuit{kind}")
         return truth
+
+
+def _check_is_metric(metric: object, what: str) -> None:
+    """Returns nothing; raises InvalidMetricError unless `metric` is a Metric, saying how to make one."""
+    if isinstance(metric, Metric):
+        return
+    name = getattr(metric, "__name__", None)
+    wrap = f"Metric({name!r}, {name})" if callable(metric) and name and name != "<lambda>" else "Metric('name', fn)"
+    raise InvalidMetricError(
+        f"{what} must be an edgewise.tasks.Metric, got {type(metric).__name__} {metric!r}; wrap a function "
+        f"fn(logits, reference, positions) -> distance as {wrap}, or use METRICS[name] for one of "
+        f"{', '.join(METRICS)}"
+    )
