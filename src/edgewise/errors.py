@@ -174,3 +174,12 @@ class UnknownGraphKindError(EdgewiseError, ValueError):
 
 class InsufficientMemoryError(EdgewiseError, MemoryError):
     """A run whose buffers, estimated before any work, would not fit in the memory available."""
+
+
+class UserTaskError(EdgewiseError):
+    """A user's task file (`FILE.py:FUNCTION`) that cannot be imported, whose function raises, or that returns
+    something other than a Task; `user_traceback` holds the user's own traceback frames (edgewise's left out)."""
+
+    def __init__(self, message: str, user_traceback: str = ""):
+        super().__init__(message)
+        self.user_traceback = user_traceback

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..diagnostics import diagnose
 from ..evaluate import RunEvaluation, ground_truths
 from ..methods import discover
+from ..outputs import write_text
 from ..patching import full_logits, run_checks, task_ablation
 from ..report import plot_circuit, plot_faithfulness_curves, plot_roc_curves
 from ..tasks import Task
@@ -148,7 +149,7 @@ def run_demo(task_name: str, out: Path) -> int:
         "runs": runs,
         "diagnosis": diagnosis.to_dict(),
     }
-    (out / "demo.json").write_text(json.dumps(record, indent=1))
+    write_text(out / "demo.json", json.dumps(record, indent=1))  # atomic: a failed write leaves the previous file
     files.append(out / "demo.json")
     print("\nwrote " + ", ".join(str(f) for f in files if f.suffix != ".svg") + " (and SVGs)")
     return 0 if all(r.passed for r in checks) else 1

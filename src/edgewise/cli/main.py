@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
+import math
 import sys
+import traceback
 from pathlib import Path
 
 from .. import __version__
-from ..errors import EdgewiseError, OutputPathError, UsageError
+from ..errors import EdgewiseError, OutputPathError, UnknownTaskError, UsageError, UserTaskError
+from ..outputs import check_output_paths, write_text
+
+# the ablations' names, known here without importing torch (patching's `Ablation` holds the same; tested)
+ABLATION_NAMES = ("resample", "mean", "zero", "per-position-mean")
 
 
 def _tasks(args: argparse.Namespace) -> int:
@@ -57,10 +63,10 @@ def _compression_note(compression: dict | None) -> str:
 
 
 def _graph(args: argparse.Namespace) -> int:
-    from ..suite.tasks import TracrData, get_task
+    from ..suite.tasks import TracrData
 
-    _check_writable(args.json)
-    task = get_task(args.task)
+    check_output_paths({"--json": args.json})
+    task = _load_task(args.task)
     graph = task.graph(per_position=args.per_position, features=_task_features(task, args.features))
     known = task.knows_truth(graph)
     truth = sorted(task.ground_truth_edges(graph), key=graph.edge_index) if known else []
@@ -75,7 +81,7 @@ def _graph(args: argparse.Namespace) -> int:
                 w: operations[w] for w in dict.fromkeys(n.component for n in graph.writer_nodes) if w in operations
             }
             record["carries"] = [[*e.endpoints(), carried[e]] for e in truth]
-        Path(args.json).write_text(json.dumps(record, indent=1))
+        write_text(args.json, json.dumps(record, indent=1))
         print(f"wrote {args.json}: {len(graph.nodes)} nodes, {graph.n_edges} edges, {len(truth)} ground-truth edges")
         return 0
     print(f"{task.name}: {task.description}")
@@ -100,9 +106,8 @@ def _check(args: argparse.Namespace) -> int:
     import torch
 
     from ..patching import run_checks
-    from ..suite.tasks import get_task
 
-    task = get_task(args.task)
+    task = _load_task(args.task)
     if args.float64:  # float32 rounding grows with how far a patch moves a deep model; float64 isolates the algorithm
         task.model.to(torch.float64)
     results = run_checks(task, per_position=args.per_position, features=_task_features(task, args.features))
@@ -116,29 +121,10 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _check_writable(path: str | None, folder: bool = False) -> None:
-    """Raises OutputPathError unless `path` (when given) can be written as a file (or, with `folder`, as a folder);
-    creates its missing parent folders."""
-    if path is None:
-        return
-    target = Path(path)
-    if target.is_dir() and not folder:
-        raise OutputPathError(f"{path} is a directory; give the path of a file to write")
-    if target.exists() and folder and not target.is_dir():
-        raise OutputPathError(f"{path} is a file; give a folder (new or existing) for the results")
-    existing = target if folder and target.exists() else target.parent
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise OutputPathError(f"cannot write {path}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK):
-        raise OutputPathError(f"cannot write {path}: {existing} is not writable; choose another location")
-    (target if folder else target.parent).mkdir(parents=True, exist_ok=True)
-
-
 def _features_argument(parser: argparse.ArgumentParser, sets: str = "oracle | train | sae:DIR") -> None:
     parser.add_argument(
         "--features",
+        type=_feature_set,
         metavar="SET",
         help=f"split writers into dictionary features ({sets}): oracle "
         "is tracr's labelled residual directions (feature-level ground truth known); train fits a TopK "
@@ -166,12 +152,139 @@ def _task_features(task, features: str | None) -> str | None:
     raise UsageError(f"unknown feature set {features!r}: use oracle, train or sae:DIR")
 
 
+def _is_task_file(name: str) -> bool:
+    """Returns whether `name` is a user's `FILE.py:FUNCTION` rather than a built-in task's name (get_task's rule)."""
+    return name.endswith(".py") or ".py:" in name
+
+
+def _check_task_name(name: str) -> None:
+    """Raises UnknownTaskError, suggesting the closest, for a name that is neither a built-in task nor a task file;
+    loads no model."""
+    from ..suite.tasks import task_names
+
+    if not _is_task_file(name) and name not in task_names():
+        raise UnknownTaskError.for_name(name, task_names())
+
+
+def _load_task(name: str, metric: str | None = None):
+    """Returns the task `name` (`get_task`); a user's task file that fails, or whose function returns something other
+    than a Task, raises UserTaskError with the user's own traceback."""
+    from ..suite.tasks import get_task
+
+    with _user_code(name):
+        task = get_task(name, metric=metric)
+    _check_is_task(name, task)
+    return task
+
+
+def _load_split(name: str):
+    """Returns the task's discovery and evaluation splits (`task_split`), with `_load_task`'s rule for task files."""
+    from ..suite.tasks import task_split
+
+    with _user_code(name):
+        split = task_split(name)
+    _check_is_task(name, split.discovery)
+    return split
+
+
+@contextlib.contextmanager
+def _user_code(name: str):
+    """Runs the block; an exception raised in the user's task file `name` (FILE.py:FUNCTION), or a syntax error in
+    it, becomes UserTaskError carrying the user's own traceback frames. edgewise's own refusals (no such file or
+    function) pass unchanged."""
+    if not _is_task_file(name):
+        yield
+        return
+    path = Path(name.rpartition(":")[0] or name).resolve()
+    try:
+        yield
+    except Exception as error:
+        frames = traceback.extract_tb(error.__traceback__)
+        first = next((i for i, frame in enumerate(frames) if Path(frame.filename).resolve() == path), None)
+        in_file = isinstance(error, SyntaxError) and error.filename and Path(error.filename).resolve() == path
+        if first is None and not in_file:
+            raise
+        shown = (
+            ["Traceback (most recent call last):\n", *traceback.format_list(frames[first:])]
+            if first is not None
+            else []
+        )
+        shown += traceback.format_exception_only(type(error), error)
+        summary = (str(error).splitlines() or [""])[0]
+        raise UserTaskError(
+            f"your task {name} failed with {type(error).__name__}: {summary} (its traceback follows; the error is in "
+            "your code, not edgewise's)",
+            "".join(shown).rstrip("\n"),
+        ) from None
+
+
+def _check_is_task(name: str, task: object) -> None:
+    """Raises UserTaskError when a task file's function returned something other than an edgewise Task."""
+    from ..tasks import Task
+
+    if _is_task_file(name) and not isinstance(task, Task):
+        raise UserTaskError(
+            f"your task {name} returned a {type(task).__name__}, not an edgewise Task; return "
+            "edgewise.tasks.Task(name, adapter, clean, corrupt, metric, scored_positions) (docs/any-model.md)"
+        )
+
+
 def _positive_int(text: str) -> int:
-    """Returns `text` as an integer >= 1; argparse turns the ValueError into a usage error (exit status 2)."""
-    value = int(text)
+    """Returns `text` as an integer >= 1; argparse turns the ArgumentTypeError into a usage error (exit status 2)."""
+    value = _integer(text)
     if value < 1:
-        raise ValueError(text)
+        raise argparse.ArgumentTypeError(f"{text!r} is below 1; give a whole number of at least 1")
     return value
+
+
+def _count(text: str) -> int:
+    """Returns `text` as an integer >= 0 (0: none); argparse turns the ArgumentTypeError into a usage error."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative; give a whole number, 0 or more (0: none)")
+    return value
+
+
+def _integer(text: str) -> int:
+    """Returns `text` as an integer, or raises ArgumentTypeError naming it."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _finite_float(text: str) -> float:
+    """Returns `text` as a finite number; NaN and infinity raise ArgumentTypeError (a usage error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number; give a finite one")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    """Returns `text` as a finite number above 0 (a learning rate), or raises ArgumentTypeError."""
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not above 0; give a positive number, e.g. 1e-3")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    """Returns `text` as a finite number >= 0 (a loss weight), or raises ArgumentTypeError."""
+    value = _finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative; give a number, 0 or more")
+    return value
+
+
+def _feature_set(text: str) -> str:
+    """Returns `text` if it names a dictionary set (oracle, train, sae:DIR), else raises ArgumentTypeError."""
+    if text in ("oracle", "train") or (text.startswith("sae:") and len(text) > len("sae:")):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown feature set {text!r}: use oracle, train or sae:DIR")
 
 
 def _hyperparameters(items: list[str] | None) -> dict[str, str]:
@@ -189,13 +302,12 @@ def _discover(args: argparse.Namespace) -> int:
     from ..evaluate import RunEvaluation, ground_truths
     from ..methods import discover, get_method, resolve_config
     from ..patching import task_ablation
-    from ..suite.tasks import get_task
 
     hyperparameters = _hyperparameters(args.set)
     resolve_config(get_method(args.method), args.preset, hyperparameters)  # bad names and values fail before any work
-    for path in (args.json, args.circuit_out):
-        _check_writable(path)
-    task = get_task(args.task, metric=args.metric)
+    _check_task_name(args.task)
+    check_output_paths({"--json": args.json, "--circuit-out": args.circuit_out})
+    task = _load_task(args.task, metric=args.metric)
     graph = task.graph(per_position=args.per_position, features=_task_features(task, args.features))
     ablated = task_ablation(task, graph, args.ablation)
     scores = discover(
@@ -256,37 +368,115 @@ def _print_objective(task, graph, ablated, circuit) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ..evaluate import DEFAULT_CIRCUIT_SIZE
-    from ..graph import Circuit, EdgeScores, circuit_from_scores
+    from ..graph import Circuit, circuit_from_scores
     from ..interop import save_mib, to_mib
-    from ..methods import method_circuit, method_names
-    from ..suite.tasks import card_for, task_names
+    from ..methods import method_names
+    from ..suite.tasks import card_for
 
-    _check_writable(args.out)
-    scores = EdgeScores.load(args.scores)
+    _check_not_an_input({"--out": args.out}, {"SCORES.json": args.scores, "--circuit": args.circuit})
+    check_output_paths({"--out": args.out})
+    scores = _load_scores_strictly(args.scores)
+    to_mib(scores)  # MIB's format holds the graph (not per position, no features), before any task is loaded
+    task = _labelled_task(scores)
     if args.circuit:
         circuit = Circuit.load(args.circuit, task=scores.task or None)
     elif args.top_k:
         circuit = circuit_from_scores(scores, top_k=args.top_k)
     elif scores.method in method_names():
-        circuit = method_circuit(scores, DEFAULT_CIRCUIT_SIZE)
+        circuit = _discovered_circuit(scores, task)
     else:
         circuit = None
-    d_model = card_for(scores.task).d_model if scores.task in task_names() else None
+    d_model = None if task is None else card_for(task.name).d_model  # the graph is checked to be the task's
     save_mib(to_mib(scores, circuit, d_model=d_model), args.out)
     kept = "no edges in_graph" if circuit is None else f"{len(circuit)} edges in_graph ({circuit.description})"
     print(f"wrote {args.out}: MIB circuit file of {scores.method} scores on {scores.task or 'an unnamed task'}, {kept}")
     return 0
 
 
+def _load_scores_strictly(path: str):
+    """Returns the edge scores saved at `path`, refusing (GraphMismatchError, naming them) scored edges that the
+    file's graph does not hold, which loading alone would drop."""
+    from ..errors import GraphMismatchError
+    from ..graph import Edge, EdgeScores
+
+    scores = EdgeScores.load(path)
+    held = set(scores.graph.edges)
+    unknown = [
+        f"{w} -> {r}"
+        for w, r, _ in json.loads(Path(path).read_text())["scores"]
+        if Edge.from_endpoints(w, r) not in held
+    ]
+    if unknown:
+        raise GraphMismatchError(
+            f"{path} scores {len(unknown)} edges its graph does not hold: {', '.join(unknown[:5])}"
+            f"{', ...' if len(unknown) > 5 else ''}; give scores written by `edgewise discover --json` (or remove them)"
+        )
+    return scores
+
+
+def _labelled_task(scores):
+    """Returns the built-in task the scores are labelled with, after checking that its graph is the scores' graph
+    (the label alone is not trusted); None for scores of no built-in task."""
+    from ..errors import GraphMismatchError
+    from ..suite.tasks import task_names
+
+    if scores.task not in task_names():
+        return None
+    task = _load_task(scores.task)
+    graph = task.graph(per_position=scores.graph.per_position)
+    if graph.edges != scores.graph.edges:
+        theirs, ours = set(scores.graph.edges), set(graph.edges)
+        differ = next((e.name for e in scores.graph.edges if e not in ours), None) or next(
+            (e.name for e in graph.edges if e not in theirs), "the edges' order"
+        )
+        raise GraphMismatchError(
+            f"the scores are labelled {scores.task!r}, but their graph ({scores.graph.n_edges} edges) is not that "
+            f"task's ({graph.n_edges} edges; they differ at {differ}): fix the file's task label, or export scores "
+            f"from `edgewise discover {scores.task} --json FILE`"
+        )
+    return task
+
+
+def _discovered_circuit(scores, task):
+    """Returns the circuit `edgewise discover` reports for these scores: the method's own rule, top-k methods sized
+    by the effective truth under the scores' ablation (else DEFAULT_CIRCUIT_SIZE); a top-k method's scores of no
+    built-in task raise UsageError, as the size is then unknown."""
+    import dataclasses
+
+    from ..evaluate import RunEvaluation
+    from ..methods import get_method, method_circuit, top_k_circuit
+    from ..patching import task_ablation
+
+    if task is None:
+        if get_method(scores.method).circuit is top_k_circuit:
+            raise UsageError(
+                f"these {scores.method} scores name no built-in task, so the size of its circuit (discover's rule: the "
+                "effective truth's size, else 20) is unknown; give --top-k K or --circuit FILE"
+            )
+        return method_circuit(scores, scores.graph.n_edges)  # the method's own rule; k is not read
+    graph = task.graph(per_position=scores.graph.per_position)
+    scores = dataclasses.replace(scores, graph=graph)  # the same edges, now on a graph that patches
+    return RunEvaluation(task, scores, task_ablation(task, graph, scores.ablation)).circuit
+
+
+def _check_not_an_input(outputs: dict[str, str | None], inputs: dict[str, str | None]) -> None:
+    """Raises OutputPathError when an output would overwrite one of the command's input files."""
+    for flag, path in outputs.items():
+        for source, given in inputs.items():
+            if path is not None and given is not None and Path(path).resolve() == Path(given).resolve():
+                raise OutputPathError(
+                    f"{flag} {path} is the input {source}: writing it would destroy the input; give another path"
+                )
+
+
 def _import(args: argparse.Namespace) -> int:
     from ..interop import from_mib, load_mib
-    from ..suite.tasks import get_task
 
-    for path in (args.out, args.circuit_out):
-        _check_writable(path)
+    _check_task_name(args.task)
+    _check_not_an_input({"--out": args.out, "--circuit-out": args.circuit_out}, {"FILE": args.file})
+    check_output_paths({"--out": args.out, "--circuit-out": args.circuit_out})
     record = load_mib(args.file)
-    task = get_task(args.task)
+    task = _load_task(args.task)
     scores, circuit = from_mib(record, task.graph(), method=args.method, task=task.name)
     scores.save(args.out)
     print(f"wrote {args.out}: {scores.graph.n_edges} edge scores of {task.name} from {args.file}")
@@ -299,23 +489,37 @@ def _import(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    _check_writable(args.out, folder=True)
+    _check_task_name(args.task)
+    check_output_paths({}, folders={"--out": args.out})
     return run_demo(args.task, Path(args.out))
 
 
 def _comma_list(text: str) -> tuple[str, ...]:
-    """Returns the comma-separated names in `text`."""
-    return tuple(name.strip() for name in text.split(",") if name.strip())
+    """Returns the comma-separated names in `text`; none at all (`,`) raises ArgumentTypeError (a usage error)."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names nothing; give comma-separated names, e.g. eap,acdc")
+    return names
 
 
 def _comma_floats(text: str) -> tuple[float, ...]:
-    """Returns the comma-separated numbers in `text`; argparse turns a ValueError into a usage error."""
-    return tuple(float(value) for value in _comma_list(text))
+    """Returns the comma-separated finite numbers in `text`; argparse turns an ArgumentTypeError into a usage error."""
+    return tuple(_finite_float(value) for value in _comma_list(text))
 
 
 def _comma_ints(text: str) -> tuple[int, ...]:
-    """Returns the comma-separated integers in `text`; argparse turns a ValueError into a usage error."""
-    return tuple(int(value) for value in _comma_list(text))
+    """Returns the comma-separated integers in `text`; argparse turns an ArgumentTypeError into a usage error."""
+    return tuple(_integer(value) for value in _comma_list(text))
+
+
+def _ablation_list(text: str) -> tuple[str, ...]:
+    """Returns the comma-separated ablation names in `text`, each one of ABLATION_NAMES, or raises
+    ArgumentTypeError."""
+    names = _comma_list(text)
+    for name in names:
+        if name not in ABLATION_NAMES:
+            raise argparse.ArgumentTypeError(f"unknown ablation {name!r}; choose from {', '.join(ABLATION_NAMES)}")
+    return names
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -335,7 +539,7 @@ def _bench(args: argparse.Namespace) -> int:
         kinds = (graph_kind(g) for g in sweep.graphs)
         sweep = dataclasses.replace(sweep, graphs=tuple(GraphKind(k.per_position, args.features) for k in kinds))
     sweep.runs()  # unknown names fail before any work
-    _check_writable(args.out, folder=True)
+    check_output_paths({}, folders={"--out": args.out})
     start = time.perf_counter()
     records = run_bench(sweep, args.out, progress=True, wait=args.wait, jobs=args.jobs)
     families = Path(args.out) / "families.md"
@@ -362,12 +566,13 @@ def _bench(args: argparse.Namespace) -> int:
 def _diagnose(args: argparse.Namespace) -> int:
     from ..diagnostics import ABLATIONS, diagnose, format_diagnosis
     from ..graph import Circuit, EdgeScores
-    from ..suite.tasks import get_task
 
-    _check_writable(args.json)
+    _check_task_name(args.task)
+    _check_not_an_input({"--json": args.json}, {"--circuit": args.circuit, "--scores": args.scores})
+    check_output_paths({"--json": args.json})
     circuit = Circuit.load(args.circuit, task=args.task) if args.circuit else None
     scores = EdgeScores.load(args.scores, task=args.task) if args.scores else None
-    task = get_task(args.task, metric=args.metric)
+    task = _load_task(args.task, metric=args.metric)
     per_position = (
         args.per_position
         or (circuit is not None and circuit.per_position)
@@ -378,7 +583,7 @@ def _diagnose(args: argparse.Namespace) -> int:
     diagnosis = diagnose(task, per_position, ablations, circuit, features=features, scores=scores)
     print(format_diagnosis(diagnosis))
     if args.json:
-        Path(args.json).write_text(json.dumps(diagnosis.to_dict(), indent=1))
+        write_text(args.json, json.dumps(diagnosis.to_dict(), indent=1))
         print(f"\nwrote {args.json}")
     return 0
 
@@ -393,33 +598,38 @@ def _remove(args: argparse.Namespace) -> int:
         discovered_circuits,
         minus_retain,
     )
-    from ..suite.tasks import task_split
+    from ..methods import get_method
 
-    _check_writable(args.json)
-    _check_writable(args.plot)
-    if args.subtract_retain and not (args.method and args.retain):
-        raise UsageError("--subtract-retain needs --method (the circuits to fit on each retain task too) and --retain")
-    forget = task_split(args.task)
-    retain = [task_split(name) for name in args.retain or ()]
-    if args.circuit:
-        circuit = Circuit.load(args.circuit, task=args.task)
+    _check_removal_options(args)
+    for method in args.method or ():
+        get_method(method)  # an unknown method fails before the ones before it train
+    for name in (args.task, *(args.retain or ())):
+        _check_task_name(name)
+    plot = None if args.plot is None else Path(args.plot)
+    _check_not_an_input({"--json": args.json, "--plot": args.plot}, {"--circuit": args.circuit})
+    check_output_paths(
+        {
+            "--json": args.json,
+            "--plot (its PNG)": None if plot is None else plot.with_suffix(".png"),
+            "--plot (its SVG)": None if plot is None else plot.with_suffix(".svg"),
+        }
+    )
+    given = {"alpha": args.mask_alpha, "lambda_": args.mask_lambda, "steps": args.mask_steps}
+    mask = RemovalMaskConfig(**{k: v for k, v in given.items() if v is not None}) if args.removal_mask else None
+    circuit = Circuit.load(args.circuit, task=args.task) if args.circuit else None
+    forget = _load_split(args.task)
+    retain = [_load_split(name) for name in args.retain or ()]
+    if circuit is not None:
         circuits, per_position = [GivenCircuit(circuit.description, circuit.edges)], circuit.per_position
     else:  # each method fits on the discovery inputs; its circuit follows the method's rule (discover's)
         per_position = args.per_position
-        fit = lambda task: discovered_circuits(
-            task,
-            [(m, {}) for m in args.method],
-            args.ablation,  # noqa: E731
-            per_position,
-            args.seed,
-            (args.top_k,),
-            progress=True,
+        methods = [(m, {}) for m in args.method]
+        fit = lambda task: discovered_circuits(  # noqa: E731
+            task, methods, args.ablation, per_position, args.seed, (args.top_k,), progress=True
         )
         circuits = fit(forget.discovery)
         if args.subtract_retain:
             circuits += minus_retain(circuits, [fit(split.discovery) for split in retain])
-    given = {"alpha": args.mask_alpha, "lambda_": args.mask_lambda, "steps": args.mask_steps}
-    mask = RemovalMaskConfig(**{k: v for k, v in given.items() if v is not None}) if args.removal_mask else None
     settings = RemovalSettings(
         args.ablation,
         per_position,
@@ -452,13 +662,39 @@ def _remove(args: argparse.Namespace) -> int:
     for row in [header, *rows]:
         print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
     if args.json:
-        Path(args.json).write_text(json.dumps(comparison.to_dict(), indent=1, allow_nan=False))
+        write_text(args.json, json.dumps(comparison.to_dict(), indent=1, allow_nan=False))
         print(f"wrote {args.json}")
     if args.plot:
         from ..report import plot_removals
 
         print("wrote " + ", ".join(str(p) for p in plot_removals(comparison, args.plot)))
     return 0
+
+
+def _check_removal_options(args: argparse.Namespace) -> None:
+    """Raises UsageError for `remove` options that contradict each other or would do nothing, before any work."""
+    if args.subtract_retain and not (args.method and args.retain):
+        raise UsageError("--subtract-retain needs --method (the circuits to fit on each retain task too) and --retain")
+    for flag, value in (("--top-k", args.top_k), ("--per-position", args.per_position or None)):
+        if value is not None and not args.method:
+            raise UsageError(f"{flag} sizes the circuits that --method discovers; with --circuit, drop {flag}")
+    mask_options = {"--mask-alpha": args.mask_alpha, "--mask-lambda": args.mask_lambda, "--mask-steps": args.mask_steps}
+    for flag, value in mask_options.items():
+        if value is not None and not args.removal_mask:
+            raise UsageError(
+                f"{flag} sets the removal mask, which runs only with --removal-mask: add it, or drop {flag}"
+            )
+    retain = list(args.retain or ())
+    if args.task in retain:
+        raise UsageError(
+            f"--retain names the forget task {args.task}: one task cannot be both removed and kept; drop it from "
+            "--retain"
+        )
+    twice = next((name for i, name in enumerate(retain) if name in retain[:i]), None)
+    if twice is not None:
+        raise UsageError(f"--retain names {twice} twice; name each retain task once")
+    if args.method and len(set(args.method)) != len(args.method):
+        raise UsageError(f"--method names a method twice ({','.join(args.method)}); name each method once")
 
 
 def _measure_cell(measure) -> str:
@@ -497,7 +733,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("discover", help="score every edge of a task's graph with one method; print the circuit")
     p.add_argument("task")
     p.add_argument("--method", default="edge-sp", help="edge-sp, node-sp, acdc, eap, eap-ig-inputs, ...")
-    p.add_argument("--ablation", default="resample", choices=["resample", "mean", "zero", "per-position-mean"])
+    p.add_argument("--ablation", default="resample", choices=ABLATION_NAMES)
     p.add_argument("--per-position", action="store_true")
     _features_argument(p)
     p.add_argument("--seed", type=int, default=0)
@@ -549,7 +785,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="results folder; a re-run into it skips finished runs")
     p.add_argument("--tasks", type=_comma_list, help="comma-separated tasks, replacing the mode's")
     p.add_argument("--methods", type=_comma_list, help="comma-separated methods, e.g. eap,random")
-    p.add_argument("--ablations", type=_comma_list, help="comma-separated ablations: resample, mean, zero, ...")
+    p.add_argument("--ablations", type=_ablation_list, help="comma-separated ablations: resample, mean, zero, ...")
     p.add_argument("--graphs", type=_comma_list, help="comma-separated graph kinds: plain, per-position")
     _features_argument(p, "oracle | train")
     p.add_argument("--seeds", type=_comma_ints, help="comma-separated seeds, e.g. 0,1,2")
@@ -566,7 +802,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--jobs",
-        type=int,
+        type=_positive_int,
         default=1,
         help="runs at once, in worker processes (one per core; their "
         "times share the machine, and each record says how many ran beside it)",
@@ -589,7 +825,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ablations",
-        type=_comma_list,
+        type=_ablation_list,
         help="comma-separated ablations (default: resample,mean,zero; with --scores: the scores' ablation)",
     )
     p.add_argument("--per-position", action="store_true", help="diagnose the per-position graph")
@@ -610,12 +846,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=_comma_list,
         help="discover each comma-separated method's circuit on the task's discovery inputs, e.g. acdc,eap,edge-sp",
     )
-    p.add_argument("--ablation", default="resample", help="how removed edges are fed: resample (default), mean, zero")
+    p.add_argument(
+        "--ablation",
+        default="resample",
+        choices=ABLATION_NAMES,
+        help="how removed edges are fed: resample (default), mean, zero",
+    )
     p.add_argument("--retain", type=_comma_list, help="comma-separated tasks of the same model to keep")
     p.add_argument("--per-position", action="store_true", help="with --method: the per-position graph")
     p.add_argument(
         "--top-k",
-        type=int,
+        type=_positive_int,
         help="with --method: circuit size of a top-k method (default: the effective truth's, else 20)",
     )
     p.add_argument("--seed", type=int, default=0, help="the seed of the methods, the mask and the weight edits")
@@ -626,16 +867,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --method and --retain: also each circuit "
         "less the same method's circuits for the retain tasks (what the task uses alone)",
     )
-    p.add_argument("--random-seeds", type=int, default=3, help="random-edge baselines per circuit size (default 3)")
+    p.add_argument("--random-seeds", type=_count, default=3, help="random-edge baselines per circuit size (default 3)")
     p.add_argument(
         "--removal-mask",
         action="store_true",
         help="also a removal mask trained to forget the task and "
         "keep the --retain tasks (hard-concrete gates on every edge)",
     )
-    p.add_argument("--mask-alpha", type=float, help="the mask's weight of the retain KL (default 1)")
-    p.add_argument("--mask-lambda", type=float, help="the mask's weight of the fraction of edges removed (default 0.1)")
-    p.add_argument("--mask-steps", type=int, help="Adam steps of the mask (default 200)")
+    p.add_argument("--mask-alpha", type=_non_negative_float, help="the mask's weight of the retain KL (default 1)")
+    p.add_argument(
+        "--mask-lambda",
+        type=_non_negative_float,
+        help="the mask's weight of the fraction of edges removed (default 0.1)",
+    )
+    p.add_argument("--mask-steps", type=_positive_int, help="Adam steps of the mask (default 200)")
     p.add_argument(
         "--task-vector",
         type=_comma_floats,
@@ -644,16 +889,20 @@ def build_parser() -> argparse.ArgumentParser:
         "on the task, subtract alpha times the weight change, one row per comma-separated alpha",
     )
     p.add_argument("--gradient-ascent", action="store_true", help="also gradient ascent on the task (a copy)")
-    p.add_argument("--edit-steps", type=int, default=100, help="Adam steps of the weight edits (default 100)")
-    p.add_argument("--edit-lr", type=float, default=1e-3, help="learning rate of the weight edits (default 1e-3)")
+    p.add_argument("--edit-steps", type=_positive_int, default=100, help="Adam steps of the weight edits (default 100)")
+    p.add_argument(
+        "--edit-lr", type=_positive_float, default=1e-3, help="learning rate of the weight edits (default 1e-3)"
+    )
     p.add_argument(
         "--relearn-steps",
-        type=int,
+        type=_count,
         default=0,
         help="fine-tune every intervened model this many steps "
         "on the task and report when its accuracy is back to 90%% of the full model's (default 0: no)",
     )
-    p.add_argument("--relearn-lr", type=float, default=1e-3, help="learning rate of relearning (default 1e-3)")
+    p.add_argument(
+        "--relearn-lr", type=_positive_float, default=1e-3, help="learning rate of relearning (default 1e-3)"
+    )
     p.add_argument("--json", metavar="FILE", help="write every removal's measurements to FILE")
     p.add_argument("--plot", metavar="FILE", help="draw forget drop against retain kept, one point per intervention")
     p.set_defaults(run=_remove)
@@ -667,11 +916,21 @@ def main(argv: list[str] | None = None) -> int:
         argv: the arguments after `edgewise`; None reads `sys.argv`.
 
     Returns:
-        The command's exit status, or 2 after printing an EdgewiseError's message to stderr.
+        The command's exit status: 2 after printing an EdgewiseError's message to stderr (a user's task file that
+        failed: the message, then the user's own traceback), 130 after Ctrl-C. Every file is written atomically, so an
+        interrupted or failed command leaves no partial file.
     """
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except UserTaskError as err:
+        print(f"edgewise: error: {err}", file=sys.stderr)
+        if err.user_traceback:
+            print(err.user_traceback, file=sys.stderr)
+        return 2
     except EdgewiseError as err:
         print(f"edgewise: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("edgewise: interrupted; no output file was left half-written", file=sys.stderr)
+        return 130

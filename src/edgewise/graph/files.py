@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Callable, TypeVar
 
+from ..outputs import write_text
+
 T = TypeVar("T")
 
 
@@ -20,8 +22,9 @@ def load_json(path: str | Path, parse: Callable[[dict], T], error: type[Exceptio
 
 
 def write_json(path: str | Path, record: dict, error: type[Exception], indent: int | None = None) -> None:
-    """Writes `record` to `path` as strict JSON: a NaN or infinite number, which Python's json would write as a bare
-    NaN that strict readers reject, raises `error` naming where it sits in the record."""
+    """Writes `record` to `path` as strict JSON, atomically (a failed write leaves the previous file and raises
+    OutputPathError): a NaN or infinite number, which Python's json would write as a bare NaN that strict readers
+    reject, raises `error` naming where it sits in the record."""
     try:
         text = json.dumps(record, allow_nan=False, indent=indent)
     except ValueError:
@@ -32,7 +35,7 @@ def write_json(path: str | Path, record: dict, error: type[Exception], indent: i
             f"cannot write {path}: {at} is not a finite number, and JSON has no NaN or infinity; give a "
             "finite value there"
         ) from None
-    Path(path).write_text(text)
+    write_text(path, text)
 
 
 def _non_finite_at(value: object, where: str = "the record") -> str | None:

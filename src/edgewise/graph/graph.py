@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..errors import GraphMismatchError, InvalidMaskError
+from ..outputs import write_text
 from .nodes import HookGroup, Node, NodeKind
 
 
@@ -412,12 +413,15 @@ class Graph:
         return cls([HookGroup.from_dict(g) for g in d["groups"]], d["n_positions"], d.get("features"))
 
     def save(self, path: str | Path) -> None:
-        """Writes the graph as JSON.
+        """Writes the graph as JSON, atomically: a failed write leaves the previous file as it was.
 
         Args:
             path: the file to write.
+
+        Raises:
+            OutputPathError: the file cannot be written (a full disk, no permission).
         """
-        Path(path).write_text(json.dumps(self.to_dict()))
+        write_text(path, json.dumps(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | Path) -> "Graph":

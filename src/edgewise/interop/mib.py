@@ -33,8 +33,9 @@ from pathlib import Path
 
 import torch
 
-from ..errors import EdgewiseError, GraphMismatchError, OutputPathError
+from ..errors import EdgewiseError, GraphMismatchError
 from ..graph import Circuit, EdgeScores, Graph, Node, NodeKind
+from ..outputs import write_text
 
 MIB_FORMAT = (
     'EAP-IG\'s Graph.to_json / MIB circuit JSON: {"cfg": {"n_layers": int, "n_heads": int, '
@@ -244,8 +245,9 @@ def from_mib(record: dict, graph: Graph, method: str = "mib", task: str = "") ->
 
 
 def save_mib(record: dict, path: str | Path) -> None:
-    """Writes a MIB circuit record (from `to_mib`) as JSON at `path`; raises OutputPathError if the path is not
-    writable and MibFileError if the record is not a MIB record.
+    """Writes a MIB circuit record (from `to_mib`) as JSON at `path`, atomically (a failed write leaves the previous
+    file as it was); raises OutputPathError if the file cannot be written and MibFileError if the record is not a MIB
+    record.
 
     Args:
         record: the MIB circuit record (`to_mib`).
@@ -253,17 +255,14 @@ def save_mib(record: dict, path: str | Path) -> None:
 
     Raises:
         MibFileError: the record lacks a `cfg`, `nodes` or `edges` object, or holds a NaN or infinite number.
-        OutputPathError: the file cannot be written.
+        OutputPathError: the file cannot be written (no such folder, no permission, a full disk).
     """
     _check_record(record, "the record to save")
     try:
         text = json.dumps(record, allow_nan=False)  # NaN is not JSON, and MIB's evaluator cannot rank it
     except ValueError:
         raise MibFileError("the record to save holds a NaN or infinite number; build it with to_mib") from None
-    try:
-        Path(path).write_text(text)
-    except OSError as error:
-        raise OutputPathError(f"cannot write the MIB file {path}: {error.strerror}; give a writable path") from None
+    write_text(path, text)  # atomic: a failed write raises OutputPathError and leaves the previous file
 
 
 def load_mib(path: str | Path) -> dict:

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from ..evaluate import FaithfulnessCurve, RocCurve  # noqa: E402
 from ..graph import Edge, Graph, NodeKind  # noqa: E402
+from ..outputs import atomic_path, write_text  # noqa: E402
 
 _INPUT_STYLE = {"Q": ("tab:blue", "q input"), "K": ("tab:green", "k input"), "V": ("tab:red", "v input")}
 # An edge against the ground truth: (matplotlib colour, line style, Graphviz colour, Graphviz style) per status.
@@ -195,16 +196,18 @@ def plot_circuit_graphviz(
         The PNG and SVG paths.
 
     Raises:
-        subprocess.CalledProcessError: `dot` fails.
+        subprocess.CalledProcessError: `dot` fails; the previous images are unchanged.
+        OutputPathError: a file cannot be written; the previous file is unchanged.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     source = path.with_suffix(".dot")
-    source.write_text(circuit_dot(graph, found, truth, title))
+    write_text(source, circuit_dot(graph, found, truth, title))
     written = []
     for fmt in ("png", "svg"):
         out = path.with_suffix(f".{fmt}")
-        subprocess.run(["dot", f"-T{fmt}", str(source), "-o", str(out)], check=True, capture_output=True)
+        with atomic_path(out) as temporary:  # a failed `dot` or a full disk leaves the previous image
+            subprocess.run(["dot", f"-T{fmt}", str(source), "-o", str(temporary)], check=True, capture_output=True)
         written.append(out)
     return written
 
@@ -285,21 +288,28 @@ def plot_faithfulness_curves(
 
 
 def save_figure(fig, path: str | Path) -> list[Path]:
-    """Writes the figure as PNG and SVG at `path` (its suffix replaced), closes it, and returns the two paths.
+    """Writes the figure as PNG and SVG at `path` (its suffix replaced), each atomically, closes it, and returns the
+    two paths.
 
     Args:
-        fig (matplotlib.figure.Figure): the figure; it is closed afterwards.
+        fig (matplotlib.figure.Figure): the figure; it is closed afterwards, also when a write fails.
         path: where to write: its suffix is replaced by .png and .svg; missing folders are made.
 
     Returns:
         The PNG and SVG paths.
+
+    Raises:
+        OutputPathError: a file cannot be written; the previous file is unchanged.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     written = []
-    for suffix in (".png", ".svg"):
-        out = path.with_suffix(suffix)
-        fig.savefig(out, bbox_inches="tight", dpi=130)
-        written.append(out)
-    plt.close(fig)
+    try:
+        for suffix in (".png", ".svg"):
+            out = path.with_suffix(suffix)
+            with atomic_path(out) as temporary:  # a full disk leaves the previous image, not half of a new one
+                fig.savefig(temporary, format=suffix[1:], bbox_inches="tight", dpi=130)
+            written.append(out)
+    finally:
+        plt.close(fig)
     return written

@@ -9,6 +9,7 @@ from typing import Callable
 import torch
 
 from edgewise.errors import TrainedWeightsMissingError
+from edgewise.outputs import atomic_path
 
 
 def save_checkpoint(model: torch.nn.Module, config: dict, path: Path, **fields: object) -> Path:
@@ -23,9 +24,13 @@ def save_checkpoint(model: torch.nn.Module, config: dict, path: Path, **fields: 
 
     Returns:
         `path`.
+
+    Raises:
+        OutputPathError: the file cannot be written; the previous file is unchanged.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": config, "state_dict": model.state_dict(), **fields}, path)
+    with atomic_path(path) as temporary:  # an interrupted save leaves the previous weights, not a truncated file
+        torch.save({"config": config, "state_dict": model.state_dict(), **fields}, temporary)
     return path
 
 
