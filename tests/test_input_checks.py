@@ -9,12 +9,14 @@ import json
 
 import pytest
 import torch
+from conftest import run_edgewise
 from safetensors.torch import save_file
 
 import edgewise.features.sets
 import edgewise.methods.discovery
 from edgewise.errors import (
     DuplicateSAEError,
+    InvalidHyperparameterError,
     InvalidMetricError,
     MetricNotZeroError,
     NonFiniteSAEWeightsError,
@@ -23,7 +25,7 @@ from edgewise.errors import (
     SAEHookError,
     UnknownMetricError,
 )
-from edgewise.features import add_sae_features, load_saelens
+from edgewise.features import SAETrainingConfig, add_sae_features, cached_sparse_autoencoder, load_saelens
 from edgewise.methods import METHODS, discover, get_method, method_names
 from edgewise.tasks import METRIC_ZERO_TOLERANCE, METRICS, Metric, Task, kl_divergence
 
@@ -260,6 +262,35 @@ def test_valid_saelens_folders_are_still_accepted(sae_task, tmp_path):
     writer_sae(sae_task, tmp_path / "set" / "a2", "blocks.2.attn.hook_result", head=0)
     name = add_sae_features(sae_task, tmp_path / "set")
     assert set(sae_task.dictionaries[name]) == {"MLP 1", "A2.0"}
+
+
+def test_the_command_line_reports_a_bad_sae_folder_and_exits_2(tmp_path):
+    """`--features sae:DIR` as a user runs it: the error's message on stderr, no traceback, exit status 2."""
+    from conftest import tracr
+
+    width = tracr("tracr-reverse").model.cfg.d_model
+    for name in ("a", "b"):
+        write_sae(tmp_path / "saes" / name, saelens_cfg(width, 4, "blocks.1.hook_mlp_out"), sae_weights(width, 4))
+    result = run_edgewise("discover", "tracr-reverse", "--method", "eap", "--features", f"sae:{tmp_path / 'saes'}")
+    assert result.returncode == 2, result.stderr
+    assert "both split MLP 1" in result.stderr and "Traceback" not in result.stderr
+    save_file(
+        sae_weights(width, 4, W_enc=torch.full((width, 4), NAN)), tmp_path / "saes" / "b" / "sae_weights.safetensors"
+    )
+    result = run_edgewise("discover", "tracr-reverse", "--method", "eap", "--features", f"sae:{tmp_path / 'saes'}")
+    assert result.returncode == 2 and "W_enc has 164 of 164 entries NaN or infinite" in result.stderr
+
+
+def test_sae_training_that_diverges_is_refused_and_not_cached(tmp_path):
+    rows = torch.randn(200, 6, generator=torch.Generator().manual_seed(0))
+    config = SAETrainingConfig(12, "relu", None, steps=50, lr=1e10)
+    with pytest.raises(
+        InvalidHyperparameterError, match=r"diverged: after 50 steps at lr=1e\+10 .*\(W_enc 72 of 72, .*lower lr"
+    ):
+        cached_sparse_autoencoder(rows, config, cache_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    sae = cached_sparse_autoencoder(rows, dataclasses.replace(config, lr=2e-3), cache_dir=tmp_path)
+    assert all(bool(torch.isfinite(p).all()) for p in sae.parameters()) and len(list(tmp_path.iterdir())) == 1
 
 
 # ---------------------------------------------------------------------------------------------------------------

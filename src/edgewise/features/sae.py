@@ -294,6 +294,7 @@ def train_with_config(
 
     Raises:
         InvalidActivationsError: the activations are not a non-empty, finite, floating-point matrix.
+        InvalidHyperparameterError: training diverged (a weight is NaN or infinite at the end): lr is too large.
     """
     x = _checked_activations(activations)
     generator = torch.Generator().manual_seed(config.seed)
@@ -323,6 +324,15 @@ def train_with_config(
             sae.W_dec /= sae.W_dec.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
         if progress:
             bar.set_postfix(mse=f"{reconstruction.item():.4g}")
+    # checked once at the end, not per step (a sync per step on a GPU): a diverged SAE encodes NaN, which would leave
+    # its writer without features, and cached_sparse_autoencoder would save it
+    not_finite = {name: int((~torch.isfinite(p)).sum()) for name, p in sae.named_parameters()}
+    if any(not_finite.values()):
+        counts = ", ".join(f"{name} {n} of {getattr(sae, name).numel()}" for name, n in not_finite.items() if n)
+        raise InvalidHyperparameterError(
+            f"SAE training diverged: after {config.steps} steps at lr={config.lr:g} the weights hold NaN or infinite "
+            f"entries ({counts}); lower lr (the default is {SAETrainingConfig.lr:g})"
+        )
     with torch.no_grad():
         # ReLU and top-k are positively homogeneous: scaling the biases by `scale` gives features (and a
         # reconstruction) of the original activations, in their units, with the same unit-norm decoder
