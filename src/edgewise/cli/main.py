@@ -210,10 +210,10 @@ def _user_code(name: str):
             else []
         )
         shown += traceback.format_exception_only(type(error), error)
-        summary = (str(error).splitlines() or [""])[0]
+        summary = ": ".join([type(error).__name__, *(str(error).splitlines() or [])[:1]])
         raise UserTaskError(
-            f"your task {name} failed with {type(error).__name__}: {summary} (its traceback follows; the error is in "
-            "your code, not edgewise's)",
+            f"your task {name} failed with {summary} (its traceback follows; the error is in your code, not "
+            "edgewise's)",
             "".join(shown).rstrip("\n"),
         ) from None
 
@@ -308,6 +308,8 @@ def _discover(args: argparse.Namespace) -> int:
     _check_task_name(args.task)
     check_output_paths({"--json": args.json, "--circuit-out": args.circuit_out})
     task = _load_task(args.task, metric=args.metric)
+    if args.objective:
+        task.with_objective(args.objective)  # an objective the task lacks fails before any work
     graph = task.graph(per_position=args.per_position, features=_task_features(task, args.features))
     ablated = task_ablation(task, graph, args.ablation)
     scores = discover(
@@ -920,8 +922,8 @@ def main(argv: list[str] | None = None) -> int:
         failed: the message, then the user's own traceback), 130 after Ctrl-C. Every file is written atomically, so an
         interrupted or failed command leaves no partial file.
     """
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return args.run(args)
     except UserTaskError as err:
         print(f"edgewise: error: {err}", file=sys.stderr)
