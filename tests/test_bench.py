@@ -16,7 +16,14 @@ import pytest
 import torch
 from conftest import run_edgewise
 
-from edgewise.errors import BenchFolderBusyError, InvalidSweepError, UnknownMethodError, UnknownTaskError
+from edgewise import outputs
+from edgewise.errors import (
+    BenchFolderBusyError,
+    InvalidSweepError,
+    OutputPathError,
+    UnknownMethodError,
+    UnknownTaskError,
+)
 from edgewise.evaluate import faithfulness
 from edgewise.graph import Edge, EdgeScores, circuit_from_scores
 from edgewise.patching import task_ablation
@@ -73,9 +80,11 @@ def test_a_write_interrupted_before_its_rename_leaves_no_file(tmp_path, monkeypa
     def fail(*args):
         raise OSError("disk full")
 
-    # Only the runner's os: the tracr compile cache renames files too, and must not fail here.
-    monkeypatch.setattr(runner, "os", types.SimpleNamespace(fdopen=os.fdopen, replace=fail))
-    with pytest.raises(OSError, match="disk full"):
+    # Only the writer's os: the tracr compile cache renames files too, and must not fail here.
+    failing_os = types.SimpleNamespace(**{name: getattr(os, name) for name in dir(os) if not name.startswith("_")})
+    failing_os.replace = fail
+    monkeypatch.setattr(outputs, "os", failing_os)
+    with pytest.raises(OutputPathError, match="could not write .*disk full"):
         run_bench(Sweep(("tracr-shift",), ("random",)), tmp_path, progress=False)
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == [tmp_path / ".lock"]  # the lock's file stays, empty
     assert (tmp_path / ".lock").read_text() == ""

@@ -114,6 +114,20 @@ class BenchFolderBusyError(EdgewiseError):
     """A bench results folder that another running bench holds."""
 
 
+class StaleBenchLockWarning(UserWarning):
+    """A bench results folder's lock whose holder died while a process it started still held it; the bench takes the
+    folder over."""
+
+
+class RunFileError(EdgewiseError, ValueError):
+    """A bench run file (`runs/KEY.json`) that cannot be read, is not JSON, or is not the record of the run its name
+    says (a missing or wrongly typed field)."""
+
+
+class BenchFileWarning(UserWarning):
+    """A bench folder's run file that is damaged: it is set aside (KEY.json.damaged) and its run is done again."""
+
+
 class CacheWarning(UserWarning):
     """A cache entry that could not be used (damaged, of another program, or not writable); edgewise recomputes."""
 

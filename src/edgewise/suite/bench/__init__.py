@@ -1,33 +1,19 @@
 """The bench (the suite's top stage): sweeps of methods x tasks x graphs x ablations x seeds, run records scored by the
-one run scorer, resumable result folders, and the Markdown summary."""
+one run scorer, resumable result folders, and the Markdown summary. Names load on first use, so that a bench's worker
+process can start (and learn to die with its bench, workers.py) before it imports torch."""
 
-from .families import FamilySummary, family_summary
-from .memory import PeakMemory
-from .plots import plot_bench, plot_families
-from .records import RunRecord
-from .runner import Setting, run_bench, run_one, write_atomic
-from .summary import copies_kept, markdown_table, summary_markdown
-from .sweep import FEATURE_SETS, GRAPH_KINDS, RunSpec, Sweep, full_sweep, graph_kind, quick_sweep
+from edgewise.lazy import lazy_exports
 
-__all__ = [
-    "FEATURE_SETS",
-    "GRAPH_KINDS",
-    "FamilySummary",
-    "PeakMemory",
-    "RunRecord",
-    "RunSpec",
-    "Setting",
-    "Sweep",
-    "copies_kept",
-    "family_summary",
-    "full_sweep",
-    "graph_kind",
-    "markdown_table",
-    "plot_bench",
-    "plot_families",
-    "quick_sweep",
-    "run_bench",
-    "run_one",
-    "summary_markdown",
-    "write_atomic",
-]
+_EXPORTS = {
+    **dict.fromkeys(["FamilySummary", "family_summary"], "families"),
+    "PeakMemory": "memory",
+    **dict.fromkeys(["plot_bench", "plot_families"], "plots"),
+    **dict.fromkeys(["RunRecord", "load_run"], "records"),
+    **dict.fromkeys(["Setting", "run_bench", "run_one", "write_atomic"], "runner"),
+    **dict.fromkeys(["copies_kept", "markdown_table", "summary_markdown"], "summary"),
+    **dict.fromkeys(
+        ["FEATURE_SETS", "GRAPH_KINDS", "RunSpec", "Sweep", "full_sweep", "graph_kind", "quick_sweep"], "sweep"
+    ),
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

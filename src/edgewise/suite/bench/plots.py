@@ -3,8 +3,8 @@ cross-benchmark summary of task families."""
 
 from __future__ import annotations
 
-import json
 import textwrap
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -12,29 +12,34 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window (as edgewise.report does)
 import matplotlib.pyplot as plt  # noqa: E402
 
+from edgewise.errors import BenchFileWarning, RunFileError, ScoresFileError
 from edgewise.evaluate import FAITHFUL_LEVEL, FaithfulnessCurve, RocCurve
 from edgewise.graph import Edge, EdgeScores, circuit_from_scores
 from edgewise.report import draw_circuit, plot_faithfulness_curves, plot_roc_curves, save_figure
 
 from .families import FamilySummary
-from .records import RunRecord
+from .records import RunRecord, load_run
 
 
 def plot_bench(out: str | Path, level: float = FAITHFUL_LEVEL) -> None:
     """Draws, per task, graph and ablation (first seed): ROC curves against both truths and faithfulness curves, one
     line per method; and per plain-graph run a diagram of its top-k circuit against the effective ground truth, k
-    that truth's size. Reads the finished runs of the bench folder `out`.
+    that truth's size. Reads the finished runs of the bench folder `out`, leaving out, with a BenchFileWarning, a run
+    whose record or scores cannot be read (`run_bench` sets damaged records aside and redoes them).
 
     Args:
         out: the bench folder; the plots go to its `plots/` (diagrams to `plots/circuits/`).
         level: the faithfulness level the faithfulness plots mark.
     """
     out = Path(out)
-    finished = [json.loads(path.read_text()) for path in sorted((out / "runs").glob("*.json"))]
     groups: dict[tuple, list[tuple[RunRecord, dict]]] = {}  # (task, graph, ablation) -> (record, curves) per run
-    for fields in finished:
-        r = RunRecord.from_json(fields)
-        groups.setdefault((r.task, str(r.graph), str(r.ablation)), []).append((r, fields["curves"]))
+    for path in sorted((out / "runs").glob("*.json")):
+        try:
+            r, curves = load_run(path)
+        except RunFileError as error:
+            warnings.warn(f"{error}; left out of the plots", BenchFileWarning, stacklevel=2)
+            continue
+        groups.setdefault((r.task, str(r.graph), str(r.ablation)), []).append((r, curves))
     for (task, graph, ablation), runs in groups.items():
         seed = min(r.seed for r, _ in runs)
         runs = [(r, curves) for r, curves in runs if r.seed == seed]
@@ -62,7 +67,11 @@ def plot_bench(out: str | Path, level: float = FAITHFUL_LEVEL) -> None:
             truth = {Edge.from_endpoints(w, rd) for w, rd in r.effective_ground_truth or []}
             if not truth:
                 continue
-            scores = EdgeScores.load(out / "scores" / f"{r.key}.json")
+            try:
+                scores = EdgeScores.load(out / "scores" / f"{r.key}.json")
+            except ScoresFileError as error:
+                warnings.warn(f"{error}; no circuit diagram of {r.key}", BenchFileWarning, stacklevel=2)
+                continue
             found = set(circuit_from_scores(scores, top_k=len(truth)).edges)
             label = r.label
             draw_circuit(

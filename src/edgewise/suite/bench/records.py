@@ -4,13 +4,17 @@ A record says what ran (task, graph kind, method, preset, ablation, seed, hyperp
 (the evaluation inputs and the ground truths' sizes), every figure (`RunFigures`), and what it cost. `to_json`
 writes the flat JSON of `runs/KEY.json` and `results.json`; `from_json` reads it back, also from files written
 before a field existed (a missing preset is `tuned`, a missing `evaluated_on` is `discovery`, missing figures and
-costs are None), and keeps fields it does not know so that a rewrite loses nothing.
+costs are None), and keeps fields it does not know so that a rewrite loses nothing. `load_run` reads a run file
+back and checks it first: a file that is not JSON, or not the record of the run its name says, raises RunFileError.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from edgewise.errors import RunFileError
 from edgewise.evaluate import RunFigures
 from edgewise.graph import GraphKind
 from edgewise.patching import Ablation
@@ -165,3 +169,82 @@ class RunRecord:
             **cost,
             other={k: v for k, v in fields.items() if k not in known},
         )
+
+
+_NUMBER = (int, float)
+# the type of each field a run file must hold, and of each it may hold (None allowed), as `to_json` writes them
+_REQUIRED = {"key": str, "task": str, "graph": str, "method": str, "ablation": str, "seed": int, "n_edges": int}
+_OPTIONAL = {
+    "preset": str,
+    "evaluated_on": str,
+    "hyperparameters": dict,
+    "n_evaluation_inputs": int,
+    "n_true_edges": int,
+    "n_effective_edges": int,
+    "effective_ground_truth": list,
+    "redundancy": list,
+    "dictionaries": dict,
+    "curves": dict,
+    "circuit_edges": int,
+    "circuit_rule": str,
+    "edges_to_95": int,
+    "memory_measure": str,
+    "device": str,
+    "threads": int,
+    "jobs": int,
+    **dict.fromkeys(
+        ("circuit_faithfulness", "cpr", "cmd", "fraction_to_95", "seconds", "evaluation_seconds", "peak_memory_mib"),
+        _NUMBER,
+    ),
+    **{
+        f"{name}{'' if truth == 'compiler' else '_' + truth}": _NUMBER
+        for name in RunFigures.TRUTH_FIELDS
+        for truth in RunFigures.TRUTH_NAMES
+    },
+}
+
+
+def load_run(path: Path) -> tuple[RunRecord, dict]:
+    """Returns the record and the curves (by name; {} for a file restored without them) of the run file `path`,
+    after checking that it is the whole record of the run its name says.
+
+    Args:
+        path: a `runs/KEY.json` file.
+
+    Returns:
+        The run's record, and its curves.
+
+    Raises:
+        RunFileError: naming the file and what is wrong with it: it cannot be read or is not JSON (a truncated
+            write), it is not a JSON object, its key is not its file's name, or a field is missing or of the wrong
+            type.
+    """
+    try:
+        fields = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError) as error:
+        raise RunFileError(f"run file {path} cannot be read ({type(error).__name__}: {error})") from None
+    except ValueError as error:
+        raise RunFileError(f"run file {path} is not JSON ({error})") from None
+    if not isinstance(fields, dict):
+        raise RunFileError(f"run file {path} holds a JSON {type(fields).__name__}, not a run record")
+    for name, kind in _REQUIRED.items():
+        if name not in fields:
+            raise RunFileError(f"run file {path} lacks the field {name!r}")
+        _check_type(path, name, fields[name], kind)
+    for name, kind in _OPTIONAL.items():
+        if fields.get(name) is not None:
+            _check_type(path, name, fields[name], kind)
+    if fields["key"] != path.stem:
+        raise RunFileError(f"run file {path} holds the record of run {fields['key']!r}, not of {path.stem!r}")
+    try:
+        record = RunRecord.from_json(fields)
+    except (KeyError, TypeError, ValueError) as error:  # an unknown graph kind or ablation
+        raise RunFileError(f"run file {path} is not a run record edgewise can read ({error})") from None
+    return record, fields.get("curves") or {}
+
+
+def _check_type(path: Path, name: str, value, kind) -> None:
+    """Raises RunFileError unless `value` is of `kind` (a bool is not a number here)."""
+    if isinstance(value, bool) or not isinstance(value, kind):
+        expected = "a number" if kind is _NUMBER else f"a {kind.__name__}"
+        raise RunFileError(f"run file {path}: field {name!r} holds a {type(value).__name__}, not {expected}")

@@ -14,12 +14,16 @@ Methods fit on a task's discovery inputs; each run is scored (faithfulness, CPR/
 AUROC against it) on the task's held-out inputs where it has them, and says so in `evaluated_on`.
 
 A run's key holds its task, graph, method, ablation and seed, and a hash of its hyperparameters with the method's
-defaults filled in, so changing a default reruns that method. A re-run skips every run whose record exists; every
-file is written through a temporary file and os.replace, so an interrupted run leaves no half-written file.
+defaults filled in, so changing a default reruns that method. A re-run skips every run whose record exists and reads
+back whole; a damaged record (truncated, not JSON, of another run, a field missing or of the wrong type) is set aside
+as runs/KEY.json.damaged with a BenchFileWarning naming it, and its run is done again. Every file is written through
+edgewise.outputs (a temporary file, flushed, given the umask's mode, renamed), so an interrupted run leaves no
+half-written file.
 
 `jobs` runs several runs at once in worker processes (one per core suits this CPU-bound work), each writing its own
 files; a record's `jobs` says how many ran beside each other, since they share the machine's cores and memory
-bandwidth and so time more slowly than alone.
+bandwidth and so time more slowly than alone. Workers die with the bench that started them (killed, or ended by
+SIGTERM): none runs on into the folder without its lock, or waits forever for work.
 
 One bench at a time writes into a folder: a second raises BenchFolderBusyError naming the first, or with `wait`
 waits for it, and then skips the runs the first finished. Sweeps into one folder add up: results.json and
@@ -34,8 +38,8 @@ import math
 import multiprocessing
 import os
 import sys
-import tempfile
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +48,12 @@ import torch
 from tqdm.auto import tqdm
 
 from edgewise.diagnostics import RedundantGroup, redundant_groups
-from edgewise.errors import InvalidSweepError
+from edgewise.errors import BenchFileWarning, InvalidSweepError, RunFileError
 from edgewise.evaluate import RunEvaluation, effective_truth, truths_from
 from edgewise.features import TRAINED, add_trained_features
 from edgewise.graph import Edge, EdgeScores, Graph, GraphKind
 from edgewise.methods import discover
+from edgewise.outputs import write_text
 from edgewise.patching import AblatedOutputs, Ablation, faithfulness_loss, task_ablation
 from edgewise.tasks import Task
 
@@ -56,9 +61,10 @@ from ..tasks import get_task, held_out_size
 from .families import family_markdown, family_summary
 from .lock import folder_lock
 from .memory import PeakMemory
-from .records import RunRecord
+from .records import RunRecord, load_run
 from .summary import summary_markdown
 from .sweep import RunSpec, Sweep, graph_kind
+from .workers import die_with_parent
 
 
 @dataclass(frozen=True)
@@ -209,22 +215,18 @@ def run_one(task: Task, spec: RunSpec, setting: Setting | None = None) -> tuple[
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Writes `text` to `path` through a temporary file beside it and os.replace: `path` holds its old content or
-    all of the new one, never part of it, and the temporary file is removed if the write fails.
+    """Writes `text` to `path` with edgewise.outputs.write_text (a temporary file beside it, flushed, given the
+    umask's mode and renamed: `path` holds its old content or all of the new one), making missing folders first.
 
     Args:
         path: the file to write; missing folders are made.
         text: the file's new content.
+
+    Raises:
+        OutputPathError: the file cannot be written; the previous file is unchanged.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as f:
-            f.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_text(path, text)
 
 
 def _warm_up(task: Task) -> None:
@@ -267,12 +269,15 @@ def run_bench(
         # Only under the lock: before it, these could be the temporary files of a bench still writing.
         for stray in out.glob("**/.*.tmp"):  # left by a process killed mid-write, which no `except` could remove
             stray.unlink()
-        pending = [s for s in specs if not (out / "runs" / f"{s.key}.json").exists()]
+        finished = _finished_records(out)
+        pending = [s for s in specs if s.key not in finished]
         if jobs == 1 or len(pending) < 2:
             _run_pending(pending, out, progress, n_specs=len(specs))
         else:
             _run_parallel(pending, out, progress, len(specs), jobs)
-        records = _folder_records(out, [s.key for s in specs])
+        keys = [s.key for s in specs]
+        finished.update((s.key, load_run(out / "runs" / f"{s.key}.json")[0]) for s in pending)
+        records = [finished[key] for key in keys] + [finished[key] for key in sorted(set(finished) - set(keys))]
         write_atomic(out / "results.json", json.dumps([r.to_json() for r in records], indent=1, allow_nan=False))
         write_atomic(out / "summary.md", summary_markdown(records))
         families = family_summary(records)
@@ -299,7 +304,7 @@ def _run_parallel(pending: list[RunSpec], out: Path, progress: bool, n_specs: in
         tqdm(
             total=n_specs, initial=n_specs - len(pending), desc=f"bench ({jobs} jobs)", unit="run", disable=not progress
         ) as bar,
-        ProcessPoolExecutor(jobs, mp_context=context) as pool,
+        ProcessPoolExecutor(jobs, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)) as pool,
     ):
         futures = {pool.submit(_run_group, group, out, jobs, threads): group for group in groups.values()}
         try:
@@ -346,8 +351,22 @@ def _run_pending(pending: list[RunSpec], out: Path, progress: bool, n_specs: int
             bar.update()
 
 
-def _folder_records(out: Path, keys: list[str]) -> list[RunRecord]:
-    """Returns the records (without curves) of the runs `keys` names, in that order, then of every other finished
-    run in `out`, sorted by key; each of `keys` must be finished."""
-    others = sorted({p.stem for p in (out / "runs").glob("*.json")} - set(keys))
-    return [RunRecord.from_json(json.loads((out / "runs" / f"{key}.json").read_text())) for key in [*keys, *others]]
+def _finished_records(out: Path) -> dict[str, RunRecord]:
+    """Returns the record (without curves) of every run file in `out` that reads back whole, by key; each damaged
+    one is renamed KEY.json.damaged (replacing an earlier one), with a BenchFileWarning naming it, so that a sweep
+    holding its run does it again."""
+    finished = {}
+    for path in sorted((out / "runs").glob("*.json")):
+        try:
+            record, _ = load_run(path)
+        except RunFileError as error:
+            aside = path.with_name(f"{path.name}.damaged")
+            os.replace(path, aside)
+            warnings.warn(
+                f"{error}; set it aside as {aside} and doing its run again (if this sweep holds it)",
+                BenchFileWarning,
+                stacklevel=3,
+            )
+            continue
+        finished[record.key] = record
+    return finished
