@@ -288,3 +288,30 @@ def test_export_of_unlabelled_top_k_scores_asks_for_a_size(reverse_eap, tmp_path
     assert result.returncode == 2 and "give --top-k K or --circuit FILE" in _one_line(result.stderr)
     assert run_edgewise("export", str(edited), "--out", str(out), "--top-k", "2").returncode == 0
     assert json.loads(out.read_text())["cfg"]["d_model"] == 0  # no task, so no width to trust
+
+
+def test_a_full_disk_during_export_keeps_the_previous_mib_file(reverse_eap, tmp_path, monkeypatch):
+    out = tmp_path / "m.json"
+    out.write_text("the previous MIB file")
+    _full_disk(monkeypatch)
+    result = run_edgewise("export", str(reverse_eap[0]), "--out", str(out), "--top-k", "2")
+    assert result.returncode == 2 and "the disk is full" in _one_line(result.stderr)
+    assert out.read_text() == "the previous MIB file"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_an_interrupted_checkpoint_save_keeps_the_previous_weights(tmp_path, monkeypatch):
+    import torch
+
+    from edgewise.errors import OutputPathError
+    from edgewise.suite.models import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "model.pt"
+    before = torch.nn.Linear(2, 2)
+    save_checkpoint(before, {"width": 2}, path)
+    _full_disk(monkeypatch)
+    with pytest.raises(OutputPathError, match="the disk is full"):
+        save_checkpoint(torch.nn.Linear(2, 2), {"width": 2}, path)
+    model, _ = load_checkpoint(path, lambda config: torch.nn.Linear(config["width"], 2), "weights")
+    assert torch.equal(model.weight, before.weight)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
