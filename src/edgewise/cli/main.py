@@ -281,8 +281,15 @@ def _non_negative_float(text: str) -> float:
 
 
 def _feature_set(text: str) -> str:
-    """Returns `text` if it names a dictionary set (oracle, train, sae:DIR), else raises ArgumentTypeError."""
-    if text in ("oracle", "train") or (text.startswith("sae:") and len(text) > len("sae:")):
+    """Returns `text` if it names a dictionary set (oracle, train, sae:DIR with DIR a folder), else raises
+    ArgumentTypeError."""
+    if text in ("oracle", "train"):
+        return text
+    if text.startswith("sae:") and len(text) > len("sae:"):
+        if not Path(text[len("sae:") :]).is_dir():
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: {text[len('sae:') :]} is not a folder; give sae:DIR, DIR holding SAELens folders"
+            )
         return text
     raise argparse.ArgumentTypeError(f"unknown feature set {text!r}: use oracle, train or sae:DIR")
 
@@ -489,9 +496,15 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from ..suite.tasks import ALL_TRACR_TASKS
     from .demo import run_demo
 
     _check_task_name(args.task)
+    if args.task not in ALL_TRACR_TASKS:
+        raise UsageError(
+            f"the demo shows a compiled program and its true circuit, so it runs on tracr tasks only, not "
+            f"{args.task!r}: choose one of {', '.join(ALL_TRACR_TASKS)}"
+        )
     check_output_paths({}, folders={"--out": args.out})
     return run_demo(args.task, Path(args.out))
 
