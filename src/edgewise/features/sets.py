@@ -62,7 +62,8 @@ def add_sae_features(task: Task, folder: str | Path) -> str:
     its sub-folders holding a cfg.json; each SAE splits the writer whose hook its cfg names (`hook_name`, and
     `hook_head_index` for one attention head), keeping the features active on the task's inputs.
 
-    The set is stored as `task.dictionaries["sae:FOLDER"]`, replacing any set of that name.
+    The set is stored as `task.dictionaries["sae:FOLDER"]`, replacing any set of that name. Every folder is loaded
+    and matched to its writer before the model runs, so a bad folder costs no forward.
 
     Args:
         task: the task whose writers the SAEs split.
@@ -70,8 +71,6 @@ def add_sae_features(task: Task, folder: str | Path) -> str:
 
     Returns:
         The set's name, for `task.graph(features=name)`.
-
-    Every folder is loaded and matched to its writer before the model runs, so a bad folder costs no forward.
 
     Raises:
         SAEFormatError: no SAELens folder is found, or one cannot be read or is not supported (`load_saelens`,
@@ -96,8 +95,7 @@ def add_sae_features(task: Task, folder: str | Path) -> str:
             raise DuplicateSAEError(
                 f"the SAEs in {sources[writer]} and {path} both split {writer} (hook {metadata.get('hook_name')!r}"
                 f"{_head_text(metadata.get('hook_head_index'))}); a writer is split by one dictionary, so keep one "
-                "of the two folders (or move the other out of "
-                f"{folder})"
+                f"of the two folders in {folder}"
             )
         saes[writer], sources[writer] = sae, path
     outputs = writer_outputs(task)

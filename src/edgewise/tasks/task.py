@@ -164,10 +164,10 @@ class Task:
                 "method measures masked outputs with it, so its scores would be NaN. Make the metric return a finite "
                 f"distance for any outputs (guard divisions by zero and logs of 0) or use one of {', '.join(METRICS)}"
             )
-        largest = value.abs().max().item()
-        if largest > METRIC_ZERO_TOLERANCE:
+        furthest = value.flatten()[value.abs().argmax()].item()  # the value furthest from 0, with its sign
+        if abs(furthest) > METRIC_ZERO_TOLERANCE:
             raise MetricNotZeroError(
-                f"task {self.name}: metric {self.metric.name!r} gives {largest:.6g} on the full model's own outputs "
+                f"task {self.name}: metric {self.metric.name!r} gives {furthest:.6g} on the full model's own outputs "
                 f"(metric(logits, logits, positions)), not 0 (within {METRIC_ZERO_TOLERANCE:g}). A task's metric is "
                 "the distance of a circuit's outputs from the full model's: the circuit of every edge is the full "
                 "model, at distance 0, and faithfulness is measured from there, so with this metric it would be "
