@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from edgewise.errors import BenchFileWarning, CacheWarning, PretrainedModelMissingError, StaleBenchLockWarning
-from edgewise.suite.bench import Sweep, run_bench, runner
+from edgewise.suite.bench import Sweep, plot_bench, run_bench, runner
 from edgewise.suite.bench.lock import folder_lock
 from edgewise.suite.tasks import registry
 from edgewise.suite.tasks.cards import card_path, task_cards, unavailable_path
@@ -179,6 +179,36 @@ def test_a_damaged_run_file_is_set_aside_and_redone(finished, tmp_path, monkeypa
     assert run.with_name(f"{run.name}.damaged").read_text() == damaged
     assert json.loads((out / "results.json").read_text()) == [record.to_json()]
     assert run_bench(TINY, out, progress=False) == [record] and calls == ["random"]  # whole again: not redone
+
+
+def test_a_damaged_run_file_of_another_sweep_is_set_aside_and_left_out(finished, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(finished[0], out)
+    other = out / "runs" / "tracr-hist_plain_eap_tuned_resample_seed0_0123456789.json"
+    other.write_text('{"key": "tracr-hist_plain_eap')
+    with pytest.warns(BenchFileWarning, match=rf"run file {re.escape(str(other))} is not JSON.*does not hold its run"):
+        (record,) = run_bench(TINY, out, progress=False)
+    assert [r["key"] for r in json.loads((out / "results.json").read_text())] == [record.key]
+    assert not other.exists() and other.with_name(f"{other.name}.damaged").exists()
+
+
+def test_plots_leave_out_a_run_whose_files_are_damaged(finished, tmp_path):
+    """plot_bench reads the folder without its lock, so it sets nothing aside: it warns and draws the rest."""
+    out = tmp_path / "out"
+    shutil.copytree(finished[0], out)
+    (scores,) = (out / "scores").glob("*.json")
+    scores.write_text(scores.read_text()[:50])
+    broken = out / "runs" / "tracr-hist_plain_eap_tuned_resample_seed0_0123456789.json"
+    broken.write_text("[]")
+    with pytest.warns(BenchFileWarning) as warned:
+        plot_bench(out)
+    said = [str(w.message) for w in warned if w.category is BenchFileWarning]
+    assert len(said) == 2 and str(broken) in said[0] and str(scores) in said[1] and "no circuit diagram" in said[1]
+    assert {p.name for p in (out / "plots").glob("*.png")} == {
+        "tracr-shift-plain-resample-roc.png",
+        "tracr-shift-plain-resample-faithfulness.png",
+    }
+    assert broken.exists()
 
 
 # --- task cards ------------------------------------------------------------------------------------------------------

@@ -241,8 +241,9 @@ def _warm_up(task: Task) -> None:
 def run_bench(
     sweep: Sweep, out: str | Path, progress: bool = True, wait: bool = False, jobs: int = 1
 ) -> list[RunRecord]:
-    """Returns the sweep's records in sweep order, after running those not finished in `out` (`jobs` at a time) and
-    writing results.json and summary.md there over every finished run in `out` (`plot_bench` draws its plots).
+    """Returns the sweep's records in sweep order, after running those not finished in `out` (`jobs` at a time; a
+    damaged run file is set aside and its run done again, with a BenchFileWarning naming it) and writing
+    results.json and summary.md there over every finished run in `out` (`plot_bench` draws its plots).
     Holds `out`'s lock throughout: raises BenchFolderBusyError if another bench holds it, or with `wait` waits for
     it to finish.
 
@@ -269,13 +270,13 @@ def run_bench(
         # Only under the lock: before it, these could be the temporary files of a bench still writing.
         for stray in out.glob("**/.*.tmp"):  # left by a process killed mid-write, which no `except` could remove
             stray.unlink()
-        finished = _finished_records(out)
+        keys = [s.key for s in specs]
+        finished = _finished_records(out, keys)
         pending = [s for s in specs if s.key not in finished]
         if jobs == 1 or len(pending) < 2:
             _run_pending(pending, out, progress, n_specs=len(specs))
         else:
             _run_parallel(pending, out, progress, len(specs), jobs)
-        keys = [s.key for s in specs]
         finished.update((s.key, load_run(out / "runs" / f"{s.key}.json")[0]) for s in pending)
         records = [finished[key] for key in keys] + [finished[key] for key in sorted(set(finished) - set(keys))]
         write_atomic(out / "results.json", json.dumps([r.to_json() for r in records], indent=1, allow_nan=False))
@@ -351,10 +352,10 @@ def _run_pending(pending: list[RunSpec], out: Path, progress: bool, n_specs: int
             bar.update()
 
 
-def _finished_records(out: Path) -> dict[str, RunRecord]:
+def _finished_records(out: Path, keys: list[str]) -> dict[str, RunRecord]:
     """Returns the record (without curves) of every run file in `out` that reads back whole, by key; each damaged
-    one is renamed KEY.json.damaged (replacing an earlier one), with a BenchFileWarning naming it, so that a sweep
-    holding its run does it again."""
+    one is renamed KEY.json.damaged (replacing an earlier one), with a BenchFileWarning naming it, so that its run is
+    done again where `keys` (the sweep's) holds it."""
     finished = {}
     for path in sorted((out / "runs").glob("*.json")):
         try:
@@ -362,11 +363,8 @@ def _finished_records(out: Path) -> dict[str, RunRecord]:
         except RunFileError as error:
             aside = path.with_name(f"{path.name}.damaged")
             os.replace(path, aside)
-            warnings.warn(
-                f"{error}; set it aside as {aside} and doing its run again (if this sweep holds it)",
-                BenchFileWarning,
-                stacklevel=3,
-            )
+            then = "its run is done again" if path.stem in keys else "this sweep does not hold its run, left out"
+            warnings.warn(f"{error}; set aside as {aside.name}: {then}", BenchFileWarning, stacklevel=3)
             continue
         finished[record.key] = record
     return finished

@@ -328,8 +328,9 @@ def _store(path: Path, entry: dict) -> None:
 
 
 def task_cards(cache_dir: Path | None = None) -> tuple[list[TaskCard], dict[str, str]]:
-    """Returns the cards of every built-in task (building, once, each task without a stored card) and, for tasks
-    that cannot be built here (a pretrained model not installed), the reason.
+    """Returns the cards of every built-in task (building, once, each task without a stored card that checks) and,
+    for tasks that cannot be built here (a pretrained model not installed), the reason, remembered until the code or
+    the environment changes (see the module).
 
     Args:
         cache_dir: the cache root; None: edgewise's.
