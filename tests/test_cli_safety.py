@@ -77,17 +77,18 @@ def test_remove_refuses_bad_options_before_any_work(no_work, tmp_path, options, 
         (["discover", "tracr-reverse", "--features", "sae:"], "unknown feature set 'sae:'"),
         (["discover", "tracr-revers"], "unknown task 'tracr-revers'"),
         (["discover", "tracr-reverse", "--features", "sae:/no/such/folder"], "/no/such/folder is not a folder"),
-        (["demo", "--task", "induction", "--out", "d"], "runs on tracr tasks only, not 'induction'"),
+        (["demo", "--task", "induction", "--out", "{tmp}/d"], "runs on tracr tasks only, not 'induction'"),
         (["diagnose", "tracr-reverse", "--ablations", ","], "argument --ablations: ',' names nothing"),
         (["diagnose", "tracr-reverse", "--ablations", "mean,half"], "unknown ablation 'half'"),
-        (["bench", "--out", "b", "--jobs", "0"], "argument --jobs: '0' is below 1"),
-        (["bench", "--out", "b", "--seeds", "0,x"], "argument --seeds: 'x' is not a whole number"),
+        (["bench", "--out", "{tmp}/b", "--jobs", "0"], "argument --jobs: '0' is below 1"),
+        (["bench", "--out", "{tmp}/b", "--seeds", "0,x"], "argument --seeds: 'x' is not a whole number"),
     ],
 )
-def test_other_commands_refuse_bad_options_before_any_work(no_work, command, message):
-    result = run_edgewise(*command)
+def test_other_commands_refuse_bad_options_before_any_work(no_work, tmp_path, command, message):
+    result = run_edgewise(*(a.format(tmp=tmp_path) for a in command))
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in _one_line(result.stderr)
+    assert list(tmp_path.iterdir()) == []  # no output folder made
 
 
 def test_the_command_lines_ablations_are_the_librarys():
