@@ -89,6 +89,36 @@ def test_a_killed_bench_takes_its_workers_with_it(tmp_path, kill):
         assert json.loads((out / ".lock").read_text())["pid"] == os.getpid()
 
 
+def test_a_worker_whose_parent_dies_ends_itself_where_the_kernel_cannot_tell_it(tmp_path):
+    """The fallback of systems without PR_SET_PDEATHSIG: a worker told it is not on Linux polls its parent, and ends
+    within a poll or two of the parent's death."""
+    worker = """
+        import os, sys, time
+        sys.platform = "darwin"  # no prctl: only the parent-watching thread
+        from edgewise.suite.bench.workers import die_with_parent
+        die_with_parent(int(sys.argv[1]))
+        print(os.getpid(), flush=True)
+        time.sleep(60)
+    """
+    parent = f"""
+        import os, subprocess, sys, time
+        subprocess.Popen([sys.executable, "-c", {textwrap.dedent(worker)!r}, str(os.getpid())])
+        time.sleep(60)
+    """
+    bench = subprocess.Popen([sys.executable, "-c", textwrap.dedent(parent)], stdout=subprocess.PIPE, text=True)
+    orphan = psutil.Process(int(bench.stdout.readline()))  # the worker's line, through the parent's stdout
+    try:
+        bench.kill()
+        bench.wait()
+        deadline = time.monotonic() + 5
+        while _running(orphan) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(orphan), "the worker outlived its parent"
+    finally:
+        if _running(orphan):
+            orphan.kill()
+
+
 def _hold_and_fork(folder: Path, orphan_file: Path, held) -> None:
     """Takes `folder`'s lock, forks a child that inherits it and outlives this process, and waits to be killed."""
     with folder_lock(folder):
