@@ -15,6 +15,7 @@ again before then.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -230,7 +231,8 @@ def card_for(name: str, cache_dir: Path | None = None) -> TaskCard:
         _store(unavailable, {"name": name, "reason": str(error), "environment": environment})
         raise
     card = store_card(task, cache_dir)
-    unavailable.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # a stale entry left behind is never read: the card is found first
+        unavailable.unlink(missing_ok=True)
     return card
 
 
