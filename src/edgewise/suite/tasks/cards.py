@@ -165,13 +165,13 @@ def environment_fingerprint() -> str:
     Returns:
         The first 16 hex digits of the SHA-256 hash.
     """
-    digest = hashlib.sha256()
-    for entry in sys.path:
+    installed: set[str] = set()
+    for entry in filter(None, sys.path):  # not "": the current folder, which changes from call to call
         try:
-            names = sorted(n for n in os.listdir(entry or ".") if n.endswith((".dist-info", ".egg-info")))
+            installed.update(n for n in os.listdir(entry) if n.endswith((".dist-info", ".egg-info")))
         except OSError:  # a zip file, or a path that is not there
             continue
-        digest.update(json.dumps([entry, names]).encode())
+    digest = hashlib.sha256(json.dumps(sorted(installed)).encode())
     weights = Path(__file__).resolve().parents[1] / "models" / "weights"
     for path in sorted(weights.glob("*")) if weights.is_dir() else []:
         status = path.stat()
