@@ -156,6 +156,33 @@ def test_a_lock_held_on_by_a_dead_benchs_orphan_is_reclaimed(tmp_path):
     assert (out / ".lock").read_text() == ""
 
 
+def test_a_waiting_bench_reclaims_the_lock_once_its_holder_dies_leaving_an_orphan(tmp_path):
+    """The holder is alive when the bench starts to wait, and killed once it waits: the bench notices the lock has
+    gone stale and takes the folder, instead of waiting for the orphan."""
+    out, orphan_file = tmp_path / "out", tmp_path / "orphan"
+    context = multiprocessing.get_context("fork")
+    held = context.Event()
+    holder = context.Process(target=_hold_and_fork, args=(out, orphan_file, held), daemon=True)
+    holder.start()
+    assert held.wait(30)
+    orphan = int(orphan_file.read_text())
+    told: list[str] = []
+
+    def kill_holder(message: str) -> None:
+        told.append(message)
+        holder.kill()  # not joined: a zombie until the bench is in, which is as dead as a reaped holder
+
+    start = time.monotonic()
+    try:
+        with pytest.warns(StaleBenchLockWarning, match=rf"names process {holder.pid} on host"):
+            with folder_lock(out, wait=True, on_wait=kill_holder):
+                assert time.monotonic() - start < 10  # not the orphan's 60 s
+    finally:
+        os.kill(orphan, signal.SIGKILL)
+        holder.join()
+    assert len(told) == 1 and f"in use by process {holder.pid}" in told[0]
+
+
 # --- damaged run files, and the bench files' mode ------------------------------------------------------------------
 
 

@@ -148,11 +148,15 @@ def _holder(path: Path) -> dict | None:
 
 def _alive(holder: dict) -> bool:
     """Returns whether the holder may be running: it is on another host (which this one cannot see), or its process
-    id is in use, by the same process where the line records its start time."""
+    id is in use, not by a zombie (dead, not yet reaped), and by the same process where the line records its start
+    time."""
     if holder["host"] != socket.gethostname():
         return True
     try:
-        started = psutil.Process(holder["pid"]).create_time()
+        process = psutil.Process(holder["pid"])
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        started = process.create_time()
     except psutil.NoSuchProcess:
         return False
     except psutil.Error:  # a process this user may not inspect: it exists
