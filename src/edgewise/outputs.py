@@ -127,6 +127,11 @@ def check_output_paths(
         if path.exists() and folder and not path.is_dir():
             raise OutputPathError(f"{flag} {path} is a file; give a folder (new or existing) for the results")
         where = path if folder else path.parent
+        existing = where
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            raise OutputPathError(f"cannot write {flag} {path}: {existing} is a file, not a folder")
         try:
             where.mkdir(parents=True, exist_ok=True)
             handle, name = tempfile.mkstemp(prefix=".edgewise-check.", dir=where)
