@@ -8,7 +8,9 @@
     DIR/families.md         where the runs span two task families: mean AUROC per method and family, and the rank
                             correlation of the methods between families (families.py)
     DIR/plots/              ROC and faithfulness curves per task, graph and ablation; circuit diagrams (plain graphs)
-    DIR/.lock               flock'd by the bench writing into the folder, naming it while it runs (lock.py)
+    DIR/.lock               flock'd by the bench writing into the folder, naming it while it runs (lock.py);
+                            .lock.reclaim, after a bench took over a stale lock
+    DIR/runs/*.json.damaged run files that did not read back, set aside (their runs were done again)
 
 Methods fit on a task's discovery inputs; each run is scored (faithfulness, CPR/CMD, the effective truth and the
 AUROC against it) on the task's held-out inputs where it has them, and says so in `evaluated_on`.
