@@ -17,8 +17,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from edgewise.errors import BenchFileWarning, CacheWarning, PretrainedModelMissingError, StaleBenchLockWarning
-from edgewise.suite.bench import Sweep, plot_bench, run_bench, runner
+from edgewise.errors import (
+    BenchFileWarning,
+    CacheWarning,
+    PretrainedModelMissingError,
+    RunFileError,
+    StaleBenchLockWarning,
+)
+from edgewise.suite.bench import Sweep, load_results, plot_bench, run_bench, runner
 from edgewise.suite.bench.lock import folder_lock
 from edgewise.suite.tasks import registry
 from edgewise.suite.tasks.cards import card_path, task_cards, unavailable_path
@@ -236,6 +242,19 @@ def test_a_damaged_run_file_is_set_aside_and_redone(finished, tmp_path, monkeypa
     assert run.with_name(f"{run.name}.damaged").read_text() == damaged
     assert json.loads((out / "results.json").read_text()) == [record.to_json()]
     assert run_bench(TINY, out, progress=False) == [record] and calls == ["random"]  # whole again: not redone
+
+
+def test_a_damaged_results_file_is_refused_naming_the_entry(finished, tmp_path):
+    results = tmp_path / "results.json"
+    shutil.copy(finished[0] / "results.json", results)
+    (record,) = load_results(results)
+    assert record.to_json() == finished[1]
+    results.write_text(json.dumps([finished[1], {**finished[1], "n_edges": 2.5}]))
+    with pytest.raises(RunFileError, match=rf"results file {re.escape(str(results))}, entry 1: field 'n_edges' holds"):
+        load_results(results)
+    results.write_text(json.dumps(finished[1]))
+    with pytest.raises(RunFileError, match="holds an object, not a list of run records"):
+        load_results(results)
 
 
 def test_a_damaged_run_file_of_another_sweep_is_set_aside_and_left_out(finished, tmp_path):

@@ -8,7 +8,7 @@ _EXPORTS = {
     **dict.fromkeys(["FamilySummary", "family_summary"], "families"),
     "PeakMemory": "memory",
     **dict.fromkeys(["plot_bench", "plot_families"], "plots"),
-    **dict.fromkeys(["RunRecord", "load_run"], "records"),
+    **dict.fromkeys(["RunRecord", "load_results", "load_run"], "records"),
     **dict.fromkeys(["Setting", "run_bench", "run_one", "write_atomic"], "runner"),
     **dict.fromkeys(["copies_kept", "markdown_table", "summary_markdown"], "summary"),
     **dict.fromkeys(

@@ -5,7 +5,8 @@ A record says what ran (task, graph kind, method, preset, ablation, seed, hyperp
 writes the flat JSON of `runs/KEY.json` and `results.json`; `from_json` reads it back, also from files written
 before a field existed (a missing preset is `tuned`, a missing `evaluated_on` is `discovery`, missing figures and
 costs are None), and keeps fields it does not know so that a rewrite loses nothing. `load_run` reads a run file
-back and checks it first: a file that is not JSON, or not the record of the run its name says, raises RunFileError.
+back and checks it first: a file that is not JSON, or not the record of the run its name says, raises RunFileError;
+`load_results` reads a results.json the same way.
 """
 
 from __future__ import annotations
@@ -219,32 +220,79 @@ def load_run(path: Path) -> tuple[RunRecord, dict]:
             write), it is not a JSON object, its key is not its file's name, or a field is missing or of the wrong
             type.
     """
-    try:
-        fields = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError) as error:
-        raise RunFileError(f"run file {path} cannot be read ({type(error).__name__}: {error})") from None
-    except ValueError as error:
-        raise RunFileError(f"run file {path} is not JSON ({error})") from None
-    if not isinstance(fields, dict):
-        raise RunFileError(f"run file {path} holds a JSON {type(fields).__name__}, not a run record")
-    for name, kind in _REQUIRED.items():
-        if name not in fields:
-            raise RunFileError(f"run file {path} lacks the field {name!r}")
-        _check_type(path, name, fields[name], kind)
-    for name, kind in _OPTIONAL.items():
-        if fields.get(name) is not None:
-            _check_type(path, name, fields[name], kind)
-    if fields["key"] != path.stem:
-        raise RunFileError(f"run file {path} holds the record of run {fields['key']!r}, not of {path.stem!r}")
-    try:
-        record = RunRecord.from_json(fields)
-    except (KeyError, TypeError, ValueError) as error:  # an unknown graph kind or ablation
-        raise RunFileError(f"run file {path} is not a run record edgewise can read ({error})") from None
+    path = Path(path)
+    fields = _json(path, "run file")
+    record = _checked(fields, f"run file {path}")
+    if record.key != path.stem:
+        raise RunFileError(f"run file {path} holds the record of run {record.key!r}, not of {path.stem!r}")
     return record, fields.get("curves") or {}
 
 
-def _check_type(path: Path, name: str, value, kind) -> None:
+def load_results(path: Path) -> list[RunRecord]:
+    """Returns the records of a bench folder's `results.json`, in its order, after checking each as `load_run` does.
+
+    Args:
+        path: the results.json file.
+
+    Returns:
+        The records.
+
+    Raises:
+        RunFileError: naming the file (and the entry) and what is wrong: it cannot be read or is not JSON, it is not
+            a list of run records, or an entry lacks a field or holds one of the wrong type.
+    """
+    path = Path(path)
+    entries = _json(path, "results file")
+    if not isinstance(entries, list):
+        raise RunFileError(f"results file {path} holds {_in_json(entries)}, not a list of run records")
+    return [_checked(fields, f"results file {path}, entry {i}") for i, fields in enumerate(entries)]
+
+
+def _json(path: Path, what: str):
+    """Returns the JSON value stored at `path`; raises RunFileError where it cannot be read or is not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as error:
+        raise RunFileError(f"{what} {path} cannot be read ({type(error).__name__}: {error})") from None
+    except ValueError as error:
+        raise RunFileError(f"{what} {path} is not JSON ({error})") from None
+
+
+def _checked(fields, where: str) -> RunRecord:
+    """Returns the record of a JSON value checked to be a run record's object (see `load_run`); `where` names it in
+    the RunFileError raised otherwise."""
+    if not isinstance(fields, dict):
+        raise RunFileError(f"{where} holds {_in_json(fields)}, not a run record (an object)")
+    for name, kind in _REQUIRED.items():
+        if name not in fields:
+            raise RunFileError(f"{where} lacks the field {name!r}")
+        _check_type(where, name, fields[name], kind)
+    for name, kind in _OPTIONAL.items():
+        if fields.get(name) is not None:
+            _check_type(where, name, fields[name], kind)
+    try:
+        return RunRecord.from_json(fields)
+    except (KeyError, TypeError, ValueError) as error:  # an unknown graph kind or ablation
+        raise RunFileError(f"{where} is not a run record edgewise can read ({error})") from None
+
+
+def _check_type(where: str, name: str, value, kind) -> None:
     """Raises RunFileError unless `value` is of `kind` (a bool is not a number here)."""
     if isinstance(value, bool) or not isinstance(value, kind):
-        expected = "a number" if kind is _NUMBER else f"a {kind.__name__}"
-        raise RunFileError(f"run file {path}: field {name!r} holds a {type(value).__name__}, not {expected}")
+        raise RunFileError(f"{where}: field {name!r} holds {_in_json(value)}, not {_IN_JSON[kind]}")
+
+
+def _in_json(value) -> str:
+    """Returns the JSON type of a value read from JSON, in JSON's words: `a string`, `an object`, `null`."""
+    return "null" if value is None else _IN_JSON[type(value)]
+
+
+_IN_JSON = {  # a JSON value's type, and what a field holds, in JSON's words
+    str: "a string",
+    int: "a whole number",
+    float: "a number",
+    _NUMBER: "a number",
+    bool: "a boolean",
+    dict: "an object",
+    list: "a list",
+}
