@@ -254,7 +254,8 @@ def _stored(path: Path, load: typing.Callable):
     except _UnusableEntry as problem:
         aside = path.with_name(f"{path.name}.damaged")
         if path.is_dir() and not aside.exists():
-            path.rename(aside)  # the rebuilt entry's atomic rename cannot replace a folder
+            with contextlib.suppress(OSError):  # another listing may have moved it first
+                path.rename(aside)  # the rebuilt entry's atomic rename cannot replace a folder
         warnings.warn(f"task card {path} {problem}; building it again and replacing it", CacheWarning, stacklevel=4)
         return None
 
