@@ -61,11 +61,16 @@ def _workers(parent: psutil.Process, n: int, timeout: float = 60) -> list[psutil
     raise AssertionError(f"the bench did not start {n} workers in {timeout} s")
 
 
-@pytest.mark.parametrize("kill", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_a_killed_bench_takes_its_workers_with_it(tmp_path, kill):
-    """Two workers, each with far more runs than the test waits for; the bench is killed once both run. Every worker
-    must be gone within seconds (none writes on into the folder, or waits forever for work), and the folder's lock
-    is free for the next bench."""
+@pytest.mark.parametrize(
+    "kill, when",
+    [(signal.SIGKILL, "starting"), (signal.SIGTERM, "starting"), (signal.SIGKILL, "running")],
+    ids=["SIGKILL-starting", "SIGTERM-starting", "SIGKILL-running"],
+)
+def test_a_killed_bench_takes_its_workers_with_it(tmp_path, kill, when):
+    """Two workers, each with far more runs than the test waits for; the bench is killed as soon as both exist
+    (before they could be told to watch it), or once they have written a run. Every worker must be gone within
+    seconds (none writes on into the folder, or waits forever for work), and the folder's lock is free for the next
+    bench."""
     out = tmp_path / "out"
     script = f"""
         from edgewise.suite.bench import Sweep, run_bench
@@ -78,6 +83,10 @@ def test_a_killed_bench_takes_its_workers_with_it(tmp_path, kill):
     workers: list[psutil.Process] = []
     try:
         workers = _workers(psutil.Process(bench.pid), 2)
+        deadline = time.monotonic() + 120
+        while when == "running" and not any(out.glob("runs/*.json")):
+            assert time.monotonic() < deadline, "the workers wrote no run in 120 s"
+            time.sleep(0.05)
         bench.send_signal(kill)
         assert bench.wait(30) == -kill
         deadline = time.monotonic() + 5
