@@ -296,8 +296,9 @@ def _tell_waiting(message: str) -> None:
 
 def _run_parallel(pending: list[RunSpec], out: Path, progress: bool, n_specs: int, jobs: int) -> None:
     """Runs the pending specs in `jobs` worker processes, one (task, graph, ablation) group per job (its task loads
-    and its ablation and truths are computed once), each worker writing its runs' files itself; the lock stays here.
-    The workers share this process's threads among them."""
+    and its ablation and truths are computed once), each worker writing its runs' files itself; the lock stays here
+    (spawned workers do not inherit it), and the workers die with this process (workers.py). The workers share this
+    process's threads among them."""
     groups: dict[tuple[str, str, str], list[RunSpec]] = {}
     for spec in pending:
         groups.setdefault((spec.task, spec.graph, spec.ablation), []).append(spec)
