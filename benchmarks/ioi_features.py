@@ -111,14 +111,10 @@ def measure(task: Task, evaluation: Task, graph_features: str | None) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mlps", nargs="*", type=int, default=[6, 8, 10])
-    parser.add_argument("--new-tokens", type=int, default=40)
-    args = parser.parse_args()
-    task, evaluation = get_task("smollm2-ioi"), get_task("smollm2-ioi", held_out=True)
-    mlps = [f"MLP {layer}" for layer in args.mlps]
-    text = generated_tokens(task, args.new_tokens)
+def ioi_dictionaries(task: Task, mlps: list[str], new_tokens: int) -> tuple[dict[str, Dictionary], dict, list[int]]:
+    """Trains one TopK SAE per MLP on the model's own text and the IOI prompts, and returns (each MLP's dictionary of
+    the features active on IOI, each SAE's statistics, the generated text's shape)."""
+    text = generated_tokens(task, new_tokens)
     outputs = mlp_outputs(task, [text, task.clean, task.corrupt], mlps)
     on_task = {m: rows[text.numel() :] for m, rows in outputs.items()}  # the IOI rows follow the generated text's
     dictionaries, saes = {}, {}
@@ -134,12 +130,23 @@ def main() -> None:
             "dead_fraction": stats.dead_fraction,
             "active_on_ioi": dictionaries[mlp].n_features,
         }
+    return dictionaries, saes, list(text.shape)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mlps", nargs="*", type=int, default=[6, 8, 10])
+    parser.add_argument("--new-tokens", type=int, default=40)
+    args = parser.parse_args()
+    task, evaluation = get_task("smollm2-ioi"), get_task("smollm2-ioi", held_out=True)
+    mlps = [f"MLP {layer}" for layer in args.mlps]
+    dictionaries, saes, text_shape = ioi_dictionaries(task, mlps, args.new_tokens)
     for t in (task, evaluation):
         t.dictionaries["sae-here"] = dictionaries
     runs = [measure(task, evaluation, None), measure(task, evaluation, "sae-here")]
     record = {
         "mlps": mlps,
-        "generated_tokens": list(text.shape),
+        "generated_tokens": text_shape,
         "saes": saes,
         "runs": runs,
         "threads": torch.get_num_threads(),

@@ -18,6 +18,7 @@ counts edges per position, each a [batch, d_model] slice.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -35,7 +36,7 @@ _DELTA, _OUT = 0, 1  # what a term's row holds: out_w - abl_w, or out_w
 @dataclass(frozen=True)
 class _SparseStage:
     """A run of reader groups with no writer between them (a layer's q, k, v inputs): one product for all their
-    readers, so that every later product reading a writer's rows lies downstream of the first (see `_RowPatch`)."""
+    readers, so that every later product reading a writer's rows lies downstream of the first (see `_Product`)."""
 
     n_before: int  # writers before the stage
     r0: int  # first reader of the stage
@@ -47,52 +48,60 @@ class _SparseStage:
 
 class _RowStack:
     """The rows of the writers some term reads, for one forward, in one buffer that autograd never sees,
-    [kinds, slots, P, mask, X]: per kind (delta, output) and read writer (its slot), P = 1 row of X = batch * pos *
-    width values on a plain graph, or P = pos rows of X = batch * width values on a per-position graph. Writers no
-    term reads take no slot, and their outputs are never split out of their hook values. `_RowPatch` reads it and
-    routes gradients back to the writers' outputs themselves (`pending`); narrower streams are zero-padded to
-    `width`, as in `forward._DeltaStack`."""
+    [mask, kinds, slots, P, X]: per mask, kind (delta, output) and read writer (its slot), P = 1 row of X = batch *
+    pos * width values on a plain graph, or P = pos rows of X = batch * width values on a per-position graph (`rows`
+    views it as [mask * kinds * slots * P, X]). Writers no term reads take no slot, and their outputs are never split
+    out of their hook values. `_Product` reads it and routes gradients back to the writers' outputs themselves
+    (`pending`); narrower streams are zero-padded to `width`, as in `forward._DeltaStack`."""
 
     def __init__(self, kinds: tuple[int, ...], n_slots: int, width: int, per_position: bool):
         self.kinds, self.n_slots, self.width, self.per_position = kinds, n_slots, width, per_position
         self.count = 0
         self.buffer: torch.Tensor | None = None
-        self.rows: torch.Tensor | None = None  # the buffer as [kinds * slots * P, mask, X]
+        self.rows: torch.Tensor | None = None  # the buffer as [mask * kinds * slots * P, X]
         self.grad: torch.Tensor | None = None  # d loss / d buffer, accumulated by the products during backward
-        self.pending: list[tuple[int, torch.Tensor]] = []  # (first writer, outputs) not yet given to a product
+        self.pending: list[tuple[int, torch.Tensor]] = []  # (first slot, outputs) not yet given to a product
         self.tracks_grad = False
 
-    def _layout(self, t: torch.Tensor) -> torch.Tensor:
-        """Returns [mask, node, batch, pos, d] as the buffer's [node, P, mask, batch(, pos), d] (a view)."""
-        return t.permute(1, 3, 0, 2, 4) if self.per_position else t.permute(1, 0, 2, 3, 4).unsqueeze(1)
+    @property
+    def rows_per_mask(self) -> int:
+        """Returns the number of rows one mask's part of the buffer holds: kinds * slots * P."""
+        return self.buffer[0].numel() // self.buffer.shape[-1]
+
+    def _node_layout(self, t: torch.Tensor) -> torch.Tensor:
+        """Returns a [mask, node, P, X] slice of the buffer as [mask, node, batch, pos, width] (a view)."""
+        m, n, p, x = t.shape
+        if self.per_position:
+            return t.view(m, n, p, x // self.width, self.width).transpose(2, 3)
+        return t.view(m, n, self.batch, -1, self.width)
 
     def append(self, outputs: torch.Tensor, ablated: torch.Tensor) -> None:
-        """Writes the rows of outputs [mask, node, batch, pos, d] (and outputs - ablated, ablated broadcast to them)
-        into the next slots."""
+        """Writes the rows of outputs [mask, node, batch, pos, d] (and outputs - ablated, ablated [node, batch or 1,
+        pos, d] broadcast to them) into the next slots."""
         m, n, b, p, d = outputs.shape
         if self.buffer is None:
             n_pos = p if self.per_position else 1
             x = b * self.width if self.per_position else b * p * self.width
-            self.buffer = outputs.new_empty((len(self.kinds), self.n_slots, n_pos, m, x))
-            self.rows = self.buffer.view(-1, m, x)
+            self.batch = b
+            self.buffer = outputs.new_empty((m, len(self.kinds), self.n_slots, n_pos, x))
+            self.rows = self.buffer.view(-1, x)
         values = outputs.detach()
         for k, kind in enumerate(self.kinds):
-            slots = self.buffer[k, self.count : self.count + n]  # [node, P, mask, X]
-            slots = slots.view(n, p, m, b, self.width) if self.per_position else slots.view(n, 1, m, b, p, self.width)
+            slots = self._node_layout(self.buffer[:, k, self.count : self.count + n])
             if d < self.width:
                 slots[..., d:] = 0  # a narrower stream: its padding must hold zeros, which gradients read too
                 slots = slots[..., :d]
             if kind == _OUT:
-                slots.copy_(self._layout(values))
+                slots.copy_(values)
             else:
-                torch.sub(self._layout(values), self._layout(ablated.unsqueeze(0)), out=slots)
+                torch.sub(values, ablated.unsqueeze(0), out=slots)
         if outputs.requires_grad:
             self.pending.append((self.count, outputs))
             self.tracks_grad = True
         self.count += n
 
     def grad_rows(self) -> torch.Tensor:
-        """Returns d loss / d rows [kinds * slots * P, mask, X], zero until the products' backwards add to it."""
+        """Returns d loss / d rows (as `rows`), zero until the products' backwards add to it."""
         if self.grad is None:
             self.grad = torch.zeros_like(self.buffer)
         return self.grad.view_as(self.rows)
@@ -100,56 +109,82 @@ class _RowStack:
     def output_grad(self, slot: int, shape: torch.Size) -> torch.Tensor:
         """Returns d loss / d outputs [mask, node, batch, pos, d] of the writers in slots from `slot`, summed over
         kinds."""
-        m, n, b, p, d = shape
-        grad = self.grad[:, slot : slot + n]  # [kinds, node, P, mask, X]
-        grad = grad[0] if len(self.kinds) == 1 else grad.sum(0)
-        if self.per_position:
-            grad = grad.view(n, p, m, b, self.width).permute(2, 0, 3, 1, 4)
-        else:
-            grad = grad.view(n, m, b, p, self.width).transpose(0, 1)
+        n, d = shape[1], shape[-1]
+        grad = self.grad[:, :, slot : slot + n]  # [mask, kinds, node, P, X]
+        grad = self._node_layout(grad[:, 0] if len(self.kinds) == 1 else grad.sum(1))
         return grad if d == self.width else grad[..., :d]
 
-    def patch_layout(self, rows: torch.Tensor, batch: int) -> torch.Tensor:
-        """Returns a product's rows [readers * P, mask, X] as [mask, readers, batch, pos, width] (a view)."""
-        m, width = rows.shape[1], self.width
-        if self.per_position:
-            n_pos = self.buffer.shape[2]
-            return rows.view(-1, n_pos, m, batch, width).permute(2, 0, 3, 1, 4)
-        return rows.view(-1, m, batch, rows.shape[-1] // (batch * width), width).transpose(0, 1)
+    def patch_layout(self, rows: torch.Tensor, n_masks: int) -> torch.Tensor:
+        """Returns a product's rows [mask * readers * P, X] as [mask, readers, batch, pos, width] (a view)."""
+        return self._node_layout(rows.view(n_masks, -1, self.buffer.shape[3], rows.shape[-1]))
 
 
-def _gather_scatter(
-    coef: torch.Tensor, rows: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, n_dst: int
-) -> torch.Tensor:
-    """Returns [n_dst, mask, X]: row i holds the sum over terms t with dst[t] = i of coef[t] * rows[src[t]]."""
-    gathered = rows.index_select(0, src).mul_(coef.unsqueeze(-1))
-    return rows.new_zeros(n_dst, *rows.shape[1:]).index_add_(0, dst, gathered)
+class _Terms:
+    """A stage's terms as sparse matrices, for n_masks masks: entry (mask * n_dst + dst[t], mask * n_src + src[t])
+    holds term t's coefficient, block-diagonal over masks; built once per (stage, n_masks) and reused."""
+
+    def __init__(self, src: torch.Tensor, dst: torch.Tensor, n_dst: int, n_src: int, n_masks: int):
+        offsets = torch.arange(n_masks, device=src.device).unsqueeze(1)
+        rows = (offsets * n_dst + dst).flatten()
+        columns = (offsets * n_src + src).flatten()
+        self.shape = (n_masks * n_dst, n_masks * n_src)
+        self.indices = torch.stack([rows, columns])  # sorted by row, then column: the terms' order
+        self.transposed_order = torch.sort(columns * self.shape[0] + rows).indices
+        self.transposed_indices = self.indices.flip(0)[:, self.transposed_order]
+        counts = torch.bincount(rows, minlength=self.shape[0])
+        self.row_starts = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+
+    def matrix(self, values: torch.Tensor) -> torch.Tensor:
+        """Returns the sparse [mask * n_dst, mask * n_src] matrix with the terms' values (flattened [mask, terms])."""
+        return torch.sparse_coo_tensor(self.indices, values, self.shape, is_coalesced=True)
+
+    def transposed(self, values: torch.Tensor) -> torch.Tensor:
+        """Returns the transpose of `matrix(values)`, coalesced."""
+        return torch.sparse_coo_tensor(
+            self.transposed_indices, values[self.transposed_order], self.shape[::-1], is_coalesced=True
+        )
+
+    def sampled_products(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        """Returns, for every term, the dot product of left's and right's rows at its entry, [mask * terms]."""
+        with warnings.catch_warnings():  # torch calls its CSR support beta; sampled_addmm is what this needs
+            warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
+            pattern = torch.sparse_csr_tensor(
+                self.row_starts, self.indices[1], left.new_ones(self.indices.shape[1]), self.shape
+            )
+            return torch.sparse.sampled_addmm(pattern, left, right.t(), beta=0.0).values()
 
 
-class _RowPatch(torch.autograd.Function):
-    """`_gather_scatter` over the row stack, without autograd saving (or copying) the stack.
+def _product(terms: _Terms, coef: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Returns [mask * n_dst, X]: each reader row's sum of its terms' coef * rows[src] (one sparse matrix product,
+    whose work follows the number of terms)."""
+    out = rows.new_zeros(terms.shape[0], rows.shape[-1])
+    return out.addmm_(terms.matrix(coef.flatten()), rows)
+
+
+class _Product(torch.autograd.Function):
+    """`_product` over the row stack, without autograd saving (or copying) the stack.
 
     Backward adds this product's d loss / d rows into the stack's gradient buffer and hands each pending output its
     total gradient: every later product reading its rows lies downstream of this one (a writer sits between any two
     stages), so their backwards have run. One backward per forward, as in `forward._StagePatch`."""
 
     @staticmethod
-    def forward(ctx, coef, stack: _RowStack, src, dst, n_dst: int, slots: list[int], *outputs: torch.Tensor):
-        ctx.stack, ctx.src, ctx.dst, ctx.slots, ctx.shapes = stack, src, dst, slots, [o.shape for o in outputs]
+    def forward(ctx, coef, stack: _RowStack, terms: _Terms, slots: list[int], *outputs: torch.Tensor):
+        ctx.stack, ctx.terms, ctx.slots, ctx.shapes = stack, terms, slots, [o.shape for o in outputs]
         ctx.save_for_backward(coef)
-        return _gather_scatter(coef, stack.rows, src, dst, n_dst)
+        return _product(terms, coef, stack.rows)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (coef,) = ctx.saved_tensors
-        stack = ctx.stack
-        grad_terms = grad.index_select(0, ctx.dst)  # [terms, mask, X]
+        stack, terms = ctx.stack, ctx.terms
+        grad = grad.contiguous()
         grad_coef = None
         if ctx.needs_input_grad[0]:
-            grad_coef = torch.linalg.vecdot(grad_terms, stack.rows.index_select(0, ctx.src))
-        stack.grad_rows().index_add_(0, ctx.src, grad_terms.mul_(coef.unsqueeze(-1)))
+            grad_coef = terms.sampled_products(grad, stack.rows).view_as(coef)
+        stack.grad_rows().addmm_(terms.transposed(coef.flatten()), grad)
         grads = [stack.output_grad(slot, shape) for slot, shape in zip(ctx.slots, ctx.shapes)]
-        return (grad_coef, None, None, None, None, None, *grads)
+        return (grad_coef, None, None, None, *grads)
 
 
 class SparseMasking:
@@ -188,6 +223,7 @@ class SparseMasking:
         self.width = max(v.shape[-1] for v in stacked)
         self._plan(stacked)
         self._on_device: dict[torch.device, tuple] = {}
+        self._terms: dict[tuple, _Terms] = {}
 
     def _plan(self, stacked: list[torch.Tensor]) -> None:
         """Chooses each reader's form and lays out the terms, stage by stage, and the stages' constants C_r."""
@@ -233,8 +269,13 @@ class SparseMasking:
         slot_of_writer = torch.full((n_w,), -1, dtype=torch.long)
         slot_of_writer[read] = torch.arange(len(read))
         self.n_slots = len(read)
-        self.src = (kind_slot[kind] * len(read) + slot_of_writer[w]) * n_pos + p  # its row: kind, slot, position
-        self.dst = (r - torch.tensor(firsts, dtype=torch.long)[stage]) * n_pos + p  # its reader's, in the stage
+        src = (kind_slot[kind] * len(read) + slot_of_writer[w]) * n_pos + p  # its row: kind, slot, position
+        dst = (r - torch.tensor(firsts, dtype=torch.long)[stage]) * n_pos + p  # its reader's, in the stage
+        # Within a stage, terms in (reader row, writer row) order: the order of a sparse matrix's entries (`_Product`)
+        n_rows = max(len(self.kinds), 1) * len(read) * n_pos
+        order = torch.sort((stage * (n_r * n_pos) + dst) * n_rows + src).indices
+        self.src, self.dst, stage = src[order], dst[order], stage[order]
+        self.gate_column, self.constant = self.gate_column[order], self.constant[order]
         counts = torch.bincount(stage, minlength=len(runs)).tolist()
 
         self.read_nodes: dict[int, list[int]] = {}  # writer group index -> its read nodes, ascending
@@ -305,6 +346,16 @@ class SparseMasking:
             )
         return self._on_device[device]
 
+    def stage_terms(self, s: int, n_masks: int, n_src: int, device: torch.device) -> _Terms:
+        """Returns stage s's terms as sparse matrices for n_masks masks over n_src rows per mask (cached)."""
+        key = (s, n_masks, n_src, device)
+        if key not in self._terms:
+            src, dst = self._device_plan(device)[:2]
+            stage = self.stages[s]
+            n_dst = sum(stage.sizes) * (self.graph.n_positions or 1)
+            self._terms[key] = _Terms(src[stage.terms], dst[stage.terms], n_dst, n_src, n_masks)
+        return self._terms[key]
+
     def full_mask(self, gates: torch.Tensor) -> torch.Tensor:
         """Returns the dense mask this masking stands for: `fixed` with the gates written in (differentiably).
 
@@ -368,7 +419,7 @@ class SparseMasking:
             )
         src, dst, constant, gate_column, stage_constants = self._device_plan(tokens.device)
         coef = constant.to(dtype) + torch.nn.functional.pad(masks, (0, 1)).index_select(1, gate_column)
-        coefs = coef.t().contiguous().split([s.terms.stop - s.terms.start for s in self.stages])  # [terms, mask] each
+        coefs = coef.split([s.terms.stop - s.terms.start for s in self.stages], dim=1)  # [mask, terms] each
         run = _SparseRun(self, masks.shape[0], tokens.shape[0], coefs, (src, dst), stage_constants)
         hooks = [
             (g.hook, run.writer_hook(i) if g.kind == "writer" else run.reader_hook(i))
@@ -461,21 +512,19 @@ class _SparseRun:
         stage = self.masking.stages[s]
         if stage.n_before == 0:
             raise GraphMismatchError("a reader group comes before every writer; the graph has no edges into it")
-        n_readers = sum(stage.sizes)
         total = None
         coef = self.coefs[s]
-        if coef.shape[0]:
+        if coef.shape[1]:
             stack = self.stack
-            src, dst = self.src[stage.terms], self.dst[stage.terms]
-            n_rows = n_readers * (self.graph.n_positions or 1)
+            terms = self.masking.stage_terms(s, self.n_masks, stack.rows_per_mask, coef.device)
             if not coef.requires_grad and not stack.tracks_grad:
-                rows = _gather_scatter(coef, stack.rows, src, dst, n_rows)
+                rows = _product(terms, coef, stack.rows)
             else:
                 slots = [slot for slot, _ in stack.pending]
                 outputs = [o for _, o in stack.pending]
                 stack.pending = []
-                rows = _RowPatch.apply(coef, stack, src, dst, n_rows, slots, *outputs)
-            total = stack.patch_layout(rows, self.batch)  # [mask, readers, batch, pos, width]
+                rows = _Product.apply(coef, stack, terms, slots, *outputs)
+            total = stack.patch_layout(rows, self.n_masks)  # [mask, readers, batch, pos, width]
         constant, form_b = self.stage_constants[s]
         if constant is not None:
             base = self.total.unsqueeze(1)  # T for every reader: [mask, 1, batch, pos, width]
