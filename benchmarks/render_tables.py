@@ -1189,7 +1189,32 @@ def render_lm_sp(results_dir: Path, prov: Provenance) -> str:
         table(["method", "edges for 80%", "90%", "95%", "CPR", "CMD", "own circuit (f)", "seconds", "peak MiB"], rows),
         prov.line(path, machine=machine),
         picture,
+        *_lm_step_cost(results_dir, prov),
     )
+
+
+def _lm_step_cost(results_dir: Path, prov: Provenance) -> list[str]:
+    """Returns the blocks of the SmolLM2 step-cost section: the dense all-edge step against sparse steps."""
+    path = results_dir / "lm_step_cost.json"
+    blocks = ["## What an SP step costs on SmolLM2"]
+    if not path.exists():
+        return [*blocks, missing_file(prov, path)]
+    d = load(path)
+    blocks.append(
+        f"`benchmarks/lm_step_cost.py`: one masked forward + backward to the gates on {d['task']} (batch "
+        f"{' x '.join(map(str, d['batch']))}): the heads/MLPs graph ({d['heads_graph_edges']} edges) with every edge "
+        f'gated on the dense forward, against the sparse forward (`patching="sparse"`) with {d["n_gated"]} edges '
+        f"gated ({d['gated']}) on the SAE-feature graph ({d['feature_graph_edges']} edges; TopK SAEs on "
+        f"{', '.join(d['feature_mlps'])}) and on the heads/MLPs graph; median of {d['repeats']} alternating runs."
+    )
+    body = [
+        [r["case"], seconds(r["seconds"]), f"{r['over_dense']:.2f}", num(r.get("peak_memory_mib"), ".0f")]
+        for r in d["rows"]
+    ]
+    blocks.append(table(["step", "seconds", "/ dense all-edge", "peak MiB"], body))
+    machine = f"{d.get('device')}, {plural(d.get('threads', 1), 'thread')}, {d.get('machine')}, torch {d.get('torch')}"
+    blocks.append(prov.line(path, machine=machine))
+    return blocks
 
 
 def render_worst_move(results_dir: Path, prov: Provenance) -> str:
