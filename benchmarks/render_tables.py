@@ -1155,6 +1155,23 @@ def render_lm_sp(results_dir: Path, prov: Provenance) -> str:
     )
     if not path.exists():
         return page("Edge SP on a language model", intro, missing_file(prov, path))
+    features = results_dir / "lm_sp_features.json"
+    feature_blocks = ["## On the SAE-feature graph"]
+    if features.exists():
+        feature_blocks += _lm_sp_blocks(results_dir, prov, features, "lm-sp-features-faithfulness.png")
+    else:
+        feature_blocks.append(missing_file(prov, features))
+    return page(
+        "Edge SP on a language model",
+        intro,
+        *_lm_sp_blocks(results_dir, prov, path, "lm-sp-faithfulness.png"),
+        *feature_blocks,
+        *_lm_step_cost(results_dir, prov),
+    )
+
+
+def _lm_sp_blocks(results_dir: Path, prov: Provenance, path: Path, picture: str) -> list[str]:
+    """Returns one lm_sp run's caption, table, provenance and plot."""
     d = load(path)
     rows = [
         [
@@ -1171,26 +1188,23 @@ def render_lm_sp(results_dir: Path, prov: Provenance) -> str:
         for r in d["results"]
     ]
     sp = next((r for r in d["results"] if r["method"] == "edge-sp"), {})
+    shown = ("steps", "n_samples", "candidates", "patching", "target_edges")
     settings = ", ".join(
-        f"{k} {v}" for k, v in (sp.get("hyperparameters") or {}).items() if k in ("steps", "n_samples")
+        f"{k} {v}" for k, v in (sp.get("hyperparameters") or {}).items() if k in shown and v is not None
     )
     caption = (
-        f"{d['task']}, {d['n_edges']} edges, {d['ablation']} ablation; {d['discovery_prompts']} discovery and "
-        f"{d['held_out_prompts']} held-out prompts; curves at {d['curve_sizes']} circuit sizes (a size is the first "
-        f"evaluated one at or past the true one); edge SP: {settings or 'its defaults'}, other settings its tuned "
-        "defaults."
+        f"{d['task']} ({d.get('graph_kind', 'heads/MLPs')}), {d['n_edges']} edges, {d['ablation']} ablation; "
+        f"{d['discovery_prompts']} discovery and {d['held_out_prompts']} held-out prompts; curves at "
+        f"{d['curve_sizes']} circuit sizes (a size is the first evaluated one at or past the true one); edge SP: "
+        f"{settings or 'its defaults'}, other settings its tuned defaults."
     )
     machine = f"{d.get('device')}, {plural(d.get('threads', 1), 'thread')}, {d.get('machine')}, torch {d.get('torch')}"
-    picture = image(results_dir, "lm-sp-faithfulness.png", "faithfulness curves on held-out prompts")
-    return page(
-        "Edge SP on a language model",
-        intro,
+    return [
         caption,
         table(["method", "edges for 80%", "90%", "95%", "CPR", "CMD", "own circuit (f)", "seconds", "peak MiB"], rows),
         prov.line(path, machine=machine),
-        picture,
-        *_lm_step_cost(results_dir, prov),
-    )
+        image(results_dir, picture, "faithfulness curves on held-out prompts"),
+    ]
 
 
 def _lm_step_cost(results_dir: Path, prov: Provenance) -> list[str]:
