@@ -33,6 +33,7 @@ from .run import (
     ground_truths,
     truths_from,
 )
+from .stability import Stability, bootstrap_stability, jaccard, resampled_rows
 
 __all__ = [
     "DEFAULT_CIRCUIT_SIZE",
@@ -46,7 +47,9 @@ __all__ = [
     "RocCurve",
     "RunEvaluation",
     "RunFigures",
+    "Stability",
     "TruthFigures",
+    "bootstrap_stability",
     "circuit_loss",
     "circuit_nodes",
     "circuit_sizes",
@@ -58,6 +61,8 @@ __all__ = [
     "effective_truth",
     "faithfulness",
     "faithfulness_curve",
+    "jaccard",
+    "resampled_rows",
     "ground_truths",
     "node_roc_auc",
     "node_roc_curve",
