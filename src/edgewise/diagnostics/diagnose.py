@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import torch
+
 from ..errors import GraphMismatchError, InvalidHyperparameterError
-from ..evaluate import effective_truth
+from ..evaluate import RECOVERED_LEVEL, ExampleFaithfulness, effective_truth, per_example_faithfulness
 from ..graph import Circuit, EdgeScores, Graph
 from ..methods import method_circuit
 from ..patching import Ablation, task_ablation
@@ -65,6 +67,7 @@ class AblationDiagnosis:
         redundancy: the effective truth's redundant groups.
         copies_kept: per redundant group, the copies the checked circuit keeps whole.
         misses: where given scores (of this ablation) go wrong against the effective truth.
+        per_example: the checked circuit's faithfulness on each input, or None where not measured.
     """
 
     ablation: str
@@ -73,6 +76,7 @@ class AblationDiagnosis:
     redundancy: tuple[RedundantGroup, ...] = ()
     copies_kept: tuple[int, ...] = ()
     misses: MissReport | None = None
+    per_example: ExampleFaithfulness | None = None
 
     def to_dict(self) -> dict:
         """Returns the diagnosis as JSON-ready data, edges in the graph's order."""
@@ -94,6 +98,7 @@ class AblationDiagnosis:
             for g, kept in zip(self.redundancy, self.copies_kept)
         ]
         record["misses"] = None if self.misses is None else self.misses.to_dict()
+        record["per_example_faithfulness"] = None if self.per_example is None else self.per_example.to_dict()
         return {**record, "empty_loss": self.behaviour.rows[-1].loss, "behaviour": self.behaviour.to_dict()}
 
 
@@ -219,8 +224,9 @@ def diagnose(
         else:
             edges, label = set(minimal.start), "ground truth"
         check = behaviour_check(task, graph, ablated, edges, label, settings.behaviour)
+        per_example = per_example_faithfulness(task, graph, ablated, edges)
         results[kind] = AblationDiagnosis(
-            kind, minimal, check, groups, tuple(g.copies_kept(edges) for g in groups), misses
+            kind, minimal, check, groups, tuple(g.copies_kept(edges) for g in groups), misses, per_example
         )
     return Diagnosis(
         task.name,
@@ -322,9 +328,25 @@ def _ablation_lines(diagnosis: Diagnosis, a: AblationDiagnosis) -> list[str]:
         )
     if valued:
         lines.append("    value: the mean true value of the answers (a game's minimax value of the chosen moves)")
+    if a.per_example is not None:
+        lines += _per_example_lines(a.per_example, rows[1].label)
     if a.misses is not None:
         lines += format_misses(a.misses)
     return lines
+
+
+def _per_example_lines(f: ExampleFaithfulness, label: str, shown: int = 3) -> list[str]:
+    """Returns the per-input faithfulness of the checked circuit: quartiles, share recovered, the worst inputs."""
+    q = f.quantiles()
+    undefined = int(torch.isnan(f.values).sum())
+    line = (
+        f"  faithfulness of the {label} per input: median {q['median']:.3g}, quartiles {q['q25']:.3g}..{q['q75']:.3g}, "
+        f"min {q['min']:.3g}; {f.share_recovered():.0%} of inputs recovered to >= {RECOVERED_LEVEL:g}"
+    )
+    if undefined:
+        line += f" ({undefined} inputs left out: the ablation does not change them)"
+    worst = ", ".join(f"row {i} ({f.values[i].item():.3g})" for i in f.worst(shown))
+    return [line, f"    worst inputs: {worst}" if worst else "    worst inputs: none (no input is changed)"]
 
 
 def format_diagnosis(diagnosis: Diagnosis) -> str:

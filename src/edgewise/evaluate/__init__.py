@@ -23,6 +23,7 @@ from .ground_truth import (
     truth_tolerance,
 )
 from .objective import CircuitObjective, circuit_objective
+from .per_example import RECOVERED_LEVEL, ExampleFaithfulness, per_example_faithfulness
 from .roc import RocCurve, circuit_nodes, node_roc_auc, node_roc_curve, node_scores, roc_auc, roc_curve
 from .run import (
     DEFAULT_CIRCUIT_SIZE,
@@ -42,7 +43,9 @@ __all__ = [
     "FAITHFUL_LEVEL",
     "MAX_PAIRS",
     "OUTPUT_TOLERANCE",
+    "RECOVERED_LEVEL",
     "EffectiveTruth",
+    "ExampleFaithfulness",
     "FaithfulnessCurve",
     "RocCurve",
     "RunEvaluation",
@@ -62,6 +65,7 @@ __all__ = [
     "faithfulness",
     "faithfulness_curve",
     "jaccard",
+    "per_example_faithfulness",
     "resampled_rows",
     "ground_truths",
     "node_roc_auc",
