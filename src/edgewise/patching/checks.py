@@ -26,8 +26,9 @@ class CheckResult:
     Attributes:
         name: what is checked against what, e.g. `mask of ones = plain forward`.
         max_abs_diff: the largest absolute logit difference between the patched forward and its reference.
-        tolerance: the largest difference that passes: `run_checks`'s tolerance times the plain forward's largest
-            |logit|, or times 1 where that is smaller.
+        tolerance: the largest difference that passes: the larger of `run_checks`'s tolerance times the plain
+            forward's largest |logit| (or times 1 where that is smaller), and this patch's rounding noise
+            (`_rounding_noise`) times `ROUNDING_MARGIN`.
         effect: the largest absolute logit difference between the patched forward and the plain one.
     """
 
@@ -52,8 +53,57 @@ class CheckResult:
         }
 
 
+# How many times its own rounding noise a patch may differ from its reference. The noise perturbs every reader's input
+# by float rounding's worst case for a sum of its terms, once; the forward and its reference each round at every
+# stage and inside every sublayer, so they may differ by a few times that. A wrong patch (an edge off by 1% of its
+# contribution) is orders of magnitude larger on every model the tests check.
+ROUNDING_MARGIN = 4.0
+
+
 def _diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a - b).abs().max().item()
+
+
+def _rounding_noise(
+    adapter, graph: Graph, clean: torch.Tensor, ablated, mask: torch.Tensor, patched: torch.Tensor, seed: int
+) -> float:
+    """Returns the largest logit change of the patched forward under `mask` when each reader's input is perturbed by
+    float rounding of the sum that makes it up: machine epsilon times the sum of |terms| (every earlier writer's
+    output, its ablated output and the reader's own value), times a standard normal per element.
+
+    A fixed tolerance cannot tell rounding from a wrong patch: rounding grows with the activations a reader sums and
+    with how sharply the model responds to its input (a norm of a nearly cancelled sum, as zero ablation leaves in
+    Qwen 3's query/key norms, turns float32 rounding into logit differences far above 1e-5). Measuring the
+    model's response to that rounding at the patch's own state gives each check the noise it must allow.
+    """
+    eps = torch.finfo(patched.dtype).eps
+    generator = torch.Generator(device=clean.device).manual_seed(seed)
+    terms: dict[tuple[int, ...], torch.Tensor] = {}  # sum of |writer outputs| so far, by value shape [.., d_model]
+
+    def writer(group):
+        def hook(value: torch.Tensor, hook) -> None:
+            out = value.abs().sum(-2) if group.per_head else value.abs()
+            key = tuple(out.shape)
+            terms[key] = terms[key] + 2 * out if key in terms else 2 * out  # output and ablated output, alike in size
+            return None
+
+        return hook
+
+    def reader(group):
+        def hook(value: torch.Tensor, hook) -> torch.Tensor:
+            own = value.abs()
+            summed = terms.get(tuple(value.shape[:-2] + value.shape[-1:]) if group.per_head else tuple(value.shape))
+            if summed is not None:
+                own = own + (summed.unsqueeze(-2) if group.per_head else summed)
+            noise = torch.randn(value.shape, generator=generator, device=value.device, dtype=value.dtype)
+            return value + eps * own * noise
+
+        return hook
+
+    hooks = [(g.hook, writer(g) if g.kind == "writer" else reader(g)) for g in graph.groups]
+    with adapter.hooks(hooks):
+        noisy = patched_forward(adapter, graph, clean, ablated, mask)
+    return _diff(noisy, patched)
 
 
 def _effective_edges(
@@ -96,8 +146,9 @@ def run_checks(
     seed: int = 0,
     features: str | None = None,
 ) -> list[CheckResult]:
-    """Returns the exactness checks of the patching forward on `task` (tolerance scaled by the logits' size), on its
-    head/MLP graph or, with `features`, on the feature graph of that dictionary set.
+    """Returns the exactness checks of the patching forward on `task` (each with a tolerance scaled by the logits' size
+    and by its own rounding noise), on its head/MLP graph or, with `features`, on the feature graph of that
+    dictionary set.
 
     The checks: a mask of ones gives the plain forward; a mask of zeros under resample ablation gives the forward on
     the corrupted batch; removing each of up to `n_edges` edges, those of a sample that move the logits most (one per
@@ -106,13 +157,18 @@ def run_checks(
     sparse forward of a pre-filtered run (`SparseMasking`: a tenth of the edges gated, the rest ablated) matches it
     too.
 
+    Each check passes within the larger of `tolerance` (relative to the logits) and `ROUNDING_MARGIN` times the
+    logit change its patched forward shows when every reader's input is perturbed by float rounding of the terms it
+    sums (`_rounding_noise`): float32 rounding on a correct patch passes on models that amplify it (query/key norms
+    of a nearly ablated input), while a patch that is wrong by a small real amount still fails.
+
     Args:
         task: the task whose model, clean and corrupted batches are used.
         per_position: check the graph unrolled over the task's positions.
         n_edges: the most single-edge removals to check.
         n_masks: how many random masks to check per ablation.
-        tolerance: the largest logit difference that passes, relative to the plain forward's largest |logit| (when
-            over 1).
+        tolerance: the least tolerance of every check: a logit difference relative to the plain forward's largest
+            |logit| (when over 1); a check whose rounding noise is larger allows `ROUNDING_MARGIN` times that.
         seed: seeds the candidate edges' sample and the random masks.
         features: a dictionary set's name (a key of `task.dictionaries`); None: the head/MLP graph.
 
@@ -123,19 +179,29 @@ def run_checks(
     adapter = task.adapter
     clean, corrupt = task.clean, task.corrupt
     full, corrupted = adapter.forward(clean), adapter.forward(corrupt)
-    tol = tolerance * max(1.0, full.abs().max().item())
+    floor = tolerance * max(1.0, full.abs().max().item())
     resample = task_ablation(task, graph, "resample")
     ones, zeros = torch.ones(graph.n_edges, dtype=full.dtype), torch.zeros(graph.n_edges, dtype=full.dtype)
 
-    def check(name: str, patched: torch.Tensor, reference: torch.Tensor) -> CheckResult:
+    def check(name: str, patched: torch.Tensor, reference: torch.Tensor, ablated, mask) -> CheckResult:
+        noise = _rounding_noise(adapter, graph, clean, ablated, mask, patched, seed)
+        tol = max(floor, ROUNDING_MARGIN * noise)
         return CheckResult(name, _diff(patched, reference), tol, _diff(patched, full))
 
     results = [
-        check("mask of ones = plain forward", patched_forward(adapter, graph, clean, resample, ones), full),
+        check(
+            "mask of ones = plain forward",
+            patched_forward(adapter, graph, clean, resample, ones),
+            full,
+            resample,
+            ones,
+        ),
         check(
             "mask of zeros (resample) = corrupted forward",
             patched_forward(adapter, graph, clean, resample, zeros),
             corrupted,
+            resample,
+            zeros,
         ),
     ]
     for edge in _effective_edges(adapter, graph, clean, resample, full, n_edges, seed):
@@ -147,6 +213,8 @@ def run_checks(
                 f"remove {edge.name} = hand-written hook patch",
                 patched,
                 single_edge_patch(adapter, graph, clean, corrupt, edge),
+                resample,
+                mask,
             )
         )
     generator = torch.Generator().manual_seed(seed)
@@ -162,6 +230,8 @@ def run_checks(
                     f"random mask {i} ({kind}, {label}one pass) = per-edge reference",
                     patched,
                     per_edge_forward(adapter, graph, clean, ablated, mask),
+                    ablated,
+                    mask,
                 )
             )
     # The sparse forward of a pre-filtered SP run: a tenth of the edges gated (random gates), the rest ablated
@@ -175,6 +245,8 @@ def run_checks(
             f"sparse forward ({len(gated)} gated, the rest ablated) = per-edge reference",
             sparse,
             per_edge_forward(adapter, graph, clean, resample, mask),
+            resample,
+            mask,
         )
     )
     return results
