@@ -197,3 +197,18 @@ class UserTaskError(EdgewiseError):
     def __init__(self, message: str, user_traceback: str = ""):
         super().__init__(message)
         self.user_traceback = user_traceback
+
+
+class ModelFolderError(EdgewiseError, ValueError):
+    """A model path that is not a Hugging Face model: no such folder, no config.json, no weights or no tokenizer
+    beside them, or a hub name that neither the hub nor its local cache knows."""
+
+
+class PromptDataError(EdgewiseError, ValueError):
+    """A prompt-pairs file (CSV or JSON lines) that cannot be read into a task: missing, of another format, empty,
+    without a needed column, or with a bad row; the message names the file, the line and the fix."""
+
+
+class PromptTokensError(PromptDataError):
+    """A prompt pair that does not tokenise into a task: an answer of several tokens, a clean and a corrupted prompt of
+    different lengths, or a prompt longer than the model's context; the message names the file and the line."""

@@ -1,0 +1,379 @@
+"""Tasks from a model folder and a file of prompt pairs (edgewise.tasks.prompt_task), on tiny random GPT-2 and Llama
+models saved with a byte-level BPE tokenizer trained here.
+
+References are independent of edgewise: the tokenizer's own encoding of each row, and the plain Hugging Face model's
+logits on each unpadded prompt.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from edgewise.errors import (
+    InvalidHyperparameterError,
+    ModelFolderError,
+    PromptDataError,
+    PromptTokensError,
+    UnknownMetricError,
+)
+from edgewise.methods import discover
+from edgewise.patching import full_logits
+from edgewise.tasks import PromptColumns, answer_logit_difference, prompt_task, prompt_tasks
+
+NAMES = ("Mary", "John", "Tom", "Anna", "Lisa", "Mark")
+TEMPLATES = (
+    "When {A} and {B} went to the store, {B} gave a drink to",
+    "{A} and {B} met; {B} waved to",
+    "After {A} and {B} had lunch at the big old park near the river, {B} gave a book to",
+)
+# Each row: the IO answer, the subject as wrong answer; the corrupted prompt names a third person (ABC). The
+# templates differ in length, so the batch is padded.
+ROWS = [
+    {
+        "clean": TEMPLATES[i % 3].format(A=a, B=b),
+        "corrupted": TEMPLATES[i % 3].format(A=a, B=b).replace(f", {b} ", f", {c} ").replace(f"; {b} ", f"; {c} "),
+        "answer": a,
+        "wrong_answer": b,
+    }
+    for i, (a, b, c) in enumerate(
+        [("Mary", "John", "Tom"), ("Anna", "Lisa", "Mark"), ("Tom", "Mary", "Anna"), ("Lisa", "Mark", "John")]
+        + [("John", "Anna", "Mary"), ("Mark", "Tom", "Lisa")]
+    )
+]
+
+
+def _tokenizer():
+    """Returns a byte-level BPE tokenizer (GPT-2's kind) trained on the templates: every name is one token after a
+    space, and an unseen word (" Zebedee") is several."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = [t.format(A=a, B=b) + f" {a}" for t in TEMPLATES for a in NAMES for b in NAMES if a != b] * 2
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=360, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tokenizer.train_from_iterator(corpus, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
+
+
+def _save(folder, config, tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config)
+    with torch.no_grad():  # Hugging Face initialises biases and norms to 0 and 1: make a wrong one visible
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or "norm" in name or "ln" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return _tokenizer()
+
+
+@pytest.fixture(scope="module")
+def gpt2_folder(tmp_path_factory, tokenizer):
+    from transformers import GPT2Config
+
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=4, n_positions=32, bos_token_id=0, eos_token_id=0
+    )
+    return _save(tmp_path_factory.mktemp("gpt2"), config, tokenizer)
+
+
+@pytest.fixture(scope="module")
+def llama_folder(tmp_path_factory, tokenizer):
+    from transformers import LlamaConfig
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
+    return _save(tmp_path_factory.mktemp("llama"), config, tokenizer)
+
+
+def _write_csv(path, rows, fieldnames=None):
+    fieldnames = fieldnames or list(rows[0])
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def data_csv(tmp_path_factory):
+    return _write_csv(tmp_path_factory.mktemp("data") / "ioi.csv", ROWS)
+
+
+@pytest.fixture(scope="module")
+def gpt2_task(gpt2_folder, data_csv):
+    return prompt_task(gpt2_folder, data_csv, "logit-diff")  # loaded from the folder, as the command line does
+
+
+@pytest.fixture
+def no_loading(monkeypatch):
+    """Makes loading any model's weights fail: an error raised with it on was raised before loading."""
+
+    def boot(folder):
+        raise AssertionError(f"the model {folder} was loaded before the bad input was found")
+
+    monkeypatch.setattr("edgewise.tasks.prompts.boot_bridge", boot)
+
+
+def _hf_model(folder):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(folder).eval()
+
+
+def _one_token(tokenizer, word):
+    ids = tokenizer(" " + word, add_special_tokens=False).input_ids
+    assert len(ids) == 1, (word, ids)
+    return ids[0]
+
+
+# ------------------------------------------------------------------------------------------------------ the encoding
+
+
+def test_token_ids_are_the_tokenizers_encoding_right_padded(gpt2_task, tokenizer):
+    pad = tokenizer.eos_token_id if tokenizer.pad_token_id is None else tokenizer.pad_token_id
+    lengths = set()
+    for i, row in enumerate(ROWS):
+        clean, corrupted = tokenizer(row["clean"]).input_ids, tokenizer(row["corrupted"]).input_ids
+        lengths.add(len(clean))
+        assert gpt2_task.clean[i, : len(clean)].tolist() == clean
+        assert gpt2_task.corrupt[i, : len(corrupted)].tolist() == corrupted
+        assert (gpt2_task.clean[i, len(clean) :] == pad).all()
+        assert gpt2_task.scored_positions[i].nonzero().flatten().tolist() == [len(clean) - 1]
+    assert len(lengths) == 3 and gpt2_task.clean.shape == (len(ROWS), max(lengths))  # the rows really were padded
+
+
+def test_answer_ids_are_the_tokenizers(gpt2_task, tokenizer):
+    for i, row in enumerate(ROWS):
+        right, wrong = _one_token(tokenizer, row["answer"]), _one_token(tokenizer, row["wrong_answer"])
+        assert gpt2_task.family.answer_ids[i].tolist() == [right, wrong]
+        scored = gpt2_task.scored_positions[i]
+        assert gpt2_task.answers[i, scored].tolist() == [right]
+        assert (gpt2_task.answers[i, ~scored] == -1).all()
+
+
+def test_logit_difference_on_the_full_model_matches_hugging_face(gpt2_task, gpt2_folder, tokenizer):
+    hf = _hf_model(gpt2_folder)
+    expected = []
+    with torch.no_grad():
+        for row in ROWS:
+            last = hf(torch.tensor([tokenizer(row["clean"]).input_ids])).logits[0, -1]
+            expected.append(
+                last[_one_token(tokenizer, row["answer"])] - last[_one_token(tokenizer, row["wrong_answer"])]
+            )
+    expected = torch.stack(expected)
+    full = full_logits(gpt2_task)
+    assert torch.allclose(answer_logit_difference(gpt2_task, full), expected, atol=1e-4)
+    # The metric is the logit difference lost: none on the full model, all of it on logits that tie every token.
+    assert gpt2_task.metric.name == "logit-diff"
+    gpt2_task.check_metric()
+    lost_by_ties = gpt2_task.metric(torch.zeros_like(full), full, gpt2_task.scored_positions)
+    assert torch.allclose(lost_by_ties, expected.mean(), atol=1e-4)
+
+
+def test_prob_metric_is_the_answer_probability_lost(gpt2_task, gpt2_folder, tokenizer, data_csv):
+    task = prompt_task(gpt2_task.model, data_csv, "prob", tokenizer=tokenizer)
+    hf = _hf_model(gpt2_folder)
+    with torch.no_grad():
+        probabilities = torch.stack(
+            [
+                hf(torch.tensor([tokenizer(row["clean"]).input_ids]))
+                .logits[0, -1]
+                .softmax(-1)[_one_token(tokenizer, row["answer"])]
+                for row in ROWS
+            ]
+        )
+    full = full_logits(task)
+    task.check_metric()
+    uniform = task.metric(torch.zeros_like(full), full, task.scored_positions)  # p = 1 / vocab for every token
+    assert torch.allclose(uniform, (probabilities - 1 / full.shape[-1]).mean(), atol=1e-5)
+    assert set(task.objectives) == {"prob", "logit-diff"}
+
+
+def test_eap_runs_end_to_end_on_the_task_graph(gpt2_task):
+    graph = gpt2_task.graph()
+    scores = discover(gpt2_task, "eap", graph=graph)
+    assert scores.graph is graph and scores.scores.shape == (graph.n_edges,)
+    assert torch.isfinite(scores.scores).all() and scores.scores.abs().sum() > 0
+    # The signed metric has a gradient at the full model, so EAP can follow the logit difference itself.
+    by_metric = discover(gpt2_task, "eap", graph=graph, objective="metric")
+    assert by_metric.scores.abs().sum() > 0 and not torch.allclose(by_metric.scores, scores.scores)
+
+
+def test_llama_folder_with_bos_and_a_jsonl_file(llama_folder, tokenizer, tmp_path):
+    data = _write_jsonl(tmp_path / "ioi.jsonl", ROWS)
+    task = prompt_task(llama_folder, data, "logit-diff", prepend_bos=True)
+    bos = tokenizer.bos_token_id
+    hf = _hf_model(llama_folder)
+    expected = []
+    for i, row in enumerate(ROWS):
+        clean = [bos, *tokenizer(row["clean"], add_special_tokens=False).input_ids]
+        assert task.clean[i, : len(clean)].tolist() == clean
+        with torch.no_grad():
+            last = hf(torch.tensor([clean])).logits[0, -1]
+        expected.append(last[_one_token(tokenizer, row["answer"])] - last[_one_token(tokenizer, row["wrong_answer"])])
+    assert task.bos_position == 0
+    assert torch.allclose(answer_logit_difference(task, full_logits(task)), torch.stack(expected), atol=1e-4)
+    task.check_metric()
+
+
+def test_renamed_columns_and_kl_without_answers(gpt2_task, tokenizer, tmp_path):
+    rows = [{"prompt": r["clean"], "counterfactual": r["corrupted"]} for r in ROWS]
+    data = _write_csv(tmp_path / "pairs.csv", rows)
+    task = prompt_task(
+        gpt2_task.model,
+        data,
+        "kl",
+        columns=PromptColumns(clean="prompt", corrupted="counterfactual"),
+        name="mine",
+        tokenizer=tokenizer,  # the folder's: a booted bridge's own tokenizer prepends BOS, as TransformerLens does
+    )
+    assert task.name == "mine" and task.metric.name == "kl" and task.answers is None and task.objectives == {}
+    assert torch.equal(task.clean, gpt2_task.clean) and torch.equal(task.corrupt, gpt2_task.corrupt)
+
+
+# ------------------------------------------------------------------------------------------------------- the split
+
+
+def test_held_out_fraction_splits_the_rows(gpt2_task, tokenizer, data_csv):
+    tasks = prompt_tasks(gpt2_task.model, data_csv, held_out=0.5, seed=3, tokenizer=tokenizer)
+    discovery, held_out = tasks.discovery.family.rows, tasks.held_out.family.rows
+    assert len(discovery) == len(held_out) == 3
+    lines = [r.line for r in discovery] + [r.line for r in held_out]
+    assert sorted(lines) == list(range(2, 2 + len(ROWS)))  # every row once (line 1 is the header)
+    for task in (tasks.discovery, tasks.held_out):
+        for i, row in enumerate(task.family.rows):
+            ids = tokenizer(row.clean).input_ids
+            assert task.clean[i, : len(ids)].tolist() == ids
+    again = prompt_tasks(gpt2_task.model, data_csv, held_out=0.5, seed=3)
+    assert [r.line for r in again.held_out.family.rows] == [r.line for r in held_out]
+    assert prompt_tasks(gpt2_task.model, data_csv).held_out is None
+
+
+def test_held_out_column(gpt2_task, tmp_path):
+    rows = [{**row, "split": "held-out" if i % 3 == 0 else "discovery"} for i, row in enumerate(ROWS)]
+    tasks = prompt_tasks(gpt2_task.model, _write_csv(tmp_path / "split.csv", rows), held_out="split")
+    assert [r.clean for r in tasks.held_out.family.rows] == [ROWS[0]["clean"], ROWS[3]["clean"]]
+    assert len(tasks.discovery.family.rows) == 4
+
+
+# ------------------------------------------------------------------------------------------------------- bad input
+
+
+def test_folder_that_is_not_a_model(no_loading, tmp_path, data_csv, gpt2_folder):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ModelFolderError, match=r"no config.json.*save_pretrained"):
+        prompt_task(empty, data_csv)
+    config_only = tmp_path / "config_only"
+    config_only.mkdir()
+    (config_only / "config.json").write_text((gpt2_folder / "config.json").read_text())
+    with pytest.raises(ModelFolderError, match="no weights"):
+        prompt_task(config_only, data_csv)
+    with pytest.raises(ModelFolderError, match="is a file"):
+        prompt_task(data_csv, data_csv)
+    with pytest.raises(ModelFolderError, match="no such folder"):
+        prompt_task(tmp_path / "missing" / "model", data_csv)
+
+
+def test_model_folder_without_a_tokenizer(no_loading, tmp_path, data_csv, gpt2_folder):
+    folder = tmp_path / "no_tokenizer"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (folder / name).write_bytes((gpt2_folder / name).read_bytes())
+    with pytest.raises(ModelFolderError, match="no tokenizer"):
+        prompt_task(folder, data_csv)
+
+
+def test_missing_columns_name_the_file_and_the_fix(no_loading, tmp_path, gpt2_folder):
+    row = ROWS[0]
+    renamed = [{"clean": row["clean"], "corrupted": row["corrupted"], "answer": row["answer"], "wrong": "John"}]
+    data = _write_csv(tmp_path / "renamed.csv", renamed)
+    with pytest.raises(PromptDataError, match=r"renamed.csv: no column 'wrong_answer'.*Did you mean 'wrong'"):
+        prompt_task(gpt2_folder, data)
+    # the prob metric needs no wrong answer, but still the answer:
+    no_answer = _write_csv(tmp_path / "no_answer.csv", [{"clean": "a", "corrupted": "b"}])
+    with pytest.raises(PromptDataError, match=r"no column 'answer'.*PromptColumns\(answer="):
+        prompt_task(gpt2_folder, no_answer, "prob")
+    data = tmp_path / "gap.jsonl"
+    _write_jsonl(data, [ROWS[0], {k: v for k, v in ROWS[1].items() if k != "corrupted"}])
+    with pytest.raises(PromptDataError, match=r"gap.jsonl, line 2: no column 'corrupted'"):
+        prompt_task(gpt2_folder, data)
+    blank = _write_csv(tmp_path / "blank.csv", [{**ROWS[0], "answer": ""}])
+    with pytest.raises(PromptDataError, match=r"blank.csv, line 2: column 'answer' holds ''"):
+        prompt_task(gpt2_folder, blank)
+
+
+def test_empty_files(no_loading, tmp_path, gpt2_folder):
+    for name, text in (("empty.csv", ""), ("header.csv", "clean,corrupted,answer,wrong_answer\n"), ("e.jsonl", "\n")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(PromptDataError, match=rf"{name} holds no prompt pairs"):
+            prompt_task(gpt2_folder, tmp_path / name)
+    with pytest.raises(PromptDataError, match="no such file"):
+        prompt_task(gpt2_folder, tmp_path / "missing.csv")
+    (tmp_path / "pairs.txt").write_text("x")
+    with pytest.raises(PromptDataError, match=r"unknown prompt-pairs format '.txt'"):
+        prompt_task(gpt2_folder, tmp_path / "pairs.txt")
+
+
+def test_answer_of_several_tokens(no_loading, tmp_path, gpt2_folder):
+    rows = [ROWS[0], {**ROWS[1], "answer": "Zebedee"}]
+    with pytest.raises(PromptTokensError, match=r"line 3: answer 'Zebedee' is \d+ tokens.*one token"):
+        prompt_task(gpt2_folder, _write_csv(tmp_path / "long_answer.csv", rows))
+    same = [{**ROWS[0], "wrong_answer": ROWS[0]["answer"]}]
+    with pytest.raises(PromptTokensError, match="the same token"):
+        prompt_task(gpt2_folder, _write_csv(tmp_path / "same.csv", same))
+
+
+def test_pair_of_unequal_lengths(no_loading, tmp_path, gpt2_folder):
+    rows = [ROWS[0], ROWS[1], {**ROWS[2], "corrupted": ROWS[2]["corrupted"].replace("Anna", "Zebedee")}]
+    with pytest.raises(PromptTokensError, match=r"unequal.csv, line 4: the clean prompt is \d+ tokens.*one length"):
+        prompt_task(gpt2_folder, _write_csv(tmp_path / "unequal.csv", rows))
+
+
+def test_prompt_longer_than_the_context(no_loading, tmp_path, gpt2_folder):
+    long = {key: " ".join([value] * 4) if key in ("clean", "corrupted") else value for key, value in ROWS[2].items()}
+    with pytest.raises(PromptTokensError, match=r"line 3: the prompts are \d+ tokens, longer than the model's context"):
+        prompt_task(gpt2_folder, _write_csv(tmp_path / "long.csv", [ROWS[0], long]))
+
+
+def test_bad_metric_split_and_fraction(no_loading, tmp_path, gpt2_folder, data_csv):
+    with pytest.raises(UnknownMetricError, match="Did you mean 'logit-diff'"):
+        prompt_task(gpt2_folder, data_csv, "logit_diff")
+    with pytest.raises(InvalidHyperparameterError, match=r"held_out=1.0"):
+        prompt_task(gpt2_folder, data_csv, held_out=1.0)
+    rows = [{**row, "split": "test"} for row in ROWS]
+    with pytest.raises(PromptDataError, match=r"line 2: split column 'split' holds 'test'"):
+        prompt_task(gpt2_folder, _write_csv(tmp_path / "split.csv", rows), held_out="split")
+    rows = [{**row, "split": "held-out"} for row in ROWS]
+    with pytest.raises(PromptDataError, match="none of its 6 rows for discovery"):
+        prompt_task(gpt2_folder, _write_csv(tmp_path / "all_held.csv", rows), held_out="split")
