@@ -261,6 +261,44 @@ def test_renamed_columns_and_kl_without_answers(gpt2_task, tokenizer, tmp_path):
     assert torch.equal(task.clean, gpt2_task.clean) and torch.equal(task.corrupt, gpt2_task.corrupt)
 
 
+def test_answers_written_with_their_space_and_the_objectives(gpt2_task, tokenizer, tmp_path):
+    spaced = [{**row, "answer": " " + row["answer"], "wrong_answer": " " + row["wrong_answer"]} for row in ROWS]
+    task = prompt_task(gpt2_task.model, _write_jsonl(tmp_path / "spaced.jsonl", spaced), "kl", tokenizer=tokenizer)
+    assert torch.equal(task.family.answer_ids, gpt2_task.family.answer_ids)
+    assert torch.equal(task.answers, gpt2_task.answers) and task.metric.name == "kl"
+    # An answer objective replaces the faithfulness metric for a method that minimises one (edge-sp).
+    scores = discover(task, "edge-sp", minimise="logit-diff", steps=3, n_samples=1)
+    assert scores.hyperparameters["minimise"] == "logit-diff" and torch.isfinite(scores.scores).all()
+
+
+def test_hub_name_is_loaded_through_the_hub_and_boot_bridge(gpt2_task, gpt2_folder, data_csv, monkeypatch):
+    import transformers
+
+    asked, booted = [], []
+    for auto in (transformers.AutoConfig, transformers.AutoTokenizer):  # a hub "cache" holding one model
+        load = auto.from_pretrained
+
+        def from_hub(name, *args, _load=load, **kwargs):
+            asked.append(name)
+            if name != "tiny-org/tiny-gpt2":
+                raise OSError(f"{name} is not a model on the hub")
+            return _load(gpt2_folder, *args, **kwargs)
+
+        monkeypatch.setattr(auto, "from_pretrained", from_hub)
+
+    def boot(folder):
+        booted.append(str(folder))
+        return gpt2_task.model
+
+    monkeypatch.setattr("edgewise.tasks.prompts.boot_bridge", boot)
+    task = prompt_task("tiny-org/tiny-gpt2", data_csv)
+    assert booted == ["tiny-org/tiny-gpt2"] and asked[0] == "tiny-org/tiny-gpt2"
+    assert torch.equal(task.clean, gpt2_task.clean)
+    with pytest.raises(ModelFolderError, match=r"'no-org/none' is neither a model folder here nor .* hub"):
+        prompt_task("no-org/none", data_csv)
+    assert booted == ["tiny-org/tiny-gpt2"]
+
+
 # ------------------------------------------------------------------------------------------------------- the split
 
 
@@ -362,8 +400,16 @@ def test_pair_of_unequal_lengths(no_loading, tmp_path, gpt2_folder):
 
 def test_prompt_longer_than_the_context(no_loading, tmp_path, gpt2_folder):
     long = {key: " ".join([value] * 4) if key in ("clean", "corrupted") else value for key, value in ROWS[2].items()}
+    data = _write_csv(tmp_path / "long.csv", [ROWS[0], long])
     with pytest.raises(PromptTokensError, match=r"line 3: the prompts are \d+ tokens, longer than the model's context"):
-        prompt_task(gpt2_folder, _write_csv(tmp_path / "long.csv", [ROWS[0], long]))
+        prompt_task(gpt2_folder, data)
+
+
+def test_prompt_longer_than_a_booted_models_context(gpt2_task, tokenizer, tmp_path):
+    long = {key: " ".join([value] * 4) if key in ("clean", "corrupted") else value for key, value in ROWS[2].items()}
+    data = _write_csv(tmp_path / "long.csv", [long])
+    with pytest.raises(PromptTokensError, match=r"line 2: .* context of 32 tokens"):
+        prompt_task(gpt2_task.model, data, tokenizer=tokenizer)
 
 
 def test_bad_metric_split_and_fraction(no_loading, tmp_path, gpt2_folder, data_csv):

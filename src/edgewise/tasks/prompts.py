@@ -10,7 +10,8 @@ fails at once, naming the file, the line and the fix.
 Rows of different lengths are right-padded: a causal model's output at a row's last prompt token cannot see the
 padding after it, so the scored outputs are those of the unpadded row. Left padding is not offered: the adapters run a
 model without an attention mask, so left pads would be attended to and shift every position. A row's clean and
-corrupted prompts must tokenise to the same length, since resample ablation patches position by position.
+corrupted prompts must tokenise to the same length, since resample ablation patches position by position. (Mean
+ablation averages each position over the batch, padding included: where that matters, give rows of one length.)
 
 The answer metrics are what the full model loses, so they are 0 on the full model (`Task.check_metric`) and
 1 - loss(circuit) / loss(empty circuit) is MIB's normalised faithfulness, (m(circuit) - m(empty)) / (m(full) -
