@@ -420,6 +420,10 @@ def test_bad_metric_split_and_fraction(no_loading, tmp_path, gpt2_folder, data_c
     rows = [{**row, "split": "test"} for row in ROWS]
     with pytest.raises(PromptDataError, match=r"line 2: split column 'split' holds 'test'"):
         prompt_task(gpt2_folder, _write_csv(tmp_path / "split.csv", rows), held_out="split")
+    with pytest.raises(PromptDataError, match=r"no column 'part' \(the split\).*Did you mean 'parts'.*held_out=NAME"):
+        prompt_task(
+            gpt2_folder, _write_csv(tmp_path / "parts.csv", [{**ROWS[0], "parts": "discovery"}]), held_out="part"
+        )
     rows = [{**row, "split": "held-out"} for row in ROWS]
     with pytest.raises(PromptDataError, match="none of its 6 rows for discovery"):
         prompt_task(gpt2_folder, _write_csv(tmp_path / "all_held.csv", rows), held_out="split")

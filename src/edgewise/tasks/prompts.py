@@ -280,9 +280,10 @@ def _missing_column(
     """Returns the error for a missing column, suggesting the closest of the columns no other field takes."""
     close = difflib.get_close_matches(column, [c for c in present if c not in taken], n=1, cutoff=0.5)
     hint = f" Did you mean {close[0]!r}?" if close else ""
+    fix = "held_out=NAME" if field == "split" else f"columns=PromptColumns({field}=NAME)"
     return PromptDataError(
         f"{path}{where}: no column {column!r} (the {field.replace('_', ' ')}); it has {', '.join(present) or 'none'}."
-        f"{hint} Rename the column, or name yours: columns=PromptColumns({field}=...) (--column {field}=NAME)"
+        f"{hint} Rename the column, or name yours: {fix}"
     )
 
 
