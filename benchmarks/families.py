@@ -60,13 +60,19 @@ def main() -> None:
         help="warm-start edge-sp and node-sp from this attribution method's scores (init=METHOD): their rows in the "
         "table read `edge-sp (init METHOD)`, beside the uniform start's rows from earlier sweeps into the folder",
     )
+    parser.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="run nothing: rewrite families.json, families.md and the plot from the folder's results.json",
+    )
     args = parser.parse_args()
     tasks = tuple(t for family in FAMILIES.values() for t in family if t not in args.skip)
     presets = PRESETS if args.preset == "both" else (args.preset,)
     warm = {m: {"init": args.init} for m in args.methods if m in ("edge-sp", "node-sp")} if args.init else {}
     sweep = Sweep(tasks, tuple(args.methods), tuple(args.ablations), hyperparameters=warm, presets=presets)
-    restore_runs(args.out)
-    run_bench(sweep, args.out, jobs=args.jobs)
+    if not args.summarise_only:
+        restore_runs(args.out)
+        run_bench(sweep, args.out, jobs=args.jobs)
     # every run in the folder, of this sweep's tasks: sweeps of other methods or presets add up
     records = [RunRecord.from_json(fields) for fields in json.loads((args.out / "results.json").read_text())]
     summary = family_summary([r for r in records if r.task in tasks])

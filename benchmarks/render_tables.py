@@ -575,16 +575,31 @@ def render_families(results_dir: Path, prov: Provenance) -> str:
         value = s["auroc"][method].get(family)
         if value is None:
             return "n/a"
+        bounds = (s.get("interval") or {}).get(method, {}).get(family)
+        text = f"{value:.3f}" + ("" if bounds is None else f" [{bounds[0]:.2f}, {bounds[1]:.2f}]")
         if family in partial.get(method, []):
-            return f"{value:.3f} (partial: {s['method_runs'][method][family]} of {s['runs'][family]} runs)"
-        return f"{value:.3f}"
+            return f"{text} (partial: {s['method_runs'][method][family]} of {s['runs'][family]} runs)"
+        return text
 
     rows = [[m, *(family_cell(m, f) for f in s["families"])] for m in s["methods"]]
     rho = "; ".join(f"{pair}: {'n/a' if v is None else f'{v:+.2f}'}" for pair, v in s["correlation"].items())
+    best = [
+        f"- {family}: best `{b['method']}`; not apart from it at 95%: "
+        + (", ".join(f"`{m}`" for m in b["not_apart"]) or "none")
+        for family, b in (s.get("best") or {}).items()
+    ]
+    which = (
+        "Means with 95% bootstrap intervals over runs. Which differences are real: per family, the best mean and the "
+        "methods whose gap to it does not hold at 95% (a paired bootstrap over the runs both have: same task, graph, "
+        "ablation and seed; every pairwise comparison is in `families.json`):\n\n" + "\n".join(best)
+        if best
+        else ""
+    )
     blocks = [
         intro,
         "## Mean AUROC per family",
         table(["method", *(f"{f} ({s['runs'][f]} runs)" for f in s["families"])], rows),
+        which,
         f"Spearman's rank correlation of the methods between families: {rho}.",
         prov.line(
             summary_path, machine=machine, source="recorded in the runs of `benchmarks/results/families/results.json`"

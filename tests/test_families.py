@@ -53,7 +53,12 @@ def test_family_summary_means_and_correlation(tmp_path):
     assert summary.correlation == {"tracr vs induction": pytest.approx(0.5)}
     assert not any(summary.partial.values())
     markdown = family_markdown(summary)
-    assert "| a | 0.900 | 0.900 |" in markdown and "tracr vs induction: +0.50" in markdown
+    assert "| a | 0.900 [0.80, 1.00] | 0.900 |" in markdown and "tracr vs induction: +0.50" in markdown
+    # paired over the two tracr tasks: a - c = (0.6, 0.2), every resampled mean positive
+    assert "- tracr: best a; not apart from it at 95%: none" in markdown  # a - b = (0.3, 0.1), a - c = (0.6, 0.2)
+    assert "- induction: best a; not apart from it at 95%: b, c" in markdown  # one run each: no interval
+    (a_vs_c,) = [d for d in summary.differences["tracr"] if {d.a, d.b} == {"a", "c"}]
+    assert a_vs_c.n_pairs == 2 and a_vs_c.holds and a_vs_c.interval == pytest.approx((0.2, 0.6))
     assert all(p.exists() for p in plot_families(summary, tmp_path / "families"))
 
 

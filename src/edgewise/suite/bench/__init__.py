@@ -6,6 +6,7 @@ from edgewise.lazy import lazy_exports
 
 _EXPORTS = {
     **dict.fromkeys(["FamilySummary", "family_summary"], "families"),
+    **dict.fromkeys(["PairedDifference", "mean_interval", "paired_difference"], "intervals"),
     "PeakMemory": "memory",
     **dict.fromkeys(["plot_bench", "plot_families"], "plots"),
     **dict.fromkeys(["RunRecord", "load_results", "load_run"], "records"),

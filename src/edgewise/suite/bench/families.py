@@ -9,6 +9,7 @@ import itertools
 from dataclasses import dataclass
 
 from ..tasks import TRACR_TASKS, TRAINED_TASKS
+from .intervals import PairedDifference, mean_interval, paired_difference
 from .records import RunRecord
 from .summary import markdown_table
 
@@ -90,6 +91,9 @@ class FamilySummary:
             constant).
         method_runs: method -> family -> its runs with an AUROC.
         partial: method -> families where it lacks some (task, ablation) the others ran.
+        interval: method -> family -> a 95% bootstrap interval of its mean over runs (None: under 2 runs).
+        differences: family -> the paired comparisons of every two methods over the runs they share (task, graph,
+            ablation, seed), each with its 95% interval.
     """
 
     methods: tuple[str, ...]
@@ -99,6 +103,8 @@ class FamilySummary:
     correlation: dict[str, float | None]
     method_runs: dict[str, dict[str, int]]
     partial: dict[str, tuple[str, ...]]
+    interval: dict[str, dict[str, tuple[float, float] | None]]
+    differences: dict[str, tuple[PairedDifference, ...]]
 
     def to_dict(self) -> dict:
         """Returns the summary as JSON-ready data (`partial` lists only methods with a partial family)."""
@@ -110,6 +116,11 @@ class FamilySummary:
             "correlation": self.correlation,
             "method_runs": self.method_runs,
             "partial": {m: list(f) for m, f in self.partial.items() if f},
+            "interval": {
+                m: {f: None if v is None else list(v) for f, v in fs.items()} for m, fs in self.interval.items()
+            },
+            "differences": {f: [d.to_dict() for d in ds] for f, ds in self.differences.items()},
+            "best": {f: dict(zip(("method", "not_apart"), tied_with_best(self, f))) for f in self.families},
         }
 
 
@@ -124,11 +135,13 @@ def family_summary(records: list[RunRecord]) -> FamilySummary:
         The summary.
     """
     values: dict[tuple[str, str], list[float]] = {}
+    keyed: dict[tuple[str, str], dict[tuple, float]] = {}  # (method, family) -> run (task, graph, ablation, seed)
     cells: dict[tuple[str, str], set[tuple[str, str | None]]] = {}  # (method, family) -> its (task, ablation)s
     for r in records:
         family, auroc = family_of(r.task), r.figure("auroc", "effective")
         if family is not None and auroc is not None:  # each preset of a method is its own row (RunRecord.label)
             values.setdefault((r.label, family), []).append(auroc)
+            keyed.setdefault((r.label, family), {})[(r.task, str(r.graph), str(r.ablation), r.seed)] = auroc
             cells.setdefault((r.label, family), set()).add((r.task, str(r.ablation)))
     methods = tuple(dict.fromkeys(m for m, _ in values))
     families = tuple(f for f in FAMILIES if any((m, f) in values for m in methods))
@@ -148,7 +161,37 @@ def family_summary(records: list[RunRecord]) -> FamilySummary:
         ]
         rho = spearman([auroc[m][a] for m in shared], [auroc[m][b] for m in shared]) if len(shared) > 2 else None
         correlation[f"{a} vs {b}"] = rho
-    return FamilySummary(methods, families, auroc, runs, correlation, method_runs, partial)
+    interval = {m: {f: mean_interval(values.get((m, f), [])) for f in families} for m in methods}
+    differences = {
+        f: tuple(
+            d
+            for a, b in itertools.combinations(methods, 2)
+            if (d := paired_difference(a, b, keyed.get((a, f), {}), keyed.get((b, f), {}))) is not None
+        )
+        for f in families
+    }
+    return FamilySummary(methods, families, auroc, runs, correlation, method_runs, partial, interval, differences)
+
+
+def tied_with_best(summary: "FamilySummary", family: str) -> tuple[str, list[str]]:
+    """Returns, for one family, the method with the best mean AUROC and the methods whose paired gap to it does not
+    hold at 95%.
+
+    Args:
+        summary: the summary of `family_summary`.
+        family: one of its families.
+
+    Returns:
+        (best method, methods not apart from it), the latter in the summary's order.
+    """
+    means = {m: summary.auroc[m][family] for m in summary.methods if summary.auroc[m][family] is not None}
+    best = max(means, key=means.get)
+    tied = [
+        m
+        for m in means
+        if m != best and not any(d.holds for d in summary.differences[family] if {d.a, d.b} == {best, m})
+    ]
+    return best, tied
 
 
 def family_markdown(summary: FamilySummary) -> str:
@@ -166,9 +209,11 @@ def family_markdown(summary: FamilySummary) -> str:
         value = summary.auroc[method][family]
         if value is None:
             return "n/a"
+        bounds = summary.interval[method][family]
+        text = f"{value:.3f}" + ("" if bounds is None else f" [{bounds[0]:.2f}, {bounds[1]:.2f}]")
         if family in summary.partial[method]:
-            return f"{value:.3f} (partial: {summary.method_runs[method][family]} of {summary.runs[family]} runs)"
-        return f"{value:.3f}"
+            return f"{text} (partial: {summary.method_runs[method][family]} of {summary.runs[family]} runs)"
+        return text
 
     header = ["method", *(f"{f} ({summary.runs[f]} runs)" for f in summary.families)]
     rows = [[m, *(cell(m, f) for f in summary.families)] for m in summary.methods]
@@ -178,4 +223,13 @@ def family_markdown(summary: FamilySummary) -> str:
         if not any(summary.partial.values())
         else " (methods with a partial family are left out of the correlations that involve it)"
     )
-    return f"{markdown_table(header, rows)}\nSpearman's rank correlation of the methods between families{note}: {rho}\n"
+    held = []
+    for family in summary.families:
+        best, tied = tied_with_best(summary, family)
+        held.append(f"- {family}: best {best}; not apart from it at 95%: {', '.join(tied) or 'none'}")
+    return (
+        f"{markdown_table(header, rows)}\nMeans with 95% bootstrap intervals over runs. Per family, the best mean and "
+        "the methods whose gap to it does not hold at 95% (a paired bootstrap over the runs both have: same task, "
+        "graph, ablation and seed); every pairwise comparison is in families.json:\n\n" + "\n".join(held) + "\n\n"
+        f"Spearman's rank correlation of the methods between families{note}: {rho}\n"
+    )

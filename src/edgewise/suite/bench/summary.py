@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .intervals import mean_interval
 from .records import RunRecord
 
 
@@ -20,15 +21,15 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _cell(values: list, digits: int = 3) -> str:
-    """Returns the mean of the values (± their spread over seeds), counting how many exist when some are None."""
+    """Returns the mean of the values [with its 95% bootstrap interval over seeds], counting how many exist when some
+    are None."""
     present = [float(v) for v in values if v is not None]
     if not present:
         return "n/a"
-    mean = sum(present) / len(present)
-    text = f"{mean:.{digits}f}"
-    if len(present) > 1:
-        std = (sum((v - mean) ** 2 for v in present) / (len(present) - 1)) ** 0.5
-        text += f" ± {std:.{digits}f}"
+    text = f"{sum(present) / len(present):.{digits}f}"
+    bounds = mean_interval(present)
+    if bounds is not None:
+        text += f" [{bounds[0]:.{digits}f}, {bounds[1]:.{digits}f}]"
     return text if len(present) == len(values) else f"{text} ({len(present)}/{len(values)})"
 
 
@@ -110,7 +111,8 @@ def summary_markdown(records: list[RunRecord]) -> str:
         "|1 - f| "
         "over the fraction of edges kept. Edges to 95%: the smallest top-k circuit with faithfulness >= 0.95 (runs "
         "that reach it, of all, in brackets). Seconds and peak MiB: the method alone; peak memory on CPU is the "
-        "sampled rise of the process's resident set, approximate. Means ± standard deviation over seeds. Copies kept "
+        "sampled rise of the process's resident set, approximate. Means over seeds [95% bootstrap interval over "
+        "seeds, with 2 or more]. Copies kept "
         "(tasks with redundant copies of one computation, docs/ground-truth.md): how many copies of each redundant "
         "group the method's circuit keeps whole, of how many."
     )
