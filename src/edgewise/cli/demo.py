@@ -35,23 +35,19 @@ def _describe(task: Task) -> None:
     print(f"ground-truth circuit derived from the compiler ({len(truth)} edges): {', '.join(e.name for e in truth)}")
 
 
-def run_demo(task_name: str, out: Path) -> int:
+def run_demo(task: Task, out: Path) -> int:
     """Prints the demo and writes plots and demo.json under `out`; returns the exit code (1 if a check failed).
 
     Args:
-        task_name: a built-in task with a ground truth.
+        task: a tracr task (`get_task`), on the device and threads the demo runs on.
         out: the folder for the plots and demo.json; created if missing.
 
     Returns:
         0 when every patching exactness check passed, else 1.
 
     Raises:
-        UnknownTaskError: `task_name` is not a task.
         GraphMismatchError: the task has no ground truth.
     """
-    from ..suite.tasks import get_task  # at call time, as every command loads what it runs
-
-    task = get_task(task_name)
     _describe(task)
     graph = task.graph()
     truth = task.ground_truth_edges(graph)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from .. import __version__
@@ -107,7 +109,9 @@ def _check(args: argparse.Namespace) -> int:
 
     from ..patching import run_checks
 
+    _check_device(args.device)
     task = _load_task(args.task)
+    task = _on_machine(task, args, task.graph(per_position=args.per_position).n_edges)
     if args.float64:  # float32 rounding grows with how far a patch moves a deep model; float64 isolates the algorithm
         task.model.to(torch.float64)
     results = run_checks(task, per_position=args.per_position, features=_task_features(task, args.features))
@@ -152,6 +156,73 @@ def _task_features(task, features: str | None) -> str | None:
     raise UsageError(f"unknown feature set {features!r}: use oracle, train or sae:DIR")
 
 
+# A patched forward on a small graph is too little work for torch to share out: more threads only add overhead
+# (tracr-reverse, 77 edges: the demo is no faster on 2 threads than on 1). So one thread per this many edges.
+EDGES_PER_THREAD = 1000
+
+
+def _machine_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds --threads and --device, the machine a command that runs a model runs it on."""
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        metavar="N",
+        help=f"torch threads (default: one per {EDGES_PER_THREAD} edges of the graph, at least 1, as more only add "
+        "overhead on small graphs, and at most the machine's cores)",
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="where the model and inputs live: cpu, cuda, cuda:1, mps (checked first)"
+    )
+
+
+def _check_device(name: str):
+    """Returns `name` as a torch device after checking this machine has it; raises UsageError naming the devices it
+    has. Imports torch, so it runs inside a command, never while parsing."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        device = None
+    available = ["cpu"]
+    if torch.cuda.is_available():
+        available += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    if torch.backends.mps.is_available():
+        available.append("mps")
+    there = device is not None and (
+        device.type == "cpu"
+        or (device.type == "cuda" and torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count())
+        or (device.type == "mps" and torch.backends.mps.is_available())
+    )
+    if not there:
+        raise UsageError(f"--device {name!r} is not a device of this machine; it has {', '.join(available)}")
+    return device
+
+
+def _thread_count(requested: int | None, n_edges: int) -> int:
+    """Returns the torch threads a command runs on: `requested`, else 1 per EDGES_PER_THREAD edges of the graph (at
+    least 1), at most the cores this process may use."""
+    if requested is not None:
+        return requested
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, n_edges // EDGES_PER_THREAD))
+
+
+def _use_threads(requested: int | None, n_edges: int) -> None:
+    """Sets torch's threads (`_thread_count`) for the work that follows; `main` puts the old count back after."""
+    import torch
+
+    torch.set_num_threads(_thread_count(requested, n_edges))
+
+
+def _on_machine(task, args: argparse.Namespace, n_edges: int):
+    """Returns the task on --device, after setting torch's threads for a graph of `n_edges` (`_thread_count`)."""
+    _use_threads(args.threads, n_edges)
+    return task if args.device == "cpu" else task.to(args.device)
+
+
 def _is_task_file(name: str) -> bool:
     """Returns whether `name` is a user's `FILE.py:FUNCTION` rather than a built-in task's name (get_task's rule)."""
     return name.endswith(".py") or ".py:" in name
@@ -166,13 +237,13 @@ def _check_task_name(name: str) -> None:
         raise UnknownTaskError.for_name(name, task_names())
 
 
-def _load_task(name: str, metric: str | None = None):
-    """Returns the task `name` (`get_task`); a user's task file that fails, or whose function returns something other
-    than a Task, raises UserTaskError with the user's own traceback."""
+def _load_task(name: str, metric: str | None = None, held_out: bool = False):
+    """Returns the task `name` (`get_task`; `held_out`: on its held-out inputs); a user's task file that fails, or whose
+    function returns something other than a Task, raises UserTaskError with the user's own traceback."""
     from ..suite.tasks import get_task
 
     with _user_code(name):
-        task = get_task(name, metric=metric)
+        task = get_task(name, metric=metric, held_out=held_out)
     _check_is_task(name, task)
     return task
 
@@ -313,11 +384,23 @@ def _discover(args: argparse.Namespace) -> int:
     hyperparameters = _hyperparameters(args.set)
     resolve_config(get_method(args.method), args.preset, hyperparameters)  # bad names and values fail before any work
     _check_task_name(args.task)
+    if args.held_out:
+        _check_held_out(args.task)
     check_output_paths({"--json": args.json, "--circuit-out": args.circuit_out})
+    _check_device(args.device)
     task = _load_task(args.task, metric=args.metric)
+    task = _on_machine(task, args, task.graph(per_position=args.per_position).n_edges)
+    task.check_metric()  # a metric that is no distance from the full model fails before features and ablations
     if args.objective:
         task.with_objective(args.objective)  # an objective the task lacks fails before any work
-    graph = task.graph(per_position=args.per_position, features=_task_features(task, args.features))
+    # the circuit is scored on the inputs the method fitted on, or with --held-out on the task's evaluation inputs
+    scored = _load_task(args.task, metric=args.metric, held_out=True).to(args.device) if args.held_out else task
+    features = _task_features(task, args.features)
+    if features is not None and scored is not task:  # scored on the dictionaries fitted to the discovery inputs
+        scored.dictionaries[features] = task.dictionaries[features]
+        if features in task.feature_ground_truth:
+            scored.feature_ground_truth[features] = task.feature_ground_truth[features]
+    graph = task.graph(per_position=args.per_position, features=features)
     ablated = task_ablation(task, graph, args.ablation)
     scores = discover(
         task,
@@ -332,9 +415,16 @@ def _discover(args: argparse.Namespace) -> int:
     )
     if args.json:
         scores.save(args.json)
-    truths = ground_truths(task, graph, ablated)
-    run = RunEvaluation(task, scores, ablated, truths, circuit_size=args.top_k)
+    scored_ablated = ablated if scored is task else task_ablation(scored, graph, args.ablation)
+    truths = ground_truths(scored, graph, scored_ablated)
+    run = RunEvaluation(scored, scores, scored_ablated, truths, circuit_size=args.top_k)
     print(f"{args.method} on {task.name} ({graph}, {args.ablation} ablation, seed {args.seed}): {scores.seconds:.2f} s")
+    fitted = f"the {task.clean.shape[0]} discovery inputs"
+    print(
+        f"scored on the held-out inputs ({scored.clean.shape[0]} examples; the method fitted on {fitted})"
+        if scored is not task
+        else f"scored on {fitted}, which the method fitted on"
+    )
     if truths:
         effective = truths["effective"]
         n_true = len(truths["compiler"])
@@ -346,10 +436,11 @@ def _discover(args: argparse.Namespace) -> int:
     print(f"circuit ({circuit.description}): {len(circuit)} edges, faithfulness {run.circuit_faithfulness:.3f}")
     if args.objective:
         _print_objective(task.with_objective(args.objective), graph, ablated, circuit)
-    shown = args.top_k or max(len(circuit), len(truths.get("compiler", ())), 1)
-    print(f"top {shown} edges by score:")
+    ranked = scores.ranked()[: args.show]
+    if ranked:
+        print(f"top {len(ranked)} of {graph.n_edges} edges by score (--show N for more):")
     truth = truths.get("compiler")
-    for edge, score in scores.ranked()[:shown]:
+    for edge, score in ranked:
         mark = "" if truth is None else ("  true" if edge in truth else "  -")
         kept = "  in circuit" if edge in circuit.edges else ""
         print(f"  {score:+.4g}  {edge.name}{mark}{kept}")
@@ -362,6 +453,112 @@ def _discover(args: argparse.Namespace) -> int:
     if args.json:
         print(f"wrote {args.json}")
     return 0
+
+
+def _check_held_out(name: str) -> None:
+    """Raises UsageError, before any work, for `--held-out` on a task without held-out inputs."""
+    from ..suite.tasks import held_out_size, task_names
+
+    if _is_task_file(name):
+        raise UsageError(
+            f"--held-out: {name} is a task from a file, whose function builds only the inputs it returns; drop "
+            "--held-out (or return a task on other inputs from a second function and check the circuit with "
+            "`edgewise diagnose FILE.py:OTHER --circuit FILE`)"
+        )
+    if not held_out_size(name):
+        having = [n for n in task_names() if held_out_size(n)]
+        raise UsageError(
+            f"--held-out: {name} has no held-out inputs (every input of its form is used for discovery); drop "
+            f"--held-out, or choose a task that has them: {', '.join(having[:6])}, ... (`edgewise tasks`, column "
+            "held-out)"
+        )
+
+
+def _methods(args: argparse.Namespace) -> int:
+    from ..methods import get_method, method_names, resolve_config
+
+    names = [args.method] if args.method else method_names()
+    for name in names:
+        method = get_method(name)  # an unknown name: UnknownMethodError, listing the known ones
+        tuned, published = method.config(), resolve_config(method, "published", {})
+        print(f"{name}: {method.summary}")
+        print(
+            f"  circuit: {_rule_summary(method.circuit)}"
+            + ("; it can minimise a task's objective instead (--objective)" if method.objectives else "")
+        )
+        notes = _field_notes(method.config)
+        header = ("hyperparameter", "tuned", "published", "why this default")
+        rows = [
+            (
+                f.name,
+                _value_text(getattr(tuned, f.name)),
+                _value_text(getattr(published, f.name)),
+                notes.get(f.name, ""),
+            )
+            for f in dataclasses.fields(method.config)
+        ]
+        if not rows:
+            print("  no hyperparameters")
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
+        for row in [header, *rows] if rows else []:
+            print(("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[3]).rstrip())
+        print()
+    print(
+        "tuned: edgewise's defaults (--preset tuned); published: the method's authors' settings (--preset published, "
+        "docs/presets.md); set one with `edgewise discover TASK --method M --set NAME=VALUE`"
+    )
+    return 0
+
+
+def _value_text(value: object) -> str:
+    """Returns a hyperparameter's value as `--set NAME=VALUE` takes it: true/false, none, numbers, text."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _rule_summary(rule) -> str:
+    """Returns what a method's circuit rule keeps, from its docstring's first clause (`Returns the k best-scoring
+    edges: ...` -> `the k best-scoring edges`)."""
+    first = " ".join((rule.__doc__ or rule.__name__).strip().split("\n\n")[0].split())
+    return first.removeprefix("Returns ").split(": ")[0].rstrip(".")
+
+
+def _field_notes(config: type) -> dict[str, str]:
+    """Returns each field's comment in the config dataclass's source, on one line: the comment after the field, else
+    the comment lines just above it (the one-line reason STYLE.md asks of every hyperparameter)."""
+    import inspect
+    import io
+    import tokenize
+
+    try:
+        source = inspect.getsource(config)
+    except (OSError, TypeError):  # defined where no source is kept (an interactive session)
+        return {}
+    comments = {
+        token.start[0]: token.string.lstrip("#").strip()
+        for token in tokenize.generate_tokens(io.StringIO(source).readline)
+        if token.type == tokenize.COMMENT
+    }
+    names = {field.name for field in dataclasses.fields(config)}
+    notes, above, after_comment = {}, [], False
+    for number, line in enumerate(source.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            above = (above if after_comment else []) + [comments.get(number, "")]
+            after_comment = True
+            continue
+        name = stripped.split(":")[0].strip()
+        if name in names and line.startswith(" ") and ":" in stripped:
+            notes[name] = comments.get(number) or " ".join(above)  # a comment above serves the fields right below it
+            if number in comments:
+                above = []
+        else:
+            above = []
+        after_comment = False
+    return notes
 
 
 def _print_objective(task, graph, ablated, circuit) -> None:
@@ -450,8 +647,6 @@ def _discovered_circuit(scores, task):
     """Returns the circuit `edgewise discover` reports for these scores: the method's own rule, top-k methods sized
     by the effective truth under the scores' ablation (else DEFAULT_CIRCUIT_SIZE); a top-k method's scores of no
     built-in task raise UsageError, as the size is then unknown."""
-    import dataclasses
-
     from ..evaluate import RunEvaluation
     from ..methods import get_method, method_circuit, top_k_circuit
     from ..patching import task_ablation
@@ -506,7 +701,9 @@ def _demo(args: argparse.Namespace) -> int:
             f"{args.task!r}: choose one of {', '.join(ALL_TRACR_TASKS)}"
         )
     check_output_paths({}, folders={"--out": args.out})
-    return run_demo(args.task, Path(args.out))
+    _check_device(args.device)
+    task = _load_task(args.task)
+    return run_demo(_on_machine(task, args, task.graph().n_edges), Path(args.out))
 
 
 def _comma_list(text: str) -> tuple[str, ...]:
@@ -538,7 +735,6 @@ def _ablation_list(text: str) -> tuple[str, ...]:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    import dataclasses
     import time
 
     from ..graph import GraphKind
@@ -555,19 +751,18 @@ def _bench(args: argparse.Namespace) -> int:
         sweep = dataclasses.replace(sweep, graphs=tuple(GraphKind(k.per_position, args.features) for k in kinds))
     sweep.runs()  # unknown names fail before any work
     check_output_paths({}, folders={"--out": args.out})
+    if args.threads is not None:
+        _use_threads(args.threads, 0)
     start = time.perf_counter()
     records = run_bench(sweep, args.out, progress=True, wait=args.wait, jobs=args.jobs)
     families = Path(args.out) / "families.md"
     if not args.no_plots:
-        from ..suite.bench import RunRecord, family_summary, plot_bench, plot_families
+        from ..suite.bench import family_summary, load_results, plot_bench, plot_families
 
         plot_bench(args.out)
-        if families.exists():
-            results = json.loads((Path(args.out) / "results.json").read_text())
-            plot_families(
-                family_summary([RunRecord.from_json(fields) for fields in results]),
-                Path(args.out) / "plots" / "families",
-            )
+        if families.exists():  # a checked read: a damaged results.json is named, entry and field, not a KeyError
+            finished = load_results(Path(args.out) / "results.json")
+            plot_families(family_summary(finished), Path(args.out) / "plots" / "families")
     print((Path(args.out) / "summary.md").read_text())
     if families.exists():
         print(families.read_text())
@@ -587,12 +782,14 @@ def _diagnose(args: argparse.Namespace) -> int:
     check_output_paths({"--json": args.json})
     circuit = Circuit.load(args.circuit, task=args.task) if args.circuit else None
     scores = EdgeScores.load(args.scores, task=args.task) if args.scores else None
+    _check_device(args.device)
     task = _load_task(args.task, metric=args.metric)
     per_position = (
         args.per_position
         or (circuit is not None and circuit.per_position)
         or (scores is not None and scores.graph.per_position)
     )
+    task = _on_machine(task, args, task.graph(per_position=per_position).n_edges)
     features = _task_features(task, args.features)
     ablations = args.ablations or ((scores.ablation,) if scores is not None else ABLATIONS)
     diagnosis = diagnose(task, per_position, ablations, circuit, features=features, scores=scores)
@@ -632,8 +829,18 @@ def _remove(args: argparse.Namespace) -> int:
     given = {"alpha": args.mask_alpha, "lambda_": args.mask_lambda, "steps": args.mask_steps}
     mask = RemovalMaskConfig(**{k: v for k, v in given.items() if v is not None}) if args.removal_mask else None
     circuit = Circuit.load(args.circuit, task=args.task) if args.circuit else None
+    _check_device(args.device)
     forget = _load_split(args.task)
     retain = [_load_split(name) for name in args.retain or ()]
+    graph = forget.discovery.graph(per_position=circuit.per_position if circuit is not None else args.per_position)
+    _use_threads(args.threads, graph.n_edges)
+    if args.device != "cpu":
+        forget, *retain = (
+            dataclasses.replace(
+                split, discovery=split.discovery.to(args.device), evaluation=split.evaluation.to(args.device)
+            )
+            for split in (forget, *retain)
+        )
     if circuit is not None:
         circuits, per_position = [GivenCircuit(circuit.description, circuit.edges)], circuit.per_position
     else:  # each method fits on the discovery inputs; its circuit follows the method's rule (discover's)
@@ -720,13 +927,27 @@ def _measure_cell(measure) -> str:
     return f"{measure.metric:.3g}{accuracy}"
 
 
+class _DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help that ends each option's line with its default, `(default: resample)`, unless the option has none (None,
+    off) or its help already says what the default is."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        none = action.default is None or action.default is False or action.default == argparse.SUPPRESS  # not `in`: 0
+        if none or "default" in help_text or not action.option_strings:
+            return help_text
+        return f"{help_text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Returns the parser of every `edgewise` subcommand.
 
     Returns:
         The parser; each subcommand's parsed arguments carry the function that runs it as `run`.
     """
-    parser = argparse.ArgumentParser(prog="edgewise", description="Circuit discovery on edge graphs.")
+    parser = argparse.ArgumentParser(
+        prog="edgewise", description="Circuit discovery on edge graphs.", formatter_class=_DefaultsHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"edgewise {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("tasks", help="list the built-in tasks with model sizes and edge counts")
@@ -744,25 +965,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-position", action="store_true")
     p.add_argument("--float64", action="store_true", help="run the model in float64: no float32 rounding in the diffs")
     _features_argument(p)
+    _machine_arguments(p)
     p.set_defaults(run=_check)
     p = sub.add_parser("discover", help="score every edge of a task's graph with one method; print the circuit")
     p.add_argument("task")
-    p.add_argument("--method", default="edge-sp", help="edge-sp, node-sp, acdc, eap, eap-ig-inputs, ...")
-    p.add_argument("--ablation", default="resample", choices=ABLATION_NAMES)
-    p.add_argument("--per-position", action="store_true")
+    p.add_argument(
+        "--method", default="edge-sp", help="edge-sp, node-sp, acdc, eap, ... (`edgewise methods` lists them)"
+    )
+    p.add_argument("--ablation", default="resample", choices=ABLATION_NAMES, help="what a removed edge carries")
+    p.add_argument("--per-position", action="store_true", help="unroll the graph over sequence positions")
     _features_argument(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the method's randomness (gate noise, random scores)")
     p.add_argument(
         "--preset",
         choices=["tuned", "published"],
         default="tuned",
-        help="tuned: edgewise's defaults; published: the method's authors' settings (docs/presets.md)",
+        help="tuned: edgewise's tuned settings; published: the method's authors' settings (docs/presets.md)",
     )
     p.add_argument(
         "--top-k",
         type=_positive_int,
         metavar="K",
-        help="size of top-k circuits and edges to print (default: the effective truth's size, else 20)",
+        help="size of the circuit of a method that only ranks edges (eap, exact, ...; default: the effective "
+        "truth's size, else 20)",
+    )
+    p.add_argument("--show", type=_count, default=20, metavar="N", help="how many edges to print, best first")
+    p.add_argument(
+        "--held-out",
+        action="store_true",
+        help="score the circuit on the task's held-out inputs (`edgewise tasks` lists which tasks have them) "
+        "instead of the discovery inputs the method fitted on",
     )
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="a hyperparameter, e.g. --set steps=500")
     p.add_argument("--metric", choices=["kl", "mse", "l2"], help="faithfulness metric (default: the task's own)")
@@ -774,7 +1006,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="minimise one of the task's objectives instead of "
         "faithfulness (edge-sp, node-sp), e.g. tictactoe's worst-move",
     )
+    _machine_arguments(p)
     p.set_defaults(run=_discover)
+    p = sub.add_parser("methods", help="list the methods with their hyperparameters, defaults and presets")
+    p.add_argument("method", nargs="?", help="show this method only")
+    p.set_defaults(run=_methods)
     p = sub.add_parser("export", help="write edge scores (and a circuit) as another tool's file: MIB's circuit JSON")
     p.add_argument("scores", metavar="SCORES.json", help="edge scores from `edgewise discover --json`")
     p.add_argument("--format", choices=["mib"], default="mib", help="MIB circuit-localization JSON (EAP-IG's format)")
@@ -790,8 +1026,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="mib", help="the method name to record (default: mib)")
     p.set_defaults(run=_import)
     p = sub.add_parser("demo", help="show a task, its graph, its true circuit and a patching check, with plots")
-    p.add_argument("--task", default="tracr-reverse")
+    p.add_argument("--task", default="tracr-reverse", help="a tracr task")
     p.add_argument("--out", default="demo-output", help="folder for the plots and JSON")
+    _machine_arguments(p)
     p.set_defaults(run=_demo)
     p = sub.add_parser("bench", help="run methods x tasks x ablations x seeds; write results.json, a summary, plots")
     size = p.add_mutually_exclusive_group()
@@ -822,6 +1059,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="runs at once, in worker processes (one per core; their "
         "times share the machine, and each record says how many ran beside it)",
     )
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        metavar="N",
+        help="torch threads, shared among the --jobs workers (default: torch's, one per core)",
+    )
     p.set_defaults(run=_bench)
     p = sub.add_parser(
         "diagnose", help="constant writers, the ground truth's minimal circuit per ablation, and what a circuit outputs"
@@ -847,6 +1090,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", choices=["kl", "mse", "l2"], help="faithfulness metric (default: the task's own)")
     _features_argument(p)
     p.add_argument("--json", metavar="FILE", help="write the diagnostics to FILE")
+    _machine_arguments(p)
     p.set_defaults(run=_diagnose)
     p = sub.add_parser(
         "remove",
@@ -865,7 +1109,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ablation",
         default="resample",
         choices=ABLATION_NAMES,
-        help="how removed edges are fed: resample (default), mean, zero",
+        help="what the removed edges carry",
     )
     p.add_argument("--retain", type=_comma_list, help="comma-separated tasks of the same model to keep")
     p.add_argument("--per-position", action="store_true", help="with --method: the per-position graph")
@@ -920,8 +1164,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", metavar="FILE", help="write every removal's measurements to FILE")
     p.add_argument("--plot", metavar="FILE", help="draw forget drop against retain kept, one point per intervention")
+    _machine_arguments(p)
     p.set_defaults(run=_remove)
+    for command in sub.choices.values():
+        command.formatter_class = _DefaultsHelpFormatter
     return parser
+
+
+def _one_line_warnings(other):
+    """Returns a `warnings.showwarning` that prints edgewise's own warnings (`edgewise.errors`: BenchFileWarning,
+    CacheWarning, StaleBenchLockWarning, ...) as one line, `edgewise: warning: MESSAGE`, the way errors print, and
+    passes any other library's to `other`: their source line helps those libraries' authors, not our users."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if not category.__module__.startswith("edgewise."):
+            other(message, category, filename, lineno, file, line)
+            return
+        try:
+            print(f"edgewise: warning: {' '.join(str(message).split())}", file=sys.stderr if file is None else file)
+        except OSError:  # a closed stderr must not turn a warning into a failure (Python's own printer's rule)
+            pass
+
+    return show
+
+
+@contextlib.contextmanager
+def _command_settings():
+    """Runs a command with edgewise's warnings printed on one line (`_one_line_warnings`), then puts back the warning
+    printer and torch's thread count (`--threads`), so a program that calls `main` keeps its own settings."""
+    shown = warnings.showwarning
+    torch = sys.modules.get("torch")  # not imported for this: commands that run no model never load torch
+    threads = None if torch is None else torch.get_num_threads()
+    warnings.showwarning = _one_line_warnings(shown)
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+        if threads is not None:
+            torch.set_num_threads(threads)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -936,8 +1216,9 @@ def main(argv: list[str] | None = None) -> int:
         interrupted or failed command leaves no partial file.
     """
     try:
-        args = build_parser().parse_args(argv)
-        return args.run(args)
+        with _command_settings():
+            args = build_parser().parse_args(argv)
+            return args.run(args)
     except UserTaskError as err:
         print(f"edgewise: error: {err}", file=sys.stderr)
         if err.user_traceback:
