@@ -247,3 +247,38 @@ def test_a_damaged_results_file_is_named_not_a_traceback(tmp_path, monkeypatch):
     result = run_edgewise("bench", "--out", str(tmp_path), "--tasks", "tracr-shift", "--methods", "random")
     assert result.returncode == 2, result.stderr
     assert f"results file {tmp_path / 'results.json'}, entry 0" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_heads_q_k_and_v_inputs_are_drawn_apart(tmp_path):
+    from edgewise.graph import Edge
+    from edgewise.report import plot_circuit, plots
+
+    graph = get_task("tracr-reverse").graph()
+    pos = plots._layout(graph)
+    ports = plots._input_ports(graph, pos)
+    (qx, qy), (kx, ky), (vx, vy) = (ports["A3.0", kind] for kind in "QKV")
+    assert qx < kx < vx and qy == ky == vy < pos["A3.0"][1]  # side by side, below their head
+    assert {head for head, _ in ports} == {"A0.0", "A1.0", "A2.0", "A3.0"}
+    edges = {Edge("Resid Start", "A3.0.Q"), Edge("Resid Start", "A3.0.V")}
+    written = plot_circuit(graph, edges, tmp_path / "c", {Edge("Resid Start", "A3.0.V")})
+    assert all(p.stat().st_size > 0 for p in written)
+
+
+def test_the_demo_draws_its_circuits_against_the_effective_truth(tmp_path, monkeypatch):
+    from edgewise.cli import demo
+    from edgewise.evaluate import ground_truths
+
+    drawn = {}
+
+    def record(graph, found, path, truth=None, title=""):
+        drawn[path.name] = set(truth)
+        return []
+
+    monkeypatch.setattr(demo, "plot_circuit", record)
+    assert run_edgewise("demo", "--out", str(tmp_path)).returncode == 0
+    task = get_task("tracr-reverse")
+    graph = task.graph()
+    for ablation in ("resample", "zero"):
+        effective = ground_truths(task, graph, task_ablation(task, graph, ablation))["effective"]
+        assert drawn[f"tracr-reverse-{ablation}-edge-sp-circuit"] == effective
+    assert drawn["tracr-reverse-resample-edge-sp-circuit"] != task.ground_truth_edges(graph)  # 2 of the compiler's

@@ -62,6 +62,25 @@ def _layout(graph: Graph) -> dict[str, tuple[float, float]]:
     return pos
 
 
+PORT_DROP = 0.32  # how far below its head a head's q, k and v inputs sit, in rows
+
+
+def _input_ports(graph: Graph, pos: dict[str, tuple[float, float]]) -> dict[tuple[str, str], tuple[float, float]]:
+    """Returns (x, y) of each head's q, k and v inputs, by (head, 'Q'/'K'/'V'): side by side just below the head,
+    so that edges into different inputs of one head end apart, spread as far as the head's neighbours allow."""
+    heads = [node for node in graph.writer_nodes if node.kind is NodeKind.HEAD and node.name == node.component]
+    per_row: dict[float, int] = {}
+    for node in heads:
+        per_row[pos[node.name][1]] = per_row.get(pos[node.name][1], 0) + 1
+    ports = {}
+    for node in heads:
+        x, y = pos[node.name]
+        spread = min(0.035, 0.62 / (per_row[y] + 1) / 3)  # a third of the gap to the next head (`_layout`'s span)
+        for i, kind in enumerate("QKV"):
+            ports[node.name, kind] = (x + (i - 1) * spread, y - PORT_DROP)
+    return ports
+
+
 def _target(graph: Graph, edge: Edge) -> tuple[str, str]:
     """Returns (the component an edge enters, its attention input as 'Q'/'K'/'V' or '' for other readers)."""
     node = graph.reader_node(edge.reader)
@@ -77,8 +96,9 @@ def plot_circuit(
 ) -> list[Path]:
     """Draws the circuit on the plain graph and writes PNG and SVG; returns the written paths.
 
-    With `truth`, edges in both are green, found-only edges orange, missed ground-truth edges dashed red; without it,
-    found edges are coloured by the reader input they enter (q, k, v, or residual).
+    Each head's q, k and v inputs are drawn apart, as small labelled ports below it, and an edge into one of them ends
+    at its port. With `truth`, edges in both are green, found-only edges orange, missed ground-truth edges dashed red;
+    without it, found edges are coloured by the reader input they enter (q, k, v, or residual).
 
     Args:
         graph: the plain graph the edges belong to; writers split into features are drawn as their parts.
@@ -91,21 +111,21 @@ def plot_circuit(
         The PNG and SVG paths.
     """
     pos = _layout(graph)
+    ports = _input_ports(graph, pos)
     height = max(y for _, y in pos.values()) + 1
     row_height = 1.4 if graph.features else 0.8  # feature labels stand upright
     fig, ax = plt.subplots(figsize=(9 if graph.features else 7, 1.0 + row_height * height))
     truth = truth or set()
     for edge in sorted(found | truth):
         target, kind = _target(graph, edge)
-        (x0, y0), (x1, y1) = pos[edge.writer], pos[target]
+        (x0, y0), (x1, y1) = pos[edge.writer], ports.get((target, kind), pos[target])
         if truth:
             color, style = _DIFF_STYLE[_edge_status(edge, found, truth)][:2]
         else:
             color, style = _INPUT_STYLE.get(kind, ("black", ""))[0], "-"
-        offset = {"Q": -0.02, "K": 0.0, "V": 0.02}.get(kind, 0.0)
         ax.annotate(
             "",
-            xy=(x1 + offset, y1 - 0.15),
+            xy=(x1, y1 - (0.07 if (target, kind) in ports else 0.15)),
             xytext=(x0, y0 + 0.15),
             arrowprops={
                 "arrowstyle": "->",
@@ -114,6 +134,18 @@ def plot_circuit(
                 "lw": 1.4,
                 "connectionstyle": "arc3,rad=0.15" if abs(y1 - y0) > 1 else "arc3",
             },
+        )
+    for (head, kind), (x, y) in ports.items():
+        ax.plot([x, pos[head][0]], [y + 0.06, pos[head][1] - 0.12], color="gray", lw=0.6)
+        ax.text(
+            x,
+            y,
+            kind.lower(),
+            ha="center",
+            va="center",
+            fontsize=6,
+            color=_INPUT_STYLE[kind][0],
+            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": _INPUT_STYLE[kind][0], "lw": 0.6},
         )
     for name, (x, y) in pos.items():
         node = graph.writer_node(name) if name in graph.writers else None
