@@ -14,7 +14,14 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from ..errors import GraphMismatchError, InvalidHyperparameterError
-from ..evaluate import RECOVERED_LEVEL, ExampleFaithfulness, effective_truth, per_example_faithfulness
+from ..evaluate import (
+    DEPENDS_BELOW,
+    RECOVERED_LEVEL,
+    ExampleFaithfulness,
+    effective_truth,
+    jaccard,
+    per_example_faithfulness,
+)
 from ..graph import Circuit, EdgeScores, Graph
 from ..methods import method_circuit
 from ..patching import Ablation, task_ablation
@@ -68,6 +75,7 @@ class AblationDiagnosis:
         copies_kept: per redundant group, the copies the checked circuit keeps whole.
         misses: where given scores (of this ablation) go wrong against the effective truth.
         per_example: the checked circuit's faithfulness on each input, or None where not measured.
+        checked: the checked circuit's edges.
     """
 
     ablation: str
@@ -77,6 +85,7 @@ class AblationDiagnosis:
     copies_kept: tuple[int, ...] = ()
     misses: MissReport | None = None
     per_example: ExampleFaithfulness | None = None
+    checked: frozenset = frozenset()
 
     def to_dict(self) -> dict:
         """Returns the diagnosis as JSON-ready data, edges in the graph's order."""
@@ -114,6 +123,7 @@ class Diagnosis:
         bos_position: the task's BOS position, or None.
         writers: every writer's variation, constant or not.
         ablations: each ablation's diagnosis, by ablation kind.
+        given_circuit: whether one circuit was given for every ablation (else each ablation checks its own).
     """
 
     task: str
@@ -123,6 +133,7 @@ class Diagnosis:
     bos_position: int | None
     writers: tuple[WriterVariation, ...]
     ablations: dict[str, AblationDiagnosis]
+    given_circuit: bool = False
 
     @property
     def constant_writers(self) -> list[WriterVariation]:
@@ -133,6 +144,16 @@ class Diagnosis:
     def constant_only_at_bos(self) -> list[str]:
         """Returns the writers whose output is the same on every input at the BOS position only."""
         return [w.writer for w in self.writers if w.constant_positions == (self.bos_position,)]
+
+    @property
+    def ablation_overlap(self) -> dict[str, float]:
+        """Returns the Jaccard overlap of the checked circuits of each pair of ablations (`a vs b`); empty when one
+        circuit was given for all of them."""
+        kinds = list(self.ablations)
+        edges = {k: self.ablations[k].checked for k in kinds}
+        if len(set(edges.values())) <= 1 and self.given_circuit:
+            return {}
+        return {f"{a} vs {b}": jaccard(edges[a], edges[b]) for i, a in enumerate(kinds) for b in kinds[i + 1 :]}
 
     def to_dict(self) -> dict:
         """Returns the diagnosis as JSON-ready data: the `edgewise diagnose --json` contract."""
@@ -145,6 +166,8 @@ class Diagnosis:
             "constant_writers": [w.to_dict() for w in self.constant_writers],
             "constant_only_at_bos": self.constant_only_at_bos,
             "ablations": {kind: a.to_dict() for kind, a in self.ablations.items()},
+            "ablation_overlap": self.ablation_overlap,
+            "depends_on_ablation": any(v < DEPENDS_BELOW for v in self.ablation_overlap.values()),
         }
 
 
@@ -226,7 +249,14 @@ def diagnose(
         check = behaviour_check(task, graph, ablated, edges, label, settings.behaviour)
         per_example = per_example_faithfulness(task, graph, ablated, edges)
         results[kind] = AblationDiagnosis(
-            kind, minimal, check, groups, tuple(g.copies_kept(edges) for g in groups), misses, per_example
+            kind,
+            minimal,
+            check,
+            groups,
+            tuple(g.copies_kept(edges) for g in groups),
+            misses,
+            per_example,
+            frozenset(edges),
         )
     return Diagnosis(
         task.name,
@@ -236,6 +266,7 @@ def diagnose(
         task.bos_position,
         tuple(writer_variation(task, graph, settings.writer_tolerance)),
         results,
+        circuit is not None,
     )
 
 
@@ -369,4 +400,14 @@ def format_diagnosis(diagnosis: Diagnosis) -> str:
     lines += _writer_lines(diagnosis)
     for a in diagnosis.ablations.values():
         lines += [""] + _ablation_lines(diagnosis, a)
+    overlap = diagnosis.ablation_overlap
+    if overlap:
+        depends = any(v < DEPENDS_BELOW for v in overlap.values())
+        lines += [
+            "",
+            "== does the circuit depend on the ablation? overlap (Jaccard) of each ablation's checked circuit: "
+            + ", ".join(f"{pair} {v:.2f}" for pair, v in overlap.items()),
+            f"  {'DEPENDS on the ablation' if depends else 'does not depend on the ablation'} "
+            f"(a pair below {DEPENDS_BELOW:g} counts as depending)",
+        ]
     return "\n".join(lines)

@@ -34,9 +34,13 @@ from .run import (
     ground_truths,
     truths_from,
 )
+from .sensitivity import DEPENDS_BELOW, AblationSensitivity, ablation_sensitivity
 from .stability import Stability, bootstrap_stability, jaccard, resampled_rows
 
 __all__ = [
+    "AblationSensitivity",
+    "DEPENDS_BELOW",
+    "ablation_sensitivity",
     "DEFAULT_CIRCUIT_SIZE",
     "CircuitObjective",
     "circuit_objective",

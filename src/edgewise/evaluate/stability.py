@@ -158,7 +158,7 @@ def bootstrap_stability(
         evaluation: the inputs that score the consensus circuit (the held-out task); None: the task's own rows.
         seed: refit i draws its rows and runs the method with seed `seed + i`.
         progress: show each refit's progress bar.
-        **hyperparameters: the method's settings, as `discover` takes them.
+        **hyperparameters (object): the method's settings, as `discover` takes them.
 
     Returns:
         The refits' circuits and scores, per-edge selection frequency and score interval, the stability with its
