@@ -282,3 +282,15 @@ def test_the_demo_draws_its_circuits_against_the_effective_truth(tmp_path, monke
         effective = ground_truths(task, graph, task_ablation(task, graph, ablation))["effective"]
         assert drawn[f"tracr-reverse-{ablation}-edge-sp-circuit"] == effective
     assert drawn["tracr-reverse-resample-edge-sp-circuit"] != task.ground_truth_edges(graph)  # 2 of the compiler's
+
+
+def test_a_damaged_run_file_warns_in_one_line_through_the_command_line(tmp_path):
+    command = ["bench", "--out", str(tmp_path), "--tasks", "tracr-shift", "--methods", "random", "--no-plots"]
+    assert run_edgewise(*command).returncode == 0
+    run_file = next((tmp_path / "runs").glob("*.json"))
+    run_file.write_text("{not json")
+    result = run_edgewise(*command)
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "set aside" in line]
+    assert len(warned) == 1 and warned[0].startswith("edgewise: warning: ") and str(run_file) in warned[0]
+    assert "BenchFileWarning" not in result.stderr and "warnings.warn" not in result.stderr
