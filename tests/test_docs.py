@@ -33,6 +33,7 @@ EXECUTED = {
     ("docs/getting-started.md", "python", 0): "test_getting_started_walkthrough_runs",
     ("docs/getting-started.md", "bash", 0): "test_command_line_blocks_run",
     ("docs/ground-truth.md", "python", 0): "test_acdc_names_block_runs",
+    ("docs/error-bars.md", "python", 0): "test_bootstrap_block_runs",
 }
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 
@@ -200,6 +201,11 @@ def test_getting_started_walkthrough_runs(tmp_path):
 
 def test_acdc_names_block_runs(tmp_path):
     run_python_block(executed_block("docs/ground-truth.md", "python"), tmp_path)
+
+
+def test_bootstrap_block_runs(tmp_path):
+    printed = run_python_block(executed_block("docs/error-bars.md", "python"), tmp_path)
+    assert printed.startswith("stability ") and "consensus" in printed
 
 
 def test_command_line_blocks_run():
