@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from edgewise.adapters.bridge import BridgeAdapter
 from edgewise.patching import checks, run_checks
 from edgewise.tasks import Task
 from edgewise.tasks.metrics import METRICS
@@ -33,6 +34,13 @@ def _config(arch: str, **overrides):
             max_position_embeddings=64,
         ),
         "falcon": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4),
+        "gpt_neox": dict(
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=128,
+            max_position_embeddings=64,
+        ),
     }.get(
         arch,
         dict(
@@ -43,6 +51,7 @@ def _config(arch: str, **overrides):
             head_dim=16,
             intermediate_size=128,
             max_position_embeddings=64,
+            pad_token_id=0,
         ),
     )
     return AutoConfig.for_model(arch, vocab_size=VOCAB, **{**sizes, **overrides})
@@ -122,3 +131,56 @@ def test_a_patch_wrong_by_one_percent_of_an_edge_fails(sharp_qwen3, monkeypatch)
     monkeypatch.setattr(checks, "patched_forward", keeps_one_percent)
     single_edge = [r for r in run_checks(sharp_qwen3) if r.name.startswith("remove ")]
     assert single_edge and not any(r.passed for r in single_edge), [(r.name, r.max_abs_diff) for r in single_edge]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Refused when the adapter is built, naming the cause (the bridge or the architecture) and what to do.
+
+
+@pytest.mark.parametrize("arch", ["gpt_neo"])
+def test_attention_the_bridge_wraps_whole_is_refused_naming_the_bridge(arch, tmp_path):
+    from edgewise.errors import UnsupportedArchitectureError
+
+    _tiny_model(arch, tmp_path)
+    with pytest.raises(UnsupportedArchitectureError) as refused:
+        BridgeAdapter(_boot(tmp_path))
+    message = str(refused.value)
+    assert "AttentionBridge" in message and "no per-head q/k/v input fork" in message
+    assert "The cause is the bridge" in message and "not the architecture" in message
+    assert "DeclaredAdapter" in message
+
+
+def test_a_bridge_whose_hook_edits_reach_nothing_is_refused(tmp_path):
+    """A reader hook that fires on a copy the model never uses passes every edge check (the patch and its references
+    go through the same dead hook): the adapter refuses it when built."""
+    from edgewise.errors import BridgeDisagreesError
+
+    _tiny_model("llama", tmp_path)
+    bridge = _boot(tmp_path)
+    block = bridge.blocks[0]
+    bridge.set_use_hook_mlp_in(True)
+    bridge(torch.zeros(1, 2, dtype=torch.long))  # wires the bridge's capture hooks, hook_mlp_in's last
+    block._capture_hook_handles.pop().remove()
+
+    def fire_on_a_copy(module, args):  # the simulated fault: the hook sees ln2's input, the MLP never its edit
+        block.hook_mlp_in(args[0].clone())
+
+    block.submodules["ln2"].register_forward_pre_hook(fire_on_a_copy)
+    with pytest.raises(BridgeDisagreesError, match="never reaches the model.*blocks.0.hook_mlp_in"):
+        BridgeAdapter(bridge)
+
+
+@pytest.mark.parametrize(
+    ("arch", "cause"),
+    [
+        ("granite", "sublayer outputs are scaled before the residual add"),
+        ("gemma2", r"pass through a norm \(ln1_post, ln2_post\)"),
+        ("olmo2", r"pass through a norm \(ln1_post, ln2_post\)"),
+    ],
+)
+def test_architectures_whose_sublayers_do_not_add_plainly_are_refused(arch, cause, tmp_path):
+    from edgewise.errors import UnsupportedArchitectureError
+
+    _tiny_model(arch, tmp_path)
+    with pytest.raises(UnsupportedArchitectureError, match=f"{cause}.*architecture's shape.*DeclaredAdapter"):
+        BridgeAdapter(_boot(tmp_path))

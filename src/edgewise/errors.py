@@ -25,6 +25,12 @@ class UnsupportedArchitectureError(EdgewiseError):
     """A model whose writers and readers the adapter cannot describe."""
 
 
+class BridgeDisagreesError(UnsupportedArchitectureError):
+    """A TransformerBridge whose forward differs from its plain Hugging Face model, or whose hooks do not fire as
+    the edge graph places them (hooks that never fire, fire twice or out of order, readers that are not the sum of
+    their writers): the bridge's fault, found when the adapter is built."""
+
+
 class GraphMismatchError(EdgewiseError):
     """A mask, circuit or score list that does not fit the graph it is used with."""
 

@@ -12,6 +12,10 @@ The bridge exposes TransformerLens-style hooks once three flags are on (`enable_
 The reader copies are taken before the block's norm (the bridge re-applies ln1 per copy, and hook_mlp_in fires on
 ln2's input), so each reader sees the raw residual stream: the sum of all earlier writers plus biases.
 
+Building the adapter checks the bridge against its model once (`verify_bridge`): its logits against the plain Hugging
+Face model's, every hook of the graph firing once, in the graph's order, readers that sum their writers, and readers
+whose edited value reaches the model.
+
 The groups use the bridge's canonical hook names, not TransformerLens' aliases (`blocks.L.hook_q_input`,
 `blocks.L.hook_mlp_out`, `blocks.0.hook_resid_pre`, ...): a hook function receives `hook.name` in canonical form,
 so only canonical names key the recorded writer outputs consistently.
@@ -27,6 +31,7 @@ import torch
 from ..errors import UnsupportedArchitectureError
 from ..graph import HookGroup
 from .base import Adapter, layered_hook_groups
+from .bridge_agreement import verify_bridge
 
 if TYPE_CHECKING:
     from transformer_lens import TransformerBridge
@@ -65,10 +70,13 @@ def boot_bridge(hf_folder: Path) -> "TransformerBridge":
 class BridgeAdapter(Adapter):
     """Writers and readers of a TransformerBridge with sequential pre-norm blocks (Llama, Mistral, Qwen, GPT-2...).
 
-    Constructing it checks every block (see `_check_architecture`) and switches on the hooks it needs. Raises
-    UnsupportedArchitectureError for blocks whose attention heads or MLP do not write additively into the
-    residual stream: parallel attention + MLP, post-sublayer norms (Gemma 2/3, OLMo 2), scaled residual adds
-    (Granite), attention with no per-head q/k/v fork (MLA, delegated attention) and joint q/k norms.
+    Constructing it checks every block (see `_check_architecture`), switches on the hooks it needs and, once per
+    bridge, runs it against its plain Hugging Face model (`verify_bridge`). Raises UnsupportedArchitectureError,
+    before any work, for blocks whose attention heads or MLP do not write additively into the residual stream
+    (parallel attention + MLP; post-sublayer norms: Gemma 2/3, OLMo 2; scaled residual adds: Granite; joint q/k
+    norms), for attention the bridge
+    wraps whole with no per-head q/k/v fork (GPT-Neo, GPT-J, MLA), and for a bridge that disagrees with its model or
+    whose hooks do not fire as the graph places them (Falcon with ALiBi).
 
     Args:
         bridge: the booted bridge (`boot_bridge`, or `TransformerBridge.boot_transformers`); its hook switches are
@@ -76,7 +84,8 @@ class BridgeAdapter(Adapter):
 
     Raises:
         UnsupportedArchitectureError: a block does not add its heads' and MLP's outputs to the residual stream
-            directly, or the bridge cannot switch on a hook the graph needs.
+            directly, the bridge cannot switch on a hook the graph needs, or the bridge disagrees with its Hugging
+            Face model (`BridgeDisagreesError`).
     """
 
     def __init__(self, bridge: "TransformerBridge"):
@@ -86,6 +95,7 @@ class BridgeAdapter(Adapter):
             enable_edge_hooks(bridge)
         except NotImplementedError as err:
             raise UnsupportedArchitectureError(f"{self._model_name()}: {err}") from err
+        verify_bridge(self)
 
     def copy(self) -> "BridgeAdapter":
         """Returns an adapter over a fresh boot of the same Hugging Face folder carrying this model's current weights.
@@ -167,6 +177,13 @@ class BridgeAdapter(Adapter):
         )
         return [HookGroup(g.kind, self._canonical_hook(g.hook), g.nodes, g.per_head) for g in groups]
 
+    @staticmethod
+    def _parallel(block) -> bool:
+        """Whether attention and MLP of `block` both read the block's input (`ParallelBlockBridge`)."""
+        from transformer_lens.model_bridge.generalized_components.block import ParallelBlockBridge
+
+        return isinstance(block, ParallelBlockBridge)
+
     def _embedding_hooks(self) -> tuple[str, str]:
         """Returns the token and learned position embedding hooks, or raises for models without the latter."""
         cfg = self.model.cfg
@@ -198,9 +215,9 @@ class BridgeAdapter(Adapter):
         return f"{architecture} ({source})" if source else str(architecture)
 
     def _check_architecture(self) -> None:
-        """Raises UnsupportedArchitectureError unless every block is a sequential pre-norm attention + MLP block
-        whose heads and MLP add their outputs to the residual stream unscaled and unnormalised."""
-        from transformer_lens.model_bridge.generalized_components.block import BlockBridge
+        """Raises UnsupportedArchitectureError unless every block is a sequential pre-norm attention + MLP block whose
+        heads and MLP add their outputs to the residual stream unscaled and unnormalised, and whose
+        attention the bridge forks per head."""
         from transformer_lens.model_bridge.generalized_components.joint_qkv_attention import (
             JointQKVAttentionBridge,
         )
@@ -209,16 +226,15 @@ class BridgeAdapter(Adapter):
         )
 
         name, cfg = self._model_name(), self.model.cfg
+        byo = "describe the model's writers and readers yourself with edgewise.DeclaredAdapter (docs/any-model.md)"
 
         def unsupported(reason: str) -> UnsupportedArchitectureError:
             return UnsupportedArchitectureError(
-                f"{name}: {reason}. edgewise's edge graph needs every attention head and MLP to add its output to "
-                "the residual stream directly (sequential pre-norm blocks, as in Llama, Mistral, Qwen 2 or GPT-2); "
-                "describe other models with your own subclass of edgewise.adapters.Adapter"
+                f"{name}: {reason}. This is the architecture's shape, not a fault of the bridge: edgewise's edge graph "
+                "needs every attention head and MLP to add its output to the residual stream directly (pre-norm "
+                f"blocks, sequential as in Llama or GPT-2); {byo}"
             )
 
-        if getattr(cfg, "parallel_attn_mlp", False):
-            raise unsupported("attention and MLP run in parallel on the same residual (parallel_attn_mlp)")
         if getattr(cfg, "gated_q_proj", False):
             raise unsupported("the query projection is gated, which the bridge cannot split per head")
         blocks = getattr(self.model, "blocks", None)
@@ -226,11 +242,11 @@ class BridgeAdapter(Adapter):
             raise unsupported("the bridge has no `blocks`")
         for layer, block in enumerate(blocks):
             where = f"block {layer} ({type(block).__name__})"
-            if type(block) is not BlockBridge:
+            if type(block) not in _additive_block_types():
                 kind = {
                     "ParallelBlockBridge": "attention and MLP read the same residual in parallel",
                     "ScaledResidualBlockBridge": "sublayer outputs are scaled before the residual add",
-                }.get(type(block).__name__, "the block is not a plain sequential attention + MLP block")
+                }.get(type(block).__name__, "the block is not a plain attention + MLP block")
                 raise unsupported(f"{where}: {kind}")
             submodules = block.submodules or {}
             post_norms = sorted(n for n in ("ln1_post", "ln2_post") if n in submodules)
@@ -240,7 +256,8 @@ class BridgeAdapter(Adapter):
                     "add, so the heads' results are normalised together and do not add up to what enters the "
                     "residual stream"
                 )
-            missing = [n for n in ("ln1", "attn", "ln2", "mlp") if n not in submodules]
+            wanted = ("ln1", "attn", "mlp") if self._parallel(block) else ("ln1", "attn", "ln2", "mlp")
+            missing = [n for n in wanted if n not in submodules]
             if missing:
                 raise unsupported(f"{where}: no {', '.join(missing)}; expected ln1 -> attn, ln2 -> mlp")
             attn = submodules["attn"]
@@ -250,9 +267,13 @@ class BridgeAdapter(Adapter):
                 and attn.supports_attn_result
             )
             if not per_head_fork:
-                raise unsupported(
-                    f"{where}: its attention ({type(attn).__name__}) has no per-head q/k/v input fork or no per-head "
-                    "result"
+                raise UnsupportedArchitectureError(
+                    f"{name}: {where}: TransformerBridge wraps this model's attention whole ({type(attn).__name__}), "
+                    "with no per-head q/k/v input fork and no per-head result, so no edge into or out of a single "
+                    "head can be patched. The cause is the bridge (transformer-lens "
+                    f"{_transformer_lens_version()}), not the architecture: its heads add into the residual stream "
+                    "like Llama's. To use it: a transformer-lens release whose bridge gives this architecture a "
+                    f"per-head attention component (as Llama and GPT-NeoX have), or {byo}"
                 )
             if getattr(submodules["ln1"], "original_component", None) is None:
                 # Without ln1 wired the bridge forks the q/k/v copies after the norm: readers would not see the
@@ -275,3 +296,16 @@ class BridgeAdapter(Adapter):
                     f"{where}: {heads[0]} query / {heads[1]} key-value heads, but the model declares "
                     f"{self.n_heads} / {self.n_kv_heads}; layers with different head counts are not supported"
                 )
+
+
+def _additive_block_types() -> tuple[type, ...]:
+    """Returns the bridge's block classes whose heads and MLP add straight into the residual stream."""
+    from transformer_lens.model_bridge.generalized_components.block import BlockBridge
+
+    return (BlockBridge,)
+
+
+def _transformer_lens_version() -> str:
+    from importlib.metadata import version
+
+    return version("transformer-lens")
