@@ -128,7 +128,7 @@ def test_rotary_model_has_no_split_embeddings(tmp_path):
         adapter.hook_groups(split_embeddings=True)
 
 
-def test_parallel_and_post_norm_blocks_are_rejected(tmp_path):
+def test_post_norm_blocks_are_rejected_and_parallel_ones_accepted(tmp_path):
     from transformers import Gemma3TextConfig, GPTNeoXConfig
 
     neox = GPTNeoXConfig(
@@ -139,8 +139,9 @@ def test_parallel_and_post_norm_blocks_are_rejected(tmp_path):
         num_attention_heads=4,
         max_position_embeddings=32,
     )
-    with pytest.raises(UnsupportedArchitectureError, match="GPTNeoXForCausalLM.*parallel"):
-        adapter_for(_tiny_bridge(tmp_path / "neox", neox))
+    groups = adapter_for(_tiny_bridge(tmp_path / "neox", neox)).hook_groups()
+    mlp_in = [g for g in groups if g.hook == "blocks.1.hook_mlp_in"][0]
+    assert mlp_in.fed_by == ("Resid Start", "A0.0", "A0.1", "A0.2", "A0.3", "MLP 0")  # not layer 1's heads
     gemma = Gemma3TextConfig(
         vocab_size=50,
         hidden_size=32,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from edgewise.adapters.bridge import BridgeAdapter
 from edgewise.patching import checks, run_checks
@@ -134,10 +135,171 @@ def test_a_patch_wrong_by_one_percent_of_an_edge_fails(sharp_qwen3, monkeypatch)
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Parallel attention and MLP: exact, the MLP fed by the writers before its block only.
+
+# Weights 10x Hugging Face's default scale (0.2): attention patterns far from uniform, so query and key edges matter
+PARALLEL = {
+    "gpt_neox": dict(use_parallel_residual=True, initializer_range=0.2),  # its own ln2 for the MLP (Pythia)
+    "phi": dict(initializer_range=0.2),  # attention and MLP share ln1
+    "cohere": dict(initializer_range=0.2),
+    "falcon": dict(alibi=False, initializer_range=0.2),
+}
+
+
+@pytest.fixture(scope="module", params=list(PARALLEL))
+def parallel(request, tmp_path_factory):
+    """(architecture, plain Hugging Face model, its bridge) of a tiny parallel-block model."""
+    folder = tmp_path_factory.mktemp(request.param)
+    model = _tiny_model(request.param, folder, **PARALLEL[request.param])
+    return request.param, model, _boot(folder)
+
+
+@torch.no_grad()
+def test_parallel_blocks_pass_every_check(parallel):
+    _, _, bridge = parallel
+    task = _task(bridge)
+    graph = task.graph()
+    edges = {(e.writer, e.reader) for e in graph.edges}
+    assert ("Resid Start", "MLP 0") in edges and ("A0.2", "MLP 1") in edges and ("MLP 0", "A1.1.Q") in edges
+    assert not any(w.startswith("A0.") and r == "MLP 0" for w, r in edges)  # a layer's heads do not feed its MLP
+    results = run_checks(task)
+    assert not _failed(results), _failed(results)
+
+
+# Where each plain Hugging Face model keeps what a hand-written patch needs: the embedding, the layers, the norm the
+# attention reads (and the MLP, where it has no norm of its own), the MLP's own norm, the attention's q/k/v
+# projection(s) and output projection, the final norm.
+HF_LAYOUT = {
+    "gpt_neox": dict(
+        embed="gpt_neox.embed_in",
+        layers="gpt_neox.layers",
+        ln1="input_layernorm",
+        ln2="post_attention_layernorm",
+        attn="attention",
+        final="gpt_neox.final_layer_norm",
+    ),
+    "phi": dict(
+        embed="model.embed_tokens",
+        layers="model.layers",
+        ln1="input_layernorm",
+        ln2=None,
+        attn="self_attn",
+        final="model.final_layernorm",
+    ),
+}
+
+
+def _qkv_columns(arch: str, kind: str, head: int, d_head: int) -> tuple[str, slice]:
+    """Returns the projection module (under the attention) and the output columns of one head's q, k or v."""
+    if arch == "gpt_neox":  # one fused projection, laid out [head, (q k v), d_head]
+        start = head * 3 * d_head + "qkv".index(kind) * d_head
+        return "query_key_value", slice(start, start + d_head)
+    return f"{kind}_proj", slice(head * d_head, (head + 1) * d_head)
+
+
+def _hand_patch_on_plain_model(arch, model, clean, corrupt, writer, reader):
+    """Returns logits [batch, pos, vocab] of the plain Hugging Face model with one edge resample-ablated, by plain
+    torch hooks: the writer's corrupted minus clean output is added to the reader's input only.
+
+    writer: ("embed",), ("head", layer, head) or ("mlp", layer). reader: ("q"/"k"/"v", layer, head), ("mlp", layer)
+    or ("end",). A head's output is its slice of the output projection's input times its columns of W_O (no bias).
+    """
+    layout = HF_LAYOUT[arch]
+    cfg = model.config
+    d_head = cfg.hidden_size // cfg.num_attention_heads
+    layers = model.get_submodule(layout["layers"])
+
+    def writer_output(runs):
+        """Registers hooks that store the writer's output into runs[-1]; returns their handles."""
+        kind = writer[0]
+        if kind == "embed":
+            return [model.get_submodule(layout["embed"]).register_forward_hook(lambda m, i, o: runs.append(o))]
+        attn = layers[writer[1]].get_submodule(layout["attn"])
+        if kind == "mlp":
+            return [layers[writer[1]].mlp.register_forward_hook(lambda m, i, o: runs.append(o))]
+        out = attn.dense
+        cols = slice(writer[2] * d_head, (writer[2] + 1) * d_head)
+        return [out.register_forward_pre_hook(lambda m, args: runs.append(args[0][..., cols] @ out.weight[:, cols].T))]
+
+    corrupted: list[torch.Tensor] = []
+    handles = writer_output(corrupted)
+    model(corrupt)
+    for h in handles:
+        h.remove()
+    live: list[torch.Tensor] = []
+    handles = writer_output(live)
+    delta = lambda: corrupted[0] - live[-1]  # noqa: E731
+    entering = {}
+    if reader[0] == "end":
+        handles.append(
+            model.get_submodule(layout["final"]).register_forward_pre_hook(lambda m, args: (args[0] + delta(),))
+        )
+    else:
+        layer = layers[reader[1]]
+        ln1 = layer.get_submodule(layout["ln1"])
+        # the norm and projection applied by hand (functional): calling the modules would rerun these very hooks
+        norm = lambda x: F.layer_norm(x, ln1.normalized_shape, ln1.weight, ln1.bias, ln1.eps)  # noqa: E731
+        handles.append(ln1.register_forward_pre_hook(lambda m, args: entering.update(resid=args[0])))
+        if reader[0] == "mlp" and layout["ln2"]:
+            ln2 = layer.get_submodule(layout["ln2"])
+            handles.append(ln2.register_forward_pre_hook(lambda m, args: (args[0] + delta(),)))
+        elif reader[0] == "mlp":  # the MLP takes ln1 of the block's input: give it ln1 of the patched input
+            handles.append(layer.mlp.register_forward_pre_hook(lambda m, args: (norm(entering["resid"] + delta()),)))
+        else:
+            name, cols = _qkv_columns(arch, reader[0], reader[2], d_head)
+            proj = layer.get_submodule(layout["attn"]).get_submodule(name)
+
+            def patch_head(m, args, out):
+                out = out.clone()
+                out[..., cols] = F.linear(norm(entering["resid"] + delta()), proj.weight, proj.bias)[..., cols]
+                return out
+
+            handles.append(proj.register_forward_hook(patch_head))
+    try:
+        return model(clean).logits
+    finally:
+        for h in handles:
+            h.remove()
+
+
+EDGES = {  # edgewise's names -> the hand patch's writer and reader
+    ("Resid Start", "MLP 0"): (("embed",), ("mlp", 0)),
+    ("A0.1", "MLP 1"): (("head", 0, 1), ("mlp", 1)),
+    ("MLP 0", "A1.2.Q"): (("mlp", 0), ("q", 1, 2)),
+    ("A0.3", "A1.0.K"): (("head", 0, 3), ("k", 1, 0)),
+    ("Resid Start", "A0.1.V"): (("embed",), ("v", 0, 1)),
+    ("MLP 1", "Resid End"): (("mlp", 1), ("end",)),
+}
+
+
+@pytest.mark.parametrize("arch", list(HF_LAYOUT))
+@torch.no_grad()
+def test_parallel_single_edges_match_hand_patches_on_the_plain_model(arch, tmp_path):
+    """Each edge removed by edgewise's patched forward through the bridge = the same edge patched by hand with torch
+    hooks on the plain Hugging Face model (no edgewise or TransformerLens code in the reference)."""
+    from edgewise.graph import Edge
+    from edgewise.patching import patched_forward
+    from edgewise.patching.ablation import resample_ablation
+
+    model = _tiny_model(arch, tmp_path, **PARALLEL[arch])
+    task = _task(_boot(tmp_path))
+    graph = task.graph()
+    ablated = resample_ablation(task.adapter, graph, task.corrupt)
+    plain = model(task.clean).logits
+    for (writer, reader), (hand_writer, hand_reader) in EDGES.items():
+        mask = torch.ones(graph.n_edges)
+        mask[graph.edge_index(Edge(writer, reader))] = 0
+        ours = patched_forward(task.adapter, graph, task.clean, ablated, mask)
+        theirs = _hand_patch_on_plain_model(arch, model, task.clean, task.corrupt, hand_writer, hand_reader)
+        assert (theirs - plain).abs().max() > 1e-3, f"{writer}->{reader} changes nothing"
+        assert torch.allclose(ours, theirs, atol=2e-6), (writer, reader, (ours - theirs).abs().max().item())
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Refused when the adapter is built, naming the cause (the bridge or the architecture) and what to do.
 
 
-@pytest.mark.parametrize("arch", ["gpt_neo"])
+@pytest.mark.parametrize("arch", ["gpt_neo", "gptj"])
 def test_attention_the_bridge_wraps_whole_is_refused_naming_the_bridge(arch, tmp_path):
     from edgewise.errors import UnsupportedArchitectureError
 
@@ -148,6 +310,22 @@ def test_attention_the_bridge_wraps_whole_is_refused_naming_the_bridge(arch, tmp
     assert "AttentionBridge" in message and "no per-head q/k/v input fork" in message
     assert "The cause is the bridge" in message and "not the architecture" in message
     assert "DeclaredAdapter" in message
+
+
+@torch.no_grad()
+def test_falcon_with_alibi_is_refused_at_build_naming_the_bridge_and_its_dead_hooks(tmp_path):
+    """The bridge runs Falcon's ALiBi attention its own way: logits off the Hugging Face model's, and no per-head
+    q/k/v copies (their hooks never fire). Every patch through it would be wrong, so the adapter refuses it."""
+    from edgewise.errors import BridgeDisagreesError
+
+    _tiny_model("falcon", tmp_path, alibi=True)
+    with pytest.raises(BridgeDisagreesError) as refused:
+        BridgeAdapter(_boot(tmp_path))
+    message = str(refused.value)
+    assert "ALiBiJointQKVAttentionBridge" in message and "alibi positions" in message
+    assert "logits differ from the plain Hugging Face model's" in message
+    assert "hooks that never fired: blocks.0.attn.hook_q_input" in message
+    assert "alibi=False" in message and "DeclaredAdapter" in message
 
 
 def test_a_bridge_whose_hook_edits_reach_nothing_is_refused(tmp_path):

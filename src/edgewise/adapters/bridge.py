@@ -12,6 +12,11 @@ The bridge exposes TransformerLens-style hooks once three flags are on (`enable_
 The reader copies are taken before the block's norm (the bridge re-applies ln1 per copy, and hook_mlp_in fires on
 ln2's input), so each reader sees the raw residual stream: the sum of all earlier writers plus biases.
 
+Parallel blocks (GPT-NeoX/Pythia, Phi, Cohere, Falcon: `ParallelBlockBridge`) add attention and MLP to the same
+residual: the MLP reads the block's input, so its reader is fed by the writers before the block only (`fed_by`), not
+by the same layer's heads. Where attention and MLP share one norm (Phi, Cohere, Falcon), the adapter gives the MLP
+its own copy of the block's input: hook_mlp_in fires on it and the MLP takes ln1 of the (patched) copy.
+
 Building the adapter checks the bridge against its model once (`verify_bridge`): its logits against the plain Hugging
 Face model's, every hook of the graph firing once, in the graph's order, readers that sum their writers, and readers
 whose edited value reaches the model.
@@ -68,13 +73,13 @@ def boot_bridge(hf_folder: Path) -> "TransformerBridge":
 
 
 class BridgeAdapter(Adapter):
-    """Writers and readers of a TransformerBridge with sequential pre-norm blocks (Llama, Mistral, Qwen, GPT-2...).
+    """Writers and readers of a TransformerBridge with pre-norm blocks, sequential (Llama, Mistral, Qwen, GPT-2...)
+    or parallel (GPT-NeoX/Pythia, Phi, Cohere, Falcon without ALiBi).
 
     Constructing it checks every block (see `_check_architecture`), switches on the hooks it needs and, once per
     bridge, runs it against its plain Hugging Face model (`verify_bridge`). Raises UnsupportedArchitectureError,
     before any work, for blocks whose attention heads or MLP do not write additively into the residual stream
-    (parallel attention + MLP; post-sublayer norms: Gemma 2/3, OLMo 2; scaled residual adds: Granite; joint q/k
-    norms), for attention the bridge
+    (post-sublayer norms: Gemma 2/3, OLMo 2; scaled residual adds: Granite; joint q/k norms), for attention the bridge
     wraps whole with no per-head q/k/v fork (GPT-Neo, GPT-J, MLA), and for a bridge that disagrees with its model or
     whose hooks do not fire as the graph places them (Falcon with ALiBi).
 
@@ -95,6 +100,9 @@ class BridgeAdapter(Adapter):
             enable_edge_hooks(bridge)
         except NotImplementedError as err:
             raise UnsupportedArchitectureError(f"{self._model_name()}: {err}") from err
+        for block in bridge.blocks:
+            if self._parallel(block) and "ln2" not in block.submodules:
+                _fork_parallel_mlp_input(block)
         verify_bridge(self)
 
     def copy(self) -> "BridgeAdapter":
@@ -175,7 +183,15 @@ class BridgeAdapter(Adapter):
             merged_embed_hook="blocks.0.hook_in",  # the residual entering block 0, after any embedding scale
             **split,
         )
-        return [HookGroup(g.kind, self._canonical_hook(g.hook), g.nodes, g.per_head) for g in groups]
+        parallel_mlp_in = {f"blocks.{i}.hook_mlp_in" for i, b in enumerate(self.model.blocks) if self._parallel(b)}
+        result, before_block = [], ()
+        for g in groups:
+            if g.hook.endswith(".hook_q_input"):
+                before_block = tuple(n.name for w in result if w.kind == "writer" for n in w.nodes)
+            # A parallel block's MLP reads the block's input: the writers before the block, not this layer's heads
+            fed_by = before_block if g.hook in parallel_mlp_in else None
+            result.append(HookGroup(g.kind, self._canonical_hook(g.hook), g.nodes, g.per_head, fed_by))
+        return result
 
     @staticmethod
     def _parallel(block) -> bool:
@@ -215,8 +231,8 @@ class BridgeAdapter(Adapter):
         return f"{architecture} ({source})" if source else str(architecture)
 
     def _check_architecture(self) -> None:
-        """Raises UnsupportedArchitectureError unless every block is a sequential pre-norm attention + MLP block whose
-        heads and MLP add their outputs to the residual stream unscaled and unnormalised, and whose
+        """Raises UnsupportedArchitectureError unless every block is a pre-norm attention + MLP block, sequential or
+        parallel, whose heads and MLP add their outputs to the residual stream unscaled and unnormalised, and whose
         attention the bridge forks per head."""
         from transformer_lens.model_bridge.generalized_components.joint_qkv_attention import (
             JointQKVAttentionBridge,
@@ -232,7 +248,7 @@ class BridgeAdapter(Adapter):
             return UnsupportedArchitectureError(
                 f"{name}: {reason}. This is the architecture's shape, not a fault of the bridge: edgewise's edge graph "
                 "needs every attention head and MLP to add its output to the residual stream directly (pre-norm "
-                f"blocks, sequential as in Llama or GPT-2); {byo}"
+                f"blocks, sequential as in Llama or GPT-2, or parallel as in Pythia); {byo}"
             )
 
         if getattr(cfg, "gated_q_proj", False):
@@ -244,7 +260,6 @@ class BridgeAdapter(Adapter):
             where = f"block {layer} ({type(block).__name__})"
             if type(block) not in _additive_block_types():
                 kind = {
-                    "ParallelBlockBridge": "attention and MLP read the same residual in parallel",
                     "ScaledResidualBlockBridge": "sublayer outputs are scaled before the residual add",
                 }.get(type(block).__name__, "the block is not a plain attention + MLP block")
                 raise unsupported(f"{where}: {kind}")
@@ -300,12 +315,41 @@ class BridgeAdapter(Adapter):
 
 def _additive_block_types() -> tuple[type, ...]:
     """Returns the bridge's block classes whose heads and MLP add straight into the residual stream."""
-    from transformer_lens.model_bridge.generalized_components.block import BlockBridge
+    from transformer_lens.model_bridge.generalized_components.block import BlockBridge, ParallelBlockBridge
 
-    return (BlockBridge,)
+    return (BlockBridge, ParallelBlockBridge)
 
 
 def _transformer_lens_version() -> str:
     from importlib.metadata import version
 
     return version("transformer-lens")
+
+
+def _fork_parallel_mlp_input(block) -> None:
+    """Gives the MLP of a parallel block whose attention and MLP share ln1 (Phi, Cohere, Falcon) its own copy of
+    the block's input: `hook_mlp_in` fires on the residual entering the block, and the MLP takes ln1 of the value
+    the hook returns. Without it the MLP would take the one normalised tensor the attention takes, and no hook
+    would see (or patch) the MLP's input apart from the heads'.
+
+    Idempotent: each adapter over the same bridge calls it.
+    """
+    if getattr(block, "_edgewise_mlp_fork", False):
+        return
+    ln1, mlp = block.submodules["ln1"], block.submodules["mlp"]
+    norm = ln1.original_component  # the plain norm: calling the bridge's ln1 again would fire its hooks twice
+    entering: list[torch.Tensor] = []
+
+    def capture(_module, args) -> None:
+        if args and isinstance(args[0], torch.Tensor):
+            entering[:] = [args[0]]
+
+    def fork(_module, args):
+        if not block._read_use_hook_mlp_in() or not entering or not args:
+            return None
+        residual = entering.pop()
+        return (norm(block.hook_mlp_in(residual)),) + tuple(args[1:])
+
+    ln1.register_forward_pre_hook(capture)
+    mlp.register_forward_pre_hook(fork)
+    block._edgewise_mlp_fork = True
