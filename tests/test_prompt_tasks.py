@@ -427,3 +427,38 @@ def test_bad_metric_split_and_fraction(no_loading, tmp_path, gpt2_folder, data_c
     rows = [{**row, "split": "held-out"} for row in ROWS]
     with pytest.raises(PromptDataError, match="none of its 6 rows for discovery"):
         prompt_task(gpt2_folder, _write_csv(tmp_path / "all_held.csv", rows), held_out="split")
+
+
+def test_discover_from_a_model_folder_and_a_prompts_file_on_the_command_line(gpt2_folder, data_csv, tmp_path, capsys):
+    from edgewise.cli.main import main
+    from edgewise.graph import EdgeScores
+
+    out = tmp_path / "scores.json"
+    argv = ["discover", "--model", str(gpt2_folder), "--data", str(data_csv), "--method", "eap", "--json", str(out)]
+    assert main([*argv, "--split", "0.34", "--held-out", "--show", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "scored on the held-out inputs (2 examples" in printed and "fitted on the 4 discovery inputs" in printed
+    scores = EdgeScores.load(out)
+    direct = discover(prompt_tasks(gpt2_folder, data_csv, held_out=0.34).discovery, "eap", objective="metric")
+    assert torch.allclose(scores.scores, direct.scores)  # answer metrics: attribution follows the file's answers
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["tracr-reverse", "--model", "m", "--data", "d"], "not both"),
+        (["--model", "m"], "go together"),
+        (["tracr-reverse", "--metric", "logit-diff"], "needs the answers of a prompts file"),
+        (["tracr-reverse", "--split", "0.5"], "use them with --model/--data"),
+        ([], "give a TASK"),
+    ],
+)
+def test_bad_prompt_options_are_refused_before_any_work(extra, message, capsys, monkeypatch):
+    import sys
+
+    from edgewise.cli.main import main
+
+    cli = sys.modules["edgewise.cli.main"]  # the package face's `main` is the function
+    monkeypatch.setattr(cli, "_load_task", lambda *a, **k: pytest.fail("a task was loaded"))
+    assert main(["discover", *extra]) == 2
+    assert message in capsys.readouterr().err

@@ -45,3 +45,17 @@ def test_diagnose_flags_minimal_circuits_that_differ_between_ablations():
     record = diagnosis.to_dict()
     assert record["depends_on_ablation"] == any(v < 0.5 for v in record["ablation_overlap"].values())
     assert "does the circuit depend on the ablation?" in format_diagnosis(diagnosis)
+
+
+def test_the_sensitivity_command_writes_what_the_library_computes(tmp_path, capsys):
+    import json
+
+    from edgewise.cli.main import main
+
+    out = tmp_path / "sensitivity.json"
+    assert main(["sensitivity", "tracr-reverse", "--method", "eap", "--top-k", "4", "--json", str(out)]) == 0
+    assert "membership" in capsys.readouterr().out
+    record = json.loads(out.read_text())
+    expected = ablation_sensitivity(tracr("tracr-reverse"), "eap", circuit_size=4).to_dict()
+    assert record["overlap"] == pytest.approx(expected["overlap"]) and record["circuits"] == expected["circuits"]
+    assert main(["sensitivity", "tracr-reverse", "--ablations", "zero,zero"]) == 2

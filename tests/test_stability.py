@@ -78,3 +78,19 @@ def test_bad_settings_are_refused_before_any_refit(monkeypatch):
         bootstrap_stability(task, "eap", 1)
     with pytest.raises(UsageError, match=r"in \(0, 1\]"):
         bootstrap_stability(task, "eap", 3, threshold=0)
+
+
+def test_the_command_line_bootstrap_writes_what_the_library_computes(tmp_path, capsys):
+    from edgewise.cli.main import main
+
+    out = tmp_path / "bootstrap.json"
+    argv = ["discover", "tracr-reverse", "--method", "eap", "--top-k", "3", "--seed", "2"]
+    assert main([*argv, "--bootstrap", "3", "--bootstrap-json", str(out)]) == 0
+    assert "bootstrap, 3 refits" in capsys.readouterr().out
+    record = json.loads(out.read_text())
+    expected = bootstrap_stability(tracr("tracr-reverse"), "eap", 3, circuit_size=3, seed=2).to_dict()
+    assert record["selection_frequency"] == expected["selection_frequency"]
+    assert record["consensus"]["edges"] == expected["consensus"]["edges"]
+    with pytest.raises(SystemExit) as refused:  # argparse refuses it before any work
+        main([*argv, "--bootstrap", "1"])
+    assert refused.value.code == 2

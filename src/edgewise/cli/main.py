@@ -15,6 +15,8 @@ from pathlib import Path
 from .. import __version__
 from ..errors import EdgewiseError, OutputPathError, UnknownTaskError, UsageError, UserTaskError
 from ..outputs import check_output_paths, write_text
+from .error_bars import add_bootstrap_arguments, report_bootstrap, run_sensitivity
+from .prompts import PROMPT_METRICS, add_prompt_arguments, prompt_tasks_from, uses_prompts
 
 # the ablations' names, known here without importing torch (patching's `Ablation` holds the same; tested)
 ABLATION_NAMES = ("resample", "mean", "zero", "per-position-mean")
@@ -382,19 +384,38 @@ def _discover(args: argparse.Namespace) -> int:
     from ..patching import task_ablation
 
     hyperparameters = _hyperparameters(args.set)
-    resolve_config(get_method(args.method), args.preset, hyperparameters)  # bad names and values fail before any work
-    _check_task_name(args.task)
-    if args.held_out:
-        _check_held_out(args.task)
-    check_output_paths({"--json": args.json, "--circuit-out": args.circuit_out})
+    config = resolve_config(get_method(args.method), args.preset, hyperparameters)  # bad settings fail before work
+    prompts = uses_prompts(args)
+    if prompts and args.metric in (None, "logit-diff", "prob") and hasattr(config, "objective"):
+        hyperparameters.setdefault("objective", "metric")  # attribution follows the file's answers, not the top token
+    if not prompts:
+        if args.metric in PROMPT_METRICS and args.metric != "kl":
+            raise UsageError(f"--metric {args.metric} needs the answers of a prompts file (--model DIR --data FILE)")
+        _check_task_name(args.task)
+        if args.held_out:
+            _check_held_out(args.task)
+    check_output_paths(
+        {"--json": args.json, "--circuit-out": args.circuit_out, "--bootstrap-json": args.bootstrap_json}
+    )
     _check_device(args.device)
-    task = _load_task(args.task, metric=args.metric)
+    if prompts:
+        split = prompt_tasks_from(args)
+        if args.held_out and split.held_out is None:
+            raise UsageError("--held-out scores on held-out rows: give --split FRACTION|COLUMN to hold some out")
+        task = split.discovery
+    else:
+        task = _load_task(args.task, metric=args.metric)
     task = _on_machine(task, args, task.graph(per_position=args.per_position).n_edges)
     task.check_metric()  # a metric that is no distance from the full model fails before features and ablations
     if args.objective:
         task.with_objective(args.objective)  # an objective the task lacks fails before any work
     # the circuit is scored on the inputs the method fitted on, or with --held-out on the task's evaluation inputs
-    scored = _load_task(args.task, metric=args.metric, held_out=True).to(args.device) if args.held_out else task
+    if args.held_out:
+        scored = (split.held_out if prompts else _load_task(args.task, metric=args.metric, held_out=True)).to(
+            args.device
+        )
+    else:
+        scored = task
     features = _task_features(task, args.features)
     if features is not None and scored is not task:  # scored on the dictionaries fitted to the discovery inputs
         scored.dictionaries[features] = task.dictionaries[features]
@@ -444,6 +465,8 @@ def _discover(args: argparse.Namespace) -> int:
         mark = "" if truth is None else ("  true" if edge in truth else "  -")
         kept = "  in circuit" if edge in circuit.edges else ""
         print(f"  {score:+.4g}  {edge.name}{mark}{kept}")
+    if args.bootstrap:
+        report_bootstrap(args, task, scored, graph, run.circuit_size, hyperparameters)
     if args.circuit_out:
         circuit.save(args.circuit_out)
         print(
@@ -641,6 +664,25 @@ def _labelled_task(scores):
             f"from `edgewise discover {scores.task} --json FILE`"
         )
     return task
+
+
+def _sensitivity(args: argparse.Namespace) -> int:
+    from ..methods import get_method, resolve_config
+    from ..patching import Ablation
+
+    args.hyperparameters = _hyperparameters(args.set)
+    resolve_config(get_method(args.method), "tuned", args.hyperparameters)  # bad settings fail before any work
+    kinds = tuple(dict.fromkeys(str(Ablation.parse(a)) for a in args.ablations))
+    if len(kinds) < 2:
+        raise UsageError(f"--ablations {','.join(args.ablations)}: give at least 2 distinct ablations to compare")
+    _check_task_name(args.task)
+    check_output_paths({"--json": args.json})
+    _check_device(args.device)
+    task = _load_task(args.task)
+    task = _on_machine(task, args, task.graph().n_edges)
+    task.check_metric()
+    args.ablations = kinds
+    return run_sensitivity(args, task)
 
 
 def _discovered_circuit(scores, task):
@@ -968,7 +1010,7 @@ def build_parser() -> argparse.ArgumentParser:
     _machine_arguments(p)
     p.set_defaults(run=_check)
     p = sub.add_parser("discover", help="score every edge of a task's graph with one method; print the circuit")
-    p.add_argument("task")
+    p.add_argument("task", nargs="?", help="a built-in task (`edgewise tasks`) or FILE.py:FUNCTION; or --model/--data")
     p.add_argument(
         "--method", default="edge-sp", help="edge-sp, node-sp, acdc, eap, ... (`edgewise methods` lists them)"
     )
@@ -997,9 +1039,15 @@ def build_parser() -> argparse.ArgumentParser:
         "instead of the discovery inputs the method fitted on",
     )
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="a hyperparameter, e.g. --set steps=500")
-    p.add_argument("--metric", choices=["kl", "mse", "l2"], help="faithfulness metric (default: the task's own)")
+    p.add_argument(
+        "--metric",
+        choices=["kl", "mse", "l2", "logit-diff", "prob"],
+        help="faithfulness metric (default: the task's own; a prompts file's: logit-diff)",
+    )
     p.add_argument("--json", metavar="FILE", help="write {method, seconds, scores: [[writer, reader, score]]}")
     p.add_argument("--circuit-out", metavar="FILE", help="write the method's circuit (input of diagnose --circuit)")
+    add_prompt_arguments(p)
+    add_bootstrap_arguments(p)
     p.add_argument(
         "--objective",
         metavar="NAME",
@@ -1008,6 +1056,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _machine_arguments(p)
     p.set_defaults(run=_discover)
+    p = sub.add_parser(
+        "sensitivity", help="run one method under several ablations; compare its circuits and score each under all"
+    )
+    p.add_argument("task", help="a built-in task (`edgewise tasks`) or FILE.py:FUNCTION")
+    p.add_argument("--method", default="eap", help="the method (`edgewise methods` lists them)")
+    p.add_argument(
+        "--ablations", type=_comma_list, default=("resample", "mean", "zero"), help="comma-separated ablations"
+    )
+    p.add_argument("--top-k", type=_positive_int, default=20, metavar="K", help="size of a top-k method's circuits")
+    p.add_argument("--seed", type=int, default=0, help="the method's seed")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="a hyperparameter, e.g. --set steps=500")
+    p.add_argument("--json", metavar="FILE", help="write the circuits, overlaps and faithfulness matrix")
+    _machine_arguments(p)
+    p.set_defaults(run=_sensitivity)
     p = sub.add_parser("methods", help="list the methods with their hyperparameters, defaults and presets")
     p.add_argument("method", nargs="?", help="show this method only")
     p.set_defaults(run=_methods)

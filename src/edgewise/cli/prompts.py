@@ -1,0 +1,89 @@
+"""`--model DIR --data FILE`: a task from the user's own model folder (or hub name) and file of prompt pairs, for the
+commands that take a task (`edgewise.tasks.prompt_tasks` does the work)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UsageError
+
+PROMPT_METRICS = ("logit-diff", "prob", "kl")
+
+
+def add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds --model, --data and the prompt file's options to a command whose task may come from them."""
+    group = parser.add_argument_group("your own model and prompts (instead of TASK)")
+    group.add_argument("--model", metavar="DIR|NAME", help="a Hugging Face causal LM: a local folder or a hub name")
+    group.add_argument(
+        "--data",
+        metavar="FILE",
+        help="prompt pairs, .csv or .jsonl, with columns clean, corrupted and (for logit-diff, prob) answer, "
+        "wrong_answer, each answer one token",
+    )
+    group.add_argument(
+        "--split",
+        metavar="FRACTION|COLUMN",
+        help="hold rows out for evaluation: a fraction (0.25) drawn with --seed, or a column saying discovery or "
+        "held-out; --held-out then scores the circuit on them",
+    )
+    group.add_argument(
+        "--column",
+        action="append",
+        metavar="FIELD=NAME",
+        help="the file's name of a field (clean, corrupted, answer, wrong_answer), e.g. --column clean=prompt",
+    )
+    group.add_argument("--prepend-bos", action="store_true", help="put the tokenizer's BOS before every prompt")
+
+
+def uses_prompts(args: argparse.Namespace) -> bool:
+    """Returns whether the command's task comes from --model and --data; raises UsageError when the task is given
+    twice, only half given, or not at all."""
+    given = args.model is not None or args.data is not None
+    if given and (args.model is None or args.data is None):
+        raise UsageError("--model and --data go together: give the model folder (or hub name) and the prompts file")
+    if given and args.task is not None:
+        raise UsageError(f"give a TASK ({args.task}) or --model and --data, not both")
+    if not given and args.task is None:
+        raise UsageError("give a TASK (`edgewise tasks` lists them; or FILE.py:FUNCTION), or --model DIR --data FILE")
+    if not given and (args.split is not None or args.column or args.prepend_bos):
+        raise UsageError("--split, --column and --prepend-bos describe a prompts file: use them with --model/--data")
+    return given
+
+
+def prompt_tasks_from(args: argparse.Namespace):
+    """Returns `PromptTasks` (discovery, and held_out when --split is given) for --model and --data.
+
+    Args:
+        args: the parsed command line (model, data, metric, split, column, prepend_bos, seed).
+
+    Returns:
+        The prompt tasks.
+
+    Raises:
+        UsageError: a bad --column or --split, naming the flag.
+    """
+    from ..tasks import PromptColumns, prompt_tasks
+
+    fields = {}
+    for item in args.column or ():
+        field, _, name = item.partition("=")
+        if field not in PromptColumns.__dataclass_fields__ or not name:
+            raise UsageError(
+                f"--column {item!r}: give FIELD=NAME with FIELD one of {', '.join(PromptColumns.__dataclass_fields__)}"
+            )
+        fields[field] = name
+    held_out: float | str = 0.0
+    if args.split is not None:
+        try:
+            held_out = float(args.split)
+        except ValueError:
+            held_out = args.split  # a column's name
+    return prompt_tasks(
+        args.model,
+        args.data,
+        args.metric or "logit-diff",
+        columns=PromptColumns(**fields) if fields else None,
+        held_out=held_out,
+        seed=args.seed,
+        prepend_bos=True if args.prepend_bos else None,
+    )
