@@ -7,6 +7,7 @@ import argparse
 import json
 
 from ..outputs import write_text
+from .options import _at_least_two, _share
 
 
 def add_bootstrap_arguments(parser: argparse.ArgumentParser) -> None:
@@ -115,23 +116,3 @@ def run_sensitivity(args: argparse.Namespace, task) -> int:
         write_text(args.json, json.dumps(result.to_dict(), indent=1, allow_nan=False))
         print(f"wrote {args.json}")
     return 0
-
-
-def _at_least_two(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"{text!r}: bootstrap needs a whole number of refits >= 2, e.g. 10")
-    return value
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a share of refits in (0, 1], e.g. 0.5")
-    return value

@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import math
 import sys
 import traceback
 import warnings
@@ -16,6 +15,7 @@ from .. import __version__
 from ..errors import EdgewiseError, OutputPathError, UnknownTaskError, UsageError, UserTaskError
 from ..outputs import check_output_paths, write_text
 from .error_bars import add_bootstrap_arguments, report_bootstrap, run_sensitivity
+from .options import _count, _finite_float, _integer, _non_negative_float, _positive_float, _positive_int
 from .prompts import PROMPT_METRICS, add_prompt_arguments, prompt_tasks_from, uses_prompts
 
 # the ablations' names, known here without importing torch (patching's `Ablation` holds the same; tested)
@@ -300,57 +300,6 @@ def _check_is_task(name: str, task: object) -> None:
             f"your task {name} returned a {type(task).__name__}, not an edgewise Task; return "
             "edgewise.tasks.Task(name, adapter, clean, corrupt, metric, scored_positions) (docs/any-model.md)"
         )
-
-
-def _positive_int(text: str) -> int:
-    """Returns `text` as an integer >= 1; argparse turns the ArgumentTypeError into a usage error (exit status 2)."""
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is below 1; give a whole number of at least 1")
-    return value
-
-
-def _count(text: str) -> int:
-    """Returns `text` as an integer >= 0 (0: none); argparse turns the ArgumentTypeError into a usage error."""
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative; give a whole number, 0 or more (0: none)")
-    return value
-
-
-def _integer(text: str) -> int:
-    """Returns `text` as an integer, or raises ArgumentTypeError naming it."""
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-
-
-def _finite_float(text: str) -> float:
-    """Returns `text` as a finite number; NaN and infinity raise ArgumentTypeError (a usage error)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number; give a finite one")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    """Returns `text` as a finite number above 0 (a learning rate), or raises ArgumentTypeError."""
-    value = _finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not above 0; give a positive number, e.g. 1e-3")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    """Returns `text` as a finite number >= 0 (a loss weight), or raises ArgumentTypeError."""
-    value = _finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative; give a number, 0 or more")
-    return value
 
 
 def _feature_set(text: str) -> str:
