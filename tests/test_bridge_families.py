@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from edgewise.adapters.bridge import BridgeAdapter
 from edgewise.patching import checks, run_checks
@@ -146,29 +145,36 @@ PARALLEL = {
 }
 
 
-@pytest.fixture(scope="module", params=list(PARALLEL))
-def parallel(request, tmp_path_factory):
-    """(architecture, plain Hugging Face model, its bridge) of a tiny parallel-block model."""
-    folder = tmp_path_factory.mktemp(request.param)
-    model = _tiny_model(request.param, folder, **PARALLEL[request.param])
-    return request.param, model, _boot(folder)
+# Scaled residual adds (Granite): every constant scale away from 1, so a scale carried to the wrong place shows
+SCALED = {
+    "granite": dict(
+        initializer_range=0.2,
+        residual_multiplier=0.3,
+        embedding_multiplier=4.0,
+        attention_multiplier=0.2,
+        logits_scaling=2.0,
+    ),
+}
+EXACT = {**PARALLEL, **SCALED}
 
 
+@pytest.mark.parametrize("arch", list(EXACT))
 @torch.no_grad()
-def test_parallel_blocks_pass_every_check(parallel):
-    _, _, bridge = parallel
-    task = _task(bridge)
+def test_every_check_passes(arch, tmp_path):
+    _tiny_model(arch, tmp_path, **EXACT[arch])
+    task = _task(_boot(tmp_path))
     graph = task.graph()
     edges = {(e.writer, e.reader) for e in graph.edges}
     assert ("Resid Start", "MLP 0") in edges and ("A0.2", "MLP 1") in edges and ("MLP 0", "A1.1.Q") in edges
-    assert not any(w.startswith("A0.") and r == "MLP 0" for w, r in edges)  # a layer's heads do not feed its MLP
+    # a parallel block's heads do not feed its MLP; a sequential block's do
+    assert any(w.startswith("A0.") and r == "MLP 0" for w, r in edges) == (arch not in PARALLEL)
     results = run_checks(task)
     assert not _failed(results), _failed(results)
 
 
 # Where each plain Hugging Face model keeps what a hand-written patch needs: the embedding, the layers, the norm the
-# attention reads (and the MLP, where it has no norm of its own), the MLP's own norm, the attention's q/k/v
-# projection(s) and output projection, the final norm.
+# attention reads (and the MLP, where it has no norm of its own), the MLP's own norm, the attention and its output
+# projection, the final norm; and the config's constant scales of the embedding and of each sublayer's residual add.
 HF_LAYOUT = {
     "gpt_neox": dict(
         embed="gpt_neox.embed_in",
@@ -176,6 +182,7 @@ HF_LAYOUT = {
         ln1="input_layernorm",
         ln2="post_attention_layernorm",
         attn="attention",
+        out="dense",
         final="gpt_neox.final_layer_norm",
     ),
     "phi": dict(
@@ -184,7 +191,19 @@ HF_LAYOUT = {
         ln1="input_layernorm",
         ln2=None,
         attn="self_attn",
+        out="dense",
         final="model.final_layernorm",
+    ),
+    "granite": dict(
+        embed="model.embed_tokens",
+        layers="model.layers",
+        ln1="input_layernorm",
+        ln2="post_attention_layernorm",
+        attn="self_attn",
+        out="o_proj",
+        final="model.norm",
+        embed_scale="embedding_multiplier",
+        residual_scale="residual_multiplier",
     ),
 }
 
@@ -202,24 +221,33 @@ def _hand_patch_on_plain_model(arch, model, clean, corrupt, writer, reader):
     torch hooks: the writer's corrupted minus clean output is added to the reader's input only.
 
     writer: ("embed",), ("head", layer, head) or ("mlp", layer). reader: ("q"/"k"/"v", layer, head), ("mlp", layer)
-    or ("end",). A head's output is its slice of the output projection's input times its columns of W_O (no bias).
+    or ("end",). A head's output is its slice of the output projection's input times its columns of W_O (no bias);
+    every writer's output is what enters the residual stream (times the config's constant scale, where it has one).
+    Norms and projections applied by hand call `.forward`, which skips the modules' hooks (these very hooks).
     """
     layout = HF_LAYOUT[arch]
     cfg = model.config
     d_head = cfg.hidden_size // cfg.num_attention_heads
     layers = model.get_submodule(layout["layers"])
+    embed_scale = getattr(cfg, layout.get("embed_scale", ""), 1.0)
+    residual_scale = getattr(cfg, layout.get("residual_scale", ""), 1.0)
 
     def writer_output(runs):
         """Registers hooks that store the writer's output into runs[-1]; returns their handles."""
         kind = writer[0]
         if kind == "embed":
-            return [model.get_submodule(layout["embed"]).register_forward_hook(lambda m, i, o: runs.append(o))]
+            embed = model.get_submodule(layout["embed"])
+            return [embed.register_forward_hook(lambda m, i, o: runs.append(o * embed_scale))]
         attn = layers[writer[1]].get_submodule(layout["attn"])
         if kind == "mlp":
-            return [layers[writer[1]].mlp.register_forward_hook(lambda m, i, o: runs.append(o))]
-        out = attn.dense
+            return [layers[writer[1]].mlp.register_forward_hook(lambda m, i, o: runs.append(o * residual_scale))]
+        out = attn.get_submodule(layout["out"])
         cols = slice(writer[2] * d_head, (writer[2] + 1) * d_head)
-        return [out.register_forward_pre_hook(lambda m, args: runs.append(args[0][..., cols] @ out.weight[:, cols].T))]
+
+        def head_output(m, args):
+            runs.append(args[0][..., cols] @ out.weight[:, cols].T * residual_scale)
+
+        return [out.register_forward_pre_hook(head_output)]
 
     corrupted: list[torch.Tensor] = []
     handles = writer_output(corrupted)
@@ -237,8 +265,7 @@ def _hand_patch_on_plain_model(arch, model, clean, corrupt, writer, reader):
     else:
         layer = layers[reader[1]]
         ln1 = layer.get_submodule(layout["ln1"])
-        # the norm and projection applied by hand (functional): calling the modules would rerun these very hooks
-        norm = lambda x: F.layer_norm(x, ln1.normalized_shape, ln1.weight, ln1.bias, ln1.eps)  # noqa: E731
+        norm = ln1.forward
         handles.append(ln1.register_forward_pre_hook(lambda m, args: entering.update(resid=args[0])))
         if reader[0] == "mlp" and layout["ln2"]:
             ln2 = layer.get_submodule(layout["ln2"])
@@ -251,7 +278,7 @@ def _hand_patch_on_plain_model(arch, model, clean, corrupt, writer, reader):
 
             def patch_head(m, args, out):
                 out = out.clone()
-                out[..., cols] = F.linear(norm(entering["resid"] + delta()), proj.weight, proj.bias)[..., cols]
+                out[..., cols] = proj.forward(norm(entering["resid"] + delta()))[..., cols]
                 return out
 
             handles.append(proj.register_forward_hook(patch_head))
@@ -274,14 +301,14 @@ EDGES = {  # edgewise's names -> the hand patch's writer and reader
 
 @pytest.mark.parametrize("arch", list(HF_LAYOUT))
 @torch.no_grad()
-def test_parallel_single_edges_match_hand_patches_on_the_plain_model(arch, tmp_path):
+def test_single_edges_match_hand_patches_on_the_plain_model(arch, tmp_path):
     """Each edge removed by edgewise's patched forward through the bridge = the same edge patched by hand with torch
     hooks on the plain Hugging Face model (no edgewise or TransformerLens code in the reference)."""
     from edgewise.graph import Edge
     from edgewise.patching import patched_forward
     from edgewise.patching.ablation import resample_ablation
 
-    model = _tiny_model(arch, tmp_path, **PARALLEL[arch])
+    model = _tiny_model(arch, tmp_path, **EXACT[arch])
     task = _task(_boot(tmp_path))
     graph = task.graph()
     ablated = resample_ablation(task.adapter, graph, task.corrupt)
@@ -351,7 +378,6 @@ def test_a_bridge_whose_hook_edits_reach_nothing_is_refused(tmp_path):
 @pytest.mark.parametrize(
     ("arch", "cause"),
     [
-        ("granite", "sublayer outputs are scaled before the residual add"),
         ("gemma2", r"pass through a norm \(ln1_post, ln2_post\)"),
         ("olmo2", r"pass through a norm \(ln1_post, ln2_post\)"),
     ],

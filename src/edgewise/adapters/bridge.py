@@ -17,6 +17,12 @@ residual: the MLP reads the block's input, so its reader is fed by the writers b
 by the same layer's heads. Where attention and MLP share one norm (Phi, Cohere, Falcon), the adapter gives the MLP
 its own copy of the block's input: hook_mlp_in fires on it and the MLP takes ln1 of the (patched) copy.
 
+Scaled residual adds (Granite: `residual + sublayer * residual_multiplier`, `ScaledResidualBlockBridge`) stay a sum
+with the constant carried into the writer: the bridge fires `hook_result` and the block's own `hook_mlp_out` on the
+scaled contributions, which is what enters the residual stream, and an edited contribution reaches the stream as
+written (the bridge divides it by the scale before Hugging Face multiplies). Those hooks fire only when a
+TransformerLens hook is registered on them, so `hooks` registers every hook there as one.
+
 Building the adapter checks the bridge against its model once (`verify_bridge`): its logits against the plain Hugging
 Face model's, every hook of the graph firing once, in the graph's order, readers that sum their writers, and readers
 whose edited value reaches the model.
@@ -28,8 +34,9 @@ so only canonical names key the recorded writer outputs consistently.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 
@@ -73,13 +80,13 @@ def boot_bridge(hf_folder: Path) -> "TransformerBridge":
 
 
 class BridgeAdapter(Adapter):
-    """Writers and readers of a TransformerBridge with pre-norm blocks, sequential (Llama, Mistral, Qwen, GPT-2...)
-    or parallel (GPT-NeoX/Pythia, Phi, Cohere, Falcon without ALiBi).
+    """Writers and readers of a TransformerBridge with pre-norm blocks, sequential (Llama, Mistral, Qwen, GPT-2...),
+    parallel (GPT-NeoX/Pythia, Phi, Cohere, Falcon without ALiBi) or with constant-scaled residual adds (Granite).
 
     Constructing it checks every block (see `_check_architecture`), switches on the hooks it needs and, once per
     bridge, runs it against its plain Hugging Face model (`verify_bridge`). Raises UnsupportedArchitectureError,
     before any work, for blocks whose attention heads or MLP do not write additively into the residual stream
-    (post-sublayer norms: Gemma 2/3, OLMo 2; scaled residual adds: Granite; joint q/k norms), for attention the bridge
+    (post-sublayer norms: Gemma 2/3, OLMo 2; joint q/k norms), for attention the bridge
     wraps whole with no per-head q/k/v fork (GPT-Neo, GPT-J, MLA), and for a bridge that disagrees with its model or
     whose hooks do not fire as the graph places them (Falcon with ALiBi).
 
@@ -147,6 +154,43 @@ class BridgeAdapter(Adapter):
             "d_model": cfg.d_model,
         }
 
+    @contextmanager
+    def hooks(self, fwd_hooks: list[tuple[str, Callable]]) -> Iterator[None]:
+        """Adds forward hooks `fn(value, hook)` for the duration of the block (see `Adapter.hooks`). On a scaled
+        contribution (Granite's hook_result and hook_mlp_out) the bridge fires the hook point only when it holds a
+        TransformerLens hook, so a no-op one is registered there first (a real one: `Adapter.hooks` would replace
+        a bare point's forward instead) and the caller's hooks follow it.
+
+        Args:
+            fwd_hooks: (hook point name, hook function) pairs; a hook function returns a replacement value, or None.
+
+        Yields:
+            Nothing; the hooks are in place inside the `with` block.
+        """
+        held = []
+        try:
+            for name in dict.fromkeys(n for n, _ in fwd_hooks):
+                if name in self._scaled:
+                    point = self.model.hook_dict[name]
+                    held.append((point, point.add_hook(_leave_unchanged)))
+            with super().hooks(fwd_hooks):
+                yield
+        finally:
+            for point, handle in held:
+                handle.hook.remove()
+                point.fwd_hooks.remove(handle)
+
+    @property
+    def _scaled(self) -> frozenset[str]:
+        """Returns the canonical names of the hook points that carry a scaled residual contribution."""
+        if not hasattr(self, "_scaled_points"):
+            points = set()
+            for layer, block in enumerate(self.model.blocks):
+                if self._scaled_block(block):  # also at scale 1: the block's hook still needs a registered hook
+                    points |= {f"blocks.{layer}.attn.hook_result", f"blocks.{layer}.hook_mlp_out"}
+            self._scaled_points = frozenset(points)
+        return self._scaled_points
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Returns logits [batch, pos, vocab] for token ids [batch, pos] (no BOS is added; no padding mask).
 
@@ -192,6 +236,13 @@ class BridgeAdapter(Adapter):
             fed_by = before_block if g.hook in parallel_mlp_in else None
             result.append(HookGroup(g.kind, self._canonical_hook(g.hook), g.nodes, g.per_head, fed_by))
         return result
+
+    @staticmethod
+    def _scaled_block(block) -> bool:
+        """Whether `block` scales its sublayers' outputs before the residual add (`ScaledResidualBlockBridge`)."""
+        from transformer_lens.model_bridge.generalized_components.block import ScaledResidualBlockBridge
+
+        return isinstance(block, ScaledResidualBlockBridge)
 
     @staticmethod
     def _parallel(block) -> bool:
@@ -259,10 +310,9 @@ class BridgeAdapter(Adapter):
         for layer, block in enumerate(blocks):
             where = f"block {layer} ({type(block).__name__})"
             if type(block) not in _additive_block_types():
-                kind = {
-                    "ScaledResidualBlockBridge": "sublayer outputs are scaled before the residual add",
-                }.get(type(block).__name__, "the block is not a plain attention + MLP block")
-                raise unsupported(f"{where}: {kind}")
+                raise unsupported(f"{where}: the block is not a plain attention + MLP block")
+            if self._scaled_block(block) and getattr(block, "scaled_mlp_submodule", None) != "mlp":
+                raise unsupported(f"{where}: the scaled MLP-side add sums several modules, with no one hook for it")
             submodules = block.submodules or {}
             post_norms = sorted(n for n in ("ln1_post", "ln2_post") if n in submodules)
             if post_norms:
@@ -299,8 +349,9 @@ class BridgeAdapter(Adapter):
                     f"{where}: the query/key norm spans all heads at once, so one head's query depends on every "
                     "head's input"
                 )
-            if getattr(attn, "_result_contribution_scale", 1.0) != 1.0:
-                raise unsupported(f"{where}: attention results are rescaled before the residual add")
+            scale = float(getattr(attn, "_result_contribution_scale", 1.0))
+            if scale != float(getattr(block, "residual_contribution_scale", 1.0)):
+                raise unsupported(f"{where}: attention results are rescaled before the residual add by {scale}")
             attn_cfg = getattr(attn, "config", None) or cfg
             heads = (
                 int(getattr(attn_cfg, "n_heads", self.n_heads)),
@@ -315,9 +366,18 @@ class BridgeAdapter(Adapter):
 
 def _additive_block_types() -> tuple[type, ...]:
     """Returns the bridge's block classes whose heads and MLP add straight into the residual stream."""
-    from transformer_lens.model_bridge.generalized_components.block import BlockBridge, ParallelBlockBridge
+    from transformer_lens.model_bridge.generalized_components.block import (
+        BlockBridge,
+        ParallelBlockBridge,
+        ScaledResidualBlockBridge,
+    )
 
-    return (BlockBridge, ParallelBlockBridge)
+    return (BlockBridge, ParallelBlockBridge, ScaledResidualBlockBridge)
+
+
+def _leave_unchanged(value: torch.Tensor, hook) -> None:
+    """A hook that changes nothing: holding it makes the bridge fire a scaled contribution's hook point."""
+    return None
 
 
 def _transformer_lens_version() -> str:
