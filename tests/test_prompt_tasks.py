@@ -462,3 +462,13 @@ def test_bad_prompt_options_are_refused_before_any_work(extra, message, capsys, 
     monkeypatch.setattr(cli, "_load_task", lambda *a, **k: pytest.fail("a task was loaded"))
     assert main(["discover", *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_check_and_graph_take_a_model_folder_and_a_prompts_file(gpt2_folder, data_csv, capsys):
+    from edgewise.cli.main import main
+
+    assert main(["check", "--model", str(gpt2_folder), "--data", str(data_csv)]) == 0
+    assert "FAIL" not in capsys.readouterr().out
+    assert main(["graph", "--model", str(gpt2_folder), "--data", str(data_csv)]) == 0
+    graph = prompt_task(gpt2_folder, data_csv).graph()
+    assert f"{graph.n_edges} edges" in capsys.readouterr().out

@@ -69,8 +69,9 @@ def _compression_note(compression: dict | None) -> str:
 def _graph(args: argparse.Namespace) -> int:
     from ..suite.tasks import TracrData
 
+    prompts = uses_prompts(args)
     check_output_paths({"--json": args.json})
-    task = _load_task(args.task)
+    task = prompt_tasks_from(args).discovery if prompts else _load_task(args.task)
     graph = task.graph(per_position=args.per_position, features=_task_features(task, args.features))
     known = task.knows_truth(graph)
     truth = sorted(task.ground_truth_edges(graph), key=graph.edge_index) if known else []
@@ -111,8 +112,9 @@ def _check(args: argparse.Namespace) -> int:
 
     from ..patching import run_checks
 
+    prompts = uses_prompts(args)
     _check_device(args.device)
-    task = _load_task(args.task)
+    task = prompt_tasks_from(args).discovery if prompts else _load_task(args.task)
     task = _on_machine(task, args, task.graph(per_position=args.per_position).n_edges)
     if args.float64:  # float32 rounding grows with how far a patch moves a deep model; float64 isolates the algorithm
         task.model.to(torch.float64)
@@ -945,14 +947,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(run=_tasks)
     p = sub.add_parser("graph", help="print a task's nodes, edges and ground-truth circuit")
-    p.add_argument("task")
+    p.add_argument("task", nargs="?", help="a built-in task (`edgewise tasks`) or FILE.py:FUNCTION; or --model/--data")
+    add_prompt_arguments(p)
     p.add_argument("--per-position", action="store_true", help="unroll the graph over sequence positions")
     p.add_argument("--json", metavar="FILE", help="write {nodes, edges, ground_truth} to FILE")
     _features_argument(p)
     p.add_argument("--all-edges", action="store_true", help="also print every edge")
     p.set_defaults(run=_graph)
     p = sub.add_parser("check", help="run the patching exactness checks on a task's model")
-    p.add_argument("task")
+    p.add_argument("task", nargs="?", help="a built-in task (`edgewise tasks`) or FILE.py:FUNCTION; or --model/--data")
+    add_prompt_arguments(p)
     p.add_argument("--per-position", action="store_true")
     p.add_argument("--float64", action="store_true", help="run the model in float64: no float32 rounding in the diffs")
     _features_argument(p)

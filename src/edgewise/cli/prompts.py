@@ -54,7 +54,8 @@ def prompt_tasks_from(args: argparse.Namespace):
     """Returns `PromptTasks` (discovery, and held_out when --split is given) for --model and --data.
 
     Args:
-        args: the parsed command line (model, data, metric, split, column, prepend_bos, seed).
+        args: the parsed command line (model, data, split, column, prepend_bos; metric and seed where the command
+            has them).
 
     Returns:
         The prompt tasks.
@@ -81,9 +82,9 @@ def prompt_tasks_from(args: argparse.Namespace):
     return prompt_tasks(
         args.model,
         args.data,
-        args.metric or "logit-diff",
+        getattr(args, "metric", None) or "logit-diff",
         columns=PromptColumns(**fields) if fields else None,
         held_out=held_out,
-        seed=args.seed,
+        seed=getattr(args, "seed", 0),
         prepend_bos=True if args.prepend_bos else None,
     )
