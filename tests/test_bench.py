@@ -258,7 +258,8 @@ def test_circuit_dot_colours_true_found_and_missed_edges():
     source = report.circuit_dot(graph, {both, found_only}, {both, missed})
     assert '"A0.0" -> "Resid End" [color=forestgreen, style=solid];' in source
     assert '"MLP 0" -> "Resid End" [color=darkorange, style=solid];' in source
-    assert '"Resid Start" -> "A0.0" [color=red, style=dashed, label="v"];' in source
+    assert '"Resid Start" -> "A0.0":v [color=red, style=dashed];' in source  # the v input, apart from q and k
+    assert '"A0.0" [shape=record, label="{A0.0|{<q> q|<k> k|<v> v}}"];' in source
     assert source.count("->") == 3
 
 

@@ -185,7 +185,9 @@ def plot_circuit(
 
 def circuit_dot(graph: Graph, found: set[Edge], truth: set[Edge], title: str = "") -> str:
     """Returns a plain graph's circuit as Graphviz DOT source: edges in `found | truth` from writer to component,
-    bottom to top, coloured as `plot_circuit` colours them and labelled with the attention input they enter.
+    bottom to top, coloured as `plot_circuit` colours them. A head that an edge enters through its query, key or value
+    input is a record node with q, k and v ports below its name, and such an edge ends at its port, so the three
+    inputs are drawn apart.
 
     Args:
         graph: the plain graph the edges belong to.
@@ -203,11 +205,14 @@ def circuit_dot(graph: Graph, found: set[Edge], truth: set[Edge], title: str = "
         f'  label="{quoted_title}";',
         "  node [shape=box, style=rounded, fontsize=10];",
     ]
-    for edge in sorted(found | truth, key=graph.edge_index):
+    edges = sorted(found | truth, key=graph.edge_index)
+    heads = dict.fromkeys(target for target, kind in (_target(graph, e) for e in edges) if kind)
+    lines += [f'  "{head}" [shape=record, label="{{{head}|{{<q> q|<k> k|<v> v}}}}"];' for head in heads]
+    for edge in edges:
         target, kind = _target(graph, edge)
         color, style = _DIFF_STYLE[_edge_status(edge, found, truth)][2:]
-        label = f', label="{kind.lower()}"' if kind else ""
-        lines.append(f'  "{edge.writer}" -> "{target}" [color={color}, style={style}{label}];')
+        port = f":{kind.lower()}" if kind else ""
+        lines.append(f'  "{edge.writer}" -> "{target}"{port} [color={color}, style={style}];')
     return "\n".join([*lines, "}"]) + "\n"
 
 
