@@ -294,3 +294,11 @@ def test_a_damaged_run_file_warns_in_one_line_through_the_command_line(tmp_path)
     warned = [line for line in result.stderr.splitlines() if "set aside" in line]
     assert len(warned) == 1 and warned[0].startswith("edgewise: warning: ") and str(run_file) in warned[0]
     assert "BenchFileWarning" not in result.stderr and "warnings.warn" not in result.stderr
+
+
+def test_bench_refuses_a_device_the_machine_lacks_before_any_work(tmp_path, capsys):
+    from edgewise.cli.main import main
+
+    assert main(["bench", "--quick", "--out", str(tmp_path / "b"), "--device", "nonesuch"]) == 2
+    assert "nonesuch" in capsys.readouterr().err
+    assert not (tmp_path / "b" / "results.json").exists()

@@ -744,10 +744,11 @@ def _bench(args: argparse.Namespace) -> int:
         sweep = dataclasses.replace(sweep, graphs=tuple(GraphKind(k.per_position, args.features) for k in kinds))
     sweep.runs()  # unknown names fail before any work
     check_output_paths({}, folders={"--out": args.out})
+    _check_device(args.device)
     if args.threads is not None:
         _use_threads(args.threads, 0)
     start = time.perf_counter()
-    records = run_bench(sweep, args.out, progress=True, wait=args.wait, jobs=args.jobs)
+    records = run_bench(sweep, args.out, progress=True, wait=args.wait, jobs=args.jobs, device=args.device)
     families = Path(args.out) / "families.md"
     if not args.no_plots:
         from ..suite.bench import family_summary, load_results, plot_bench, plot_families
@@ -1079,6 +1080,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         metavar="N",
         help="torch threads, shared among the --jobs workers (default: torch's, one per core)",
+    )
+    p.add_argument(
+        "--device", default="cpu", help="where the models and inputs live: cpu, cuda, cuda:1, mps (checked first)"
     )
     p.set_defaults(run=_bench)
     p = sub.add_parser(

@@ -241,7 +241,7 @@ def _warm_up(task: Task) -> None:
 
 
 def run_bench(
-    sweep: Sweep, out: str | Path, progress: bool = True, wait: bool = False, jobs: int = 1
+    sweep: Sweep, out: str | Path, progress: bool = True, wait: bool = False, jobs: int = 1, device: str = "cpu"
 ) -> list[RunRecord]:
     """Returns the sweep's records in sweep order, after running those not finished in `out` (`jobs` at a time; a
     damaged run file is set aside and its run done again, with a BenchFileWarning naming it) and writing
@@ -255,6 +255,7 @@ def run_bench(
         progress: show a progress bar, and say so on stderr while waiting for the lock.
         wait: wait for another bench that holds `out` instead of raising.
         jobs: how many runs at once, each in its own worker process.
+        device: where the runs' models and inputs go (`cpu`, `cuda`, ...); records say which device ran.
 
     Returns:
         The sweep's RunRecords, in sweep order (finished earlier or now).
@@ -276,9 +277,9 @@ def run_bench(
         finished = _finished_records(out, keys)
         pending = [s for s in specs if s.key not in finished]
         if jobs == 1 or len(pending) < 2:
-            _run_pending(pending, out, progress, n_specs=len(specs))
+            _run_pending(pending, out, progress, n_specs=len(specs), device=device)
         else:
-            _run_parallel(pending, out, progress, len(specs), jobs)
+            _run_parallel(pending, out, progress, len(specs), jobs, device)
         finished.update((s.key, load_run(out / "runs" / f"{s.key}.json")[0]) for s in pending)
         records = [finished[key] for key in keys] + [finished[key] for key in sorted(set(finished) - set(keys))]
         write_atomic(out / "results.json", json.dumps([r.to_json() for r in records], indent=1, allow_nan=False))
@@ -294,7 +295,9 @@ def _tell_waiting(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _run_parallel(pending: list[RunSpec], out: Path, progress: bool, n_specs: int, jobs: int) -> None:
+def _run_parallel(
+    pending: list[RunSpec], out: Path, progress: bool, n_specs: int, jobs: int, device: str = "cpu"
+) -> None:
     """Runs the pending specs in `jobs` worker processes, one (task, graph, ablation) group per job (its task loads
     and its ablation and truths are computed once), each worker writing its runs' files itself; the lock stays here
     (spawned workers do not inherit it), and the workers die with this process (workers.py). The workers share this
@@ -310,7 +313,7 @@ def _run_parallel(pending: list[RunSpec], out: Path, progress: bool, n_specs: in
         ) as bar,
         ProcessPoolExecutor(jobs, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)) as pool,
     ):
-        futures = {pool.submit(_run_group, group, out, jobs, threads): group for group in groups.values()}
+        futures = {pool.submit(_run_group, group, out, jobs, threads, device): group for group in groups.values()}
         try:
             for future in as_completed(futures):
                 future.result()
@@ -322,15 +325,17 @@ def _run_parallel(pending: list[RunSpec], out: Path, progress: bool, n_specs: in
             raise
 
 
-def _run_group(group: list[RunSpec], out: Path, jobs: int, threads: int) -> None:
-    """A worker's job: runs one group of specs into `out` on `threads` threads."""
+def _run_group(group: list[RunSpec], out: Path, jobs: int, threads: int, device: str = "cpu") -> None:
+    """A worker's job: runs one group of specs into `out` on `threads` threads, on `device`."""
     torch.set_num_threads(threads)
-    _run_pending(group, out, progress=False, n_specs=len(group), jobs=jobs)
+    _run_pending(group, out, progress=False, n_specs=len(group), jobs=jobs, device=device)
 
 
-def _run_pending(pending: list[RunSpec], out: Path, progress: bool, n_specs: int, jobs: int = 1) -> None:
-    """Runs the pending specs in order, writing each one's scores and then its record (with `jobs`, the runs
-    running at once) into `out`."""
+def _run_pending(
+    pending: list[RunSpec], out: Path, progress: bool, n_specs: int, jobs: int = 1, device: str = "cpu"
+) -> None:
+    """Runs the pending specs in order on `device`, writing each one's scores and then its record (with `jobs`, the
+    runs running at once) into `out`."""
     task: Task | None = None  # runs come task by task, so one task (and its settings) at a time is kept
     held_out: Task | None = None
     settings: dict[tuple[str, str], Setting] = {}
@@ -340,8 +345,8 @@ def _run_pending(pending: list[RunSpec], out: Path, progress: bool, n_specs: int
                 f"{spec.task} {spec.graph} {spec.ablation} {spec.method} ({spec.preset}) seed {spec.seed}"
             )
             if task is None or task.name != spec.task:
-                task, settings = get_task(spec.task), {}
-                held_out = get_task(spec.task, held_out=True) if held_out_size(spec.task) else None
+                task, settings = get_task(spec.task).to(device), {}
+                held_out = get_task(spec.task, held_out=True).to(device) if held_out_size(spec.task) else None
                 _warm_up(task)
             if (spec.graph, spec.ablation) not in settings:
                 settings[spec.graph, spec.ablation] = Setting.of(task, spec.graph, spec.ablation, held_out)
