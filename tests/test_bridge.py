@@ -128,7 +128,7 @@ def test_rotary_model_has_no_split_embeddings(tmp_path):
         adapter.hook_groups(split_embeddings=True)
 
 
-def test_post_norm_blocks_are_rejected_and_parallel_ones_accepted(tmp_path):
+def test_post_norm_and_parallel_blocks_are_accepted(tmp_path):
     from transformers import Gemma3TextConfig, GPTNeoXConfig
 
     neox = GPTNeoXConfig(
@@ -152,8 +152,10 @@ def test_post_norm_blocks_are_rejected_and_parallel_ones_accepted(tmp_path):
         head_dim=8,
         max_position_embeddings=32,
     )
-    with pytest.raises(UnsupportedArchitectureError, match="Gemma3ForCausalLM.*ln1_post"):
-        adapter_for(_tiny_bridge(tmp_path / "gemma", gemma))
+    groups = adapter_for(_tiny_bridge(tmp_path / "gemma", gemma)).hook_groups()  # the attention writes after its norm
+    attention = [g for g in groups if g.hook == "blocks.0.ln1_post.hook_out"][0]
+    assert attention.kind == "writer" and attention.names == ("Attn 0",) and not attention.per_head
+    assert {n.component for g in groups[1:4] for n in g.nodes} == {"Attn 0"}  # the heads read, feeding it
 
 
 def test_missing_weights_package_says_how_to_install(tmp_path, monkeypatch):

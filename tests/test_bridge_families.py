@@ -155,7 +155,9 @@ SCALED = {
         logits_scaling=2.0,
     ),
 }
-EXACT = {**PARALLEL, **SCALED}
+# Post-sublayer norms (Gemma 2 and 3): the attention one writer after its norm, the heads per-head readers
+POST_NORM = {"gemma2": dict(initializer_range=0.2), "gemma3_text": dict(initializer_range=0.2)}
+EXACT = {**PARALLEL, **SCALED, **POST_NORM}
 
 
 @pytest.mark.parametrize("arch", list(EXACT))
@@ -165,9 +167,11 @@ def test_every_check_passes(arch, tmp_path):
     task = _task(_boot(tmp_path))
     graph = task.graph()
     edges = {(e.writer, e.reader) for e in graph.edges}
-    assert ("Resid Start", "MLP 0") in edges and ("A0.2", "MLP 1") in edges and ("MLP 0", "A1.1.Q") in edges
-    # a parallel block's heads do not feed its MLP; a sequential block's do
-    assert any(w.startswith("A0.") and r == "MLP 0" for w, r in edges) == (arch not in PARALLEL)
+    assert ("Resid Start", "MLP 0") in edges and ("MLP 0", "A1.1.Q") in edges
+    if arch in POST_NORM:  # the attention layer writes, its heads only read
+        assert ("Attn 0", "MLP 0") in edges and not any(w.startswith("A") and w[1].isdigit() for w, _ in edges)
+    else:  # a parallel block's heads do not feed its MLP; a sequential block's do
+        assert any(w.startswith("A0.") and r == "MLP 0" for w, r in edges) == (arch not in PARALLEL)
     results = run_checks(task)
     assert not _failed(results), _failed(results)
 
@@ -202,8 +206,21 @@ HF_LAYOUT = {
         attn="self_attn",
         out="o_proj",
         final="model.norm",
-        embed_scale="embedding_multiplier",
-        residual_scale="residual_multiplier",
+        embed_scale=lambda cfg: cfg.embedding_multiplier,
+        residual_scale=lambda cfg: cfg.residual_multiplier,
+    ),
+    "gemma2": dict(
+        embed="model.embed_tokens",
+        layers="model.layers",
+        ln1="input_layernorm",
+        ln2="pre_feedforward_layernorm",
+        attn="self_attn",
+        out="o_proj",
+        final="model.norm",
+        # the writers are the post-sublayer norms' outputs: the attention (all heads, normalised together) and MLP;
+        # the embedding module scales by sqrt(hidden_size) itself
+        attn_writer="post_attention_layernorm",
+        mlp_writer="post_feedforward_layernorm",
     ),
 }
 
@@ -220,17 +237,18 @@ def _hand_patch_on_plain_model(arch, model, clean, corrupt, writer, reader):
     """Returns logits [batch, pos, vocab] of the plain Hugging Face model with one edge resample-ablated, by plain
     torch hooks: the writer's corrupted minus clean output is added to the reader's input only.
 
-    writer: ("embed",), ("head", layer, head) or ("mlp", layer). reader: ("q"/"k"/"v", layer, head), ("mlp", layer)
-    or ("end",). A head's output is its slice of the output projection's input times its columns of W_O (no bias);
-    every writer's output is what enters the residual stream (times the config's constant scale, where it has one).
+    writer: ("embed",), ("head", layer, head), ("mlp", layer) or ("attn", layer) (a post-norm attention). reader:
+    ("q"/"k"/"v", layer, head), ("mlp", layer) or ("end",). A head's output is its slice of the output projection's
+    input times its columns of W_O (no bias); every writer's output is what enters the residual stream (times the
+    config's constant scale, where it has one).
     Norms and projections applied by hand call `.forward`, which skips the modules' hooks (these very hooks).
     """
     layout = HF_LAYOUT[arch]
     cfg = model.config
     d_head = cfg.hidden_size // cfg.num_attention_heads
     layers = model.get_submodule(layout["layers"])
-    embed_scale = getattr(cfg, layout.get("embed_scale", ""), 1.0)
-    residual_scale = getattr(cfg, layout.get("residual_scale", ""), 1.0)
+    embed_scale = layout.get("embed_scale", lambda cfg: 1.0)(cfg)
+    residual_scale = layout.get("residual_scale", lambda cfg: 1.0)(cfg)
 
     def writer_output(runs):
         """Registers hooks that store the writer's output into runs[-1]; returns their handles."""
@@ -239,8 +257,9 @@ def _hand_patch_on_plain_model(arch, model, clean, corrupt, writer, reader):
             embed = model.get_submodule(layout["embed"])
             return [embed.register_forward_hook(lambda m, i, o: runs.append(o * embed_scale))]
         attn = layers[writer[1]].get_submodule(layout["attn"])
-        if kind == "mlp":
-            return [layers[writer[1]].mlp.register_forward_hook(lambda m, i, o: runs.append(o * residual_scale))]
+        if kind in ("mlp", "attn"):
+            module = layers[writer[1]].get_submodule(layout.get(f"{kind}_writer", "mlp"))
+            return [module.register_forward_hook(lambda m, i, o: runs.append(o * residual_scale))]
         out = attn.get_submodule(layout["out"])
         cols = slice(writer[2] * d_head, (writer[2] + 1) * d_head)
 
@@ -299,6 +318,17 @@ EDGES = {  # edgewise's names -> the hand patch's writer and reader
 }
 
 
+POST_NORM_EDGES = {  # a post-norm block's attention is one writer, `Attn L`
+    ("Resid Start", "MLP 0"): (("embed",), ("mlp", 0)),
+    ("Attn 0", "MLP 0"): (("attn", 0), ("mlp", 0)),
+    ("Attn 0", "A1.2.Q"): (("attn", 0), ("q", 1, 2)),
+    ("MLP 0", "A1.0.K"): (("mlp", 0), ("k", 1, 0)),
+    ("Resid Start", "A0.1.V"): (("embed",), ("v", 0, 1)),
+    ("Attn 1", "Resid End"): (("attn", 1), ("end",)),
+    ("MLP 1", "Resid End"): (("mlp", 1), ("end",)),
+}
+
+
 @pytest.mark.parametrize("arch", list(HF_LAYOUT))
 @torch.no_grad()
 def test_single_edges_match_hand_patches_on_the_plain_model(arch, tmp_path):
@@ -313,7 +343,8 @@ def test_single_edges_match_hand_patches_on_the_plain_model(arch, tmp_path):
     graph = task.graph()
     ablated = resample_ablation(task.adapter, graph, task.corrupt)
     plain = model(task.clean).logits
-    for (writer, reader), (hand_writer, hand_reader) in EDGES.items():
+    edges = POST_NORM_EDGES if arch in POST_NORM else EDGES
+    for (writer, reader), (hand_writer, hand_reader) in edges.items():
         mask = torch.ones(graph.n_edges)
         mask[graph.edge_index(Edge(writer, reader))] = 0
         ours = patched_forward(task.adapter, graph, task.clean, ablated, mask)
@@ -378,8 +409,7 @@ def test_a_bridge_whose_hook_edits_reach_nothing_is_refused(tmp_path):
 @pytest.mark.parametrize(
     ("arch", "cause"),
     [
-        ("gemma2", r"pass through a norm \(ln1_post, ln2_post\)"),
-        ("olmo2", r"pass through a norm \(ln1_post, ln2_post\)"),
+        ("olmo2", r"query/key norm spans all heads at once \(OLMo 2\)"),
     ],
 )
 def test_architectures_whose_sublayers_do_not_add_plainly_are_refused(arch, cause, tmp_path):

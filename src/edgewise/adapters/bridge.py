@@ -17,6 +17,10 @@ residual: the MLP reads the block's input, so its reader is fed by the writers b
 by the same layer's heads. Where attention and MLP share one norm (Phi, Cohere, Falcon), the adapter gives the MLP
 its own copy of the block's input: hook_mlp_in fires on it and the MLP takes ln1 of the (patched) copy.
 
+Post-sublayer norms (Gemma 2 and 3: `ln1_post`, `ln2_post`) normalise a sublayer's output before the residual add.
+The MLP node simply includes its norm (its writer hook is after ln2_post). The attention's norm mixes the heads, so a
+post-norm block's attention is one writer, `Attn L` (after ln1_post), while its heads stay per-head readers feeding it.
+
 Scaled residual adds (Granite: `residual + sublayer * residual_multiplier`, `ScaledResidualBlockBridge`) stay a sum
 with the constant carried into the writer: the bridge fires `hook_result` and the block's own `hook_mlp_out` on the
 scaled contributions, which is what enters the residual stream, and an edited contribution reaches the stream as
@@ -35,13 +39,14 @@ so only canonical names key the recorded writer outputs consistently.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 
 from ..errors import UnsupportedArchitectureError
-from ..graph import HookGroup
+from ..graph import HookGroup, Node, NodeKind
 from .base import Adapter, layered_hook_groups
 from .bridge_agreement import verify_bridge
 
@@ -81,14 +86,15 @@ def boot_bridge(hf_folder: Path) -> "TransformerBridge":
 
 class BridgeAdapter(Adapter):
     """Writers and readers of a TransformerBridge with pre-norm blocks, sequential (Llama, Mistral, Qwen, GPT-2...),
-    parallel (GPT-NeoX/Pythia, Phi, Cohere, Falcon without ALiBi) or with constant-scaled residual adds (Granite).
+    parallel (GPT-NeoX/Pythia, Phi, Cohere, Falcon without ALiBi), with constant-scaled residual adds (Granite) or
+    with post-sublayer norms (Gemma 2 and 3: each attention layer one writer, its heads readers).
 
     Constructing it checks every block (see `_check_architecture`), switches on the hooks it needs and, once per
     bridge, runs it against its plain Hugging Face model (`verify_bridge`). Raises UnsupportedArchitectureError,
-    before any work, for blocks whose attention heads or MLP do not write additively into the residual stream
-    (post-sublayer norms: Gemma 2/3, OLMo 2; joint q/k norms), for attention the bridge
-    wraps whole with no per-head q/k/v fork (GPT-Neo, GPT-J, MLA), and for a bridge that disagrees with its model or
-    whose hooks do not fire as the graph places them (Falcon with ALiBi).
+    before any work, for blocks whose heads have no inputs of their own (a query/key norm over all heads: OLMo 2) or
+    that do not write additively into the residual stream, for attention the bridge wraps whole with no per-head
+    q/k/v fork (GPT-Neo, GPT-J, MLA), and for a bridge that disagrees with its model or whose hooks do not fire as
+    the graph places them (Falcon with ALiBi).
 
     Args:
         bridge: the booted bridge (`boot_bridge`, or `TransformerBridge.boot_transformers`); its hook switches are
@@ -228,10 +234,14 @@ class BridgeAdapter(Adapter):
             **split,
         )
         parallel_mlp_in = {f"blocks.{i}.hook_mlp_in" for i, b in enumerate(self.model.blocks) if self._parallel(b)}
+        post_norm = {i for i, b in enumerate(self.model.blocks) if "ln1_post" in (b.submodules or {})}
         result, before_block = [], ()
         for g in groups:
             if g.hook.endswith(".hook_q_input"):
                 before_block = tuple(n.name for w in result if w.kind == "writer" for n in w.nodes)
+            layer = g.nodes[0].layer
+            if layer in post_norm and g.nodes[0].kind is NodeKind.HEAD:
+                g = _attention_layer_group(g, layer)
             # A parallel block's MLP reads the block's input: the writers before the block, not this layer's heads
             fed_by = before_block if g.hook in parallel_mlp_in else None
             result.append(HookGroup(g.kind, self._canonical_hook(g.hook), g.nodes, g.per_head, fed_by))
@@ -314,12 +324,10 @@ class BridgeAdapter(Adapter):
             if self._scaled_block(block) and getattr(block, "scaled_mlp_submodule", None) != "mlp":
                 raise unsupported(f"{where}: the scaled MLP-side add sums several modules, with no one hook for it")
             submodules = block.submodules or {}
-            post_norms = sorted(n for n in ("ln1_post", "ln2_post") if n in submodules)
-            if post_norms:
+            if getattr(submodules.get("attn"), "_qk_norm_phase", None) == "pre_reshape":
                 raise unsupported(
-                    f"{where}: sublayer outputs pass through a norm ({', '.join(post_norms)}) before the residual "
-                    "add, so the heads' results are normalised together and do not add up to what enters the "
-                    "residual stream"
+                    f"{where}: the query/key norm spans all heads at once (OLMo 2), so one head's query depends on "
+                    "every head's input and no head has a q or k input of its own"
                 )
             wanted = ("ln1", "attn", "mlp") if self._parallel(block) else ("ln1", "attn", "ln2", "mlp")
             missing = [n for n in wanted if n not in submodules]
@@ -344,11 +352,6 @@ class BridgeAdapter(Adapter):
                 # Without ln1 wired the bridge forks the q/k/v copies after the norm: readers would not see the
                 # residual stream itself.
                 raise unsupported(f"{where}: the attention input norm ln1 is not wired to a module")
-            if getattr(attn, "_qk_norm_phase", None) == "pre_reshape":
-                raise unsupported(
-                    f"{where}: the query/key norm spans all heads at once, so one head's query depends on every "
-                    "head's input"
-                )
             scale = float(getattr(attn, "_result_contribution_scale", 1.0))
             if scale != float(getattr(block, "residual_contribution_scale", 1.0)):
                 raise unsupported(f"{where}: attention results are rescaled before the residual add by {scale}")
@@ -373,6 +376,16 @@ def _additive_block_types() -> tuple[type, ...]:
     )
 
     return (BlockBridge, ParallelBlockBridge, ScaledResidualBlockBridge)
+
+
+def _attention_layer_group(group: HookGroup, layer: int) -> HookGroup:
+    """Returns the group of a post-norm block's attention (Gemma 2/3): its head writers become one writer, `Attn
+    {layer}`, the normalised sum of the heads (hook_attn_out, after ln1_post); its q/k/v readers stay per head, and
+    feed that writer. The norm mixes the heads, so no head's share of what enters the residual stream exists."""
+    attention = Node(f"Attn {layer}", NodeKind.MODULE, layer=layer)
+    if group.kind == "writer":
+        return HookGroup("writer", f"blocks.{layer}.hook_attn_out", (attention,), False)
+    return HookGroup(group.kind, group.hook, tuple(replace(n, component=attention.name) for n in group.nodes), True)
 
 
 def _leave_unchanged(value: torch.Tensor, hook) -> None:
