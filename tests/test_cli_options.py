@@ -302,3 +302,15 @@ def test_bench_refuses_a_device_the_machine_lacks_before_any_work(tmp_path, caps
     assert main(["bench", "--quick", "--out", str(tmp_path / "b"), "--device", "nonesuch"]) == 2
     assert "nonesuch" in capsys.readouterr().err
     assert not (tmp_path / "b" / "results.json").exists()
+
+
+def test_a_bench_worker_prints_edgewise_warnings_on_one_line(tmp_path, monkeypatch, capsys):
+    import warnings
+
+    from edgewise.errors import CacheWarning
+    from edgewise.suite.bench import runner
+
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # restored after the test
+    runner._run_group([], tmp_path, jobs=2, threads=1)  # a worker's job, with nothing to run
+    warnings.warn_explicit("a damaged  cache entry", CacheWarning, "x.py", 1)
+    assert capsys.readouterr().err == "edgewise: warning: a damaged cache entry\n"

@@ -1,5 +1,7 @@
 """Exceptions raised by edgewise's public API; each message names the bad value and the fix."""
 
+import sys
+
 
 class EdgewiseError(Exception):
     """Base class of every error edgewise raises on purpose."""
@@ -218,3 +220,28 @@ class PromptDataError(EdgewiseError, ValueError):
 class PromptTokensError(PromptDataError):
     """A prompt pair that does not tokenise into a task: an answer of several tokens, a clean and a corrupted prompt of
     different lengths, or a prompt longer than the model's context; the message names the file and the line."""
+
+
+def one_line_warnings(other):
+    """Returns a `warnings.showwarning` that prints edgewise's own warnings (`edgewise.errors`: BenchFileWarning,
+    CacheWarning, StaleBenchLockWarning, ...) as one line, `edgewise: warning: MESSAGE`, the way errors print, and
+    passes any other library's to `other`: their source line helps those libraries' authors, not our users. The
+    command line installs it; so do the bench's worker processes.
+
+    Args:
+        other: the printer for other libraries' warnings (the `warnings.showwarning` it replaces).
+
+    Returns:
+        The printer to install as `warnings.showwarning`.
+    """
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if not category.__module__.startswith("edgewise."):
+            other(message, category, filename, lineno, file, line)
+            return
+        try:
+            print(f"edgewise: warning: {' '.join(str(message).split())}", file=sys.stderr if file is None else file)
+        except OSError:  # a closed stderr must not turn a warning into a failure (Python's own printer's rule)
+            pass
+
+    return show

@@ -12,7 +12,14 @@ import warnings
 from pathlib import Path
 
 from .. import __version__
-from ..errors import EdgewiseError, OutputPathError, UnknownTaskError, UsageError, UserTaskError
+from ..errors import (
+    EdgewiseError,
+    OutputPathError,
+    UnknownTaskError,
+    UsageError,
+    UserTaskError,
+    one_line_warnings,
+)
 from ..outputs import check_output_paths, write_text
 from .error_bars import add_bootstrap_arguments, report_bootstrap, run_sensitivity
 from .options import _count, _finite_float, _integer, _non_negative_float, _positive_float, _positive_int
@@ -1190,31 +1197,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line_warnings(other):
-    """Returns a `warnings.showwarning` that prints edgewise's own warnings (`edgewise.errors`: BenchFileWarning,
-    CacheWarning, StaleBenchLockWarning, ...) as one line, `edgewise: warning: MESSAGE`, the way errors print, and
-    passes any other library's to `other`: their source line helps those libraries' authors, not our users."""
-
-    def show(message, category, filename, lineno, file=None, line=None) -> None:
-        if not category.__module__.startswith("edgewise."):
-            other(message, category, filename, lineno, file, line)
-            return
-        try:
-            print(f"edgewise: warning: {' '.join(str(message).split())}", file=sys.stderr if file is None else file)
-        except OSError:  # a closed stderr must not turn a warning into a failure (Python's own printer's rule)
-            pass
-
-    return show
-
-
 @contextlib.contextmanager
 def _command_settings():
-    """Runs a command with edgewise's warnings printed on one line (`_one_line_warnings`), then puts back the warning
-    printer and torch's thread count (`--threads`), so a program that calls `main` keeps its own settings."""
+    """Runs a command with edgewise's warnings printed on one line (`edgewise.errors.one_line_warnings`), then puts
+    back the warning printer and torch's thread count (`--threads`), so a program that calls `main` keeps its own
+    settings."""
     shown = warnings.showwarning
     torch = sys.modules.get("torch")  # not imported for this: commands that run no model never load torch
     threads = None if torch is None else torch.get_num_threads()
-    warnings.showwarning = _one_line_warnings(shown)
+    warnings.showwarning = one_line_warnings(shown)
     try:
         yield
     finally:

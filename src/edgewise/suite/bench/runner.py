@@ -50,7 +50,7 @@ import torch
 from tqdm.auto import tqdm
 
 from edgewise.diagnostics import RedundantGroup, redundant_groups
-from edgewise.errors import BenchFileWarning, InvalidSweepError, RunFileError
+from edgewise.errors import BenchFileWarning, InvalidSweepError, RunFileError, one_line_warnings
 from edgewise.evaluate import RunEvaluation, effective_truth, truths_from
 from edgewise.features import TRAINED, add_trained_features
 from edgewise.graph import Edge, EdgeScores, Graph, GraphKind
@@ -326,7 +326,9 @@ def _run_parallel(
 
 
 def _run_group(group: list[RunSpec], out: Path, jobs: int, threads: int, device: str = "cpu") -> None:
-    """A worker's job: runs one group of specs into `out` on `threads` threads, on `device`."""
+    """A worker's job: runs one group of specs into `out` on `threads` threads, on `device`; edgewise's warnings
+    print on one line, as the command line prints them."""
+    warnings.showwarning = one_line_warnings(warnings.showwarning)
     torch.set_num_threads(threads)
     _run_pending(group, out, progress=False, n_specs=len(group), jobs=jobs, device=device)
 
