@@ -308,8 +308,9 @@ class BridgeAdapter(Adapter):
         def unsupported(reason: str) -> UnsupportedArchitectureError:
             return UnsupportedArchitectureError(
                 f"{name}: {reason}. This is the architecture's shape, not a fault of the bridge: edgewise's edge graph "
-                "needs every attention head and MLP to add its output to the residual stream directly (pre-norm "
-                f"blocks, sequential as in Llama or GPT-2, or parallel as in Pythia); {byo}"
+                "needs each head to read q/k/v inputs of its own and every head (or attention layer, behind a "
+                "post-norm) and MLP to add its output to the residual stream, up to a constant scale (sequential or "
+                f"parallel blocks, as in Llama, Pythia, Granite or Gemma 2); {byo}"
             )
 
         if getattr(cfg, "gated_q_proj", False):
