@@ -1,6 +1,7 @@
 """Exceptions raised by edgewise's public API; each message names the bad value and the fix."""
 
 import sys
+from typing import Callable
 
 
 class EdgewiseError(Exception):
@@ -222,7 +223,7 @@ class PromptTokensError(PromptDataError):
     different lengths, or a prompt longer than the model's context; the message names the file and the line."""
 
 
-def one_line_warnings(other):
+def one_line_warnings(other: Callable[..., None]) -> Callable[..., None]:
     """Returns a `warnings.showwarning` that prints edgewise's own warnings (`edgewise.errors`: BenchFileWarning,
     CacheWarning, StaleBenchLockWarning, ...) as one line, `edgewise: warning: MESSAGE`, the way errors print, and
     passes any other library's to `other`: their source line helps those libraries' authors, not our users. The
