@@ -31,8 +31,9 @@ if TYPE_CHECKING:
     from .bridge import BridgeAdapter
 
 # The largest logit difference from the plain model that counts as agreement, relative to the largest |logit| (when
-# over 1): float32 reorderings between the two forwards stay near 1e-6 on every agreeing architecture; a bridge that
-# computes another function (ALiBi's bias on the wrong scores) is off by 1e-2 or more.
+# over 1), in float32 (coarser types allow 8 of their epsilons): float32 reorderings between the two forwards stay
+# near 1e-6 on every agreeing architecture; a bridge that computes another function (Falcon's ALiBi scores) is off
+# by 1e-2 or more.
 LOGIT_AGREEMENT = 1e-4
 # The largest spread (over batch and positions) of reader value minus the sum of its writers, relative to the sum of
 # the magnitudes of the terms: biases are the same everywhere, float32 rounding of a sum of ~10-300 terms is ~1e-6.
@@ -56,7 +57,8 @@ def verify_bridge(adapter: "BridgeAdapter") -> None:
     bridge = adapter.model
     if _VERIFIED.get(bridge):
         return
-    tokens = (torch.arange(12).reshape(2, 6) * 7 + 3) % int(bridge.cfg.d_vocab)  # [batch, pos], fixed, varied
+    device = next(bridge.parameters()).device
+    tokens = (torch.arange(12, device=device).reshape(2, 6) * 7 + 3) % int(bridge.cfg.d_vocab)  # [batch, pos]
     problems = _hook_problems(adapter, tokens)
     difference = _logit_difference(bridge, tokens)
     if difference is not None:
@@ -86,7 +88,7 @@ def _logit_difference(bridge, tokens: torch.Tensor) -> str | None:
     ours = bridge(tokens, return_type="logits")
     theirs = plain(tokens).logits.to(ours.dtype)
     difference = (ours - theirs).abs().max().item()
-    if difference <= LOGIT_AGREEMENT * max(1.0, theirs.abs().max().item()):
+    if difference <= _agreement(LOGIT_AGREEMENT, ours.dtype) * max(1.0, theirs.abs().max().item()):
         return None
     return (
         f"its logits differ from the plain Hugging Face model's ({type(plain).__name__}, same weights, "
@@ -218,11 +220,17 @@ def _reader_sum_problems(groups, values: dict[str, torch.Tensor]) -> list[str]:
         scale = torch.stack(feeding).abs().sum(0).max().item() + value.abs().max().item()
         remainder = value - (total.unsqueeze(-2) if g.per_head else total)  # biases only, if the graph is right
         spread = (remainder - remainder[:1, :1]).abs().max().item()
-        if spread > READER_SUM_AGREEMENT * max(1.0, scale):
+        if spread > _agreement(READER_SUM_AGREEMENT, value.dtype) * max(1.0, scale):
             problems.append(
                 f"reader {g.hook} is not the sum of the {len(feeding)} writers the graph feeds it (off by {spread:.3g})"
             )
     return problems
+
+
+def _agreement(float32_tolerance: float, dtype: torch.dtype) -> float:
+    """Returns a relative tolerance for `dtype`: the float32 one, or 8 epsilons of a coarser type (bfloat16: 0.06),
+    whose rounding alone would fail the float32 one."""
+    return max(float32_tolerance, 8 * torch.finfo(dtype).eps)
 
 
 def _version(distribution: str) -> str:
