@@ -160,6 +160,32 @@ POST_NORM = {"gemma2": dict(initializer_range=0.2), "gemma3_text": dict(initiali
 EXACT = {**PARALLEL, **SCALED, **POST_NORM}
 
 
+# Sequential pre-norm blocks (exact before parallel, scaled and post-norm blocks were): weights at 10x Hugging Face's
+# scale, so that attention patterns and norms are far from their initial, forgiving state
+SEQUENTIAL = [
+    "gpt2",
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "phi3",
+    "gemma",
+    "olmo",
+    "stablelm",
+    "starcoder2",
+    "smollm3",
+    "mixtral",
+]
+
+
+@pytest.mark.parametrize("arch", SEQUENTIAL)
+@torch.no_grad()
+def test_sequential_families_pass_every_check(arch, tmp_path):
+    _tiny_model(arch, tmp_path, initializer_range=0.2)
+    results = run_checks(_task(_boot(tmp_path)), n_edges=4, n_masks=1)
+    assert not _failed(results), _failed(results)
+
+
 @pytest.mark.parametrize("arch", list(EXACT))
 @torch.no_grad()
 def test_every_check_passes(arch, tmp_path):
