@@ -136,12 +136,16 @@ class _Terms:
 
     def matrix(self, values: torch.Tensor) -> torch.Tensor:
         """Returns the sparse [mask * n_dst, mask * n_src] matrix with the terms' values (flattened [mask, terms])."""
-        return torch.sparse_coo_tensor(self.indices, values, self.shape, is_coalesced=True)
+        return torch.sparse_coo_tensor(self.indices, values, self.shape, is_coalesced=True, check_invariants=False)
 
     def transposed(self, values: torch.Tensor) -> torch.Tensor:
         """Returns the transpose of `matrix(values)`, coalesced."""
         return torch.sparse_coo_tensor(
-            self.transposed_indices, values[self.transposed_order], self.shape[::-1], is_coalesced=True
+            self.transposed_indices,
+            values[self.transposed_order],
+            self.shape[::-1],
+            is_coalesced=True,
+            check_invariants=False,  # built sorted and in range by construction
         )
 
     def sampled_products(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
@@ -149,7 +153,11 @@ class _Terms:
         with warnings.catch_warnings():  # torch calls its CSR support beta; sampled_addmm is what this needs
             warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
             pattern = torch.sparse_csr_tensor(
-                self.row_starts, self.indices[1], left.new_ones(self.indices.shape[1]), self.shape
+                self.row_starts,
+                self.indices[1],
+                left.new_ones(self.indices.shape[1]),
+                self.shape,
+                check_invariants=False,
             )
             return torch.sparse.sampled_addmm(pattern, left, right.t(), beta=0.0).values()
 
