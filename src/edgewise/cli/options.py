@@ -7,22 +7,6 @@ import argparse
 import math
 
 
-def _positive_int(text: str) -> int:
-    """Returns `text` as an integer >= 1; argparse turns the ArgumentTypeError into a usage error (exit status 2)."""
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is below 1; give a whole number of at least 1")
-    return value
-
-
-def _count(text: str) -> int:
-    """Returns `text` as an integer >= 0 (0: none); argparse turns the ArgumentTypeError into a usage error."""
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative; give a whole number, 0 or more (0: none)")
-    return value
-
-
 def _integer(text: str) -> int:
     """Returns `text` as an integer, or raises ArgumentTypeError naming it."""
     try:
@@ -37,38 +21,47 @@ def _finite_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number; give a finite one")
+    return _kept(value, math.isfinite(value), text, "is not a finite number; give a finite one")
+
+
+def _kept(value, ok: bool, text: str, otherwise: str):
+    """Returns `value` when `ok`, else raises ArgumentTypeError: `text` and what is wrong with it, with the fix."""
+    if not ok:
+        raise argparse.ArgumentTypeError(f"{text!r} {otherwise}")
     return value
 
 
-def _positive_float(text: str) -> float:
-    """Returns `text` as a finite number above 0 (a learning rate), or raises ArgumentTypeError."""
-    value = _finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not above 0; give a positive number, e.g. 1e-3")
-    return value
+def _positive_int(text: str) -> int:
+    """Returns `text` as an integer >= 1; argparse turns the ArgumentTypeError into a usage error (exit status 2)."""
+    value = _integer(text)
+    return _kept(value, value >= 1, text, "is below 1; give a whole number of at least 1")
 
 
-def _non_negative_float(text: str) -> float:
-    """Returns `text` as a finite number >= 0 (a loss weight), or raises ArgumentTypeError."""
-    value = _finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative; give a number, 0 or more")
-    return value
+def _count(text: str) -> int:
+    """Returns `text` as an integer >= 0 (0: none); argparse turns the ArgumentTypeError into a usage error."""
+    value = _integer(text)
+    return _kept(value, value >= 0, text, "is negative; give a whole number, 0 or more (0: none)")
 
 
 def _at_least_two(text: str) -> int:
     """Returns `text` as an integer >= 2 (a number of refits to compare), or raises ArgumentTypeError."""
     value = _integer(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"{text!r} is below 2; give a whole number of at least 2, e.g. 10")
-    return value
+    return _kept(value, value >= 2, text, "is below 2; give a whole number of at least 2, e.g. 10")
+
+
+def _positive_float(text: str) -> float:
+    """Returns `text` as a finite number above 0 (a learning rate), or raises ArgumentTypeError."""
+    value = _finite_float(text)
+    return _kept(value, value > 0, text, "is not above 0; give a positive number, e.g. 1e-3")
+
+
+def _non_negative_float(text: str) -> float:
+    """Returns `text` as a finite number >= 0 (a loss weight), or raises ArgumentTypeError."""
+    value = _finite_float(text)
+    return _kept(value, value >= 0, text, "is negative; give a number, 0 or more")
 
 
 def _share(text: str) -> float:
     """Returns `text` as a share in (0, 1], or raises ArgumentTypeError."""
     value = _finite_float(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a share in (0, 1]; give one, e.g. 0.5")
-    return value
+    return _kept(value, 0 < value <= 1, text, "is not a share in (0, 1]; give one, e.g. 0.5")
