@@ -1216,6 +1216,7 @@ def _lm_sp_blocks(results_dir: Path, prov: Provenance, path: Path, picture: str)
     machine = f"{d.get('device')}, {plural(d.get('threads', 1), 'thread')}, {d.get('machine')}, torch {d.get('torch')}"
     return [
         caption,
+        d.get("note", ""),
         table(["method", "edges for 80%", "90%", "95%", "CPR", "CMD", "own circuit (f)", "seconds", "peak MiB"], rows),
         prov.line(path, machine=machine),
         image(results_dir, picture, "faithfulness curves on held-out prompts"),
