@@ -472,3 +472,57 @@ def test_check_and_graph_take_a_model_folder_and_a_prompts_file(gpt2_folder, dat
     assert main(["graph", "--model", str(gpt2_folder), "--data", str(data_csv)]) == 0
     graph = prompt_task(gpt2_folder, data_csv).graph()
     assert f"{graph.n_edges} edges" in capsys.readouterr().out
+
+
+def test_diagnose_takes_a_model_folder_a_prompts_file_and_a_circuit_found_on_them(
+    gpt2_folder, data_csv, tmp_path, capsys
+):
+    from edgewise.cli.main import main
+
+    circuit = tmp_path / "circuit.json"
+    source = ["--model", str(gpt2_folder), "--data", str(data_csv)]
+    assert main(["discover", *source, "--method", "eap", "--top-k", "30", "--circuit-out", str(circuit)]) == 0
+    capsys.readouterr()
+    assert main(["diagnose", *source, "--circuit", str(circuit), "--ablations", "resample,zero"]) == 0
+    report = capsys.readouterr().out
+    assert "faithfulness of the" in report and "per input" in report and "== zero ablation" in report
+
+
+def test_bootstrap_rows_and_per_input_faithfulness_keep_a_prompt_tasks_answers_aligned(
+    gpt2_task, gpt2_folder, tmp_path
+):
+    from edgewise.evaluate import faithfulness, per_example_faithfulness, resampled_rows
+    from edgewise.patching import task_ablation
+
+    task = gpt2_task
+    n = task.clean.shape[0]
+    resample = resampled_rows(task, torch.Generator().manual_seed(1))
+    rows = torch.randint(0, n, (n,), generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(2)
+    logits, reference = (
+        torch.randn(*task.clean.shape, 360, generator=g),
+        torch.randn(*task.clean.shape, 360, generator=g),
+    )
+    ids = task.family.answer_ids[rows]  # (answer, wrong) per drawn row
+    last = resample.scored_positions.float().argmax(1)
+    by_hand = torch.stack(
+        [
+            (reference[j, last[j], ids[j, 0]] - reference[j, last[j], ids[j, 1]])
+            - (logits[j, last[j], ids[j, 0]] - logits[j, last[j], ids[j, 1]])
+            for j in range(n)
+        ]
+    ).mean()
+    assert resample.metric(logits, reference, resample.scored_positions).item() == pytest.approx(
+        by_hand.item(), rel=1e-5
+    )
+    # each input's faithfulness equals the faithfulness of a task of that row alone (its own file)
+    graph = task.graph()
+    edges = set(graph.edges[: graph.n_edges // 3])
+    values = per_example_faithfulness(task, graph, task_ablation(task, graph, "resample"), edges).values
+    defined = 0
+    for i in range(n):  # an input whose empty circuit loses no logit difference has none (NaN) on both sides
+        one = prompt_task(gpt2_folder, _write_csv(tmp_path / f"row{i}.csv", [ROWS[i]]))
+        expected = faithfulness(one, graph, task_ablation(one, graph, "resample"), edges)
+        assert values[i].item() == pytest.approx(expected, abs=1e-4, nan_ok=True)
+        defined += expected == expected
+    assert defined >= 2

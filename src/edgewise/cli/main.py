@@ -778,13 +778,16 @@ def _diagnose(args: argparse.Namespace) -> int:
     from ..diagnostics import ABLATIONS, diagnose, format_diagnosis
     from ..graph import Circuit, EdgeScores
 
-    _check_task_name(args.task)
+    prompts = uses_prompts(args)
+    if not prompts:
+        _check_task_name(args.task)
     _check_not_an_input({"--json": args.json}, {"--circuit": args.circuit, "--scores": args.scores})
     check_output_paths({"--json": args.json})
+    # a prompts file's task is named once built; diagnose checks the circuit's and scores' task against it then
     circuit = Circuit.load(args.circuit, task=args.task) if args.circuit else None
     scores = EdgeScores.load(args.scores, task=args.task) if args.scores else None
     _check_device(args.device)
-    task = _load_task(args.task, metric=args.metric)
+    task = prompt_tasks_from(args).discovery if prompts else _load_task(args.task, metric=args.metric)
     per_position = (
         args.per_position
         or (circuit is not None and circuit.per_position)
@@ -1095,7 +1098,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "diagnose", help="constant writers, the ground truth's minimal circuit per ablation, and what a circuit outputs"
     )
-    p.add_argument("task")
+    p.add_argument("task", nargs="?", help="a built-in task (`edgewise tasks`) or FILE.py:FUNCTION; or --model/--data")
+    add_prompt_arguments(p)
     p.add_argument(
         "--circuit",
         metavar="FILE",

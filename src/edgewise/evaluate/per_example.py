@@ -91,7 +91,8 @@ def per_example_faithfulness(
     task: Task, graph: Graph, ablated: AblatedOutputs, edges: set[Edge]
 ) -> ExampleFaithfulness:
     """Returns the circuit's faithfulness on each input of the task's batch (see the module's description): one
-    patched forward for the circuit and one for the empty circuit, the metric then taken row by row.
+    patched forward for the circuit and one for the empty circuit, the metric then taken with one row's positions
+    scored at a time (every edgewise metric averages over the scored positions).
 
     Args:
         task: the task (its model, clean batch, metric and scored positions).
@@ -107,8 +108,11 @@ def per_example_faithfulness(
     empty = patched_forward(task.model, graph, task.clean, ablated, graph.mask_for(set()))
     values = []
     for i in range(task.clean.shape[0]):
-        rows, positions = slice(i, i + 1), task.scored_positions[i : i + 1]
-        empty_loss = task.metric(empty[rows], full[rows], positions).item()
-        circuit_loss = task.metric(circuit[rows], full[rows], positions).item()
+        # the whole batch with only row i's positions scored: a metric averages over the scored positions, and one
+        # bound to the batch's rows (a prompts file's answers) keeps its rows aligned
+        positions = torch.zeros_like(task.scored_positions)
+        positions[i] = task.scored_positions[i]
+        empty_loss = task.metric(empty, full, positions).item()
+        circuit_loss = task.metric(circuit, full, positions).item()
         values.append(1.0 - circuit_loss / empty_loss if empty_loss > 0 else float("nan"))
     return ExampleFaithfulness(torch.tensor(values, dtype=torch.float64))

@@ -12,6 +12,7 @@ inputs (the held-out ones, when given).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, replace
 
@@ -21,7 +22,7 @@ from ..errors import UsageError
 from ..graph import Circuit, Edge, EdgeScores, Graph
 from ..methods import discover, method_circuit
 from ..patching import task_ablation
-from ..tasks import Task
+from ..tasks import Metric, Task
 from .faithfulness import faithfulness
 from .run import DEFAULT_CIRCUIT_SIZE, ground_truths
 
@@ -96,7 +97,8 @@ class Stability:
 
 def resampled_rows(task: Task, generator: torch.Generator) -> Task:
     """Returns the task on a bootstrap resample of its rows: as many rows, drawn with replacement, each clean row with
-    its own corrupted row and every per-row field (scored positions, answers, offered classes, answer values).
+    its own corrupted row and every per-row field (scored positions, answers, offered classes, answer values, and the
+    rows a metric or objective is bound to).
 
     Args:
         task: the task whose rows to resample.
@@ -112,7 +114,22 @@ def resampled_rows(task: Task, generator: torch.Generator) -> Task:
         for name in ("clean", "corrupt", "scored_positions", "answers", "offered", "answer_values")
         if getattr(task, name) is not None
     }
-    return replace(task, **per_row)
+    metric = _on_rows(task.metric, rows, n)
+    objectives = {name: _on_rows(m, rows, n) for name, m in task.objectives.items()}
+    return replace(task, **per_row, metric=metric, objectives=objectives)
+
+
+def _on_rows(metric: Metric, rows: torch.Tensor, n: int) -> Metric:
+    """Returns the metric on the drawn rows: a metric bound to per-row tensors (a prompts file's answers, bound with
+    functools.partial) gets those tensors' rows drawn too; any other metric is returned as it is."""
+    fn = metric.fn
+    if not isinstance(fn, functools.partial):
+        return metric
+    keywords = {
+        k: v[rows.to(v.device)] if isinstance(v, torch.Tensor) and v.shape[:1] == (n,) else v
+        for k, v in fn.keywords.items()
+    }
+    return Metric(metric.name, functools.partial(fn.func, *fn.args, **keywords))
 
 
 def jaccard(a: set[Edge], b: set[Edge]) -> float:
