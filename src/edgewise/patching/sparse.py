@@ -28,7 +28,7 @@ from ..errors import GraphMismatchError, InvalidMaskError
 from ..graph import Graph, node_outputs
 from .ablation import AblatedOutputs
 from .allocator import keep_freed_memory
-from .forward import reader_runs
+from .forward import _POOL, reader_runs
 
 _DELTA, _OUT = 0, 1  # what a term's row holds: out_w - abl_w, or out_w
 
@@ -52,7 +52,8 @@ class _RowStack:
     pos * width values on a plain graph, or P = pos rows of X = batch * width values on a per-position graph (`rows`
     views it as [mask * kinds * slots * P, X]). Writers no term reads take no slot, and their outputs are never split
     out of their hook values. `_Product` reads it and routes gradients back to the writers' outputs themselves
-    (`pending`); narrower streams are zero-padded to `width`, as in `forward._DeltaStack`."""
+    (`pending`); narrower streams are zero-padded to `width`, as in `forward._DeltaStack`, and its buffers come
+    from that forward's pool."""
 
     def __init__(self, kinds: tuple[int, ...], n_slots: int, width: int, per_position: bool):
         self.kinds, self.n_slots, self.width, self.per_position = kinds, n_slots, width, per_position
@@ -83,7 +84,7 @@ class _RowStack:
             n_pos = p if self.per_position else 1
             x = b * self.width if self.per_position else b * p * self.width
             self.batch = b
-            self.buffer = outputs.new_empty((m, len(self.kinds), self.n_slots, n_pos, x))
+            self.buffer = _POOL.take(outputs, (m, len(self.kinds), self.n_slots, n_pos, x), self)
             self.rows = self.buffer.view(-1, x)
         values = outputs.detach()
         for k, kind in enumerate(self.kinds):
@@ -103,7 +104,7 @@ class _RowStack:
     def grad_rows(self) -> torch.Tensor:
         """Returns d loss / d rows (as `rows`), zero until the products' backwards add to it."""
         if self.grad is None:
-            self.grad = torch.zeros_like(self.buffer)
+            self.grad = _POOL.take(self.buffer, tuple(self.buffer.shape), self).zero_()
         return self.grad.view_as(self.rows)
 
     def output_grad(self, slot: int, shape: torch.Size) -> torch.Tensor:
@@ -162,11 +163,11 @@ class _Terms:
             return torch.sparse.sampled_addmm(pattern, left, right.t(), beta=0.0).values()
 
 
-def _product(terms: _Terms, coef: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """Returns [mask * n_dst, X]: each reader row's sum of its terms' coef * rows[src] (one sparse matrix product,
-    whose work follows the number of terms)."""
-    out = rows.new_zeros(terms.shape[0], rows.shape[-1])
-    return out.addmm_(terms.matrix(coef.flatten()), rows)
+def _product(terms: _Terms, coef: torch.Tensor, stack: _RowStack) -> torch.Tensor:
+    """Returns [mask * n_dst, X]: each reader row's sum of its terms' coef * stack.rows[src] (one sparse matrix
+    product, whose work follows the number of terms), in a buffer of the stack's forward."""
+    out = _POOL.take(stack.rows, (terms.shape[0], stack.rows.shape[-1]), stack).zero_()
+    return out.addmm_(terms.matrix(coef.flatten()), stack.rows)
 
 
 class _Product(torch.autograd.Function):
@@ -180,7 +181,7 @@ class _Product(torch.autograd.Function):
     def forward(ctx, coef, stack: _RowStack, terms: _Terms, slots: list[int], *outputs: torch.Tensor):
         ctx.stack, ctx.terms, ctx.slots, ctx.shapes = stack, terms, slots, [o.shape for o in outputs]
         ctx.save_for_backward(coef)
-        return _product(terms, coef, stack.rows)
+        return _product(terms, coef, stack)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -264,8 +265,6 @@ class SparseMasking:
         self.kinds = tuple(k for k in (_DELTA, _OUT) if (kind == k).any())
         kind_slot = torch.tensor([self.kinds.index(k) if k in self.kinds else 0 for k in (_DELTA, _OUT)])
         stage = stage_of_reader[reader[edges]]
-        order = torch.sort(stage, stable=True).indices
-        edges, kind, stage = edges[order], kind[order], stage[order]
         gate_of_edge = torch.full((graph.n_edges,), self.n_gated, dtype=torch.long)
         gate_of_edge[self.gated] = torch.arange(self.n_gated)
         self.gate_column = gate_of_edge[edges]  # the zero column for a fixed edge
@@ -425,10 +424,10 @@ class SparseMasking:
                 f"{self.adapter.n_positions(tokens)}; build the graph with n_positions equal to the data's sequence "
                 "length"
             )
-        src, dst, constant, gate_column, stage_constants = self._device_plan(tokens.device)
+        _, _, constant, gate_column, stage_constants = self._device_plan(tokens.device)
         coef = constant.to(dtype) + torch.nn.functional.pad(masks, (0, 1)).index_select(1, gate_column)
         coefs = coef.split([s.terms.stop - s.terms.start for s in self.stages], dim=1)  # [mask, terms] each
-        run = _SparseRun(self, masks.shape[0], tokens.shape[0], coefs, (src, dst), stage_constants)
+        run = _SparseRun(self, masks.shape[0], tokens.shape[0], coefs, stage_constants)
         hooks = [
             (g.hook, run.writer_hook(i) if g.kind == "writer" else run.reader_hook(i))
             for i, g in enumerate(self.graph.groups)
@@ -448,11 +447,10 @@ class SparseMasking:
 class _SparseRun:
     """State of one sparse forward: the writers' rows, the running sum of their outputs, each stage's patch."""
 
-    def __init__(self, masking: SparseMasking, n_masks: int, batch: int, coefs, terms, stage_constants):
+    def __init__(self, masking: SparseMasking, n_masks: int, batch: int, coefs, stage_constants):
         self.masking, self.graph = masking, masking.graph
         self.n_masks, self.batch = n_masks, batch
         self.coefs, self.stage_constants = coefs, stage_constants
-        self.src, self.dst = terms  # each term's row in the stack, and its reader's row in its stage's product
         self.needs_total = bool(masking.form_b.any())
         self.stack = _RowStack(masking.kinds, masking.n_slots, masking.width, self.graph.per_position)
         self.n_written = 0  # writers whose hooks have run
@@ -526,7 +524,7 @@ class _SparseRun:
             stack = self.stack
             terms = self.masking.stage_terms(s, self.n_masks, stack.rows_per_mask, coef.device)
             if not coef.requires_grad and not stack.tracks_grad:
-                rows = _product(terms, coef, stack.rows)
+                rows = _product(terms, coef, stack)
             else:
                 slots = [slot for slot, _ in stack.pending]
                 outputs = [o for _, o in stack.pending]
