@@ -1160,6 +1160,11 @@ def render_startup(results_dir: Path, prov: Provenance) -> str:
     )
 
 
+def _run_machine(d: dict) -> str:
+    """Returns where a run recorded that it ran: device, threads, machine and torch."""
+    return f"{d.get('device')}, {plural(d.get('threads', 1), 'thread')}, {d.get('machine')}, torch {d.get('torch')}"
+
+
 def render_lm_sp(results_dir: Path, prov: Provenance) -> str:
     path = results_dir / "lm_sp.json"
     intro = (
@@ -1213,7 +1218,7 @@ def _lm_sp_blocks(results_dir: Path, prov: Provenance, path: Path, picture: str)
         f"{d['curve_sizes']} circuit sizes (a size is the first evaluated one at or past the true one); edge SP: "
         f"{settings or 'its defaults'}, other settings its tuned defaults."
     )
-    machine = f"{d.get('device')}, {plural(d.get('threads', 1), 'thread')}, {d.get('machine')}, torch {d.get('torch')}"
+    machine = _run_machine(d)
     return [
         caption,
         d.get("note", ""),
@@ -1242,7 +1247,7 @@ def _lm_step_cost(results_dir: Path, prov: Provenance) -> list[str]:
         for r in d["rows"]
     ]
     blocks.append(table(["step", "seconds", "/ dense all-edge", "peak MiB"], body))
-    machine = f"{d.get('device')}, {plural(d.get('threads', 1), 'thread')}, {d.get('machine')}, torch {d.get('torch')}"
+    machine = _run_machine(d)
     blocks.append(prov.line(path, machine=machine))
     return blocks
 
