@@ -134,6 +134,19 @@ class RunFigures:
         return cls(**{**scalars, "circuit_rule": scalars["circuit_rule"] or ""}, truths=truths)
 
 
+def default_circuit_size(truths: dict[str, set[Edge]]) -> int:
+    """Returns k of a top-k method's circuit when none is asked for: the effective truth's size where there is one,
+    else DEFAULT_CIRCUIT_SIZE.
+
+    Args:
+        truths: the ground truths by name (`ground_truths`); empty for a task without one.
+
+    Returns:
+        The circuit size.
+    """
+    return len(truths["effective"]) if truths.get("effective") else DEFAULT_CIRCUIT_SIZE
+
+
 class RunEvaluation:
     """The figures of one run: its method's circuit and that circuit's faithfulness, ROC curves and AUROC against
     each truth, and the faithfulness curve with MIB's CPR and CMD.
@@ -162,8 +175,7 @@ class RunEvaluation:
         self.task, self.scores, self.ablated = task, scores, ablated
         self.graph = scores.graph
         self.truths = ground_truths(task, self.graph, ablated) if truths is None else truths
-        default = len(self.truths["effective"]) if self.truths.get("effective") else DEFAULT_CIRCUIT_SIZE
-        self.circuit_size = min(circuit_size or default, self.graph.n_edges)
+        self.circuit_size = min(circuit_size or default_circuit_size(self.truths), self.graph.n_edges)
         self._rocs: dict[tuple[str, str], RocCurve | None] = {}
 
     @cached_property

@@ -24,7 +24,7 @@ from ..methods import discover, method_circuit
 from ..patching import task_ablation
 from ..tasks import Metric, Task
 from .faithfulness import faithfulness
-from .run import DEFAULT_CIRCUIT_SIZE, ground_truths
+from .run import default_circuit_size, ground_truths
 
 INTERVAL_RESAMPLES = 1000  # resamples of the refits behind the stability's interval
 
@@ -193,7 +193,7 @@ def bootstrap_stability(
     graph = graph or task.graph()
     if circuit_size is None:
         truths = ground_truths(task, graph, task_ablation(task, graph, ablation)) if task.knows_truth(graph) else {}
-        circuit_size = len(truths["effective"]) if truths.get("effective") else DEFAULT_CIRCUIT_SIZE
+        circuit_size = default_circuit_size(truths)
     circuits: list[Circuit] = []
     refit_scores: list[EdgeScores] = []
     for i in range(n_refits):
