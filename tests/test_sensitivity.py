@@ -59,3 +59,22 @@ def test_the_sensitivity_command_writes_what_the_library_computes(tmp_path, caps
     expected = ablation_sensitivity(tracr("tracr-reverse"), "eap", circuit_size=4).to_dict()
     assert record["overlap"] == pytest.approx(expected["overlap"]) and record["circuits"] == expected["circuits"]
     assert main(["sensitivity", "tracr-reverse", "--ablations", "zero,zero"]) == 2
+
+
+def test_the_docs_optimal_sensitivity_command_scores_each_circuit_under_optimal_ablation(tmp_path):
+    import json
+
+    from edgewise.cli.main import main
+
+    out = tmp_path / "sensitivity.json"
+    # docs/error-bars.md, "Optimal ablation"
+    args = ["sensitivity", "tracr-reverse", "--method", "eap", "--top-k", "4", "--ablations", "resample,mean,optimal"]
+    assert main([*args, "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    task = tracr("tracr-reverse")
+    graph = task.graph()
+    optimal = task_ablation(task, graph, "optimal")
+    for found in ("resample", "mean", "optimal"):
+        edges = {e for e in graph.edges if e.name in set(record["circuits"][found])}
+        expected = faithfulness(task, graph, optimal, edges)
+        assert record["faithfulness"][found]["optimal"] == pytest.approx(expected, abs=1e-4, nan_ok=True)

@@ -26,7 +26,7 @@ from .options import _count, _finite_float, _integer, _non_negative_float, _posi
 from .prompts import PROMPT_METRICS, add_prompt_arguments, prompt_tasks_from, uses_prompts
 
 # the ablations' names, known here without importing torch (patching's `Ablation` holds the same; tested)
-ABLATION_NAMES = ("resample", "mean", "zero", "per-position-mean")
+ABLATION_NAMES = ("resample", "mean", "zero", "per-position-mean", "optimal")
 
 
 def _tasks(args: argparse.Namespace) -> int:
@@ -1026,7 +1026,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task", help="a built-in task (`edgewise tasks`) or FILE.py:FUNCTION")
     p.add_argument("--method", default="eap", help="the method (`edgewise methods` lists them)")
     p.add_argument(
-        "--ablations", type=_comma_list, default=("resample", "mean", "zero"), help="comma-separated ablations"
+        "--ablations",
+        type=_ablation_list,
+        default=("resample", "mean", "zero", "optimal"),
+        help="comma-separated ablations (optimal: a constant per writer learned against the task's metric)",
     )
     p.add_argument("--top-k", type=_positive_int, default=20, metavar="K", help="size of a top-k method's circuits")
     p.add_argument("--seed", type=int, default=0, help="the method's seed")

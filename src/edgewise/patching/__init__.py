@@ -19,11 +19,13 @@ from .checks import run_checks
 from .forward import patched_forward
 from .memory import available_bytes, check_memory, patching_bytes
 from .objectives import answer_score, faithfulness_loss, full_logits
+from .optimal_ablation import OptimalAblationSettings, optimal_ablation
 from .sparse import SparseMasking
 
 __all__ = [
     "ABLATIONS",
     "AblatedOutputs",
+    "OptimalAblationSettings",
     "Ablation",
     "SparseMasking",
     "answer_score",
@@ -33,6 +35,7 @@ __all__ = [
     "full_logits",
     "make_ablation",
     "mean_ablation",
+    "optimal_ablation",
     "patched_forward",
     "patching_bytes",
     "per_position_mean_ablation",

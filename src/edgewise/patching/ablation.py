@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 from ..adapters import Adapter, adapter_for
-from ..errors import BatchShapeError, UnknownAblationError
+from ..errors import BatchShapeError, UnknownAblationError, UsageError
 from ..graph import Graph, HookGroup, node_outputs
 from ..tasks import Task
 
@@ -28,13 +28,14 @@ class Ablation(StrEnum):
     ZERO = "zero"  # nothing
     MEAN = "mean"  # the writer's output averaged over the reference batch and its positions
     PER_POSITION_MEAN = "per-position-mean"  # averaged over the reference batch at each position
+    OPTIMAL = "optimal"  # the constant that best keeps the task's behaviour with the node alone removed (learned)
 
     @classmethod
     def parse(cls, name: "str | Ablation") -> "Ablation":
         """Returns the ablation called `name`.
 
         Args:
-            name: an ablation's name (`resample`, `zero`, `mean`, `per-position-mean`) or an Ablation.
+            name: an ablation's name (`resample`, `zero`, `mean`, `per-position-mean`, `optimal`) or an Ablation.
 
         Returns:
             The Ablation member.
@@ -152,19 +153,42 @@ ABLATIONS: dict[Ablation, Callable[[object, Graph, torch.Tensor], AblatedOutputs
 def make_ablation(name: str | Ablation, model: object, graph: Graph, tokens: torch.Tensor) -> AblatedOutputs:
     """Returns the named ablation; `tokens` are the corrupted batch (resample) or the reference data (others).
 
+    Args:
+        name: the ablation (any but `optimal`, which learns against a task's metric: see `task_ablation`).
+        model: the model whose writers are recorded.
+        graph: the graph whose writers are ablated.
+        tokens: the corrupted batch (resample) or the reference data.
+
+    Returns:
+        The ablated outputs.
+
     Raises:
         UnknownAblationError: `name` is no ablation (see `Ablation`).
+        UsageError: `optimal`, which needs a task.
     """
-    return ABLATIONS[Ablation.parse(name)](model, graph, tokens)
+    kind = Ablation.parse(name)
+    if kind not in ABLATIONS:
+        raise UsageError(
+            f"{kind} ablation learns its constants against a task's metric, which tokens alone do not give: use "
+            f"task_ablation(task, graph, {str(kind)!r})"
+        )
+    return ABLATIONS[kind](model, graph, tokens)
 
 
 def task_ablation(
     task: Task, graph: Graph, kind: str | Ablation = Ablation.RESAMPLE, adapter: Adapter | None = None
 ) -> AblatedOutputs:
     """Returns the named ablation of a task's writers: resample uses the corrupted batch, the others average (or
-    shape zeros on) the clean batch. `adapter`: the writers as another copy of the task's model computes them (an
+    shape zeros on) the clean batch; optimal learns one constant per writer node against the task's metric on the
+    clean batch (`optimal_ablation`). `adapter`: the writers as another copy of the task's model computes them (an
     edited or relearning copy), instead of the task's own."""
     kind = Ablation.parse(kind)
+    if kind is Ablation.OPTIMAL:
+        from .optimal_ablation import optimal_ablation  # it builds on this module
+
+        if adapter is not None:
+            raise UsageError("optimal ablation learns against the task's own model; it takes no other adapter")
+        return optimal_ablation(task, graph)
     return make_ablation(
         kind, adapter or task.adapter, graph, task.corrupt if kind is Ablation.RESAMPLE else task.clean
     )
