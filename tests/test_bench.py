@@ -37,14 +37,15 @@ SWEEP = Sweep(("tracr-shift",), ("eap", "random", "acdc"), seeds=(0, 1))  # 6 ru
 
 
 def _counting_discover(monkeypatch, fail_at: int | None = None) -> list[tuple]:
-    """Replaces the runner's `discover` by one that records (method, seed) per call and raises on call `fail_at`."""
+    """Replaces the runner's `discover` by one that records (method, seed) per call and is interrupted (Ctrl-C) on
+    call `fail_at`."""
     calls: list[tuple] = []
     real = runner.discover
 
     def discover(task, method, seed=0, **kwargs):
         calls.append((method, seed))
         if len(calls) == fail_at:
-            raise RuntimeError("interrupted")
+            raise KeyboardInterrupt("interrupted")
         return real(task, method, seed=seed, **kwargs)
 
     monkeypatch.setattr(runner, "discover", discover)
@@ -57,7 +58,7 @@ def _leftovers(folder) -> list[str]:
 
 def test_interrupted_sweep_resumes_without_repeating_finished_runs(tmp_path, monkeypatch):
     calls = _counting_discover(monkeypatch, fail_at=4)
-    with pytest.raises(RuntimeError, match="interrupted"):
+    with pytest.raises(KeyboardInterrupt, match="interrupted"):
         run_bench(SWEEP, tmp_path, progress=False)
     order = [(m, s) for m in SWEEP.methods for s in SWEEP.seeds]  # one task, graph and ablation: methods, then seeds
     assert calls == order[:4]

@@ -137,6 +137,27 @@ class BenchFileWarning(UserWarning):
     """A bench folder's run file that is damaged: it is set aside (KEY.json.damaged) and its run is done again."""
 
 
+class BenchRunsFailedError(EdgewiseError):
+    """Bench runs that raised: each is recorded in DIR/failed/KEY.json with its error, the others ran on, and a
+    re-run into the folder does the failed runs again."""
+
+
+class ExecutorConflictError(EdgewiseError, ValueError):
+    """A bench given both worker processes on this machine (`jobs`, `--jobs`) and another executor (`--ray`)."""
+
+
+class RayNotInstalledError(EdgewiseError, ImportError):
+    """A bench on Ray where Ray is not installed: `pip install edgewise[ray]`."""
+
+
+class ClusterUnreachableError(EdgewiseError, ConnectionError):
+    """A Ray cluster address that nothing answers at, or where Ray does not accept the bench."""
+
+
+class ClusterVersionError(EdgewiseError):
+    """A Ray cluster whose Ray, Python or edgewise differs from the driver's, or whose workers lack edgewise."""
+
+
 class CacheWarning(UserWarning):
     """A cache entry that could not be used (damaged, of another program, or not writable); edgewise recomputes."""
 

@@ -739,7 +739,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     from ..graph import GraphKind
     from ..methods import PRESETS
-    from ..suite.bench import full_sweep, graph_kind, quick_sweep, run_bench
+    from ..suite.bench import full_sweep, graph_kind, quick_sweep, ray_executor, run_bench
 
     sweep = full_sweep() if args.full else quick_sweep()
     chosen = {name: getattr(args, name) for name in ("tasks", "methods", "ablations", "graphs", "seeds")}
@@ -755,7 +755,10 @@ def _bench(args: argparse.Namespace) -> int:
     if args.threads is not None:
         _use_threads(args.threads, 0)
     start = time.perf_counter()
-    records = run_bench(sweep, args.out, progress=True, wait=args.wait, jobs=args.jobs, device=args.device)
+    executor = None if args.ray is None else ray_executor(args.ray or None)
+    records = run_bench(
+        sweep, args.out, progress=True, wait=args.wait, jobs=args.jobs, device=args.device, executor=executor
+    )
     families = Path(args.out) / "families.md"
     if not args.no_plots:
         from ..suite.bench import family_summary, load_results, plot_bench, plot_families
@@ -1084,9 +1087,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--jobs",
         type=_positive_int,
-        default=1,
         help="runs at once, in worker processes (one per core; their "
-        "times share the machine, and each record says how many ran beside it)",
+        "times share the machine, and each record says how many ran beside it; default 1)",
+    )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run each (task, graph, ablation) group as a Ray task: on the cluster at ADDRESS (HOST:PORT of `ray "
+        "start --head`, ray://HOST:10001), or without one on a local cluster; needs pip install 'edgewise[ray]'",
     )
     p.add_argument(
         "--threads",

@@ -5,12 +5,17 @@ process can start (and learn to die with its bench, workers.py) before it import
 from edgewise.lazy import lazy_exports
 
 _EXPORTS = {
+    **dict.fromkeys(["Executor", "LocalExecutor", "ray_executor"], "executors"),
+    "RayExecutor": "ray_executor",
     **dict.fromkeys(["FamilySummary", "family_summary"], "families"),
     **dict.fromkeys(["PairedDifference", "mean_interval", "paired_difference"], "intervals"),
     "PeakMemory": "memory",
     **dict.fromkeys(["plot_bench", "plot_families"], "plots"),
     **dict.fromkeys(["RunRecord", "load_results", "load_run"], "records"),
-    **dict.fromkeys(["Setting", "run_bench", "run_one", "write_atomic"], "runner"),
+    **dict.fromkeys(
+        ["FinishedRun", "RunFailure", "Setting", "run_bench", "run_group", "run_one", "write_atomic", "write_outcome"],
+        "runner",
+    ),
     **dict.fromkeys(["copies_kept", "markdown_table", "summary_markdown"], "summary"),
     **dict.fromkeys(
         ["FEATURE_SETS", "GRAPH_KINDS", "RunSpec", "Sweep", "full_sweep", "graph_kind", "quick_sweep"], "sweep"

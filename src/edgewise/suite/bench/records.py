@@ -50,6 +50,9 @@ class RunRecord:
         device: `cpu` or `cuda`.
         threads: torch's threads.
         jobs: how many runs ran beside each other (they share cores and memory bandwidth).
+        executor: what ran it: `local` (this machine's bench process or its workers) or `ray`; None in files
+            written before executors.
+        node: the machine that ran it: the host name (`local`) or the Ray node's id (`ray`); None in older files.
         other: fields of the file this record does not know (written by another version), kept as they were.
     """
 
@@ -77,6 +80,8 @@ class RunRecord:
     device: str | None = None
     threads: int | None = None
     jobs: int = 1
+    executor: str | None = None
+    node: str | None = None
     other: dict = field(default_factory=dict)
 
     _HEAD = (
@@ -96,6 +101,7 @@ class RunRecord:
         "effective_ground_truth",
     )
     _COST = ("seconds", "evaluation_seconds", "peak_memory_mib", "memory_measure", "device", "threads", "jobs")
+    _RAN_ON = ("executor", "node")  # written where known, so that older files write back unchanged
 
     @property
     def variant(self) -> str:
@@ -135,7 +141,8 @@ class RunRecord:
             **({} if self.dictionaries is None else {"dictionaries": self.dictionaries}),
         }
         cost = {name: getattr(self, name) for name in self._COST}
-        return {**head, **self.figures.to_json(), **tail, **cost, **self.other}
+        ran_on = {name: getattr(self, name) for name in self._RAN_ON if getattr(self, name) is not None}
+        return {**head, **self.figures.to_json(), **tail, **cost, **ran_on, **self.other}
 
     @classmethod
     def from_json(cls, fields: dict) -> "RunRecord":
@@ -147,7 +154,7 @@ class RunRecord:
         Returns:
             The record; fields of older files that are missing take their defaults (see the module).
         """
-        known = {*cls._HEAD, *cls._COST, *RunFigures.SCALARS, "redundancy", "dictionaries", "curves"}
+        known = {*cls._HEAD, *cls._COST, *cls._RAN_ON, *RunFigures.SCALARS, "redundancy", "dictionaries", "curves"}
         known |= {
             f"{name}{'' if truth == 'compiler' else '_' + truth}"
             for name in RunFigures.TRUTH_FIELDS
@@ -161,7 +168,7 @@ class RunRecord:
             evaluated_on=fields.get("evaluated_on") or "discovery",
             hyperparameters=fields.get("hyperparameters") or {},
         )
-        cost = {name: fields[name] for name in cls._COST if name in fields}
+        cost = {name: fields[name] for name in (*cls._COST, *cls._RAN_ON) if name in fields}
         return cls(
             **head,
             figures=RunFigures.from_json(fields),
@@ -193,6 +200,8 @@ _OPTIONAL = {
     "device": str,
     "threads": int,
     "jobs": int,
+    "executor": str,
+    "node": str,
     **dict.fromkeys(
         ("circuit_faithfulness", "cpr", "cmd", "fraction_to_95", "seconds", "evaluation_seconds", "peak_memory_mib"),
         _NUMBER,

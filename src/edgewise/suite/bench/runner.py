@@ -39,9 +39,12 @@ import json
 import math
 import multiprocessing
 import os
+import socket
 import sys
 import time
+import traceback
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +53,13 @@ import torch
 from tqdm.auto import tqdm
 
 from edgewise.diagnostics import RedundantGroup, redundant_groups
-from edgewise.errors import BenchFileWarning, InvalidSweepError, RunFileError, one_line_warnings
+from edgewise.errors import (
+    BenchFileWarning,
+    BenchRunsFailedError,
+    ExecutorConflictError,
+    RunFileError,
+    one_line_warnings,
+)
 from edgewise.evaluate import RunEvaluation, effective_truth, truths_from
 from edgewise.features import TRAINED, add_trained_features
 from edgewise.graph import Edge, EdgeScores, Graph, GraphKind
@@ -60,6 +69,7 @@ from edgewise.patching import AblatedOutputs, Ablation, faithfulness_loss, task_
 from edgewise.tasks import Task
 
 from ..tasks import get_task, held_out_size
+from .executors import Executor, LocalExecutor
 from .families import family_markdown, family_summary
 from .lock import folder_lock
 from .memory import PeakMemory
@@ -240,22 +250,164 @@ def _warm_up(task: Task) -> None:
     torch.optim.Adam([mask]).step()
 
 
+@dataclass(frozen=True)
+class FinishedRun:
+    """A finished run as it travels from whoever ran it to the bench that writes it: plain data, no tensors.
+
+    Attributes:
+        record: the run's record, saying which executor and node ran it.
+        curves: its curves by name, JSON-ready (see `run_one`).
+        scores: its EdgeScores as JSON-ready data (`EdgeScores.to_dict`).
+    """
+
+    record: RunRecord
+    curves: dict
+    scores: dict
+
+    @property
+    def key(self) -> str:
+        """Returns the run's key."""
+        return self.record.key
+
+
+@dataclass(frozen=True)
+class RunFailure:
+    """A run that raised, as written to DIR/failed/KEY.json: the run, the error and where it ran.
+
+    Attributes:
+        key: the run's key.
+        spec: the run.
+        error: the exception's type and message, `TypeName: message`.
+        traceback: the formatted traceback.
+        executor: `local` or `ray`.
+        node: the host name (`local`) or Ray node id (`ray`) that ran it.
+    """
+
+    key: str
+    spec: RunSpec
+    error: str
+    traceback: str
+    executor: str
+    node: str | None
+
+    @classmethod
+    def of(cls, spec: RunSpec, error: BaseException, executor: str, node: str | None) -> "RunFailure":
+        """Returns the failure of `spec` that raised `error`.
+
+        Args:
+            spec: the run.
+            error: what it raised.
+            executor: what ran it.
+            node: where it ran.
+
+        Returns:
+            The failure.
+        """
+        text = "".join(traceback.format_exception(error))
+        return cls(spec.key, spec, f"{type(error).__name__}: {error}", text, executor, node)
+
+    def to_json(self) -> dict:
+        """Returns the failure as the JSON object of DIR/failed/KEY.json."""
+        spec = self.spec
+        return {
+            "key": self.key,
+            "task": spec.task,
+            "graph": str(spec.graph),
+            "method": spec.method,
+            "preset": spec.preset,
+            "ablation": str(spec.ablation),
+            "seed": spec.seed,
+            "hyperparameters": spec.hyperparameters,
+            "error": self.error,
+            "traceback": self.traceback,
+            "executor": self.executor,
+            "node": self.node,
+        }
+
+
+def run_group(
+    group: list[RunSpec], device: str, executor: str, node: str | None, jobs: int = 1
+) -> Iterator[FinishedRun | RunFailure]:
+    """Yields each run of `group` in order once it finishes or fails: a failing run (its task, setting or method
+    raising) is a RunFailure, and the others go on. Consecutive runs on one task share the loaded task and each
+    (graph, ablation) its Setting, so a group of one task, graph and ablation builds them once.
+
+    Args:
+        group: the runs, task by task.
+        device: where the models and inputs go (`cpu`, `cuda`, ...).
+        executor: what runs them, for their records: `local` or `ray`.
+        node: the machine that runs them, for their records.
+        jobs: how many runs run beside these, for their records.
+
+    Yields:
+        A FinishedRun or a RunFailure per run, in `group`'s order.
+    """
+    task: Task | None = None  # runs come task by task, so one task (and its settings) at a time is kept
+    held_out: Task | None = None
+    settings: dict[tuple[str, str], Setting] = {}
+    for spec in group:
+        try:
+            if task is None or task.name != spec.task:
+                task = None  # a task that fails to load is tried again for its next run, which fails alike
+                loaded = get_task(spec.task).to(device)
+                held_out = get_task(spec.task, held_out=True).to(device) if held_out_size(spec.task) else None
+                _warm_up(loaded)
+                task, settings = loaded, {}
+            if (spec.graph, spec.ablation) not in settings:
+                settings[spec.graph, spec.ablation] = Setting.of(task, spec.graph, spec.ablation, held_out)
+            record, curves, scores = run_one(task, spec, settings[spec.graph, spec.ablation])
+        except Exception as error:  # the run fails, not the bench: the others go on (KeyboardInterrupt stops it)
+            yield RunFailure.of(spec, error, executor, node)
+            continue
+        record = dataclasses.replace(record, jobs=jobs, executor=executor, node=node)
+        yield FinishedRun(record, curves, scores.to_dict())
+
+
+def write_outcome(out: Path, outcome: FinishedRun | RunFailure) -> None:
+    """Writes a finished run's scores and then its record into `out` (a run counts as finished once its record
+    exists, and then its scores do too), removing an earlier failure of it; or a failure to DIR/failed/KEY.json.
+
+    Args:
+        out: the results folder.
+        outcome: the run's outcome.
+
+    Raises:
+        OutputPathError: a file cannot be written.
+    """
+    failed = out / "failed" / f"{outcome.key}.json"
+    if isinstance(outcome, RunFailure):
+        write_atomic(failed, json.dumps(outcome.to_json(), indent=1))
+        return
+    write_atomic(out / "scores" / f"{outcome.key}.json", json.dumps(outcome.scores, allow_nan=False))
+    run = {**outcome.record.to_json(), "curves": outcome.curves}
+    write_atomic(out / "runs" / f"{outcome.key}.json", json.dumps(run, allow_nan=False))
+    failed.unlink(missing_ok=True)
+
+
 def run_bench(
-    sweep: Sweep, out: str | Path, progress: bool = True, wait: bool = False, jobs: int = 1, device: str = "cpu"
+    sweep: Sweep,
+    out: str | Path,
+    progress: bool = True,
+    wait: bool = False,
+    jobs: int | None = None,
+    device: str = "cpu",
+    executor: Executor | None = None,
 ) -> list[RunRecord]:
-    """Returns the sweep's records in sweep order, after running those not finished in `out` (`jobs` at a time; a
+    """Returns the sweep's records in sweep order, after running those not finished in `out` on `executor` (a
     damaged run file is set aside and its run done again, with a BenchFileWarning naming it) and writing
     results.json and summary.md there over every finished run in `out` (`plot_bench` draws its plots).
     Holds `out`'s lock throughout: raises BenchFolderBusyError if another bench holds it, or with `wait` waits for
-    it to finish.
+    it to finish. A run that raises is written to DIR/failed/KEY.json with its error and the others go on; once
+    all have run, BenchRunsFailedError names the failed ones (a re-run does them again).
 
     Args:
         sweep: what to run.
         out: the results folder; created if missing.
         progress: show a progress bar, and say so on stderr while waiting for the lock.
         wait: wait for another bench that holds `out` instead of raising.
-        jobs: how many runs at once, each in its own worker process.
+        jobs: how many runs at once on this machine, each in its own worker process; None: 1, or the executor's.
         device: where the runs' models and inputs go (`cpu`, `cuda`, ...); records say which device ran.
+        executor: what runs the runs (`LocalExecutor`, `ray_executor(...)`); None: `LocalExecutor(jobs)`.
 
     Returns:
         The sweep's RunRecords, in sweep order (finished earlier or now).
@@ -263,30 +415,50 @@ def run_bench(
     Raises:
         InvalidSweepError: `jobs` is not a whole number >= 1, or the sweep is invalid (see `Sweep.runs`, which may
             raise its other errors too).
+        ExecutorConflictError: both `jobs` and `executor` are given.
         BenchFolderBusyError: another bench holds `out` and `wait` is False.
+        BenchRunsFailedError: runs raised; the others' results are written.
     """
-    if not isinstance(jobs, int) or jobs < 1:
-        raise InvalidSweepError(f"jobs={jobs!r}: the number of runs at once must be a whole number >= 1")
+    if executor is not None and jobs is not None:
+        raise ExecutorConflictError(
+            f"jobs={jobs!r} with the {executor.name} executor: jobs sets the worker processes of one machine; "
+            "give one or the other (on the command line, --jobs or --ray)"
+        )
+    executor = executor or LocalExecutor(1 if jobs is None else jobs)
     out = Path(out)
     specs = sweep.runs()
-    with folder_lock(out, wait, on_wait=_tell_waiting if progress else None):
+    with executor, folder_lock(out, wait, on_wait=_tell_waiting if progress else None):
         # Only under the lock: before it, these could be the temporary files of a bench still writing.
         for stray in out.glob("**/.*.tmp"):  # left by a process killed mid-write, which no `except` could remove
             stray.unlink()
         keys = [s.key for s in specs]
         finished = _finished_records(out, keys)
         pending = [s for s in specs if s.key not in finished]
-        if jobs == 1 or len(pending) < 2:
-            _run_pending(pending, out, progress, n_specs=len(specs), device=device)
-        else:
-            _run_parallel(pending, out, progress, len(specs), jobs, device)
-        finished.update((s.key, load_run(out / "runs" / f"{s.key}.json")[0]) for s in pending)
-        records = [finished[key] for key in keys] + [finished[key] for key in sorted(set(finished) - set(keys))]
+        with tqdm(
+            total=len(specs),
+            initial=len(specs) - len(pending),
+            desc=f"bench ({executor.describe()})",
+            unit="run",
+            disable=not progress,
+        ) as bar:
+            executor.run(pending, out, bar, device)
+        done = [s for s in pending if (out / "runs" / f"{s.key}.json").exists()]
+        finished.update((s.key, load_run(out / "runs" / f"{s.key}.json")[0]) for s in done)
+        records = [finished[key] for key in keys if key in finished]
+        records += [finished[key] for key in sorted(set(finished) - set(keys))]
         write_atomic(out / "results.json", json.dumps([r.to_json() for r in records], indent=1, allow_nan=False))
         write_atomic(out / "summary.md", summary_markdown(records))
         families = family_summary(records)
         if len(families.families) > 1:  # the cross-benchmark table, once runs span two task families
             write_atomic(out / "families.md", family_markdown(families))
+    failed = [s.key for s in pending if s.key not in finished]
+    if failed:
+        first = json.loads((out / "failed" / f"{failed[0]}.json").read_text())
+        raise BenchRunsFailedError(
+            f"{len(failed)} of {len(specs)} runs failed, first {failed[0]}: {first['error']}. Each failed run's "
+            f"error and traceback are in {out / 'failed'}; the others' results are in {out / 'results.json'}. "
+            "Fix the cause and run the bench again into the folder: it does only the failed runs"
+        )
     return records[: len(specs)]
 
 
@@ -295,25 +467,30 @@ def _tell_waiting(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _run_parallel(
-    pending: list[RunSpec], out: Path, progress: bool, n_specs: int, jobs: int, device: str = "cpu"
-) -> None:
-    """Runs the pending specs in `jobs` worker processes, one (task, graph, ablation) group per job (its task loads
-    and its ablation and truths are computed once), each worker writing its runs' files itself; the lock stays here
-    (spawned workers do not inherit it), and the workers die with this process (workers.py). The workers share this
-    process's threads among them."""
-    groups: dict[tuple[str, str, str], list[RunSpec]] = {}
-    for spec in pending:
-        groups.setdefault((spec.task, spec.graph, spec.ablation), []).append(spec)
+def run_locally(pending: list[RunSpec], out: Path, bar: tqdm, jobs: int, device: str = "cpu") -> None:
+    """Runs the pending specs on this machine: in this process (`jobs` 1), or in `jobs` worker processes, one
+    (task, graph, ablation) group per job (its task loads and its ablation and truths are computed once), each
+    worker writing its runs' files itself; the lock stays here (spawned workers do not inherit it), and the workers
+    die with this process (workers.py). The workers share this process's threads among them.
+
+    Args:
+        pending: the runs to do.
+        out: the results folder.
+        bar: the progress bar over the sweep, updated per run (one process) or per group (workers).
+        jobs: how many runs at once.
+        device: where the models and inputs go.
+    """
+    if jobs == 1 or len(pending) < 2:
+        for outcome in run_group(pending, device, "local", socket.gethostname()):
+            write_outcome(out, outcome)
+            bar.set_postfix_str(run_line(outcome))
+            bar.update()
+        return
+    groups = list(run_groups(pending).values())
     threads = max(1, torch.get_num_threads() // jobs)
     context = multiprocessing.get_context("spawn")  # a forked copy of torch's or jax's thread pools can hang
-    with (
-        tqdm(
-            total=n_specs, initial=n_specs - len(pending), desc=f"bench ({jobs} jobs)", unit="run", disable=not progress
-        ) as bar,
-        ProcessPoolExecutor(jobs, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)) as pool,
-    ):
-        futures = {pool.submit(_run_group, group, out, jobs, threads, device): group for group in groups.values()}
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        futures = {pool.submit(_run_group, group, out, jobs, threads, device): group for group in groups}
         try:
             for future in as_completed(futures):
                 future.result()
@@ -325,41 +502,42 @@ def _run_parallel(
             raise
 
 
+def run_groups(pending: list[RunSpec]) -> dict[tuple[str, str, str], list[RunSpec]]:
+    """Returns the pending runs by (task, graph, ablation), in sweep order: the groups that share a Setting.
+
+    Args:
+        pending: the runs.
+
+    Returns:
+        The runs of each group, by (task, graph kind, ablation).
+    """
+    groups: dict[tuple[str, str, str], list[RunSpec]] = {}
+    for spec in pending:
+        groups.setdefault((spec.task, str(spec.graph), str(spec.ablation)), []).append(spec)
+    return groups
+
+
+def run_line(outcome: FinishedRun | RunFailure) -> str:
+    """Returns the progress bar's line for a run that just finished or failed.
+
+    Args:
+        outcome: the run's outcome.
+
+    Returns:
+        `TASK GRAPH ABLATION METHOD (PRESET) seed N done`, or `FAILED (error)` in place of `done`.
+    """
+    spec = outcome.spec if isinstance(outcome, RunFailure) else outcome.record
+    line = f"{spec.task} {spec.graph} {spec.ablation} {spec.method} ({spec.preset}) seed {spec.seed}"
+    return f"{line} FAILED ({outcome.error})" if isinstance(outcome, RunFailure) else f"{line} done"
+
+
 def _run_group(group: list[RunSpec], out: Path, jobs: int, threads: int, device: str = "cpu") -> None:
     """A worker's job: runs one group of specs into `out` on `threads` threads, on `device`; edgewise's warnings
     print on one line, as the command line prints them."""
     warnings.showwarning = one_line_warnings(warnings.showwarning)
     torch.set_num_threads(threads)
-    _run_pending(group, out, progress=False, n_specs=len(group), jobs=jobs, device=device)
-
-
-def _run_pending(
-    pending: list[RunSpec], out: Path, progress: bool, n_specs: int, jobs: int = 1, device: str = "cpu"
-) -> None:
-    """Runs the pending specs in order on `device`, writing each one's scores and then its record (with `jobs`, the
-    runs running at once) into `out`."""
-    task: Task | None = None  # runs come task by task, so one task (and its settings) at a time is kept
-    held_out: Task | None = None
-    settings: dict[tuple[str, str], Setting] = {}
-    with tqdm(total=n_specs, initial=n_specs - len(pending), desc="bench", unit="run", disable=not progress) as bar:
-        for spec in pending:
-            bar.set_postfix_str(
-                f"{spec.task} {spec.graph} {spec.ablation} {spec.method} ({spec.preset}) seed {spec.seed}"
-            )
-            if task is None or task.name != spec.task:
-                task, settings = get_task(spec.task).to(device), {}
-                held_out = get_task(spec.task, held_out=True).to(device) if held_out_size(spec.task) else None
-                _warm_up(task)
-            if (spec.graph, spec.ablation) not in settings:
-                settings[spec.graph, spec.ablation] = Setting.of(task, spec.graph, spec.ablation, held_out)
-            record, curves, scores = run_one(task, spec, settings[spec.graph, spec.ablation])
-            # Scores first: a run counts as finished once its record exists, and then its scores do too.
-            write_atomic(out / "scores" / f"{spec.key}.json", json.dumps(scores.to_dict(), allow_nan=False))
-            record = dataclasses.replace(record, jobs=jobs)
-            write_atomic(
-                out / "runs" / f"{spec.key}.json", json.dumps({**record.to_json(), "curves": curves}, allow_nan=False)
-            )
-            bar.update()
+    for outcome in run_group(group, device, "local", socket.gethostname(), jobs):
+        write_outcome(out, outcome)
 
 
 def _finished_records(out: Path, keys: list[str]) -> dict[str, RunRecord]:
