@@ -32,8 +32,9 @@ def add_bootstrap_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def report_bootstrap(args: argparse.Namespace, task, scored, graph, circuit_size: int, hyperparameters: dict) -> None:
-    """Runs the bootstrap of `discover --bootstrap N`, prints its figures and writes --bootstrap-json.
+def report_bootstrap(args: argparse.Namespace, task, scored, graph, circuit_size: int, hyperparameters: dict):
+    """Returns the bootstrap of `discover --bootstrap N` (a `Stability`), after printing its figures and writing
+    --bootstrap-json.
 
     Args:
         args: the parsed command line (method, ablation, seed, preset, bootstrap options).
@@ -78,6 +79,7 @@ def report_bootstrap(args: argparse.Namespace, task, scored, graph, circuit_size
     if args.bootstrap_json:
         write_text(args.bootstrap_json, json.dumps(result.to_dict(), indent=1, allow_nan=False))
         print(f"wrote {args.bootstrap_json}")
+    return result
 
 
 def run_sensitivity(args: argparse.Namespace, task) -> int:

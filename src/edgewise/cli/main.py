@@ -24,6 +24,7 @@ from ..outputs import check_output_paths, write_text
 from .error_bars import add_bootstrap_arguments, report_bootstrap, run_sensitivity
 from .options import _count, _finite_float, _integer, _non_negative_float, _positive_float, _positive_int
 from .prompts import PROMPT_METRICS, add_prompt_arguments, prompt_tasks_from, uses_prompts
+from .report import add_html_argument, add_report_parser, write_bench_html, write_diagnose_html, write_discover_html
 
 # the ablations' names, known here without importing torch (patching's `Ablation` holds the same; tested)
 ABLATION_NAMES = ("resample", "mean", "zero", "per-position-mean", "optimal")
@@ -353,7 +354,12 @@ def _discover(args: argparse.Namespace) -> int:
         if args.held_out:
             _check_held_out(args.task)
     check_output_paths(
-        {"--json": args.json, "--circuit-out": args.circuit_out, "--bootstrap-json": args.bootstrap_json}
+        {
+            "--json": args.json,
+            "--circuit-out": args.circuit_out,
+            "--bootstrap-json": args.bootstrap_json,
+            "--html": args.html,
+        }
     )
     _check_device(args.device)
     if prompts:
@@ -423,8 +429,11 @@ def _discover(args: argparse.Namespace) -> int:
         mark = "" if truth is None else ("  true" if edge in truth else "  -")
         kept = "  in circuit" if edge in circuit.edges else ""
         print(f"  {score:+.4g}  {edge.name}{mark}{kept}")
-    if args.bootstrap:
-        report_bootstrap(args, task, scored, graph, run.circuit_size, hyperparameters)
+    stability = (
+        report_bootstrap(args, task, scored, graph, run.circuit_size, hyperparameters) if args.bootstrap else None
+    )
+    if args.html:
+        write_discover_html(args.html, run, stability)
     if args.circuit_out:
         circuit.save(args.circuit_out)
         print(
@@ -750,7 +759,7 @@ def _bench(args: argparse.Namespace) -> int:
         kinds = (graph_kind(g) for g in sweep.graphs)
         sweep = dataclasses.replace(sweep, graphs=tuple(GraphKind(k.per_position, args.features) for k in kinds))
     sweep.runs()  # unknown names fail before any work
-    check_output_paths({}, folders={"--out": args.out})
+    check_output_paths({"--html": args.html}, folders={"--out": args.out})
     _check_device(args.device)
     if args.threads is not None:
         _use_threads(args.threads, 0)
@@ -774,6 +783,8 @@ def _bench(args: argparse.Namespace) -> int:
         f"wrote {Path(args.out) / 'results.json'} (every finished run in the folder): this sweep's {len(records)} "
         f"runs, {time.perf_counter() - start:.1f} s"
     )
+    if args.html:
+        write_bench_html(args.html, args.out)
     return 0
 
 
@@ -784,8 +795,9 @@ def _diagnose(args: argparse.Namespace) -> int:
     prompts = uses_prompts(args)
     if not prompts:
         _check_task_name(args.task)
-    _check_not_an_input({"--json": args.json}, {"--circuit": args.circuit, "--scores": args.scores})
-    check_output_paths({"--json": args.json})
+    outputs = {"--json": args.json, "--html": args.html}
+    _check_not_an_input(outputs, {"--circuit": args.circuit, "--scores": args.scores})
+    check_output_paths(outputs)
     # a prompts file's task is named once built; diagnose checks the circuit's and scores' task against it then
     circuit = Circuit.load(args.circuit, task=args.task) if args.circuit else None
     scores = EdgeScores.load(args.scores, task=args.task) if args.scores else None
@@ -804,6 +816,8 @@ def _diagnose(args: argparse.Namespace) -> int:
     if args.json:
         write_text(args.json, json.dumps(diagnosis.to_dict(), indent=1))
         print(f"\nwrote {args.json}")
+    if args.html:
+        write_diagnose_html(args.html, task, diagnosis, scores)
     return 0
 
 
@@ -1021,6 +1035,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="minimise one of the task's objectives instead of "
         "faithfulness (edge-sp, node-sp), e.g. tictactoe's worst-move",
     )
+    add_html_argument(p)
     _machine_arguments(p)
     p.set_defaults(run=_discover)
     p = sub.add_parser(
@@ -1107,6 +1122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--device", default="cpu", help="where the models and inputs live: cpu, cuda, cuda:1, mps (checked first)"
     )
+    add_html_argument(p)
     p.set_defaults(run=_bench)
     p = sub.add_parser(
         "diagnose", help="constant writers, the ground truth's minimal circuit per ablation, and what a circuit outputs"
@@ -1133,6 +1149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", choices=["kl", "mse", "l2"], help="faithfulness metric (default: the task's own)")
     _features_argument(p)
     p.add_argument("--json", metavar="FILE", help="write the diagnostics to FILE")
+    add_html_argument(p)
     _machine_arguments(p)
     p.set_defaults(run=_diagnose)
     p = sub.add_parser(
@@ -1209,6 +1226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE", help="draw forget drop against retain kept, one point per intervention")
     _machine_arguments(p)
     p.set_defaults(run=_remove)
+    add_report_parser(sub)
     for command in sub.choices.values():
         command.formatter_class = _DefaultsHelpFormatter
     return parser

@@ -8,6 +8,7 @@ _EXPORTS = {
     **dict.fromkeys(["Executor", "LocalExecutor", "ray_executor"], "executors"),
     "RayExecutor": "ray_executor",
     **dict.fromkeys(["FamilySummary", "family_summary"], "families"),
+    **dict.fromkeys(["BENCH_DRAWN", "bench_view"], "folder"),
     **dict.fromkeys(["PairedDifference", "mean_interval", "paired_difference"], "intervals"),
     "PeakMemory": "memory",
     **dict.fromkeys(["plot_bench", "plot_families"], "plots"),
