@@ -82,3 +82,61 @@ def test_diagnose_reports_the_checked_circuits_faithfulness_per_input_and_names_
     assert "per input: median" in report and "worst inputs:" in report
     record = diagnosis.to_dict()["ablations"]["resample"]["per_example_faithfulness"]
     assert len(record["values"]) == len(task.clean)
+
+
+def test_the_interval_over_inputs_equals_faithfulness_recomputed_on_each_draw_of_rows():
+    from edgewise.evaluate import faithfulness_interval
+
+    task = tracr("tracr-sort")
+    graph = task.graph()
+    ablated = task_ablation(task, graph, "zero")  # a constant: the same on any draw of rows
+    edges = set(graph.edges[: graph.n_edges // 3])
+    n, resamples = task.clean.shape[0], 40
+    generator, values = torch.Generator().manual_seed(3), []
+    for _ in range(resamples):
+        rows = torch.randint(0, n, (n,), generator=generator)
+        drawn = replace(
+            task,
+            clean=task.clean[rows],
+            corrupt=task.corrupt[rows],
+            scored_positions=task.scored_positions[rows],
+            answers=None if task.answers is None else task.answers[rows],
+        )
+        value = faithfulness(drawn, graph, ablated, edges)
+        if not math.isnan(value):
+            values.append(value)
+    low, high = torch.quantile(
+        torch.tensor(values, dtype=torch.float64), torch.tensor([0.025, 0.975], dtype=torch.float64)
+    )
+    assert faithfulness_interval(task, graph, ablated, edges, resamples=resamples, seed=3) == pytest.approx(
+        (low.item(), high.item()), abs=1e-6
+    )
+    one = replace(task, clean=task.clean[:1], corrupt=task.corrupt[:1], scored_positions=task.scored_positions[:1])
+    assert faithfulness_interval(one, graph, ablated, edges) is None
+
+
+def test_a_game_metric_is_drawn_with_its_legal_moves_and_a_closure_over_rows_is_refused():
+    from edgewise.errors import UsageError
+    from edgewise.evaluate import on_rows
+    from edgewise.suite.tasks import get_task
+    from edgewise.suite.tasks.game.task import offered_metric
+    from edgewise.tasks import METRICS, Metric
+
+    task = get_task("tictactoe-no-corners")
+    n = task.clean.shape[0]
+    rows = torch.randint(0, n, (n,), generator=torch.Generator().manual_seed(0))
+    reference = task.adapter.forward(task.clean).detach()
+    logits = torch.randn(reference.shape, generator=torch.Generator().manual_seed(1))
+    by_hand = offered_metric(METRICS["kl"], task.offered[rows])  # the metric built on the drawn rows' moves
+    expected = by_hand(logits[rows], reference[rows], task.scored_positions[rows])
+    drawn = on_rows(task.metric, rows, n)(logits[rows], reference[rows], task.scored_positions[rows])
+    assert drawn.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert not torch.equal(rows, torch.arange(n))
+
+    per_row = task.scored_positions.float()
+
+    def closes_over_rows(logits, reference, positions):
+        return (logits.sum(-1) * per_row).mean()
+
+    with pytest.raises(UsageError, match="functools.partial"):
+        on_rows(Metric("closure", closes_over_rows), rows, n)

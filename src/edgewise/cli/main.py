@@ -418,7 +418,9 @@ def _discover(args: argparse.Namespace) -> int:
             line += f", {run.auroc('effective'):.3f} (effective under {args.ablation}, {len(effective)} edges)"
         print(line)
     circuit = run.circuit
-    print(f"circuit ({circuit.description}): {len(circuit)} edges, faithfulness {run.circuit_faithfulness:.3f}")
+    interval = run.circuit_faithfulness_interval
+    spread = "" if interval is None else f" [{interval[0]:.3f}, {interval[1]:.3f}] (95%, over inputs)"
+    print(f"circuit ({circuit.description}): {len(circuit)} edges, faithfulness {run.circuit_faithfulness:.3f}{spread}")
     if args.objective:
         _print_objective(task.with_objective(args.objective), graph, ablated, circuit)
     ranked = scores.ranked()[: args.show]

@@ -23,8 +23,9 @@ from .ground_truth import (
     truth_tolerance,
 )
 from .objective import CircuitObjective, circuit_objective
-from .per_example import RECOVERED_LEVEL, ExampleFaithfulness, per_example_faithfulness
+from .per_example import RECOVERED_LEVEL, ExampleFaithfulness, faithfulness_interval, per_example_faithfulness
 from .roc import RocCurve, circuit_nodes, node_roc_auc, node_roc_curve, node_scores, roc_auc, roc_curve
+from .rows import on_rows, resampled_rows
 from .run import (
     DEFAULT_CIRCUIT_SIZE,
     FAITHFUL_LEVEL,
@@ -35,7 +36,7 @@ from .run import (
     truths_from,
 )
 from .sensitivity import DEPENDS_BELOW, AblationSensitivity, ablation_sensitivity
-from .stability import Stability, bootstrap_stability, jaccard, resampled_rows
+from .stability import Stability, bootstrap_stability, jaccard
 
 __all__ = [
     "AblationSensitivity",
@@ -69,6 +70,8 @@ __all__ = [
     "faithfulness",
     "faithfulness_curve",
     "jaccard",
+    "faithfulness_interval",
+    "on_rows",
     "per_example_faithfulness",
     "resampled_rows",
     "ground_truths",

@@ -4,6 +4,10 @@ distribution shows it (per-example faithfulness has an interquartile range of up
 For input i, f_i = 1 - loss_i(circuit) / loss_i(empty circuit), with loss_i the task's metric on that row alone; an
 input whose empty-circuit loss is 0 (the ablation changes nothing there) has no faithfulness (NaN) and is left out of
 the quantiles and shares.
+
+A circuit's faithfulness is a figure over the batch's inputs, so it carries an interval over inputs too
+(`faithfulness_interval`): the batch's rows are drawn with replacement and the faithfulness taken again on them, from
+the circuit's and the empty circuit's outputs computed once.
 """
 
 from __future__ import annotations
@@ -15,8 +19,11 @@ import torch
 from ..graph import Edge, Graph
 from ..patching import AblatedOutputs, full_logits, patched_forward
 from ..tasks import Task
+from .rows import on_rows
 
 RECOVERED_LEVEL = 0.8  # an input counts as recovered when its faithfulness is at least this
+INPUT_RESAMPLES = 1000  # bootstrap draws of the batch's rows behind a faithfulness interval
+LEVEL = 0.95
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,38 @@ class ExampleFaithfulness:
         }
 
 
+@dataclass(frozen=True)
+class _Outputs:
+    """The full model's, the circuit's and the empty circuit's outputs on the clean batch [batch, pos, vocab], cut
+    to the positions some row scores (a metric reads no other), with the scored positions and the metric cut alike."""
+
+    full: torch.Tensor
+    circuit: torch.Tensor
+    empty: torch.Tensor
+    scored: torch.Tensor
+    keep: torch.Tensor  # [pos] (bool): the positions kept
+
+    @classmethod
+    def of(cls, task: Task, graph: Graph, ablated: AblatedOutputs, edges: set[Edge]) -> "_Outputs":
+        keep = task.scored_positions.bool().any(0)
+        full = full_logits(task)
+        circuit = patched_forward(task.model, graph, task.clean, ablated, graph.mask_for(edges))
+        empty = patched_forward(task.model, graph, task.clean, ablated, graph.mask_for(set()))
+        return cls(full[:, keep], circuit[:, keep], empty[:, keep], task.scored_positions[:, keep], keep)
+
+    def losses(self, task: Task, rows: torch.Tensor, positions: torch.Tensor) -> tuple[float, float]:
+        """Returns the empty circuit's and the circuit's loss on the drawn rows with `positions` [rows, kept pos]
+        scored."""
+        n = self.full.shape[0]
+        metric = on_rows(task.metric, rows, n, self.keep)
+        picked = rows.to(self.full.device)
+        full = self.full[picked]
+        return (
+            metric(self.empty[picked], full, positions).item(),
+            metric(self.circuit[picked], full, positions).item(),
+        )
+
+
 @torch.no_grad()
 def per_example_faithfulness(
     task: Task, graph: Graph, ablated: AblatedOutputs, edges: set[Edge]
@@ -103,16 +142,57 @@ def per_example_faithfulness(
     Returns:
         The per-input faithfulness.
     """
-    full = full_logits(task)
-    circuit = patched_forward(task.model, graph, task.clean, ablated, graph.mask_for(edges))
-    empty = patched_forward(task.model, graph, task.clean, ablated, graph.mask_for(set()))
+    outputs = _Outputs.of(task, graph, ablated, edges)
+    every = torch.arange(task.clean.shape[0])
     values = []
     for i in range(task.clean.shape[0]):
         # the whole batch with only row i's positions scored: a metric averages over the scored positions, and one
         # bound to the batch's rows (a prompts file's answers) keeps its rows aligned
-        positions = torch.zeros_like(task.scored_positions)
-        positions[i] = task.scored_positions[i]
-        empty_loss = task.metric(empty, full, positions).item()
-        circuit_loss = task.metric(circuit, full, positions).item()
+        positions = torch.zeros_like(outputs.scored)
+        positions[i] = outputs.scored[i]
+        empty_loss, circuit_loss = outputs.losses(task, every, positions)
         values.append(1.0 - circuit_loss / empty_loss if empty_loss > 0 else float("nan"))
     return ExampleFaithfulness(torch.tensor(values, dtype=torch.float64))
+
+
+@torch.no_grad()
+def faithfulness_interval(
+    task: Task,
+    graph: Graph,
+    ablated: AblatedOutputs,
+    edges: set[Edge],
+    resamples: int = INPUT_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """Returns a 95% percentile-bootstrap interval over inputs of the circuit's faithfulness: the batch's rows drawn
+    with replacement `resamples` times, the faithfulness (1 - loss(circuit) / loss(empty circuit), the metric on
+    the drawn rows) taken on each draw. The ablation's values stay as recorded on the whole batch.
+
+    Args:
+        task: the task (its model, clean batch, metric and scored positions).
+        graph: the graph whose edges `edges` are.
+        ablated: what an ablated edge carries.
+        edges: the circuit, as the edges kept.
+        resamples: how many draws.
+        seed: the draws' seed.
+
+    Returns:
+        (low, high); None for fewer than 2 inputs, or when fewer than half the draws have a faithfulness (the
+            empty circuit's loss is 0 on them).
+    """
+    n = task.clean.shape[0]
+    if n < 2:
+        return None
+    outputs = _Outputs.of(task, graph, ablated, edges)
+    generator = torch.Generator().manual_seed(seed)
+    values = []
+    for _ in range(resamples):
+        rows = torch.randint(0, n, (n,), generator=generator)
+        empty_loss, circuit_loss = outputs.losses(task, rows, outputs.scored[rows.to(outputs.scored.device)])
+        if empty_loss > 0:
+            values.append(1.0 - circuit_loss / empty_loss)
+    if len(values) < resamples / 2:
+        return None
+    tails = torch.tensor([(1 - LEVEL) / 2, (1 + LEVEL) / 2], dtype=torch.float64)
+    low, high = torch.quantile(torch.tensor(values, dtype=torch.float64), tails).tolist()
+    return low, high

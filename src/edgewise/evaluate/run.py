@@ -14,6 +14,7 @@ from ..patching import AblatedOutputs
 from ..tasks import Task
 from .faithfulness import FaithfulnessCurve, cmd, cpr, edges_to_reach, faithfulness, faithfulness_curve
 from .ground_truth import EffectiveTruth, effective_truth
+from .per_example import faithfulness_interval
 from .roc import RocCurve, node_roc_curve, roc_curve
 
 FAITHFUL_LEVEL = 0.95  # the faithfulness a top-k circuit must reach for `edges_to_95`
@@ -91,6 +92,8 @@ class RunFigures:
         cmd: MIB's area under |1 - faithfulness|.
         edges_to_95: the smallest top-k circuit with faithfulness >= FAITHFUL_LEVEL (None: none reaches it).
         fraction_to_95: that k as a fraction of the graph's edges.
+        circuit_faithfulness_interval: a 95% bootstrap interval over inputs of `circuit_faithfulness`
+            (`faithfulness_interval`); None where it has none (fewer than 2 inputs) or the record predates it.
     """
 
     circuit_edges: int
@@ -101,8 +104,18 @@ class RunFigures:
     cmd: float | None
     edges_to_95: int | None
     fraction_to_95: float | None
+    circuit_faithfulness_interval: tuple[float, float] | None = None
 
-    SCALARS = ("circuit_edges", "circuit_faithfulness", "circuit_rule", "cpr", "cmd", "edges_to_95", "fraction_to_95")
+    SCALARS = (
+        "circuit_edges",
+        "circuit_faithfulness",
+        "circuit_rule",
+        "cpr",
+        "cmd",
+        "edges_to_95",
+        "fraction_to_95",
+        "circuit_faithfulness_interval",
+    )
     TRUTH_FIELDS = ("auroc", "node_auroc", "faithfulness_at_truth_size")
     TRUTH_NAMES = ("compiler", "effective")
 
@@ -113,6 +126,8 @@ class RunFigures:
             suffix = "" if truth == "compiler" else f"_{truth}"
             fields.update({f"{name}{suffix}": getattr(figures, name) for name in self.TRUTH_FIELDS})
         fields.update({name: getattr(self, name) for name in self.SCALARS[3:]})
+        interval = self.circuit_faithfulness_interval
+        fields["circuit_faithfulness_interval"] = None if interval is None else list(interval)
         return fields
 
     @classmethod
@@ -131,7 +146,12 @@ class RunFigures:
             if f"auroc{suffix}" in fields:
                 truths[truth] = TruthFigures(*(fields.get(f"{name}{suffix}") for name in cls.TRUTH_FIELDS))
         scalars = {name: fields.get(name) for name in cls.SCALARS}
-        return cls(**{**scalars, "circuit_rule": scalars["circuit_rule"] or ""}, truths=truths)
+        interval = scalars["circuit_faithfulness_interval"]
+        scalars.update(
+            circuit_rule=scalars["circuit_rule"] or "",
+            circuit_faithfulness_interval=None if interval is None else tuple(interval),
+        )
+        return cls(**scalars, truths=truths)
 
 
 def default_circuit_size(truths: dict[str, set[Edge]]) -> int:
@@ -187,6 +207,12 @@ class RunEvaluation:
     def circuit_faithfulness(self) -> float:
         """Returns the faithfulness of `circuit` (NaN when the ablation changes nothing), computed once."""
         return faithfulness(self.task, self.graph, self.ablated, set(self.circuit.edges))
+
+    @cached_property
+    def circuit_faithfulness_interval(self) -> tuple[float, float] | None:
+        """Returns a 95% bootstrap interval over inputs of `circuit_faithfulness` (`faithfulness_interval`), or None
+        where there is none; computed once."""
+        return faithfulness_interval(self.task, self.graph, self.ablated, set(self.circuit.edges))
 
     def roc(self, truth: str) -> RocCurve | None:
         """Returns the edge ROC curve against the named truth, or None where it holds every edge or none.
@@ -272,4 +298,5 @@ class RunEvaluation:
             _finite(cmd(curve)),
             needed,
             None if needed is None else needed / self.graph.n_edges,
+            self.circuit_faithfulness_interval,
         )

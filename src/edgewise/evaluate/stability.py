@@ -12,9 +12,8 @@ inputs (the held-out ones, when given).
 
 from __future__ import annotations
 
-import functools
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
@@ -22,8 +21,9 @@ from ..errors import UsageError
 from ..graph import Circuit, Edge, EdgeScores, Graph
 from ..methods import discover, method_circuit
 from ..patching import task_ablation
-from ..tasks import Metric, Task
+from ..tasks import Task
 from .faithfulness import faithfulness
+from .rows import resampled_rows
 from .run import default_circuit_size, ground_truths
 
 INTERVAL_RESAMPLES = 1000  # resamples of the refits behind the stability's interval
@@ -93,43 +93,6 @@ class Stability:
                 "evaluated_on": self.evaluated_on,
             },
         }
-
-
-def resampled_rows(task: Task, generator: torch.Generator) -> Task:
-    """Returns the task on a bootstrap resample of its rows: as many rows, drawn with replacement, each clean row with
-    its own corrupted row and every per-row field (scored positions, answers, offered classes, answer values, and the
-    rows a metric or objective is bound to).
-
-    Args:
-        task: the task whose rows to resample.
-        generator: the random generator that draws them.
-
-    Returns:
-        The same task on the drawn rows.
-    """
-    n = task.clean.shape[0]
-    rows = torch.randint(0, n, (n,), generator=generator)
-    per_row = {
-        name: getattr(task, name)[rows.to(getattr(task, name).device)]
-        for name in ("clean", "corrupt", "scored_positions", "answers", "offered", "answer_values")
-        if getattr(task, name) is not None
-    }
-    metric = _on_rows(task.metric, rows, n)
-    objectives = {name: _on_rows(m, rows, n) for name, m in task.objectives.items()}
-    return replace(task, **per_row, metric=metric, objectives=objectives)
-
-
-def _on_rows(metric: Metric, rows: torch.Tensor, n: int) -> Metric:
-    """Returns the metric on the drawn rows: a metric bound to per-row tensors (a prompts file's answers, bound with
-    functools.partial) gets those tensors' rows drawn too; any other metric is returned as it is."""
-    fn = metric.fn
-    if not isinstance(fn, functools.partial):
-        return metric
-    keywords = {
-        k: v[rows.to(v.device)] if isinstance(v, torch.Tensor) and v.shape[:1] == (n,) else v
-        for k, v in fn.keywords.items()
-    }
-    return Metric(metric.name, functools.partial(fn.func, *fn.args, **keywords))
 
 
 def jaccard(a: set[Edge], b: set[Edge]) -> float:

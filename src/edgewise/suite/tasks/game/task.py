@@ -15,6 +15,7 @@ network play its worst move" turned out to play one corner everywhere).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -86,13 +87,18 @@ def move_value_objective(name: str, judge: torch.Tensor, offered: torch.Tensor, 
         The objective, as a Metric of (logits, reference, positions); the reference is not read.
     """
 
-    def objective(logits: torch.Tensor, reference: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        policy = logits.masked_fill(~offered.to(logits.device), ILLEGAL_LOGIT).softmax(-1)  # [..., batch, 1, 9]
-        per_position = sign * (policy * judge.to(logits)).sum(-1)
-        weights = positions.to(per_position.dtype)
-        return (per_position * weights).sum((-1, -2)) / weights.sum()
+    # bound with partial, not a closure, so that a bootstrap can draw the per-row tensors' rows (on_rows)
+    return Metric(name, partial(_move_value, judge=judge, offered=offered, sign=sign))
 
-    return Metric(name, objective)
+
+def _move_value(
+    logits: torch.Tensor, reference: torch.Tensor, positions: torch.Tensor, *, judge, offered, sign: float
+) -> torch.Tensor:
+    """`move_value_objective`'s function: the policy's expected judged value over scored positions."""
+    policy = logits.masked_fill(~offered.to(logits.device), ILLEGAL_LOGIT).softmax(-1)  # [..., batch, 1, 9]
+    per_position = sign * (policy * judge.to(logits)).sum(-1)
+    weights = positions.to(per_position.dtype)
+    return (per_position * weights).sum((-1, -2)) / weights.sum()
 
 
 def offered_metric(metric: Metric, offered: torch.Tensor) -> Metric:
@@ -106,11 +112,15 @@ def offered_metric(metric: Metric, offered: torch.Tensor) -> Metric:
         A metric of the same name that masks both the logits and the reference before calling `metric`.
     """
 
-    def restricted(logits: torch.Tensor, reference: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        off = ~offered.to(logits.device)
-        return metric(logits.masked_fill(off, ILLEGAL_LOGIT), reference.masked_fill(off, ILLEGAL_LOGIT), positions)
+    return Metric(metric.name, partial(_on_offered, metric=metric, offered=offered))
 
-    return Metric(metric.name, restricted)
+
+def _on_offered(
+    logits: torch.Tensor, reference: torch.Tensor, positions: torch.Tensor, *, metric: Metric, offered
+) -> torch.Tensor:
+    """`offered_metric`'s function: `metric` with the moves not on offer masked out of logits and reference."""
+    off = ~offered.to(logits.device)
+    return metric(logits.masked_fill(off, ILLEGAL_LOGIT), reference.masked_fill(off, ILLEGAL_LOGIT), positions)
 
 
 def tictactoe_no_corners_task(metric: str | None = None, held_out: bool = False, channels: bool = True) -> Task:
