@@ -152,9 +152,9 @@ def _plotly_js() -> str:
 
 
 def _script_json(record: dict) -> str:
-    """Returns strict JSON safe inside a <script> element: `</` and HTML comment openers cannot end it early."""
-    text = json.dumps(record, allow_nan=False, separators=(",", ":"))
-    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+    """Returns strict JSON safe inside a <script> element: every `<` is written `\\u003c`, so neither `</script>`
+    nor an HTML comment opener in a name can end it early."""
+    return json.dumps(record, allow_nan=False, separators=(",", ":")).replace("<", "\\u003c")
 
 
 def render_report(view: RunView | BenchView) -> str:
