@@ -94,3 +94,23 @@ def test_the_command_line_bootstrap_writes_what_the_library_computes(tmp_path, c
     with pytest.raises(SystemExit) as refused:  # argparse refuses it before any work
         main([*argv, "--bootstrap", "1"])
     assert refused.value.code == 2
+
+
+def test_too_few_inputs_are_refused_and_empty_circuits_are_stated(monkeypatch):
+    from dataclasses import replace
+
+    import edgewise.evaluate.stability as stability
+    from edgewise.graph import Circuit
+
+    task = tracr("tracr-reverse")
+    few = replace(task, clean=task.clean[:3], corrupt=task.corrupt[:3], scored_positions=task.scored_positions[:3])
+    with pytest.raises(UsageError, match="at least 4"):
+        bootstrap_stability(few, "eap", 3)
+
+    def nothing(scores, k):
+        return Circuit(frozenset(), per_position=False, description="empty", task=task.name, n_graph_edges=k)
+
+    monkeypatch.setattr(stability, "method_circuit", nothing)
+    result = bootstrap_stability(task, "eap", 3)
+    assert result.stability == 1.0 and len(result.warnings) == 1 and "says nothing" in result.warnings[0]
+    assert result.to_dict()["warnings"] == list(result.warnings)

@@ -76,6 +76,8 @@ def report_bootstrap(args: argparse.Namespace, task, scored, graph, circuit_size
     )
     for frequency, name in frequent[: args.show]:
         print(f"  {frequency:4.0%}  {name}")
+    for warning in result.warnings:
+        print(f"warning: {warning}")
     if args.bootstrap_json:
         write_text(args.bootstrap_json, json.dumps(result.to_dict(), indent=1, allow_nan=False))
         print(f"wrote {args.bootstrap_json}")

@@ -27,6 +27,7 @@ from .rows import resampled_rows
 from .run import default_circuit_size, ground_truths
 
 INTERVAL_RESAMPLES = 1000  # resamples of the refits behind the stability's interval
+MIN_ROWS = 4  # fewer discovery rows give too few distinct resamples to say anything
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Stability:
         consensus: the edges chosen by at least `threshold` of the refits.
         consensus_faithfulness: the consensus circuit's faithfulness on the evaluation inputs.
         evaluated_on: which inputs scored the consensus: `held-out` or `discovery`.
+        warnings: what makes the figures say less than they seem to (every refit's circuit empty, some empty), for
+            the output to state.
     """
 
     method: str
@@ -60,6 +63,7 @@ class Stability:
     consensus: Circuit
     consensus_faithfulness: float
     evaluated_on: str
+    warnings: tuple[str, ...] = ()
 
     @property
     def n_refits(self) -> int:
@@ -92,6 +96,7 @@ class Stability:
                 "faithfulness": self.consensus_faithfulness,
                 "evaluated_on": self.evaluated_on,
             },
+            "warnings": list(self.warnings),
         }
 
 
@@ -145,13 +150,18 @@ def bootstrap_stability(
             interval, and the consensus with its faithfulness.
 
     Raises:
-        UsageError: `n_refits` below 2 or `threshold` outside (0, 1].
+        UsageError: `n_refits` below 2, `threshold` outside (0, 1], or fewer than MIN_ROWS discovery rows.
     """
     if not isinstance(n_refits, int) or n_refits < 2:
         raise UsageError(f"bootstrap needs at least 2 refits to compare circuits; got n_refits={n_refits!r}")
     if not 0 < threshold <= 1:
         raise UsageError(
             f"threshold {threshold!r} is not a share of refits: give a value in (0, 1] (0.5: a majority of refits)"
+        )
+    if task.clean.shape[0] < MIN_ROWS:
+        raise UsageError(
+            f"{task.name} has {task.clean.shape[0]} discovery inputs; a bootstrap needs at least {MIN_ROWS} to draw "
+            "resamples that differ: give the task more inputs"
         )
     graph = graph or task.graph()
     if circuit_size is None:
@@ -197,7 +207,22 @@ def bootstrap_stability(
             scored, graph, task_ablation(scored, graph, ablation), set(consensus.edges)
         ),
         evaluated_on="held-out" if evaluation is not None else "discovery",
+        warnings=_empty_circuit_warnings(method, circuits),
     )
+
+
+def _empty_circuit_warnings(method: str, circuits: list[Circuit]) -> tuple[str, ...]:
+    """Returns the warnings the refits' circuits call for: all empty (two empty circuits overlap 1, so the stability
+    would read as perfect), or some empty."""
+    empty = sum(1 for c in circuits if not c.edges)
+    if empty == len(circuits):
+        return (
+            f"every refit's {method} circuit is empty: the stability of 1 compares empty sets and says nothing; "
+            "loosen the method's circuit rule (a lower threshold, or a top-k method) and run again",
+        )
+    if empty:
+        return (f"{empty} of {len(circuits)} refits found an empty {method} circuit",)
+    return ()
 
 
 def _pairwise_jaccard(circuits: list[set[Edge]]) -> torch.Tensor:
