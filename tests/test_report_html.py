@@ -273,3 +273,29 @@ def test_a_bench_folder_with_no_records_fails_before_writing(tmp_path):
     assert done.returncode == 2
     assert "nothing to report" in done.stderr and "edgewise bench --out" in done.stderr
     assert not out.exists()
+
+
+def test_the_static_diagram_colours_edges_by_bootstrap_frequency(files, tmp_path):
+    from matplotlib import colormaps, colors
+
+    from edgewise.graph import Edge
+    from edgewise.report import plot_circuit
+    from edgewise.report.plots import circuit_dot
+
+    boot = json.loads(files["boot.json"].read_text())
+    graph = tracr(TASK).graph()
+    by_name = {e.name: e for e in graph.edges}
+    frequency = {by_name[name]: f for name, f in boot["selection_frequency"].items()}
+    found: set[Edge] = {by_name[name] for name in boot["consensus"]["edges"]}
+    truth = tracr(TASK).ground_truth_edges(graph)
+    dot = circuit_dot(graph, found, truth, "bootstrap", frequency)
+    for edge in found | truth:
+        colour = colors.to_hex(colormaps["viridis"](frequency.get(edge, 0.0)))
+        reader = graph.reader_node(edge.reader)
+        port = f":{reader.input}" if reader.input else ""
+        line = next(
+            line for line in dot.splitlines() if line.startswith(f'  "{edge.writer}" -> "{reader.component}"{port} ')
+        )
+        assert f'color="{colour}"' in line
+    png, _ = plot_circuit(graph, found, tmp_path / "diagram", truth, "bootstrap", frequency)
+    assert png.stat().st_size > 0

@@ -23,7 +23,7 @@ from .page import (
     layout,
     run_view,
 )
-from .plots import draw_circuit, plot_circuit, plot_faithfulness_curves, plot_roc_curves, save_figure
+from .plots import draw_circuit, frequency_colour, plot_circuit, plot_faithfulness_curves, plot_roc_curves, save_figure
 from .removal_plots import plot_removals
 from .runs import effective_truths, run_parts
 
@@ -44,6 +44,7 @@ __all__ = [
     "draw_circuit",
     "effective_truths",
     "findings_of",
+    "frequency_colour",
     "layout",
     "plot_choice_maps",
     "plot_circuit",

@@ -81,6 +81,18 @@ def _input_ports(graph: Graph, pos: dict[str, tuple[float, float]]) -> dict[tupl
     return ports
 
 
+def frequency_colour(frequency: float) -> str:
+    """Returns the colour of an edge chosen by this share of bootstrap refits: viridis, dark at 0, yellow at 1.
+
+    Args:
+        frequency: the edge's selection frequency, in [0, 1] (values outside are clipped).
+
+    Returns:
+        The colour as `#rrggbb`.
+    """
+    return matplotlib.colors.to_hex(matplotlib.colormaps["viridis"](min(max(frequency, 0.0), 1.0)))
+
+
 def _target(graph: Graph, edge: Edge) -> tuple[str, str]:
     """Returns (the component an edge enters, its attention input as 'Q'/'K'/'V' or '' for other readers)."""
     node = graph.reader_node(edge.reader)
@@ -93,12 +105,15 @@ def plot_circuit(
     path: str | Path,
     truth: set[Edge] | None = None,
     title: str = "",
+    frequency: dict[Edge, float] | None = None,
 ) -> list[Path]:
     """Draws the circuit on the plain graph and writes PNG and SVG; returns the written paths.
 
     Each head's q, k and v inputs are drawn apart, as small labelled ports below it, and an edge into one of them ends
     at its port. With `truth`, edges in both are green, found-only edges orange, missed ground-truth edges dashed red;
-    without it, found edges are coloured by the reader input they enter (q, k, v, or residual).
+    without it, found edges are coloured by the reader input they enter (q, k, v, or residual). With `frequency`,
+    every edge is coloured by its bootstrap selection frequency instead (`frequency_colour`, with a colour bar),
+    missed true edges still dashed.
 
     Args:
         graph: the plain graph the edges belong to; writers split into features are drawn as their parts.
@@ -106,6 +121,8 @@ def plot_circuit(
         path: where to write: its suffix is replaced by .png and .svg; missing folders are made.
         truth: the ground-truth edges to compare with; None (or empty): no comparison.
         title: the figure's title.
+        frequency: each edge's bootstrap selection frequency (`Stability.selection_frequency`; edges not in it: 0);
+            None colours as above.
 
     Returns:
         The PNG and SVG paths.
@@ -123,6 +140,8 @@ def plot_circuit(
             color, style = _DIFF_STYLE[_edge_status(edge, found, truth)][:2]
         else:
             color, style = _INPUT_STYLE.get(kind, ("black", ""))[0], "-"
+        if frequency is not None:
+            color = frequency_colour(frequency.get(edge, 0.0))
         ax.annotate(
             "",
             xy=(x1, y1 - (0.07 if (target, kind) in ports else 0.15)),
@@ -170,12 +189,17 @@ def plot_circuit(
             fontsize=8,
             bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "gray"},
         )
-    if truth:
+    if frequency is not None:
+        bar = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(0, 1), matplotlib.colormaps["viridis"])
+        fig.colorbar(bar, ax=ax, fraction=0.03, pad=0.02, label="bootstrap selection frequency")
+        handles = [plt.Line2D([], [], color="gray", linestyle="--", label="true, missed")] if truth else []
+    elif truth:
         handles = [plt.Line2D([], [], color=c, linestyle=s, label=lab) for lab, (c, s, _, _) in _DIFF_STYLE.items()]
     else:
         handles = [plt.Line2D([], [], color=c, label=lab) for c, lab in _INPUT_STYLE.values()]
         handles.append(plt.Line2D([], [], color="black", label="residual (MLP / output)"))
-    ax.legend(handles=handles, loc="upper left", fontsize=7, bbox_to_anchor=(1.0, 1.0))
+    if handles:
+        ax.legend(handles=handles, loc="upper left", fontsize=7, bbox_to_anchor=(1.0, 1.0))
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.6, height - 0.4)
     ax.axis("off")
@@ -183,7 +207,9 @@ def plot_circuit(
     return save_figure(fig, path)
 
 
-def circuit_dot(graph: Graph, found: set[Edge], truth: set[Edge], title: str = "") -> str:
+def circuit_dot(
+    graph: Graph, found: set[Edge], truth: set[Edge], title: str = "", frequency: dict[Edge, float] | None = None
+) -> str:
     """Returns a plain graph's circuit as Graphviz DOT source: edges in `found | truth` from writer to component,
     bottom to top, coloured as `plot_circuit` colours them. A head that an edge enters through its query, key or value
     input is a record node with q, k and v ports below its name, and such an edge ends at its port, so the three
@@ -194,6 +220,8 @@ def circuit_dot(graph: Graph, found: set[Edge], truth: set[Edge], title: str = "
         found: the circuit's edges.
         truth: the ground-truth edges.
         title: the diagram's label (double quotes become single quotes).
+        frequency: each edge's bootstrap selection frequency (edges not in it: 0), which then colours the edges
+            (`frequency_colour`); None colours them by their status against the truth.
 
     Returns:
         The DOT source, one line per edge in graph order.
@@ -211,13 +239,20 @@ def circuit_dot(graph: Graph, found: set[Edge], truth: set[Edge], title: str = "
     for edge in edges:
         target, kind = _target(graph, edge)
         color, style = _DIFF_STYLE[_edge_status(edge, found, truth)][2:]
+        if frequency is not None:
+            color = f'"{frequency_colour(frequency.get(edge, 0.0))}"'
         port = f":{kind.lower()}" if kind else ""
         lines.append(f'  "{edge.writer}" -> "{target}"{port} [color={color}, style={style}];')
     return "\n".join([*lines, "}"]) + "\n"
 
 
 def plot_circuit_graphviz(
-    graph: Graph, found: set[Edge], path: str | Path, truth: set[Edge], title: str = ""
+    graph: Graph,
+    found: set[Edge],
+    path: str | Path,
+    truth: set[Edge],
+    title: str = "",
+    frequency: dict[Edge, float] | None = None,
 ) -> list[Path]:
     """Draws the circuit against the truth with Graphviz's `dot`; writes the DOT source, PNG and SVG and returns the
     two images' paths.
@@ -228,6 +263,7 @@ def plot_circuit_graphviz(
         path: where to write: its suffix is replaced by .dot, .png and .svg; missing folders are made.
         truth: the ground-truth edges.
         title: the diagram's label.
+        frequency: each edge's bootstrap selection frequency, which then colours the edges; None: by status.
 
     Returns:
         The PNG and SVG paths.
@@ -239,7 +275,7 @@ def plot_circuit_graphviz(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     source = path.with_suffix(".dot")
-    write_text(source, circuit_dot(graph, found, truth, title))
+    write_text(source, circuit_dot(graph, found, truth, title, frequency))
     written = []
     for fmt in ("png", "svg"):
         out = path.with_suffix(f".{fmt}")
@@ -249,7 +285,14 @@ def plot_circuit_graphviz(
     return written
 
 
-def draw_circuit(graph: Graph, found: set[Edge], path: str | Path, truth: set[Edge], title: str = "") -> list[Path]:
+def draw_circuit(
+    graph: Graph,
+    found: set[Edge],
+    path: str | Path,
+    truth: set[Edge],
+    title: str = "",
+    frequency: dict[Edge, float] | None = None,
+) -> list[Path]:
     """Draws a plain graph's circuit against the truth (true, found-only and missed edges apart) with Graphviz when
     `dot` is installed, else with `plot_circuit`; returns the written PNG and SVG paths.
 
@@ -260,13 +303,15 @@ def draw_circuit(graph: Graph, found: set[Edge], path: str | Path, truth: set[Ed
             made.
         truth: the ground-truth edges.
         title: the figure's title.
+        frequency: each edge's bootstrap selection frequency (`Stability.selection_frequency` by edge; edges not in
+            it: 0), which then colours the edges; None colours them by their status against the truth.
 
     Returns:
         The PNG and SVG paths.
     """
     if shutil.which("dot"):
-        return plot_circuit_graphviz(graph, found, path, truth, title)
-    return plot_circuit(graph, found, path, truth, title)
+        return plot_circuit_graphviz(graph, found, path, truth, title, frequency)
+    return plot_circuit(graph, found, path, truth, title, frequency)
 
 
 def plot_roc_curves(panels: dict[str, dict[str, RocCurve]], path: str | Path, title: str = "") -> list[Path]:
