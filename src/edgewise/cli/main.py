@@ -750,7 +750,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     from ..graph import GraphKind
     from ..methods import PRESETS
-    from ..suite.bench import full_sweep, graph_kind, quick_sweep, ray_executor, run_bench
+    from ..suite.bench import full_sweep, graph_kind, quick_sweep, run_bench
 
     sweep = full_sweep() if args.full else quick_sweep()
     chosen = {name: getattr(args, name) for name in ("tasks", "methods", "ablations", "graphs", "seeds")}
@@ -766,7 +766,12 @@ def _bench(args: argparse.Namespace) -> int:
     if args.threads is not None:
         _use_threads(args.threads, 0)
     start = time.perf_counter()
-    executor = None if args.ray is None else ray_executor(args.ray or None)
+    if args.ray is not None:
+        from ..suite.bench import RayExecutor  # imports Ray only once entered: a missing Ray is named there
+
+        executor = RayExecutor(args.ray or None)
+    else:
+        executor = None
     records = run_bench(
         sweep, args.out, progress=True, wait=args.wait, jobs=args.jobs, device=args.device, executor=executor
     )
@@ -1105,7 +1110,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=_positive_int,
         help="runs at once, in worker processes (one per core; their "
-        "times share the machine, and each record says how many ran beside it; default 1)",
+        "times share the machine, and each record says how many ran beside it) (default: 1)",
     )
     p.add_argument(
         "--ray",

@@ -5,7 +5,7 @@ process can start (and learn to die with its bench, workers.py) before it import
 from edgewise.lazy import lazy_exports
 
 _EXPORTS = {
-    **dict.fromkeys(["Executor", "LocalExecutor", "ray_executor"], "executors"),
+    **dict.fromkeys(["Executor", "LocalExecutor"], "executors"),
     "RayExecutor": "ray_executor",
     **dict.fromkeys(["FamilySummary", "family_summary"], "families"),
     **dict.fromkeys(["BENCH_DRAWN", "bench_view"], "folder"),

@@ -1,5 +1,6 @@
 """What runs a bench's runs: this machine (`LocalExecutor`: the bench's own process, or worker processes) or a Ray
-cluster (`ray_executor`, in ray_executor.py, imported only when asked for, so that the one-machine bench needs no Ray).
+cluster (`RayExecutor`, in ray_executor.py, which imports Ray only when entered, so that the one-machine bench needs
+no Ray).
 
 An executor is a context manager: entering it connects to whatever it runs on and raises, before any run starts,
 where it cannot (a cluster that does not answer, Ray not installed, versions that differ). `run` then does the
@@ -85,21 +86,3 @@ class LocalExecutor(Executor):
         from .runner import run_locally  # the runner imports this module for its default executor
 
         run_locally(pending, out, bar, self.jobs, device)
-
-
-def ray_executor(address: str | None = None, **options) -> Executor:
-    """Returns an executor that runs each (task, graph, ablation) group as a Ray task: on the cluster at `address`,
-    or on a local one started for the bench (see ray_executor.py). Ray is imported when the executor is entered.
-
-    Args:
-        address: the cluster (`HOST:PORT` of `ray start --head`, `ray://HOST:10001`, `auto`); None starts a local
-            cluster for the bench (or uses the one this process already started with `ray.init`).
-        **options (object): RayExecutor's options: `num_cpus` (a local cluster's CPUs), `temp_dir` (a local
-            cluster's Ray folder), `cpus_per_run`, `max_retries`.
-
-    Returns:
-        The executor.
-    """
-    from .ray_executor import RayExecutor
-
-    return RayExecutor(address, **options)

@@ -45,7 +45,8 @@ class RayExecutor(Executor):
     """Runs a bench's groups as Ray tasks (see the module).
 
     Attributes:
-        address: the cluster's address (`HOST:PORT`, `ray://HOST:PORT`, `auto`); None: a local cluster.
+        address: the cluster's address (`HOST:PORT`, `ray://HOST:PORT`, `auto`); None: a local cluster. A process
+            that has already called `ray.init` runs on that connection.
         num_cpus: a local cluster's CPUs (None: Ray's count, every core).
         temp_dir: a local cluster's folder for its sockets and logs (None: Ray's, /tmp/ray); keep it short, since
             unix socket paths hold about 107 characters.
@@ -84,7 +85,9 @@ class RayExecutor(Executor):
                 import edgewise.
         """
         ray = _import_ray()
-        if not ray.is_initialized():
+        if self.address not in (None, "auto"):
+            _check_reachable(self.address)
+        if not ray.is_initialized():  # else this process's connection (Ray holds one per process) serves
             self._connect(ray)
         nodes = [node for node in ray.nodes() if node["Alive"]]
         self._slots = {
@@ -107,8 +110,6 @@ class RayExecutor(Executor):
 
     def _connect(self, ray) -> None:
         """Starts a local cluster (no address) or joins the one at `address`; raises the module's errors."""
-        if self.address not in (None, "auto"):
-            _check_reachable(self.address)
         try:
             if self.address is None:
                 temp_dir = None if self.temp_dir is None else str(self.temp_dir)

@@ -2,6 +2,8 @@
 
     DIR/runs/<key>.json     one finished run: its record plus its curves, written atomically
     DIR/scores/<key>.json   the run's EdgeScores
+    DIR/failed/<key>.json   a run that raised: the run, its error and traceback, where it ran (removed once it
+                            finishes on a re-run)
     DIR/results.json        every finished run in the folder (records without curves): this sweep's in sweep order,
                             then those that earlier sweeps into the folder left, by key
     DIR/summary.md          a Markdown table of means over seeds, of the same runs
@@ -22,10 +24,15 @@ as runs/KEY.json.damaged with a BenchFileWarning naming it, and its run is done 
 edgewise.outputs (a temporary file, flushed, given the umask's mode, renamed), so an interrupted run leaves no
 half-written file.
 
-`jobs` runs several runs at once in worker processes (one per core suits this CPU-bound work), each writing its own
-files; a record's `jobs` says how many ran beside each other, since they share the machine's cores and memory
-bandwidth and so time more slowly than alone. Workers die with the bench that started them (killed, or ended by
-SIGTERM): none runs on into the folder without its lock, or waits forever for work.
+An executor runs the pending runs (executors.py): this machine's `LocalExecutor`, or a Ray cluster's
+`RayExecutor` (ray_executor.py), whose workers send each run back for this process to write. Locally, `jobs` runs
+several runs at once in worker processes (one per core suits this CPU-bound work), each writing its own files; a
+record's `jobs` says how many ran beside each other, since they share the machine's cores and memory bandwidth and so
+time more slowly than alone, and its `executor` and `node` say what ran it where. Workers die with the bench that
+started them (killed, or ended by SIGTERM): none runs on into the folder without its lock, or waits forever for work.
+
+A run that raises (its task, setting or method) is written to failed/ and the others go on; once all have run, the
+bench raises BenchRunsFailedError naming them, and a re-run does them again. Ctrl-C stops the bench at once.
 
 One bench at a time writes into a folder: a second raises BenchFolderBusyError naming the first, or with `wait`
 waits for it, and then skips the runs the first finished. Sweeps into one folder add up: results.json and
@@ -407,7 +414,7 @@ def run_bench(
         wait: wait for another bench that holds `out` instead of raising.
         jobs: how many runs at once on this machine, each in its own worker process; None: 1, or the executor's.
         device: where the runs' models and inputs go (`cpu`, `cuda`, ...); records say which device ran.
-        executor: what runs the runs (`LocalExecutor`, `ray_executor(...)`); None: `LocalExecutor(jobs)`.
+        executor: what runs the runs (`LocalExecutor`, `RayExecutor`); None: `LocalExecutor(jobs)`.
 
     Returns:
         The sweep's RunRecords, in sweep order (finished earlier or now).
