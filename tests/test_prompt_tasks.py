@@ -526,3 +526,94 @@ def test_bootstrap_rows_and_per_input_faithfulness_keep_a_prompt_tasks_answers_a
         assert values[i].item() == pytest.approx(expected, abs=1e-4, nan_ok=True)
         defined += expected == expected
     assert defined >= 2
+
+
+# ------------------------------------------------------------------------------------- remove on a prompts file
+
+
+def _hand_removed_mlp1(folder, tokenizer, rows):
+    """Returns, by plain torch hooks on the Hugging Face GPT-2, each row's logit difference and whether its top token
+    is the answer at its last prompt token, full and with the one edge `MLP 1 -> Resid End` zero-ablated: the final
+    norm's input loses MLP 1's output (each row run alone, unpadded)."""
+    hf = _hf_model(folder)
+    mlp, final = hf.transformer.h[1].mlp, hf.transformer.ln_f
+    full, removed = [], []
+    with torch.no_grad():
+        for row in rows:
+            answer, wrong = _one_token(tokenizer, row["answer"]), _one_token(tokenizer, row["wrong_answer"])
+            outputs = []
+            handle = mlp.register_forward_hook(lambda m, i, o: outputs.append(o))
+            clean = torch.tensor([tokenizer(row["clean"]).input_ids])
+            last = hf(clean).logits[0, -1]
+            patch = final.register_forward_pre_hook(lambda m, args: (args[0] - outputs[-1],))
+            patched = hf(clean).logits[0, -1]
+            handle.remove()
+            patch.remove()
+            for logits, into in ((last, full), (patched, removed)):
+                into.append(((logits[answer] - logits[wrong]).item(), logits.argmax().item() == answer))
+    return full, removed
+
+
+def test_remove_takes_a_model_folder_prompts_files_and_a_circuit(gpt2_folder, tokenizer, tmp_path, capsys):
+    """`edgewise remove --model DIR --data FILE`: the circuit (one edge) is removed on the file's held-out rows and on
+    a retain file's; every number agrees with the same edge patched by hand on the plain Hugging Face model."""
+    from edgewise.cli.main import main
+    from edgewise.graph import Circuit, Edge
+
+    split = ["held-out", "discovery", "held-out", "discovery", "held-out", "discovery"]
+    forget = _write_csv(tmp_path / "ioi.csv", [{**row, "part": part} for row, part in zip(ROWS, split)])
+    kept = [{**row, "part": part} for row, part in zip(ROWS[3:], ["held-out", "held-out", "discovery"])]
+    retain = _write_csv(tmp_path / "keep.csv", kept)
+    circuit_file = tmp_path / "circuit.json"
+    Circuit(frozenset({Edge("MLP 1", "Resid End")}), description="by hand", task="ioi").save(circuit_file)
+    out = tmp_path / "removal.json"
+    argv = ["remove", "--model", str(gpt2_folder), "--data", str(forget), "--split", "part", "--ablation", "zero"]
+    argv += ["--retain-data", str(retain), "--circuit", str(circuit_file), "--random-seeds", "0", "--json", str(out)]
+    assert main(argv) == 0
+    assert "removing from ioi (zero ablation), measured on held-out inputs" in capsys.readouterr().out
+    record = json.loads(out.read_text())
+    assert record["retain"] == ["keep"]
+    (row,) = record["removals"]
+    for measure, rows in (
+        (row["forget"], [r for r, p in zip(ROWS, split) if p == "held-out"]),
+        (row["retain"][0], kept[:2]),
+    ):
+        full, removed = _hand_removed_mlp1(gpt2_folder, tokenizer, rows)
+        lost = sum(f[0] - r[0] for f, r in zip(full, removed)) / len(rows)
+        assert measure["metric"] == pytest.approx(lost, abs=1e-4)
+        assert measure["accuracy_before"] == pytest.approx(sum(f[1] for f in full) / len(rows))
+        assert measure["accuracy_after"] == pytest.approx(sum(r[1] for r in removed) / len(rows))
+    assert abs(lost) > 1e-3  # the edge matters, so the comparison above tests something
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--retain", "tracr-reverse"], "built-in tasks run their own models"),
+        (["--retain-data", "{data}"], "cannot be both removed and kept"),
+        (["--retain-data", "{other}/ioi.csv"], "two files called ioi"),
+        (["--retain-data", "{other}/missing.csv"], "missing.csv"),
+        (["--circuit", "{circuit}"], "found on task 'tracr-reverse', not 'ioi'"),
+    ],
+)
+def test_remove_refuses_what_a_prompts_file_cannot_supply_before_loading(
+    extra, message, gpt2_folder, data_csv, no_loading, tmp_path, capsys
+):
+    from edgewise.cli.main import main
+    from edgewise.graph import Circuit, Edge
+
+    circuit = tmp_path / "c.json"
+    Circuit(frozenset({Edge("MLP 1", "Resid End")}), task="tracr-reverse").save(circuit)
+    (tmp_path / "ioi.csv").write_text(data_csv.read_text())
+    fill = {"data": str(data_csv), "other": str(tmp_path), "circuit": str(circuit)}
+    extra = [item.format(**fill) for item in extra]
+    source = ["--circuit", str(circuit)] if "--circuit" not in extra else []
+    assert main(["remove", "--model", str(gpt2_folder), "--data", str(data_csv), *source, *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_remove_refuses_prompt_options_on_a_built_in_task(capsys):
+    from edgewise.cli.main import main
+
+    assert main(["remove", "tracr-reverse", "--method", "eap", "--retain-data", "x.csv"]) == 2
+    assert "--retain-data describes prompts files on your own model" in capsys.readouterr().err

@@ -23,7 +23,7 @@ from ..errors import (
 from ..outputs import check_output_paths, write_text
 from .error_bars import add_bootstrap_arguments, report_bootstrap, run_sensitivity
 from .options import _count, _finite_float, _integer, _non_negative_float, _positive_float, _positive_int
-from .prompts import PROMPT_METRICS, add_prompt_arguments, prompt_tasks_from, uses_prompts
+from .prompts import PROMPT_METRICS, add_prompt_arguments, check_prompt_files, prompt_tasks_from, uses_prompts
 from .report import add_html_argument, add_report_parser, write_bench_html, write_diagnose_html, write_discover_html
 
 # the ablations' names, known here without importing torch (patching's `Ablation` holds the same; tested)
@@ -834,17 +834,22 @@ def _remove(args: argparse.Namespace) -> int:
         GivenCircuit,
         RemovalMaskConfig,
         RemovalSettings,
+        TaskSplit,
         compare_removals,
         discovered_circuits,
         minus_retain,
     )
     from ..methods import get_method
 
-    _check_removal_options(args)
+    prompts = uses_prompts(args)
+    _check_removal_options(args, prompts)
     for method in args.method or ():
         get_method(method)  # an unknown method fails before the ones before it train
-    for name in (args.task, *(args.retain or ())):
-        _check_task_name(name)
+    if prompts:
+        check_prompt_files(args, args.retain_data or [])  # a bad retain file fails before the model loads
+    else:
+        for name in (args.task, *(args.retain or ())):
+            _check_task_name(name)
     plot = None if args.plot is None else Path(args.plot)
     _check_not_an_input({"--json": args.json, "--plot": args.plot}, {"--circuit": args.circuit})
     check_output_paths(
@@ -856,10 +861,18 @@ def _remove(args: argparse.Namespace) -> int:
     )
     given = {"alpha": args.mask_alpha, "lambda_": args.mask_lambda, "steps": args.mask_steps}
     mask = RemovalMaskConfig(**{k: v for k, v in given.items() if v is not None}) if args.removal_mask else None
-    circuit = Circuit.load(args.circuit, task=args.task) if args.circuit else None
+    # a prompts file's task is named after the file (prompt_tasks), so a circuit of another task fails before loading
+    circuit = Circuit.load(args.circuit, task=Path(args.data).stem if prompts else args.task) if args.circuit else None
     _check_device(args.device)
-    forget = _load_split(args.task)
-    retain = [_load_split(name) for name in args.retain or ()]
+    if prompts:
+        forget = TaskSplit.from_prompt_tasks(prompt_tasks_from(args))
+        retain = [
+            TaskSplit.from_prompt_tasks(prompt_tasks_from(args, data, like=forget.discovery))
+            for data in args.retain_data or ()
+        ]
+    else:
+        forget = _load_split(args.task)
+        retain = [_load_split(name) for name in args.retain or ()]
     graph = forget.discovery.graph(per_position=circuit.per_position if circuit is not None else args.per_position)
     _use_threads(args.threads, graph.n_edges)
     if args.device != "cpu":
@@ -921,10 +934,38 @@ def _remove(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_removal_options(args: argparse.Namespace) -> None:
-    """Raises UsageError for `remove` options that contradict each other or would do nothing, before any work."""
-    if args.subtract_retain and not (args.method and args.retain):
-        raise UsageError("--subtract-retain needs --method (the circuits to fit on each retain task too) and --retain")
+def _check_removal_options(args: argparse.Namespace, prompts: bool) -> None:
+    """Raises UsageError for `remove` options that contradict each other or would do nothing, before any work
+    (`prompts`: the forget task comes from --model and --data)."""
+    if prompts and args.retain:
+        raise UsageError(
+            f"--retain {','.join(args.retain)}: built-in tasks run their own models, not {args.model}; give prompts "
+            "files of behaviour to keep on this model with --retain-data FILE[,FILE]"
+        )
+    if not prompts and (args.retain_data or args.metric):
+        flag = "--retain-data" if args.retain_data else "--metric"
+        raise UsageError(
+            f"{flag} describes prompts files on your own model: use it with --model DIR --data FILE (a built-in "
+            "task keeps its own metric; its retain tasks are --retain NAMES)"
+        )
+    files = [Path(f).resolve() for f in (args.data, *(args.retain_data or ()))] if prompts else []
+    if files and files[0] in files[1:]:
+        raise UsageError(
+            f"--retain-data names the forget file {args.data}: one file cannot be both removed and kept; drop it from "
+            "--retain-data"
+        )
+    stems = [f.stem for f in files]  # each file's task is named after its stem, and measured under that name
+    clash = next((f for i, f in enumerate(files) if f.stem in stems[:i]), None)
+    if clash is not None:
+        raise UsageError(
+            f"--data and --retain-data name two files called {clash.stem} (or one twice: {clash}); the tasks are "
+            "named after their files, so rename one"
+        )
+    if args.subtract_retain and not (args.method and (args.retain or args.retain_data)):
+        raise UsageError(
+            "--subtract-retain needs --method (the circuits to fit on each retain task too) and --retain (with "
+            "--model/--data: --retain-data)"
+        )
     for flag, value in (("--top-k", args.top_k), ("--per-position", args.per_position or None)):
         if value is not None and not args.method:
             raise UsageError(f"{flag} sizes the circuits that --method discovers; with --circuit, drop {flag}")
@@ -1164,7 +1205,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="ablate a circuit and measure what the model lost (the task) and kept (--retain "
         "tasks), beside random edges of the same number",
     )
-    p.add_argument("task", help="the forget task")
+    p.add_argument("task", nargs="?", help="the forget task (a built-in task or FILE.py:FUNCTION); or --model/--data")
+    add_prompt_arguments(p)
+    p.add_argument(
+        "--retain-data",
+        type=_comma_list,
+        metavar="FILES",
+        help="with --model/--data: comma-separated prompts files of behaviour to keep, run on the same model and read "
+        "with the same --column, --split and --metric",
+    )
+    p.add_argument(
+        "--metric",
+        choices=PROMPT_METRICS,
+        help="with --model/--data: what each prompts file's task measures (default: logit-diff)",
+    )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--circuit", metavar="FILE", help="a Circuit JSON (`edgewise discover --circuit-out`)")
     source.add_argument(

@@ -50,20 +50,10 @@ def uses_prompts(args: argparse.Namespace) -> bool:
     return given
 
 
-def prompt_tasks_from(args: argparse.Namespace):
-    """Returns `PromptTasks` (discovery, and held_out when --split is given) for --model and --data.
-
-    Args:
-        args: the parsed command line (model, data, split, column, prepend_bos; metric and seed where the command
-            has them).
-
-    Returns:
-        The prompt tasks.
-
-    Raises:
-        UsageError: a bad --column or --split, naming the flag.
-    """
-    from ..tasks import PromptColumns, prompt_tasks
+def _file_options(args: argparse.Namespace):
+    """Returns the prompts files' PromptColumns (None: the defaults) and held-out rule (a fraction or a column) of
+    --column and --split; raises UsageError for a bad --column."""
+    from ..tasks import PromptColumns
 
     fields = {}
     for item in args.column or ():
@@ -79,12 +69,57 @@ def prompt_tasks_from(args: argparse.Namespace):
             held_out = float(args.split)
         except ValueError:
             held_out = args.split  # a column's name
+    return (PromptColumns(**fields) if fields else None), held_out
+
+
+def check_prompt_files(args: argparse.Namespace, files: list[str]) -> None:
+    """Reads and checks more prompts files (a command's retain files) with --data's options, loading no model.
+
+    Args:
+        args: the parsed command line (column, split; metric where the command has it).
+        files: the prompts files.
+
+    Raises:
+        PromptDataError: a file is missing, empty, lacks a column or holds a bad row.
+        UsageError: a bad --column.
+    """
+    from ..tasks import read_prompt_rows
+
+    columns, held_out = _file_options(args)
+    for path in files:
+        read_prompt_rows(path, _metric(args), columns, held_out if isinstance(held_out, str) else None)
+
+
+def _metric(args: argparse.Namespace) -> str:
+    return getattr(args, "metric", None) or "logit-diff"
+
+
+def prompt_tasks_from(args: argparse.Namespace, data: str | None = None, like=None):
+    """Returns `PromptTasks` (discovery, and held_out when --split is given) for --model and --data.
+
+    Args:
+        args: the parsed command line (model, data, split, column, prepend_bos; metric and seed where the command
+            has them).
+        data: another prompts file than --data, read with the same options (a retain file); None: --data.
+        like: a task built from --model already (a `Task`), whose model and tokenizer the tasks reuse; None: load
+            --model.
+
+    Returns:
+        The prompt tasks.
+
+    Raises:
+        UsageError: a bad --column or --split, naming the flag.
+    """
+    from ..tasks import prompt_tasks
+
+    columns, held_out = _file_options(args)
     return prompt_tasks(
-        args.model,
-        args.data,
-        getattr(args, "metric", None) or "logit-diff",
-        columns=PromptColumns(**fields) if fields else None,
+        args.model if like is None else like.adapter,
+        data or args.data,
+        _metric(args),
+        columns=columns,
         held_out=held_out,
         seed=getattr(args, "seed", 0),
+        tokenizer=None if like is None else like.family.tokenizer,
         prepend_bos=True if args.prepend_bos else None,
     )

@@ -19,7 +19,7 @@ from ..evaluate import RunEvaluation, circuit_nodes, circuits_faithfulness
 from ..graph import Edge, Graph
 from ..methods import discover, get_method, top_k_circuit
 from ..patching import task_ablation
-from ..tasks import Task
+from ..tasks import PromptTasks, Task
 from .relearning import Relearning, relearn
 from .removal import Reference, Removal, random_edges, remove
 from .removal_mask import RemovalMaskConfig, learn_removal_mask
@@ -46,6 +46,20 @@ class TaskSplit:
     discovery: Task
     evaluation: Task
     held_out: bool
+
+    @classmethod
+    def from_prompt_tasks(cls, tasks: PromptTasks) -> "TaskSplit":
+        """Returns the split of a prompts file's tasks (`edgewise.tasks.prompt_tasks`): the held-out rows are the
+        evaluation inputs where the file was split, else the discovery rows are measured too.
+
+        Args:
+            tasks: the discovery task and, with `held_out`, the held-out one.
+
+        Returns:
+            The split, as `edgewise remove --model DIR --data FILE` compares removals on it.
+        """
+        held_out = tasks.held_out is not None
+        return cls(tasks.discovery, tasks.held_out if held_out else tasks.discovery, held_out)
 
 
 @dataclass(frozen=True)
