@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import types
 from pathlib import Path
 
@@ -134,6 +135,43 @@ def test_workers_killed_mid_group_are_retried_and_each_run_is_written_once(clust
     runs = [p.name for p in writes if p.parent.name == "runs"]
     assert sorted(runs) == sorted(f"{r.key}.json" for r in records)  # each once, none lost
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(runs)
+
+
+DRIVER = """
+import sys
+from edgewise.suite.bench import RayExecutor, Sweep, run_bench
+sweep = Sweep(("tracr-shift", "tracr-hist"), ("eap", "acdc"))
+run_bench(sweep, sys.argv[1], progress=False, executor=RayExecutor(num_cpus=2, temp_dir=sys.argv[2]))
+"""
+
+
+def test_a_killed_driver_resumes_without_repeating_finished_runs(
+    cluster, reference, tmp_path, tmp_path_factory, monkeypatch
+):
+    """A driver on its own local cluster is killed (SIGKILL) once its first run is written; a bench into the folder
+    then does only the runs that had not been written, and the records are the local runner's."""
+    out, folder = tmp_path / "out", _short_folder(tmp_path_factory)
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(out), str(folder)])
+    try:
+        deadline = time.monotonic() + 300
+        while not list((out / "runs").glob("*.json")) and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        driver.kill()
+        driver.wait()
+    finally:
+        _stop_nodes(folder)
+    before = {p.name: p.read_text() for p in (out / "runs").glob("*.json")}
+    assert 1 <= len(before) < 4 and not (out / "results.json").exists()
+    writes: list[str] = []
+    real = runner.write_atomic
+    monkeypatch.setattr(runner, "write_atomic", lambda path, text: writes.append(Path(path).name) or real(path, text))
+    records = run_bench(SWEEP, out, progress=False, executor=RayExecutor())
+    _ran_elsewhere_alike([r.to_json() for r in records], reference[1])
+    assert not set(before) & set(writes)  # the finished runs were not done again
+    assert sorted(set(writes) & {f"{r.key}.json" for r in records}) == sorted(
+        f"{r.key}.json" for r in records if f"{r.key}.json" not in before
+    )
+    assert all((out / "runs" / name).read_text() == text for name, text in before.items())
 
 
 class _WithABrokenRun(Sweep):
