@@ -69,8 +69,11 @@ def test_saelens_folders_split_the_writers_their_hooks_name(proportion, tmp_path
 def test_saelens_folders_for_other_hooks_raise(reverse, tmp_path):
     directions = reverse.dictionaries["oracle"]["MLP 1"].decoder
     _write_saelens(tmp_path / "a", directions, "blocks.1.hook_resid_mid")
-    with pytest.raises(SAEFormatError, match="not a writer of this model"):
+    with pytest.raises(SAEFormatError, match="the residual stream there is the sum of every writer before it"):
         add_sae_features(reverse, tmp_path / "a")
+    _write_saelens(tmp_path / "c", directions, "blocks.1.hook_mlp_in")
+    with pytest.raises(SAEFormatError, match="'blocks.1.hook_mlp_in': it is not a writer of this model"):
+        add_sae_features(reverse, tmp_path / "c")
     _write_saelens(tmp_path / "b", directions, "blocks.3.attn.hook_result")
     with pytest.raises(SAEFormatError, match="hook_head_index"):
         add_sae_features(reverse, tmp_path / "b")

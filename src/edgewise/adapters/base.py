@@ -43,6 +43,24 @@ class Adapter(ABC):
             The hook groups, in residual-stream order.
         """
 
+    def canonical_hook(self, name: str) -> str:
+        """Returns the name the hook point `name` fires under: an alias (`blocks.0.hook_mlp_out` on a
+        TransformerBridge) resolved to the point's own name, as the hook groups name it.
+
+        Args:
+            name: a hook name, e.g. the `hook_name` of an SAE's cfg.
+
+        Returns:
+            The hook point's own name; `name` itself where the model has no such alias (TransformerLens-style models
+                use one name per point).
+        """
+        return name
+
+    @property
+    def model_source(self) -> str | None:
+        """Returns where the model was loaded from (a folder or hub name), or None where the model does not say."""
+        return None
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Returns logits [batch, pos, vocab] for token ids [batch, pos].
 

@@ -275,6 +275,25 @@ class BridgeAdapter(Adapter):
             )
         return ("embed.hook_out", "pos_embed.hook_out")
 
+    def canonical_hook(self, name: str) -> str:
+        """Returns the bridge's own name of the hook point `name`: TransformerLens aliases (`blocks.L.hook_mlp_out`,
+        `blocks.L.hook_resid_pre`, `blocks.L.hook_attn_out`) resolved to the point they alias (`blocks.L.mlp.hook_out`,
+        `blocks.L.hook_in`, `blocks.L.attn.hook_out`, or `blocks.L.ln1_post.hook_out` after a post-attention norm).
+
+        Args:
+            name: a hook name, e.g. the `hook_name` of an SAE's cfg.
+
+        Returns:
+            The canonical name; `name` itself where the bridge has no such hook.
+        """
+        point = self.model.hook_dict.get(name)
+        return name if point is None else point.name
+
+    @property
+    def model_source(self) -> str | None:
+        """Returns the folder or hub name the bridge was booted from (`cfg.model_name`), or None."""
+        return getattr(self.model.cfg, "model_name", None)
+
     def _canonical_hook(self, name: str) -> str:
         hook_dict = self.model.hook_dict
         if name not in hook_dict:

@@ -85,12 +85,17 @@ def add_sae_features(task: Task, folder: str | Path) -> str:
         raise SAEFormatError(
             f"{folder} holds no SAELens folder (a cfg.json beside sae_weights.safetensors, or sub-folders that do)"
         )
-    groups = [g for g in task.adapter.hook_groups() if g.kind == "writer"]
+    adapter = task.adapter
+    groups = [g for g in adapter.hook_groups() if g.kind == "writer"]
     saes, sources = {}, {}  # by writer: the SAE, and the folder it came from
     for path in found:
         sae, cfg = load_saelens(path)
         metadata = cfg.get("metadata", {})  # load_saelens returns SAELens 6's layout, hook fields under metadata
-        writer = _writer_at(groups, metadata.get("hook_name"), metadata.get("hook_head_index"), path)
+        _check_model(metadata.get("model_name"), adapter.model_source, path)
+        hook = metadata.get("hook_name")
+        writer = _writer_at(
+            groups, hook, None if hook is None else adapter.canonical_hook(hook), metadata.get("hook_head_index"), path
+        )
         if writer in sources:
             raise DuplicateSAEError(
                 f"the SAEs in {sources[writer]} and {path} both split {writer} (hook {metadata.get('hook_name')!r}"
@@ -118,11 +123,25 @@ def _head_text(head: int | None) -> str:
     return "" if head is None else f", head {head}"
 
 
-def _writer_at(groups, hook: str | None, head: int | None, path: Path) -> str:
-    """Returns the writer whose output a hook (and head) carries, or raises SAEHookError naming the writer hooks, or
-    the heads the hook has."""
+def _check_model(trained_on: str | None, model: str | None, path: Path) -> None:
+    """Raises SAEHookError when the SAE's cfg names the model it was trained on (model_name) and that is not the
+    model loaded (its folder or hub name, compared by last path part, case aside); passes when either is unknown."""
+    if trained_on is None or model is None or not isinstance(trained_on, str):
+        return
+    if Path(trained_on).name.lower() != Path(model).name.lower():
+        raise SAEHookError(
+            f"the SAE in {path} was trained on model {trained_on!r} (model_name in its cfg.json), but the model here "
+            f"is {model!r}; its features describe that model's activations. Load SAEs trained on this model, or, if "
+            f"{trained_on!r} is this model under another name, set model_name in its cfg.json to {model!r}"
+        )
+
+
+def _writer_at(groups, hook: str | None, canonical: str | None, head: int | None, path: Path) -> str:
+    """Returns the writer whose output a hook (and head) carries, `canonical` being the hook's own name where `hook`
+    is an alias; raises SAEHookError naming why a hook that is no writer's cannot be split (the residual stream, an
+    attention layer's summed heads) and the writer hooks, or the heads the hook has."""
     for group in groups:
-        if group.hook != hook:
+        if group.hook != canonical:
             continue
         n_heads = len(group.nodes)
         if not group.per_head:
@@ -144,10 +163,24 @@ def _writer_at(groups, hook: str | None, head: int | None, path: Path) -> str:
             )
         return group.nodes[head].name
     hooks = ", ".join(g.hook for g in groups)
-    raise SAEHookError(
-        f"the SAE in {path} reads hook {hook!r}, which is not a writer of this model; edgewise "
-        f"splits writer outputs: {hooks}"
-    )
+    heads = next((g.hook for g in groups if g.per_head), None)
+    written = f"hook {hook!r}" + ("" if canonical == hook else f" (the model's {canonical})")
+    if hook is not None and "hook_resid_" in hook:
+        why = (
+            "the residual stream there is the sum of every writer before it, not one writer's output, and edgewise "
+            "splits writers into features; a residual SAE fits only where the stream is one writer, "
+            "blocks.0.hook_resid_pre (the embeddings). Use SAEs on hook_mlp_out"
+            + (f", or per head on {heads} with hook_head_index" if heads else ", hook_attn_out")
+        )
+    elif hook is not None and "hook_attn_out" in hook and heads is not None:
+        why = (
+            "that is the sum of a layer's heads (and the output bias), while this model's graph has one writer per "
+            f"head; train per-head SAEs on {heads} (hook_head_index in cfg.json), or use a model whose attention "
+            "layer is one writer (post-attention norms: Gemma 2 and 3)"
+        )
+    else:
+        why = "it is not a writer of this model"
+    raise SAEHookError(f"the SAE in {path} reads {written}: {why}. This model's writer hooks: {hooks}")
 
 
 def add_trained_features(
