@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import run_edgewise, run_edgewise_process
+from test_bench_prompts import _expected_scores, data_csv, gpt2_folder  # noqa: F401 (fixtures)
 
 import edgewise
 from edgewise.errors import (
@@ -24,7 +25,16 @@ from edgewise.errors import (
     ExecutorConflictError,
     RayNotInstalledError,
 )
-from edgewise.suite.bench import RayExecutor, RunRecord, RunSpec, Sweep, load_run, run_bench, runner
+from edgewise.suite.bench import (
+    PromptSource,
+    RayExecutor,
+    RunRecord,
+    RunSpec,
+    Sweep,
+    load_run,
+    run_bench,
+    runner,
+)
 
 ray = pytest.importorskip("ray")
 
@@ -99,6 +109,19 @@ def test_a_record_without_executor_and_node_reads_back_and_writes_back_without_t
     old = {k: v for k, v in expected[0].items() if k not in ("executor", "node")}
     record = RunRecord.from_json(old)
     assert (record.executor, record.node) == (None, None) and record.to_json() == old
+
+
+def test_a_ray_worker_rebuilds_a_users_task_from_its_model_folder_and_prompts_file(
+    cluster,
+    gpt2_folder,  # noqa: F811
+    data_csv,  # noqa: F811
+    tmp_path,
+):
+    source = PromptSource(str(gpt2_folder), str(data_csv), held_out=1 / 3)
+    sweep = Sweep((source.name,), ("eap",), prompts=(source,))
+    (record,) = run_bench(sweep, tmp_path, progress=False, executor=RayExecutor())
+    assert record.executor == "ray" and record.task == "ioi" and record.evaluated_on == "held-out"
+    assert _scores(tmp_path, record.key) == _expected_scores(gpt2_folder, data_csv, "eap")
 
 
 def _bench_workers() -> list[psutil.Process]:

@@ -23,7 +23,14 @@ from ..errors import (
 from ..outputs import check_output_paths, write_text
 from .error_bars import add_bootstrap_arguments, report_bootstrap, run_sensitivity
 from .options import _count, _finite_float, _integer, _non_negative_float, _positive_float, _positive_int
-from .prompts import PROMPT_METRICS, add_prompt_arguments, check_prompt_files, prompt_tasks_from, uses_prompts
+from .prompts import (
+    PROMPT_METRICS,
+    add_prompt_arguments,
+    check_prompt_files,
+    prompt_source_from,
+    prompt_tasks_from,
+    uses_prompts,
+)
 from .report import add_html_argument, add_report_parser, write_bench_html, write_diagnose_html, write_discover_html
 
 # the ablations' names, known here without importing torch (patching's `Ablation` holds the same; tested)
@@ -757,6 +764,9 @@ def _bench(args: argparse.Namespace) -> int:
     if args.preset is not None:
         chosen["presets"] = PRESETS if args.preset == "both" else (args.preset,)
     sweep = dataclasses.replace(sweep, **{name: value for name, value in chosen.items() if value is not None})
+    source = prompt_source_from(args)
+    if source is not None:  # the user's task, beside any --tasks
+        sweep = dataclasses.replace(sweep, tasks=(*(args.tasks or ()), source.name), prompts=(source,))
     if args.features:
         kinds = (graph_kind(g) for g in sweep.graphs)
         sweep = dataclasses.replace(sweep, graphs=tuple(GraphKind(k.per_position, args.features) for k in kinds))
@@ -1130,7 +1140,9 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--quick", action="store_true", help="3 small tasks x 5 methods, resample, plain (default)")
     size.add_argument("--full", action="store_true", help="every task and method, both graphs, 3 ablations, 3 seeds")
     p.add_argument("--out", required=True, help="results folder; a re-run into it skips finished runs")
-    p.add_argument("--tasks", type=_comma_list, help="comma-separated tasks, replacing the mode's")
+    p.add_argument(
+        "--tasks", type=_comma_list, help="comma-separated tasks, replacing the mode's (with --model/--data: beside it)"
+    )
     p.add_argument("--methods", type=_comma_list, help="comma-separated methods, e.g. eap,random")
     p.add_argument("--ablations", type=_ablation_list, help="comma-separated ablations: resample, mean, zero, ...")
     p.add_argument("--graphs", type=_comma_list, help="comma-separated graph kinds: plain, per-position")
@@ -1171,6 +1183,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", default="cpu", help="where the models and inputs live: cpu, cuda, cuda:1, mps (checked first)"
     )
     add_html_argument(p)
+    add_prompt_arguments(p)
     p.set_defaults(run=_bench)
     p = sub.add_parser(
         "diagnose", help="constant writers, the ground truth's minimal circuit per ablation, and what a circuit outputs"

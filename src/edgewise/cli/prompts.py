@@ -123,3 +123,45 @@ def prompt_tasks_from(args: argparse.Namespace, data: str | None = None, like=No
         tokenizer=None if like is None else like.family.tokenizer,
         prepend_bos=True if args.prepend_bos else None,
     )
+
+
+def prompt_source_from(args: argparse.Namespace):
+    """Returns the bench's `PromptSource` of --model and --data (paths made absolute, since a bench's workers may
+    start elsewhere), after checking the prompts file; raises UsageError where only one is given, or a prompts
+    file's option is given without them.
+
+    Args:
+        args: the parsed command line (model, data, split, column, prepend_bos; metric and seed where the command
+            has them).
+
+    Returns:
+        The source, or None where neither --model nor --data is given.
+
+    Raises:
+        UsageError: half of --model/--data, a bad --column, or --split/--column/--prepend-bos without a prompts file.
+        PromptDataError: the prompts file is missing, empty, lacks a column or holds a bad row.
+    """
+    from pathlib import Path
+
+    from ..suite.bench import PromptSource
+
+    if args.model is None and args.data is None:
+        if args.split is not None or args.column or args.prepend_bos:
+            raise UsageError(
+                "--split, --column and --prepend-bos describe a prompts file: use them with --model/--data"
+            )
+        return None
+    if args.model is None or args.data is None:
+        raise UsageError("--model and --data go together: give the model folder (or hub name) and the prompts file")
+    check_prompt_files(args, [args.data])
+    columns, held_out = _file_options(args)
+    model = str(Path(args.model).resolve()) if Path(args.model).exists() else args.model  # a folder, or a hub name
+    return PromptSource(
+        model,
+        str(Path(args.data).resolve()),
+        _metric(args),
+        columns,
+        held_out,
+        getattr(args, "seed", 0),
+        True if args.prepend_bos else None,
+    )

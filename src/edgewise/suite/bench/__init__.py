@@ -19,7 +19,8 @@ _EXPORTS = {
     ),
     **dict.fromkeys(["copies_kept", "markdown_table", "summary_markdown"], "summary"),
     **dict.fromkeys(
-        ["FEATURE_SETS", "GRAPH_KINDS", "RunSpec", "Sweep", "full_sweep", "graph_kind", "quick_sweep"], "sweep"
+        ["FEATURE_SETS", "GRAPH_KINDS", "PromptSource", "RunSpec", "Sweep", "full_sweep", "graph_kind", "quick_sweep"],
+        "sweep",
     ),
 }
 __all__ = sorted(_EXPORTS)

@@ -356,8 +356,7 @@ def run_group(
         try:
             if task is None or task.name != spec.task:
                 task = None  # a task that fails to load is tried again for its next run, which fails alike
-                loaded = get_task(spec.task).to(device)
-                held_out = get_task(spec.task, held_out=True).to(device) if held_out_size(spec.task) else None
+                loaded, held_out = _tasks(spec, device)
                 _warm_up(loaded)
                 task, settings = loaded, {}
             if (spec.graph, spec.ablation) not in settings:
@@ -368,6 +367,18 @@ def run_group(
             continue
         record = dataclasses.replace(record, jobs=jobs, executor=executor, node=node)
         yield FinishedRun(record, curves, scores.to_dict())
+
+
+def _tasks(spec: RunSpec, device: str) -> tuple[Task, Task | None]:
+    """Returns the run's task on its discovery inputs and on its held-out ones (None without), on `device`: built
+    from its name, or from its model and prompts file."""
+    if spec.source is not None:
+        built = spec.source.tasks()
+        discovery, held_out = built.discovery, built.held_out
+    else:
+        discovery = get_task(spec.task)
+        held_out = get_task(spec.task, held_out=True) if held_out_size(spec.task) else None
+    return discovery.to(device), None if held_out is None else held_out.to(device)
 
 
 def write_outcome(out: Path, outcome: FinishedRun | RunFailure) -> None:

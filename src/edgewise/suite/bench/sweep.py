@@ -6,11 +6,13 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from edgewise.errors import InvalidSweepError, UnknownGraphKindError, UnknownTaskError
 from edgewise.graph import GraphKind
 from edgewise.methods import PRESETS, get_method, method_names, resolve_config
 from edgewise.patching import Ablation
+from edgewise.tasks import PromptColumns, PromptTasks, prompt_tasks
 
 from ..tasks import ALL_TRACR_TASKS, task_names
 
@@ -39,6 +41,55 @@ def graph_kind(kind: "str | GraphKind") -> GraphKind:
         raise InvalidSweepError(str(err)) from None
 
 
+@dataclass(frozen=True)
+class PromptSource:
+    """A task from a user's Hugging Face model and file of prompt pairs (`edgewise bench --model DIR --data FILE`):
+    the arguments of `edgewise.tasks.prompt_tasks`, which a bench's worker (another process, or a Ray node, where
+    the same paths must exist) rebuilds the task from, so that no model is sent to it.
+
+    Attributes:
+        model: the model's folder or hub name.
+        data: the prompts file (its stem names the task).
+        metric: `logit-diff`, `prob` or `kl`.
+        columns: the file's names of the fields; None: the defaults.
+        held_out: the fraction of rows held out for evaluation (drawn with `seed`), or the column that says which.
+        seed: the seed of the held-out draw.
+        prepend_bos: None: as the tokenizer encodes; True or False: the tokenizer's BOS first, or not.
+    """
+
+    model: str
+    data: str
+    metric: str = "logit-diff"
+    columns: PromptColumns | None = None
+    held_out: float | str = 0.0
+    seed: int = 0
+    prepend_bos: bool | None = None
+
+    @property
+    def name(self) -> str:
+        """Returns the task's name: the prompts file's stem, as `prompt_tasks` names it."""
+        return Path(self.data).stem
+
+    def tasks(self) -> PromptTasks:
+        """Returns the discovery task, and the held-out one where rows are held out (see `prompt_tasks`).
+
+        Returns:
+            The prompt tasks.
+
+        Raises:
+            PromptDataError: a bad prompts file (prompt_tasks lists its other errors).
+        """
+        return prompt_tasks(
+            self.model,
+            self.data,
+            self.metric,
+            columns=self.columns,
+            held_out=self.held_out,
+            seed=self.seed,
+            prepend_bos=self.prepend_bos,
+        )
+
+
 RECORD_FORMAT = 2  # part of every run key: bump when what a record measures changes (2: scored on held-out inputs)
 
 
@@ -54,6 +105,8 @@ class RunSpec:
         seed: the method's seed.
         hyperparameters: every hyperparameter of the method's config, by field name.
         preset: where the hyperparameters come from: edgewise's tuned defaults or the authors' settings.
+        source: where the task comes from when it is a user's model and prompts (`task` is its name); None: the
+            built-in task `task`. Not part of the key.
 
     Raises:
         InvalidSweepError: an unknown graph kind.
@@ -67,6 +120,7 @@ class RunSpec:
     seed: int
     hyperparameters: dict = field(default_factory=dict)
     preset: str = "tuned"
+    source: PromptSource | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "graph", graph_kind(self.graph))
@@ -93,6 +147,7 @@ class Sweep:
         seeds: the methods' seeds.
         hyperparameters: per method: values replacing its defaults.
         presets: tuned (edgewise's defaults) and/or published (the authors' settings).
+        prompts: tasks from users' models and prompts files, which `tasks` names by `PromptSource.name`.
     """
 
     tasks: tuple[str, ...]
@@ -102,6 +157,7 @@ class Sweep:
     seeds: tuple[int, ...] = (0,)
     hyperparameters: dict[str, dict] = field(default_factory=dict)
     presets: tuple[str, ...] = ("tuned",)
+    prompts: tuple[PromptSource, ...] = ()
 
     def runs(self) -> list[RunSpec]:
         """Returns the runs task by task (then graph, ablation, method, preset, seed); raises for any unknown name
@@ -132,8 +188,9 @@ class Sweep:
                 (m, p if configs[m, p] != configs[m, "tuned"] else "tuned") for m in self.methods for p in self.presets
             )
         )
+        sources = {source.name: source for source in self.prompts}
         return [
-            RunSpec(task, graph, method, ablation, seed, configs[method, preset], preset)
+            RunSpec(task, graph, method, ablation, seed, configs[method, preset], preset, sources.get(task))
             for task in self.tasks
             for graph in self.graphs
             for ablation in self.ablations
@@ -152,9 +209,10 @@ class Sweep:
         ):
             if not values:
                 raise InvalidSweepError(f"the sweep lists no {name}; give at least one")
-        unknown = [t for t in self.tasks if t not in task_names()]
+        names = [*task_names(), *(source.name for source in self.prompts)]
+        unknown = [t for t in self.tasks if t not in names]
         if unknown:
-            raise UnknownTaskError.for_name(unknown[0], task_names())
+            raise UnknownTaskError.for_name(unknown[0], names)
         for ablation in self.ablations:
             Ablation.parse(ablation)
         unknown = [p for p in self.presets if p not in PRESETS]
