@@ -20,6 +20,7 @@ from test_bench_prompts import _expected_scores, data_csv, gpt2_folder  # noqa: 
 import edgewise
 from edgewise.errors import (
     BenchRunsFailedError,
+    ClusterResourcesError,
     ClusterUnreachableError,
     ClusterVersionError,
     ExecutorConflictError,
@@ -313,6 +314,12 @@ def test_rays_own_version_mismatch_is_named(ray_environment):
     fake = types.SimpleNamespace(init=init, __version__=ray.__version__)
     with pytest.raises(ClusterVersionError, match="another Ray or Python than this driver.*Version mismatch"):
         RayExecutor("auto")._connect(fake)
+
+
+def test_a_cuda_bench_on_a_cluster_without_gpus_fails_before_any_run(cluster, tmp_path):
+    with pytest.raises(ClusterResourcesError, match="--device cuda, but the Ray cluster has no GPU"):
+        run_bench(SWEEP, tmp_path, progress=False, device="cuda", executor=RayExecutor())
+    assert not (tmp_path / "runs").exists()
 
 
 def test_ray_with_jobs_is_refused(tmp_path):

@@ -158,6 +158,10 @@ class ClusterVersionError(EdgewiseError):
     """A Ray cluster whose Ray, Python or edgewise differs from the driver's, or whose workers lack edgewise."""
 
 
+class ClusterResourcesError(EdgewiseError):
+    """A Ray cluster without what a bench's runs ask for: no GPU for `--device cuda`."""
+
+
 class CacheWarning(UserWarning):
     """A cache entry that could not be used (damaged, of another program, or not writable); edgewise recomputes."""
 

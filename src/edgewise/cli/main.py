@@ -772,7 +772,8 @@ def _bench(args: argparse.Namespace) -> int:
         sweep = dataclasses.replace(sweep, graphs=tuple(GraphKind(k.per_position, args.features) for k in kinds))
     sweep.runs()  # unknown names fail before any work
     check_output_paths({"--html": args.html}, folders={"--out": args.out})
-    _check_device(args.device)
+    if args.ray is None:  # on Ray the cluster's nodes hold the devices; the executor checks them
+        _check_device(args.device)
     if args.threads is not None:
         _use_threads(args.threads, 0)
     start = time.perf_counter()

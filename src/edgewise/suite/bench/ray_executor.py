@@ -27,6 +27,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from edgewise.errors import (
+    ClusterResourcesError,
     ClusterUnreachableError,
     ClusterVersionError,
     RayNotInstalledError,
@@ -141,10 +142,18 @@ class RayExecutor(Executor):
             out: the results folder.
             bar: the progress bar over the sweep, updated per run.
             device: where the runs' models and inputs go; `cuda...` gives each task one GPU.
+
+        Raises:
+            ClusterResourcesError: `device` is CUDA and the cluster has no GPU (its tasks would wait forever).
         """
         import ray
 
         gpus = 1 if device.startswith("cuda") else 0
+        if gpus and ray.cluster_resources().get("GPU", 0) < 1:
+            raise ClusterResourcesError(
+                f"--device {device}, but the Ray cluster has no GPU: start its nodes on GPU machines (`ray start` "
+                "finds their GPUs, or give --num-gpus), or run on the CPU (--device cpu)"
+            )
         remote = ray.remote(bench_group).options(
             num_cpus=self.cpus_per_run, num_gpus=gpus, max_retries=self.max_retries
         )
