@@ -299,3 +299,30 @@ def test_the_static_diagram_colours_edges_by_bootstrap_frequency(files, tmp_path
         assert f'color="{colour}"' in line
     png, _ = plot_circuit(graph, found, tmp_path / "diagram", truth, "bootstrap", frequency)
     assert png.stat().st_size > 0
+
+
+@pytest.mark.parametrize("max_nodes", [3000, 10])
+def test_a_per_position_view_joins_each_drawn_edge_to_its_own_nodes(monkeypatch, max_nodes):
+    import torch
+
+    from edgewise.graph import EdgeScores
+    from edgewise.report import circuit_view, page
+
+    monkeypatch.setattr(page, "MAX_NODES", max_nodes)  # 10: only the nodes the drawn edges touch are kept
+    graph = tracr(TASK).graph(per_position=True)
+    scores = EdgeScores(graph, torch.randn(graph.n_edges, generator=torch.Generator().manual_seed(0)), "random")
+    view = circuit_view(graph, scores, max_drawn=25)
+    assert len(view.edge_names) == 25
+    labels = [n.label for n in view.nodes]
+    best = sorted(range(graph.n_edges), key=lambda i: -scores.scores[i].item())[:25]
+    assert set(view.edge_names) == {graph.edges[i].name for i in best}
+    for d, i in enumerate(sorted(best, key=lambda i: -scores.scores[i].item())):
+        edge = graph.edges[i]
+        assert view.edge_names[d] == edge.name
+        assert labels[view.edge_writer[d]] == f"{edge.writer}@{edge.position}"
+        assert labels[view.edge_reader[d]] == f"{edge.reader}@{edge.position}"
+        assert view.nodes[view.edge_reader[d]].port or graph.reader_node(edge.reader).kind.value == "output"
+    if max_nodes == 10:
+        assert len(view.nodes) <= 50
+    else:
+        assert len(view.nodes) == (len(graph.writers) + len(graph.readers)) * graph.n_positions

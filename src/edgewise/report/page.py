@@ -21,6 +21,8 @@ from ..evaluate import FaithfulnessCurve, RocCurve, RunFigures, Stability
 from ..graph import Edge, EdgeScores, Graph
 
 MAX_DRAWN = 1000  # edges a circuit view draws: SVG stays responsive to a few thousand paths
+MAX_NODES = 3000  # nodes drawn whether an edge touches them or not; past it (per-position LMs), only those touched
+MAX_SORTED = 100_000  # best scores a page keeps for its threshold control; past them a threshold gives "at least"
 INPUT_OFFSET = {"q": -0.25, "k": 0.0, "v": 0.25}  # where a head's q, k and v inputs sit beside it (in node widths)
 READER_DROP = 0.4  # how far below its node a reader's input port sits (in rows)
 
@@ -81,7 +83,8 @@ class CircuitView:
         edge_findings: what the diagnosis says about drawn edges, by drawn index.
         circuits: the circuits the page can highlight.
         n_edges: the graph's edges.
-        sorted_scores: every edge's snapped score, best first (what a threshold counts); empty without scores.
+        sorted_scores: the snapped scores of the best MAX_SORTED edges, best first (what a threshold counts); empty
+            without scores.
         undrawn_share: the share of the total |score| held by edges not drawn.
     """
 
@@ -370,6 +373,12 @@ def circuit_view(
     drawn.sort(key=lambda i: rank[i].item())
     place = {i: d for d, i in enumerate(drawn)}
     edges = [graph.edges[i] for i in drawn]
+    ends = [(writer_index[e.writer, e.position], reader_index[e.reader, e.position]) for e in edges]
+    if len(nodes) > MAX_NODES:  # keep the nodes the drawn edges touch, renumbered
+        kept = sorted({i for pair in ends for i in pair})
+        renumber = {old: new for new, old in enumerate(kept)}
+        nodes = [nodes[i] for i in kept]
+        ends = [(renumber[w], renumber[r]) for w, r in ends]
     magnitude = snapped.abs()
     total = magnitude.sum().item()
     undrawn = total - magnitude[drawn].sum().item() if drawn else total
@@ -384,15 +393,15 @@ def circuit_view(
         nodes=tuple(nodes),
         n_rows=n_rows,
         edge_names=tuple(e.name for e in edges),
-        edge_writer=tuple(writer_index[e.writer, e.position] for e in edges),
-        edge_reader=tuple(reader_index[e.reader, e.position] for e in edges),
+        edge_writer=tuple(w for w, _ in ends),
+        edge_reader=tuple(r for _, r in ends),
         edge_score=None if scores is None else tuple(scores.scores[drawn].tolist()),
         edge_rank=tuple(rank[drawn].tolist()),
         edge_frequency=None if frequency is None else tuple(frequency[drawn].double().tolist()),
         edge_findings=edge_findings,
         circuits=tuple(views),
         n_edges=graph.n_edges,
-        sorted_scores=() if scores is None else tuple(snapped[order].tolist()),
+        sorted_scores=() if scores is None else tuple(snapped[order[:MAX_SORTED]].tolist()),
         undrawn_share=undrawn / total if total > 0 else 0.0,
     )
 

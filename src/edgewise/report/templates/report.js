@@ -174,13 +174,14 @@ function renderRun(run, root) {
   // the highlighted circuit
   let current = new Set();
   function highlight() {
-    let members, size, label, faith = null;
+    let members, size, label = null, faith = null;
     if (mode.value === "top" || mode.value === "threshold") {
       let k;
       if (mode.value === "threshold") {
         const t = parseFloat(threshold.value);
         k = C.sorted_scores.filter((s) => s > t).length;
         sizeInput.value = k;
+        if (k === C.sorted_scores.length && k < C.n_edges) label = `at least ${k} (the page keeps the best ${k} scores)`;
       } else {
         k = Math.max(0, Math.min(C.n_edges, parseInt(sizeInput.value || "0", 10)));
       }
@@ -189,7 +190,7 @@ function renderRun(run, root) {
       for (let d = 0; d < nEdges; d++) if (E.rank[d] <= k) members.add(d);
       size = k;
       const at = faithfulnessAt(run.faithfulness, k);
-      label = `top ${k}`;
+      label = label || `top ${k}`;
       if (at) faith = at.size === k ? fmt(at.value) : `${fmt(at.value)} (at k = ${at.size}, the nearest evaluated size)`;
     } else {
       const c = C.circuits[parseInt(mode.value.split(":")[1], 10)];
