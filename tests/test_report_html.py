@@ -326,3 +326,30 @@ def test_a_per_position_view_joins_each_drawn_edge_to_its_own_nodes(monkeypatch,
         assert len(view.nodes) <= 50
     else:
         assert len(view.nodes) == (len(graph.writers) + len(graph.readers)) * graph.n_positions
+
+
+def test_scores_labelled_with_another_task_fail_before_writing(files, tmp_path):
+    record = json.loads(files["scores.json"].read_text())
+    record["task"] = "tracr-proportion"  # a built-in task whose graph is not these scores'
+    mislabelled = tmp_path / "mislabelled.json"
+    mislabelled.write_text(json.dumps(record))
+    out = tmp_path / "page.html"
+    done = run_edgewise("report", str(mislabelled), "--out", str(out))
+    assert done.returncode == 2
+    assert "tracr-proportion" in done.stderr and "edgewise discover tracr-proportion --json" in done.stderr
+    assert not out.exists()
+
+
+def test_a_run_without_its_scores_keeps_its_row_without_a_page(bench, tmp_path):
+    partial = tmp_path / "partial"
+    shutil.copytree(bench, partial)
+    victim = sorted((partial / "scores").glob("*.json"))[0]
+    victim.unlink()
+    out = tmp_path / "bench.html"
+    done = run_edgewise("report", str(partial), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    data = page_data(out)
+    rows = {row["key"]: row for row in data["rows"]}
+    assert len(rows) == 2 and rows[victim.stem]["run"] is None
+    assert len(data["runs"]) == 1
+    assert any(victim.stem in note for note in data["missing"])
