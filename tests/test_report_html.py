@@ -34,6 +34,16 @@ def expected_ranks(scores_file: Path) -> dict[str, int]:
     return {f"{rows[i][0]}->{rows[i][1]}": rank for rank, i in enumerate(order, start=1)}
 
 
+def refused(tmp_path: Path, *args: str) -> str:
+    """Returns what `edgewise report ARGS --out FILE` printed to stderr, after checking that it exited with status 2
+    and wrote no page."""
+    out = tmp_path / "refused.html"
+    done = run_edgewise("report", *args, "--out", str(out))
+    assert done.returncode == 2, done.stdout
+    assert not out.exists()
+    return done.stderr
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     """EAP scores of tracr-reverse with a 3-refit bootstrap and their page (`discover --html`), a diagnosis of the
@@ -196,11 +206,8 @@ def test_scores_with_nan_fail_before_writing(files, tmp_path):
     record["scores"][5][2] = math.nan
     bad = tmp_path / "nan.json"
     bad.write_text(json.dumps(record))  # Python writes the bare NaN a strict writer refuses
-    out = tmp_path / "page.html"
-    done = run_edgewise("report", str(bad), "--out", str(out))
-    assert done.returncode == 2
-    assert "not finite" in done.stderr and "->" in done.stderr
-    assert not out.exists()
+    stderr = refused(tmp_path, str(bad))
+    assert "not finite" in stderr and "->" in stderr
 
 
 def test_a_diagnosis_of_another_task_fails_before_writing(files, tmp_path):
@@ -208,18 +215,14 @@ def test_a_diagnosis_of_another_task_fails_before_writing(files, tmp_path):
     record["task"] = "tracr-sort"
     other = tmp_path / "other.json"
     other.write_text(json.dumps(record))
-    out = tmp_path / "page.html"
-    done = run_edgewise("report", str(files["scores.json"]), "--diagnosis", str(other), "--out", str(out))
-    assert done.returncode == 2
-    assert "tracr-sort" in done.stderr and "edgewise diagnose tracr-reverse" in done.stderr
-    assert not out.exists()
+    stderr = refused(tmp_path, str(files["scores.json"]), "--diagnosis", str(other))
+    assert "tracr-sort" in stderr and "edgewise diagnose tracr-reverse" in stderr
 
 
 def test_a_file_edgewise_did_not_write_fails_naming_what_to_give(tmp_path):
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"nodes": []}))
-    done = run_edgewise("report", str(other), "--out", str(tmp_path / "page.html"))
-    assert done.returncode == 2 and "discover --json" in done.stderr
+    assert "discover --json" in refused(tmp_path, str(other))
 
 
 @pytest.fixture(scope="module")
@@ -268,11 +271,8 @@ def test_a_half_written_run_is_marked_missing(bench, tmp_path):
 def test_a_bench_folder_with_no_records_fails_before_writing(tmp_path):
     empty = tmp_path / "empty"
     (empty / "runs").mkdir(parents=True)
-    out = tmp_path / "bench.html"
-    done = run_edgewise("report", str(empty), "--out", str(out))
-    assert done.returncode == 2
-    assert "nothing to report" in done.stderr and "edgewise bench --out" in done.stderr
-    assert not out.exists()
+    stderr = refused(tmp_path, str(empty))
+    assert "nothing to report" in stderr and "edgewise bench --out" in stderr
 
 
 def test_the_static_diagram_colours_edges_by_bootstrap_frequency(files, tmp_path):
@@ -333,11 +333,8 @@ def test_scores_labelled_with_another_task_fail_before_writing(files, tmp_path):
     record["task"] = "tracr-proportion"  # a built-in task whose graph is not these scores'
     mislabelled = tmp_path / "mislabelled.json"
     mislabelled.write_text(json.dumps(record))
-    out = tmp_path / "page.html"
-    done = run_edgewise("report", str(mislabelled), "--out", str(out))
-    assert done.returncode == 2
-    assert "tracr-proportion" in done.stderr and "edgewise discover tracr-proportion --json" in done.stderr
-    assert not out.exists()
+    stderr = refused(tmp_path, str(mislabelled))
+    assert "tracr-proportion" in stderr and "edgewise discover tracr-proportion --json" in stderr
 
 
 def test_a_run_without_its_scores_keeps_its_row_without_a_page(bench, tmp_path):
