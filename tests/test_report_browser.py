@@ -110,6 +110,17 @@ def test_clicking_an_edge_shows_its_score_as_in_the_file(browser, pages):
         page.locator(f'#circuit path.edge[data-name="{name}"]').dispatch_event("click")
         assert page.inner_text("#detail-name") == name
         assert float(page.inner_text('#details li[data-field="score"] .value')) == score
+    # a real mouse click on the best-ranked edge (drawn on top of the others), just past its writer
+    name, score, _ = ranked[0]
+    page.click("#details")  # away from the graph
+    point = page.eval_on_selector(
+        f'#circuit path.edge[data-name="{name}"]',
+        """p => { const m = p.getPointAtLength(p.getTotalLength() * 0.15).matrixTransform(p.getScreenCTM());
+        return [m.x, m.y]; }""",
+    )
+    page.mouse.click(*point)
+    assert page.inner_text("#detail-name") == name
+    assert float(page.inner_text('#details li[data-field="score"] .value')) == score
     page.locator('#circuit g.node-group[data-label="A3.0"]').dispatch_event("click")
     assert page.inner_text("#detail-name") == "A3.0"
     assert opened.errors == []

@@ -109,9 +109,12 @@ function renderRun(run, root) {
     const strength = E.score ? Math.abs(E.score[d] || 0) / maxAbs : 0.3;
     path.style.strokeWidth = (0.6 + 3.4 * strength).toFixed(2);
     path.addEventListener("click", (event) => { event.stopPropagation(); showEdge(d); });
-    edgeLayer.append(path);
+    const tip = svg("title");
+    tip.textContent = `${E.name[d]}\nrank ${E.rank[d]}` + (E.score ? `, score ${fmt(E.score[d])}` : "");
+    path.append(tip);
     paths.push(path);
   }
+  for (let d = nEdges - 1; d >= 0; d--) edgeLayer.append(paths[d]);  // the best-ranked edges on top
   const groups = [];
   const byNode = N.label.map(() => []);
   for (let d = 0; d < nEdges; d++) { byNode[E.writer[d]].push(d); byNode[E.reader[d]].push(d); }
