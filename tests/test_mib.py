@@ -8,6 +8,7 @@ edges and 158 nodes (hannamw/MIB-circuit-track, circuits/ioi-eap-ig.json).
 """
 
 import copy
+import dataclasses
 import json
 import math
 
@@ -262,3 +263,83 @@ def test_save_rejects_non_finite_records_and_unwritable_paths(tmp_path):
     record["edges"]["m0->logits"]["score"] = math.inf
     with pytest.raises(MibFileError, match="NaN or infinite"):
         save_mib(record, tmp_path / "inf.json")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parallel attention and MLP (MIB's parallel_attn_mlp): a layer's MLP reads the writers before its block only
+
+
+def parallel_graph(n_layers: int, n_heads: int) -> Graph:
+    """Returns the graph of a model whose blocks add attention and MLP to the same residual (GPT-NeoX, Pythia)."""
+    groups, before = [], ()
+    for group in layered_hook_groups(
+        n_layers=n_layers,
+        n_heads=n_heads,
+        n_kv_heads=n_heads,
+        final_hook=f"blocks.{n_layers - 1}.hook_resid_post",
+        split_embeddings=False,
+    ):
+        if group.hook.endswith("hook_q_input"):
+            before = tuple(n.name for g in groups if g.kind == "writer" for n in g.nodes)
+        fed_by = before if group.hook.endswith("hook_mlp_in") else None
+        groups.append(dataclasses.replace(group, fed_by=fed_by))
+    return Graph(groups)
+
+
+# EAP-IG's Graph.from_model with parallel_attn_mlp: per earlier writer, its q/k/v edges into every head, then its edge
+# into the MLP; no head feeds its own layer's MLP.
+HAND_WRITTEN_PARALLEL = {
+    "cfg": {"n_layers": 1, "n_heads": 2, "parallel_attn_mlp": True, "d_model": 8},
+    # EAP-IG's node rule: a0.h1 has an in-graph edge leaving it but none entering it, so no node but logits is in
+    "nodes": {name: {"in_graph": name == "logits"} for name in ("input", "a0.h0", "a0.h1", "m0", "logits")},
+    "edges": {
+        name: {"score": float(i), "in_graph": name == "a0.h1->logits"}
+        for i, name in enumerate(
+            [
+                "input->a0.h0<q>",
+                "input->a0.h0<k>",
+                "input->a0.h0<v>",
+                "input->a0.h1<q>",
+                "input->a0.h1<k>",
+                "input->a0.h1<v>",
+                "input->m0",
+                "input->logits",
+                "a0.h0->logits",
+                "a0.h1->logits",
+                "m0->logits",
+            ]
+        )
+    },
+}
+
+
+def test_parallel_blocks_export_as_mibs_parallel_graph():
+    g = parallel_graph(1, 2)
+    scores, circuit = from_mib(HAND_WRITTEN_PARALLEL, g)
+    assert scores.scores[g.edge_index(Edge("Resid Start", "MLP 0"))] == 6.0
+    assert circuit.edges == {Edge("A0.1", "Resid End")}
+    record = to_mib(scores, circuit, d_model=8)
+    assert record["cfg"] == HAND_WRITTEN_PARALLEL["cfg"]
+    assert list(record["edges"]) == list(HAND_WRITTEN_PARALLEL["edges"])  # EAP-IG's order
+    assert record == HAND_WRITTEN_PARALLEL
+
+
+def test_parallel_and_sequential_files_do_not_load_on_each_others_graphs():
+    with pytest.raises(GraphMismatchError, match=r"sequential attention and MLP \(parallel_attn_mlp: false\)"):
+        from_mib(HAND_WRITTEN, parallel_graph(1, 2))
+    with pytest.raises(GraphMismatchError, match=r"parallel attention and MLP \(parallel_attn_mlp: true\)"):
+        from_mib(HAND_WRITTEN_PARALLEL, graph(1, 2))
+
+
+def test_a_pythia_shaped_bridge_graph_round_trips(tmp_path):
+    from test_bridge_families import _boot, _tiny_model
+
+    from edgewise.adapters import adapter_for
+
+    _tiny_model("gpt_neox", tmp_path, use_parallel_residual=True)
+    g = adapter_for(_boot(tmp_path)).hook_groups()
+    scores, circuit = random_scores_and_circuit(Graph(g), seed=3)
+    record = to_mib(scores, circuit)
+    assert record["cfg"]["parallel_attn_mlp"] is True and "a0.h0->m0" not in record["edges"]
+    back, back_circuit = from_mib(record, scores.graph)
+    assert torch.equal(back.scores, scores.scores) and back_circuit.edges == circuit.edges

@@ -20,6 +20,10 @@ MIB ungroups grouped-query attention (TransformerLens' `ungroup_grouped_query_at
 own key and value inputs, and query head h uses key-value head h // (n_heads // n_kv_heads). edgewise keeps one key
 and one value input per key-value head, so one edgewise edge into `A{l}.{j}.K` is several MIB edges.
 
+Parallel blocks (GPT-NeoX/Pythia, Phi: attention and MLP read the same residual) are MIB's `parallel_attn_mlp`
+graphs, whose MLPs read no head of their own layer: `to_mib` writes the flag from the graph, and `from_mib` refuses a
+file whose flag is not the graph's.
+
 MIB has no per-position edges and one embedding node, so per-position graphs and split embeddings cannot be written.
 """
 
@@ -39,7 +43,7 @@ from ..outputs import write_text
 
 MIB_FORMAT = (
     'EAP-IG\'s Graph.to_json / MIB circuit JSON: {"cfg": {"n_layers": int, "n_heads": int, '
-    '"parallel_attn_mlp": false, "d_model": int}, "nodes": {"input": {"in_graph": bool}, ...}, '
+    '"parallel_attn_mlp": bool, "d_model": int}, "nodes": {"input": {"in_graph": bool}, ...}, '
     '"edges": {"input->a0.h0<q>": {"score": float, "in_graph": bool}, ...}}'
 )
 
@@ -62,6 +66,7 @@ class _MibShape:
     group_size: dict[int, int]  # layer -> query heads per key-value head (1 without grouped-query attention)
     nodes: dict[tuple, Node]  # ("input",), ("head", l, h), ("q" | "k" | "v", l, h), ("mlp", l), ("logits",)
     edge_names: list[tuple[str, ...]]  # per edge of the graph, in order: its MIB edge names
+    parallel: bool  # attention and MLP read the same residual (MIB's parallel_attn_mlp): no head feeds its layer's MLP
 
 
 def mib_node_names(node: Node, group_size: int = 1) -> tuple[str, ...]:
@@ -178,8 +183,13 @@ def to_mib(
             )
         for name in names:
             by_name[name] = {"score": value, "in_graph": in_graph}
-    edges = {name: by_name[name] for name in _all_edge_names(shape.n_layers, shape.n_heads)}
-    cfg = {"n_layers": shape.n_layers, "n_heads": shape.n_heads, "parallel_attn_mlp": False, "d_model": d_model or 0}
+    edges = {name: by_name[name] for name in _all_edge_names(shape.n_layers, shape.n_heads, shape.parallel)}
+    cfg = {
+        "n_layers": shape.n_layers,
+        "n_heads": shape.n_heads,
+        "parallel_attn_mlp": shape.parallel,
+        "d_model": d_model or 0,
+    }
     return {"cfg": cfg, "nodes": _node_flags(edges, shape), "edges": edges}
 
 
@@ -219,7 +229,7 @@ def from_mib(record: dict, graph: Graph, method: str = "mib", task: str = "") ->
         if name not in expected:
             raise _unknown_edge(name, shape)
         _check_entry(name, entry)
-    missing = [name for name in _all_edge_names(shape.n_layers, shape.n_heads) if name not in edges]
+    missing = [name for name in _all_edge_names(shape.n_layers, shape.n_heads, shape.parallel) if name not in edges]
     if missing:
         raise MibFileError(
             f"the MIB record lacks {len(missing)} of the {len(expected)} edges of a {shape.n_layers}-layer "
@@ -329,15 +339,18 @@ def _shape(graph: Graph) -> _MibShape:
     n_layers = max(heads_per_layer) + 1
     edge_names = _mib_names(graph, group_size)
     ours = {name for names in edge_names for name in names}
-    theirs = _all_edge_names(n_layers, n_heads)
+    # a parallel block's MLP reads the block's input, so its layer's heads do not feed it: MIB's parallel_attn_mlp
+    parallel = "a0.h0->m0" not in ours
+    theirs = _all_edge_names(n_layers, n_heads, parallel)
     if ours != set(theirs):
         absent = next((name for name in theirs if name not in ours), None) or sorted(ours - set(theirs))[0]
         raise GraphMismatchError(
-            f"this graph's edges are not those of a {n_layers}-layer {n_heads}-head MIB graph (e.g. "
-            f"{absent!r} is in one but not the other); MIB's graphs are sequential decoders whose every writer feeds "
-            "every later reader"
+            f"this graph's edges are not those of a {n_layers}-layer {n_heads}-head "
+            f"{'parallel' if parallel else 'sequential'} MIB graph (e.g. {absent!r} is in one but not the other); "
+            "MIB's graphs are decoders whose every writer feeds every later reader, with every block sequential or "
+            "every block parallel (parallel_attn_mlp)"
         )
-    return _MibShape(n_layers, n_heads, group_size, nodes, edge_names)
+    return _MibShape(n_layers, n_heads, group_size, nodes, edge_names, parallel)
 
 
 def _node_identity(node: Node) -> tuple:
@@ -385,15 +398,21 @@ def _mib_names(graph: Graph, group_size: dict[int, int]) -> list[tuple[str, ...]
     return names
 
 
-def _all_edge_names(n_layers: int, n_heads: int) -> list[str]:
-    """Returns every edge name of a sequential MIB graph in EAP-IG's order: each layer's heads read (q, k, v) every
-    earlier writer, its MLP reads those and the layer's heads, and the logits read everything."""
+def _all_edge_names(n_layers: int, n_heads: int, parallel: bool = False) -> list[str]:
+    """Returns every edge name of a MIB graph in EAP-IG's order (`Graph.from_model`): each layer's heads read (q, k, v)
+    every earlier writer; its MLP reads those and, unless `parallel`, the layer's heads; the logits read everything.
+    A parallel layer lists each earlier writer's q/k/v edges, then its edge into the MLP."""
     names, residual = [], ["input"]
     for layer in range(n_layers):
         heads = [f"a{layer}.h{h}" for h in range(n_heads)]
-        names += [f"{w}->{h}<{x}>" for w in residual for h in heads for x in "qkv"]
-        residual += heads
-        names += [f"{w}->m{layer}" for w in residual]
+        if parallel:
+            for w in residual:
+                names += [f"{w}->{h}<{x}>" for h in heads for x in "qkv"] + [f"{w}->m{layer}"]
+            residual += heads
+        else:
+            names += [f"{w}->{h}<{x}>" for w in residual for h in heads for x in "qkv"]
+            residual += heads
+            names += [f"{w}->m{layer}" for w in residual]
         residual.append(f"m{layer}")
     return names + [f"{w}->logits" for w in residual]
 
@@ -430,10 +449,13 @@ def _check_cfg(cfg: dict, shape: _MibShape) -> None:
     for key in ("n_layers", "n_heads"):
         if isinstance(cfg.get(key), bool) or not isinstance(cfg.get(key), int):
             raise MibFileError(f"the MIB cfg's {key} is {cfg.get(key)!r}, not an integer; expected {MIB_FORMAT}")
-    if cfg.get("parallel_attn_mlp", False):
+    if bool(cfg.get("parallel_attn_mlp", False)) != shape.parallel:
+        theirs, ours = ("parallel", "sequential") if not shape.parallel else ("sequential", "parallel")
         raise GraphMismatchError(
-            "the MIB file is of a model with parallel attention and MLP (parallel_attn_mlp: true); edgewise's graphs "
-            "are sequential (each MLP reads its layer's heads), so its edges do not match"
+            f"the MIB file is of a model with {theirs} attention and MLP (parallel_attn_mlp: "
+            f"{str(not shape.parallel).lower()}), but the graph's blocks are {ours} (its MLPs "
+            f"{'do not ' if shape.parallel else ''}read their layer's heads), so its edges do not match: load it "
+            "with the graph of the model it was made for"
         )
     if (cfg["n_layers"], cfg["n_heads"]) != (shape.n_layers, shape.n_heads):
         raise GraphMismatchError(
