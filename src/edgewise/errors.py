@@ -151,7 +151,8 @@ class RayNotInstalledError(EdgewiseError, ImportError):
 
 
 class ClusterUnreachableError(EdgewiseError, ConnectionError):
-    """A Ray cluster address that nothing answers at, or where Ray does not accept the bench."""
+    """A Ray cluster address that nothing answers at, where Ray does not accept the bench, or a local Ray cluster that
+    does not start."""
 
 
 class ClusterVersionError(EdgewiseError):

@@ -91,9 +91,8 @@ class RayExecutor(Executor):
         if not ray.is_initialized():  # else this process's connection (Ray holds one per process) serves
             self._connect(ray)
         nodes = [node for node in ray.nodes() if node["Alive"]]
-        self._slots = {
-            node["NodeID"]: max(1, int(node["Resources"].get("CPU", 1)) // self.cpus_per_run) for node in nodes
-        }
+        slots = {node["NodeID"]: int(node["Resources"].get("CPU", 0)) // self.cpus_per_run for node in nodes}
+        self._slots = {node: n for node, n in slots.items() if n}  # a head without CPUs runs no group
         try:
             _check_versions(ray, nodes)
         except BaseException:
@@ -123,6 +122,11 @@ class RayExecutor(Executor):
                     f"the Ray cluster at {self.address} runs another Ray or Python than this driver (Ray "
                     f"{ray.__version__}, Python {sys.version.split()[0]}): {_first_line(error)}. Run the bench from a "
                     "machine (or the head node) with the cluster's versions, or install them here"
+                ) from None
+            if self.address is None:
+                raise ClusterUnreachableError(
+                    f"cannot start a local Ray cluster: {_first_line(error)}. See Ray's logs under its temp dir, or "
+                    "start one with `ray start --head` and give its address"
                 ) from None
             raise ClusterUnreachableError(
                 f"cannot join the Ray cluster at {self.address}: {_first_line(error)}. Check the address that "
