@@ -350,3 +350,25 @@ def test_a_run_without_its_scores_keeps_its_row_without_a_page(bench, tmp_path):
     assert len(rows) == 2 and rows[victim.stem]["run"] is None
     assert len(data["runs"]) == 1
     assert any(victim.stem in note for note in data["missing"])
+
+
+def test_the_behaviour_check_shows_a_fixed_preference_with_its_ranking(tmp_path):
+    from edgewise.graph import Circuit
+
+    empty = tmp_path / "empty.json"
+    Circuit(frozenset(), task="tictactoe").save(empty)  # the empty circuit plays the mean board's ranking
+    diagnosis, out = tmp_path / "diagnosis.json", tmp_path / "diagnosis.html"
+    done = run_edgewise(
+        "diagnose", "tictactoe", "--ablations", "mean", "--circuit", str(empty), "--json", str(diagnosis),
+        "--html", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(diagnosis.read_text())["ablations"]["mean"]["behaviour"]["rows"]
+    shown = page_data(out)["diagnosis"]["ablations"][0]["behaviour"]
+    flagged = [
+        (mine, theirs) for mine, theirs in zip(shown, rows) if any("fixed preference" in f for f in theirs["flags"])
+    ]
+    assert flagged, "the empty circuit should carry the fixed preference flag"
+    for mine, theirs in flagged:
+        assert mine["flags"] == theirs["flags"]
+        assert any(e.startswith("fixed ranking " + " > ".join(theirs["preference"])) for e in mine["examples"])

@@ -725,7 +725,9 @@ def run_view(parts: RunParts, max_drawn: int = MAX_DRAWN) -> RunView:
             )
         )
     default = parts.circuit_size
-    if default is None:
+    if default is None and scores is None:
+        default = 0  # without scores the page opens at a named circuit, if any
+    elif default is None:
         default = len(parts.method_circuit) if parts.method_circuit is not None else min(20, graph.n_edges)
     title = f"{scores.method} on {parts.task}" if scores is not None else f"diagnosis of {parts.task}"
     return RunView(

@@ -67,6 +67,7 @@ function renderRun(run, root) {
     el("option", { value: "threshold", text: "score above" }),
     ...C.circuits.map((c, i) => el("option", { value: "circuit:" + i, text: c.name + " (" + c.size + ")" })),
   ]);
+  if (!E.score) mode.value = C.circuits.length ? "circuit:0" : "top";  // without scores, top k means nothing
   const sizeInput = el("input", { id: "size-input", type: "number", min: 0, max: C.n_edges, value: run.default_size });
   const slider = el("input", { id: "size-slider", type: "range", min: 0, max: Math.min(C.n_edges, Math.max(nEdges, run.default_size)), value: run.default_size });
   const threshold = el("input", { id: "threshold-input", type: "number", step: "any", value: 0 });
