@@ -1304,6 +1304,82 @@ def render_worst_move(results_dir: Path, prov: Provenance) -> str:
     )
 
 
+def _refusal_cause(message: str) -> tuple[str, str]:
+    """Returns a refusal's first statement (after the model's name and block) and whose limit it is, the bridge's or
+    the architecture's, as the message says."""
+    statement = message.split(": ", 1)[-1]
+    if statement.startswith("block "):
+        statement = statement.split("): ", 1)[-1]
+    statement = re.split(r"(?<=[a-z0-9)])[.;] ", statement)[0]
+    bridge = (
+        "The cause is the bridge" in message
+        or message.startswith("TransformerBridge")
+        or "TransformerBridge (" in message
+    )
+    return statement, "the bridge" if bridge else "the architecture"
+
+
+def _block(model: dict) -> str:
+    """Returns a zoo model's block as the bridge shows it: `BlockBridge`, with post-sublayer norms where it has them."""
+    return f"`{model['block']}`" + (" with post-sublayer norms" if model["post_norms"] else "")
+
+
+def render_architectures(results_dir: Path, prov: Provenance) -> str:
+    path = results_dir / "architectures.json"
+    intro = (
+        "`benchmarks/architectures.py`: the model zoo of `tests/test_bridge_families.py`, one tiny random model per "
+        "Hugging Face architecture (2 layers, width 64, biases and norm weights perturbed away from their initial 0 "
+        "and 1) built from its config with the test's settings and booted through TransformerBridge. A model is "
+        "either refused when its adapter is built, before any work, or checked: every `edgewise check` "
+        "(`run_checks`), and for the families with a hand-written reference, single edges patched with plain torch "
+        "hooks on the plain Hugging Face model. The block is the bridge's block class; the graph is read from "
+        "edgewise's graph of the model."
+    )
+    if not path.exists():
+        return page("Architectures", intro, missing_file(prov, path))
+    d = load(path)
+    models = d["models"]
+    versions = ", ".join(f"{name} {v}" for name, v in d["versions"].items())
+    groups: dict[tuple, list[dict]] = {}
+    for m in models:
+        if m["status"] != "refused":
+            groups.setdefault((_block(m), m["graph"], m["status"]), []).append(m)
+    rows = []
+    for (block, graph, status), members in groups.items():
+        hand = [m for m in members if "hand_patch_max_diff" in m]
+        rows.append(
+            [
+                ", ".join(m["label"] for m in members),
+                block,
+                graph,
+                status,
+                ", ".join(f"{m['checks_passed']}/{m['checks']}" for m in members[:1])
+                + ("" if len({m["checks"] for m in members}) == 1 else " (varies)")
+                + f"; worst {max(m['worst_check'] for m in members):.2f} of its tolerance",
+                "; ".join(
+                    f"{m['label']}: {m['hand_patched_edges']} edges, max diff {m['hand_patch_max_diff']:.1e}"
+                    for m in hand
+                )
+                or "-",
+            ]
+        )
+    refused = []
+    for m in models:
+        if m["status"] == "refused":
+            statement, cause = _refusal_cause(m["message"])
+            refused.append([m["label"], _block(m), f"`{m['error']}`: {statement}", cause])
+    return page(
+        "Architectures",
+        intro,
+        f"{versions}.",
+        "## Accepted",
+        table(["architectures", "block", "graph", "status", "checks passed (each)", "hand patches"], rows),
+        "## Refused",
+        table(["architecture", "block", "refused with", "whose limit"], refused),
+        prov.line(path, date=d.get("date"), machine=d.get("machine")),
+    )
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # the pages
 
@@ -1345,6 +1421,12 @@ PAGES = (  # (file, title on the index, what it holds, renderer)
     ("lm-sp.md", "Edge SP on SmolLM2", "edge SP against EAP and EAP-IG on SmolLM2's IOI graph", render_lm_sp),
     ("startup.md", "Start-up", "the command line's start-up time", render_startup),
     ("worst-move.md", "Worst move", "the worst-move episode on tic-tac-toe", render_worst_move),
+    (
+        "architectures.md",
+        "Architectures",
+        "which Hugging Face architectures edgewise takes through TransformerBridge, checked on a tiny model of each",
+        render_architectures,
+    ),
 )
 
 
