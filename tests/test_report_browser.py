@@ -121,6 +121,9 @@ def test_clicking_an_edge_shows_its_score_as_in_the_file(browser, pages):
     page.mouse.click(*point)
     assert page.inner_text("#detail-name") == name
     assert float(page.inner_text('#details li[data-field="score"] .value')) == score
+    page.fill("#node-search", "mlp 2")  # the MLP and its input port
+    assert page.locator("#circuit g.node-group.match").count() == 2
+    assert page.inner_text("#detail-name") == "MLP 2"  # the first match's details
     page.locator('#circuit g.node-group[data-label="A3.0"]').dispatch_event("click")
     assert page.inner_text("#detail-name") == "A3.0"
     assert opened.errors == []
