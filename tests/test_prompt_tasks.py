@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 import pytest
 import torch
@@ -584,6 +585,26 @@ def test_remove_takes_a_model_folder_prompts_files_and_a_circuit(gpt2_folder, to
         assert measure["accuracy_before"] == pytest.approx(sum(f[1] for f in full) / len(rows))
         assert measure["accuracy_after"] == pytest.approx(sum(r[1] for r in removed) / len(rows))
     assert abs(lost) > 1e-3  # the edge matters, so the comparison above tests something
+
+
+def test_remove_writes_an_undefined_circuit_faithfulness_as_null(gpt2_folder, data_csv, tmp_path):
+    """A signed metric can make the empty circuit lose nothing or less than nothing, so the circuit's faithfulness is
+    undefined (NaN): the JSON holds null there, not a crash on NaN."""
+    from edgewise.cli.main import main
+    from edgewise.evaluate import circuits_faithfulness
+    from edgewise.graph import Circuit, Edge
+    from edgewise.patching import task_ablation
+
+    edges = {Edge("MLP 1", "Resid End")}
+    Circuit(frozenset(edges), task="ioi").save(tmp_path / "c.json")
+    task = prompt_task(gpt2_folder, data_csv)
+    graph = task.graph()
+    (expected,) = circuits_faithfulness(task, graph, task_ablation(task, graph, "resample"), [edges])
+    out = tmp_path / "removal.json"
+    argv = ["remove", "--model", str(gpt2_folder), "--data", str(data_csv), "--circuit", str(tmp_path / "c.json")]
+    assert main([*argv, "--random-seeds", "0", "--json", str(out)]) == 0
+    written = json.loads(out.read_text())["removals"][0]["circuit_faithfulness"]
+    assert written is None if math.isnan(expected) else written == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(

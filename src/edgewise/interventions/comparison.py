@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -109,11 +110,16 @@ class ComparedRemoval:
 
     def to_dict(self) -> dict:
         """Returns the row as JSON-ready data: its kind, the result's record (its `label` among it), the circuit's
-        faithfulness, the relearning curve, and what was removed (`removed`: the fields, without edges)."""
+        faithfulness (null where undefined), the relearning curve, and what was removed (`removed`: the fields,
+        without edges)."""
         return {
             "kind": self.kind.value,
             **self.result.to_dict(),
-            "circuit_faithfulness": self.circuit_faithfulness,
+            # NaN (undefined: the empty circuit loses nothing, as a signed metric can) is written as null, as JSON has
+            # no NaN
+            "circuit_faithfulness": None
+            if self.circuit_faithfulness is None or math.isnan(self.circuit_faithfulness)
+            else self.circuit_faithfulness,
             "relearning": None if self.relearning is None else self.relearning.to_dict(),
             "removed": self.removed.to_dict(),
         }
