@@ -567,6 +567,26 @@ class BootstrapSummary:
     consensus_faithfulness: float | None
 
 
+def _bootstrap(
+    frequency: torch.Tensor,
+    n_refits: int,
+    mean: float,
+    interval: tuple[float, float],
+    consensus: frozenset[Edge],
+    consensus_faithfulness: float | None,
+) -> BootstrapSummary:
+    """Returns the summary of a bootstrap's figures, with the rows the page shows."""
+    figures = (
+        ("bootstrap refits", n_refits),
+        ("mean Jaccard of refits' circuits", mean),
+        ("its 95% interval, low", interval[0]),
+        ("its 95% interval, high", interval[1]),
+        ("consensus edges", len(consensus)),
+        ("consensus faithfulness", consensus_faithfulness),
+    )
+    return BootstrapSummary(frequency.double(), figures, consensus, consensus_faithfulness)
+
+
 def bootstrap_summary(stability: Stability) -> BootstrapSummary:
     """Returns the page's summary of an in-process bootstrap (`edgewise.evaluate.bootstrap_stability`).
 
@@ -576,7 +596,14 @@ def bootstrap_summary(stability: Stability) -> BootstrapSummary:
     Returns:
         The summary.
     """
-    return bootstrap_from_record(stability.to_dict(), stability.graph)
+    return _bootstrap(
+        stability.selection_frequency,
+        stability.n_refits,
+        stability.stability,
+        stability.stability_interval,
+        frozenset(stability.consensus.edges),
+        stability.consensus_faithfulness,
+    )
 
 
 def bootstrap_from_record(record: dict, graph: Graph) -> BootstrapSummary:
@@ -611,17 +638,11 @@ def bootstrap_from_record(record: dict, graph: Graph) -> BootstrapSummary:
     for name, value in record["selection_frequency"].items():
         frequency[index[name]] = value
     stability, consensus = record["stability"], record["consensus"]
-    low, high = stability["interval"]
-    figures = (
-        ("bootstrap refits", stability["n_refits"]),
-        ("mean Jaccard of refits' circuits", stability["mean_jaccard"]),
-        ("its 95% interval, low", low),
-        ("its 95% interval, high", high),
-        ("consensus edges", len(consensus["edges"])),
-        ("consensus faithfulness", consensus.get("faithfulness")),
-    )
     edges = frozenset(graph.edges[index[name]] for name in consensus["edges"])
-    return BootstrapSummary(frequency, figures, edges, consensus.get("faithfulness"))
+    interval = tuple(stability["interval"])
+    return _bootstrap(
+        frequency, stability["n_refits"], stability["mean_jaccard"], interval, edges, consensus.get("faithfulness")
+    )
 
 
 @dataclass(frozen=True)
