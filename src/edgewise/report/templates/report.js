@@ -78,7 +78,8 @@ function renderRun(run, root) {
   root.append(el("div", { class: "controls" }, [
     mode, el("label", {}, ["k ", sizeInput]), slider, el("label", {}, ["threshold ", threshold]), colour, search, status,
   ]));
-  const legend = el("div", { class: "legend", id: "legend" });
+  const legendText = el("span");
+  const legend = el("div", { class: "legend", id: "legend" }, [legendText]);
   root.append(legend);
 
   // the graph
@@ -141,6 +142,25 @@ function renderRun(run, root) {
   // zoom (wheel) and pan (drag) by the viewBox
   let view = [0, 0, width, height];
   const setView = () => canvas.setAttribute("viewBox", view.map((v) => v.toFixed(1)).join(" "));
+  // Shows the nodes `indices` (all: null), padded, in the box's aspect ratio.
+  function fit(indices) {
+    const xsOf = indices ? indices.map(px) : [MARGIN, width - MARGIN];
+    const ysOf = indices ? indices.map(py) : [MARGIN, height - MARGIN];
+    if (!xsOf.length) return;
+    let x0 = Math.min(...xsOf) - MARGIN, x1 = Math.max(...xsOf) + MARGIN;
+    let y0 = Math.min(...ysOf) - MARGIN, y1 = Math.max(...ysOf) + MARGIN;
+    const aspect = (box.clientWidth || 800) / (box.clientHeight || 560);
+    let w = Math.max(x1 - x0, 4 * X_UNIT), h = Math.max(y1 - y0, 2 * Y_UNIT);
+    if (w / h < aspect) w = h * aspect; else h = w / aspect;
+    view = [(x0 + x1 - w) / 2, (y0 + y1 - h) / 2, w, h];
+    setView();
+  }
+  const circuitNodes = () => [...new Set([...current].flatMap((d) => [E.writer[d], E.reader[d]]))];
+  const fitCircuit = el("button", { id: "fit-circuit", type: "button", text: "fit circuit" });
+  const fitAll = el("button", { id: "fit-all", type: "button", text: "fit all" });
+  fitCircuit.addEventListener("click", () => fit(circuitNodes()));
+  fitAll.addEventListener("click", () => fit(null));
+  legend.append(" ", fitCircuit, " ", fitAll, " (drag to pan, scroll to zoom)");
   canvas.addEventListener("wheel", (event) => {
     event.preventDefault();
     const rect = canvas.getBoundingClientRect();
@@ -170,7 +190,7 @@ function renderRun(run, root) {
       else t = E.score ? Math.abs(E.score[d] || 0) / maxAbs : 0.5;
       paths[d].style.stroke = E.score && !byFrequency && E.score[d] < 0 ? "#c0392b" : viridis(t);
     }
-    legend.textContent = byFrequency
+    legendText.textContent = byFrequency
       ? "Edge colour: bootstrap selection frequency, 0 (dark) to 1 (yellow)."
       : "Edge colour and width: |score| relative to the largest (dark: small, yellow: large; red: negative score).";
   }
@@ -284,9 +304,8 @@ function renderRun(run, root) {
   colour.addEventListener("change", paint);
 
   // curves
-  root.append(el("h2", { text: "Curves" }));
   const plots = el("div", { class: "plots" });
-  root.append(plots);
+  if (run.faithfulness || Object.keys(run.rocs).length) root.append(el("h2", { text: "Curves" }), plots);
   if (typeof Plotly !== "undefined") {
     const config = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["toImage"] };
     if (run.faithfulness) {
@@ -322,6 +341,13 @@ function renderRun(run, root) {
   if (run.diagnosis) renderDiagnosis(run.diagnosis, root);
   paint();
   highlight();
+  // a tall graph (SmolLM2's 61 rows) opens on its top 14 rows, the outputs, at a readable scale; drag to go down
+  const aspect = (box.clientWidth || 800) / (box.clientHeight || 560);
+  if (height > 16 * Y_UNIT) {
+    const h = 14 * Y_UNIT, w = h * aspect;
+    view = [(width - w) / 2, 0, w, h];
+    setView();
+  }
 }
 
 function renderDiagnosis(D, root) {
