@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import GraphMismatchError, ScoresFileError, UsageError
 from ..outputs import check_output_paths
+from .options import _positive_int
 
 
 def add_html_argument(parser: argparse.ArgumentParser) -> None:
@@ -43,9 +44,11 @@ def add_report_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="report.html", metavar="FILE", help="the HTML file to write (default report.html)")
     p.add_argument("--diagnosis", metavar="FILE", help="with scores: also show this `diagnose --json` output")
     p.add_argument("--bootstrap", metavar="FILE", help="with scores: colour edges by this `--bootstrap-json` output")
-    p.add_argument("--top-k", type=int, metavar="K", help="circuit size of a top-k method (default: discover's rule)")
     p.add_argument(
-        "--max-drawn", type=int, default=None, metavar="N", help="draw the N best-ranked edges (default 1000)"
+        "--top-k", type=_positive_int, metavar="K", help="circuit size of a top-k method (default: discover's rule)"
+    )
+    p.add_argument(
+        "--max-drawn", type=_positive_int, default=None, metavar="N", help="draw the N best-ranked edges (default 1000)"
     )
     p.set_defaults(run=run_report)
 
@@ -61,12 +64,8 @@ def _read_json(path: str, option: str):
 
 
 def _max_drawn(args: argparse.Namespace, default: int) -> int:
-    """Returns --max-drawn, checked, or the default."""
-    if args.max_drawn is None:
-        return default
-    if args.max_drawn < 1:
-        raise UsageError(f"--max-drawn {args.max_drawn}: draw at least 1 edge")
-    return args.max_drawn
+    """Returns --max-drawn, or the default."""
+    return default if args.max_drawn is None else args.max_drawn
 
 
 def run_report(args: argparse.Namespace) -> int:
