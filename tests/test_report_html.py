@@ -372,3 +372,15 @@ def test_the_behaviour_check_shows_a_fixed_preference_with_its_ranking(tmp_path)
     for mine, theirs in flagged:
         assert mine["flags"] == theirs["flags"]
         assert any(e.startswith("fixed ranking " + " > ".join(theirs["preference"])) for e in mine["examples"])
+
+
+def test_a_failed_run_is_named_on_the_bench_page(bench, tmp_path):
+    folder = tmp_path / "with-failure"
+    shutil.copytree(bench, folder)
+    (folder / "failed").mkdir()
+    (folder / "failed" / "tracr-reverse_plain_acdc_x.json").write_text(json.dumps({"error": "RuntimeError"}))
+    out = tmp_path / "bench.html"
+    assert run_edgewise("report", str(folder), "--out", str(out)).returncode == 0
+    data = page_data(out)
+    assert len(data["rows"]) == 2
+    assert any("tracr-reverse_plain_acdc_x" in note and "raised" in note for note in data["missing"])

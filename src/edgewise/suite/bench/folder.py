@@ -94,7 +94,8 @@ def bench_view(folder: str | Path, max_drawn: int = BENCH_DRAWN) -> BenchView:
         max_drawn: the most best-ranked edges each run's circuit view draws.
 
     Returns:
-        The page; damaged run files and missing or unreadable scores are listed in its `missing`.
+        The page; damaged run files, failed runs (failed/KEY.json) and missing or unreadable scores are listed in its
+            `missing`.
 
     Raises:
         RunFileError: the folder holds no run file that reads back (none finished, or not a bench folder).
@@ -116,6 +117,8 @@ def bench_view(folder: str | Path, max_drawn: int = BENCH_DRAWN) -> BenchView:
         except (ScoresFileError, GraphMismatchError) as error:
             missing.append(f"run {record.key}: no run page, its scores do not read back: {error}")
             rows.append(BenchRow(record.key, _cells(record), None))
+    for path in sorted((folder / "failed").glob("*.json")):
+        missing.append(f"run {path.stem} raised and has no record (its error is in {path})")
     if not rows:
         found = f"{len(files)} run files, none readable" if files else "no run files (runs/*.json)"
         raise RunFileError(
