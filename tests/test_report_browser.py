@@ -30,12 +30,15 @@ def browser():
 
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory) -> dict[str, Path]:
-    """EAP scores of tracr-reverse with their page, and the page of a bench folder of EAP and random."""
+    """EAP scores of tracr-reverse with a 3-refit bootstrap and their page, and the page of a bench folder of EAP and
+    random."""
     out = tmp_path_factory.mktemp("browser")
     files = {"scores": out / "scores.json", "run": out / "run.html", "bench": out / "bench.html"}
+    files["boot"] = out / "boot.json"
     done = run_edgewise(
-        "discover", TASK, "--method", "eap", "--json", str(files["scores"]), "--html", str(files["run"])
-    )
+        "discover", TASK, "--method", "eap", "--json", str(files["scores"]), "--html", str(files["run"]),
+        "--bootstrap", "3", "--bootstrap-json", str(files["boot"]),
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     files["folder"] = out / "bench"
     done = run_edgewise(
@@ -157,3 +160,24 @@ def test_a_screenshot_is_not_blank(browser, pages):
     colours = image.getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 100  # text, nodes, coloured edges, curves
     opened.page.close()
+
+
+def test_edges_can_be_coloured_by_bootstrap_frequency(browser, pages):
+    frequency = json.loads(pages["boot"].read_text())["selection_frequency"]
+    ranked = snapped_scores(pages["scores"])
+    opened = Opened(browser, pages["run"])
+    page = opened.page
+    page.select_option("#colour-by", "frequency")
+    strokes = dict(
+        page.eval_on_selector_all("#circuit path.edge", "ps => ps.map(p => [p.dataset.name, p.style.stroke])")
+    )
+    viridis_ends = {0.0: "rgb(68, 1, 84)", 1.0: "rgb(253, 231, 37)"}  # #440154 and #fde725
+    checked = 0
+    for name, _, _ in ranked:
+        share = frequency.get(name, 0.0)
+        if share in viridis_ends:
+            assert strokes[name] == viridis_ends[share], name
+            checked += 1
+    assert checked > 10 and "bootstrap" in page.inner_text("#legend")
+    assert opened.errors == []
+    page.close()
