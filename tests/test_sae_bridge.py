@@ -36,14 +36,14 @@ ROWS = [
 ]
 
 
-def _folder(tmp_path_factory, arch):
+def _folder(tmp_path_factory, arch, **overrides):
     """Returns a tiny model folder of `arch` whose tokenizer splits on whitespace (words t0..t99; its special tokens
     are no prefix of another word, as the tokenizer splits special tokens out of words)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     folder = tmp_path_factory.mktemp(arch)
-    _tiny_model(arch, folder, initializer_range=0.2)
+    _tiny_model(arch, folder, initializer_range=0.2, **overrides)
     tokenizer = Tokenizer(models.WordLevel({f"t{i}": i for i in range(100)}, unk_token="t0"))
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="t99", eos_token="t98").save_pretrained(folder)
@@ -92,6 +92,7 @@ def _hand_feature_patch(hf, sae_folder, feature, writer_module, reader_module, c
     parts = []
 
     def record(module, args, out):
+        out = out[0] if isinstance(out, tuple) else out  # an attention module returns (output, weights)
         activation, direction = _activation(sae_folder, out, feature)
         parts.append(activation.unsqueeze(-1) * direction)
 
@@ -103,6 +104,23 @@ def _hand_feature_patch(hf, sae_folder, feature, writer_module, reader_module, c
     finally:
         handle.remove()
         patch.remove()
+
+
+def _most_moving_feature_edge(task, graph, writer, reader):
+    """Returns the feature node of `writer` whose edge into `reader` moves the logits most when resample-ablated, with
+    edgewise's patched logits of that edge removed."""
+    ablated = resample_ablation(task.adapter, graph, task.corrupt)
+    plain = task.adapter.forward(task.clean)
+    best, effect, logits = None, 0.0, None
+    for node in graph.writer_nodes:
+        if node.component == writer and node.index is not None:
+            mask = torch.ones(graph.n_edges)
+            mask[graph.edge_index(Edge(node.name, reader))] = 0
+            ours = patched_forward(task.adapter, graph, task.clean, ablated, mask)
+            if (ours - plain).abs().max() > effect:
+                best, effect, logits = node, (ours - plain).abs().max().item(), ours
+    assert effect > 1e-3, f"no feature of {writer} moves the logits through {reader}"
+    return best, logits
 
 
 @torch.no_grad()
@@ -119,8 +137,6 @@ def test_saes_on_attention_mlp_and_residual_hooks_split_the_bridge_writers_exact
 
     hf = AutoModelForCausalLM.from_pretrained(folder).eval()
     layers = hf.model.layers
-    ablated = resample_ablation(task.adapter, graph, task.corrupt)
-    plain = task.adapter.forward(task.clean)
     # writer (its SAE's folder and the module whose output it splits) -> reader (the norm whose input it reads)
     cases = [
         (
@@ -139,19 +155,9 @@ def test_saes_on_attention_mlp_and_residual_hooks_split_the_bridge_writers_exact
         ),
     ]
     for writer, sae_folder, writer_module, reader, reader_module in cases:
-        features = [n for n in graph.writer_nodes if n.component == writer and n.index is not None]
-        edge, effect = None, 0.0
-        for node in features:  # the feature edge into the reader that moves the logits most
-            mask = torch.ones(graph.n_edges)
-            mask[graph.edge_index(Edge(node.name, reader))] = 0
-            ours = patched_forward(task.adapter, graph, task.clean, ablated, mask)
-            if (ours - plain).abs().max() > effect:
-                edge, effect, best = (node, reader), (ours - plain).abs().max().item(), ours
-        assert effect > 1e-3, f"no feature of {writer} moves the logits through {reader}"
-        theirs = _hand_feature_patch(
-            hf, sae_folder, edge[0].index, writer_module, reader_module, task.clean, task.corrupt
-        )
-        assert torch.allclose(best, theirs, atol=2e-5), (edge[0].name, (best - theirs).abs().max().item())
+        node, ours = _most_moving_feature_edge(task, graph, writer, reader)
+        theirs = _hand_feature_patch(hf, sae_folder, node.index, writer_module, reader_module, task.clean, task.corrupt)
+        assert torch.allclose(ours, theirs, atol=2e-5), (node.name, (ours - theirs).abs().max().item())
 
 
 def test_discover_and_check_take_sae_folders_on_a_model_folder(gemma2, data, tmp_path, capsys):
@@ -167,6 +173,41 @@ def test_discover_and_check_take_sae_folders_on_a_model_folder(gemma2, data, tmp
     scores = EdgeScores.load(out)
     assert scores.graph.features == f"sae:{saes}"
     assert any("[" in e.writer and not e.writer.endswith("[error]") for e in scores.graph.edges)
+
+
+# the plain Hugging Face model's attention module of layer 0 and the norm that MLP 1 reads (its input is the reader)
+ATTENTION_LAYOUT = {
+    "llama": (lambda hf: hf.model.layers[0].self_attn, lambda hf: hf.model.layers[1].post_attention_layernorm),
+    "gpt_neox": (lambda hf: hf.gpt_neox.layers[0].attention, lambda hf: hf.gpt_neox.layers[1].post_attention_layernorm),
+}
+
+
+@pytest.mark.parametrize("arch", list(ATTENTION_LAYOUT))
+def test_an_attention_output_sae_makes_its_layer_one_writer_exactly(arch, tmp_path_factory, data):
+    """An SAE on hook_attn_out of a model whose heads are writers: the layer's heads become one writer `Attn 0` (the
+    heads' sum and the output bias), split into the SAE's features; its q/k/v readers stay per head. Sequential
+    (Llama) and parallel (GPT-NeoX: the MLP of layer 0 does not read it)."""
+    from transformers import AutoModelForCausalLM
+
+    folder = _folder(tmp_path_factory, arch, **({"use_parallel_residual": True} if arch == "gpt_neox" else {}))
+    task = prompt_task(folder, data)
+    whole = task.adapter.whole_attention_group(0)
+    rows = writer_outputs(task, [whole])["Attn 0"]
+    saes = tmp_path_factory.mktemp("attn_saes")
+    save_saelens(train_sparse_autoencoder(rows, D_SAE, "relu", None, steps=150), saes / "a", "blocks.0.hook_attn_out")
+    name = add_sae_features(task, saes)
+    graph = task.graph(features=name)
+    assert not any(n.name.startswith("A0.") for n in graph.writer_nodes) and "Attn 0[error]" in graph.writers
+    assert {n.component for n in graph.reader_nodes if n.layer == 0 and n.input} == {"Attn 0"}
+    assert any(e.writer.startswith("Attn 0[") and e.reader == "MLP 0" for e in graph.edges) == (arch == "llama")
+    results = run_checks(task, features=name)
+    assert all(r.passed for r in results), [(r.name, r.max_abs_diff) for r in results if not r.passed]
+    hf = AutoModelForCausalLM.from_pretrained(folder).eval()
+    attention, reader = (module(hf) for module in ATTENTION_LAYOUT[arch])
+    with torch.no_grad():
+        node, ours = _most_moving_feature_edge(task, graph, "Attn 0", "MLP 1")
+        theirs = _hand_feature_patch(hf, saes / "a", node.index, attention, reader, task.clean, task.corrupt)
+    assert torch.allclose(ours, theirs, atol=2e-5), (node.name, (ours - theirs).abs().max().item())
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +247,6 @@ def test_a_per_head_sae_and_an_mlp_sae_load_on_a_sequential_model(llama, tmp_pat
             {},
             "a residual SAE fits only where the stream is one writer, blocks.0.hook_resid_pre",
         ),
-        ("blocks.0.hook_attn_out", {}, r"the sum of a layer's heads .* per-head SAEs on blocks.0.attn.hook_result"),
         ("blocks.0.hook_mlp_out", {"d_in": 48}, "reads 48 dimensions, but MLP 0 writes 64"),
         (
             "blocks.0.hook_mlp_out",

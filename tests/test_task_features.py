@@ -71,6 +71,9 @@ def test_saelens_folders_for_other_hooks_raise(reverse, tmp_path):
     _write_saelens(tmp_path / "a", directions, "blocks.1.hook_resid_mid")
     with pytest.raises(SAEFormatError, match="the residual stream there is the sum of every writer before it"):
         add_sae_features(reverse, tmp_path / "a")
+    _write_saelens(tmp_path / "d", directions, "blocks.1.hook_attn_out")
+    with pytest.raises(SAEFormatError, match="the sum of a layer's heads"):
+        add_sae_features(reverse, tmp_path / "d")
     _write_saelens(tmp_path / "c", directions, "blocks.1.hook_mlp_in")
     with pytest.raises(SAEFormatError, match="'blocks.1.hook_mlp_in': it is not a writer of this model"):
         add_sae_features(reverse, tmp_path / "c")

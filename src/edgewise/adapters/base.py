@@ -56,6 +56,19 @@ class Adapter(ABC):
         """
         return name
 
+    def whole_attention_group(self, layer: int) -> HookGroup | None:
+        """Returns the writer group of attention layer `layer`'s whole output (its heads' sum, as it enters the
+        residual stream) as one writer, for a dictionary that splits it (an SAE on `hook_attn_out`); None where the
+        model has no such hook, or its graph holds the layer as one writer already.
+
+        Args:
+            layer: the attention layer.
+
+        Returns:
+            The one-writer group, or None.
+        """
+        return None
+
     @property
     def model_source(self) -> str | None:
         """Returns where the model was loaded from (a folder or hub name), or None where the model does not say."""

@@ -289,6 +289,25 @@ class BridgeAdapter(Adapter):
         point = self.model.hook_dict.get(name)
         return name if point is None else point.name
 
+    def whole_attention_group(self, layer: int) -> HookGroup | None:
+        """Returns layer `layer`'s attention as one writer, `Attn L`, on `blocks.L.attn.hook_out` (the heads' sum plus
+        the output bias, which the residual add takes as it is in sequential and parallel blocks); None for a
+        post-norm block (its graph has that writer already, after the norm) and a scaled one (the hook is before the
+        scale).
+
+        Args:
+            layer: the attention layer.
+
+        Returns:
+            The one-writer group, or None.
+        """
+        block = self.model.blocks[layer]
+        if "ln1_post" in (block.submodules or {}) or self._scaled_block(block):
+            return None
+        return HookGroup(
+            "writer", self._canonical_hook(f"blocks.{layer}.attn.hook_out"), (_attention_node(layer),), False
+        )
+
     @property
     def model_source(self) -> str | None:
         """Returns the folder or hub name the bridge was booted from (`cfg.model_name`), or None."""
@@ -398,11 +417,16 @@ def _additive_block_types() -> tuple[type, ...]:
     return (BlockBridge, ParallelBlockBridge, ScaledResidualBlockBridge)
 
 
+def _attention_node(layer: int) -> Node:
+    """Returns `Attn {layer}`, an attention layer as one writer."""
+    return Node(f"Attn {layer}", NodeKind.MODULE, layer=layer)
+
+
 def _attention_layer_group(group: HookGroup, layer: int) -> HookGroup:
     """Returns the group of a post-norm block's attention (Gemma 2/3): its head writers become one writer, `Attn
     {layer}`, the normalised sum of the heads (hook_attn_out, after ln1_post); its q/k/v readers stay per head, and
     feed that writer. The norm mixes the heads, so no head's share of what enters the residual stream exists."""
-    attention = Node(f"Attn {layer}", NodeKind.MODULE, layer=layer)
+    attention = _attention_node(layer)
     if group.kind == "writer":
         return HookGroup("writer", f"blocks.{layer}.hook_attn_out", (attention,), False)
     return HookGroup(group.kind, group.hook, tuple(replace(n, component=attention.name) for n in group.nodes), True)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
 from ..errors import DuplicateSAEError, GraphMismatchError, SAEFormatError, SAEHookError
-from ..graph import Dictionary
+from ..graph import Dictionary, HookGroup
 from ..tasks import Task
 from .sae import (
     DirectionRecovery,
@@ -25,17 +26,18 @@ TRAINED = "train"
 
 
 @torch.no_grad()
-def writer_outputs(task: Task) -> dict[str, torch.Tensor]:
+def writer_outputs(task: Task, groups: Sequence[HookGroup] | None = None) -> dict[str, torch.Tensor]:
     """Returns each writer's output on the task's clean and corrupted inputs, one row per position: [rows, d_model].
 
     Args:
         task: the task whose model runs on its clean, then its corrupted inputs.
+        groups: the writer groups to record; None: those of the model's graph.
 
     Returns:
         Each writer's outputs [rows, d_model], one row per input and position, clean rows first, by writer name; each
             head of a per-head group is a writer of its own.
     """
-    groups = [g for g in task.adapter.hook_groups() if g.kind == "writer"]
+    groups = [g for g in (task.adapter.hook_groups() if groups is None else groups) if g.kind == "writer"]
     parts: dict[str, list[torch.Tensor]] = {}
 
     def saver(group):
@@ -87,6 +89,8 @@ def add_sae_features(task: Task, folder: str | Path) -> str:
         )
     adapter = task.adapter
     groups = [g for g in adapter.hook_groups() if g.kind == "writer"]
+    # an attention layer whose heads are writers of their own, as one writer: for SAEs on its whole output
+    whole = [g for g in map(adapter.whole_attention_group, range(adapter.n_layers)) if g is not None]
     saes, sources = {}, {}  # by writer: the SAE, and the folder it came from
     for path in found:
         sae, cfg = load_saelens(path)
@@ -94,7 +98,11 @@ def add_sae_features(task: Task, folder: str | Path) -> str:
         _check_model(metadata.get("model_name"), adapter.model_source, path)
         hook = metadata.get("hook_name")
         writer = _writer_at(
-            groups, hook, None if hook is None else adapter.canonical_hook(hook), metadata.get("hook_head_index"), path
+            groups + whole,
+            hook,
+            None if hook is None else adapter.canonical_hook(hook),
+            metadata.get("hook_head_index"),
+            path,
         )
         if writer in sources:
             raise DuplicateSAEError(
@@ -103,7 +111,8 @@ def add_sae_features(task: Task, folder: str | Path) -> str:
                 f"of the two folders in {folder}"
             )
         saes[writer], sources[writer] = sae, path
-    outputs = writer_outputs(task)
+    wholes = {g.nodes[0].name: g for g in whole if g.nodes[0].name in saes}
+    outputs = writer_outputs(task, groups + list(wholes.values()))
     dictionaries = {}
     for writer, sae in saes.items():
         if sae.d_in != outputs[writer].shape[-1]:
@@ -113,6 +122,10 @@ def add_sae_features(task: Task, folder: str | Path) -> str:
                 "the writer's width)"
             )
         dictionaries[writer] = _active(Dictionary.from_sae(sae.eval()), outputs[writer])
+        if writer in wholes:  # the layer's heads give way to one attention writer in the feature graph
+            layer = wholes[writer].nodes[0].layer
+            heads = next(g.names for g in groups if g.per_head and g.nodes[0].layer == layer)
+            dictionaries[writer] = dictionaries[writer].on_writer_group(wholes[writer], heads)
     name = f"sae:{folder}"
     task.dictionaries[name] = dictionaries
     return name

@@ -2,7 +2,7 @@
 graphs whose writers are split into feature and error nodes; plain and serialisable."""
 
 from .circuit import Circuit, circuit_from_scores, connected_edges
-from .dictionary import Dictionary, feature_graph, feature_groups, node_outputs
+from .dictionary import Dictionary, feature_graph, feature_groups, merged_groups, node_outputs
 from .graph import Edge, Graph
 from .kinds import GraphKind
 from .nodes import (
@@ -39,6 +39,7 @@ __all__ = [
     "feature_groups",
     "feature_node",
     "head_node",
+    "merged_groups",
     "mlp_node",
     "node_outputs",
     "output_node",

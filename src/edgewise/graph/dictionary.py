@@ -8,6 +8,7 @@ sum to out_w exactly, so with every edge kept a feature graph computes the model
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, Sequence
 
 import torch
@@ -31,6 +32,10 @@ class Dictionary:
         labels: the feature labels, as a tuple.
         decoder: the decoder directions [n_features, d_model].
         indices: each feature's position in `encode`'s output.
+        writer_group: for a writer the model's graph holds split over other nodes (an attention layer whose heads
+            are writers of their own), the one-writer group on the hook of its whole output; None otherwise (see
+            `on_writer_group`).
+        merges: the writer nodes `writer_group` stands in for in a feature graph (that layer's heads).
 
     Raises:
         GraphMismatchError: `decoder` is not a matrix with one row per label.
@@ -53,6 +58,25 @@ class Dictionary:
         self._encode = encode
         self._select = None if indices is None else list(indices)
         self.indices = tuple(range(len(labels))) if indices is None else tuple(indices)
+        self.writer_group: HookGroup | None = None
+        self.merges: tuple[str, ...] = ()
+
+    def on_writer_group(self, group: HookGroup, merges: Sequence[str]) -> "Dictionary":
+        """Returns this dictionary as that of a writer the model's graph does not hold as one node: in its feature
+        graph `group` (one writer node, on the hook of the writer's whole output) takes the place of the writer nodes
+        `merges`, and readers that fed those feed it (an SAE on an attention layer's output, whose heads are writers
+        of their own; the layer's q/k/v readers stay per head).
+
+        Args:
+            group: the writer group of the whole output, holding one node.
+            merges: the names of the writer nodes it replaces, all the nodes of one writer group.
+
+        Returns:
+            A dictionary with the same features that carries the group.
+        """
+        merged = Dictionary(self.labels, self.decoder, self._encode, self.indices)
+        merged.writer_group, merged.merges = group, tuple(merges)
+        return merged
 
     @classmethod
     def from_directions(cls, directions: torch.Tensor, labels: Sequence[str]) -> "Dictionary":
@@ -159,9 +183,11 @@ class Dictionary:
             A dictionary with the same `encode`, whose `indices` point into `encode`'s output.
         """
         keep = list(keep)
-        return Dictionary(
+        kept = Dictionary(
             [self.labels[i] for i in keep], self.decoder[keep], self._encode, [self.indices[i] for i in keep]
         )
+        kept.writer_group, kept.merges = self.writer_group, self.merges
+        return kept
 
     def active(self, outputs: torch.Tensor, tolerance: float = 1e-6) -> list[int]:
         """Returns the features that are non-zero somewhere on `outputs` [..., d_model]: only they can carry
@@ -176,6 +202,50 @@ class Dictionary:
         """
         activity = self.encode(outputs).abs().reshape(-1, self.n_features).amax(0)
         return [i for i, a in enumerate(activity.tolist()) if a > tolerance]
+
+
+def merged_groups(groups: Sequence[HookGroup], dictionaries: dict[str, Dictionary]) -> list[HookGroup]:
+    """Returns the hook groups with each dictionary's `writer_group` in place of the writer group of the nodes it
+    merges, and every reader that fed one of those nodes, or read it, pointed at the merged writer instead.
+
+    Args:
+        groups: the model's hook groups in residual-stream order.
+        dictionaries: dictionaries by writer name; those without a `writer_group` change nothing.
+
+    Returns:
+        The groups, in the same order.
+
+    Raises:
+        GraphMismatchError: a dictionary merges nodes that are not exactly one writer group of `groups`.
+    """
+    groups = list(groups)
+    for writer, dictionary in dictionaries.items():
+        if dictionary.writer_group is None:
+            continue
+        merges = set(dictionary.merges)
+        held = [g for g in groups if g.kind == "writer" and merges & set(g.names)]
+        if len(held) != 1 or set(held[0].names) != merges:
+            raise GraphMismatchError(
+                f"the dictionary of {writer} merges {sorted(merges)}, which are not the nodes of one writer group of "
+                "this graph; build it on the model's own graph"
+            )
+
+        def renamed(names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+            return None if names is None else tuple(dict.fromkeys(writer if n in merges else n for n in names))
+
+        groups = [
+            dictionary.writer_group
+            if g is held[0]
+            else g
+            if g.kind == "writer"
+            else replace(
+                g,
+                nodes=tuple(replace(n, component=writer) if n.component in merges else n for n in g.nodes),
+                fed_by=renamed(g.fed_by),
+            )
+            for g in groups
+        ]
+    return groups
 
 
 def feature_groups(groups: Sequence[HookGroup], dictionaries: dict[str, Dictionary]) -> list[HookGroup]:
@@ -219,7 +289,8 @@ def feature_graph(
     groups: Sequence[HookGroup], n_positions: int | None, features: str, dictionaries: dict[str, Dictionary]
 ) -> Graph:
     """Returns the graph of `groups` with the writers that `dictionaries` cover split into features; dictionaries of
-    writers these groups lack (Tok Embed and Pos Embed in a graph with merged embeddings, say) are left out.
+    writers these groups lack (Tok Embed and Pos Embed in a graph with merged embeddings, say) are left out. A
+    dictionary with a `writer_group` first takes the place of the nodes it merges (`merged_groups`).
 
     Args:
         groups: the model's hook groups in residual-stream order.
@@ -230,6 +301,8 @@ def feature_graph(
     Returns:
         The feature graph, holding the dictionaries it used.
     """
+    held = {n.name for g in groups if g.kind == "writer" for n in g.nodes}
+    groups = merged_groups(groups, {w: d for w, d in dictionaries.items() if set(d.merges) <= held and d.merges})
     writers = {n.name for g in groups if g.kind == "writer" for n in g.nodes}
     present = {w: d for w, d in dictionaries.items() if w in writers}
     return Graph(feature_groups(groups, present), n_positions, features, present)
