@@ -384,3 +384,21 @@ def test_a_failed_run_is_named_on_the_bench_page(bench, tmp_path):
     data = page_data(out)
     assert len(data["rows"]) == 2
     assert any("tracr-reverse_plain_acdc_x" in note and "raised" in note for note in data["missing"])
+
+
+def test_a_feature_graphs_page_places_features_in_their_writers_row(tmp_path):
+    scores, out = tmp_path / "features.json", tmp_path / "features.html"
+    done = run_edgewise("discover", TASK, "--features", "oracle", "--method", "eap", "--json", str(scores))
+    assert done.returncode == 0, done.stderr
+    assert run_edgewise("report", str(scores), "--out", str(out)).returncode == 0
+    view = page_data(out)["circuit"]
+    edges = view["edges"]
+    assert dict(zip(edges["name"], edges["rank"])) == expected_ranks(scores)
+    nodes = view["nodes"]
+    rows = {label: y for label, y, port in zip(nodes["label"], nodes["y"], nodes["port"]) if not port}
+    features = [label for label, kind in zip(nodes["label"], nodes["kind"]) if kind in ("feature", "error")]
+    assert features and all(label.startswith(("MLP ", "A", "Resid Start[")) for label in features)
+    for label in features:  # `MLP 2[opp_idx:2]` sits in MLP 2's row: 2 * 2 + 2
+        writer = label.split("[")[0]
+        if writer.startswith("MLP "):
+            assert rows[label] == 2 * int(writer.split()[1]) + 2
