@@ -402,3 +402,11 @@ def test_a_feature_graphs_page_places_features_in_their_writers_row(tmp_path):
         writer = label.split("[")[0]
         if writer.startswith("MLP "):
             assert rows[label] == 2 * int(writer.split()[1]) + 2
+
+
+def test_the_page_never_overwrites_its_input(files, tmp_path):
+    copy = tmp_path / "scores.json"
+    shutil.copy(files["scores.json"], copy)
+    done = run_edgewise("report", str(copy), "--out", str(copy))
+    assert done.returncode == 2 and "destroy the input" in done.stderr
+    assert json.loads(copy.read_text()) == json.loads(files["scores.json"].read_text())

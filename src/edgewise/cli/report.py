@@ -84,10 +84,14 @@ def run_report(args: argparse.Namespace) -> int:
         UsageError: options that do not fit the input.
     """
     from ..report import write_report
+    from .main import _check_not_an_input
 
     source = Path(args.input)
     if not source.exists():
         raise UsageError(f"{source} does not exist: give a scores or diagnose JSON file, or a bench folder")
+    _check_not_an_input(
+        {"--out": args.out}, {args.input: args.input, "--diagnosis": args.diagnosis, "--bootstrap": args.bootstrap}
+    )
     check_output_paths({"--out": args.out})
     if source.is_dir():
         if args.diagnosis or args.bootstrap or args.top_k:
@@ -100,8 +104,8 @@ def run_report(args: argparse.Namespace) -> int:
         if isinstance(record, dict) and "scores" in record and "graph" in record:
             view = _scores_view(args)
         elif isinstance(record, dict) and "ablations" in record and "constant_writers" in record:
-            if args.diagnosis or args.bootstrap:
-                raise UsageError("--diagnosis and --bootstrap go with a scores file; the input is already a diagnosis")
+            if args.diagnosis or args.bootstrap or args.top_k:
+                raise UsageError("--diagnosis, --bootstrap and --top-k go with a scores file, not a diagnosis")
             view = _diagnosis_view(args, record)
         else:
             raise ScoresFileError(
