@@ -587,6 +587,20 @@ def test_remove_takes_a_model_folder_prompts_files_and_a_circuit(gpt2_folder, to
     assert abs(lost) > 1e-3  # the edge matters, so the comparison above tests something
 
 
+def test_a_prompts_files_removal_split_in_python(gpt2_task, gpt2_folder, data_csv):
+    """TaskSplit.from_prompt_tasks: held-out rows are measured where the file was split, else the discovery rows."""
+    from edgewise.interventions import TaskSplit
+
+    split = TaskSplit.from_prompt_tasks(
+        prompt_tasks(gpt2_task.adapter, data_csv, held_out=0.34, tokenizer=gpt2_task.family.tokenizer)
+    )
+    assert split.held_out and split.evaluation is not split.discovery
+    held = {row.line for row in split.evaluation.family.rows}
+    assert held and held.isdisjoint(row.line for row in split.discovery.family.rows)
+    whole = TaskSplit.from_prompt_tasks(prompt_tasks(gpt2_task.adapter, data_csv, tokenizer=gpt2_task.family.tokenizer))
+    assert not whole.held_out and whole.evaluation is whole.discovery and len(whole.discovery.family.rows) == len(ROWS)
+
+
 def test_remove_writes_an_undefined_circuit_faithfulness_as_null(gpt2_folder, data_csv, tmp_path):
     """A signed metric can make the empty circuit lose nothing or less than nothing, so the circuit's faithfulness is
     undefined (NaN): the JSON holds null there, not a crash on NaN."""
