@@ -2,17 +2,18 @@
 cluster, and the sweep's projected time on N Ray workers from the measured per-run times. Prints a table and writes
 benchmarks/results/ray_overhead.json.
 
-    wall_s                 the sweep's wall time, the median of --repeats alternating sweeps: the bench's own, after
-                           the cluster is up (Ray), or from the start (jobs: its workers start inside it)
-    cluster_start_s        Ray only: starting the local cluster and checking its versions (once per bench)
+    jobs 2                 `run_bench(jobs=2)`: two worker processes, started inside the bench (as --jobs does)
+    ray, new cluster       a local 2-CPU cluster started for the sweep (as --ray without an address does): its start
+                           (ray.init and the version check, which starts one worker) apart, then the sweep
+    ray, warm cluster      a second sweep on that cluster, whose workers have already imported torch and edgewise
     worker_s_per_run       2 x wall_s / runs: the worker-seconds one run costs, its group's task loading, ablation and
                            truths included
-    ray_overhead_per_run_s worker_s_per_run on Ray minus with jobs: what Ray adds to each run (scheduling, records
-                           sent back), less what it saves: its workers start once with the cluster and are reused,
-                           while --jobs starts its worker processes (and they import torch) inside every bench
-    projected_s[N]         cluster_start_s + max(the longest group, runs x worker_s_per_run / N): this mix of runs on
-                           N Ray workers, for this sweep's runs and for 500 (the families table's size)
+    ray_overhead_per_run_s worker_s_per_run on a new cluster minus with jobs (and with the start spread over the runs)
+    projected_s[N]         start + max(the longest group, runs x worker_s_per_run / N) on a new cluster: this mix of
+                           runs on N Ray workers, for this sweep's runs and for 500 (the families table's size); a
+                           group's length is its runs' method and scoring seconds (its task loading left out)
 
+Each round runs the three in turn, and the medians of --repeats rounds are reported.
 Run it on a quiet machine: other work on the cores inflates both timings (the JSON keeps the load average at the
 end). The tasks' compile caches are filled first, so neither side pays tracr's compiler.
 """
@@ -63,9 +64,26 @@ def _projection(wall_s: float, cluster_start_s: float, records: list, runs: int)
     return {n: cluster_start_s + max(longest, runs * per_run / n) for n in WORKERS}
 
 
+def _ray_sweeps(folder: Path) -> tuple[float, float, float, list]:
+    """Starts a local 2-CPU cluster, runs the sweep on it twice (its workers cold, then warm) and stops it; returns
+    the start's seconds, both sweeps' and the first sweep's records."""
+    import ray
+
+    start = time.perf_counter()
+    ray.init(num_cpus=2, _temp_dir=str(folder / "ray"), include_dashboard=False, log_to_driver=False)
+    try:
+        with RayExecutor():  # its version check, which starts a worker on the cluster this process started
+            started = time.perf_counter() - start
+        cold, records = _timed_bench(folder / "cold", executor=RayExecutor())
+        warm, _ = _timed_bench(folder / "warm", executor=RayExecutor())
+    finally:
+        ray.shutdown()
+    return started, cold, warm, records
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3, help="sweeps per executor, alternating; medians reported")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of the three, alternating; medians reported")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no auth token written to the home folder
     torch.set_num_threads(2)  # the jobs' workers share it: one thread each, as Ray's one-CPU tasks run
@@ -73,52 +91,49 @@ def main() -> None:
         get_task(task)  # fills the compile cache
     import ray
 
-    walls: dict[str, list[float]] = {"jobs 2": [], "ray, 2 CPUs": []}
+    times: dict[str, list[float]] = {name: [] for name in ("jobs", "start", "cold", "warm")}
     with tempfile.TemporaryDirectory(prefix="ew-ray-") as folder:
-        start = time.perf_counter()
-        ray.init(num_cpus=2, _temp_dir=str(Path(folder) / "ray"), include_dashboard=False, log_to_driver=False)
-        with RayExecutor():  # its version check, which starts a worker on the cluster this process started
-            cluster_start = time.perf_counter() - start
-        try:
-            for repeat in range(args.repeats):  # alternating, so that other load on the machine falls on both
-                wall, jobs_records = _timed_bench(Path(folder) / f"jobs{repeat}", jobs=2)
-                walls["jobs 2"].append(wall)
-                wall, ray_records = _timed_bench(Path(folder) / f"ray{repeat}", executor=RayExecutor())
-                walls["ray, 2 CPUs"].append(wall)
-        finally:
-            ray.shutdown()
-    n = len(jobs_records)
+        for repeat in range(args.repeats):  # alternating, so that other load on the machine falls on all of them
+            wall, records = _timed_bench(Path(folder) / f"jobs{repeat}", jobs=2)
+            times["jobs"].append(wall)
+            for name, value in zip(("start", "cold", "warm"), _ray_sweeps(Path(folder) / f"ray{repeat}")):
+                times[name].append(value)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    n = len(records)
     rows = {
-        name: {
-            "wall_s": statistics.median(times),
-            "walls_s": times,
-            "cluster_start_s": cluster_start if name.startswith("ray") else 0.0,
-            "worker_s_per_run": 2 * statistics.median(times) / n,
-        }
-        for name, times in walls.items()
+        "jobs 2": {"wall_s": median["jobs"], "cluster_start_s": 0.0, "walls_s": times["jobs"]},
+        "ray, new cluster": {"wall_s": median["cold"], "cluster_start_s": median["start"], "walls_s": times["cold"]},
+        "ray, warm cluster": {"wall_s": median["warm"], "cluster_start_s": 0.0, "walls_s": times["warm"]},
     }
-    overhead = rows["ray, 2 CPUs"]["worker_s_per_run"] - rows["jobs 2"]["worker_s_per_run"]
-    ray_wall = rows["ray, 2 CPUs"]["wall_s"]
-    projected = {runs: _projection(ray_wall, cluster_start, ray_records, runs) for runs in (n, LARGE_SWEEP)}
-    groups = len({(r.task, str(r.graph), str(r.ablation)) for r in jobs_records})
-    print(f"{n} runs in {groups} groups, median of {args.repeats} sweeps each")
-    print(f"{'executor':<14}{'wall s':>9}{'start s':>9}{'worker s/run':>14}")
+    for row in rows.values():
+        row["worker_s_per_run"] = 2 * row["wall_s"] / n
+    overhead = rows["ray, new cluster"]["worker_s_per_run"] - rows["jobs 2"]["worker_s_per_run"]
+    overhead_with_start = overhead + 2 * median["start"] / n
+    projected = {runs: _projection(median["cold"], median["start"], records, runs) for runs in (n, LARGE_SWEEP)}
+    groups = len({(r.task, str(r.graph), str(r.ablation)) for r in records})
+    print(f"{n} runs in {groups} groups; medians of {args.repeats} rounds")
+    print(f"{'executor':<19}{'wall s':>8}{'start s':>9}{'worker s/run':>14}")
     for name, row in rows.items():
-        print(f"{name:<14}{row['wall_s']:>9.1f}{row['cluster_start_s']:>9.1f}{row['worker_s_per_run']:>14.2f}")
+        print(f"{name:<19}{row['wall_s']:>8.1f}{row['cluster_start_s']:>9.1f}{row['worker_s_per_run']:>14.2f}")
     print(
-        f"Ray's overhead per run: {overhead:+.2f} worker-seconds, and {cluster_start:.1f} s once to start the cluster"
+        f"Ray's overhead per run over --jobs 2: {overhead:+.2f} worker-seconds; {overhead_with_start:+.2f} with the "
+        "cluster's start spread over this sweep's runs"
     )
-    print(f"{'runs':<8}" + "".join(f"{f'{w} workers':>13}" for w in WORKERS))
+    print(
+        f"projected on a new cluster, this sweep's mix of runs:\n{'runs':<8}"
+        + "".join(f"{f'{w} workers':>13}" for w in WORKERS)
+    )
     for runs, seconds in projected.items():
         print(f"{runs:<8}" + "".join(f"{seconds[w]:>12.1f}s" for w in WORKERS))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(
         json.dumps(
             {
-                "sweep": {"tasks": SWEEP.tasks, "methods": SWEEP.methods, "runs": n},
+                "sweep": {"tasks": SWEEP.tasks, "methods": SWEEP.methods, "runs": n, "groups": groups},
                 "repeats": args.repeats,
                 "rows": rows,
                 "ray_overhead_per_run_s": overhead,
+                "ray_overhead_per_run_with_start_s": overhead_with_start,
                 "projected_s": {str(runs): {str(w): s for w, s in by.items()} for runs, by in projected.items()},
                 "machine": platform.platform(),
                 "cpus": os.cpu_count(),
