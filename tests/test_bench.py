@@ -19,6 +19,7 @@ from conftest import run_edgewise
 from edgewise import outputs
 from edgewise.errors import (
     BenchFolderBusyError,
+    BenchRunsFailedError,
     InvalidSweepError,
     OutputPathError,
     UnknownMethodError,
@@ -75,6 +76,27 @@ def test_interrupted_sweep_resumes_without_repeating_finished_runs(tmp_path, mon
 
     calls = _counting_discover(monkeypatch)
     assert run_bench(SWEEP, tmp_path, progress=False) == records and calls == []
+
+
+def test_a_run_that_raised_is_done_again_and_its_failure_removed_once_it_finishes(tmp_path, monkeypatch):
+    sweep = Sweep(("tracr-shift",), ("random", "eap"))
+    real = runner.discover
+
+    def discover(task, method, **kwargs):
+        if method == "eap":
+            raise RuntimeError("out of luck")
+        return real(task, method, **kwargs)
+
+    monkeypatch.setattr(runner, "discover", discover)
+    with pytest.raises(BenchRunsFailedError, match="1 of 2 runs failed, .*RuntimeError: out of luck"):
+        run_bench(sweep, tmp_path, progress=False)
+    (failed,) = (tmp_path / "failed").iterdir()
+    assert json.loads(failed.read_text())["error"] == "RuntimeError: out of luck"
+    assert [r["method"] for r in json.loads((tmp_path / "results.json").read_text())] == ["random"]
+    monkeypatch.setattr(runner, "discover", real)  # the cause fixed
+    calls = _counting_discover(monkeypatch)
+    assert [r.method for r in run_bench(sweep, tmp_path, progress=False)] == ["random", "eap"]
+    assert calls == [("eap", 0)] and not failed.exists()
 
 
 def test_a_write_interrupted_before_its_rename_leaves_no_file(tmp_path, monkeypatch):

@@ -207,20 +207,22 @@ class _WithABrokenRun(Sweep):
         return [*super().runs()[:2], broken, *super().runs()[2:]]
 
 
-@pytest.mark.parametrize("executor", ["local", "ray"])
-def test_a_failing_run_is_recorded_and_the_others_go_on(cluster, reference, tmp_path, executor):
+@pytest.mark.parametrize("how", ["one process", "jobs 2", "ray"])
+def test_a_failing_run_is_recorded_and_the_others_go_on(cluster, reference, tmp_path, how):
+    def options() -> dict:
+        return {"one process": {}, "jobs 2": {"jobs": 2}, "ray": {"executor": RayExecutor()}}[how]
+
     broken = _WithABrokenRun(SWEEP.tasks, SWEEP.methods)
     key = broken.runs()[2].key
-    chosen = RayExecutor() if executor == "ray" else None
     with pytest.raises(BenchRunsFailedError, match=f"1 of 5 runs failed, first {key}: .*no_such_setting"):
-        run_bench(broken, tmp_path, progress=False, executor=chosen)
+        run_bench(broken, tmp_path, progress=False, **options())
     failure = json.loads((tmp_path / "failed" / f"{key}.json").read_text())
-    assert failure["executor"] == executor and "no_such_setting" in failure["error"]
+    assert failure["executor"] == ("ray" if how == "ray" else "local") and "no_such_setting" in failure["error"]
     assert "Traceback" in failure["traceback"] and failure["method"] == "eap" and failure["hyperparameters"]
     assert not (tmp_path / "runs" / f"{key}.json").exists()
     finished = json.loads((tmp_path / "results.json").read_text())
     _ran_elsewhere_alike(finished, reference[1])  # the four others, all there
-    again = run_bench(SWEEP, tmp_path, progress=False, executor=RayExecutor() if executor == "ray" else None)
+    again = run_bench(SWEEP, tmp_path, progress=False, **options())
     assert [r.to_json() for r in again] == finished  # nothing redone
 
 
