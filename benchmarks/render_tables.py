@@ -1252,6 +1252,80 @@ def _lm_step_cost(results_dir: Path, prov: Provenance) -> list[str]:
     return blocks
 
 
+STABLE_LEVEL = 0.8  # the stability proposed as the bar for reporting a circuit
+
+
+def render_stability(results_dir: Path, prov: Provenance) -> str:
+    path = results_dir / "stability.json"
+    intro = (
+        "`benchmarks/stability.py`: each method refitted on bootstrap resamples of a task's discovery inputs (each "
+        "refit with its own seed; `edgewise.evaluate.bootstrap_stability`). **Stability** is the mean pairwise "
+        "Jaccard overlap of the refits' circuits (1: every refit found the same circuit), with a 95% interval "
+        "from resampling the refits; the **consensus** circuit holds the edges at least half the refits chose, "
+        "scored on the held-out inputs where the task has them. Circuits are each method's own (SP: open gates; "
+        "ACDC: kept edges), else the top k with k the effective truth's size (SmolLM2: 20). "
+        "0.8 has been proposed as the bar for reporting a circuit; cells below it are in bold."
+    )
+    if not path.exists():
+        return page("Bootstrap stability", intro, missing_file(prov, path))
+    d = load(path)
+    entries = d["entries"]
+    settings = list(dict.fromkeys((e["family"], e["task"], e["ablation"]) for e in entries))
+    methods = ordered({e["method"] for e in entries}, METHOD_ORDER)
+    cells = {(e["task"], e["ablation"], e["method"]): e for e in entries}
+
+    def stability_cell(e: dict | None) -> str:
+        if e is None:
+            return "-"
+        text = f"{e['stability']:.2f} [{e['interval'][0]:.2f}, {e['interval'][1]:.2f}]"
+        return f"**{text}**" if e["stability"] < STABLE_LEVEL else text
+
+    def consensus_cell(e: dict | None) -> str:
+        if e is None:
+            return "-"
+        return f"{e['consensus_edges']} ({num(e['consensus_faithfulness'], '.2f', 'n/a')})"
+
+    header = ["family", "task", "ablation", *(f"`{m}`" for m in methods)]
+    stability = table(
+        header, [[f, t, a, *(stability_cell(cells.get((t, a, m))) for m in methods)] for f, t, a in settings]
+    )
+    consensus = table(
+        header, [[f, t, a, *(consensus_cell(cells.get((t, a, m))) for m in methods)] for f, t, a in settings]
+    )
+    below = [e for e in entries if e["stability"] < STABLE_LEVEL]
+    below_text = (
+        "Below 0.8: " + "; ".join(f"{e['method']} on {e['task']} ({e['ablation']}) {e['stability']:.2f}" for e in below)
+        if below
+        else "No method falls below 0.8 on any task here."
+    )
+    sp = [e for e in entries if e["method"] == "edge-sp" and e["family"] == "tracr"]
+    goal = (
+        "edge-sp on tracr, lowest stability per ablation: "
+        + ", ".join(
+            f"{a} {min(e['stability'] for e in sp if e['ablation'] == a):.2f}"
+            for a in dict.fromkeys(e["ablation"] for e in sp)
+        )
+        + " (goal: >= 0.95 under resample and zero)."
+        if sp
+        else ""
+    )
+    refits = sorted({e["n_refits"] for e in entries})
+    machine = f"{d.get('machine')}, torch {d.get('torch')}, {plural(d.get('threads', 1), 'thread')}"
+    return page(
+        "Bootstrap stability",
+        intro,
+        f"Refits per entry: {' or '.join(map(str, refits))} (SmolLM2: attribution methods only; ACDC and SP take hours "
+        "per refit there on a CPU).",
+        "## Stability (mean pairwise Jaccard, 95% interval)",
+        stability,
+        below_text,
+        goal,
+        "## Consensus circuit: edges (faithfulness)",
+        consensus,
+        prov.line(path, date=d.get("date"), machine=machine),
+    )
+
+
 def render_worst_move(results_dir: Path, prov: Provenance) -> str:
     path = results_dir / "worst_move.json"
     intro = (
@@ -1419,6 +1493,12 @@ PAGES = (  # (file, title on the index, what it holds, renderer)
     ),
     ("removal.md", "Capability removal", "every intervention on the multitask model and on SmolLM2", render_removal),
     ("lm-sp.md", "Edge SP on SmolLM2", "edge SP against EAP and EAP-IG on SmolLM2's IOI graph", render_lm_sp),
+    (
+        "stability.md",
+        "Bootstrap stability",
+        "how much each method's circuit moves on resampled inputs",
+        render_stability,
+    ),
     ("startup.md", "Start-up", "the command line's start-up time", render_startup),
     ("worst-move.md", "Worst move", "the worst-move episode on tic-tac-toe", render_worst_move),
     (
