@@ -271,7 +271,7 @@ def _hand_patch_on_plain_model(arch, model, clean, corrupt, writer, reader):
     """
     layout = HF_LAYOUT[arch]
     cfg = model.config
-    d_head = cfg.hidden_size // cfg.num_attention_heads
+    d_head = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     layers = model.get_submodule(layout["layers"])
     embed_scale = layout.get("embed_scale", lambda cfg: 1.0)(cfg)
     residual_scale = layout.get("residual_scale", lambda cfg: 1.0)(cfg)
@@ -444,3 +444,67 @@ def test_architectures_whose_sublayers_do_not_add_plainly_are_refused(arch, caus
     _tiny_model(arch, tmp_path)
     with pytest.raises(UnsupportedArchitectureError, match=f"{cause}.*architecture's shape.*DeclaredAdapter"):
         BridgeAdapter(_boot(tmp_path))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Real checkpoints' configs: every shape setting of Pythia-70M's and Gemma 2 2B's published configs, with 2 layers
+# and a 100-word vocabulary (Gemma 2 also narrower, and its sliding window short enough to bite on 6 tokens)
+
+CHECKPOINT_CONFIGS = {
+    "pythia-70m": (
+        "gpt_neox",
+        dict(
+            hidden_size=512,
+            num_attention_heads=8,
+            intermediate_size=2048,
+            rotary_pct=0.25,  # rotary on a quarter of each head's dimensions
+            rotary_emb_base=10000,
+            use_parallel_residual=True,
+            layer_norm_eps=1e-5,
+            max_position_embeddings=2048,
+            initializer_range=0.2,
+        ),
+    ),
+    "gemma-2-2b": (
+        "gemma2",
+        dict(
+            hidden_size=256,
+            num_attention_heads=8,
+            num_key_value_heads=4,
+            head_dim=256,  # wider than hidden_size / heads, as in the checkpoint
+            intermediate_size=512,
+            query_pre_attn_scalar=256,
+            attn_logit_softcapping=50.0,
+            final_logit_softcapping=30.0,
+            sliding_window=4,
+            hidden_activation="gelu_pytorch_tanh",
+            initializer_range=0.2,
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("checkpoint", list(CHECKPOINT_CONFIGS))
+@torch.no_grad()
+def test_real_checkpoint_configs_pass_every_check_and_match_hand_patches(checkpoint, tmp_path):
+    from edgewise.graph import Edge
+    from edgewise.patching import patched_forward
+    from edgewise.patching.ablation import resample_ablation
+
+    arch, overrides = CHECKPOINT_CONFIGS[checkpoint]
+    model = _tiny_model(arch, tmp_path, **overrides)
+    task = _task(_boot(tmp_path))
+    results = run_checks(task, n_edges=4, n_masks=1)
+    assert not _failed(results), _failed(results)
+    graph = task.graph()
+    ablated = resample_ablation(task.adapter, graph, task.corrupt)
+    plain = model(task.clean).logits
+    for (writer, reader), (hand_writer, hand_reader) in (POST_NORM_EDGES if arch in POST_NORM else EDGES).items():
+        mask = torch.ones(graph.n_edges)
+        mask[graph.edge_index(Edge(writer, reader))] = 0
+        ours = patched_forward(task.adapter, graph, task.clean, ablated, mask)
+        theirs = _hand_patch_on_plain_model(arch, model, task.clean, task.corrupt, hand_writer, hand_reader)
+        assert (theirs - plain).abs().max() > 1e-3, f"{writer}->{reader} changes nothing"
+        # float32 rounding of sums over Pythia's 512 dimensions, relative to the largest logit (~2e-6 of it here)
+        tolerance = 5e-6 * plain.abs().max().item()
+        assert torch.allclose(ours, theirs, atol=tolerance), (writer, reader, (ours - theirs).abs().max().item())
