@@ -31,3 +31,23 @@ def test_a_paired_difference_holds_only_when_its_interval_excludes_zero():
     assert paired_difference("a", "b", a, {("u", 0): 1.0}) is None
     partial = paired_difference("a", "b", a, {("t", 0): 0.0})
     assert partial.n_pairs == 1 and partial.interval is None and not partial.holds
+
+
+def test_a_one_seed_summary_shows_the_circuit_faithfulness_with_its_interval_over_inputs(tmp_path):
+    from edgewise.evaluate import faithfulness_interval
+    from edgewise.graph import EdgeScores
+    from edgewise.methods import method_circuit
+    from edgewise.patching import task_ablation
+    from edgewise.suite.bench import Sweep, run_bench
+    from edgewise.suite.tasks import get_task
+
+    (record,) = run_bench(Sweep(("tracr-shift",), ("eap",)), tmp_path, progress=False)
+    held_out = get_task("tracr-shift", held_out=True)  # the bench scores runs on the held-out inputs
+    graph = held_out.graph()
+    scores = EdgeScores.load(tmp_path / "scores" / f"{record.key}.json")
+    circuit = method_circuit(scores, record.figures.circuit_edges)
+    expected = faithfulness_interval(held_out, graph, task_ablation(held_out, graph, "resample"), set(circuit.edges))
+    assert record.figures.circuit_faithfulness_interval == pytest.approx(expected)
+    low, high = expected
+    row = next(line for line in (tmp_path / "summary.md").read_text().splitlines() if "| eap |" in line)
+    assert f"{record.figures.circuit_faithfulness:.3f} [{low:.3f}, {high:.3f}] inputs" in row

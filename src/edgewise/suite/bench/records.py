@@ -193,6 +193,7 @@ _OPTIONAL = {
     "redundancy": list,
     "dictionaries": dict,
     "curves": dict,
+    "circuit_faithfulness_interval": list,
     "circuit_edges": int,
     "circuit_rule": str,
     "edges_to_95": int,

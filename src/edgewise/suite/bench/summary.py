@@ -60,6 +60,15 @@ def copies_kept(record: RunRecord) -> str:
     return "; ".join(f"{g['copies_kept']}/{len(g['copies'])}" for g in record.redundancy)
 
 
+def _circuit_faithfulness_cell(records: list[RunRecord]) -> str:
+    """Returns the faithfulness of the method's own circuit: over seeds as `_cell` gives it, or for one seed with
+    its 95% interval over inputs (marked `inputs`), where the record holds one."""
+    if len(records) != 1 or records[0].figures.circuit_faithfulness_interval is None:
+        return _cell([r.figures.circuit_faithfulness for r in records])
+    value, (low, high) = records[0].figures.circuit_faithfulness, records[0].figures.circuit_faithfulness_interval
+    return "n/a" if value is None else f"{value:.3f} [{low:.3f}, {high:.3f}] inputs"
+
+
 def _copies_cell(records: list[RunRecord]) -> str:
     """Returns the copies kept over seeds: one value when every seed agrees, else each seed's, in order."""
     kept = list(dict.fromkeys(copies_kept(r) for r in records))
@@ -84,6 +93,7 @@ def summary_markdown(records: list[RunRecord]) -> str:
         [
             *key,
             str(len(rs)),
+            _circuit_faithfulness_cell(rs),
             *(
                 _cell([r.figure(name, truth or "compiler") for r in rs], digits)
                 for _, name, truth, digits in _SUMMARY_COLUMNS
@@ -99,12 +109,14 @@ def summary_markdown(records: list[RunRecord]) -> str:
         "method",
         "preset",
         "seeds",
+        "circuit f",
         *(h for h, *_ in _SUMMARY_COLUMNS),
         *(["copies kept"] if redundant else []),
     ]
     notes = (
         "Methods fit on each task's discovery inputs and are scored on its held-out inputs (tracr-reverse has none: "
-        "its 6 inputs serve both). Preset: tuned = edgewise's defaults (tuned on these tasks), published = the "
+        "its 6 inputs serve both). Circuit f: the faithfulness of the method's own circuit (its rule: open gates, kept "
+        "edges, else the top k); with one seed, its 95% bootstrap interval over the inputs (`inputs`). Preset: tuned = edgewise's defaults (tuned on these tasks), published = the "
         "method authors' settings (docs/presets.md). AUROC: against the compiler's ground truth; eff.: against its "
         "edges that change the outputs under the ablation. Node AUROC: a node scores its best edge's score. f at eff. "
         "size: faithfulness of the top-k circuit, k the effective truth's size. CPR and CMD: MIB's areas under f and "
