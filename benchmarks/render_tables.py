@@ -1326,6 +1326,89 @@ def render_stability(results_dir: Path, prov: Provenance) -> str:
     )
 
 
+def render_ray(results_dir: Path, prov: Provenance) -> str:
+    path = results_dir / "ray_overhead.json"
+    intro = (
+        "`benchmarks/ray_overhead.py`: the same small bench sweep run with `--jobs 2` (worker processes on this "
+        "machine) and with `--ray` on a local 2-CPU Ray cluster, the executors taking turns; wall seconds are "
+        "medians over the rounds. A new cluster's start is timed apart; a warm cluster is a second sweep on one "
+        "already started, its workers' imports done. Worker-seconds per run: the wall time, less the start, times "
+        "the workers, over the runs."
+    )
+    if not path.exists():
+        return page("Sweeps on Ray", intro, missing_file(prov, path))
+    d = load(path)
+    sweep = d["sweep"]
+    rows = [
+        [
+            name,
+            seconds(r["wall_s"]),
+            seconds(r["cluster_start_s"]) if r["cluster_start_s"] else "-",
+            f"{r['worker_s_per_run']:.2f}",
+        ]
+        for name, r in d["rows"].items()
+    ]
+    projected = d["projected_s"]
+    workers = list(next(iter(projected.values())))
+    projection = table(
+        ["runs", *(f"{w} workers" for w in workers)],
+        [[runs, *(seconds(by[w]) for w in workers)] for runs, by in projected.items()],
+    )
+    machine = (
+        f"{d.get('machine')}, {d.get('cpus')} CPUs, Python {d.get('python')}, torch {d.get('torch')}, "
+        f"ray {d.get('ray')}"
+    )
+    return page(
+        "Sweeps on Ray",
+        intro,
+        f"The sweep: {', '.join(sweep['tasks'])} x {', '.join(sweep['methods'])}: {sweep['runs']} runs in "
+        f"{sweep['groups']} groups; {d['repeats']} rounds.",
+        table(["executor", "wall seconds", "cluster start", "worker-seconds per run"], rows),
+        f"Ray's overhead per run over `--jobs 2`: {d['ray_overhead_per_run_s']:+.2f} worker-seconds; "
+        f"{d['ray_overhead_per_run_with_start_s']:+.2f} with a new cluster's start spread over this sweep's runs.",
+        "## Projected on N workers",
+        "From the measured worker-seconds per run on a new cluster, for this sweep's mix of runs:",
+        projection,
+        prov.line(path, date=d.get("date"), machine=machine),
+    )
+
+
+def render_report_load(results_dir: Path, prov: Provenance) -> str:
+    path = results_dir / "report_load.json"
+    intro = (
+        "`benchmarks/report_load.py`: the page `edgewise report` writes for a large graph, its size, the seconds to "
+        "build it in Python, and in headless Chromium the seconds from navigation until the page has drawn and the "
+        "milliseconds a change of the circuit-size control takes (medians). The best-ranked edges are drawn, the "
+        "rest summarised."
+    )
+    if not path.exists():
+        return page("The HTML report on large graphs", intro, missing_file(prov, path))
+    d = load(path)
+    cases = [("`" + d["task"] + "`, " + d["method"] + " scores", d)]
+    if d.get("feature_graph"):
+        cases.append(("synthetic feature graph, random scores", d["feature_graph"]))
+    rows = [
+        [
+            name,
+            r["graph"],
+            str(r["n_edges"]),
+            str(r["drawn"]),
+            f"{r['file_bytes'] / 1e6:.2f}",
+            seconds(r["page_build_seconds"]),
+            seconds(r["load_seconds_median"]),
+            f"{r['size_change_ms_median']:.1f}",
+        ]
+        for name, r in cases
+    ]
+    machine = f"{d.get('machine')}, {d.get('cpu_count')} CPUs, Chromium {d.get('chromium')}, torch {d.get('torch')}"
+    return page(
+        "The HTML report on large graphs",
+        intro,
+        table(["page", "graph", "edges", "drawn", "MB", "build s", "load s", "size change ms"], rows),
+        prov.line(path, date=d.get("date"), machine=machine),
+    )
+
+
 def render_worst_move(results_dir: Path, prov: Provenance) -> str:
     path = results_dir / "worst_move.json"
     intro = (
@@ -1500,6 +1583,13 @@ PAGES = (  # (file, title on the index, what it holds, renderer)
         render_stability,
     ),
     ("startup.md", "Start-up", "the command line's start-up time", render_startup),
+    ("ray.md", "Sweeps on Ray", "the bench on a local Ray cluster against worker processes", render_ray),
+    (
+        "report-load.md",
+        "The HTML report",
+        "the report's size and load time on SmolLM2 and a feature graph",
+        render_report_load,
+    ),
     ("worst-move.md", "Worst move", "the worst-move episode on tic-tac-toe", render_worst_move),
     (
         "architectures.md",
