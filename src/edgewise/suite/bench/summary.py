@@ -116,7 +116,8 @@ def summary_markdown(records: list[RunRecord]) -> str:
     notes = (
         "Methods fit on each task's discovery inputs and are scored on its held-out inputs (tracr-reverse has none: "
         "its 6 inputs serve both). Circuit f: the faithfulness of the method's own circuit (its rule: open gates, kept "
-        "edges, else the top k); with one seed, its 95% bootstrap interval over the inputs (`inputs`). Preset: tuned = edgewise's defaults (tuned on these tasks), published = the "
+        "edges, else the top k); with one seed, its 95% bootstrap interval over the inputs (`inputs`). Preset: "
+        "tuned = edgewise's defaults (tuned on these tasks), published = the "
         "method authors' settings (docs/presets.md). AUROC: against the compiler's ground truth; eff.: against its "
         "edges that change the outputs under the ablation. Node AUROC: a node scores its best edge's score. f at eff. "
         "size: faithfulness of the top-k circuit, k the effective truth's size. CPR and CMD: MIB's areas under f and "
