@@ -1271,7 +1271,7 @@ def render_stability(results_dir: Path, prov: Provenance) -> str:
     d = load(path)
     entries = d["entries"]
     settings = list(dict.fromkeys((e["family"], e["task"], e["ablation"]) for e in entries))
-    methods = ordered({e["method"] for e in entries}, METHOD_ORDER)
+    methods = ordered(list(dict.fromkeys(e["method"] for e in entries)), METHOD_ORDER)
     cells = {(e["task"], e["ablation"], e["method"]): e for e in entries}
 
     def stability_cell(e: dict | None) -> str:
