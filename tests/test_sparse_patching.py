@@ -268,31 +268,3 @@ def test_bad_gated_fixed_and_gates_are_refused_naming_the_fix():
         masking.forward(clean, torch.rand(3))
     with pytest.raises(InvalidMaskError, match="NaN"):
         masking.forward(clean, torch.tensor([0.5, float("nan")]))
-
-
-@pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("fixed_kind, kind", [("ablated", "zero"), ("ablated", "resample"), ("mixed", "resample")])
-def test_later_forwards_reuse_the_biases_and_still_equal_the_dense_forward(case, fixed_kind, kind):
-    """With the weights frozen (as every method runs), the first forward records each form-(b) reader's B_r = value -
-    T and later forwards use it instead of summing T: their logits and gate gradients still equal the dense forward's
-    on the full mask."""
-    from edgewise.adapters import adapter_for
-    from edgewise.methods import frozen_weights
-
-    model, graph, clean, _, ablations = _setup(case)
-    ablated = ablations[kind]
-    gated, fixed = _gated_and_fixed(graph, fixed_kind, seed=7)
-    masking = SparseMasking(model, graph, ablated, gated, fixed)
-    with frozen_weights(adapter_for(model).model):
-        masking.forward(clean, torch.rand(len(gated)))  # records B_r
-        reused = bool(masking._biases)
-        assert reused == (bool(masking.form_b_groups) and not masking.mixed_groups)
-        gates = torch.rand(len(gated), generator=torch.Generator().manual_seed(8)).requires_grad_(True)
-        logits = masking.forward(clean, gates)
-        target = torch.randn(logits.shape, generator=torch.Generator().manual_seed(9))
-        (got,) = torch.autograd.grad((logits * target).sum(), gates)
-        mask = masking.full_mask(gates.detach()).requires_grad_(True)
-        dense_logits = patched_forward(model, graph, clean, ablated, mask)
-        (dense,) = torch.autograd.grad((dense_logits * target).sum(), mask)
-    _assert_close(logits.detach(), dense_logits.detach())
-    _assert_close(got, dense[gated], rel=1e-4)

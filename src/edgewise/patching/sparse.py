@@ -232,9 +232,6 @@ class SparseMasking:
         self.width = max(v.shape[-1] for v in stacked)
         self._plan(stacked)
         self._on_device: dict[torch.device, tuple] = {}
-        # B_r = value_r - T_r of each reader group whose readers all take form (b): what reaches it besides the writers
-        # (biases), a constant of the model, recorded by the first forward that tracks T; keyed by device, positions
-        self._biases: dict[tuple, dict[int, torch.Tensor] | None] = {}
         self._terms: dict[tuple, _Terms] = {}
 
     def _plan(self, stacked: list[torch.Tensor]) -> None:
@@ -250,11 +247,6 @@ class SparseMasking:
             [g.fed_by is None for g in graph.groups if g.kind == "reader" for _ in g.names], dtype=torch.bool
         )
         self.form_b = (n_kept < n_ablated) & open_reader  # [readers]
-        spans = [(i, graph.group_offset[i], len(g.names)) for i, g in enumerate(graph.groups) if g.kind == "reader"]
-        shares = {i: self.form_b[r0 : r0 + n].float().mean().item() for i, r0, n in spans}
-        # reader groups whose readers all take form (b); a group of both forms keeps T for good (`_SparseRun`)
-        self.form_b_groups = {i for i, share in shares.items() if share == 1.0}
-        self.mixed_groups = any(0.0 < share < 1.0 for share in shares.values())
         b = self.form_b[reader]  # per edge: its reader takes form (b)
 
         runs = reader_runs(graph)  # the stages, as the dense forward has them
@@ -435,11 +427,7 @@ class SparseMasking:
         _, _, constant, gate_column, stage_constants = self._device_plan(tokens.device)
         coef = constant.to(dtype) + torch.nn.functional.pad(masks, (0, 1)).index_select(1, gate_column)
         coefs = coef.split([s.terms.stop - s.terms.start for s in self.stages], dim=1)  # [mask, terms] each
-        key = (tokens.device, tokens.shape[1] if tokens.dim() > 1 else 0)
-        # the biases are constants only while no weight trains (a bias's gradient flows through B_r)
-        frozen = not any(p.requires_grad for p in self.adapter.model.parameters())
-        biases = self._biases.get(key) if frozen else None
-        run = _SparseRun(self, masks.shape[0], tokens.shape[0], coefs, stage_constants, biases)
+        run = _SparseRun(self, masks.shape[0], tokens.shape[0], coefs, stage_constants)
         hooks = [
             (g.hook, run.writer_hook(i) if g.kind == "writer" else run.reader_hook(i))
             for i, g in enumerate(self.graph.groups)
@@ -450,8 +438,6 @@ class SparseMasking:
                 logits = self.adapter.forward(repeated)
         finally:
             run.stack.pending = []  # as in patched_forward: unread outputs would tie the stack to the model for good
-        if frozen and run.recorded is not None and set(run.recorded) == self.form_b_groups:
-            self._biases[key] = run.recorded
         logits = logits.view(masks.shape[0], tokens.shape[0], *logits.shape[1:])
         return logits if gates.dim() == 2 else logits[0]
 
@@ -461,15 +447,11 @@ class SparseMasking:
 class _SparseRun:
     """State of one sparse forward: the writers' rows, the running sum of their outputs, each stage's patch."""
 
-    def __init__(self, masking: SparseMasking, n_masks: int, batch: int, coefs, stage_constants, biases):
+    def __init__(self, masking: SparseMasking, n_masks: int, batch: int, coefs, stage_constants):
         self.masking, self.graph = masking, masking.graph
         self.n_masks, self.batch = n_masks, batch
         self.coefs, self.stage_constants = coefs, stage_constants
-        # with every form-(b) group's B_r known, no reader needs T: input = B_r + C_r + the terms' products
-        self.biases = biases
-        self.needs_total = bool(masking.form_b.any()) and biases is None
-        # B_r recorded by this forward (None: some form-(b) group's B_r is not constant over the batch, or none)
-        self.recorded: dict[int, torch.Tensor] | None = {} if self.needs_total and not masking.mixed_groups else None
+        self.needs_total = bool(masking.form_b.any())
         self.stack = _RowStack(masking.kinds, masking.n_slots, masking.width, self.graph.per_position)
         self.n_written = 0  # writers whose hooks have run
         self.total: torch.Tensor | None = None  # T: the sum of every writer's output so far, [mask, batch, pos, width]
@@ -525,31 +507,11 @@ class _SparseRun:
             if patch.shape[-1] != value.shape[-1]:
                 patch = patch[..., : value.shape[-1]]  # a narrower stream: unpad
             patch = patch.movedim(1, 3) if group.per_head else patch.squeeze(1)  # [mask, batch, pos, (readers,) d]
-            if self.biases is not None and group_index in self.biases:
-                # (value - T) + C_r + terms, with value - T the recorded B_r: T is neither summed nor differentiated
-                shape = (self.n_masks, self.batch, *value.shape[1:])  # the patch may hold constants only (batch 1)
-                return torch.broadcast_to(self.biases[group_index] + patch, shape).reshape(value.shape)
-            if self.recorded is not None and group_index in self.masking.form_b_groups:
-                self._record_bias(group_index, group, value)
             if self.n_masks == 1:
                 return value + patch[0]
             return (value.reshape(self.n_masks, self.batch, *value.shape[1:]) + patch).reshape(value.shape)
 
         return hook
-
-    def _record_bias(self, group_index: int, group, value: torch.Tensor) -> None:
-        """Records B_r = value - T for a reader group whose readers all take form (b), [pos, (readers,) d], when it is
-        the same on every row (as biases are); otherwise records that this model's B_r cannot be reused."""
-        total = self.total[..., : value.shape[-1]]  # [mask, batch, pos, d]
-        total = total.unsqueeze(3) if group.per_head else total
-        with torch.no_grad():
-            bias = value.detach().reshape(self.n_masks, self.batch, *value.shape[1:]) - total.detach()
-            mean = bias.mean((0, 1))
-            scale = value.detach().abs().max().clamp_min(1.0)
-            if (bias - mean).abs().max() > 1e-5 * scale:  # not a constant: an input reaches it besides the writers
-                self.recorded = None
-                return
-        self.recorded[group_index] = mean
 
     def _stage_patch(self, s: int) -> tuple[torch.Tensor, ...] | None:
         """Returns the stage's patch, one part per reader group [mask, readers, batch, pos, width]; None if zero."""
@@ -570,10 +532,7 @@ class _SparseRun:
                 rows = _Product.apply(coef, stack, terms, slots, *outputs)
             total = stack.patch_layout(rows, self.n_masks)  # [mask, readers, batch, pos, width]
         constant, form_b = self.stage_constants[s]
-        if constant is not None and self.biases is not None:  # B_r stands in for value - T (see reader_hook)
-            base = constant.unsqueeze(0)
-            total = base if total is None else total + base
-        elif constant is not None:
+        if constant is not None:
             base = self.total.unsqueeze(1)  # T for every reader: [mask, 1, batch, pos, width]
             base = constant - (base if form_b is None else base * form_b)
             total = base if total is None else total + base
