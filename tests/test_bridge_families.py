@@ -360,12 +360,17 @@ POST_NORM_EDGES = {  # a post-norm block's attention is one writer, `Attn L`
 def test_single_edges_match_hand_patches_on_the_plain_model(arch, tmp_path):
     """Each edge removed by edgewise's patched forward through the bridge = the same edge patched by hand with torch
     hooks on the plain Hugging Face model (no edgewise or TransformerLens code in the reference)."""
+    model = _tiny_model(arch, tmp_path, **EXACT[arch])
+    _assert_edges_match_hand_patches(arch, model, _task(_boot(tmp_path)), atol=2e-6)
+
+
+def _assert_edges_match_hand_patches(arch, model, task, atol: float) -> None:
+    """Asserts each edge of EDGES (POST_NORM_EDGES) removed by edgewise's patched forward through the bridge changes
+    the logits, and equals the same edge patched by hand on the plain model within `atol`."""
     from edgewise.graph import Edge
     from edgewise.patching import patched_forward
     from edgewise.patching.ablation import resample_ablation
 
-    model = _tiny_model(arch, tmp_path, **EXACT[arch])
-    task = _task(_boot(tmp_path))
     graph = task.graph()
     ablated = resample_ablation(task.adapter, graph, task.corrupt)
     plain = model(task.clean).logits
@@ -376,7 +381,7 @@ def test_single_edges_match_hand_patches_on_the_plain_model(arch, tmp_path):
         ours = patched_forward(task.adapter, graph, task.clean, ablated, mask)
         theirs = _hand_patch_on_plain_model(arch, model, task.clean, task.corrupt, hand_writer, hand_reader)
         assert (theirs - plain).abs().max() > 1e-3, f"{writer}->{reader} changes nothing"
-        assert torch.allclose(ours, theirs, atol=2e-6), (writer, reader, (ours - theirs).abs().max().item())
+        assert torch.allclose(ours, theirs, atol=atol), (writer, reader, (ours - theirs).abs().max().item())
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -487,24 +492,10 @@ CHECKPOINT_CONFIGS = {
 @pytest.mark.parametrize("checkpoint", list(CHECKPOINT_CONFIGS))
 @torch.no_grad()
 def test_real_checkpoint_configs_pass_every_check_and_match_hand_patches(checkpoint, tmp_path):
-    from edgewise.graph import Edge
-    from edgewise.patching import patched_forward
-    from edgewise.patching.ablation import resample_ablation
-
     arch, overrides = CHECKPOINT_CONFIGS[checkpoint]
     model = _tiny_model(arch, tmp_path, **overrides)
     task = _task(_boot(tmp_path))
     results = run_checks(task, n_edges=4, n_masks=1)
     assert not _failed(results), _failed(results)
-    graph = task.graph()
-    ablated = resample_ablation(task.adapter, graph, task.corrupt)
-    plain = model(task.clean).logits
-    for (writer, reader), (hand_writer, hand_reader) in (POST_NORM_EDGES if arch in POST_NORM else EDGES).items():
-        mask = torch.ones(graph.n_edges)
-        mask[graph.edge_index(Edge(writer, reader))] = 0
-        ours = patched_forward(task.adapter, graph, task.clean, ablated, mask)
-        theirs = _hand_patch_on_plain_model(arch, model, task.clean, task.corrupt, hand_writer, hand_reader)
-        assert (theirs - plain).abs().max() > 1e-3, f"{writer}->{reader} changes nothing"
-        # float32 rounding of sums over Pythia's 512 dimensions, relative to the largest logit (~2e-6 of it here)
-        tolerance = 5e-6 * plain.abs().max().item()
-        assert torch.allclose(ours, theirs, atol=tolerance), (writer, reader, (ours - theirs).abs().max().item())
+    # float32 rounding of sums over Pythia's 512 dimensions, relative to the largest logit (~2e-6 of it here)
+    _assert_edges_match_hand_patches(arch, model, task, atol=5e-6 * model(task.clean).logits.abs().max().item())
